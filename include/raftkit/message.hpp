@@ -1,0 +1,63 @@
+// raftkit/message.hpp — the messages of the protocol as plain values.
+//
+// One flat struct serves every kind, as in etcd's raftpb.Message: each kind
+// uses the fields its comment names and leaves the rest at their zero value.
+// The core produces and consumes these; the transport's codec is the only
+// place that maps them to bytes on the wire.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "raftkit/types.hpp"
+
+namespace raftkit {
+
+enum class MessageType : std::uint8_t {
+  append = 1,             ///< index/log_term: the entry before `entries`; commit
+  append_response,        ///< index: last matching index, or on reject the rejected index
+                          ///< with reject_hint/hint_term describing the follower's log
+  vote,                   ///< index/log_term: the candidate's last entry
+  vote_response,          ///< reject: vote refused
+  pre_vote,               ///< as vote, for term+1 without incrementing the term
+  pre_vote_response,      ///< as vote_response
+  heartbeat,              ///< commit (capped at the follower's match); context: read-index round
+  heartbeat_response,     ///< context echoed
+  snapshot,               ///< snapshot: metadata of the snapshot replacing the follower's log
+  snapshot_response,      ///< index: snapshot index installed (reject: not installed)
+  timeout_now,            ///< leadership transfer: start an election now, ignoring leases
+  read_index,             ///< follower -> leader: context of a linearizable read
+  read_index_response,    ///< leader -> follower: index to wait for; reject: no leader
+};
+
+std::string_view to_string(MessageType t);
+
+struct Message {
+  MessageType type = MessageType::append;
+  NodeId from;
+  NodeId to;
+  Term term;        ///< sender's term (0 only for local, termless messages)
+  Term log_term;    ///< see the type's comment
+  Index index;      ///< see the type's comment
+  Index commit;     ///< leader's commit index
+  std::vector<Entry> entries;
+  bool reject = false;
+  Index reject_hint;  ///< append_response reject: the follower's last index, or the
+                      ///< first index of its conflicting term
+  Term hint_term;     ///< append_response reject: term at reject_hint (0: log too short)
+  std::uint64_t context = 0;  ///< read-index round / request id
+  std::optional<SnapshotMeta> snapshot;  ///< with type == snapshot
+  Bytes snapshot_data;  ///< snapshot bytes, filled and consumed by the runtime, opaque to the core
+  friend bool operator==(const Message&, const Message&) = default;
+};
+
+/// True for the responses a node may only send once its hard state and
+/// entries are durable (votes and append acknowledgements).
+inline bool must_follow_persist(MessageType t) {
+  return t == MessageType::vote_response || t == MessageType::pre_vote_response ||
+         t == MessageType::append_response || t == MessageType::snapshot_response;
+}
+
+}  // namespace raftkit

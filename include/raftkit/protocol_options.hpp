@@ -1,0 +1,53 @@
+// raftkit/protocol_options.hpp — the knobs of the protocol core.
+//
+// Time is counted in ticks: the runtime calls tick() at a fixed interval
+// (Options::tick_interval), so "10 ticks" is 10 × that interval.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "raftkit/types.hpp"
+
+namespace raftkit {
+
+struct ProtocolOptions {
+  /// This node. Nonzero.
+  NodeId id;
+  /// The voters of a new cluster. Used only when the log store holds no
+  /// configuration yet (first start); afterwards the log and snapshot decide.
+  std::vector<NodeId> initial_voters;
+  /// Election timeout base T: a follower that hears nothing from a leader
+  /// for a random time in [T, 2T) ticks starts an election.
+  int election_ticks = 10;
+  /// A leader sends heartbeats every this many ticks. Must be < election_ticks.
+  int heartbeat_ticks = 1;
+  /// Pre-vote (thesis §9.6): a node first asks whether it could win before
+  /// incrementing its term, so a partitioned node rejoining does not depose
+  /// a healthy leader.
+  bool pre_vote = true;
+  /// A leader that has not heard from a quorum within an election timeout
+  /// steps down; followers ignore vote requests while they hear a leader.
+  bool check_quorum = true;
+  /// Upper bounds of one AppendEntries message.
+  std::size_t max_entries_per_append = 512;
+  std::size_t max_bytes_per_append = 1 << 20;
+  /// Per-follower inflight window, in messages and in bytes.
+  std::size_t max_inflight_messages = 64;
+  std::size_t max_inflight_bytes = 16 << 20;
+  /// Proposals are refused (errc::busy) while the leader's uncommitted
+  /// entries exceed this many bytes. 0 disables the limit.
+  std::size_t max_uncommitted_bytes = 64 << 20;
+  /// A single proposal larger than this is refused (errc::too_large).
+  std::size_t max_entry_bytes = 8 << 20;
+  /// Seeds the randomized election timeout. Same seed, same inputs, same run.
+  std::uint64_t seed = 1;
+
+  /// Checks the options; returns a message naming the first bad field, or
+  /// an empty string when they are valid.
+  std::string validate() const;
+};
+
+}  // namespace raftkit

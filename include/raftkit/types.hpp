@@ -1,0 +1,128 @@
+// raftkit/types.hpp — the vocabulary of the protocol.
+//
+// Terms, indexes and node ids are distinct strong types so that a term can
+// never be passed where an index is expected. Zero means "none" for each of
+// them: term 0 precedes every election, index 0 precedes the first entry, and
+// node id 0 is "no node" (no vote cast, no leader known).
+#pragma once
+
+#include <compare>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+namespace raftkit {
+
+/// Owned bytes: entry payloads, snapshot data, state-machine results.
+using Bytes = std::vector<std::uint8_t>;
+/// Borrowed bytes; the caller keeps the storage alive for the call.
+using BytesView = std::span<const std::uint8_t>;
+
+inline Bytes to_bytes(std::string_view s) { return Bytes(s.begin(), s.end()); }
+inline std::string to_string(BytesView b) { return std::string(b.begin(), b.end()); }
+
+/// A Raft term. Monotonic per node; persisted before any message of the term
+/// leaves the node.
+struct Term {
+  std::uint64_t value = 0;
+  constexpr Term() = default;
+  constexpr explicit Term(std::uint64_t v) : value(v) {}
+  constexpr Term next() const { return Term{value + 1}; }
+  friend constexpr auto operator<=>(Term, Term) = default;
+};
+
+/// A position in the replicated log; the first entry has index 1.
+struct Index {
+  std::uint64_t value = 0;
+  constexpr Index() = default;
+  constexpr explicit Index(std::uint64_t v) : value(v) {}
+  constexpr Index operator+(std::uint64_t n) const { return Index{value + n}; }
+  /// Saturates at 0 so `Index{0} - 1` stays the "none" index.
+  constexpr Index operator-(std::uint64_t n) const { return Index{value > n ? value - n : 0}; }
+  /// The number of entries in [b, a); zero when b >= a.
+  friend constexpr std::uint64_t distance(Index b, Index a) { return a.value > b.value ? a.value - b.value : 0; }
+  constexpr Index& operator++() { ++value; return *this; }
+  friend constexpr auto operator<=>(Index, Index) = default;
+};
+
+/// A node of the cluster. Nonzero for real nodes; chosen by the operator and
+/// never reused for a node that lost its data.
+struct NodeId {
+  std::uint64_t value = 0;
+  constexpr NodeId() = default;
+  constexpr explicit NodeId(std::uint64_t v) : value(v) {}
+  constexpr bool is_none() const { return value == 0; }
+  friend constexpr auto operator<=>(NodeId, NodeId) = default;
+};
+
+/// What an entry carries. Only `normal` entries reach the user's state machine.
+enum class EntryType : std::uint8_t {
+  normal = 0,      ///< a user command: payload is the state machine's input
+  noop = 1,        ///< appended by each new leader to commit its term
+  membership = 2,  ///< payload is an encoded Membership (see membership.hpp)
+};
+
+struct Entry {
+  Term term;
+  Index index;
+  EntryType type = EntryType::normal;
+  Bytes payload;
+  friend bool operator==(const Entry&, const Entry&) = default;
+};
+
+/// Bytes an entry is charged for in flow-control and batching limits:
+/// its payload plus a fixed per-entry overhead.
+inline constexpr std::size_t kEntryOverhead = 24;
+inline std::size_t entry_bytes(const Entry& e) { return e.payload.size() + kEntryOverhead; }
+
+/// The cluster's configuration. During a joint-consensus change
+/// `voters_outgoing` holds the old voter set and every decision needs a
+/// majority of both sets; otherwise it is empty.
+struct Membership {
+  std::vector<NodeId> voters;
+  std::vector<NodeId> learners;         ///< receive the log, never vote or count
+  std::vector<NodeId> voters_outgoing;  ///< non-empty only in a joint configuration
+  friend bool operator==(const Membership&, const Membership&) = default;
+};
+
+/// State that must be durable before a node answers a vote or acknowledges
+/// entries: the current term, the vote cast in it, and the commit index.
+struct HardState {
+  Term term;
+  NodeId vote;
+  Index commit;
+  friend bool operator==(const HardState&, const HardState&) = default;
+};
+
+/// Describes the state-machine snapshot that replaces the log up to `index`.
+struct SnapshotMeta {
+  Index index;  ///< last entry covered by the snapshot (0: no snapshot)
+  Term term;    ///< term of that entry
+  Membership membership;
+  friend bool operator==(const SnapshotMeta&, const SnapshotMeta&) = default;
+};
+
+}  // namespace raftkit
+
+template <>
+struct std::hash<raftkit::NodeId> {
+  std::size_t operator()(raftkit::NodeId id) const noexcept { return std::hash<std::uint64_t>{}(id.value); }
+};
+
+template <>
+struct fmt::formatter<raftkit::Term> : fmt::formatter<std::uint64_t> {
+  auto format(raftkit::Term t, fmt::format_context& ctx) const { return fmt::formatter<std::uint64_t>::format(t.value, ctx); }
+};
+template <>
+struct fmt::formatter<raftkit::Index> : fmt::formatter<std::uint64_t> {
+  auto format(raftkit::Index i, fmt::format_context& ctx) const { return fmt::formatter<std::uint64_t>::format(i.value, ctx); }
+};
+template <>
+struct fmt::formatter<raftkit::NodeId> : fmt::formatter<std::uint64_t> {
+  auto format(raftkit::NodeId n, fmt::format_context& ctx) const { return fmt::formatter<std::uint64_t>::format(n.value, ctx); }
+};

@@ -1,0 +1,210 @@
+// core/raft.hpp — the Raft protocol as a deterministic state machine.
+//
+// The core has no I/O, no clock, no threads and no global state. Everything
+// enters through four doors and leaves through one:
+//
+//   tick()                 logical time: one call per Options::tick_interval
+//   step(message)          a message from a peer (any term, any order, duplicates)
+//   propose(payload)       a new command (leader only)
+//   read_index(context)    start a linearizable read (ReadIndex, thesis §6.4)
+//   transfer_leader(to)    hand leadership to a caught-up voter (TimeoutNow)
+//
+//   ready() -> Ready       what the outside world must now do, in this order:
+//     1. persist: snapshot, entries (append, dropping a conflicting tail),
+//        hard state — then sync;
+//     2. send `messages` at any time (they may leave before the sync: the
+//        leader writes its own log in parallel with replicating it);
+//        send `persisted_messages` only after step 1 is durable;
+//     3. apply `committed_entries` in order (after step 1);
+//     4. call advance(ready).
+//
+// Only one Ready is outstanding at a time: after ready() the caller must call
+// advance() before the next ready(). tick/step/propose may be called while a
+// Ready is being persisted; their effects go into the next Ready.
+//
+// Roles are not a class hierarchy: the role field selects the step and tick
+// behaviour, as in etcd's raft. Follower progress lives in progress.hpp, the
+// log view (store + unstable tail) in log_view.hpp.
+//
+// Same options (seed included), same store contents and same sequence of
+// calls give the same Readies, bit for bit.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <random>
+#include <system_error>
+#include <unordered_map>
+#include <vector>
+
+#include "core/log_view.hpp"
+#include "core/progress.hpp"
+#include "raftkit/log_store.hpp"
+#include "raftkit/message.hpp"
+#include "raftkit/protocol_options.hpp"
+#include "raftkit/types.hpp"
+
+namespace raftkit::core {
+
+enum class Role : std::uint8_t { follower, pre_candidate, candidate, leader };
+std::string_view to_string(Role r);
+
+/// A linearizable read may be served once the state machine has applied
+/// `index`. `context` is the caller's read_index() argument.
+struct ReadState {
+  Index index;
+  std::uint64_t context = 0;
+  friend bool operator==(const ReadState&, const ReadState&) = default;
+};
+
+/// A context handed to read_index() that could not be served (no leader,
+/// leadership lost before a quorum confirmed it).
+struct FailedRead {
+  std::uint64_t context = 0;
+  NodeId leader_hint;
+};
+
+struct Ready {
+  std::uint64_t number = 0;                 ///< 1, 2, 3, ... per Raft instance
+  std::optional<HardState> hard_state;      ///< persist if set
+  std::optional<SnapshotMeta> snapshot;     ///< install (with snapshot_data) before entries
+  Bytes snapshot_data;                      ///< the leader's snapshot bytes, opaque to the core
+  std::vector<Entry> entries;               ///< append to the store (may replace a tail)
+  std::vector<Message> messages;            ///< may be sent immediately
+  std::vector<Message> persisted_messages;  ///< send only after the persist above is durable
+  std::vector<Entry> committed_entries;     ///< apply in order, after the persist
+  std::vector<ReadState> read_states;       ///< serve once applied >= index
+  std::vector<FailedRead> failed_reads;     ///< answer these with not_leader
+  bool must_sync() const { return hard_state || snapshot || !entries.empty(); }
+};
+
+/// Where a proposal landed: it is committed iff the entry at `index` later
+/// commits with `term`.
+struct Proposed {
+  Index index;
+  Term term;
+};
+
+class Raft {
+ public:
+  /// `store` is read, never written, by the core; it must outlive the Raft.
+  /// Aborts if options.validate() fails (the runtime validates first).
+  Raft(const ProtocolOptions& options, const LogStore& store);
+
+  void tick();
+  void step(const Message& m);
+  /// Appends a command to the leader's log. Errors: not_leader (leader()
+  /// gives the hint), busy (uncommitted limit or a transfer in progress),
+  /// too_large.
+  std::error_code propose(Bytes payload, Proposed* where = nullptr);
+  /// Starts a linearizable read. On a leader the read is confirmed by a
+  /// heartbeat round; on a follower it is forwarded to the leader. The
+  /// answer comes back in a later Ready's read_states or failed_reads.
+  std::error_code read_index(std::uint64_t context);
+  /// Leader only: hand leadership to `to` once it has caught up.
+  std::error_code transfer_leader(NodeId to);
+  /// Starts an election now (as if the election timeout elapsed).
+  void campaign();
+
+  bool has_ready() const;
+  Ready ready();
+  /// Acknowledges that everything in `rd` was persisted, sent and applied.
+  void advance(const Ready& rd);
+
+  /// The caller has applied up to `index` (for snapshots / leader lease); the
+  /// core assumes committed entries are applied when advance() is called.
+  // ---- introspection (read-only, for the runtime, tests and the simulator)
+  NodeId id() const { return id_; }
+  Role role() const { return role_; }
+  Term term() const { return term_; }
+  NodeId vote() const { return vote_; }
+  NodeId leader() const { return leader_; }
+  Index commit_index() const { return log_.committed(); }
+  Index applied_index() const { return log_.applied(); }
+  Index last_index() const { return log_.last_index(); }
+  const LogView& log() const { return log_; }
+  const Membership& membership() const { return membership_; }
+  const ProgressTracker& progress() const { return progress_; }
+  NodeId transferee() const { return transferee_; }
+
+ private:
+  // role transitions
+  void become_follower(Term term, NodeId leader);
+  void become_pre_candidate();
+  void become_candidate();
+  void become_leader();
+  void reset(Term term);
+  void campaign(bool pre_vote, bool transfer);
+  void poll_votes();
+
+  // message handling
+  void step_leader(const Message& m);
+  void step_candidate(const Message& m);
+  void step_follower(const Message& m);
+  void handle_append(const Message& m);
+  void handle_heartbeat(const Message& m);
+  void handle_snapshot(const Message& m);
+  void handle_vote_request(const Message& m);
+  void handle_append_response(const Message& m, Progress& pr);
+  void handle_heartbeat_response(const Message& m, Progress& pr);
+  void handle_read_index(const Message& m);
+
+  // leader duties
+  bool append_to_log(std::vector<Entry> entries);
+  void broadcast_append();
+  void broadcast_heartbeat(std::uint64_t context);
+  bool send_append(NodeId to, bool send_if_empty);
+  void send_heartbeat(NodeId to, std::uint64_t context);
+  bool maybe_commit();
+  void confirm_reads();
+  void abort_transfer();
+
+  void send(Message m);
+  bool is_voter(NodeId id) const;
+  bool quorum_active();
+  bool in_lease() const;
+  void reset_randomized_timeout();
+
+  NodeId id_;
+  ProtocolOptions options_;
+  LogView log_;
+  Membership membership_;
+  ProgressTracker progress_;
+  std::mt19937_64 rng_;
+
+  Role role_ = Role::follower;
+  Term term_;
+  NodeId vote_;
+  NodeId leader_;
+  std::unordered_map<NodeId, bool> votes_;
+
+  int election_elapsed_ = 0;
+  int heartbeat_elapsed_ = 0;
+  int randomized_timeout_ = 0;
+  NodeId transferee_;
+  int transfer_elapsed_ = 0;
+  std::size_t uncommitted_bytes_ = 0;
+
+  // ReadIndex: reads wait for a heartbeat round acknowledged by a quorum.
+  struct PendingRead {
+    std::uint64_t context;  // caller's context
+    NodeId requester;       // self, or the follower that forwarded it
+    Index index;            // commit index when the read arrived
+    std::uint64_t round;    // heartbeat round that must be acknowledged
+  };
+  std::vector<PendingRead> pending_reads_;
+  std::uint64_t read_round_ = 0;  // last heartbeat round sent
+  std::unordered_map<NodeId, std::uint64_t> acked_round_;
+  std::vector<std::uint64_t> reads_waiting_for_leader_;  // follower side, no leader known
+
+  // output under construction
+  HardState persisted_hs_;  // last hard state handed out in a Ready
+  std::uint64_t ready_number_ = 0;
+  std::vector<Message> msgs_;
+  std::vector<Message> persisted_msgs_;
+  std::vector<ReadState> read_states_;
+  std::vector<FailedRead> failed_reads_;
+  bool ready_outstanding_ = false;
+};
+
+}  // namespace raftkit::core
