@@ -19,7 +19,8 @@ enum class MessageType : std::uint8_t {
   append = 1,             ///< index/log_term: the entry before `entries`; commit
   append_response,        ///< index: last matching index, or on reject the rejected index
                           ///< with reject_hint/hint_term describing the follower's log
-  vote,                   ///< index/log_term: the candidate's last entry
+  vote,                   ///< index/log_term: the candidate's last entry;
+                          ///< context == kTransferContext: leadership transfer
   vote_response,          ///< reject: vote refused
   pre_vote,               ///< as vote, for term+1 without incrementing the term
   pre_vote_response,      ///< as vote_response
@@ -53,11 +54,17 @@ struct Message {
   friend bool operator==(const Message&, const Message&) = default;
 };
 
-/// True for the responses a node may only send once its hard state and
-/// entries are durable (votes and append acknowledgements).
+/// True for the messages a node may only send once its hard state and
+/// entries are durable: a vote request (it carries the candidate's own vote),
+/// a vote, and an acknowledgement of entries or of a snapshot. Pre-votes
+/// change no state and leave at once.
 inline bool must_follow_persist(MessageType t) {
-  return t == MessageType::vote_response || t == MessageType::pre_vote_response ||
-         t == MessageType::append_response || t == MessageType::snapshot_response;
+  return t == MessageType::vote || t == MessageType::vote_response || t == MessageType::append_response ||
+         t == MessageType::snapshot_response;
 }
+
+/// `context` of a vote request sent because of a leadership transfer: the
+/// voters grant it even while they still hear from the current leader.
+inline constexpr std::uint64_t kTransferContext = 1;
 
 }  // namespace raftkit

@@ -34,7 +34,7 @@
 #include <optional>
 #include <random>
 #include <system_error>
-#include <unordered_map>
+#include <map>
 #include <vector>
 
 #include "core/log_view.hpp"
@@ -111,8 +111,6 @@ class Raft {
   /// Acknowledges that everything in `rd` was persisted, sent and applied.
   void advance(const Ready& rd);
 
-  /// The caller has applied up to `index` (for snapshots / leader lease); the
-  /// core assumes committed entries are applied when advance() is called.
   // ---- introspection (read-only, for the runtime, tests and the simulator)
   NodeId id() const { return id_; }
   Role role() const { return role_; }
@@ -157,7 +155,10 @@ class Raft {
   void send_heartbeat(NodeId to, std::uint64_t context);
   bool maybe_commit();
   void confirm_reads();
+  void start_read_round();
+  void fail_pending_reads();
   void abort_transfer();
+  bool committed_in_term() const;
 
   void send(Message m);
   bool is_voter(NodeId id) const;
@@ -176,7 +177,7 @@ class Raft {
   Term term_;
   NodeId vote_;
   NodeId leader_;
-  std::unordered_map<NodeId, bool> votes_;
+  std::map<NodeId, bool> votes_;
 
   int election_elapsed_ = 0;
   int heartbeat_elapsed_ = 0;
@@ -190,12 +191,12 @@ class Raft {
     std::uint64_t context;  // caller's context
     NodeId requester;       // self, or the follower that forwarded it
     Index index;            // commit index when the read arrived
-    std::uint64_t round;    // heartbeat round that must be acknowledged
+    std::uint64_t round;    // heartbeat round that must be acknowledged (0: waits for
+                            // the leader's first commit in its term)
   };
   std::vector<PendingRead> pending_reads_;
   std::uint64_t read_round_ = 0;  // last heartbeat round sent
-  std::unordered_map<NodeId, std::uint64_t> acked_round_;
-  std::vector<std::uint64_t> reads_waiting_for_leader_;  // follower side, no leader known
+  std::map<NodeId, std::uint64_t> acked_round_;
 
   // output under construction
   HardState persisted_hs_;  // last hard state handed out in a Ready
@@ -204,6 +205,7 @@ class Raft {
   std::vector<Message> persisted_msgs_;
   std::vector<ReadState> read_states_;
   std::vector<FailedRead> failed_reads_;
+  Bytes snapshot_data_;  // received with a snapshot, handed out with it
   bool ready_outstanding_ = false;
 };
 

@@ -1,0 +1,779 @@
+// core/raft.cpp — the protocol rules. Section numbers refer to Ongaro's
+// thesis ("Consensus: Bridging Theory and Practice", 2014).
+#include "core/raft.hpp"
+
+#include <algorithm>
+
+#include "core/invariant.hpp"
+#include "core/quorum.hpp"
+#include "raftkit/error.hpp"
+
+namespace raftkit::core {
+
+std::string_view to_string(Role r) {
+  switch (r) {
+    case Role::follower: return "follower";
+    case Role::pre_candidate: return "pre-candidate";
+    case Role::candidate: return "candidate";
+    case Role::leader: return "leader";
+  }
+  return "unknown";
+}
+
+namespace {
+
+std::vector<NodeId> members_of(const Membership& m) {
+  std::vector<NodeId> all = m.voters;
+  all.insert(all.end(), m.voters_outgoing.begin(), m.voters_outgoing.end());
+  all.insert(all.end(), m.learners.begin(), m.learners.end());
+  std::sort(all.begin(), all.end());
+  all.erase(std::unique(all.begin(), all.end()), all.end());
+  return all;
+}
+
+// A message from the network is checked before any rule looks at it: the
+// core never aborts on what a peer sent.
+bool well_formed(const Message& m, NodeId self) {
+  if (m.from.is_none() || m.from == self || (m.to != self)) return false;
+  if (m.type == MessageType::append) {
+    for (std::size_t k = 0; k < m.entries.size(); ++k) {
+      const Entry& e = m.entries[k];
+      if (e.index != m.index + (k + 1) || e.term > m.term) return false;
+      if (e.type != EntryType::normal && e.type != EntryType::noop && e.type != EntryType::membership) return false;
+    }
+    if (!m.entries.empty() && m.entries.front().term < m.log_term) return false;
+  }
+  if (m.type == MessageType::snapshot && !m.snapshot) return false;
+  return true;
+}
+
+}  // namespace
+
+Raft::Raft(const ProtocolOptions& options, const LogStore& store)
+    : id_(options.id), options_(options), log_(store), rng_(options.seed * 0x9E3779B97F4A7C15ULL + options.id.value) {
+  const std::string problem = options.validate();
+  RAFTKIT_ASSERT(problem.empty(), "invalid ProtocolOptions: {}", problem);
+  const HardState hs = store.hard_state();
+  persisted_hs_ = hs;
+  const SnapshotMeta snap = store.snapshot_meta();
+  membership_ = snap.membership.voters.empty() ? Membership{options.initial_voters, {}, {}} : snap.membership;
+  term_ = hs.term;
+  vote_ = hs.vote;
+  become_follower(term_, NodeId{});
+  vote_ = hs.vote;  // become_follower keeps the vote of an unchanged term
+}
+
+// ---------------------------------------------------------------------------
+// Time
+
+void Raft::tick() {
+  ++election_elapsed_;
+  if (role_ != Role::leader) {
+    if (is_voter(id_) && election_elapsed_ >= randomized_timeout_) {
+      election_elapsed_ = 0;
+      campaign(options_.pre_vote, false);
+    }
+    return;
+  }
+  ++heartbeat_elapsed_;
+  if (election_elapsed_ >= options_.election_ticks) {
+    election_elapsed_ = 0;
+    // Check quorum (§6.2): a leader cut off from a majority steps down, so
+    // clients go elsewhere instead of waiting on a leader that cannot commit.
+    if (options_.check_quorum && !quorum_active()) {
+      become_follower(term_, NodeId{});
+      return;
+    }
+    // A transfer that has not completed within an election timeout is
+    // abandoned (§3.10) so that proposals resume.
+    if (!transferee_.is_none()) abort_transfer();
+  }
+  if (heartbeat_elapsed_ >= options_.heartbeat_ticks) {
+    heartbeat_elapsed_ = 0;
+    broadcast_heartbeat(++read_round_);
+  }
+}
+
+void Raft::reset_randomized_timeout() {
+  const auto t = static_cast<std::uint64_t>(options_.election_ticks);
+  randomized_timeout_ = static_cast<int>(t + rng_() % t);  // uniform enough in [T, 2T)
+}
+
+// ---------------------------------------------------------------------------
+// Role transitions
+
+void Raft::reset(Term term) {
+  if (term != term_) {
+    term_ = term;
+    vote_ = NodeId{};
+  }
+  leader_ = NodeId{};
+  election_elapsed_ = 0;
+  heartbeat_elapsed_ = 0;
+  reset_randomized_timeout();
+  abort_transfer();
+  votes_.clear();
+  fail_pending_reads();
+  acked_round_.clear();
+  uncommitted_bytes_ = 0;
+
+  progress_.map().clear();
+  for (NodeId id : members_of(membership_)) {
+    Progress pr(log_.last_index() + 1, options_.max_inflight_messages, options_.max_inflight_bytes);
+    pr.learner = !is_voter(id);
+    if (id == id_) pr.match = log_.persisted_last_index();
+    progress_.map().emplace(id, std::move(pr));
+  }
+}
+
+void Raft::become_follower(Term term, NodeId leader) {
+  reset(term);
+  role_ = Role::follower;
+  leader_ = leader;
+}
+
+void Raft::become_pre_candidate() {
+  RAFTKIT_ASSERT(role_ != Role::leader, "leader cannot pre-campaign");
+  // A pre-candidate changes neither its term nor its vote (§9.6).
+  role_ = Role::pre_candidate;
+  leader_ = NodeId{};
+  votes_.clear();
+  election_elapsed_ = 0;
+  reset_randomized_timeout();
+  fail_pending_reads();
+}
+
+void Raft::become_candidate() {
+  RAFTKIT_ASSERT(role_ != Role::leader, "leader cannot campaign");
+  reset(term_.next());
+  vote_ = id_;
+  role_ = Role::candidate;
+}
+
+void Raft::become_leader() {
+  RAFTKIT_ASSERT(role_ != Role::follower, "follower cannot become leader directly");
+  reset(term_);
+  role_ = Role::leader;
+  leader_ = id_;
+  for (auto& [id, pr] : progress_.map()) pr.recent_active = (id == id_);
+  // A no-op in the new term lets the leader commit, and so learn, every
+  // entry of earlier terms (§3.6.2, Figure 3.7); reads wait for it (§6.4).
+  append_to_log({Entry{term_, log_.last_index() + 1, EntryType::noop, {}}});
+}
+
+void Raft::campaign() { campaign(options_.pre_vote, false); }
+
+void Raft::campaign(bool pre_vote, bool transfer) {
+  if (role_ == Role::leader || !is_voter(id_)) return;
+  Term vote_term;
+  MessageType request;
+  if (pre_vote) {
+    become_pre_candidate();
+    vote_term = term_.next();
+    request = MessageType::pre_vote;
+  } else {
+    become_candidate();
+    vote_term = term_;
+    request = MessageType::vote;
+  }
+  votes_[id_] = true;
+  if (quorum_vote(membership_, votes_) == VoteResult::won) {  // a single voter
+    if (pre_vote) {
+      campaign(false, transfer);
+    } else {
+      become_leader();
+      broadcast_append();
+    }
+    return;
+  }
+  for (NodeId peer : members_of(membership_)) {
+    if (peer == id_ || !is_voter(peer)) continue;
+    Message m;
+    m.type = request;
+    m.to = peer;
+    m.term = vote_term;
+    m.index = log_.last_index();
+    m.log_term = log_.last_term();
+    m.context = transfer ? kTransferContext : 0;
+    send(std::move(m));
+  }
+}
+
+void Raft::poll_votes() {
+  switch (quorum_vote(membership_, votes_)) {
+    case VoteResult::won:
+      if (role_ == Role::pre_candidate) {
+        campaign(false, false);
+      } else {
+        become_leader();
+        broadcast_append();
+      }
+      break;
+    case VoteResult::lost:
+      become_follower(term_, NodeId{});
+      break;
+    case VoteResult::pending:
+      break;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Messages
+
+void Raft::step(const Message& m) {
+  if (!well_formed(m, id_)) return;
+  const bool vote_request = m.type == MessageType::vote || m.type == MessageType::pre_vote;
+
+  if (m.term > term_) {
+    if (vote_request) {
+      // While a node hears from a leader it ignores vote requests, so a
+      // node that was partitioned away cannot depose a healthy leader
+      // (§4.2.3) — unless the leader itself asked for the election.
+      const bool in_lease = options_.check_quorum && !leader_.is_none() &&
+                            election_elapsed_ < options_.election_ticks;
+      if (in_lease && m.context != kTransferContext) return;
+    }
+    if (m.type == MessageType::pre_vote) {
+      // Never change term on a pre-vote request.
+    } else if (m.type == MessageType::pre_vote_response && !m.reject) {
+      // The term of a granted pre-vote is the one we will campaign in.
+    } else if (m.type == MessageType::append || m.type == MessageType::heartbeat ||
+               m.type == MessageType::snapshot) {
+      become_follower(m.term, m.from);
+    } else {
+      become_follower(m.term, NodeId{});
+    }
+  } else if (m.term < term_) {
+    if (m.type == MessageType::append || m.type == MessageType::heartbeat) {
+      // "Reply false if term < currentTerm": the stale leader learns the new
+      // term from this answer and steps down (with check-quorum it could
+      // otherwise stay stuck).
+      Message r;
+      r.type = MessageType::append_response;
+      r.to = m.from;
+      send(std::move(r));
+    } else if (m.type == MessageType::pre_vote) {
+      Message r;
+      r.type = MessageType::pre_vote_response;
+      r.to = m.from;
+      r.reject = true;
+      send(std::move(r));
+    }
+    return;
+  }
+
+  if (vote_request) {
+    handle_vote_request(m);
+    return;
+  }
+  switch (role_) {
+    case Role::leader: step_leader(m); break;
+    case Role::candidate:
+    case Role::pre_candidate: step_candidate(m); break;
+    case Role::follower: step_follower(m); break;
+  }
+}
+
+void Raft::handle_vote_request(const Message& m) {
+  const bool pre = m.type == MessageType::pre_vote;
+  // §3.4: at most one vote per term, first come first served; a pre-vote
+  // for a future term commits to nothing.
+  const bool can_vote = vote_ == m.from || (vote_.is_none() && leader_.is_none()) || (pre && m.term > term_);
+  Message r;
+  r.type = pre ? MessageType::pre_vote_response : MessageType::vote_response;
+  r.to = m.from;
+  // §5.4.1: only to a candidate whose log is at least as up to date.
+  if (can_vote && log_.is_up_to_date(m.index, m.log_term)) {
+    r.term = m.term;
+    if (!pre) {
+      election_elapsed_ = 0;
+      vote_ = m.from;
+    }
+  } else {
+    r.reject = true;
+  }
+  send(std::move(r));
+}
+
+void Raft::step_follower(const Message& m) {
+  switch (m.type) {
+    case MessageType::append:
+      election_elapsed_ = 0;
+      leader_ = m.from;
+      handle_append(m);
+      break;
+    case MessageType::heartbeat:
+      election_elapsed_ = 0;
+      leader_ = m.from;
+      handle_heartbeat(m);
+      break;
+    case MessageType::snapshot:
+      election_elapsed_ = 0;
+      leader_ = m.from;
+      handle_snapshot(m);
+      break;
+    case MessageType::timeout_now:
+      // §3.10: the leader asks us to start an election at once.
+      campaign(false, true);
+      break;
+    case MessageType::read_index_response:
+      if (m.reject) {
+        failed_reads_.push_back({m.context, leader_});
+      } else {
+        read_states_.push_back({m.index, m.context});
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+void Raft::step_candidate(const Message& m) {
+  switch (m.type) {
+    case MessageType::append:
+    case MessageType::heartbeat:
+    case MessageType::snapshot:
+      // A leader exists in our term: §3.4, return to follower.
+      become_follower(m.term, m.from);
+      step_follower(m);
+      break;
+    case MessageType::pre_vote_response:
+      if (role_ == Role::pre_candidate) {
+        votes_.emplace(m.from, !m.reject);
+        poll_votes();
+      }
+      break;
+    case MessageType::vote_response:
+      if (role_ == Role::candidate) {
+        votes_.emplace(m.from, !m.reject);
+        poll_votes();
+      }
+      break;
+    case MessageType::read_index: {
+      Message r;
+      r.type = MessageType::read_index_response;
+      r.to = m.from;
+      r.reject = true;
+      r.context = m.context;
+      send(std::move(r));
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+void Raft::handle_append(const Message& m) {
+  Message r;
+  r.type = MessageType::append_response;
+  r.to = m.from;
+  if (m.index < log_.committed()) {
+    // Everything up to our commit index already matches the leader's log.
+    r.index = log_.committed();
+    send(std::move(r));
+    return;
+  }
+  if (auto last = log_.maybe_append(m.index, m.log_term, m.commit, m.entries)) {
+    r.index = *last;
+  } else {
+    // §5.3 with the optimisation of §3.5: tell the leader where our log
+    // could match, skipping the whole conflicting term.
+    r.reject = true;
+    r.index = m.index;
+    auto [hint, hint_term] = log_.find_conflict_by_term(m.index, m.log_term);
+    r.reject_hint = hint;
+    r.hint_term = hint_term;
+  }
+  send(std::move(r));
+}
+
+void Raft::handle_heartbeat(const Message& m) {
+  // The leader caps commit at what it knows we have, so this never commits
+  // an entry we do not hold; the min() keeps a confused peer from aborting us.
+  log_.commit_to(std::min(m.commit, log_.last_index()));
+  Message r;
+  r.type = MessageType::heartbeat_response;
+  r.to = m.from;
+  r.context = m.context;
+  send(std::move(r));
+}
+
+void Raft::handle_snapshot(const Message& m) {
+  const SnapshotMeta& snap = *m.snapshot;
+  Message r;
+  r.type = MessageType::snapshot_response;
+  r.to = m.from;
+  if (snap.index <= log_.committed()) {
+    r.index = log_.committed();
+  } else if (log_.matches(snap.index, snap.term)) {
+    // We already hold the snapshot's last entry: just commit up to it.
+    log_.commit_to(snap.index);
+    r.index = snap.index;
+  } else {
+    log_.restore(snap);
+    membership_ = snap.membership;
+    snapshot_data_ = m.snapshot_data;
+    r.index = snap.index;
+  }
+  send(std::move(r));
+}
+
+// ---------------------------------------------------------------------------
+// Leader
+
+void Raft::step_leader(const Message& m) {
+  Progress* pr = progress_.find(m.from);
+  if (m.type == MessageType::read_index) {
+    if (pr) handle_read_index(m);
+    return;
+  }
+  if (!pr) return;  // not a member
+  pr->recent_active = true;
+  switch (m.type) {
+    case MessageType::append_response:
+      handle_append_response(m, *pr);
+      break;
+    case MessageType::heartbeat_response:
+      handle_heartbeat_response(m, *pr);
+      break;
+    case MessageType::snapshot_response:
+      if (pr->state != ProgressState::snapshot) break;
+      if (m.reject) {
+        pr->become_probe();
+      } else {
+        pr->maybe_update(std::min(m.index, log_.last_index()));
+        pr->become_probe();
+      }
+      send_append(m.from, true);
+      break;
+    default:
+      break;
+  }
+}
+
+void Raft::handle_append_response(const Message& m, Progress& pr) {
+  if (m.index > log_.last_index()) return;  // acknowledges what we never sent
+  if (m.reject) {
+    Index probe_at = m.reject_hint;
+    if (m.hint_term > Term{}) probe_at = log_.find_conflict_by_term(m.reject_hint, m.hint_term).first;
+    if (pr.maybe_decrease_to(m.index, probe_at)) {
+      if (pr.state == ProgressState::replicate) pr.become_probe();
+      send_append(m.from, true);
+    }
+    return;
+  }
+  if (!pr.maybe_update(m.index)) {
+    pr.probe_sent = false;  // an answer to a probe, even a duplicate, unpauses it
+    return;
+  }
+  switch (pr.state) {
+    case ProgressState::probe: pr.become_replicate(); break;
+    case ProgressState::snapshot:
+      if (pr.match >= pr.pending_snapshot) pr.become_probe();
+      break;
+    case ProgressState::replicate: pr.inflights.free_to(m.index); break;
+  }
+  if (maybe_commit()) {
+    broadcast_append();
+  } else {
+    while (send_append(m.from, false)) {
+    }
+  }
+  if (m.from == transferee_ && pr.match == log_.last_index()) {
+    Message t;
+    t.type = MessageType::timeout_now;
+    t.to = m.from;
+    send(std::move(t));
+  }
+}
+
+void Raft::handle_heartbeat_response(const Message& m, Progress& pr) {
+  pr.probe_sent = false;
+  if (pr.match < log_.last_index()) send_append(m.from, true);
+  auto& acked = acked_round_[m.from];
+  acked = std::max(acked, m.context);
+  confirm_reads();
+}
+
+void Raft::handle_read_index(const Message& m) {
+  pending_reads_.push_back({m.context, m.from, log_.committed(), 0});
+  start_read_round();
+}
+
+bool Raft::append_to_log(std::vector<Entry> entries) {
+  Index next = log_.last_index() + 1;
+  std::size_t bytes = 0;
+  for (Entry& e : entries) {
+    e.term = term_;
+    e.index = next;
+    ++next;
+    bytes += entry_bytes(e);
+  }
+  log_.append(entries);
+  uncommitted_bytes_ += bytes;
+  return true;
+}
+
+void Raft::broadcast_append() {
+  for (auto& [id, pr] : progress_.map()) {
+    if (id != id_) send_append(id, true);
+  }
+}
+
+void Raft::broadcast_heartbeat(std::uint64_t context) {
+  acked_round_[id_] = context;
+  for (auto& [id, pr] : progress_.map()) {
+    if (id != id_) send_heartbeat(id, context);
+  }
+}
+
+void Raft::send_heartbeat(NodeId to, std::uint64_t context) {
+  const Progress* pr = progress_.find(to);
+  Message m;
+  m.type = MessageType::heartbeat;
+  m.to = to;
+  m.commit = std::min(pr->match, log_.committed());
+  m.context = context;
+  send(std::move(m));
+}
+
+bool Raft::send_append(NodeId to, bool send_if_empty) {
+  Progress& pr = *progress_.find(to);
+  if (pr.paused()) return false;
+  const Index prev = pr.next - 1;
+  const std::optional<Term> prev_term = log_.term(prev);
+  std::vector<Entry> entries;
+  std::error_code ec;
+  if (prev_term) {
+    const Index hi = std::min(log_.last_index() + 1, pr.next + options_.max_entries_per_append);
+    ec = log_.slice(pr.next, hi, options_.max_bytes_per_append, entries);
+  }
+  if (!prev_term || ec) {
+    // What the follower needs was compacted away: send the snapshot (§5).
+    // The runtime attaches the snapshot's bytes when it sends the message.
+    if (!pr.recent_active) return false;
+    Message m;
+    m.type = MessageType::snapshot;
+    m.to = to;
+    m.snapshot = log_.snapshot_meta();
+    RAFTKIT_ASSERT(m.snapshot->index != Index{}, "follower {} needs entries before {} but there is no snapshot",
+                   to, log_.first_index());
+    pr.become_snapshot(m.snapshot->index);
+    send(std::move(m));
+    return true;
+  }
+  if (entries.empty() && !send_if_empty) return false;
+  std::size_t bytes = 0;
+  for (const Entry& e : entries) bytes += entry_bytes(e);
+  Message m;
+  m.type = MessageType::append;
+  m.to = to;
+  m.index = prev;
+  m.log_term = *prev_term;
+  m.commit = log_.committed();
+  const Index last = prev + entries.size();
+  m.entries = std::move(entries);
+  if (!m.entries.empty() || pr.state == ProgressState::probe) pr.sent_entries(last, bytes);
+  send(std::move(m));
+  return true;
+}
+
+bool Raft::maybe_commit() {
+  const Index quorum = quorum_index(membership_, [this](NodeId id) {
+    const Progress* pr = progress_.find(id);
+    return pr ? pr->match : Index{};
+  });
+  // §5.4.2: only entries of the current term are committed by counting.
+  const bool first_commit = !committed_in_term();
+  if (!log_.maybe_commit(quorum, term_)) return false;
+  if (first_commit) {
+    for (PendingRead& r : pending_reads_) r.index = log_.committed();
+    start_read_round();
+  }
+  return true;
+}
+
+bool Raft::committed_in_term() const { return log_.term(log_.committed()) == term_; }
+
+void Raft::start_read_round() {
+  if (pending_reads_.empty() || !committed_in_term()) return;
+  const std::uint64_t round = ++read_round_;
+  for (PendingRead& r : pending_reads_) {
+    if (r.round == 0) r.round = round;
+  }
+  broadcast_heartbeat(round);
+  confirm_reads();
+}
+
+void Raft::confirm_reads() {
+  while (!pending_reads_.empty() && pending_reads_.front().round != 0) {
+    const PendingRead& r = pending_reads_.front();
+    std::map<NodeId, bool> acks;
+    for (const auto& [id, round] : acked_round_) acks[id] = round >= r.round;
+    if (quorum_vote(membership_, acks) != VoteResult::won) break;
+    if (r.requester == id_) {
+      read_states_.push_back({r.index, r.context});
+    } else {
+      Message m;
+      m.type = MessageType::read_index_response;
+      m.to = r.requester;
+      m.index = r.index;
+      m.context = r.context;
+      send(std::move(m));
+    }
+    pending_reads_.erase(pending_reads_.begin());
+  }
+}
+
+void Raft::fail_pending_reads() {
+  for (const PendingRead& r : pending_reads_) {
+    if (r.requester == id_) {
+      failed_reads_.push_back({r.context, NodeId{}});
+    } else {
+      Message m;
+      m.type = MessageType::read_index_response;
+      m.to = r.requester;
+      m.reject = true;
+      m.context = r.context;
+      send(std::move(m));
+    }
+  }
+  pending_reads_.clear();
+}
+
+void Raft::abort_transfer() { transferee_ = NodeId{}; }
+
+bool Raft::quorum_active() {
+  std::map<NodeId, bool> active;
+  for (auto& [id, pr] : progress_.map()) {
+    active[id] = id == id_ || pr.recent_active;
+    if (id != id_) pr.recent_active = false;
+  }
+  return quorum_vote(membership_, active) == VoteResult::won;
+}
+
+bool Raft::is_voter(NodeId id) const { return is_member_voter(membership_, id); }
+
+void Raft::send(Message m) {
+  m.from = id_;
+  if (m.term == Term{}) m.term = term_;
+  if (must_follow_persist(m.type)) {
+    persisted_msgs_.push_back(std::move(m));
+  } else {
+    msgs_.push_back(std::move(m));
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Requests
+
+std::error_code Raft::propose(Bytes payload, Proposed* where) {
+  if (role_ != Role::leader) return errc::not_leader;
+  if (!transferee_.is_none()) return errc::busy;
+  if (payload.size() > options_.max_entry_bytes) return errc::too_large;
+  Entry e{term_, Index{}, EntryType::normal, std::move(payload)};
+  const std::size_t bytes = entry_bytes(e);
+  // Bounded memory when the quorum is gone: refuse rather than grow.
+  if (options_.max_uncommitted_bytes != 0 && uncommitted_bytes_ > 0 &&
+      uncommitted_bytes_ + bytes > options_.max_uncommitted_bytes)
+    return errc::busy;
+  append_to_log({std::move(e)});
+  if (where) *where = {log_.last_index(), term_};
+  broadcast_append();
+  return {};
+}
+
+std::error_code Raft::read_index(std::uint64_t context) {
+  if (role_ == Role::leader) {
+    pending_reads_.push_back({context, id_, log_.committed(), 0});
+    start_read_round();
+    return {};
+  }
+  if (leader_.is_none()) return errc::not_leader;
+  Message m;
+  m.type = MessageType::read_index;
+  m.to = leader_;
+  m.context = context;
+  send(std::move(m));
+  return {};
+}
+
+std::error_code Raft::transfer_leader(NodeId to) {
+  if (role_ != Role::leader) return errc::not_leader;
+  if (to == id_) return {};
+  if (!is_voter(to) || !progress_.find(to)) return errc::invalid_argument;
+  if (transferee_ == to) return {};
+  transferee_ = to;
+  election_elapsed_ = 0;  // the transfer gets one election timeout
+  const Progress& pr = *progress_.find(to);
+  if (pr.match == log_.last_index()) {
+    Message t;
+    t.type = MessageType::timeout_now;
+    t.to = to;
+    send(std::move(t));
+  } else {
+    send_append(to, true);
+  }
+  return {};
+}
+
+// ---------------------------------------------------------------------------
+// Ready / advance
+
+bool Raft::has_ready() const {
+  if (ready_outstanding_) return false;
+  return HardState{term_, vote_, log_.committed()} != persisted_hs_ || !log_.unstable_entries().empty() ||
+         log_.unstable_snapshot() || !msgs_.empty() || !persisted_msgs_.empty() || log_.has_next_committed() ||
+         !read_states_.empty() || !failed_reads_.empty();
+}
+
+Ready Raft::ready() {
+  RAFTKIT_ASSERT(!ready_outstanding_, "ready() called twice without advance() (ready {})", ready_number_);
+  ready_outstanding_ = true;
+  Ready rd;
+  rd.number = ++ready_number_;
+  const HardState hs{term_, vote_, log_.committed()};
+  if (hs != persisted_hs_) rd.hard_state = hs;
+  rd.snapshot = log_.unstable_snapshot();
+  if (rd.snapshot) rd.snapshot_data = std::move(snapshot_data_);
+  rd.entries = log_.unstable_entries();
+  rd.messages = std::move(msgs_);
+  rd.persisted_messages = std::move(persisted_msgs_);
+  rd.committed_entries = log_.next_committed_entries(options_.max_bytes_per_append * 4);
+  rd.read_states = std::move(read_states_);
+  rd.failed_reads = std::move(failed_reads_);
+  msgs_.clear();
+  persisted_msgs_.clear();
+  read_states_.clear();
+  failed_reads_.clear();
+  snapshot_data_.clear();
+  return rd;
+}
+
+void Raft::advance(const Ready& rd) {
+  RAFTKIT_ASSERT(ready_outstanding_ && rd.number == ready_number_, "advance({}) does not match ready {}", rd.number,
+                 ready_number_);
+  ready_outstanding_ = false;
+  if (rd.hard_state) persisted_hs_ = *rd.hard_state;
+  if (rd.snapshot) {
+    log_.stable_snapshot_to(rd.snapshot->index);
+    if (log_.applied() < rd.snapshot->index) log_.applied_to(rd.snapshot->index);
+  }
+  if (!rd.entries.empty()) log_.stable_to(rd.entries.back().index, rd.entries.back().term);
+  if (!rd.committed_entries.empty()) {
+    log_.applied_to(rd.committed_entries.back().index);
+    if (role_ == Role::leader) {
+      std::size_t bytes = 0;
+      for (const Entry& e : rd.committed_entries) bytes += entry_bytes(e);
+      uncommitted_bytes_ = bytes > uncommitted_bytes_ ? 0 : uncommitted_bytes_ - bytes;
+    }
+  }
+  if (role_ == Role::leader) {
+    // The leader counts itself toward a commit only once its own log is
+    // durable (it wrote in parallel with the followers, §10.2.1).
+    Progress& self = *progress_.find(id_);
+    if (self.maybe_update(log_.persisted_last_index()) && maybe_commit()) broadcast_append();
+  }
+}
+
+}  // namespace raftkit::core
