@@ -48,7 +48,10 @@ class LogView {
   /// appends what is new in `entries` — truncating only a conflicting
   /// suffix, never an entry that matches — advances commit to
   /// min(commit, last new index), and returns the last new index.
-  std::optional<Index> maybe_append(Index prev, Term prev_term, Index commit, const std::vector<Entry>& entries);
+  /// `truncate_matched` is a deliberate bug for the simulator's tests: it
+  /// replaces everything after `prev`, even entries that match.
+  std::optional<Index> maybe_append(Index prev, Term prev_term, Index commit, const std::vector<Entry>& entries,
+                                    bool truncate_matched = false);
   /// Leader side: appends entries whose indexes continue the log.
   Index append(const std::vector<Entry>& entries);
 

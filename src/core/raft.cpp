@@ -283,7 +283,7 @@ void Raft::handle_vote_request(const Message& m) {
   r.type = pre ? MessageType::pre_vote_response : MessageType::vote_response;
   r.to = m.from;
   // §5.4.1: only to a candidate whose log is at least as up to date.
-  if (can_vote && log_.is_up_to_date(m.index, m.log_term)) {
+  if (can_vote && ((bugs_ & bug_vote_ignores_log) || log_.is_up_to_date(m.index, m.log_term))) {
     r.term = m.term;
     if (!pre) {
       election_elapsed_ = 0;
@@ -373,7 +373,7 @@ void Raft::handle_append(const Message& m) {
     send(std::move(r));
     return;
   }
-  if (auto last = log_.maybe_append(m.index, m.log_term, m.commit, m.entries)) {
+  if (auto last = log_.maybe_append(m.index, m.log_term, m.commit, m.entries, bugs_ & bug_truncate_matched)) {
     r.index = *last;
   } else {
     // §5.3 with the optimisation of §3.5: tell the leader where our log
@@ -585,7 +585,12 @@ bool Raft::maybe_commit() {
   });
   // §5.4.2: only entries of the current term are committed by counting.
   const bool first_commit = !committed_in_term();
-  if (!log_.maybe_commit(quorum, term_)) return false;
+  if (bugs_ & bug_commit_previous_term) {
+    const auto t = log_.term(std::min(quorum, log_.last_index()));
+    if (!t || !log_.maybe_commit(std::min(quorum, log_.last_index()), *t)) return false;
+  } else if (!log_.maybe_commit(quorum, term_)) {
+    return false;
+  }
   if (first_commit) {
     for (PendingRead& r : pending_reads_) r.index = log_.committed();
     start_read_round();
@@ -657,7 +662,7 @@ bool Raft::is_voter(NodeId id) const { return is_member_voter(membership_, id); 
 void Raft::send(Message m) {
   m.from = id_;
   if (m.term == Term{}) m.term = term_;
-  if (must_follow_persist(m.type)) {
+  if (must_follow_persist(m.type) && !(bugs_ & bug_reply_before_persist)) {
     persisted_msgs_.push_back(std::move(m));
   } else {
     msgs_.push_back(std::move(m));
@@ -684,6 +689,10 @@ std::error_code Raft::propose(Bytes payload, Proposed* where) {
 }
 
 std::error_code Raft::read_index(std::uint64_t context) {
+  if (role_ == Role::leader && (bugs_ & bug_read_without_quorum)) {
+    read_states_.push_back({log_.committed(), context});
+    return {};
+  }
   if (role_ == Role::leader) {
     pending_reads_.push_back({context, id_, log_.committed(), 0});
     start_read_round();

@@ -85,6 +85,16 @@ struct Proposed {
   Term term;
 };
 
+/// Deliberate protocol bugs, switched on only by the simulator's own tests
+/// to show that its checkers catch them. Never set in a real node.
+enum InjectedBug : unsigned {
+  bug_commit_previous_term = 1u << 0,  ///< commit earlier-term entries by counting (Figure 8)
+  bug_vote_ignores_log = 1u << 1,      ///< grant votes without the up-to-date check
+  bug_reply_before_persist = 1u << 2,  ///< send votes and acks before the fsync
+  bug_truncate_matched = 1u << 3,      ///< follower drops matching entries after a stale append
+  bug_read_without_quorum = 1u << 4,   ///< leader answers reads without a heartbeat round
+};
+
 class Raft {
  public:
   /// `store` is read, never written, by the core; it must outlive the Raft.
@@ -110,6 +120,9 @@ class Raft {
   Ready ready();
   /// Acknowledges that everything in `rd` was persisted, sent and applied.
   void advance(const Ready& rd);
+
+  /// For the simulator's checker tests only: see InjectedBug.
+  void inject_bugs_for_testing(unsigned bugs) { bugs_ = bugs; }
 
   // ---- introspection (read-only, for the runtime, tests and the simulator)
   NodeId id() const { return id_; }
@@ -207,6 +220,7 @@ class Raft {
   std::vector<FailedRead> failed_reads_;
   Bytes snapshot_data_;  // received with a snapshot, handed out with it
   bool ready_outstanding_ = false;
+  unsigned bugs_ = 0;
 };
 
 }  // namespace raftkit::core
