@@ -281,9 +281,12 @@ class Impl : public std::enable_shared_from_this<Impl> {
                                            out, limits_);
   }
 
-  awaitable<std::error_code> write_frame(tcp::socket& socket, FramePayload payload) {
+  // Encodes and writes one handshake frame. Takes the payload by reference and
+  // keeps every temporary out of co_await expressions (g++ 12 destroys some
+  // such temporaries twice).
+  awaitable<std::error_code> write_frame(tcp::socket& socket, const FramePayload& payload) {
     EncodedFrame frame;
-    if (auto ec = transport::encode_frame(std::move(payload), frame, limits_)) co_return ec;
+    if (auto ec = transport::encode_frame(payload, frame, limits_)) co_return ec;
     auto [ec, n] = co_await asio::async_write(socket, frame.buffers(), use_nothrow);
     co_return std::error_code(ec);
   }
@@ -294,7 +297,7 @@ class Impl : public std::enable_shared_from_this<Impl> {
     auto self = shared_from_this();
     auto backoff = options_.reconnect_initial;
     while (!stopping_) {
-      const auto ec = co_await dial(peer);
+      const std::error_code ec = co_await dial(peer);
       if (stopping_) break;
       if (!ec) {
         backoff = options_.reconnect_initial;
@@ -347,11 +350,14 @@ class Impl : public std::enable_shared_from_this<Impl> {
     socket->set_option(tcp::no_delay(true), ignored);
 
     Watchdog watchdog(strand_, options_.handshake_timeout, socket);
-    transport::Handshake hello{options_.cluster_id, options_.self, transport::kProtocolVersion, peer->id};
-    if (auto ec = co_await write_frame(*socket, hello)) co_return ec;
+    const FramePayload hello =
+        transport::Handshake{options_.cluster_id, options_.self, transport::kProtocolVersion, peer->id};
+    const std::error_code hello_ec = co_await write_frame(*socket, hello);
+    if (hello_ec) co_return hello_ec;
     FramePayload answer;
     std::vector<std::uint64_t> buffer;
-    if (auto ec = co_await read_frame(*socket, answer, buffer)) {
+    const std::error_code answer_ec = co_await read_frame(*socket, answer, buffer);
+    if (auto ec = answer_ec) {
       if (ec.category() == raftkit_category()) {
         protocol_errors_.fetch_add(1, std::memory_order_relaxed);
         log("closing connection to node {} at {}: bad handshake reply ({})", peer->id, peer->host_port, ec.message());
@@ -431,7 +437,8 @@ class Impl : public std::enable_shared_from_this<Impl> {
         co_await pause.async_wait(use_nothrow);
         continue;
       }
-      asio::co_spawn(strand_, serve_inbound(std::make_shared<tcp::socket>(std::move(socket))), asio::detached);
+      auto accepted = std::make_shared<tcp::socket>(std::move(socket));
+      asio::co_spawn(strand_, serve_inbound(accepted), asio::detached);
     }
   }
 
@@ -469,11 +476,13 @@ class Impl : public std::enable_shared_from_this<Impl> {
       } else if (auto reason = refusal(*hello); !reason.empty()) {
         protocol_errors_.fetch_add(1, std::memory_order_relaxed);
         log("refused connection from {} (node {}): {}", remote, hello->node, reason);
-        co_await write_frame(*socket, transport::HandshakeReply{false, options_.self, reason});
+        const FramePayload no = transport::HandshakeReply{false, options_.self, reason};
+        co_await write_frame(*socket, no);
         ec = errc::cluster_mismatch;
       } else {
         peer_id = hello->node;
-        ec = co_await write_frame(*socket, transport::HandshakeReply{true, options_.self, {}});
+        const FramePayload yes = transport::HandshakeReply{true, options_.self, {}};
+        ec = co_await write_frame(*socket, yes);
       }
     }
     while (!ec && !stopping_) {
