@@ -53,6 +53,9 @@ class MemoryStore final : public LogStore {
     std::lock_guard lock(mu_);
     const Index first = entries.front().index;
     if (first <= offset() || first > last() + 1) return errc::invalid_argument;
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      if (entries[i].index != first + i) return errc::invalid_argument;  // indexes must be contiguous
+    }
     log_.resize(distance(offset(), first));
     log_.insert(log_.end(), entries.begin(), entries.end());
     return {};

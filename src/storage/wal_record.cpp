@@ -1,0 +1,213 @@
+// WAL record framing and segment scanning; the format and the torn-tail rule
+// are described in wal_record.hpp.
+#include "storage/wal_record.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "storage/crc32c.hpp"
+
+namespace raftkit::storage {
+namespace {
+
+constexpr std::uint32_t kCrcMask = 0x9E3779B9u;
+constexpr std::uint8_t kVersion = 1;
+constexpr std::uint8_t kMagic0 = 'R';
+constexpr std::uint8_t kMagic1 = 'K';
+
+std::uint32_t masked_crc(const std::uint8_t* p, std::size_t n) { return crc32c(p, n) ^ kCrcMask; }
+
+void put32(std::uint8_t* p, std::uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
+}
+std::uint32_t get32(const std::uint8_t* p) {
+  std::uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v |= std::uint32_t{p[i]} << (8 * i);
+  return v;
+}
+
+bool valid_type(std::uint8_t t) { return t >= 1 && t <= 5; }
+
+/// The header at `off` verifies (magic, version, checksum, type, length bound).
+bool header_ok(BytesView file, std::uint64_t off, std::uint32_t& length) {
+  if (file.size() < kRecordHeaderSize || off > file.size() - kRecordHeaderSize) return false;
+  const std::uint8_t* h = file.data() + off;
+  if (h[9] != kVersion || h[10] != kMagic0 || h[11] != kMagic1) return false;
+  if (get32(h) != masked_crc(h + 4, kRecordHeaderSize - 4)) return false;
+  if (!valid_type(h[8])) return false;
+  length = get32(h + 4);
+  return length <= kMaxRecordPayload;
+}
+
+/// Rule 2 of the torn-tail rule: does the bad record at `off` look like a
+/// write that never completed?
+bool looks_torn(BytesView file, std::uint64_t off, std::string& why) {
+  const std::uint64_t size = file.size();
+  const std::uint64_t rest = size - off;
+  if (rest < kRecordHeaderSize) {
+    why = fmt::format("incomplete record header ({} bytes)", rest);
+    return true;
+  }
+  // zero_from: the start of the all-zero suffix of the file.
+  std::uint64_t zero_from = size;
+  while (zero_from > off && file[zero_from - 1] == 0) --zero_from;
+  if (zero_from == off) {
+    why = fmt::format("zero-filled tail ({} bytes)", rest);
+    return true;
+  }
+  std::uint32_t length = 0;
+  std::uint64_t extent_end = off + kRecordHeaderSize;
+  if (header_ok(file, off, length)) {
+    if (rest < kRecordOverhead || rest - kRecordOverhead < length) {
+      why = fmt::format("record of {} bytes cut short at end of file", length + kRecordOverhead);
+      return true;
+    }
+    extent_end = off + kRecordOverhead + length;
+  }
+  const std::uint64_t boundary = (zero_from + kSectorSize - 1) / kSectorSize * kSectorSize;
+  if (boundary > off && boundary < extent_end && boundary < size) {
+    why = fmt::format("zero-filled from sector boundary {} to end of file", boundary);
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+void frame_record(Bytes& out, RecordType type, BytesView payload) {
+  if (payload.size() > kMaxRecordPayload) {
+    fmt::print(stderr, "raftkit: WAL record of {} bytes exceeds the limit\n", payload.size());
+    std::abort();
+  }
+  const std::size_t at = out.size();
+  out.resize(at + kRecordHeaderSize);
+  std::uint8_t* h = out.data() + at;
+  put32(h + 4, static_cast<std::uint32_t>(payload.size()));
+  h[8] = static_cast<std::uint8_t>(type);
+  h[9] = kVersion;
+  h[10] = kMagic0;
+  h[11] = kMagic1;
+  put32(h, masked_crc(h + 4, kRecordHeaderSize - 4));
+  out.insert(out.end(), payload.begin(), payload.end());
+  std::uint8_t trailer[4];
+  put32(trailer, masked_crc(payload.data(), payload.size()));
+  out.insert(out.end(), trailer, trailer + 4);
+}
+
+std::optional<RecordView> parse_record(BytesView file, std::uint64_t off) {
+  std::uint32_t length = 0;
+  if (!header_ok(file, off, length)) return std::nullopt;
+  const std::uint64_t body = off + kRecordHeaderSize;
+  if (file.size() - body < std::uint64_t{length} + kRecordTrailerSize) return std::nullopt;
+  if (get32(file.data() + body + length) != masked_crc(file.data() + body, length)) return std::nullopt;
+  return RecordView{static_cast<RecordType>(file[off + 8]), off, file.subspan(body, length)};
+}
+
+SegmentScan scan_segment(BytesView file, bool last) {
+  SegmentScan s;
+  std::uint64_t off = 0;
+  while (off < file.size()) {
+    auto r = parse_record(file, off);
+    if (!r) break;
+    s.records.push_back(*r);
+    off += kRecordOverhead + r->payload.size();
+  }
+  s.valid_end = off;
+  if (off == file.size()) return s;
+  s.bad_offset = off;
+  // Rule 1: a verifying record after the bad one means the bad one is damage.
+  for (std::uint64_t p = off + 1; p + kRecordHeaderSize <= file.size(); ++p) {
+    const std::uint8_t* h = file.data() + p;
+    if (h[11] != kMagic1 || h[10] != kMagic0 || h[9] != kVersion) continue;
+    if (parse_record(file, p)) {
+      s.tail = SegmentScan::Tail::corrupt;
+      s.why = fmt::format("bad record followed by a valid record at offset {}", p);
+      return s;
+    }
+  }
+  if (!last) {
+    s.tail = SegmentScan::Tail::corrupt;
+    s.why = "bad record in a segment that is not the last";
+    return s;
+  }
+  if (looks_torn(file, off, s.why)) {
+    s.tail = SegmentScan::Tail::torn;
+  } else {
+    s.tail = SegmentScan::Tail::corrupt;
+    s.why = "complete record fails its checksum";
+  }
+  return s;
+}
+
+// ---- payload encoding ------------------------------------------------------
+
+void Encoder::u32(std::uint32_t v) {
+  for (int i = 0; i < 4; ++i) out_.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
+}
+void Encoder::u64(std::uint64_t v) {
+  for (int i = 0; i < 8; ++i) out_.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
+}
+void Encoder::bytes(BytesView b) {
+  u32(static_cast<std::uint32_t>(b.size()));
+  out_.insert(out_.end(), b.begin(), b.end());
+}
+void Encoder::hard_state(const HardState& hs) {
+  u64(hs.term.value);
+  u64(hs.vote.value);
+  u64(hs.commit.value);
+}
+void Encoder::snapshot_meta(const SnapshotMeta& m) {
+  u64(m.index.value);
+  u64(m.term.value);
+  for (const auto* ids : {&m.membership.voters, &m.membership.learners, &m.membership.voters_outgoing}) {
+    u32(static_cast<std::uint32_t>(ids->size()));
+    for (NodeId id : *ids) u64(id.value);
+  }
+}
+
+bool Decoder::take(void* dst, std::size_t n) {
+  if (!ok_ || in_.size() - pos_ < n) return ok_ = false;
+  std::memcpy(dst, in_.data() + pos_, n);
+  pos_ += n;
+  return true;
+}
+bool Decoder::u8(std::uint8_t& v) { return take(&v, 1); }
+bool Decoder::u32(std::uint32_t& v) {
+  std::uint8_t b[4];
+  if (!take(b, 4)) return false;
+  v = get32(b);
+  return true;
+}
+bool Decoder::u64(std::uint64_t& v) {
+  std::uint32_t lo = 0, hi = 0;
+  if (!u32(lo) || !u32(hi)) return false;
+  v = (std::uint64_t{hi} << 32) | lo;
+  return true;
+}
+bool Decoder::bytes(Bytes& b) {
+  std::uint32_t n = 0;
+  if (!u32(n)) return false;
+  if (remaining() < n) return ok_ = false;
+  b.assign(in_.begin() + static_cast<std::ptrdiff_t>(pos_), in_.begin() + static_cast<std::ptrdiff_t>(pos_ + n));
+  pos_ += n;
+  return true;
+}
+bool Decoder::hard_state(HardState& hs) { return u64(hs.term.value) && u64(hs.vote.value) && u64(hs.commit.value); }
+bool Decoder::snapshot_meta(SnapshotMeta& m) {
+  if (!u64(m.index.value) || !u64(m.term.value)) return false;
+  for (auto* ids : {&m.membership.voters, &m.membership.learners, &m.membership.voters_outgoing}) {
+    std::uint32_t n = 0;
+    if (!u32(n) || remaining() / 8 < n) return ok_ = false;
+    ids->clear();
+    for (std::uint32_t i = 0; i < n; ++i) {
+      std::uint64_t v = 0;
+      u64(v);
+      ids->push_back(NodeId{v});
+    }
+  }
+  return ok_;
+}
+
+}  // namespace raftkit::storage

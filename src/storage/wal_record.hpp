@@ -1,0 +1,126 @@
+// WAL record framing and the segment scanner that decides, on open, whether a
+// bad record is a torn tail (truncate it) or corruption (refuse to open).
+//
+// Record = 12-byte header + payload + 4-byte trailer, little-endian:
+//
+//   offset    size  field
+//   0         4     header_crc   masked CRC-32C of header bytes [4, 12)
+//   4         4     length       payload bytes (at most kMaxRecordPayload)
+//   8         1     type         RecordType (never 0)
+//   9         1     version      1
+//   10        2     magic        'R' 'K'
+//   12        n     payload
+//   12 + n    4     payload_crc  masked CRC-32C of the payload
+//
+// The header has its own checksum, so a damaged length is never trusted and
+// the scanner can tell "this record claims more bytes than the file holds"
+// (a torn write) from "this complete record fails its checksum". The last
+// four header bytes are never zero, so a zero-filled region never parses, and
+// the record ends in a checksum, so a record's own bytes almost never end in
+// a long zero run (which is what a lost trailing sector looks like).
+// Checksums are masked (xor a constant) so that a record whose payload embeds
+// another record's bytes does not checksum to a fixed point.
+//
+// The torn-tail rule (applied to the last segment only; in any other segment
+// every bad byte is corruption). Scanning stops at the first record R at
+// offset X that does not verify. Then:
+//   1. If a verifying record starts anywhere after X, R is corruption: a
+//      later write exists, so R was once complete.
+//   2. Otherwise R is a torn tail if it shows the marks of a write that never
+//      finished: fewer than 12 bytes remain, the rest of the file is zeros,
+//      its (verified) header claims bytes past the end of the file, or the
+//      file is all zeros from a 512-byte sector boundary inside R to its end
+//      (trailing sectors of the write never reached the disk).
+//   3. Otherwise (a complete record with a bad checksum: a bit flip on the
+//      medium) it is corruption.
+// A torn tail is cut off at X; nothing in it was ever acknowledged, because a
+// record is acknowledged only by a sync() that returned after it was written
+// whole. Corruption names the file and the offset and the store does not open.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "raftkit/types.hpp"
+
+namespace raftkit::storage {
+
+enum class RecordType : std::uint8_t {
+  checkpoint = 1,  ///< full reset: hard state + snapshot meta, log emptied; starts a rewritten segment
+  entries = 2,     ///< first index + entries; drops any existing tail from that index (the truncation)
+  hard_state = 3,  ///< term, vote, commit
+  snapshot = 4,    ///< snapshot meta + whether the log after it was kept
+  compact = 5,     ///< entries up to an index discarded
+};
+
+inline constexpr std::size_t kRecordHeaderSize = 12;
+inline constexpr std::size_t kRecordTrailerSize = 4;
+inline constexpr std::size_t kRecordOverhead = kRecordHeaderSize + kRecordTrailerSize;
+inline constexpr std::uint32_t kMaxRecordPayload = 1u << 30;
+inline constexpr std::uint64_t kSectorSize = 512;
+
+/// Appends the framed record to `out`.
+void frame_record(Bytes& out, RecordType type, BytesView payload);
+
+struct RecordView {
+  RecordType type;
+  std::uint64_t offset;  ///< of the header within the segment
+  BytesView payload;
+};
+
+struct SegmentScan {
+  enum class Tail { clean, torn, corrupt };
+  std::vector<RecordView> records;  ///< views into the scanned bytes
+  std::uint64_t valid_end = 0;      ///< end of the last verifying record
+  Tail tail = Tail::clean;
+  std::uint64_t bad_offset = 0;     ///< where the first bad record starts (tail != clean)
+  std::string why;                  ///< what is wrong there
+};
+
+/// Scans a whole segment. `last` selects the torn-tail rule (see above);
+/// for a segment that is not the last, any bad record is Tail::corrupt.
+SegmentScan scan_segment(BytesView file, bool last);
+
+/// Whether a verifying record starts at `offset` of `file`; its view if so.
+std::optional<RecordView> parse_record(BytesView file, std::uint64_t offset);
+
+// ---- payload encoding ------------------------------------------------------
+
+class Encoder {
+ public:
+  explicit Encoder(Bytes& out) : out_(out) {}
+  void u8(std::uint8_t v) { out_.push_back(v); }
+  void u32(std::uint32_t v);
+  void u64(std::uint64_t v);
+  void bytes(BytesView b);  ///< length-prefixed (u32)
+  void hard_state(const HardState& hs);
+  void snapshot_meta(const SnapshotMeta& m);
+
+ private:
+  Bytes& out_;
+};
+
+/// Bounds-checked reads; every getter returns false (and stays false) once the
+/// input runs short, so hostile bytes can never read out of range.
+class Decoder {
+ public:
+  explicit Decoder(BytesView in) : in_(in) {}
+  bool u8(std::uint8_t& v);
+  bool u32(std::uint32_t& v);
+  bool u64(std::uint64_t& v);
+  bool bytes(Bytes& b);
+  bool hard_state(HardState& hs);
+  bool snapshot_meta(SnapshotMeta& m);
+  bool done() const { return ok_ && pos_ == in_.size(); }
+  std::size_t remaining() const { return in_.size() - pos_; }
+
+ private:
+  bool take(void* dst, std::size_t n);
+  BytesView in_;
+  std::size_t pos_ = 0;
+  bool ok_ = true;
+};
+
+}  // namespace raftkit::storage
