@@ -1,0 +1,142 @@
+// raftkit/node.hpp — a Raft node: the protocol core driven on Asio.
+//
+// A Node owns one protocol core and runs it on a strand of the executor it
+// is given: a steady timer ticks it, the transport feeds it messages, each
+// Ready is persisted on a background thread (the leader sends its appends
+// while its own write is in flight; votes and acknowledgements wait for the
+// fsync), committed entries are applied to the StateMachine in log order on
+// the strand, and waiting callers are completed.
+//
+// Public operations take an Asio completion token, so one call serves
+// callbacks, std::future (asio::use_future) and coroutines
+// (asio::use_awaitable). Completion handlers run on their associated
+// executor (the node's executor by default). Every operation completes
+// exactly once, with one of:
+//   success                   the command is committed and applied (propose),
+//                             or the query saw every write completed before it
+//   errc::not_leader          this node is not the leader; status().leader is
+//                             the hint (0 if unknown). Nothing was done.
+//   errc::busy, too_large     refused by flow control or size; nothing was done
+//   errc::dropped             the entry was overwritten by another leader's:
+//                             it did not commit and never will
+//   errc::timeout             no answer in Options::request_timeout: the
+//                             command MAY still commit (retry idempotently)
+//   errc::shutting_down       the node stopped first: outcome unknown
+//   errc::io_error, no_space  the store failed; the node has stopped
+//
+// Thread safety: every member function may be called from any thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <system_error>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/post.hpp>
+
+#include "raftkit/error.hpp"
+#include "raftkit/log_store.hpp"
+#include "raftkit/options.hpp"
+#include "raftkit/state_machine.hpp"
+#include "raftkit/transport.hpp"
+
+namespace raftkit {
+
+/// A consistent view of a node, for monitoring and client redirection.
+struct NodeStatus {
+  NodeId id;
+  std::string role;  ///< "follower", "pre-candidate", "candidate", "leader", "stopped"
+  Term term;
+  NodeId leader;     ///< 0 when unknown
+  Index commit;
+  Index applied;
+  Index last_index;
+  Index snapshot_index;
+  std::string failure;  ///< why the node stopped, if it stopped on an error
+};
+
+class Node {
+ public:
+  using ResultHandler = std::function<void(std::error_code, Bytes)>;
+  using DoneHandler = std::function<void(std::error_code)>;
+
+  /// Validates nothing yet; start() does. The store must hold this node's
+  /// durable state (or be empty for a new cluster); the transport must be
+  /// bound to options.id.
+  Node(boost::asio::any_io_executor executor, Options options, std::shared_ptr<StateMachine> state_machine,
+       std::unique_ptr<LogStore> store, std::shared_ptr<Transport> transport);
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  /// Loads the latest snapshot into the state machine, starts the transport
+  /// and the ticker. Errors: invalid_argument (bad options; see
+  /// Options::validate), corrupted (snapshot file), or the transport's error.
+  std::error_code start();
+  /// Stops ticking and the transport; pending operations complete with
+  /// shutting_down. Idempotent. Waits for an in-flight disk write.
+  void stop();
+
+  NodeStatus status() const;
+  NodeId id() const;
+
+  /// Replicates `command`, completing with the StateMachine::apply result.
+  /// Signature: void(std::error_code, raftkit::Bytes).
+  template <class Token>
+  auto async_propose(Bytes command, Token&& token) {
+    return boost::asio::async_initiate<Token, void(std::error_code, Bytes)>(
+        [this](auto handler, Bytes cmd) { propose_impl(std::move(cmd), wrap_result(std::move(handler))); }, token,
+        std::move(command));
+  }
+
+  /// A linearizable read (ReadIndex): completes with StateMachine::query.
+  /// Works on any node: a follower asks the leader for the read index.
+  /// Signature: void(std::error_code, raftkit::Bytes).
+  template <class Token>
+  auto async_read(Bytes query, Token&& token) {
+    return boost::asio::async_initiate<Token, void(std::error_code, Bytes)>(
+        [this](auto handler, Bytes q) { read_impl(std::move(q), wrap_result(std::move(handler))); }, token,
+        std::move(query));
+  }
+
+  /// Leader only: hands leadership to `to`; completes once `to` leads.
+  /// Signature: void(std::error_code).
+  template <class Token>
+  auto async_transfer_leader(NodeId to, Token&& token) {
+    return boost::asio::async_initiate<Token, void(std::error_code)>(
+        [this](auto handler, NodeId target) { transfer_impl(target, wrap_done(std::move(handler))); }, token, to);
+  }
+
+ private:
+  struct Impl;
+
+  // Completion handlers are move-only and must run on their associated
+  // executor; the implementation works with copyable std::functions.
+  template <class Handler>
+  ResultHandler wrap_result(Handler handler) {
+    auto h = std::make_shared<Handler>(std::move(handler));
+    auto ex = boost::asio::get_associated_executor(*h, executor());
+    return [h, ex](std::error_code ec, Bytes result) {
+      boost::asio::post(ex, [h, ec, result = std::move(result)]() mutable { (*h)(ec, std::move(result)); });
+    };
+  }
+  template <class Handler>
+  DoneHandler wrap_done(Handler handler) {
+    auto h = std::make_shared<Handler>(std::move(handler));
+    auto ex = boost::asio::get_associated_executor(*h, executor());
+    return [h, ex](std::error_code ec) { boost::asio::post(ex, [h, ec]() mutable { (*h)(ec); }); };
+  }
+
+  boost::asio::any_io_executor executor() const;
+  void propose_impl(Bytes command, ResultHandler done);
+  void read_impl(Bytes query, ResultHandler done);
+  void transfer_impl(NodeId to, DoneHandler done);
+
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace raftkit

@@ -1,0 +1,45 @@
+// raftkit/options.hpp — everything a Node needs to know about its cluster.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "raftkit/protocol_options.hpp"
+#include "raftkit/types.hpp"
+
+namespace raftkit {
+
+struct Options {
+  /// This node; nonzero, never reused for a node that lost its data.
+  NodeId id;
+  /// Every voter of the cluster, this node included: id -> "host:port" of
+  /// its Raft transport. Used to bootstrap a new cluster and by the TCP
+  /// transport; once the log holds a configuration, the log decides.
+  std::map<NodeId, std::string> peers;
+  /// Nodes refuse peers that present another cluster id.
+  std::string cluster_id = "raftkit";
+  /// One protocol tick. Election timeout = protocol.election_ticks ticks,
+  /// randomized up to twice that; heartbeats every protocol.heartbeat_ticks.
+  std::chrono::milliseconds tick_interval{50};
+  /// A proposal or read not answered within this time completes with
+  /// errc::timeout (its outcome is then unknown).
+  std::chrono::milliseconds request_timeout{5000};
+  /// Directory for snapshot files; empty keeps snapshots in memory only.
+  std::string snapshot_dir;
+  /// Take a snapshot and compact the log after this many applied entries
+  /// (0: never).
+  std::uint64_t snapshot_interval = 100000;
+  /// Protocol knobs; protocol.id and protocol.initial_voters are filled
+  /// from `id` and `peers` by from_peers().
+  ProtocolOptions protocol;
+
+  /// Options for node `id` of the cluster `peers`, with defaults elsewhere.
+  static Options from_peers(NodeId id, std::map<NodeId, std::string> peers);
+
+  /// Empty if valid, else a message naming the first bad field.
+  std::string validate() const;
+};
+
+}  // namespace raftkit
