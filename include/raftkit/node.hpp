@@ -9,9 +9,11 @@
 //
 // Public operations take an Asio completion token, so one call serves
 // callbacks, std::future (asio::use_future) and coroutines
-// (asio::use_awaitable). Completion handlers run on their associated
-// executor (the node's executor by default). Every operation completes
-// exactly once, with one of:
+// (asio::use_awaitable, or as_tuple(use_awaitable) to get errors as values).
+// Completion handlers run on their associated executor (the node's executor
+// by default). The error is Asio's boost::system::error_code, which wraps
+// and compares equal to raftkit::errc values (`ec == raftkit::errc::busy`).
+// Every operation completes exactly once, with one of:
 //   success                   the command is committed and applied (propose),
 //                             or the query saw every write completed before it
 //   errc::not_leader          this node is not the leader; status().leader is
@@ -37,6 +39,7 @@
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/system/error_code.hpp>
 
 #include "raftkit/error.hpp"
 #include "raftkit/log_store.hpp"
@@ -77,37 +80,39 @@ class Node {
   /// and the ticker. Errors: invalid_argument (bad options; see
   /// Options::validate), corrupted (snapshot file), or the transport's error.
   std::error_code start();
-  /// Stops ticking and the transport; pending operations complete with
-  /// shutting_down. Idempotent. Waits for an in-flight disk write.
+  /// Stops the transport at once, then (on the node's strand) the ticker;
+  /// pending operations complete with shutting_down if the executor still
+  /// runs. Waits for an in-flight disk write. Idempotent. start() and stop()
+  /// must not be called concurrently with each other.
   void stop();
 
   NodeStatus status() const;
   NodeId id() const;
 
   /// Replicates `command`, completing with the StateMachine::apply result.
-  /// Signature: void(std::error_code, raftkit::Bytes).
+  /// Signature: void(boost::system::error_code, raftkit::Bytes).
   template <class Token>
   auto async_propose(Bytes command, Token&& token) {
-    return boost::asio::async_initiate<Token, void(std::error_code, Bytes)>(
+    return boost::asio::async_initiate<Token, void(boost::system::error_code, Bytes)>(
         [this](auto handler, Bytes cmd) { propose_impl(std::move(cmd), wrap_result(std::move(handler))); }, token,
         std::move(command));
   }
 
   /// A linearizable read (ReadIndex): completes with StateMachine::query.
   /// Works on any node: a follower asks the leader for the read index.
-  /// Signature: void(std::error_code, raftkit::Bytes).
+  /// Signature: void(boost::system::error_code, raftkit::Bytes).
   template <class Token>
   auto async_read(Bytes query, Token&& token) {
-    return boost::asio::async_initiate<Token, void(std::error_code, Bytes)>(
+    return boost::asio::async_initiate<Token, void(boost::system::error_code, Bytes)>(
         [this](auto handler, Bytes q) { read_impl(std::move(q), wrap_result(std::move(handler))); }, token,
         std::move(query));
   }
 
   /// Leader only: hands leadership to `to`; completes once `to` leads.
-  /// Signature: void(std::error_code).
+  /// Signature: void(boost::system::error_code).
   template <class Token>
   auto async_transfer_leader(NodeId to, Token&& token) {
-    return boost::asio::async_initiate<Token, void(std::error_code)>(
+    return boost::asio::async_initiate<Token, void(boost::system::error_code)>(
         [this](auto handler, NodeId target) { transfer_impl(target, wrap_done(std::move(handler))); }, token, to);
   }
 
@@ -121,14 +126,18 @@ class Node {
     auto h = std::make_shared<Handler>(std::move(handler));
     auto ex = boost::asio::get_associated_executor(*h, executor());
     return [h, ex](std::error_code ec, Bytes result) {
-      boost::asio::post(ex, [h, ec, result = std::move(result)]() mutable { (*h)(ec, std::move(result)); });
+      boost::asio::post(ex, [h, ec, result = std::move(result)]() mutable {
+        (*h)(boost::system::error_code(ec), std::move(result));
+      });
     };
   }
   template <class Handler>
   DoneHandler wrap_done(Handler handler) {
     auto h = std::make_shared<Handler>(std::move(handler));
     auto ex = boost::asio::get_associated_executor(*h, executor());
-    return [h, ex](std::error_code ec) { boost::asio::post(ex, [h, ec]() mutable { (*h)(ec); }); };
+    return [h, ex](std::error_code ec) {
+      boost::asio::post(ex, [h, ec]() mutable { (*h)(boost::system::error_code(ec)); });
+    };
   }
 
   boost::asio::any_io_executor executor() const;

@@ -1,0 +1,34 @@
+#include "raftkit/options.hpp"
+
+#include <fmt/format.h>
+
+namespace raftkit {
+
+Options Options::from_peers(NodeId id, std::map<NodeId, std::string> peers) {
+  Options o;
+  o.id = id;
+  o.peers = std::move(peers);
+  o.protocol.id = id;
+  o.protocol.initial_voters.clear();
+  for (const auto& [peer, address] : o.peers) o.protocol.initial_voters.push_back(peer);
+  o.protocol.seed = id.value;
+  return o;
+}
+
+std::string Options::validate() const {
+  if (id.is_none()) return "id must be nonzero";
+  if (peers.empty()) return "peers must list every voter, this node included";
+  if (!peers.count(id)) return fmt::format("peers must include this node (id {})", id.value);
+  for (const auto& [peer, address] : peers) {
+    if (peer.is_none()) return "peers must not contain node id 0";
+    if (address.empty()) return fmt::format("peer {} has no address", peer.value);
+  }
+  if (cluster_id.empty()) return "cluster_id must not be empty";
+  if (tick_interval.count() <= 0) return "tick_interval must be positive";
+  if (request_timeout.count() <= 0) return "request_timeout must be positive";
+  if (protocol.id != id) return "protocol.id must equal id (use Options::from_peers)";
+  if (auto p = protocol.validate(); !p.empty()) return "protocol." + p;
+  return {};
+}
+
+}  // namespace raftkit
