@@ -1,0 +1,109 @@
+// sim/checker.hpp — the Raft safety properties, checked while a run happens.
+//
+// The simulator reports to the checker at the points where a property can
+// first be broken, and the checker keeps just enough global memory to judge
+// each report in time proportional to what changed:
+//
+//  - election safety: one leader per term (a term -> leader table, kept
+//    across crashes, so a node that forgot its vote and voted again is seen);
+//  - leader append-only: while a node leads a term its last index never
+//    falls and the entry at its previous last index is never replaced;
+//  - log matching: every entry that enters any log passes through a Ready.
+//    Two entries with the same index and term must carry the same payload
+//    and follow an entry of the same term — by induction, identical
+//    prefixes. The table (index, term) -> (payload hash, previous term)
+//    judges each entry when it is handed out for persistence;
+//  - leader completeness: every entry any node has counted as committed is
+//    recorded (index -> term). A node that becomes leader must hold all of
+//    them; a node whose commit index passes an index must hold the recorded
+//    entry there (two different committed entries at one index is the
+//    failure the Figure 8 bug produces);
+//  - state machine safety: the first application of each index records
+//    (term, payload hash, state hash after it); every later application, on
+//    any node in any life, must match. Equal state hashes at equal applied
+//    indexes is the "caught-up replicas agree" property;
+//  - applied order equals log order: a node applies index i+1 after i, with
+//    no gap and no repeat, within each life;
+//  - commit never decreases: within a life the commit index only rises, the
+//    durable hard state's commit only rises across syncs and crashes, and a
+//    restarted node starts with at least the commit it persisted.
+//
+// The first violation is kept (kind + detail); later ones are ignored, since
+// a broken invariant makes what follows noise.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/raft.hpp"
+#include "sim/config.hpp"
+
+namespace raftkit::sim {
+
+class SafetyChecker {
+ public:
+  explicit SafetyChecker(std::size_t nodes);
+
+  /// Node `n` starts a life (first start or restart); `persisted_commit` is
+  /// the commit of the hard state it found on its store.
+  void on_start(std::size_t n, const core::Raft& raft, Index persisted_commit);
+  void on_crash(std::size_t n);
+  /// A Ready about to be persisted: judges its entries (log matching).
+  void on_ready(std::size_t n, const core::Raft& raft, const core::Ready& rd);
+  /// A sync completed; `durable` is the hard state now on disk.
+  void on_synced(std::size_t n, const HardState& durable);
+  /// An entry was applied; `state_hash` is the state machine's hash after it.
+  void on_apply(std::size_t n, const Entry& e, std::uint64_t state_hash);
+  /// After any event that touched node `n`.
+  void after_step(std::size_t n, const core::Raft& raft);
+
+  bool failed() const { return !kind_.empty(); }
+  const std::string& kind() const { return kind_; }
+  const std::string& what() const { return what_; }
+
+  std::uint64_t elections() const { return elections_; }
+  /// Entries known committed (the highest index any node committed).
+  Index committed() const { return Index{committed_terms_.size()}; }
+  /// State hash recorded at index i (0 if none).
+  std::uint64_t state_hash_at(Index i) const;
+
+ private:
+  template <class... Args>
+  void fail(std::string_view kind, fmt::format_string<Args...> f, Args&&... args);
+
+  struct NodeState {
+    bool up = false;
+    bool leader = false;
+    Term leader_term;
+    Index leader_last;
+    Term leader_last_term;
+    Index commit;
+    Index checked_commit;  // commit indexes verified against committed_terms_
+    Index applied;
+    Index durable_commit;
+  };
+  struct EntryRecord {
+    Term term;
+    std::uint64_t payload_hash;
+    Term prev_term;
+  };
+  struct AppliedRecord {
+    Term term;
+    std::uint64_t payload_hash;
+    std::uint64_t state_hash;
+  };
+
+  std::vector<NodeState> nodes_;
+  std::vector<std::uint64_t> leader_of_term_;           // term -> node index + 1 (0: none)
+  std::vector<std::vector<EntryRecord>> entries_;       // index -> entries seen there
+  std::vector<Term> committed_terms_;                   // index - 1 -> term of the committed entry
+  std::vector<AppliedRecord> applied_;                  // index - 1 -> first application
+  std::uint64_t elections_ = 0;
+  std::string kind_;
+  std::string what_;
+};
+
+std::uint64_t payload_hash(const Entry& e);
+
+}  // namespace raftkit::sim

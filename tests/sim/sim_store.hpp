@@ -1,0 +1,85 @@
+// sim/sim_store.hpp — a LogStore that knows what a power cut would keep.
+//
+// The simulator's runtime model writes a Ready into the store, then calls
+// sync(), which in virtual time completes later. Until sync() returns, the
+// writes are visible to readers (the core) but not durable. SimStore keeps
+// two memory stores: `current` (what the process sees) and `durable` (what
+// the disk is guaranteed to hold), plus a journal of the writes made since
+// the last sync. sync() replays the journal into `durable`.
+//
+// A crash keeps the durable image plus a prefix of the journal — on a real
+// disk, unsynced writes may or may not have reached the platter, and a
+// write-ahead log recovers a prefix of them — chosen by the simulator's
+// random generator. The process image is then rebuilt from that, and the next
+// incarnation of the node reads exactly what survived.
+//
+// Storage faults: the simulator can arm the next write or the next sync to
+// fail with io_error. As a real store must after a failed fsync, SimStore
+// then refuses every later write until the node crashes and restarts; the
+// simulator stops the node at once, so a node whose sync failed never acks.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <variant>
+#include <vector>
+
+#include "raftkit/log_store.hpp"
+
+namespace raftkit::sim {
+
+class SimStore final : public LogStore {
+ public:
+  SimStore();
+
+  // ---- LogStore: reads see the current (process) image
+  HardState hard_state() const override { return current_->hard_state(); }
+  SnapshotMeta snapshot_meta() const override { return current_->snapshot_meta(); }
+  Index first_index() const override { return current_->first_index(); }
+  Index last_index() const override { return current_->last_index(); }
+  std::optional<Term> term(Index i) const override { return current_->term(i); }
+  std::error_code entries(Index lo, Index hi, std::size_t max_bytes, std::vector<Entry>& out) const override {
+    return current_->entries(lo, hi, max_bytes, out);
+  }
+  std::error_code append(std::span<const Entry> entries) override;
+  std::error_code save_hard_state(const HardState& hs) override;
+  std::error_code compact(Index upto) override;
+  std::error_code install_snapshot(const SnapshotMeta& meta) override;
+  std::error_code sync() override;
+
+  // ---- simulator controls
+  /// The next write (append/save/compact/install) fails with io_error.
+  void fail_next_write() { fail_write_ = true; }
+  /// The next sync fails with io_error (after which writes are refused).
+  void fail_next_sync() { fail_sync_ = true; }
+  /// Cancels armed failures that have not fired yet.
+  void disarm() { fail_write_ = fail_sync_ = false; }
+  /// Number of writes made since the last successful sync.
+  std::size_t unsynced_writes() const { return journal_.size(); }
+  /// Power cut: keeps the durable image plus the first `keep` unsynced
+  /// writes, forgets the rest, and clears the failed state (a restarted
+  /// process reopens the store).
+  void crash(std::size_t keep);
+  /// What survives a crash right now (the durable image).
+  const LogStore& durable() const { return *durable_; }
+
+ private:
+  struct Append { std::vector<Entry> entries; };
+  struct SaveHardState { HardState hs; };
+  struct Compact { Index upto; };
+  struct InstallSnapshot { SnapshotMeta meta; };
+  using Write = std::variant<Append, SaveHardState, Compact, InstallSnapshot>;
+
+  std::error_code check_writable();
+  static std::error_code apply(LogStore& store, const Write& w);
+  static std::unique_ptr<LogStore> clone(const LogStore& from);
+
+  std::unique_ptr<LogStore> current_;
+  std::unique_ptr<LogStore> durable_;
+  std::vector<Write> journal_;
+  bool fail_write_ = false;
+  bool fail_sync_ = false;
+  bool broken_ = false;
+};
+
+}  // namespace raftkit::sim
