@@ -1,0 +1,101 @@
+// raftkit-counter — command-line client of the replicated counter.
+//
+//   raftkit-counter --servers 127.0.0.1:8001,127.0.0.1:8002,127.0.0.1:8003 incr 5
+//   raftkit-counter --servers ... get
+//   raftkit-counter --servers ... status
+//   raftkit-counter --servers ... transfer-leader 2
+//
+// Any server will do: the client follows the leader hint of a follower.
+// Exit codes: 0 done, 1 failed (nothing was done), 3 unknown outcome (an
+// increment may or may not have been applied), 2 bad usage.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "client.hpp"
+
+using namespace raftkit::counter;
+
+namespace {
+
+int report(const Result& r, const std::string& what) {
+  switch (r.outcome) {
+    case Outcome::ok: return 0;
+    case Outcome::failed:
+      fmt::print(stderr, "{} failed (nothing was done): {}\n", what, r.message);
+      return 1;
+    case Outcome::unknown:
+      fmt::print(stderr, "{}: outcome unknown (it may or may not have been applied): {}\n", what, r.message);
+      return 3;
+  }
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"raftkit replicated counter client"};
+  std::string servers_text;
+  int timeout_ms = 10000;
+  app.add_option("--servers", servers_text, "client addresses of the servers: host:port,...")
+      ->required()
+      ->check(CLI::Validator(
+          [](std::string& s) {
+            std::vector<std::string> v;
+            return parse_address_list(s, v);
+          },
+          "HOST:PORT,..."));
+  app.add_option("--timeout-ms", timeout_ms, "give up after this long")->capture_default_str()->check(CLI::Range(1, 3600000));
+  app.require_subcommand(1);
+
+  std::int64_t n = 1;
+  auto* incr = app.add_subcommand("incr", "add n (default 1) and print the new value");
+  incr->add_option("n", n, "amount (may be negative)");
+  auto* get = app.add_subcommand("get", "print the value (linearizable read)");
+  auto* status = app.add_subcommand("status", "print each server's role, term, leader, commit and applied index");
+  std::uint64_t target = 0;
+  auto* transfer = app.add_subcommand("transfer-leader", "hand leadership to a node");
+  transfer->add_option("id", target, "the node that should lead")->required()->check(CLI::PositiveNumber);
+  CLI11_PARSE(app, argc, argv);
+
+  ClientOptions opt;
+  parse_address_list(servers_text, opt.servers);
+  opt.call_timeout = std::chrono::milliseconds(timeout_ms);
+  Client client(opt);
+
+  if (incr->parsed()) {
+    auto r = client.incr(n);
+    if (r.outcome == Outcome::ok) fmt::print("{}\n", r.value);
+    return report(r, "incr");
+  }
+  if (get->parsed()) {
+    auto r = client.get();
+    if (r.outcome == Outcome::ok) fmt::print("{}\n", r.value);
+    return report(r, "get");
+  }
+  if (transfer->parsed()) {
+    auto r = client.transfer_leader(target);
+    if (r.outcome == Outcome::ok) fmt::print("node {} is the leader now\n", target);
+    return report(r, "transfer-leader");
+  }
+  (void)status;
+  fmt::print("{:<22} {:>4} {:<14} {:>5} {:>7} {:>8} {:>8} {:>10}\n", "server", "id", "role", "term", "leader",
+             "commit", "applied", "value");
+  int rc = 0;
+  for (const auto& s : opt.servers) {
+    std::string err;
+    auto info = client.status(s, std::chrono::milliseconds(std::min(timeout_ms, 2000)), &err);
+    if (!info) {
+      fmt::print("{:<22} unreachable: {}\n", s, err);
+      rc = 1;
+      continue;
+    }
+    fmt::print("{:<22} {:>4} {:<14} {:>5} {:>7} {:>8} {:>8} {:>10}{}\n", s, info->id, info->role, info->term,
+               info->leader == 0 ? std::string("-") : std::to_string(info->leader), info->commit, info->applied,
+               info->value, info->failure.empty() ? "" : "  failure: " + info->failure);
+  }
+  return rc;
+}

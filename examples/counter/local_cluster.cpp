@@ -1,0 +1,413 @@
+#include "local_cluster.hpp"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "client.hpp"
+
+extern char** environ;
+
+namespace raftkit::counter {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+struct LocalCluster::Proc {
+  std::uint64_t id = 0;
+  std::uint16_t raft_port = 0;
+  std::uint16_t client_port = 0;
+  std::string data_dir;
+  std::atomic<pid_t> pid{-1};
+  int stdin_w = -1;
+  std::thread reader;
+  bool ready = false;  // guarded by mu_
+  bool eof = false;    // guarded by mu_
+  bool stopped = false;
+  std::deque<std::string> lines;  // guarded by mu_
+};
+
+LocalCluster::LocalCluster(LocalClusterOptions options) : opt_(std::move(options)) {
+  if (opt_.nodes == 0) throw std::invalid_argument("LocalCluster: no nodes");
+  std::string parent = opt_.temp_parent;
+  if (parent.empty()) {
+    const char* t = std::getenv("TMPDIR");
+    parent = t && *t ? t : "/tmp";
+  }
+  std::string templ = parent + "/raftkit-counter-XXXXXX";
+  if (!::mkdtemp(templ.data())) throw std::runtime_error(fmt::format("mkdtemp in {}: {}", parent, std::strerror(errno)));
+  dir_ = templ;
+  for (std::uint64_t id = 1; id <= opt_.nodes; ++id) {
+    auto p = std::make_unique<Proc>();
+    p->id = id;
+    p->data_dir = fmt::format("{}/node{}", dir_, id);
+    procs_.emplace(id, std::move(p));
+  }
+}
+
+LocalCluster::~LocalCluster() {
+  for (auto& [id, p] : procs_) reap(*p, true);
+  if (!opt_.keep_dir) {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+}
+
+void LocalCluster::emergency_kill() noexcept {
+  for (auto& [id, p] : procs_) {
+    pid_t pid = p->pid.load();
+    if (pid > 0) ::kill(pid, SIGKILL);
+  }
+}
+
+bool LocalCluster::pick_ports() {
+  // Ports below Linux's ephemeral range (32768+), so that no outgoing
+  // connection of another node can be holding one when a node restarts.
+  std::random_device rd;
+  std::mt19937 rng(rd());
+  std::uniform_int_distribution<int> dist(20000, 32000);
+  std::set<std::uint16_t> chosen;
+  auto bindable = [](std::uint16_t port) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(fd);
+    return ok;
+  };
+  for (auto& [id, p] : procs_) {
+    for (std::uint16_t* port : {&p->raft_port, &p->client_port}) {
+      int tries = 0;
+      do {
+        *port = static_cast<std::uint16_t>(dist(rng));
+        if (++tries > 1000) return false;
+      } while (chosen.contains(*port) || !bindable(*port));
+      chosen.insert(*port);
+    }
+  }
+  return true;
+}
+
+std::string LocalCluster::client_address(std::uint64_t id) const {
+  return fmt::format("127.0.0.1:{}", procs_.at(id)->client_port);
+}
+std::string LocalCluster::raft_address(std::uint64_t id) const {
+  return fmt::format("127.0.0.1:{}", procs_.at(id)->raft_port);
+}
+std::vector<std::string> LocalCluster::client_addresses() const {
+  std::vector<std::string> out;
+  for (auto& [id, p] : procs_) out.push_back(client_address(id));
+  return out;
+}
+std::vector<std::uint64_t> LocalCluster::ids() const {
+  std::vector<std::uint64_t> out;
+  for (auto& [id, p] : procs_) out.push_back(id);
+  return out;
+}
+bool LocalCluster::running(std::uint64_t id) const { return procs_.at(id)->pid.load() > 0; }
+bool LocalCluster::paused(std::uint64_t id) const {
+  std::lock_guard lk(mu_);
+  return procs_.at(id)->stopped;
+}
+
+std::string LocalCluster::output_tail(std::uint64_t id, std::size_t n) const {
+  std::lock_guard lk(mu_);
+  const auto& lines = procs_.at(id)->lines;
+  std::string out;
+  for (std::size_t i = lines.size() > n ? lines.size() - n : 0; i < lines.size(); ++i)
+    out += fmt::format("    [node {}] {}\n", id, lines[i]);
+  return out;
+}
+
+bool LocalCluster::spawn(std::uint64_t id, std::string& error) {
+  Proc& p = *procs_.at(id);
+  std::string peers, clients;
+  for (auto& [pid, q] : procs_) {
+    peers += fmt::format("{}{}={}", peers.empty() ? "" : ",", pid, raft_address(pid));
+    clients += fmt::format("{}{}={}", clients.empty() ? "" : ",", pid, client_address(pid));
+  }
+  std::vector<std::string> args = {opt_.server_binary,
+                                   "--id", std::to_string(id),
+                                   "--peers", peers,
+                                   "--clients", clients,
+                                   "--client-host", "127.0.0.1",
+                                   "--client-port", std::to_string(p.client_port),
+                                   "--data-dir", p.data_dir,
+                                   "--cluster-id", opt_.cluster_id,
+                                   "--tick-ms", std::to_string(opt_.tick_ms),
+                                   "--election-ticks", std::to_string(opt_.election_ticks),
+                                   "--request-timeout-ms", std::to_string(opt_.request_timeout_ms),
+                                   "--snapshot-interval", std::to_string(opt_.snapshot_interval),
+                                   "--exit-on-stdin-eof"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  int out[2], in[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) {
+    error = fmt::format("pipe: {}", std::strerror(errno));
+    return false;
+  }
+  if (::pipe2(in, O_CLOEXEC) != 0) {
+    error = fmt::format("pipe: {}", std::strerror(errno));
+    ::close(out[0]);
+    ::close(out[1]);
+    return false;
+  }
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, in[0], STDIN_FILENO);
+  posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
+  posix_spawn_file_actions_adddup2(&fa, out[1], STDERR_FILENO);
+  // The child starts with no blocked signals and default dispositions, even
+  // if this process blocks SIGINT/SIGTERM for a signal-handling thread.
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none, defaults;
+  sigemptyset(&none);
+  sigemptyset(&defaults);
+  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGPIPE}) sigaddset(&defaults, s);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  pid_t pid = -1;
+  int rc = ::posix_spawn(&pid, opt_.server_binary.c_str(), &fa, &attr, argv.data(), environ);
+  posix_spawnattr_destroy(&attr);
+  posix_spawn_file_actions_destroy(&fa);
+  ::close(out[1]);
+  ::close(in[0]);
+  if (rc != 0) {
+    ::close(out[0]);
+    ::close(in[1]);
+    error = fmt::format("cannot start {}: {}", opt_.server_binary, std::strerror(rc));
+    return false;
+  }
+  {
+    std::lock_guard lk(mu_);
+    p.ready = false;
+    p.eof = false;
+    p.stopped = false;
+    p.lines.push_back(fmt::format("--- started, pid {}", pid));
+  }
+  p.pid.store(pid);
+  p.stdin_w = in[1];
+  const int fd = out[0];
+  p.reader = std::thread([this, &p, fd] {
+    std::string buf;
+    char chunk[4096];
+    for (;;) {
+      ssize_t n = ::read(fd, chunk, sizeof chunk);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      buf.append(chunk, static_cast<std::size_t>(n));
+      for (std::size_t nl; (nl = buf.find('\n')) != std::string::npos;) {
+        std::string line = buf.substr(0, nl);
+        buf.erase(0, nl + 1);
+        if (opt_.on_output) opt_.on_output(p.id, line);
+        std::lock_guard lk(mu_);
+        if (line.rfind("ready ", 0) == 0) p.ready = true;
+        p.lines.push_back(std::move(line));
+        if (p.lines.size() > 400) p.lines.pop_front();
+        cv_.notify_all();
+      }
+    }
+    ::close(fd);
+    std::lock_guard lk(mu_);
+    if (!buf.empty()) p.lines.push_back(buf);
+    p.eof = true;
+    cv_.notify_all();
+  });
+  return true;
+}
+
+bool LocalCluster::wait_ready(std::uint64_t id, Clock::time_point deadline, std::string& error) {
+  Proc& p = *procs_.at(id);
+  std::unique_lock lk(mu_);
+  if (!cv_.wait_until(lk, deadline, [&] { return p.ready || p.eof; })) {
+    lk.unlock();
+    error = fmt::format("node {} did not report readiness in time; its output:\n{}", id, output_tail(id));
+    reap(p, true);
+    return false;
+  }
+  if (!p.ready) {
+    lk.unlock();
+    reap(p, false);
+    error = fmt::format("node {} exited before it was ready; its output:\n{}", id, output_tail(id));
+    return false;
+  }
+  return true;
+}
+
+bool LocalCluster::start(std::uint64_t id, std::chrono::milliseconds timeout, std::string& error) {
+  if (running(id)) {
+    error = fmt::format("node {} is already running", id);
+    return false;
+  }
+  if (!spawn(id, error)) return false;
+  return wait_ready(id, Clock::now() + timeout, error);
+}
+
+bool LocalCluster::start_all(std::chrono::milliseconds timeout, std::string& error) {
+  const auto deadline = Clock::now() + timeout;
+  for (int attempt = 1; attempt <= 3; ++attempt) {
+    for (auto& [id, p] : procs_) reap(*p, true);
+    std::error_code ec;
+    for (auto& [id, p] : procs_) fs::remove_all(p->data_dir, ec);
+    if (!pick_ports()) {
+      error = "no free ports found";
+      return false;
+    }
+    bool ok = true;
+    for (auto& [id, p] : procs_)
+      if (!spawn(id, error)) return false;
+    for (auto& [id, p] : procs_)
+      if (!wait_ready(id, deadline, error)) {
+        ok = false;
+        break;
+      }
+    if (ok) return true;
+    if (error.find("in use") == std::string::npos) break;  // only a port race is worth another try
+  }
+  for (auto& [id, p] : procs_) reap(*p, true);
+  return false;
+}
+
+void LocalCluster::reap(Proc& p, bool force) {
+  pid_t pid = p.pid.load();
+  if (pid > 0) {
+    if (force) ::kill(pid, SIGKILL);
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    p.pid.store(-1);
+  }
+  if (p.stdin_w >= 0) {
+    ::close(p.stdin_w);
+    p.stdin_w = -1;
+  }
+  if (p.reader.joinable()) p.reader.join();
+  std::lock_guard lk(mu_);
+  p.stopped = false;
+}
+
+void LocalCluster::kill(std::uint64_t id) {
+  Proc& p = *procs_.at(id);
+  {
+    std::lock_guard lk(mu_);
+    p.lines.push_back("--- killed with SIGKILL");
+  }
+  reap(p, true);
+}
+
+void LocalCluster::pause(std::uint64_t id) {
+  Proc& p = *procs_.at(id);
+  if (pid_t pid = p.pid.load(); pid > 0) ::kill(pid, SIGSTOP);
+  std::lock_guard lk(mu_);
+  p.stopped = true;
+  p.lines.push_back("--- paused with SIGSTOP");
+}
+
+void LocalCluster::resume(std::uint64_t id) {
+  Proc& p = *procs_.at(id);
+  if (pid_t pid = p.pid.load(); pid > 0) ::kill(pid, SIGCONT);
+  std::lock_guard lk(mu_);
+  p.stopped = false;
+  p.lines.push_back("--- resumed with SIGCONT");
+}
+
+bool LocalCluster::terminate(std::uint64_t id, std::chrono::milliseconds timeout) {
+  Proc& p = *procs_.at(id);
+  pid_t pid = p.pid.load();
+  if (pid <= 0) return false;
+  ::kill(pid, SIGCONT);
+  ::kill(pid, SIGTERM);
+  const auto deadline = Clock::now() + timeout;
+  int status = 0;
+  bool exited = false;
+  while (Clock::now() < deadline) {
+    pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) {
+      exited = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // polling a child's exit
+  }
+  if (exited) {
+    p.pid.store(-1);
+    reap(p, false);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  }
+  {
+    std::lock_guard lk(mu_);
+    p.lines.push_back("--- did not exit after SIGTERM; killed");
+  }
+  reap(p, true);
+  return false;
+}
+
+std::optional<NodeInfo> LocalCluster::status(std::uint64_t id, std::chrono::milliseconds timeout) const {
+  if (!running(id)) return std::nullopt;
+  ClientOptions o;
+  o.servers = {client_address(id)};
+  o.connect_timeout = timeout;
+  Client c(o);
+  return c.status(client_address(id), timeout);
+}
+
+std::optional<LeaderInfo> LocalCluster::wait_for_leader(std::chrono::milliseconds timeout, std::uint64_t min_term,
+                                                        const std::set<std::uint64_t>& ignore) const {
+  const auto deadline = Clock::now() + timeout;
+  std::map<std::uint64_t, std::unique_ptr<Client>> clients;
+  while (Clock::now() < deadline) {
+    std::map<std::uint64_t, NodeInfo> seen;
+    for (auto& [id, p] : procs_) {
+      if (ignore.contains(id) || !running(id) || paused(id)) continue;
+      auto& c = clients[id];
+      if (!c) {
+        ClientOptions o;
+        o.servers = {client_address(id)};
+        o.connect_timeout = std::chrono::milliseconds(500);
+        c = std::make_unique<Client>(o);
+      }
+      if (auto info = c->status(client_address(id), std::chrono::milliseconds(500))) seen.emplace(id, *info);
+    }
+    for (auto& [id, info] : seen) {
+      if (info.role != "leader" || info.term < min_term) continue;
+      std::size_t agree = 0;
+      for (auto& [oid, o] : seen)
+        if (o.leader == id && o.term == info.term) ++agree;
+      if (agree * 2 > procs_.size()) return LeaderInfo{id, info.term};
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling interval
+  }
+  return std::nullopt;
+}
+
+bool LocalCluster::wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    if (pred()) return true;
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling interval
+  }
+}
+
+}  // namespace raftkit::counter

@@ -1,0 +1,117 @@
+// local_cluster.hpp — a cluster of raftkit-counter-server processes on
+// loopback, for the demo and the integration tests.
+//
+// Each node is a child process (posix_spawn) with its own data directory
+// under one temporary directory, its output read line by line by a thread
+// (kept for error reports, optionally echoed), and its stdin a pipe from
+// this process: the servers run with --exit-on-stdin-eof, so they shut down
+// even if this process dies without cleaning up. The destructor kills every
+// child (SIGKILL) and removes the directory: an RAII guard for tests.
+//
+// Readiness is the server's "ready ..." line; leadership is polled through
+// the status request. Every wait is bounded.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <sys/types.h>
+
+#include "protocol.hpp"
+
+namespace raftkit::counter {
+
+struct LocalClusterOptions {
+  std::string server_binary;
+  std::size_t nodes = 3;
+  int tick_ms = 50;
+  int election_ticks = 10;
+  int request_timeout_ms = 2000;
+  std::uint64_t snapshot_interval = 10000;
+  std::string cluster_id = "raftkit-counter-local";
+  /// Parent of the cluster's directory; empty: $TMPDIR or /tmp.
+  std::string temp_parent;
+  /// Keep the data directories after the cluster is destroyed.
+  bool keep_dir = false;
+  /// Called (on a reader thread) for every line a server prints.
+  std::function<void(std::uint64_t id, const std::string& line)> on_output;
+};
+
+struct LeaderInfo {
+  std::uint64_t id = 0;
+  std::uint64_t term = 0;
+};
+
+class LocalCluster {
+ public:
+  explicit LocalCluster(LocalClusterOptions options);
+  ~LocalCluster();
+  LocalCluster(const LocalCluster&) = delete;
+  LocalCluster& operator=(const LocalCluster&) = delete;
+
+  /// Chooses free ports and starts every node, waiting for each readiness
+  /// line. Retries with other ports (and fresh directories) if a port turned
+  /// out to be taken. False with `error` set on failure.
+  bool start_all(std::chrono::milliseconds timeout, std::string& error);
+  /// (Re)starts one node with its ports and data directory.
+  bool start(std::uint64_t id, std::chrono::milliseconds timeout, std::string& error);
+
+  /// SIGKILL, then reaps the process.
+  void kill(std::uint64_t id);
+  /// SIGSTOP / SIGCONT.
+  void pause(std::uint64_t id);
+  void resume(std::uint64_t id);
+  /// SIGTERM (after SIGCONT), waits up to `timeout` for the exit, then
+  /// SIGKILL. True if the server exited on its own with status 0.
+  bool terminate(std::uint64_t id, std::chrono::milliseconds timeout);
+  /// SIGKILL to every child, without locks or waiting: for a signal handler
+  /// thread that is about to exit the process.
+  void emergency_kill() noexcept;
+
+  bool running(std::uint64_t id) const;
+  bool paused(std::uint64_t id) const;
+  std::vector<std::uint64_t> ids() const;
+  std::string client_address(std::uint64_t id) const;
+  std::string raft_address(std::uint64_t id) const;
+  std::vector<std::string> client_addresses() const;
+  std::string directory() const { return dir_; }
+  /// The last lines a node printed (all its lives), for error reports.
+  std::string output_tail(std::uint64_t id, std::size_t lines = 20) const;
+
+  /// A node's status, or nullopt if it does not answer within `timeout`.
+  std::optional<NodeInfo> status(std::uint64_t id, std::chrono::milliseconds timeout) const;
+  /// Polls the running, unpaused nodes not in `ignore` until one says it
+  /// leads in a term >= `min_term` and a majority of the cluster's nodes
+  /// agree (the leader included). Nullopt after `timeout`.
+  std::optional<LeaderInfo> wait_for_leader(std::chrono::milliseconds timeout, std::uint64_t min_term = 0,
+                                            const std::set<std::uint64_t>& ignore = {}) const;
+  /// Polls `pred` every few milliseconds until it holds or `timeout` passes.
+  static bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout);
+
+ private:
+  struct Proc;
+  bool spawn(std::uint64_t id, std::string& error);
+  bool wait_ready(std::uint64_t id, std::chrono::steady_clock::time_point deadline, std::string& error);
+  void reap(Proc& p, bool force);
+  bool pick_ports();
+
+  LocalClusterOptions opt_;
+  std::string dir_;
+  std::map<std::uint64_t, std::unique_ptr<Proc>> procs_;  // fixed at construction
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+};
+
+}  // namespace raftkit::counter

@@ -1,0 +1,237 @@
+#include "protocol.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+#include <kj/exception.h>
+
+#include "counter.capnp.h"
+
+namespace raftkit::counter {
+namespace {
+
+std::vector<std::uint8_t> frame(capnp::MessageBuilder& mb) {
+  kj::Array<capnp::word> words = capnp::messageToFlatArray(mb);
+  auto bytes = words.asBytes();
+  std::vector<std::uint8_t> out(kFrameHeader + bytes.size());
+  const auto n = static_cast<std::uint32_t>(bytes.size());
+  out[0] = static_cast<std::uint8_t>(n >> 24);
+  out[1] = static_cast<std::uint8_t>(n >> 16);
+  out[2] = static_cast<std::uint8_t>(n >> 8);
+  out[3] = static_cast<std::uint8_t>(n);
+  std::copy(bytes.begin(), bytes.end(), out.begin() + kFrameHeader);
+  return out;
+}
+
+capnp::ReaderOptions limits() {
+  capnp::ReaderOptions o;
+  o.traversalLimitInWords = kMaxFrameBody / 8 * 2;
+  o.nestingLimit = 8;
+  return o;
+}
+
+// The body is copied into word-aligned storage: a vector's bytes need not be.
+kj::Array<capnp::word> aligned(const std::vector<std::uint8_t>& body) {
+  auto words = kj::heapArray<capnp::word>(body.size() / 8);
+  std::memcpy(words.begin(), body.data(), words.size() * 8);
+  return words;
+}
+
+std::string text(capnp::Text::Reader t) { return std::string(t.cStr(), t.size()); }
+
+}  // namespace
+
+std::vector<std::uint8_t> encode_request(const Request& r) {
+  capnp::MallocMessageBuilder mb;
+  auto b = mb.initRoot<wire::Request>();
+  std::visit(
+      [&](const auto& q) {
+        using T = std::decay_t<decltype(q)>;
+        if constexpr (std::is_same_v<T, IncrRequest>) b.setIncr(q.delta);
+        else if constexpr (std::is_same_v<T, GetRequest>) b.setGet();
+        else if constexpr (std::is_same_v<T, StatusRequest>) b.setStatus();
+        else b.setTransferLeader(q.target);
+      },
+      r);
+  return frame(mb);
+}
+
+std::vector<std::uint8_t> encode_reply(const Reply& r) {
+  capnp::MallocMessageBuilder mb;
+  auto b = mb.initRoot<wire::Reply>();
+  switch (r.kind) {
+    case ReplyKind::ok: b.setKind(wire::ReplyKind::OK); break;
+    case ReplyKind::not_leader: b.setKind(wire::ReplyKind::NOT_LEADER); break;
+    case ReplyKind::failed: b.setKind(wire::ReplyKind::FAILED); break;
+    case ReplyKind::unknown_outcome: b.setKind(wire::ReplyKind::UNKNOWN_OUTCOME); break;
+  }
+  b.setValue(r.value);
+  b.setCode(r.code);
+  b.setMessage(r.message);
+  b.setLeaderId(r.leader_id);
+  b.setLeaderAddress(r.leader_address);
+  if (r.info) {
+    auto i = b.initInfo();
+    i.setId(r.info->id);
+    i.setRole(r.info->role);
+    i.setTerm(r.info->term);
+    i.setLeader(r.info->leader);
+    i.setCommit(r.info->commit);
+    i.setApplied(r.info->applied);
+    i.setLastIndex(r.info->last_index);
+    i.setValue(r.info->value);
+    i.setFailure(r.info->failure);
+    i.setClientAddress(r.info->client_address);
+  }
+  return frame(mb);
+}
+
+std::optional<std::size_t> frame_body_size(const std::uint8_t (&h)[kFrameHeader]) {
+  const std::size_t n = (std::size_t{h[0]} << 24) | (std::size_t{h[1]} << 16) | (std::size_t{h[2]} << 8) | h[3];
+  if (n == 0 || n % 8 != 0 || n > kMaxFrameBody) return std::nullopt;
+  return n;
+}
+
+std::optional<Request> decode_request(const std::vector<std::uint8_t>& body, std::string& error) {
+  if (body.empty() || body.size() % 8 != 0 || body.size() > kMaxFrameBody) {
+    error = "bad frame length";
+    return std::nullopt;
+  }
+  try {
+    auto words = aligned(body);
+    capnp::FlatArrayMessageReader reader(words, limits());
+    auto r = reader.getRoot<wire::Request>();
+    switch (r.which()) {
+      case wire::Request::INCR: return Request{IncrRequest{r.getIncr()}};
+      case wire::Request::GET: return Request{GetRequest{}};
+      case wire::Request::STATUS: return Request{StatusRequest{}};
+      case wire::Request::TRANSFER_LEADER: return Request{TransferLeaderRequest{r.getTransferLeader()}};
+    }
+    error = "unknown request type";
+  } catch (const kj::Exception& e) {
+    error = "malformed request: " + std::string(e.getDescription().cStr());
+  }
+  return std::nullopt;
+}
+
+std::optional<Reply> decode_reply(const std::vector<std::uint8_t>& body, std::string& error) {
+  if (body.empty() || body.size() % 8 != 0 || body.size() > kMaxFrameBody) {
+    error = "bad frame length";
+    return std::nullopt;
+  }
+  try {
+    auto words = aligned(body);
+    capnp::FlatArrayMessageReader reader(words, limits());
+    auto r = reader.getRoot<wire::Reply>();
+    Reply out;
+    switch (r.getKind()) {
+      case wire::ReplyKind::OK: out.kind = ReplyKind::ok; break;
+      case wire::ReplyKind::NOT_LEADER: out.kind = ReplyKind::not_leader; break;
+      case wire::ReplyKind::FAILED: out.kind = ReplyKind::failed; break;
+      case wire::ReplyKind::UNKNOWN_OUTCOME: out.kind = ReplyKind::unknown_outcome; break;
+      default: error = "unknown reply kind"; return std::nullopt;
+    }
+    out.value = r.getValue();
+    out.code = text(r.getCode());
+    out.message = text(r.getMessage());
+    out.leader_id = r.getLeaderId();
+    out.leader_address = text(r.getLeaderAddress());
+    if (r.hasInfo()) {
+      auto i = r.getInfo();
+      NodeInfo n;
+      n.id = i.getId();
+      n.role = text(i.getRole());
+      n.term = i.getTerm();
+      n.leader = i.getLeader();
+      n.commit = i.getCommit();
+      n.applied = i.getApplied();
+      n.last_index = i.getLastIndex();
+      n.value = i.getValue();
+      n.failure = text(i.getFailure());
+      n.client_address = text(i.getClientAddress());
+      out.info = std::move(n);
+    }
+    return out;
+  } catch (const kj::Exception& e) {
+    error = "malformed reply: " + std::string(e.getDescription().cStr());
+  }
+  return std::nullopt;
+}
+
+std::string_view kind_name(ReplyKind k) {
+  switch (k) {
+    case ReplyKind::ok: return "ok";
+    case ReplyKind::not_leader: return "not leader";
+    case ReplyKind::failed: return "failed";
+    case ReplyKind::unknown_outcome: return "unknown outcome";
+  }
+  return "?";
+}
+
+std::optional<HostPort> parse_host_port(std::string_view s) {
+  HostPort hp;
+  std::string_view port;
+  if (!s.empty() && s.front() == '[') {
+    auto close = s.find(']');
+    if (close == std::string_view::npos || close + 1 >= s.size() || s[close + 1] != ':') return std::nullopt;
+    hp.host = std::string(s.substr(1, close - 1));
+    port = s.substr(close + 2);
+  } else {
+    auto colon = s.rfind(':');
+    if (colon == std::string_view::npos || s.find(':') != colon) return std::nullopt;
+    hp.host = std::string(s.substr(0, colon));
+    port = s.substr(colon + 1);
+  }
+  if (hp.host.empty() || port.empty()) return std::nullopt;
+  unsigned p = 0;
+  auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
+  if (ec != std::errc{} || ptr != port.data() + port.size() || p == 0 || p > 65535) return std::nullopt;
+  hp.port = static_cast<std::uint16_t>(p);
+  return hp;
+}
+
+namespace {
+std::vector<std::string_view> split(std::string_view s, char sep) {
+  std::vector<std::string_view> parts;
+  while (true) {
+    auto pos = s.find(sep);
+    parts.push_back(s.substr(0, pos));
+    if (pos == std::string_view::npos) break;
+    s.remove_prefix(pos + 1);
+  }
+  return parts;
+}
+}  // namespace
+
+std::string parse_id_map(std::string_view s, std::map<std::uint64_t, std::string>& out) {
+  out.clear();
+  if (s.empty()) return "empty list";
+  for (auto item : split(s, ',')) {
+    auto eq = item.find('=');
+    if (eq == std::string_view::npos) return "'" + std::string(item) + "' is not id=host:port";
+    auto id_text = item.substr(0, eq);
+    auto addr = item.substr(eq + 1);
+    std::uint64_t id = 0;
+    auto [ptr, ec] = std::from_chars(id_text.data(), id_text.data() + id_text.size(), id);
+    if (ec != std::errc{} || ptr != id_text.data() + id_text.size() || id == 0)
+      return "'" + std::string(id_text) + "' is not a node id (a positive integer)";
+    if (!parse_host_port(addr)) return "'" + std::string(addr) + "' is not host:port";
+    if (!out.emplace(id, std::string(addr)).second) return "node id " + std::to_string(id) + " appears twice";
+  }
+  return {};
+}
+
+std::string parse_address_list(std::string_view s, std::vector<std::string>& out) {
+  out.clear();
+  if (s.empty()) return "empty list";
+  for (auto item : split(s, ',')) {
+    if (!parse_host_port(item)) return "'" + std::string(item) + "' is not host:port";
+    out.emplace_back(item);
+  }
+  return {};
+}
+
+}  // namespace raftkit::counter

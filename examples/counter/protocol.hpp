@@ -1,0 +1,81 @@
+// protocol.hpp — the counter's client protocol in plain C++ (counter.capnp is
+// the wire form; protocol.cpp is the only code that touches it).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "raftkit/types.hpp"
+
+namespace raftkit::counter {
+
+/// Largest frame body either side sends or accepts.
+inline constexpr std::size_t kMaxFrameBody = 64 * 1024;
+/// Bytes of the length prefix (big-endian uint32).
+inline constexpr std::size_t kFrameHeader = 4;
+
+struct IncrRequest { std::int64_t delta = 1; };
+struct GetRequest {};
+struct StatusRequest {};
+struct TransferLeaderRequest { std::uint64_t target = 0; };
+using Request = std::variant<IncrRequest, GetRequest, StatusRequest, TransferLeaderRequest>;
+
+struct NodeInfo {
+  std::uint64_t id = 0;
+  std::string role;
+  std::uint64_t term = 0;
+  std::uint64_t leader = 0;
+  std::uint64_t commit = 0;
+  std::uint64_t applied = 0;
+  std::uint64_t last_index = 0;
+  std::int64_t value = 0;
+  std::string failure;
+  std::string client_address;
+};
+
+enum class ReplyKind { ok, not_leader, failed, unknown_outcome };
+
+struct Reply {
+  ReplyKind kind = ReplyKind::failed;
+  std::int64_t value = 0;
+  std::string code;
+  std::string message;
+  std::uint64_t leader_id = 0;
+  std::string leader_address;
+  std::optional<NodeInfo> info;
+};
+
+/// Encodes a whole frame (length prefix included).
+std::vector<std::uint8_t> encode_request(const Request& r);
+std::vector<std::uint8_t> encode_reply(const Reply& r);
+
+/// Reads the length prefix; nullopt if the length is not acceptable
+/// (zero, not a multiple of 8, or over kMaxFrameBody).
+std::optional<std::size_t> frame_body_size(const std::uint8_t (&header)[kFrameHeader]);
+
+/// Decodes a frame body; on failure returns nullopt and sets `error`.
+std::optional<Request> decode_request(const std::vector<std::uint8_t>& body, std::string& error);
+std::optional<Reply> decode_reply(const std::vector<std::uint8_t>& body, std::string& error);
+
+std::string_view kind_name(ReplyKind k);
+
+/// "host:port" (or "[v6]:port") split into host and port; nullopt if malformed.
+struct HostPort {
+  std::string host;
+  std::uint16_t port = 0;
+};
+std::optional<HostPort> parse_host_port(std::string_view s);
+
+/// "1=127.0.0.1:7001,2=127.0.0.1:7002": nonzero ids, no duplicates, valid
+/// addresses. Returns an error message, empty on success.
+std::string parse_id_map(std::string_view s, std::map<std::uint64_t, std::string>& out);
+
+/// "a:1,b:2" -> {"a:1","b:2"}; each must parse as host:port. Error message or empty.
+std::string parse_address_list(std::string_view s, std::vector<std::string>& out);
+
+}  // namespace raftkit::counter
