@@ -88,10 +88,21 @@ void Raft::tick() {
     // abandoned (§3.10) so that proposals resume.
     if (!transferee_.is_none()) abort_transfer();
   }
+  // A snapshot that got no answer within an election timeout was probably
+  // lost: probe again, which resends it if it is still needed.
+  for (auto& [id, pr] : progress_.map()) {
+    if (pr.state == ProgressState::snapshot && ++pr.snapshot_ticks > options_.election_ticks) pr.become_probe();
+  }
   if (heartbeat_elapsed_ >= options_.heartbeat_ticks) {
     heartbeat_elapsed_ = 0;
     broadcast_heartbeat(++read_round_);
   }
+}
+
+void Raft::report_unreachable(NodeId peer) {
+  if (role_ != Role::leader) return;
+  Progress* pr = progress_.find(peer);
+  if (pr && pr->state == ProgressState::replicate) pr->become_probe();
 }
 
 void Raft::reset_randomized_timeout() {
@@ -489,6 +500,14 @@ void Raft::handle_append_response(const Message& m, Progress& pr) {
 
 void Raft::handle_heartbeat_response(const Message& m, Progress& pr) {
   pr.probe_sent = false;
+  // The follower is alive but the window is full: appends were lost. Free
+  // the oldest so replication resumes; the follower's reject of the next
+  // append then reveals the gap.
+  if (pr.state == ProgressState::replicate && pr.inflights.full()) pr.inflights.free_first();
+  // A full inflight window whose appends were lost is never freed by an ack:
+  // the follower would stay behind forever. It answers heartbeats, so it is
+  // alive: probe it again from its match index.
+  if (pr.state == ProgressState::replicate && pr.inflights.full() && pr.match < log_.last_index()) pr.become_probe();
   if (pr.match < log_.last_index()) send_append(m.from, true);
   auto& acked = acked_round_[m.from];
   acked = std::max(acked, m.context);
