@@ -1,0 +1,227 @@
+// Real raftkit-counter-server processes on loopback: SIGKILL of the leader
+// under load (3 and 5 nodes), SIGSTOP/SIGCONT of the leader, and a restart of
+// every node. Every wait is bounded and polls readiness or status; the
+// LocalCluster destructor kills every child, also when a check fails.
+//
+// RAFTKIT_TIMEOUT_SCALE (environment) multiplies every timeout; sanitizer
+// builds default to 3.
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <cstdlib>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "client.hpp"
+#include "load.hpp"
+#include "local_cluster.hpp"
+
+#ifndef RAFTKIT_TIMEOUT_SCALE_DEFAULT
+#define RAFTKIT_TIMEOUT_SCALE_DEFAULT 1
+#endif
+
+namespace {
+
+using namespace raftkit::counter;
+using std::chrono::milliseconds;
+
+double scale() {
+  static const double s = [] {
+    if (const char* e = std::getenv("RAFTKIT_TIMEOUT_SCALE")) {
+      double v = std::atof(e);
+      if (v >= 1) return v;
+    }
+    return double{RAFTKIT_TIMEOUT_SCALE_DEFAULT};
+  }();
+  return s;
+}
+
+milliseconds T(int ms) { return milliseconds(static_cast<long long>(ms * scale())); }
+
+LocalClusterOptions cluster_options(std::size_t nodes) {
+  LocalClusterOptions o;
+  o.server_binary = RAFTKIT_COUNTER_SERVER;
+  o.nodes = nodes;
+  o.tick_ms = scale() > 1 ? 50 : 25;
+  o.election_ticks = 10;
+  o.request_timeout_ms = static_cast<int>(T(1500).count());
+  o.cluster_id = "integration";
+  return o;
+}
+
+ClientOptions client_options(const LocalCluster& c) {
+  ClientOptions o;
+  o.servers = c.client_addresses();
+  o.connect_timeout = T(500);
+  o.attempt_timeout = T(2500);  // above the servers' request timeout
+  o.call_timeout = T(10000);
+  return o;
+}
+
+std::string outputs(const LocalCluster& c) {
+  std::string s;
+  for (auto id : c.ids()) s += c.output_tail(id, 25);
+  return s;
+}
+
+std::int64_t read_counter(const LocalCluster& c) {
+  Client client(client_options(c));
+  auto r = client.get();
+  INFO(r.message << "\n" << outputs(c));
+  REQUIRE(r.outcome == Outcome::ok);
+  return r.value;
+}
+
+void start_cluster(LocalCluster& c) {
+  std::string err;
+  INFO(err);
+  REQUIRE(c.start_all(T(15000), err));
+}
+
+LeaderInfo require_leader(const LocalCluster& c, std::uint64_t min_term = 0, std::set<std::uint64_t> ignore = {}) {
+  auto l = c.wait_for_leader(T(10000), min_term, ignore);
+  INFO("no leader elected in time\n" << outputs(c));
+  REQUIRE(l.has_value());
+  return *l;
+}
+
+// Acknowledged increments all survive; at most the unknown ones add to them.
+void check_count(std::int64_t value, const LoadCounts& k) {
+  INFO(fmt::format("counter {}, acknowledged {}, unknown {}, failed {}", value, k.acked, k.unknown, k.failed));
+  CHECK(value >= static_cast<std::int64_t>(k.acked));
+  CHECK(value <= static_cast<std::int64_t>(k.acked + k.unknown));
+}
+
+LoadCounts operator+(LoadCounts a, const LoadCounts& b) {
+  a.acked += b.acked;
+  a.unknown += b.unknown;
+  a.failed += b.failed;
+  return a;
+}
+
+void kill_leader_under_load(std::size_t nodes) {
+  LocalCluster c(cluster_options(nodes));
+  start_cluster(c);
+  const auto leader = require_leader(c);
+
+  IncrementLoad load(client_options(c), static_cast<int>(nodes) + 1);
+  REQUIRE(LocalCluster::wait_until([&] { return load.counts().acked >= 30; }, T(10000)));
+  c.kill(leader.id);
+  const auto next = require_leader(c, leader.term + 1, {leader.id});
+  CHECK(next.id != leader.id);
+  const auto at_election = load.counts().acked;
+  const bool resumed = LocalCluster::wait_until([&] { return load.counts().acked >= at_election + 30; }, T(10000));
+  load.stop();
+  INFO(outputs(c));
+  CHECK(resumed);
+  check_count(read_counter(c), load.counts());
+
+  // The killed leader comes back and catches up with the others.
+  std::string err;
+  INFO(err);
+  REQUIRE(c.start(leader.id, T(10000), err));
+  auto lead = c.status(next.id, T(2000));
+  REQUIRE(lead.has_value());
+  CHECK(LocalCluster::wait_until(
+      [&] {
+        auto s = c.status(leader.id, T(500));
+        return s && s->applied >= lead->applied && s->value == lead->value;
+      },
+      T(10000)));
+}
+
+}  // namespace
+
+TEST_CASE("SIGKILL of the leader under concurrent increments, 3 nodes", "[integration]") {
+  kill_leader_under_load(3);
+}
+
+TEST_CASE("SIGKILL of the leader under concurrent increments, 5 nodes", "[integration]") {
+  kill_leader_under_load(5);
+}
+
+TEST_CASE("SIGSTOP of the leader past the election timeout, then SIGCONT: it steps down, acknowledges nothing falsely",
+          "[integration]") {
+  LocalCluster c(cluster_options(3));
+  start_cluster(c);
+  const auto old = require_leader(c);
+
+  // Clients of the whole cluster, and clients that start at the old leader
+  // (their requests reach it while it is stopped).
+  IncrementLoad everyone(client_options(c), 3);
+  ClientOptions at_old = client_options(c);
+  at_old.servers = {c.client_address(old.id)};
+  IncrementLoad stuck(at_old, 2);
+  REQUIRE(LocalCluster::wait_until([&] { return everyone.counts().acked >= 20; }, T(10000)));
+
+  c.pause(old.id);
+  const auto next = require_leader(c, old.term + 1, {old.id});
+  CHECK(next.id != old.id);
+  const auto before = everyone.counts().acked;
+  CHECK(LocalCluster::wait_until([&] { return everyone.counts().acked >= before + 20; }, T(10000)));
+  const auto stuck_before_resume = stuck.counts();
+
+  c.resume(old.id);
+  const bool stepped_down = LocalCluster::wait_until(
+      [&] {
+        auto s = c.status(old.id, T(500));
+        return s && s->role != "leader" && s->term > old.term;
+      },
+      T(10000));
+  // Let the resumed node's queued requests play out.
+  const auto after_resume = everyone.counts().acked;
+  CHECK(LocalCluster::wait_until([&] { return everyone.counts().acked >= after_resume + 20; }, T(10000)));
+  everyone.stop();
+  stuck.stop();
+  INFO(outputs(c));
+  CHECK(stepped_down);
+  auto s = c.status(old.id, T(1000));
+  REQUIRE(s.has_value());
+  INFO(fmt::format("old leader {} now: role {}, term {}, leader {}", old.id, s->role, s->term, s->leader));
+  CHECK(s->role == "follower");
+  // While it was stopped nothing reached its clients as acknowledged...
+  INFO(fmt::format("clients of the stopped leader before SIGCONT: acked {}, unknown {}, failed {}",
+                   stuck_before_resume.acked, stuck_before_resume.unknown, stuck_before_resume.failed));
+  // ...and overall every acknowledgement is real.
+  check_count(read_counter(c), everyone.counts() + stuck.counts());
+}
+
+TEST_CASE("stop and restart every node: the count comes back from the log", "[integration]") {
+  auto o = cluster_options(3);
+  o.snapshot_interval = 40;  // some of the state comes back from a snapshot, the rest from the log
+  LocalCluster c(o);
+  start_cluster(c);
+  require_leader(c);
+  {
+    IncrementLoad load(client_options(c), 3);
+    REQUIRE(LocalCluster::wait_until([&] { return load.counts().acked >= 150; }, T(15000)));
+    load.stop();
+    check_count(read_counter(c), load.counts());
+  }
+  const auto value = read_counter(c);
+  std::string err;
+
+  SECTION("graceful: SIGTERM") {
+    for (auto id : c.ids()) CHECK(c.terminate(id, T(10000)));
+  }
+  SECTION("crash: SIGKILL") {
+    for (auto id : c.ids()) c.kill(id);
+  }
+  for (auto id : c.ids()) {
+    INFO(err);
+    REQUIRE(c.start(id, T(10000), err));
+  }
+  require_leader(c);
+  CHECK(read_counter(c) == value);
+  // Every node applies the whole history again.
+  for (auto id : c.ids()) {
+    INFO("node " << id << "\n" << outputs(c));
+    CHECK(LocalCluster::wait_until(
+        [&] {
+          auto s = c.status(id, T(500));
+          return s && s->value == value;
+        },
+        T(10000)));
+  }
+}
