@@ -53,6 +53,7 @@ void Progress::become_snapshot(Index snapshot_index) {
   state = ProgressState::snapshot;
   probe_sent = false;
   pending_snapshot = snapshot_index;
+  snapshot_ticks = 0;
   inflights.reset();
 }
 

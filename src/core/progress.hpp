@@ -66,6 +66,7 @@ struct Progress {
   ProgressState state = ProgressState::probe;
   bool probe_sent = false;    ///< probe: an append is outstanding
   Index pending_snapshot;     ///< snapshot: the index being sent
+  int snapshot_ticks = 0;     ///< snapshot: ticks since it was sent (a lost one is resent)
   bool recent_active = false;  ///< heard from since the last check-quorum
   bool learner = false;
   Inflights inflights;

@@ -99,6 +99,7 @@ void Raft::tick() {
   }
 }
 
+
 void Raft::report_unreachable(NodeId peer) {
   if (role_ != Role::leader) return;
   Progress* pr = progress_.find(peer);
@@ -500,10 +501,6 @@ void Raft::handle_append_response(const Message& m, Progress& pr) {
 
 void Raft::handle_heartbeat_response(const Message& m, Progress& pr) {
   pr.probe_sent = false;
-  // The follower is alive but the window is full: appends were lost. Free
-  // the oldest so replication resumes; the follower's reject of the next
-  // append then reveals the gap.
-  if (pr.state == ProgressState::replicate && pr.inflights.full()) pr.inflights.free_first();
   // A full inflight window whose appends were lost is never freed by an ack:
   // the follower would stay behind forever. It answers heartbeats, so it is
   // alive: probe it again from its match index.

@@ -115,6 +115,8 @@ class Raft {
   std::error_code transfer_leader(NodeId to);
   /// Starts an election now (as if the election timeout elapsed).
   void campaign();
+  /// The transport could not reach `peer`: stop streaming to it and probe.
+  void report_unreachable(NodeId peer);
 
   bool has_ready() const;
   Ready ready();

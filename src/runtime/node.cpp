@@ -118,7 +118,12 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl> {
           if (auto self = weak.lock())
             asio::dispatch(self->strand, [self, m = std::move(m)] { self->on_message(m); });
         },
-        {});
+        [weak](NodeId peer) {
+          if (auto self = weak.lock())
+            asio::dispatch(self->strand, [self, peer] {
+              if (!self->stopped) self->raft->report_unreachable(peer);
+            });
+        });
     if (ec) return ec;
     started = true;
     update_status();

@@ -413,3 +413,50 @@ TEST_CASE("Safety under a crash of every node: committed entries survive restart
   c.stabilize();
   CHECK(c.raft(l2).commit_index() > committed);
 }
+
+TEST_CASE("Flow control: appends lost while the window is full do not stall replication") {
+  MemCluster c(3, 23, [](ProtocolOptions& o) {
+    o.max_entries_per_append = 1;
+    o.max_inflight_messages = 4;
+  });
+  const auto l = c.elect();
+  const auto f = other_than({l});
+  c.tick_all();
+  c.stabilize();
+  REQUIRE(c.raft(l).progress().find(NodeId{f})->state == ProgressState::replicate);
+  c.drop = [f](const Message& m) { return m.type == MessageType::append && m.to == NodeId{f}; };
+  for (int i = 0; i < 10; ++i) REQUIRE(!c.raft(l).propose(to_bytes("lost")));
+  c.stabilize();
+  REQUIRE(c.raft(l).progress().find(NodeId{f})->inflights.full());
+  c.drop = {};
+  for (int i = 0; i < 10 && c.raft(f).last_index() != c.raft(l).last_index(); ++i) {
+    c.tick_all();
+    c.stabilize();
+  }
+  CHECK(c.raft(f).last_index() == c.raft(l).last_index());
+}
+
+TEST_CASE("Snapshots: a follower behind the leader's compacted log gets the snapshot, and a lost one is resent") {
+  MemCluster c(3, 24);
+  const auto l = c.elect();
+  const auto f = other_than({l});
+  c.isolate(f);
+  for (int i = 0; i < 20; ++i) REQUIRE(!c.raft(l).propose(to_bytes("s")));
+  c.stabilize();
+  // The runtime's part: snapshot the applied state and compact the store.
+  const Index at = c.raft(l).applied_index();
+  const SnapshotMeta meta{at, *c.raft(l).log().term(at), c.raft(l).membership()};
+  REQUIRE(!c.node(l).store->install_snapshot(meta));
+  REQUIRE(c.raft(l).log().first_index() == at + 1);
+  c.heal();
+  int snapshots_dropped = 0;
+  c.drop = [&](const Message& m) { return m.type == MessageType::snapshot && snapshots_dropped++ == 0; };
+  for (int i = 0; i < 40 && c.raft(f).commit_index() < at; ++i) {
+    c.tick_all();
+    c.stabilize();
+  }
+  CHECK(snapshots_dropped >= 2);  // the first was lost, a later one arrived
+  CHECK(c.raft(f).commit_index() >= at);
+  CHECK(c.node(f).store->snapshot_meta().index == at);
+  CHECK(c.raft(l).progress().find(NodeId{f})->match >= at);
+}
