@@ -38,6 +38,13 @@ class File {
   virtual std::error_code sync() = 0;
   virtual std::error_code truncate(std::uint64_t size) = 0;
   virtual std::error_code size(std::uint64_t& out) = 0;
+  /// Reserves disk blocks for the first `size` bytes without changing the
+  /// file size (fallocate KEEP_SIZE), so that later appends allocate nothing
+  /// and fdatasync has no allocation to commit. A hint: errors may be ignored.
+  virtual std::error_code preallocate(std::uint64_t size) {
+    (void)size;
+    return {};
+  }
 };
 
 /// A held lock; released on destruction.

@@ -4,6 +4,7 @@
 // (fcntl locks would not see that).
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -55,6 +56,9 @@ class PosixFile final : public File {
   std::error_code sync() override { return ::fdatasync(fd_) == 0 ? std::error_code{} : last_error(); }
   std::error_code truncate(std::uint64_t size) override {
     return ::ftruncate(fd_, static_cast<off_t>(size)) == 0 ? std::error_code{} : last_error();
+  }
+  std::error_code preallocate(std::uint64_t size) override {
+    return ::fallocate(fd_, FALLOC_FL_KEEP_SIZE, 0, static_cast<off_t>(size)) == 0 ? std::error_code{} : last_error();
   }
   std::error_code size(std::uint64_t& out) override {
     struct stat st {};

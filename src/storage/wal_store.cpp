@@ -36,6 +36,12 @@
 // old segments or the new one as the newest checkpoint. A fresh directory is
 // created the same way (a segment holding an empty checkpoint).
 //
+// Preallocation. A new segment gets its blocks reserved up to segment_bytes
+// (fallocate with KEEP_SIZE: the file size still ends at the last record, so
+// nothing above changes). On ext4 an append that allocates a block makes the
+// next fdatasync commit the journal, several times the cost of the data flush;
+// with the blocks reserved a synced append costs about one plain fdatasync.
+//
 // Memory. The live log (entries after the snapshot, payloads included) stays
 // in memory; reads never touch the disk. That is simple and fast, and bounded
 // by taking snapshots; a store for logs much larger than memory would keep
@@ -346,6 +352,7 @@ class WalStore final : public LogStore {
     }
     std::unique_ptr<File> f;
     if (auto ec = fs_->open(path(seqs.back(), "log"), OpenMode::read_write, f)) return io_failure(ec, path(seqs.back(), "log"), detail);
+    (void)f->preallocate(opt_.segment_bytes);
     file_ = std::move(f);
     open_size_ = last_end;
     return {};
@@ -473,6 +480,7 @@ class WalStore final : public LogStore {
     const std::uint64_t seq = segments_.back() + 1;
     std::unique_ptr<File> f;
     if (auto ec = fs_->open(path(seq, "log"), OpenMode::create_new, f)) return storage::to_store_error(ec);
+    (void)f->preallocate(opt_.segment_bytes);  // appends then allocate nothing: see "Preallocation"
     if (auto ec = fs_->sync_dir(dir_)) {
       poison_locked(fmt::format("fsync of directory {} failed: {}", dir_, ec.message()));
       return failed_;
@@ -509,6 +517,7 @@ class WalStore final : public LogStore {
     if (st_.log.size() > 1) frame_entries(buf, st_.log.begin() + 1, st_.log.end());
     std::unique_ptr<File> f;
     std::error_code ec = fs_->open(tmp, OpenMode::create_new, f);
+    if (!ec) (void)f->preallocate(std::max<std::uint64_t>(opt_.segment_bytes, buf.size()));
     if (!ec) ec = f->write_at(0, buf);
     if (!ec) ec = f->sync();
     if (!ec) ec = fs_->rename(tmp, final_path);

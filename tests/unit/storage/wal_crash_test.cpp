@@ -174,7 +174,7 @@ TEST_CASE("WAL crash at every write boundary recovers a state between acked and 
       }
     }
   }
-  INFO("reopened " << reopened << " crash images over " << total << " write boundaries");
+  WARN("reopened " << reopened << " crash images over " << total << " write boundaries");
   CHECK(reopened > static_cast<std::size_t>(total));
 }
 
