@@ -66,9 +66,8 @@ bool looks_torn(BytesView file, std::uint64_t off, std::string& why) {
     }
     extent_end = off + kRecordOverhead + length;
   }
-  const std::uint64_t boundary = (zero_from + kSectorSize - 1) / kSectorSize * kSectorSize;
-  if (boundary > off && boundary < extent_end && boundary < size) {
-    why = fmt::format("zero-filled from sector boundary {} to end of file", boundary);
+  if (zero_from < extent_end) {
+    why = fmt::format("zero-filled from offset {} inside the record to end of file", zero_from);
     return true;
   }
   return false;
@@ -116,6 +115,8 @@ SegmentScan scan_segment(BytesView file, bool last) {
   }
   s.valid_end = off;
   if (off == file.size()) return s;
+  // Preallocated zeros after the last record: the normal end of the last segment.
+  if (last && std::all_of(file.begin() + static_cast<std::ptrdiff_t>(off), file.end(), [](std::uint8_t b) { return b == 0; })) return s;
   s.bad_offset = off;
   // Rule 1: a verifying record after the bad one means the bad one is damage.
   for (std::uint64_t p = off + 1; p + kRecordHeaderSize <= file.size(); ++p) {

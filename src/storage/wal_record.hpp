@@ -26,11 +26,15 @@
 // offset X that does not verify. Then:
 //   1. If a verifying record starts anywhere after X, R is corruption: a
 //      later write exists, so R was once complete.
+//   0. If the rest of the file is zeros, the segment simply ends at X: the
+//      writer preallocates the last segment with zeros (see wal_store.cpp).
+//      A write that never reached the disk at all looks the same and is
+//      equally harmless.
 //   2. Otherwise R is a torn tail if it shows the marks of a write that never
-//      finished: fewer than 12 bytes remain, the rest of the file is zeros,
-//      its (verified) header claims bytes past the end of the file, or the
-//      file is all zeros from a 512-byte sector boundary inside R to its end
-//      (trailing sectors of the write never reached the disk).
+//      finished: fewer than 12 bytes remain, its (verified) header claims
+//      bytes past the end of the file, or the file is all zeros from a point
+//      inside R (before its checksum trailer ends) to its end (the end of the
+//      write never reached the disk; the zeros are preallocation).
 //   3. Otherwise (a complete record with a bad checksum: a bit flip on the
 //      medium) it is corruption.
 // A torn tail is cut off at X; nothing in it was ever acknowledged, because a
@@ -73,7 +77,7 @@ struct RecordView {
 struct SegmentScan {
   enum class Tail { clean, torn, corrupt };
   std::vector<RecordView> records;  ///< views into the scanned bytes
-  std::uint64_t valid_end = 0;      ///< end of the last verifying record
+  std::uint64_t valid_end = 0;      ///< end of the last verifying record (zeros may follow in the last segment)
   Tail tail = Tail::clean;
   std::uint64_t bad_offset = 0;     ///< where the first bad record starts (tail != clean)
   std::string why;                  ///< what is wrong there

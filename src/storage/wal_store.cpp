@@ -13,8 +13,8 @@
 // new segment with the next sequence number is created and the directory
 // fsync'ed. Because a segment is synced before its successor exists, only the
 // last segment can ever hold a torn write; a bad record in any other segment is
-// corruption. Segments are never preallocated: the file ends where its last
-// record ends.
+// corruption. A closed segment ends exactly where its last record ends (see
+// Preallocation for the open one).
 //
 // Replay. The log is the result of applying the records in order, starting at
 // a checkpoint record (hard state + snapshot metadata, empty log). Every
@@ -36,11 +36,14 @@
 // old segments or the new one as the newest checkpoint. A fresh directory is
 // created the same way (a segment holding an empty checkpoint).
 //
-// Preallocation. A new segment gets its blocks reserved up to segment_bytes
-// (fallocate with KEEP_SIZE: the file size still ends at the last record, so
-// nothing above changes). On ext4 an append that allocates a block makes the
-// next fdatasync commit the journal, several times the cost of the data flush;
-// with the blocks reserved a synced append costs about one plain fdatasync.
+// Preallocation. On ext4 an append that grows the file or allocates a block
+// makes the next fdatasync commit the journal, several times the cost of the
+// data flush. So the open segment is extended ahead of the records with zeros,
+// 1 MiB at a time (and its blocks reserved with fallocate), and a synced
+// append is an overwrite inside the file: about one plain fdatasync. The last
+// segment therefore normally ends in zeros; replay stops at them (see the
+// torn-tail rule). When a segment is closed it is truncated to its last record
+// before it is synced, so closed segments end exactly at their last record.
 //
 // Memory. The live log (entries after the snapshot, payloads included) stays
 // in memory; reads never touch the disk. That is simple and fast, and bounded
@@ -81,6 +84,7 @@ using storage::RecordType;
 
 constexpr std::size_t kChunkBytes = 1u << 20;  // entries records are split at about this size
 constexpr std::uint64_t kEntryRecordOverhead = 8 + 1 + 4;
+constexpr std::uint64_t kZeroChunk = 1u << 20;  // the open segment is extended with zeros by this much
 
 std::string segment_name(std::uint64_t seq, const char* ext) { return fmt::format("wal-{:016x}.{}", seq, ext); }
 
@@ -344,6 +348,7 @@ class WalStore final : public LogStore {
       segments_.push_back(seqs[i]);
       total_bytes_ += scan.valid_end;
       last_end = scan.valid_end;
+      file_end_ = scan.tail == storage::SegmentScan::Tail::torn ? scan.valid_end : content.size();
     }
     // Leftovers of an interrupted rewrite.
     if (start > 0) {
@@ -459,6 +464,21 @@ class WalStore final : public LogStore {
     if (open_size_ > 0 && open_size_ + frames.size() > opt_.segment_bytes) {
       if (auto ec = roll_locked()) return ec;
     }
+    if (open_size_ + frames.size() > file_end_) {
+      // Extend the file with zeros first (see "Preallocation").
+      const std::uint64_t want = std::min(opt_.segment_bytes, file_end_ + kZeroChunk);
+      const std::uint64_t new_end = std::max<std::uint64_t>(want, open_size_ + frames.size());
+      static const Bytes zeros(kZeroChunk, 0);
+      std::error_code ec;
+      for (std::uint64_t at = file_end_; at < new_end && !ec; at += kZeroChunk)
+        ec = file_->write_at(at, BytesView(zeros).first(std::min<std::uint64_t>(kZeroChunk, new_end - at)));
+      if (ec) {
+        if (ec == std::errc::no_space_on_device && !file_->truncate(file_end_)) return errc::no_space;
+        poison_locked(fmt::format("write to {} failed: {}", path(segments_.back(), "log"), ec.message()));
+        return storage::to_store_error(ec);
+      }
+      file_end_ = new_end;
+    }
     if (auto ec = file_->write_at(open_size_, frames)) {
       if (ec == std::errc::no_space_on_device && !file_->truncate(open_size_)) return errc::no_space;
       poison_locked(fmt::format("write to {} failed: {}", path(segments_.back(), "log"), ec.message()));
@@ -471,6 +491,10 @@ class WalStore final : public LogStore {
   }
 
   std::error_code roll_locked() {
+    if (auto ec = file_->truncate(open_size_)) {  // drop the preallocated zeros
+      poison_locked(fmt::format("truncate of {} failed: {}", path(segments_.back(), "log"), ec.message()));
+      return failed_;
+    }
     if (auto ec = file_->sync()) {
       poison_locked(fmt::format("fdatasync of {} failed: {}", path(segments_.back(), "log"), ec.message()));
       return failed_;
@@ -487,6 +511,7 @@ class WalStore final : public LogStore {
     }
     file_ = std::move(f);
     open_size_ = 0;
+    file_end_ = 0;
     segments_.push_back(seq);
     return {};
   }
@@ -534,6 +559,7 @@ class WalStore final : public LogStore {
     segments_.assign(1, seq);
     file_ = std::move(f);
     open_size_ = buf.size();
+    file_end_ = buf.size();
     total_bytes_ = buf.size();
     synced_seq_ = written_seq_;
     sync_cv_.notify_all();
@@ -555,7 +581,8 @@ class WalStore final : public LogStore {
   LogState st_;
   std::deque<std::uint64_t> segments_;  // sequence numbers, oldest first; back() is open
   std::shared_ptr<File> file_;          // the open segment
-  std::uint64_t open_size_ = 0;
+  std::uint64_t open_size_ = 0;   // end of the last record in the open segment
+  std::uint64_t file_end_ = 0;    // size of the open segment file (zeros after open_size_)
   std::uint64_t total_bytes_ = 0;
   std::uint64_t written_seq_ = 0;  // number of writes made
   std::uint64_t synced_seq_ = 0;   // writes [1, synced_seq_] are durable

@@ -118,25 +118,38 @@ TEST_CASE("WAL torn and zero-filled tails on the real file system are cut off", 
     REQUIRE(!s->sync());
   }
   const std::string seg = segment_files(dir.path).back();
-  const auto good_size = fs::file_size(seg);
-  SECTION("zeros") {
+  std::string all;
+  {
+    std::ifstream in(seg, std::ios::binary);
+    all.assign((std::istreambuf_iterator<char>(in)), {});
+  }
+  // The open segment is preallocated with zeros after its last record, which
+  // ends in a (nonzero) checksum.
+  const std::size_t valid_end = all.find_last_not_of('\0') + 1;
+  REQUIRE(valid_end < all.size());
+  bool torn = false;
+  SECTION("more zeros") {
     std::ofstream(seg, std::ios::app | std::ios::binary) << std::string(3000, '\0');
   }
   SECTION("half a record") {
-    // Copy the start of the last record (5 entries of 100 bytes: 16 + 12 +
-    // 5 * 113 bytes) to the end: an unfinished write.
-    std::ifstream in(seg, std::ios::binary);
-    std::string all((std::istreambuf_iterator<char>(in)), {});
-    std::ofstream(seg, std::ios::app | std::ios::binary) << all.substr(all.size() - 593, 300);
+    // The start of the last record (5 entries of 100 bytes: 16 + 12 + 5 * 113
+    // bytes) written again after it: an unfinished write into the zeros.
+    std::fstream out(seg, std::ios::in | std::ios::out | std::ios::binary);
+    out.seekp(static_cast<std::streamoff>(valid_end));
+    out << all.substr(valid_end - 593, 300);
+    torn = true;
   }
   std::unique_ptr<LogStore> s;
   std::string detail;
   INFO(detail);
   REQUIRE(!open_wal_store(dir.path, o, s, &detail));
   CHECK(s->last_index() == Index{5});
-  CHECK(fs::file_size(seg) == good_size);
+  if (torn) CHECK(fs::file_size(seg) == valid_end);
   REQUIRE(!s->append(make_entries(6, 1, 1, 100)));
   REQUIRE(!s->sync());
+  s.reset();
+  REQUIRE(!open_wal_store(dir.path, o, s, &detail));
+  CHECK(s->last_index() == Index{6});
 }
 
 TEST_CASE("WAL a missing middle segment is corruption", "[storage][wal]") {
