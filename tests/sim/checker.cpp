@@ -107,6 +107,21 @@ void SafetyChecker::on_apply(std::size_t n, const Entry& e, std::uint64_t state_
          n + 1, state_hash, e.index, r.state_hash);
 }
 
+void SafetyChecker::check_match(std::size_t leader_n, const core::Raft& leader, std::size_t follower_n,
+                                const core::Raft& follower) {
+  if (leader.role() != core::Role::leader || follower.term() != leader.term()) return;
+  const core::Progress* pr = leader.progress().find(follower.id());
+  if (!pr || pr->match == Index{}) return;
+  const auto theirs = follower.log().term(pr->match);
+  const auto ours = leader.log().term(pr->match);
+  if (!theirs || !ours || *theirs != *ours)
+    fail("acknowledged entries stay",
+         "leader n{} of term {} has match index {} for n{}, but n{} holds {} there (last index {}), the leader term {}",
+         leader_n + 1, leader.term(), pr->match, follower_n + 1, follower_n + 1,
+         theirs ? fmt::format("term {}", *theirs) : std::string("nothing"), follower.last_index(),
+         ours ? *ours : Term{});
+}
+
 void SafetyChecker::after_step(std::size_t n, const core::Raft& raft) {
   NodeState& s = nodes_[n];
   const Index commit = raft.commit_index();

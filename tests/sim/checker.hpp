@@ -24,6 +24,10 @@
 //    indexes is the "caught-up replicas agree" property;
 //  - applied order equals log order: a node applies index i+1 after i, with
 //    no gap and no repeat, within each life;
+//  - acknowledged entries stay: while a follower is in its leader's term,
+//    the leader's match index for it names an entry the follower holds with
+//    the leader's term there (acks leave only after the entries are durable,
+//    and a leader never truncates what it sent in its own term);
 //  - commit never decreases: within a life the commit index only rises, the
 //    durable hard state's commit only rises across syncs and crashes, and a
 //    restarted node starts with at least the commit it persisted.
@@ -57,6 +61,12 @@ class SafetyChecker {
   void on_apply(std::size_t n, const Entry& e, std::uint64_t state_hash);
   /// After any event that touched node `n`.
   void after_step(std::size_t n, const core::Raft& raft);
+
+  /// `leader` leads the term `follower` is in: the leader's match index for
+  /// the follower must name an entry the follower holds (a follower never
+  /// loses an entry it acknowledged to the leader of its term).
+  void check_match(std::size_t leader_n, const core::Raft& leader, std::size_t follower_n,
+                   const core::Raft& follower);
 
   bool failed() const { return !kind_.empty(); }
   const std::string& kind() const { return kind_; }

@@ -9,6 +9,10 @@
 namespace raftkit::sim {
 
 namespace {
+// A healthy cluster keeps a few hundred events queued; a feedback loop of
+// messages (each answer provoking more than one new message) grows without
+// bound and would never finish.
+constexpr std::size_t kMaxQueuedEvents = 100000;
 constexpr int kRevertLoss = 0, kRevertDup = 1, kRevertSpike = 2, kRevertCut = 3, kRevertClock = 4;
 }
 
@@ -91,6 +95,8 @@ RunResult Simulator::run() {
     ++stats_.events;
     dispatch(e);
     if (!violation_ && checker_.failed()) violation(checker_.kind(), checker_.what());
+    if (queue_.size() > kMaxQueuedEvents && !violation_)
+      violation("message storm", fmt::format("{} events pending: the cluster is flooding itself", queue_.size()));
   }
   if (!violation_) {
     now_ = config_.duration;
@@ -396,9 +402,59 @@ void Simulator::after_step(std::size_t n) {
            .b = static_cast<std::uint64_t>(r.role()), .c = r.last_index().value, .d = r.commit_index().value});
   }
   checker_.after_step(n, r);
+  if (r.role() == core::Role::leader) {
+    for (std::size_t f = 0; f < n_; ++f)
+      if (f != n && nodes_[f]->up) checker_.check_match(n, r, f, *nodes_[f]->raft);
+  } else if (!r.leader().is_none() && r.leader().value <= n_) {
+    const std::size_t l = r.leader().value - 1;
+    if (l != n && nodes_[l]->up) checker_.check_match(l, *nodes_[l]->raft, n, r);
+  }
+  if (checker_.committed() > safety_checked_commit_) check_commit_safety();
   if (liveness_pending_ && r.commit_index() > liveness_target_) {
     liveness_pending_ = false;
     trace({.kind = TraceKind::liveness, .a = 1});
+  }
+}
+
+void Simulator::check_commit_safety() {
+  // The Raft proof (leader completeness) shows that in a correct cluster a
+  // node lacking a committed entry is strictly less up to date than every
+  // node of the majority that committed it, so it cannot collect a majority
+  // of votes. Judge the newest committed index against each node's current
+  // log (as a candidate) and every node's durable log (as a voter).
+  const Index i = checker_.committed();
+  safety_checked_commit_ = i;
+  std::optional<Term> committed_term;
+  for (auto& nd : nodes_)
+    if (nd->up && nd->raft->commit_index() >= i) committed_term = nd->raft->log().term(i);
+  if (!committed_term) return;
+  struct Last {
+    Term term;
+    Index index;
+    auto operator<=>(const Last&) const = default;
+  };
+  std::vector<Last> voters;
+  for (auto& nd : nodes_) {
+    const LogStore& d = nd->store.durable();
+    voters.push_back({d.term(d.last_index()).value_or(Term{}), d.last_index()});
+  }
+  for (std::size_t n = 0; n < n_; ++n) {
+    Node& nd = *nodes_[n];
+    const LogStore& d = nd.store.durable();
+    const std::optional<Term> have = nd.up ? nd.raft->log().term(i) : d.term(i);
+    if (have == committed_term) continue;
+    const Last mine = nd.up ? Last{nd.raft->log().last_term(), nd.raft->last_index()}
+                            : Last{d.term(d.last_index()).value_or(Term{}), d.last_index()};
+    std::size_t would_vote = 0;
+    for (std::size_t v = 0; v < n_; ++v)
+      if (v == n || voters[v] <= mine) ++would_vote;
+    if (would_vote * 2 > n_) {
+      violation("leader completeness",
+                fmt::format("index {} (term {}) is committed, but n{} lacks it and its log (last {}/term {}) is at "
+                            "least as up to date as {} of {} nodes' durable logs: it could be elected and erase it",
+                            i, *committed_term, n + 1, mine.index, mine.term, would_vote, n_));
+      return;
+    }
   }
 }
 

@@ -50,7 +50,11 @@
 // with another term it definitely failed. Reads use ReadIndex or the log.
 //
 // CHECKS. SafetyChecker (checker.hpp) judges the Raft invariants during the
-// run; at the end the histories are checked for linearizability and the
+// run. One more needs every node's log at once, so it lives here:
+// whenever the cluster's commit index grows, no node lacking the newly
+// committed entry may be at least as up to date as a majority's durable logs
+// (else it could win an election and erase a committed entry — the window
+// Figure 8 of the Raft paper exploits, flagged before anyone exploits it); at the end the histories are checked for linearizability and the
 // replicas for convergence. The first violation stops the run and is
 // reported with the last events and the replay command.
 //
@@ -178,6 +182,7 @@ class Simulator {
   void serve_reads(std::size_t n);
   void after_step(std::size_t n);
   std::optional<std::size_t> leader() const;
+  void check_commit_safety();
 
   // network
   void send(const Message& m);
@@ -244,6 +249,7 @@ class Simulator {
   std::vector<Client> clients_;
   std::vector<OpRecord> ops_;
   std::uint64_t read_context_ = 0;
+  Index safety_checked_commit_;  // committed index judged by check_commit_safety
 
   RunStats stats_;
   std::optional<Violation> violation_;
