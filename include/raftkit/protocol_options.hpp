@@ -31,6 +31,15 @@ struct ProtocolOptions {
   /// A leader that has not heard from a quorum within an election timeout
   /// steps down; followers ignore vote requests while they hear a leader.
   bool check_quorum = true;
+  /// Serve linearizable reads from the leader's lease instead of a heartbeat
+  /// round per read: the leader answers at once while a quorum acknowledged
+  /// a heartbeat it sent less than election_ticks - lease_margin_ticks ago
+  /// (followers ignore other candidates for election_ticks after hearing a
+  /// leader). Correct only while the clocks of the nodes run at rates that
+  /// differ by less than lease_margin_ticks / election_ticks; a paused or
+  /// drifting clock can return stale reads. Requires check_quorum.
+  bool lease_reads = false;
+  int lease_margin_ticks = 2;
   /// Upper bounds of one AppendEntries message.
   std::size_t max_entries_per_append = 512;
   std::size_t max_bytes_per_append = 1 << 20;

@@ -68,6 +68,7 @@ struct Progress {
   Index pending_snapshot;     ///< snapshot: the index being sent
   int snapshot_ticks = 0;     ///< snapshot: ticks since it was sent (a lost one is resent)
   bool recent_active = false;  ///< heard from since the last check-quorum
+  std::uint64_t heard_at = 0;  ///< leader's tick count when it last heard from the follower
   bool learner = false;
   Inflights inflights;
 

@@ -67,6 +67,7 @@ Raft::Raft(const ProtocolOptions& options, const LogStore& store)
 // Time
 
 void Raft::tick() {
+  ++ticks_;
   ++election_elapsed_;
   if (role_ != Role::leader) {
     if (is_voter(id_) && election_elapsed_ >= randomized_timeout_) {
@@ -441,6 +442,7 @@ void Raft::step_leader(const Message& m) {
   }
   if (!pr) return;  // not a member
   pr->recent_active = true;
+  pr->heard_at = ticks_ + 1;  // 0 stays "never"
   switch (m.type) {
     case MessageType::append_response:
       handle_append_response(m, *pr);
@@ -512,8 +514,34 @@ void Raft::handle_heartbeat_response(const Message& m, Progress& pr) {
 }
 
 void Raft::handle_read_index(const Message& m) {
+  if (lease_valid()) {
+    Message r;
+    r.type = MessageType::read_index_response;
+    r.to = m.from;
+    r.index = log_.committed();
+    r.context = m.context;
+    send(std::move(r));
+    return;
+  }
   pending_reads_.push_back({m.context, m.from, log_.committed(), 0});
   start_read_round();
+}
+
+bool Raft::lease_valid() const {
+  if (!options_.lease_reads || role_ != Role::leader || !transferee_.is_none() || !committed_in_term()) return false;
+  // The lease starts when the newest heartbeat round that a quorum has
+  // acknowledged was sent: every acknowledging follower reset its election
+  // timer after that moment, so none of them votes for another candidate
+  // for election_ticks ticks of its own clock.
+  std::map<NodeId, bool> acks;
+  for (auto it = round_sent_at_.rbegin(); it != round_sent_at_.rend(); ++it) {
+    const auto [round, sent_at] = *it;
+    acks.clear();
+    for (const auto& [id, acked] : acked_round_) acks[id] = acked >= round;
+    if (quorum_vote(membership_, acks) == VoteResult::won)
+      return ticks_ - sent_at < static_cast<std::uint64_t>(options_.election_ticks - options_.lease_margin_ticks);
+  }
+  return false;
 }
 
 bool Raft::append_to_log(std::vector<Entry> entries) {
@@ -538,6 +566,13 @@ void Raft::broadcast_append() {
 
 void Raft::broadcast_heartbeat(std::uint64_t context) {
   acked_round_[id_] = context;
+  if (options_.lease_reads) {
+    round_sent_at_.emplace_back(context, ticks_);
+    // A round older than an election timeout can no longer give a lease.
+    while (!round_sent_at_.empty() &&
+           round_sent_at_.front().second + static_cast<std::uint64_t>(options_.election_ticks) < ticks_)
+      round_sent_at_.pop_front();
+  }
   for (auto& [id, pr] : progress_.map()) {
     if (id != id_) send_heartbeat(id, context);
   }
@@ -709,6 +744,10 @@ std::error_code Raft::read_index(std::uint64_t context) {
     read_states_.push_back({log_.committed(), context});
     return {};
   }
+  if (role_ == Role::leader && lease_valid()) {
+    read_states_.push_back({log_.committed(), context});
+    return {};
+  }
   if (role_ == Role::leader) {
     pending_reads_.push_back({context, id_, log_.committed(), 0});
     start_read_round();
@@ -725,13 +764,28 @@ std::error_code Raft::read_index(std::uint64_t context) {
 
 std::error_code Raft::transfer_leader(NodeId to) {
   if (role_ != Role::leader) return errc::not_leader;
+  if (to.is_none()) {
+    // The most up-to-date voter that is reachable and being replicated to.
+    Index best;
+    for (const auto& [id, pr] : progress_.map()) {
+      if (id == id_ || pr.learner || !reachable(pr) || pr.state != ProgressState::replicate) continue;
+      if (to.is_none() || pr.match > best) {
+        to = id;
+        best = pr.match;
+      }
+    }
+    if (to.is_none()) return errc::unavailable;
+  }
   if (to == id_) return {};
-  if (!is_voter(to) || !progress_.find(to)) return errc::invalid_argument;
+  const Progress* pr = progress_.find(to);
+  if (!is_voter(to) || !pr) return errc::invalid_argument;
+  // Refuse rather than hand leadership to a node that cannot take it: the
+  // transfer blocks proposals, and a dead target would leave no leader.
+  if (!reachable(*pr) || pr->state != ProgressState::replicate) return errc::unavailable;
   if (transferee_ == to) return {};
   transferee_ = to;
   election_elapsed_ = 0;  // the transfer gets one election timeout
-  const Progress& pr = *progress_.find(to);
-  if (pr.match == log_.last_index()) {
+  if (pr->match == log_.last_index()) {
     Message t;
     t.type = MessageType::timeout_now;
     t.to = to;
@@ -740,6 +794,14 @@ std::error_code Raft::transfer_leader(NodeId to) {
     send_append(to, true);
   }
   return {};
+}
+
+bool Raft::reachable(const Progress& pr) const {
+  return pr.heard_at != 0 && ticks_ + 1 - pr.heard_at <= static_cast<std::uint64_t>(options_.election_ticks);
+}
+
+void Raft::step_down() {
+  if (role_ == Role::leader) become_follower(term_, NodeId{});
 }
 
 // ---------------------------------------------------------------------------

@@ -34,6 +34,7 @@
 #include <optional>
 #include <random>
 #include <system_error>
+#include <deque>
 #include <map>
 #include <vector>
 
@@ -111,8 +112,16 @@ class Raft {
   /// heartbeat round; on a follower it is forwarded to the leader. The
   /// answer comes back in a later Ready's read_states or failed_reads.
   std::error_code read_index(std::uint64_t context);
-  /// Leader only: hand leadership to `to` once it has caught up.
+  /// Leader only: hand leadership to `to` once it has caught up; `to` = 0
+  /// picks the most up-to-date reachable voter. Refused with
+  /// errc::unavailable when the target is unreachable (not heard from within
+  /// an election timeout) or lagging (not being replicated to), so a
+  /// transfer never leaves the cluster leaderless; invalid_argument when it
+  /// is not a voter.
   std::error_code transfer_leader(NodeId to);
+  /// Gives up leadership now (a leader whose disk stalled): becomes a
+  /// follower of the same term and stops sending heartbeats.
+  void step_down();
   /// Starts an election now (as if the election timeout elapsed).
   void campaign();
   /// The transport could not reach `peer`: stop streaming to it and probe.
@@ -178,7 +187,8 @@ class Raft {
   void send(Message m);
   bool is_voter(NodeId id) const;
   bool quorum_active();
-  bool in_lease() const;
+  bool lease_valid() const;
+  bool reachable(const Progress& pr) const;
   void reset_randomized_timeout();
 
   NodeId id_;
@@ -212,6 +222,8 @@ class Raft {
   std::vector<PendingRead> pending_reads_;
   std::uint64_t read_round_ = 0;  // last heartbeat round sent
   std::map<NodeId, std::uint64_t> acked_round_;
+  std::deque<std::pair<std::uint64_t, std::uint64_t>> round_sent_at_;  // (round, tick), for leases
+  std::uint64_t ticks_ = 0;                                           // ticks since creation
 
   // output under construction
   HardState persisted_hs_;  // last hard state handed out in a Ready

@@ -460,3 +460,73 @@ TEST_CASE("Snapshots: a follower behind the leader's compacted log gets the snap
   CHECK(c.node(f).store->snapshot_meta().index == at);
   CHECK(c.raft(l).progress().find(NodeId{f})->match >= at);
 }
+
+TEST_CASE("Leadership transfer: refused to an unreachable node; without a target, the most up-to-date voter is chosen") {
+  MemCluster c(3, 25);
+  const auto l = c.elect();
+  const auto dead = other_than({l});
+  const auto alive = other_than({l, dead});
+  c.isolate(dead);
+  for (int i = 0; i < 12; ++i) {
+    c.tick_all();
+    c.stabilize();
+  }
+  REQUIRE(c.raft(l).role() == Role::leader);
+  CHECK(c.raft(l).transfer_leader(NodeId{dead}) == errc::unavailable);
+  CHECK(c.raft(l).transferee().is_none());
+  CHECK(!c.raft(l).propose(to_bytes("still accepting")));
+  c.stabilize();
+  REQUIRE(!c.raft(l).transfer_leader(NodeId{}));
+  CHECK(c.raft(l).transferee() == NodeId{alive});
+  c.stabilize();
+  c.tick_all();
+  c.stabilize();
+  CHECK(c.leader() == alive);
+}
+
+TEST_CASE("Lease reads: served at once while a quorum acknowledged a recent heartbeat, not after the lease ran out") {
+  MemCluster c(3, 26, [](ProtocolOptions& o) { o.lease_reads = true; });
+  const auto l = c.elect();
+  c.tick_all();
+  c.stabilize();
+  // Within the lease: answered in the same step, no heartbeat round.
+  REQUIRE(!c.raft(l).read_index(1));
+  core::Ready rd = c.raft(l).ready();
+  REQUIRE(rd.read_states.size() == 1);
+  CHECK(rd.read_states[0].index == c.raft(l).commit_index());
+  c.raft(l).advance(rd);
+  // Cut off: after election_ticks - lease_margin_ticks ticks the lease is
+  // gone and a read needs a quorum round it can no longer get.
+  c.isolate(l);
+  for (int i = 0; i < 8; ++i) {
+    c.tick_all();
+    c.stabilize();
+  }
+  REQUIRE(c.raft(l).role() == Role::leader);
+  REQUIRE(!c.raft(l).read_index(2));
+  c.stabilize();
+  CHECK(c.node(l).read_states.empty());
+}
+
+TEST_CASE("Lease reads need check-quorum, and a margin below the election timeout") {
+  ProtocolOptions o;
+  o.id = NodeId{1};
+  o.lease_reads = true;
+  o.check_quorum = false;
+  CHECK(!o.validate().empty());
+  o.check_quorum = true;
+  CHECK(o.validate().empty());
+  o.lease_margin_ticks = o.election_ticks;
+  CHECK(!o.validate().empty());
+}
+
+TEST_CASE("Step down: a leader that gives up leadership becomes a follower of the same term") {
+  MemCluster c(3, 27);
+  const auto l = c.elect();
+  const Term t = c.raft(l).term();
+  c.raft(l).step_down();
+  CHECK(c.raft(l).role() == Role::follower);
+  CHECK(c.raft(l).term() == t);
+  CHECK(c.raft(l).leader().is_none());
+  CHECK(c.elect() != 0);
+}
