@@ -33,6 +33,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 #include <system_error>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -49,6 +50,15 @@
 
 namespace raftkit {
 
+/// What a leader knows of one follower.
+struct PeerStatus {
+  NodeId id;
+  Index match;       ///< highest index known replicated there
+  Index next;        ///< next index to send
+  std::string state; ///< "probe", "replicate" or "snapshot"
+  bool active = false;  ///< heard from within an election timeout
+};
+
 /// A consistent view of a node, for monitoring and client redirection.
 struct NodeStatus {
   NodeId id;
@@ -60,6 +70,7 @@ struct NodeStatus {
   Index last_index;
   Index snapshot_index;
   std::string failure;  ///< why the node stopped, if it stopped on an error
+  std::vector<PeerStatus> peers;  ///< on the leader: every other member's progress
 };
 
 class Node {
@@ -80,10 +91,13 @@ class Node {
   /// and the ticker. Errors: invalid_argument (bad options; see
   /// Options::validate), corrupted (snapshot file), or the transport's error.
   std::error_code start();
-  /// Stops the transport at once, then (on the node's strand) the ticker;
-  /// pending operations complete with shutting_down if the executor still
-  /// runs. Waits for an in-flight disk write. Idempotent. start() and stop()
-  /// must not be called concurrently with each other.
+  /// Stops the node: no more input from the transport, no more ticks, every
+  /// waiting call completes with shutting_down, an in-flight disk write
+  /// finishes (the store stays consistent). Returns when that is done —
+  /// except when called from a thread that runs the node's io_context
+  /// outside the node's strand, where it cannot wait without deadlock and
+  /// the same happens asynchronously. Idempotent. start() and stop() must
+  /// not be called concurrently with each other.
   void stop();
 
   NodeStatus status() const;
@@ -108,8 +122,11 @@ class Node {
         std::move(query));
   }
 
-  /// Leader only: hands leadership to `to`; completes once `to` leads.
-  /// Signature: void(boost::system::error_code).
+  /// Leader only: hands leadership to `to` (NodeId{} picks the most
+  /// up-to-date reachable voter); completes once the new leader leads.
+  /// errc::unavailable: the target is unreachable or lagging (refused, so
+  /// the cluster is never left leaderless). Signature:
+  /// void(boost::system::error_code).
   template <class Token>
   auto async_transfer_leader(NodeId to, Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code)>(

@@ -26,6 +26,13 @@ struct Options {
   /// A proposal or read not answered within this time completes with
   /// errc::timeout (its outcome is then unknown).
   std::chrono::milliseconds request_timeout{5000};
+  /// Proposals and reads waiting at this node beyond this many are refused
+  /// with errc::busy.
+  std::size_t max_pending_requests = 10000;
+  /// A leader whose own log write has not completed after this long steps
+  /// down (a stalled disk must not hold the cluster hostage). Its ticks never
+  /// wait on the disk; while a write is stalled it sends nothing.
+  std::chrono::milliseconds disk_stall_timeout{2000};
   /// Directory for snapshot files; empty keeps snapshots in memory only.
   std::string snapshot_dir;
   /// Take a snapshot and compact the log after this many applied entries

@@ -800,6 +800,11 @@ bool Raft::reachable(const Progress& pr) const {
   return pr.heard_at != 0 && ticks_ + 1 - pr.heard_at <= static_cast<std::uint64_t>(options_.election_ticks);
 }
 
+bool Raft::reachable(NodeId peer) const {
+  const Progress* pr = progress_.find(peer);
+  return pr && reachable(*pr);
+}
+
 void Raft::step_down() {
   if (role_ == Role::leader) become_follower(term_, NodeId{});
 }

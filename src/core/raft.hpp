@@ -148,6 +148,8 @@ class Raft {
   const Membership& membership() const { return membership_; }
   const ProgressTracker& progress() const { return progress_; }
   NodeId transferee() const { return transferee_; }
+  /// Leader: whether `peer` was heard from within an election timeout.
+  bool reachable(NodeId peer) const;
 
  private:
   // role transitions
@@ -189,6 +191,7 @@ class Raft {
   bool quorum_active();
   bool lease_valid() const;
   bool reachable(const Progress& pr) const;
+
   void reset_randomized_timeout();
 
   NodeId id_;

@@ -24,11 +24,13 @@
 #include "raftkit/node.hpp"
 
 #include <deque>
+#include <future>
 #include <optional>
 #include <map>
 #include <mutex>
 
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -66,6 +68,8 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl> {
   bool started = false;
   bool stopped = false;
   bool persisting = false;  // a Ready is on the disk thread
+  Clock::time_point persist_started;
+  bool stall_reported = false;
   std::string failure;
 
   struct PendingProposal {
@@ -209,12 +213,28 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl> {
     ticker.async_wait([self = shared_from_this(), next](boost::system::error_code ec) {
       if (ec || self->stopped) return;
       self->raft->tick();
+      self->check_disk_stall();
       self->expire(Clock::now());
       self->process();
       // Ticks keep their cadence; after a long stall, skip the missed ones.
       self->schedule_tick(std::max(next, Clock::now() - self->options.tick_interval));
     });
   }
+
+  // Ticks go on while the disk thread is busy; a leader whose own write has
+  // not finished in time steps down, so a healthy node can take over.
+  void check_disk_stall() {
+    if (!persisting || Clock::now() - persist_started < options.disk_stall_timeout) return;
+    if (!stall_reported) {
+      fmt::print(stderr, "raftkit: node {}: log write stalled for more than {} ms{}\n", options.id.value,
+                 options.disk_stall_timeout.count(),
+                 raft->role() == core::Role::leader ? "; stepping down as leader" : "");
+      stall_reported = true;
+    }
+    raft->step_down();
+  }
+
+  bool too_many_pending() const { return proposals.size() + reads.size() >= options.max_pending_requests; }
 
   void on_message(const Message& m) {
     if (stopped) return;
@@ -224,6 +244,7 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl> {
 
   void propose(Bytes command, ResultHandler done) {
     if (stopped) return done(failure.empty() ? errc::shutting_down : errc::io_error, {});
+    if (too_many_pending()) return done(errc::busy, {});
     core::Proposed where;
     if (auto ec = raft->propose(std::move(command), &where)) return done(ec, {});
     proposals.emplace(where.index, PendingProposal{where.term, std::move(done), Clock::now() + options.request_timeout});
@@ -232,6 +253,7 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl> {
 
   void read(Bytes query, ResultHandler done) {
     if (stopped) return done(failure.empty() ? errc::shutting_down : errc::io_error, {});
+    if (too_many_pending()) return done(errc::busy, {});
     const std::uint64_t ctx = ++next_read_context;
     if (auto ec = raft->read_index(ctx)) return done(ec, {});
     reads.emplace(ctx, PendingRead{std::move(query), std::move(done), Clock::now() + options.request_timeout, {}});
@@ -241,6 +263,8 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl> {
   void transfer(NodeId to, DoneHandler done) {
     if (stopped) return done(failure.empty() ? errc::shutting_down : errc::io_error);
     if (auto ec = raft->transfer_leader(to)) return done(ec);
+    if (to.is_none()) to = raft->transferee();
+    if (to.is_none()) return done({});  // we were the best choice ourselves
     transfers.push_back({to, std::move(done), Clock::now() + options.request_timeout});
     process();
   }
@@ -274,6 +298,8 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl> {
         continue;
       }
       persisting = true;
+      persist_started = Clock::now();
+      stall_reported = false;
       asio::post(disk, [self = shared_from_this(), rd] {
         std::string what;
         const std::error_code ec = self->persist(*rd, what);
@@ -414,6 +440,12 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl> {
       s.commit = raft->commit_index();
       s.applied = raft->applied_index();
       s.last_index = raft->last_index();
+      if (raft->role() == core::Role::leader && !stopped) {
+        for (const auto& [id, pr] : raft->progress().map()) {
+          if (id == options.id) continue;
+          s.peers.push_back({id, pr.match, pr.next, std::string(core::to_string(pr.state)), raft->reachable(id)});
+        }
+      }
     } else {
       s.role = stopped ? "stopped" : "starting";
     }
@@ -445,12 +477,23 @@ void Node::stop() {
     impl->update_status();
     return;
   }
-  // No more input from the network, whatever the strand is doing.
-  impl->transport->stop();
-  if (impl->strand.running_in_this_thread()) {
+  impl->transport->stop();  // no more input, whatever the strand is doing
+  asio::io_context* io = nullptr;
+  if (auto* ex = impl->executor.target<asio::io_context::executor_type>()) io = &ex->context();
+  if (impl->strand.running_in_this_thread() || (io && io->stopped())) {
+    // On the strand, or nothing can run it: stop right here.
     impl->stop();
-  } else {
+  } else if (io && io->get_executor().running_in_this_thread()) {
+    // Inside another handler of the node's own io_context: waiting could
+    // deadlock a single-threaded loop.
     asio::post(impl->strand, [impl] { impl->stop(); });
+  } else {
+    std::promise<void> done;
+    asio::post(impl->strand, [impl, &done] {
+      impl->stop();
+      done.set_value();
+    });
+    done.get_future().wait();
   }
   impl->disk.join();  // an in-flight write completes; its completion is dropped
 }

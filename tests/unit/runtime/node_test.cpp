@@ -39,6 +39,7 @@ class Counter final : public StateMachine {
 class FailingStore final : public LogStore {
  public:
   std::shared_ptr<std::atomic<bool>> broken = std::make_shared<std::atomic<bool>>(false);
+  std::shared_ptr<std::atomic<bool>> stalled = std::make_shared<std::atomic<bool>>(false);
   HardState hard_state() const override { return inner_->hard_state(); }
   SnapshotMeta snapshot_meta() const override { return inner_->snapshot_meta(); }
   Index first_index() const override { return inner_->first_index(); }
@@ -51,15 +52,19 @@ class FailingStore final : public LogStore {
   std::error_code save_hard_state(const HardState& hs) override { return inner_->save_hard_state(hs); }
   std::error_code compact(Index upto) override { return inner_->compact(upto); }
   std::error_code install_snapshot(const SnapshotMeta& m) override { return inner_->install_snapshot(m); }
-  std::error_code sync() override { return *broken ? std::error_code(errc::io_error) : inner_->sync(); }
+  std::error_code sync() override {
+    while (*stalled) std::this_thread::sleep_for(1ms);  // a hung device
+    return *broken ? std::error_code(errc::io_error) : inner_->sync();
+  }
 
  private:
   std::unique_ptr<LogStore> inner_ = make_memory_store();
 };
 
 struct Cluster {
-  explicit Cluster(std::size_t n, std::uint64_t snapshot_interval = 0, std::string wal_root = {})
-      : wal_root_(std::move(wal_root)) {
+  explicit Cluster(std::size_t n, std::uint64_t snapshot_interval = 0, std::string wal_root = {},
+                   std::function<void(Options&)> tweak = {})
+      : wal_root_(std::move(wal_root)), tweak_(std::move(tweak)) {
     hub_ = make_inproc_network();
     for (std::uint64_t i = 1; i <= n; ++i) peers_[NodeId{i}] = fmt::format("inproc:{}", i);
     snapshot_interval_ = snapshot_interval;
@@ -78,10 +83,12 @@ struct Cluster {
     o.tick_interval = 10ms;
     o.request_timeout = 5s;
     o.snapshot_interval = snapshot_interval_;
+    if (tweak_) tweak_(o);
     std::unique_ptr<LogStore> store;
     if (wal_root_.empty()) {
       auto failing = std::make_unique<FailingStore>();
       broken_[i] = failing->broken;
+      stalled_[i] = failing->stalled;
       store = std::move(failing);
     } else {
       o.snapshot_dir = fmt::format("{}/{}/snap", wal_root_, i);
@@ -165,10 +172,12 @@ struct Cluster {
   std::map<NodeId, std::string> peers_;
   std::uint64_t snapshot_interval_ = 0;
   std::string wal_root_;
+  std::function<void(Options&)> tweak_;
   std::map<std::uint64_t, std::unique_ptr<Node>> nodes_;
   std::map<std::uint64_t, std::shared_ptr<FaultyTransport>> faults_;
   std::map<std::uint64_t, std::shared_ptr<Counter>> machines_;
   std::map<std::uint64_t, std::shared_ptr<std::atomic<bool>>> broken_;
+  std::map<std::uint64_t, std::shared_ptr<std::atomic<bool>>> stalled_;
   std::vector<std::thread> threads_;
 };
 
@@ -303,4 +312,90 @@ TEST_CASE("Node: every node stopped and restarted recovers its state from the WA
   CHECK(value == "50");
   REQUIRE(!c.propose(l, 1).first);
   CHECK(c.read(l).second == "51");
+}
+
+TEST_CASE("Node: a leader whose disk stalls steps down and a healthy node takes over") {
+  Cluster c(3, 0, {}, [](Options& o) { o.disk_stall_timeout = 300ms; });
+  const auto l = c.wait_for_leader();
+  REQUIRE(!c.propose(l, 1).first);
+  *c.stalled_.at(l) = true;
+  auto stuck = c.node(l).async_propose(to_bytes("5"), asio::use_future);
+  REQUIRE(c.wait_until([&] { return c.node(l).status().role != "leader"; }));
+  const auto fresh = c.wait_for_leader(others(l));
+  REQUIRE(fresh != 0);
+  CHECK(!c.propose(fresh, 10).first);
+  *c.stalled_.at(l) = false;
+  REQUIRE(stuck.wait_for(30s) == std::future_status::ready);
+  REQUIRE(c.wait_until([&] { return c.node(l).status().applied == c.node(fresh).status().applied; }));
+  // Whether or not the stalled proposal made it, every node agrees.
+  const auto value = c.read(fresh).second;
+  for (auto id : {1, 2, 3}) CHECK(c.read(static_cast<std::uint64_t>(id)).second == value);
+}
+
+TEST_CASE("Node: status shows the leader's view of every follower") {
+  Cluster c(3);
+  const auto l = c.wait_for_leader();
+  REQUIRE(!c.propose(l, 1).first);
+  REQUIRE(c.wait_until([&] {
+    auto s = c.node(l).status();
+    return s.peers.size() == 2 && s.peers[0].match == s.last_index && s.peers[1].match == s.last_index;
+  }));
+  for (const auto& p : c.node(l).status().peers) CHECK(p.state == "replicate");
+  CHECK(c.node(others(l)[0]).status().peers.empty());
+}
+
+TEST_CASE("Node: stop() completes every waiting call with shutting_down") {
+  Cluster c(3);
+  const auto l = c.wait_for_leader();
+  c.faults(l).isolate();
+  auto pending = c.node(l).async_propose(to_bytes("1"), asio::use_future);
+  auto read = c.node(l).async_read(Bytes{}, asio::use_future);
+  c.stop_node(l);
+  REQUIRE(pending.wait_for(10s) == std::future_status::ready);
+  REQUIRE(read.wait_for(10s) == std::future_status::ready);
+  try {
+    pending.get();
+    FAIL("an isolated leader acknowledged a write");
+  } catch (const boost::system::system_error& e) {
+    CHECK(e.code() == errc::shutting_down);
+  }
+  CHECK_THROWS(read.get());
+}
+
+TEST_CASE("Node: requests beyond max_pending_requests are refused with busy") {
+  Cluster c(3, 0, {}, [](Options& o) { o.max_pending_requests = 2; });
+  const auto l = c.wait_for_leader();
+  c.faults(l).isolate();
+  auto a = c.node(l).async_propose(to_bytes("1"), asio::use_future);
+  auto b = c.node(l).async_propose(to_bytes("1"), asio::use_future);
+  CHECK(c.propose(l, 1).first == errc::busy);
+  c.faults(l).heal();
+  CHECK(a.wait_for(30s) == std::future_status::ready);
+  CHECK(b.wait_for(30s) == std::future_status::ready);
+}
+
+TEST_CASE("Node: a transfer without a target picks a caught-up voter; a dead target is refused") {
+  Cluster c(3);
+  const auto l = c.wait_for_leader();
+  REQUIRE(!c.propose(l, 1).first);
+  const auto dead = others(l)[0];
+  c.faults(dead).isolate();
+  for (auto id : others(dead)) c.faults(id).block(NodeId{dead});
+  REQUIRE(c.wait_until([&] {
+    for (const auto& p : c.node(l).status().peers)
+      if (p.id == NodeId{dead}) return !p.active;
+    return false;
+  }));
+  auto refused = c.node(l).async_transfer_leader(NodeId{dead}, asio::use_future);
+  REQUIRE(refused.wait_for(30s) == std::future_status::ready);
+  try {
+    refused.get();
+    FAIL("transfer to an unreachable node was accepted");
+  } catch (const boost::system::system_error& e) {
+    CHECK(e.code() == errc::unavailable);
+  }
+  auto any = c.node(l).async_transfer_leader(NodeId{}, asio::use_future);
+  REQUIRE(any.wait_for(30s) == std::future_status::ready);
+  REQUIRE_NOTHROW(any.get());
+  CHECK(c.wait_until([&] { return c.leader() == others(l)[1]; }));
 }
