@@ -400,6 +400,17 @@ void Simulator::after_step(std::size_t n) {
     nd.last_term = r.term();
     trace({.kind = TraceKind::role, .node = static_cast<std::uint8_t>(n + 1), .a = r.term().value,
            .b = static_cast<std::uint64_t>(r.role()), .c = r.last_index().value, .d = r.commit_index().value});
+    if (r.role() == core::Role::leader && cut_next_leader_ > 0) {
+      // A leader elected just as its outgoing links fail: its first appends
+      // never arrive, so the voters' logs stay behind its own.
+      std::vector<std::pair<std::size_t, std::size_t>> links;
+      for (std::size_t o = 0; o < n_; ++o)
+        if (o != n) links.emplace_back(n, o);
+      for (auto [a, b] : links) ++cut_[a * n_ + b];
+      trace({.kind = TraceKind::fault, .a = static_cast<std::uint64_t>(Fault::oneway), .b = n + 1, .c = 3});
+      add_revert(std::move(links), kRevertCut, cut_next_leader_);
+      cut_next_leader_ = 0;
+    }
   }
   checker_.after_step(n, r);
   if (r.role() == core::Role::leader) {
@@ -665,6 +676,7 @@ void Simulator::heal_all(bool final) {
   std::fill(spike_.begin(), spike_.end(), 0.0);
   std::fill(cut_.begin(), cut_.end(), 0);
   reverts_.clear();
+  cut_next_leader_ = 0;
   for (auto& nd : nodes_) {
     nd->clock_rate = nd->base_clock_rate;
     nd->power_cut_armed = false;
@@ -753,7 +765,12 @@ void Simulator::inject_fault() {
     }
     case Fault::oneway: {
       std::vector<std::pair<std::size_t, std::size_t>> links;
-      const std::uint64_t shape = rng_.below(3);
+      const std::uint64_t shape = rng_.below(4);
+      if (shape == 3) {
+        cut_next_leader_ = duration;  // see after_step()
+        te.c = shape;
+        break;
+      }
       if (shape == 0) {
         links = links_of(victim, true, false);  // nobody hears the victim
       } else if (shape == 1) {

@@ -237,6 +237,7 @@ class Simulator {
   std::map<std::uint64_t, Revert> reverts_;
   std::uint64_t next_revert_ = 1;
   bool chaos_ = false;
+  Time cut_next_leader_ = 0;  // > 0: the next node to become leader loses its outgoing links this long
   Time final_heal_by_ = 0;
   Time clients_stop_at_ = 0;
 
