@@ -222,6 +222,9 @@ struct Client::Impl {
       }
       if (ex.state == Exchange::sent_no_reply) {
         if (target == leader) leader.clear();
+        // The next call starts elsewhere: this server may be dying (a killed
+        // process still completes connects into its listen backlog for a moment).
+        if (opt.servers[next % opt.servers.size()] == target) advance();
         if (mutating) {
           res.outcome = Outcome::unknown;
           res.message = ex.error;

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -19,6 +20,7 @@ struct LoadCounts {
   std::uint64_t acked = 0;    ///< increments the cluster acknowledged
   std::uint64_t unknown = 0;  ///< increments that may or may not have been applied
   std::uint64_t failed = 0;   ///< increments certainly not applied
+  std::vector<std::string> reasons;  ///< why, for the first few unknown or failed ones
 };
 
 class IncrementLoad {
@@ -75,6 +77,8 @@ class IncrementLoad {
         case Outcome::unknown: ++counts_.unknown; break;
         case Outcome::failed: ++counts_.failed; break;
       }
+      if (r.outcome != Outcome::ok && counts_.reasons.size() < 16)
+        counts_.reasons.push_back(std::string(outcome_name(r.outcome)) + ": " + r.message);
     }
   }
 

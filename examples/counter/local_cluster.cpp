@@ -222,6 +222,8 @@ bool LocalCluster::spawn(std::uint64_t id, std::string& error) {
         std::string line = buf.substr(0, nl);
         buf.erase(0, nl + 1);
         if (opt_.on_output) opt_.on_output(p.id, line);
+        if (line.find("Sanitizer") != std::string::npos || line.find("runtime error:") != std::string::npos)
+          ++sanitizer_reports_;
         std::lock_guard lk(mu_);
         if (line.rfind("ready ", 0) == 0) p.ready = true;
         p.lines.push_back(std::move(line));

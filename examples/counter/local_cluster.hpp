@@ -90,6 +90,10 @@ class LocalCluster {
   /// The last lines a node printed (all its lives), for error reports.
   std::string output_tail(std::uint64_t id, std::size_t lines = 20) const;
 
+  /// Lines any server printed that look like a sanitizer report (ASan, UBSan,
+  /// TSan, LeakSanitizer) since the cluster was created: tests require 0.
+  std::size_t sanitizer_reports() const { return sanitizer_reports_.load(); }
+
   /// A node's status, or nullopt if it does not answer within `timeout`.
   std::optional<NodeInfo> status(std::uint64_t id, std::chrono::milliseconds timeout) const;
   /// Polls the running, unpaused nodes not in `ignore` until one says it
@@ -112,6 +116,7 @@ class LocalCluster {
   std::map<std::uint64_t, std::unique_ptr<Proc>> procs_;  // fixed at construction
   mutable std::mutex mu_;
   std::condition_variable cv_;
+  std::atomic<std::size_t> sanitizer_reports_{0};
 };
 
 }  // namespace raftkit::counter

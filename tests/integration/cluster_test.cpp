@@ -88,6 +88,8 @@ LeaderInfo require_leader(const LocalCluster& c, std::uint64_t min_term = 0, std
 
 // Acknowledged increments all survive; at most the unknown ones add to them.
 void check_count(std::int64_t value, const LoadCounts& k) {
+  fmt::print("    counter {}: acknowledged {}, unknown outcome {}, failed {}\n", value, k.acked, k.unknown, k.failed);
+  for (auto& r : k.reasons) fmt::print("      {}\n", r);
   INFO(fmt::format("counter {}, acknowledged {}, unknown {}, failed {}", value, k.acked, k.unknown, k.failed));
   CHECK(value >= static_cast<std::int64_t>(k.acked));
   CHECK(value <= static_cast<std::int64_t>(k.acked + k.unknown));
@@ -97,18 +99,33 @@ LoadCounts operator+(LoadCounts a, const LoadCounts& b) {
   a.acked += b.acked;
   a.unknown += b.unknown;
   a.failed += b.failed;
+  a.reasons.insert(a.reasons.end(), b.reasons.begin(), b.reasons.end());
   return a;
 }
 
+// Checks, when a test ends, that no server printed a sanitizer report.
+struct NoSanitizerReports {
+  const LocalCluster& c;
+  ~NoSanitizerReports() {
+    INFO(outputs(c));
+    CHECK(c.sanitizer_reports() == 0);
+  }
+};
+
 void kill_leader_under_load(std::size_t nodes) {
   LocalCluster c(cluster_options(nodes));
+  NoSanitizerReports guard{c};
   start_cluster(c);
   const auto leader = require_leader(c);
 
   IncrementLoad load(client_options(c), static_cast<int>(nodes) + 1);
   REQUIRE(LocalCluster::wait_until([&] { return load.counts().acked >= 30; }, T(10000)));
   c.kill(leader.id);
+  const auto t_kill = std::chrono::steady_clock::now();
   const auto next = require_leader(c, leader.term + 1, {leader.id});
+  fmt::print("{} nodes: killed leader {} (term {}); node {} leads term {} after {} ms\n", nodes, leader.id,
+             leader.term, next.id, next.term,
+             std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - t_kill).count());
   CHECK(next.id != leader.id);
   const auto at_election = load.counts().acked;
   const bool resumed = LocalCluster::wait_until([&] { return load.counts().acked >= at_election + 30; }, T(10000));
@@ -144,6 +161,7 @@ TEST_CASE("SIGKILL of the leader under concurrent increments, 5 nodes", "[integr
 TEST_CASE("SIGSTOP of the leader past the election timeout, then SIGCONT: it steps down, acknowledges nothing falsely",
           "[integration]") {
   LocalCluster c(cluster_options(3));
+  NoSanitizerReports guard{c};
   start_cluster(c);
   const auto old = require_leader(c);
 
@@ -162,6 +180,10 @@ TEST_CASE("SIGSTOP of the leader past the election timeout, then SIGCONT: it ste
   CHECK(LocalCluster::wait_until([&] { return everyone.counts().acked >= before + 20; }, T(10000)));
   const auto stuck_before_resume = stuck.counts();
 
+  fmt::print("paused leader {} (term {}); node {} leads term {}; its own clients so far: acked {}, unknown {}, "
+             "failed {}\n",
+             old.id, old.term, next.id, next.term, stuck_before_resume.acked, stuck_before_resume.unknown,
+             stuck_before_resume.failed);
   c.resume(old.id);
   const bool stepped_down = LocalCluster::wait_until(
       [&] {
@@ -191,6 +213,7 @@ TEST_CASE("stop and restart every node: the count comes back from the log", "[in
   auto o = cluster_options(3);
   o.snapshot_interval = 40;  // some of the state comes back from a snapshot, the rest from the log
   LocalCluster c(o);
+  NoSanitizerReports guard{c};
   start_cluster(c);
   require_leader(c);
   {
@@ -201,6 +224,7 @@ TEST_CASE("stop and restart every node: the count comes back from the log", "[in
   }
   const auto value = read_counter(c);
   std::string err;
+  fmt::print("restart of every node: counter {} before\n", value);
 
   SECTION("graceful: SIGTERM") {
     for (auto id : c.ids()) CHECK(c.terminate(id, T(10000)));
