@@ -211,7 +211,6 @@ class Raft {
   int heartbeat_elapsed_ = 0;
   int randomized_timeout_ = 0;
   NodeId transferee_;
-  int transfer_elapsed_ = 0;
   std::size_t uncommitted_bytes_ = 0;
 
   // ReadIndex: reads wait for a heartbeat round acknowledged by a quorum.
