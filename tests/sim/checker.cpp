@@ -133,6 +133,8 @@ void SafetyChecker::after_step(std::size_t n, const core::Raft& raft) {
   for (Index i = s.checked_commit + 1; i <= commit; ++i) {
     const auto t = raft.log().term(i);
     if (!t) continue;  // compacted behind a snapshot
+    if (committed_in_.size() < i.value) committed_in_.resize(i.value, Term{UINT64_MAX});
+    committed_in_[i.value - 1] = std::min(committed_in_[i.value - 1], raft.term());
     if (committed_terms_.size() < i.value) {
       committed_terms_.resize(i.value);
       committed_terms_[i.value - 1] = *t;
@@ -162,6 +164,7 @@ void SafetyChecker::after_step(std::size_t n, const core::Raft& raft) {
     if (who == 0) ++elections_;
     who = n + 1;
     for (std::size_t i = 1; i <= committed_terms_.size(); ++i) {
+      if (committed_in_[i - 1] >= term) continue;  // not yet committed before this term began
       const auto t = raft.log().term(Index{i});
       if (t && *t != committed_terms_[i - 1]) {
         fail("leader completeness", "n{} became leader of term {} holding term {} at index {}, where term {} was committed",

@@ -14,8 +14,10 @@
 //    prefixes. The table (index, term) -> (payload hash, previous term)
 //    judges each entry when it is handed out for persistence;
 //  - leader completeness: every entry any node has counted as committed is
-//    recorded (index -> term). A node that becomes leader must hold all of
-//    them; a node whose commit index passes an index must hold the recorded
+//    recorded (index -> entry term, and the lowest term of a node that saw it
+//    committed, an upper bound of the term it was committed in). A node that
+//    becomes leader of a term above that bound must hold it (a late vote can
+//    still make a leader of an older term, legitimately, without it); a node whose commit index passes an index must hold the recorded
 //    entry there (two different committed entries at one index is the
 //    failure the Figure 8 bug produces);
 //  - state machine safety: the first application of each index records
@@ -108,6 +110,7 @@ class SafetyChecker {
   std::vector<std::uint64_t> leader_of_term_;           // term -> node index + 1 (0: none)
   std::vector<std::vector<EntryRecord>> entries_;       // index -> entries seen there
   std::vector<Term> committed_terms_;                   // index - 1 -> term of the committed entry
+  std::vector<Term> committed_in_;                      // index - 1 -> lowest term a node saw it committed in
   std::vector<AppliedRecord> applied_;                  // index - 1 -> first application
   std::uint64_t elections_ = 0;
   std::string kind_;

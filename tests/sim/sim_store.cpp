@@ -21,43 +21,42 @@ std::error_code SimStore::check_writable() {
 }
 
 std::error_code SimStore::apply(LogStore& store, const Write& w) {
-  return std::visit(
-      [&](const auto& op) -> std::error_code {
-        using T = std::decay_t<decltype(op)>;
-        if constexpr (std::is_same_v<T, Append>) return store.append(op.entries);
-        if constexpr (std::is_same_v<T, SaveHardState>) return store.save_hard_state(op.hs);
-        if constexpr (std::is_same_v<T, Compact>) return store.compact(op.upto);
-        if constexpr (std::is_same_v<T, InstallSnapshot>) return store.install_snapshot(op.meta);
-      },
-      w);
+  switch (w.kind) {
+    case Write::Kind::append: return store.append(w.entries);
+    case Write::Kind::save_hard_state: return store.save_hard_state(w.hs);
+    case Write::Kind::compact: return store.compact(w.upto);
+    case Write::Kind::install_snapshot: return store.install_snapshot(w.meta);
+  }
+  return {};
 }
 
 std::error_code SimStore::append(std::span<const Entry> entries) {
   if (entries.empty()) return {};
   if (auto ec = check_writable()) return ec;
   if (auto ec = current_->append(entries)) return ec;
-  journal_.push_back(Append{std::vector<Entry>(entries.begin(), entries.end())});
+  Write w{Write::Kind::append, std::vector<Entry>(entries.begin(), entries.end()), {}, {}, {}};
+  journal_.push_back(std::move(w));
   return {};
 }
 
 std::error_code SimStore::save_hard_state(const HardState& hs) {
   if (auto ec = check_writable()) return ec;
   if (auto ec = current_->save_hard_state(hs)) return ec;
-  journal_.push_back(SaveHardState{hs});
+  journal_.push_back(Write{Write::Kind::save_hard_state, {}, hs, {}, {}});
   return {};
 }
 
 std::error_code SimStore::compact(Index upto) {
   if (auto ec = check_writable()) return ec;
   if (auto ec = current_->compact(upto)) return ec;
-  journal_.push_back(Compact{upto});
+  journal_.push_back(Write{Write::Kind::compact, {}, {}, upto, {}});
   return {};
 }
 
 std::error_code SimStore::install_snapshot(const SnapshotMeta& meta) {
   if (auto ec = check_writable()) return ec;
   if (auto ec = current_->install_snapshot(meta)) return ec;
-  journal_.push_back(InstallSnapshot{meta});
+  journal_.push_back(Write{Write::Kind::install_snapshot, {}, {}, {}, meta});
   return {};
 }
 

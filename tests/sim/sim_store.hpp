@@ -21,7 +21,7 @@
 
 #include <cstddef>
 #include <memory>
-#include <variant>
+#include <cstdint>
 #include <vector>
 
 #include "raftkit/log_store.hpp"
@@ -64,11 +64,15 @@ class SimStore final : public LogStore {
   const LogStore& durable() const { return *durable_; }
 
  private:
-  struct Append { std::vector<Entry> entries; };
-  struct SaveHardState { HardState hs; };
-  struct Compact { Index upto; };
-  struct InstallSnapshot { SnapshotMeta meta; };
-  using Write = std::variant<Append, SaveHardState, Compact, InstallSnapshot>;
+  // One journaled write (a plain struct: g++ 12 warns falsely about
+  // std::variant moves under the sanitizers).
+  struct Write {
+    enum class Kind : std::uint8_t { append, save_hard_state, compact, install_snapshot } kind;
+    std::vector<Entry> entries;  // append
+    HardState hs;                // save_hard_state
+    Index upto;                  // compact
+    SnapshotMeta meta;           // install_snapshot
+  };
 
   std::error_code check_writable();
   static std::error_code apply(LogStore& store, const Write& w);
