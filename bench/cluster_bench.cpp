@@ -1,0 +1,157 @@
+// Replicated throughput and latency of a 3-node raftkit::Node cluster in one
+// process: WAL stores on the local disk (every acknowledged write fdatasync'ed
+// on a majority), the in-process transport, two I/O threads. A fixed number
+// of proposals is kept in flight at the leader for a fixed time; each
+// completion records its latency and starts the next proposal.
+//
+//   build/bench/bench_cluster [--seconds S] [--inflight N] [--bytes B] [--dir D]
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <fmt/format.h>
+
+#include "raftkit/node.hpp"
+#include "raftkit/wal_store.hpp"
+
+namespace {
+
+using namespace raftkit;
+using namespace std::chrono_literals;
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+
+class Sink final : public StateMachine {
+ public:
+  Bytes apply(const Entry&) override { return {}; }
+  Bytes query(BytesView) const override { return {}; }
+  Bytes save_snapshot() const override { return {}; }
+  void load_snapshot(BytesView) override {}
+};
+
+struct Load {
+  Node* leader = nullptr;
+  Bytes payload;
+  Clock::time_point end;
+  std::mutex mu;
+  std::vector<double> latencies_us;
+  std::atomic<std::uint64_t> errors{0};
+  std::atomic<int> running{0};
+
+  void issue() {
+    if (Clock::now() >= end) {
+      --running;
+      return;
+    }
+    const auto start = Clock::now();
+    leader->async_propose(payload, [this, start](boost::system::error_code ec, Bytes) {
+      if (ec) {
+        ++errors;
+      } else {
+        const double us = std::chrono::duration<double, std::micro>(Clock::now() - start).count();
+        std::lock_guard l(mu);
+        latencies_us.push_back(us);
+      }
+      issue();
+    });
+  }
+};
+
+double percentile(std::vector<double>& v, double p) {
+  const auto k = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+  return v[k];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  double seconds = 5;
+  int inflight = 256;
+  std::size_t bytes = 256;
+  std::string dir = (std::filesystem::temp_directory_path() / fmt::format("raftkit-bench-{}", ::getpid())).string();
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!std::strcmp(argv[i], "--seconds")) seconds = std::atof(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--inflight")) inflight = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--bytes")) bytes = static_cast<std::size_t>(std::atol(argv[i + 1]));
+    else if (!std::strcmp(argv[i], "--dir")) dir = argv[i + 1];
+  }
+  if (seconds <= 0 || inflight < 1) {
+    fmt::print(stderr, "usage: {} [--seconds S] [--inflight N] [--bytes B] [--dir D]\n", argv[0]);
+    return 2;
+  }
+  std::filesystem::remove_all(dir);
+  asio::io_context io;
+  auto work = asio::make_work_guard(io);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) threads.emplace_back([&] { io.run(); });
+
+  auto hub = make_inproc_network();
+  std::map<NodeId, std::string> peers;
+  for (std::uint64_t i = 1; i <= 3; ++i) peers[NodeId{i}] = fmt::format("inproc:{}", i);
+  std::map<std::uint64_t, std::unique_ptr<Node>> nodes;
+  for (std::uint64_t i = 1; i <= 3; ++i) {
+    const auto node_dir = fmt::format("{}/{}", dir, i);
+    std::filesystem::create_directories(node_dir);
+    std::unique_ptr<LogStore> store;
+    std::string detail;
+    if (open_wal_store(node_dir, {}, store, &detail)) {
+      fmt::print(stderr, "cannot open the store: {}\n", detail);
+      return 1;
+    }
+    Options o = Options::from_peers(NodeId{i}, peers);
+    o.snapshot_interval = 0;
+    o.max_pending_requests = static_cast<std::size_t>(inflight) * 2;
+    nodes[i] = std::make_unique<Node>(io.get_executor(), o, std::make_shared<Sink>(), std::move(store),
+                                      hub->make_transport(NodeId{i}, io.get_executor()));
+    if (nodes[i]->start()) return 1;
+  }
+  Node* leader = nullptr;
+  for (int i = 0; i < 3000 && !leader; ++i) {
+    for (auto& [id, n] : nodes)
+      if (n->status().role == "leader") leader = n.get();
+    std::this_thread::sleep_for(10ms);
+  }
+  if (!leader) {
+    fmt::print(stderr, "no leader elected\n");
+    return 1;
+  }
+
+  Load load;
+  load.leader = leader;
+  load.payload = Bytes(bytes, 0x42);
+  load.end = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  load.running = inflight;
+  const auto started = Clock::now();
+  for (int i = 0; i < inflight; ++i) load.issue();
+  while (load.running > 0) std::this_thread::sleep_for(5ms);
+  const double elapsed = std::chrono::duration<double>(Clock::now() - started).count();
+
+  for (auto& [id, n] : nodes) n->stop();
+  work.reset();
+  io.stop();
+  for (auto& t : threads) t.join();
+  std::filesystem::remove_all(dir);
+
+  auto& lat = load.latencies_us;
+  fmt::print("command: {} --seconds {} --inflight {} --bytes {}\n", argv[0], seconds, inflight, bytes);
+  fmt::print("3 nodes in one process, WAL stores (fdatasync) in {}, in-process transport\n", dir);
+  if (lat.empty()) {
+    fmt::print("no proposal committed ({} errors)\n", load.errors.load());
+    return 1;
+  }
+  const double committed = static_cast<double>(lat.size());
+  fmt::print("committed {:.0f} proposals of {} B in {:.2f} s: {:.0f} proposals/s; errors {}\n", committed, bytes,
+             elapsed, committed / elapsed, load.errors.load());
+  fmt::print("latency: p50 {:.0f} us, p90 {:.0f} us, p99 {:.0f} us, max {:.0f} us\n", percentile(lat, 0.5),
+             percentile(lat, 0.9), percentile(lat, 0.99), percentile(lat, 1.0));
+  return load.errors == 0 ? 0 : 1;
+}
