@@ -5,7 +5,7 @@
 // written to a temporary name, fdatasync'ed, renamed into place and the
 // directory fsync'ed; only then are older snapshot files removed, so a crash
 // at any point leaves the previous or the new snapshot complete.
-// File name: snap-<index:016x>-<term:016x>.snap (format: docs-storage.md).
+// File name: snap-<index:016x>-<term:016x>.snap (format: README.md, "Storage: on-disk format").
 #pragma once
 
 #include <string>

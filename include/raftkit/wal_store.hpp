@@ -6,7 +6,7 @@
 // makes them durable with one fdatasync shared by all concurrent callers
 // (group commit). On open it replays the segments, cuts off a torn tail of the
 // last one (logging one line to stderr) and refuses to open on corruption.
-// The on-disk format and the exact guarantees are in docs-storage.md and at the
+// The on-disk format and the exact guarantees are in README.md and at the
 // top of src/storage/wal_store.cpp and src/storage/wal_record.hpp.
 #pragma once
 
