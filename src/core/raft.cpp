@@ -309,20 +309,20 @@ void Raft::handle_vote_request(const Message& m) {
 }
 
 void Raft::step_follower(const Message& m) {
+  const bool from_leader =
+      m.type == MessageType::append || m.type == MessageType::heartbeat || m.type == MessageType::snapshot;
+  if (from_leader) {
+    election_elapsed_ = 0;
+    leader_ = m.from;
+  }
   switch (m.type) {
     case MessageType::append:
-      election_elapsed_ = 0;
-      leader_ = m.from;
       handle_append(m);
       break;
     case MessageType::heartbeat:
-      election_elapsed_ = 0;
-      leader_ = m.from;
       handle_heartbeat(m);
       break;
     case MessageType::snapshot:
-      election_elapsed_ = 0;
-      leader_ = m.from;
       handle_snapshot(m);
       break;
     case MessageType::timeout_now:

@@ -38,26 +38,17 @@ void campaign_until_leader(MemCluster& c, std::uint64_t id) {
   }
 }
 
-int count(const std::vector<Message>& trace, const std::function<bool(const Message&)>& pred) {
-  return static_cast<int>(std::count_if(trace.begin(), trace.end(), pred));
-}
-
-}  // namespace
-
-TEST_CASE("Figure 8: an entry of an earlier term stored on a majority is not committed by counting") {
-  MemCluster c(5, 8, paper_options);
+// Figure 8 (a) and (b) of the Raft paper on 5 nodes: S1 leads term 1 and
+// gets index 2 onto S2 only; S1 crashes, S5 wins term 2 (S3, S4) but its
+// no-op at index 2 reaches no one. Leaves S4 and S5 cut off.
+void figure8_a_b(MemCluster& c) {
   c.raft(1).campaign();
   c.stabilize();
   REQUIRE(c.leader() == 1);  // term 1, no-op at index 1 everywhere
-
-  // (a) S1 replicates index 2 to S2 only.
   c.drop = [](const Message& m) { return m.from == NodeId{1} && m.to.value >= 3; };
   REQUIRE(!c.raft(1).propose(to_bytes("x")));
   c.stabilize();
   REQUIRE(c.raft(2).last_index() == Index{2});
-
-  // (b) S1 crashes; S5 wins term 2 with S3 and S4, and its no-op (index 2,
-  // term 2) reaches no one.
   c.drop = [](const Message& m) { return m.from == NodeId{5} && m.type == MessageType::append; };
   c.isolate(1);
   c.isolate(2);
@@ -69,6 +60,17 @@ TEST_CASE("Figure 8: an entry of an earlier term stored on a majority is not com
   c.isolate(5);
   c.isolate(4);
   c.network().clear();
+}
+
+int count(const std::vector<Message>& trace, const std::function<bool(const Message&)>& pred) {
+  return static_cast<int>(std::count_if(trace.begin(), trace.end(), pred));
+}
+
+}  // namespace
+
+TEST_CASE("Figure 8: an entry of an earlier term stored on a majority is not committed by counting") {
+  MemCluster c(5, 8, paper_options);
+  figure8_a_b(c);
 
   // (c) S1 wins term 3 with S2 and S3 and gets index 2 (term 1) onto S3, so
   // a majority (S1, S2, S3) stores it — but its own term's no-op (index 3)
@@ -104,22 +106,7 @@ TEST_CASE("Figure 8: an entry of an earlier term stored on a majority is not com
 
 TEST_CASE("Figure 8 (e): once an entry of the leader's term is on a majority, earlier entries commit and survive") {
   MemCluster c(5, 9, paper_options);
-  c.raft(1).campaign();
-  c.stabilize();
-  c.drop = [](const Message& m) { return m.from == NodeId{1} && m.to.value >= 3; };
-  REQUIRE(!c.raft(1).propose(to_bytes("x")));
-  c.stabilize();
-  c.drop = [](const Message& m) { return m.from == NodeId{5} && m.type == MessageType::append; };
-  c.isolate(1);
-  c.isolate(2);
-  c.raft(5).campaign();
-  c.stabilize();
-  REQUIRE(c.raft(5).role() == Role::leader);
-  c.drop = {};
-  c.heal();
-  c.isolate(5);
-  c.isolate(4);
-  c.network().clear();
+  figure8_a_b(c);
   campaign_until_leader(c, 1);  // this time the no-op of S1's term reaches S2 and S3
   REQUIRE(c.raft(1).role() == Role::leader);
   CHECK(c.raft(1).commit_index() == c.raft(1).last_index());

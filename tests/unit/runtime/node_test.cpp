@@ -137,6 +137,16 @@ struct Cluster {
     REQUIRE(!nodes_[i]->start());
   }
 
+  // Cuts node i off from everyone, both ways, at every node's transport.
+  void partition(std::uint64_t i) {
+    faults(i).isolate();
+    for (auto& [id, f] : faults_)
+      if (id != i) f->block(NodeId{i});
+  }
+  void heal_all() {
+    for (auto& [id, f] : faults_) f->heal();
+  }
+
   void stop_node(std::uint64_t i) {
     nodes_[i]->stop();
     nodes_.erase(i);
@@ -250,8 +260,7 @@ TEST_CASE("Node: a minority leader cannot commit; the majority elects a new lead
   Cluster c(3);
   const auto old = c.wait_for_leader();
   REQUIRE(!c.propose(old, 1).first);
-  c.faults(old).isolate();
-  for (auto id : others(old)) c.faults(id).block(NodeId{old});
+  c.partition(old);
   // The isolated leader accepts the proposal into its log but can never
   // acknowledge it: it times out, is dropped, or is refused after stepping down.
   auto stale = results([&](auto h) { c.node(old).async_propose(to_bytes("100"), h); });
@@ -259,8 +268,7 @@ TEST_CASE("Node: a minority leader cannot commit; the majority elects a new lead
   REQUIRE(l != 0);
   REQUIRE(!c.propose(l, 10).first);
   CHECK(wait(std::move(stale)).first);  // never a success
-  c.faults(old).heal();
-  for (auto id : others(old)) c.faults(id).heal();
+  c.heal_all();
   REQUIRE(c.wait_until([&] { return c.node(old).status().applied == c.node(l).status().applied &&
                                     c.node(old).status().role == "follower"; }));
   auto [ec, value] = c.read(l);
@@ -287,12 +295,10 @@ TEST_CASE("Node: a follower far behind is caught up by a snapshot after the lead
   Cluster c(3, /*snapshot_interval=*/20);
   const auto l = c.wait_for_leader();
   const auto lagging = others(l)[0];
-  c.faults(lagging).isolate();
-  for (auto id : others(lagging)) c.faults(id).block(NodeId{lagging});
+  c.partition(lagging);
   for (int i = 0; i < 60; ++i) REQUIRE(!c.propose(l, 1).first);
   REQUIRE(c.wait_until([&] { return c.node(l).status().snapshot_index >= Index{40}; }));
-  c.faults(lagging).heal();
-  for (auto id : others(lagging)) c.faults(id).heal();
+  c.heal_all();
   REQUIRE(c.wait_until([&] { return c.node(lagging).status().applied >= Index{61}; }));
   CHECK(c.node(lagging).status().snapshot_index >= Index{40});
   auto [ec, value] = c.read(lagging);
@@ -391,8 +397,7 @@ TEST_CASE("Node: a transfer without a target picks a caught-up voter; a dead tar
   const auto l = c.wait_for_leader();
   REQUIRE(!c.propose(l, 1).first);
   const auto dead = others(l)[0];
-  c.faults(dead).isolate();
-  for (auto id : others(dead)) c.faults(id).block(NodeId{dead});
+  c.partition(dead);
   REQUIRE(c.wait_until([&] {
     for (const auto& p : c.node(l).status().peers)
       if (p.id == NodeId{dead}) return !p.active;
