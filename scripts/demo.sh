@@ -9,6 +9,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRAFTKIT_BUILD_EXAMPLES=ON -DRAFTKIT_SANITIZE= >/dev/null
 cmake --build build -j "$(nproc 2>/dev/null || echo 2)" --target raftkit-counter-demo raftkit-counter-server raftkit-counter
 exec build/examples/counter/raftkit-counter-demo --server-binary build/examples/counter/raftkit-counter-server "$@"

@@ -13,16 +13,19 @@ cd "$(dirname "$0")/.."
 mode=default
 [[ $# -gt 0 ]] && mode=${1#--}
 case "$mode" in
-  default) dir=build; flags=() ;;
+  default) dir=build; flags=(-DRAFTKIT_SANITIZE=) ;;
   asan) dir=build-asan; flags=(-DRAFTKIT_SANITIZE=address) ;;
   tsan) dir=build-tsan; flags=(-DRAFTKIT_SANITIZE=thread) ;;
-  soak) dir=build; flags=() ;;
+  soak) dir=build; flags=(-DRAFTKIT_SANITIZE=) ;;
   *) echo "usage: $0 [--asan|--tsan|--soak]" >&2; exit 2 ;;
 esac
 
 scripts/deps.sh
 jobs=$(nproc 2>/dev/null || echo 2)
-cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${flags[@]}" >/dev/null
+# Explicit switches: a build directory configured earlier with other
+# options (its CMake cache) must not silently drop part of the suite.
+cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRAFTKIT_BUILD_TESTS=ON -DRAFTKIT_BUILD_EXAMPLES=ON \
+  -DRAFTKIT_BUILD_BENCH=ON "${flags[@]}" >/dev/null
 cmake --build "$dir" -j "$jobs"
 (cd "$dir" && ctest --output-on-failure -j "$jobs" --timeout 900)
 if [[ "$mode" == soak ]]; then
