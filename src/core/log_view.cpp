@@ -96,8 +96,10 @@ std::optional<Index> LogView::maybe_append(Index prev, Term prev_term, Index com
     return last_new;
   }
   if (k < entries.size()) {
-    const Index conflict = entries[k].index;
-    RAFTKIT_ASSERT(conflict > committed_, "conflict at {} below commit {}", conflict, committed_);
+    // A correct leader never contradicts a committed entry (leader
+    // completeness); bytes that do come from a confused or hostile peer and
+    // are refused, never obeyed and never a reason to crash.
+    if (entries[k].index <= committed_) return std::nullopt;
     append(std::vector<Entry>(entries.begin() + static_cast<std::ptrdiff_t>(k), entries.end()));
   }
   commit_to(std::min(commit, last_new));

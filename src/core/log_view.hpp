@@ -48,6 +48,8 @@ class LogView {
   /// appends what is new in `entries` — truncating only a conflicting
   /// suffix, never an entry that matches — advances commit to
   /// min(commit, last new index), and returns the last new index.
+  /// nullopt: no match at (prev, prev_term), or `entries` contradict a
+  /// committed entry (only a broken or hostile peer sends that).
   /// `truncate_matched` is a deliberate bug for the simulator's tests: it
   /// replaces everything after `prev`, even entries that match.
   std::optional<Index> maybe_append(Index prev, Term prev_term, Index commit, const std::vector<Entry>& entries,

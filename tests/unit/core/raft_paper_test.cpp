@@ -432,3 +432,15 @@ TEST_CASE("Persistence: an acknowledgement of entries leaves only after they are
   CHECK(rd.entries.size() == 1);
   n.raft->advance(rd);
 }
+
+TEST_CASE("Robustness: an append that contradicts committed entries is refused, never obeyed, never a crash") {
+  Solo n;
+  n.raft->step(append(2, 1, 0, 0, {entry(1, 1), entry(1, 2)}, 2));
+  n.flush();
+  REQUIRE(n.raft->commit_index() == Index{2});
+  n.raft->step(append(3, 2, 0, 0, {entry(2, 1, "rogue"), entry(2, 2, "rogue")}));
+  n.flush();
+  CHECK(n.raft->log().term(Index{1}) == Term{1});
+  CHECK(n.raft->log().term(Index{2}) == Term{1});
+  CHECK(n.raft->commit_index() == Index{2});
+}
