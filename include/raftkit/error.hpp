@@ -20,7 +20,8 @@ enum class errc {
   dropped,               ///< the proposal was lost to a leader change; outcome: not committed
   invalid_argument,      ///< the call's arguments are wrong; fix them
   compacted,             ///< storage: the requested entries were compacted behind a snapshot
-  unavailable,           ///< storage: the requested entries are not (yet) present
+  unavailable,           ///< storage: the requested entries are not (yet) present; transfer:
+                         ///< the target is unreachable or lagging (pick another)
   corrupted,             ///< storage: checksums failed; the data cannot be trusted
   io_error,              ///< storage: a write or sync failed; the store refuses further writes
   no_space,              ///< storage: the disk is full; nothing was acknowledged

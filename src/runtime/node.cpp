@@ -175,24 +175,22 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl> {
     return {};
   }
 
-  void stop() {
-    // Runs on the strand (or synchronously before start).
+  // On the strand. Waiting callers complete with `ec`.
+  void halt(std::error_code ec) {
     if (stopped) return;
-    stopped = true;
-    ticker.cancel();
-    transport->stop();
-    fail_all(failure.empty() ? std::error_code(errc::shutting_down) : std::error_code(errc::io_error));
-    update_status();
-  }
-
-  void fail(std::error_code ec, const std::string& what) {
-    failure = fmt::format("{}: {}", what, ec.message());
-    fmt::print(stderr, "raftkit: node {} stops: {}\n", options.id.value, failure);
     stopped = true;
     ticker.cancel();
     transport->stop();
     fail_all(ec);
     update_status();
+  }
+
+  void stop() { halt(errc::shutting_down); }
+
+  void fail(std::error_code ec, const std::string& what) {
+    failure = fmt::format("{}: {}", what, ec.message());
+    fmt::print(stderr, "raftkit: node {} stops: {}\n", options.id.value, failure);
+    halt(ec);
   }
 
   void fail_all(std::error_code ec) {
