@@ -5,6 +5,7 @@
 
 #include "raftkit/error.hpp"
 #include "raftkit/log_store.hpp"
+#include "storage/entry_range.hpp"
 
 namespace raftkit {
 namespace {
@@ -36,16 +37,8 @@ class MemoryStore final : public LogStore {
   }
   std::error_code entries(Index lo, Index hi, std::size_t max_bytes, std::vector<Entry>& out) const override {
     std::lock_guard lock(mu_);
-    if (lo <= offset()) return errc::compacted;
-    if (hi > last() + 1 || lo > hi) return errc::unavailable;
-    std::size_t bytes = 0;
-    for (Index i = lo; i < hi; ++i) {
-      const Entry& e = log_[distance(offset(), i)];
-      bytes += entry_bytes(e);
-      if (i > lo && bytes > max_bytes) break;
-      out.push_back(e);
-    }
-    return {};
+    return storage::read_entries(offset(), last(), lo, hi, max_bytes,
+                                 [this](Index i) -> const Entry& { return log_[distance(offset(), i)]; }, out);
   }
 
   std::error_code append(std::span<const Entry> entries) override {

@@ -72,6 +72,7 @@
 #include <mutex>
 
 #include "raftkit/error.hpp"
+#include "storage/entry_range.hpp"
 #include "storage/file_system.hpp"
 #include "storage/wal_record.hpp"
 
@@ -197,16 +198,8 @@ class WalStore final : public LogStore {
   }
   std::error_code entries(Index lo, Index hi, std::size_t max_bytes, std::vector<Entry>& out) const override {
     std::lock_guard lock(mu_);
-    if (lo <= st_.offset()) return errc::compacted;
-    if (hi > st_.last() + 1 || lo > hi) return errc::unavailable;
-    std::size_t bytes = 0;
-    for (Index i = lo; i < hi; ++i) {
-      const Entry& e = st_.at(i);
-      bytes += entry_bytes(e);
-      if (i > lo && bytes > max_bytes) break;
-      out.push_back(e);
-    }
-    return {};
+    return storage::read_entries(st_.offset(), st_.last(), lo, hi, max_bytes,
+                                 [this](Index i) -> const Entry& { return st_.at(i); }, out);
   }
 
   // ---- write side -------------------------------------------------------------
