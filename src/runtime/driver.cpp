@@ -1,0 +1,419 @@
+#include "runtime/driver.hpp"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "raftkit/error.hpp"
+
+namespace raftkit::runtime {
+
+namespace {
+// After this many missed ticks every timer of the core has fired anyway; a
+// longer stall (a suspended machine) is not worth replaying tick by tick.
+constexpr std::uint64_t kMaxTicksPerCall = 64;
+}  // namespace
+
+Driver::Driver(Options options, StateMachine& machine, LogStore& store, SnapshotStore& snapshots, DriverIo& io,
+               std::uint64_t read_nonce)
+    : options_(std::move(options)),
+      sm_(machine),
+      store_(store),
+      snapshots_(snapshots),
+      io_(io),
+      // Contexts of one incarnation start at a random point far from the
+      // others': a delayed answer to an earlier incarnation's read cannot
+      // match one of ours. The top bit stays clear, so they never wrap.
+      next_read_context_((read_nonce & ~(std::uint64_t{1} << 63)) | 1) {}
+
+void Driver::inject_bugs_for_testing(unsigned bugs) {
+  bugs_ = bugs;
+  if (raft_) raft_->inject_bugs_for_testing(bugs & 0xffffu);
+}
+
+// ---- lifecycle --------------------------------------------------------------
+
+std::error_code Driver::start(TimePoint now, std::string& detail) {
+  if (raft_ || stopped_) {
+    detail = "already started";
+    return errc::invalid_argument;
+  }
+  if (auto problem = options_.validate(); !problem.empty()) {
+    detail = "invalid options: " + problem;
+    return errc::invalid_argument;
+  }
+  if (auto ec = load_snapshot(detail)) return ec;
+  raft_ = std::make_unique<core::Raft>(options_.protocol, store_);
+  if (bugs_) raft_->inject_bugs_for_testing(bugs_ & 0xffffu);
+  now_ = last_tick_ = now;
+  ticked_ = true;
+  process();
+  return {};
+}
+
+std::error_code Driver::load_snapshot(std::string& detail) {
+  const SnapshotMeta in_store = store_.snapshot_meta();
+  SnapshotMeta meta;
+  Bytes data;
+  std::string why;
+  auto ec = snapshots_.load(meta, data, why);
+  if (ec == errc::unavailable) {
+    if (in_store.index == Index{}) return {};
+    detail = fmt::format("the log store starts after a snapshot at {} but no snapshot is available{}", in_store.index,
+                         options_.snapshot_dir.empty() ? " (no snapshot_dir is set)" : " in " + options_.snapshot_dir);
+    return errc::corrupted;
+  }
+  if (ec) {
+    detail = "cannot load snapshot: " + why;
+    return ec;
+  }
+  if (meta.index < in_store.index) {
+    detail = fmt::format("the newest snapshot ({}) is older than the log store's snapshot ({})", meta.index,
+                         in_store.index);
+    return errc::corrupted;
+  }
+  if (meta.index > in_store.index) {
+    // A crash came between saving the snapshot and recording it in the store.
+    if (auto e = store_.install_snapshot(meta)) return detail = "recording the snapshot", e;
+    if (auto e = store_.sync()) return detail = "syncing the log store", e;
+  }
+  sm_.load_snapshot(data);
+  snapshot_meta_ = meta;
+  snapshot_data_ = std::make_shared<const Bytes>(std::move(data));
+  if (observer_) observer_->on_snapshot_loaded(meta);
+  return {};
+}
+
+void Driver::stop(std::error_code why) {
+  if (stopped_) return;
+  stopped_ = true;
+  if (!failure_code_) failure_code_ = why;
+  for (auto& [index, p] : proposals_) p.done(why, {});
+  proposals_.clear();
+  proposal_deadlines_.clear();
+  for (auto& [ctx, r] : reads_) r.done(why, {});
+  reads_.clear();
+  for (auto& t : transfers_) t.done(why);
+  transfers_.clear();
+}
+
+void Driver::fail(std::error_code ec, const std::string& what) {
+  failure_ = fmt::format("{}: {}", what, ec.message());
+  failure_code_ = ec;
+  fmt::print(stderr, "raftkit: node {} stops: {}\n", options_.id, failure_);
+  stop(ec);
+}
+
+std::error_code Driver::refusal() const {
+  return failure_code_ ? failure_code_ : std::error_code(errc::shutting_down);
+}
+
+// ---- inputs -------------------------------------------------------------------
+
+void Driver::tick(TimePoint now) {
+  if (stopped_ || !raft_) return;
+  now_ = std::max(now_, now);
+  const auto interval = std::chrono::duration_cast<TimePoint>(options_.tick_interval);
+  std::uint64_t ticks = 0;
+  if (now_ - last_tick_ >= interval) ticks = static_cast<std::uint64_t>((now_ - last_tick_) / interval);
+  if (ticks == 0) return;
+  // Every elapsed interval is a tick, missed ones included: the lease and
+  // the election timers measure time, not how often this thread got to run.
+  if (bugs_ & bug_drop_missed_ticks) [[unlikely]] {
+    ticks = 1;
+    last_tick_ = now_;
+  } else if (ticks > kMaxTicksPerCall) {
+    ticks = kMaxTicksPerCall;
+    last_tick_ = now_;
+  } else {
+    last_tick_ += interval * static_cast<std::int64_t>(ticks);
+  }
+  for (std::uint64_t i = 0; i < ticks && !stopped_; ++i) raft_->tick();
+  check_disk_stall(now_);
+  expire(now_);
+  process();
+}
+
+void Driver::step(const Message& m) {
+  if (stopped_ || !raft_) return;
+  raft_->step(m);
+  process();
+}
+
+void Driver::report_unreachable(NodeId peer) {
+  if (stopped_ || !raft_) return;
+  raft_->report_unreachable(peer);
+  process();
+}
+
+bool Driver::too_many_pending() const {
+  return proposals_.size() + reads_.size() >= options_.max_pending_requests;
+}
+
+core::Proposed Driver::propose(Bytes command, ResultHandler done, TimePoint now) {
+  if (stopped_ || !raft_) {
+    done(refusal(), {});
+    return {};
+  }
+  now_ = std::max(now_, now);
+  if (too_many_pending()) {
+    done(errc::busy, {});
+    return {};
+  }
+  core::Proposed where;
+  if (auto ec = raft_->propose(std::move(command), &where)) {
+    done(ec, {});
+    return {};
+  }
+  auto [it, inserted] = proposals_.try_emplace(where.index, PendingProposal{where.term, std::move(done)});
+  if (!inserted) {
+    if (bugs_ & bug_proposals_by_index_only) [[unlikely]] {
+      process();
+      return where;  // the new caller is forgotten
+    }
+    // Our log no longer holds the older proposal's entry, so it never
+    // committed (leader completeness) and never will.
+    it->second.done(errc::dropped, {});
+    it->second = PendingProposal{where.term, std::move(done)};
+  }
+  proposal_deadlines_.push_back({now_ + options_.request_timeout, where.index, where.term});
+  process();
+  return where;
+}
+
+void Driver::read(Bytes query, ResultHandler done, TimePoint now) {
+  if (stopped_ || !raft_) return done(refusal(), {});
+  now_ = std::max(now_, now);
+  if (too_many_pending()) return done(errc::busy, {});
+  const std::uint64_t ctx = next_read_context_++;
+  if (auto ec = raft_->read_index(ctx)) return done(ec, {});
+  reads_.emplace(ctx, PendingRead{std::move(query), std::move(done), now_ + options_.request_timeout, {}});
+  process();
+}
+
+void Driver::transfer(NodeId to, DoneHandler done, TimePoint now) {
+  if (stopped_ || !raft_) return done(refusal());
+  now_ = std::max(now_, now);
+  if (auto ec = raft_->transfer_leader(to)) return done(ec);
+  if (to.is_none()) to = raft_->transferee();
+  if (to.is_none()) return done({});  // we were the best choice ourselves
+  transfers_.push_back({to, std::move(done), now_ + options_.request_timeout});
+  process();
+}
+
+void Driver::write_done(std::uint64_t id, std::error_code ec, const std::string& what) {
+  if (stopped_ || !raft_) return;
+  if (ec) return fail(ec, what);
+  if (id == snapshot_write_id_) {
+    snapshot_write_id_ = 0;
+    snapshot_meta_ = snapshot_in_flight_;
+    snapshot_data_ = std::move(snapshot_data_in_flight_);
+    if (observer_) observer_->on_snapshot_taken(snapshot_meta_);
+    process();
+    return;
+  }
+  if (!persisting_ || id != persisting_id_) return;
+  auto rd = std::move(persisting_);
+  persisting_id_ = 0;
+  finish(*rd);
+  process();
+}
+
+// Completes requests whose time ran out. Deadlines are queued in arrival
+// order, which is deadline order; an entry whose proposal already completed
+// (or was replaced by a newer one at its index) is skipped.
+void Driver::expire(TimePoint now) {
+  while (!proposal_deadlines_.empty() && proposal_deadlines_.front().at <= now) {
+    const Deadline d = proposal_deadlines_.front();
+    proposal_deadlines_.pop_front();
+    auto it = proposals_.find(d.index);
+    if (it == proposals_.end() || it->second.term != d.term) continue;
+    it->second.done(errc::timeout, {});
+    proposals_.erase(it);
+  }
+  for (auto it = reads_.begin(); it != reads_.end() && it->second.deadline <= now;) {
+    it->second.done(errc::timeout, {});
+    it = reads_.erase(it);
+  }
+  std::erase_if(transfers_, [&](PendingTransfer& t) {
+    if (t.deadline > now) return false;
+    t.done(errc::timeout);
+    return true;
+  });
+}
+
+// Ticks go on while a write is in flight; a leader whose own write has not
+// finished in time steps down, so a healthy node can take over.
+void Driver::check_disk_stall(TimePoint now) {
+  if (!persisting_ || now - persist_started_ < options_.disk_stall_timeout) return;
+  if (!stall_reported_) {
+    fmt::print(stderr, "raftkit: node {}: log write stalled for more than {} ms{}\n", options_.id,
+               options_.disk_stall_timeout.count(),
+               raft_->role() == core::Role::leader ? "; stepping down as leader" : "");
+    stall_reported_ = true;
+  }
+  raft_->step_down();
+}
+
+// ---- the Ready cycle ----------------------------------------------------------
+
+std::shared_ptr<DiskWrite> Driver::new_write(std::function<std::error_code(std::string&)> apply) {
+  auto w = std::make_shared<DiskWrite>();
+  w->id = ++next_write_;
+  w->apply = std::move(apply);
+  return w;
+}
+
+void Driver::process() {
+  while (!stopped_ && !persisting_ && raft_->has_ready()) {
+    auto rd = std::make_shared<core::Ready>(raft_->ready());
+    if (observer_) observer_->on_ready(*raft_, *rd);
+    for (Message& m : rd->messages) send(std::move(m));
+    if (!rd->must_sync()) {
+      finish(*rd);
+      continue;
+    }
+    persisting_ = rd;
+    persist_started_ = now_;
+    stall_reported_ = false;
+    auto w = new_write([this, rd](std::string& what) -> std::error_code {
+      if (rd->snapshot) {
+        if (auto ec = snapshots_.save(*rd->snapshot, rd->snapshot_data, what)) {
+          what = "saving a received snapshot: " + what;
+          return ec;
+        }
+        if (auto ec = store_.install_snapshot(*rd->snapshot)) return what = "recording a snapshot", ec;
+      }
+      if (!rd->entries.empty()) {
+        if (auto ec = store_.append(rd->entries)) return what = "appending entries", ec;
+      }
+      if (rd->hard_state) {
+        if (auto ec = store_.save_hard_state(*rd->hard_state)) return what = "saving the hard state", ec;
+      }
+      return {};
+    });
+    persisting_id_ = w->id;
+    io_.persist(std::move(w));
+  }
+  if (!stopped_) complete_transfers();
+}
+
+void Driver::finish(core::Ready& rd) {
+  for (Message& m : rd.persisted_messages) send(std::move(m));
+  if (rd.snapshot) {
+    sm_.load_snapshot(rd.snapshot_data);
+    snapshot_meta_ = *rd.snapshot;
+    snapshot_data_ = std::make_shared<const Bytes>(std::move(rd.snapshot_data));
+    if (observer_) observer_->on_snapshot_loaded(snapshot_meta_);
+  }
+  for (const Entry& e : rd.committed_entries) apply(e);
+  for (const core::ReadState& rs : rd.read_states) {
+    auto it = reads_.find(rs.context);
+    if (it != reads_.end()) it->second.index = rs.index;
+  }
+  for (const core::FailedRead& fr : rd.failed_reads) {
+    auto it = reads_.find(fr.context);
+    if (it == reads_.end()) continue;
+    it->second.done(errc::not_leader, {});
+    reads_.erase(it);
+  }
+  raft_->advance(rd);
+  serve_reads();
+  maybe_snapshot();
+}
+
+void Driver::apply(const Entry& e) {
+  Bytes result;
+  if (e.type == EntryType::normal && e.index > snapshot_meta_.index) result = sm_.apply(e);
+  if (observer_) observer_->on_applied(e);
+  auto it = proposals_.find(e.index);
+  if (it == proposals_.end()) return;
+  if (it->second.term == e.term) {
+    it->second.done({}, std::move(result));
+  } else {
+    it->second.done(errc::dropped, {});  // another leader's entry took the slot
+  }
+  proposals_.erase(it);
+}
+
+void Driver::serve_reads() {
+  const Index applied = raft_->applied_index();
+  for (auto it = reads_.begin(); it != reads_.end();) {
+    if (it->second.index && *it->second.index <= applied) {
+      it->second.done({}, sm_.query(it->second.query));
+      it = reads_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Driver::complete_transfers() {
+  if (transfers_.empty()) return;
+  const NodeId leader = raft_->leader();
+  std::erase_if(transfers_, [&](PendingTransfer& t) {
+    if (leader != t.to) return false;
+    t.done({});
+    return true;
+  });
+}
+
+void Driver::maybe_snapshot() {
+  if (options_.snapshot_interval == 0 || snapshot_write_id_ != 0) return;
+  const Index applied = raft_->applied_index();
+  if (distance(snapshot_meta_.index, applied) < options_.snapshot_interval) return;
+  const auto term = raft_->log().term(applied);
+  if (!term) return;
+  snapshot_in_flight_ = SnapshotMeta{applied, *term, raft_->membership()};
+  snapshot_data_in_flight_ = std::make_shared<const Bytes>(sm_.save_snapshot());
+  auto w = new_write([this, meta = snapshot_in_flight_, data = snapshot_data_in_flight_](std::string& what) {
+    if (auto ec = snapshots_.save(meta, *data, what)) {
+      what = "taking a snapshot: " + what;
+      return ec;
+    }
+    if (auto ec = store_.install_snapshot(meta)) {
+      what = "recording a snapshot";
+      return ec;
+    }
+    return std::error_code{};
+  });
+  snapshot_write_id_ = w->id;
+  io_.persist(std::move(w));
+}
+
+void Driver::send(Message m) {
+  if (m.type == MessageType::snapshot) {
+    // Only the snapshot we hold can be sent; the core asks again later.
+    if (!m.snapshot || !snapshot_data_ || m.snapshot->index != snapshot_meta_.index) return;
+    m.snapshot_data = *snapshot_data_;
+  }
+  io_.send(std::move(m));
+}
+
+// ---- status -------------------------------------------------------------------
+
+NodeStatus Driver::status() const {
+  NodeStatus s;
+  s.id = options_.id;
+  if (raft_) {
+    s.role = stopped_ ? "stopped" : std::string(core::to_string(raft_->role()));
+    s.term = raft_->term();
+    s.leader = stopped_ ? NodeId{} : raft_->leader();
+    s.commit = raft_->commit_index();
+    s.applied = raft_->applied_index();
+    s.last_index = raft_->last_index();
+    if (raft_->role() == core::Role::leader && !stopped_) {
+      for (const auto& [id, pr] : raft_->progress().map()) {
+        if (id == options_.id) continue;
+        s.peers.push_back({id, pr.match, pr.next, std::string(core::to_string(pr.state)), raft_->reachable(id)});
+      }
+    }
+  } else {
+    s.role = stopped_ ? "stopped" : "starting";
+  }
+  s.snapshot_index = snapshot_meta_.index;
+  s.failure = failure_;
+  return s;
+}
+
+}  // namespace raftkit::runtime

@@ -1,0 +1,239 @@
+// runtime/driver.hpp — the one Ready cycle: core, store, state machine and
+// waiting callers, joined without threads or clocks of its own.
+//
+// The protocol core (core/raft.hpp) says what must happen; the Driver makes
+// it happen, and it is the only code in the tree that does. Node runs it on an
+// Asio strand with a disk thread; the simulator runs the very same object on
+// virtual time with a store whose power can be cut; the in-memory test
+// cluster runs it synchronously. So the code that users run is the code that
+// is simulated.
+//
+// THE CYCLE. After every input (a tick, a message, a request, a finished
+// write) the driver drains the core:
+//
+//   ready() ──▶ 1. `messages` leave at once (a leader's appends go out while
+//                  its own write is in flight: thesis §10.2.1);
+//               2. if anything must be persisted, one DiskWrite is handed to
+//                  DriverIo::persist() and no further Ready is taken until
+//                  write_done() reports it durable (inputs keep being stepped
+//                  into the core meanwhile; their effects wait);
+//               3. `persisted_messages` leave (votes, acknowledgements), a
+//                  received snapshot is loaded, committed entries are applied
+//                  in log order, waiting callers are completed, advance().
+//
+// INPUTS are the only way anything happens: tick(now), step(message),
+// propose/read/transfer(..., now), report_unreachable(peer), write_done(...)
+// and stop(). `now` is a monotonic TimePoint chosen by the caller: steady
+// clock time in Node, the node's drifting local clock in the simulator. Time
+// is used for the tick cadence (every elapsed tick interval is one core
+// tick, missed ones included, so a stalled thread cannot stretch a lease), for
+// request deadlines and for disk-stall detection.
+//
+// CALLERS. Each proposal, read and transfer completes exactly once: with
+// success, or with the errc the node's documentation lists. A proposal that
+// lands at (index, term) succeeds only when that entry is applied; another
+// term at that index means `dropped`. A new proposal that lands at an index an
+// older one still waits for proves the older entry lost (this leader's log no
+// longer holds it, so by leader completeness it never committed): the older
+// caller gets `dropped` at once.
+//
+// DURABILITY. A DiskWrite's `apply` performs the store writes (and the
+// snapshot file) but not the sync; the I/O side calls LogStore::sync() after
+// it and reports both with write_done(). Writes are reported in the order they
+// were handed out. A failed write or sync stops the driver for good (the store
+// refuses later writes; see log_store.hpp): nothing is acknowledged after it.
+//
+// SNAPSHOTS. Every Options::snapshot_interval applied entries the state
+// machine's save_snapshot() runs here (on the caller's thread); the bytes are
+// saved through the SnapshotStore and recorded in the log store inside a
+// DiskWrite, and kept in memory to send to followers that need compacted
+// entries.
+//
+// Not thread-safe: one thread (or strand) calls every member.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "core/raft.hpp"
+#include "raftkit/log_store.hpp"
+#include "raftkit/node.hpp"
+#include "raftkit/options.hpp"
+#include "raftkit/state_machine.hpp"
+#include "runtime/snapshot_store.hpp"
+
+namespace raftkit::runtime {
+
+/// Monotonic time since an arbitrary epoch (the caller's clock).
+using TimePoint = std::chrono::nanoseconds;
+
+/// One unit of durable work. `apply` performs the writes (it may run on
+/// another thread; the core reads the store meanwhile); the I/O side then
+/// calls LogStore::sync() and reports both to Driver::write_done(id, ...).
+struct DiskWrite {
+  std::uint64_t id = 0;
+  /// Writes without syncing. On error, `what` says which step failed.
+  std::function<std::error_code(std::string& what)> apply;
+};
+
+/// What the driver needs from the world around it.
+class DriverIo {
+ public:
+  virtual ~DriverIo() = default;
+  /// Hands a message to the transport. Never blocks.
+  virtual void send(Message m) = 0;
+  /// Makes `w` durable: w->apply(), then LogStore::sync(), then
+  /// Driver::write_done() on the driver's thread — never from inside this
+  /// call. Writes complete in the order they are handed out.
+  virtual void persist(std::shared_ptr<DiskWrite> w) = 0;
+};
+
+/// Optional observer for the simulator's checkers and for metrics. Called on
+/// the driver's thread; must not call back into the driver.
+class DriverObserver {
+ public:
+  virtual ~DriverObserver() = default;
+  /// A Ready was taken from the core (before anything of it happens).
+  virtual void on_ready(const core::Raft&, const core::Ready&) {}
+  /// A committed entry was applied (every type, in log order).
+  virtual void on_applied(const Entry&) {}
+  /// The state machine was replaced by a snapshot.
+  virtual void on_snapshot_loaded(const SnapshotMeta&) {}
+  /// The state machine's snapshot at `meta.index` is durable.
+  virtual void on_snapshot_taken(const SnapshotMeta&) {}
+};
+
+/// Deliberate runtime bugs, for the simulator's checker tests only (the
+/// protocol's own are core::InjectedBug in the low bits).
+enum DriverBug : unsigned {
+  bug_proposals_by_index_only = 1u << 16,  ///< a proposal at an index an older one holds is never completed
+  bug_drop_missed_ticks = 1u << 17,        ///< a late timer counts as one tick, whatever the elapsed time
+};
+
+class Driver {
+ public:
+  using ResultHandler = std::function<void(std::error_code, Bytes)>;
+  using DoneHandler = std::function<void(std::error_code)>;
+
+  /// `machine`, `store`, `snapshots` and `io` must outlive the driver.
+  /// `read_nonce` seeds the read contexts of this incarnation (draw it at
+  /// random, so a late answer to a previous incarnation's read cannot match).
+  Driver(Options options, StateMachine& machine, LogStore& store, SnapshotStore& snapshots, DriverIo& io,
+         std::uint64_t read_nonce);
+
+  /// Validates the options, loads the newest snapshot into the state
+  /// machine, creates the core. Errors: invalid_argument, corrupted, the
+  /// snapshot store's error; `detail` says what.
+  std::error_code start(TimePoint now, std::string& detail);
+
+  void tick(TimePoint now);
+  void step(const Message& m);
+  /// Returns where the proposal landed (index 0: completed at once with an error).
+  core::Proposed propose(Bytes command, ResultHandler done, TimePoint now);
+  void read(Bytes query, ResultHandler done, TimePoint now);
+  void transfer(NodeId to, DoneHandler done, TimePoint now);
+  void report_unreachable(NodeId peer);
+  /// The write handed out with id `id` finished (its sync included).
+  void write_done(std::uint64_t id, std::error_code ec, const std::string& what);
+  /// Stops for good: every waiting caller completes with `why`; later inputs
+  /// are ignored and later requests refused. Idempotent.
+  void stop(std::error_code why);
+
+  bool started() const { return raft_ != nullptr; }
+  bool stopped() const { return stopped_; }
+  /// Why the driver stopped on an error (empty after a plain stop()).
+  const std::string& failure() const { return failure_; }
+  const core::Raft& raft() const { return *raft_; }
+  const SnapshotMeta& snapshot_meta() const { return snapshot_meta_; }
+  std::size_t pending_requests() const { return proposals_.size() + reads_.size() + transfers_.size(); }
+  NodeStatus status() const;
+
+  void set_observer(DriverObserver* o) { observer_ = o; }
+  /// core::InjectedBug | DriverBug flags; test targets only.
+  void inject_bugs_for_testing(unsigned bugs);
+
+ private:
+  struct PendingProposal {
+    Term term;
+    ResultHandler done;
+  };
+  struct PendingRead {
+    Bytes query;
+    ResultHandler done;
+    TimePoint deadline;
+    std::optional<Index> index;  // set once the leader confirmed the read index
+  };
+  struct PendingTransfer {
+    NodeId to;
+    DoneHandler done;
+    TimePoint deadline;
+  };
+  struct Deadline {
+    TimePoint at;
+    Index index;
+    Term term;
+  };
+
+  std::error_code load_snapshot(std::string& detail);
+  void process();
+  void finish(core::Ready& rd);
+  void apply(const Entry& e);
+  void serve_reads();
+  void complete_transfers();
+  void expire(TimePoint now);
+  void check_disk_stall(TimePoint now);
+  void maybe_snapshot();
+  void send(Message m);
+  void fail(std::error_code ec, const std::string& what);
+  std::error_code refusal() const;
+  bool too_many_pending() const;
+  std::shared_ptr<DiskWrite> new_write(std::function<std::error_code(std::string&)> apply);
+
+  Options options_;
+  StateMachine& sm_;
+  LogStore& store_;
+  SnapshotStore& snapshots_;
+  DriverIo& io_;
+  std::unique_ptr<core::Raft> raft_;
+  DriverObserver* observer_ = nullptr;
+  unsigned bugs_ = 0;
+
+  bool stopped_ = false;
+  std::string failure_;
+  std::error_code failure_code_;
+
+  // Time.
+  TimePoint last_tick_{};
+  bool ticked_ = false;
+  TimePoint now_{};
+
+  // Durable work in flight, in hand-out order.
+  std::uint64_t next_write_ = 0;
+  std::shared_ptr<core::Ready> persisting_;  // the Ready whose write is in flight
+  std::uint64_t persisting_id_ = 0;
+  TimePoint persist_started_{};
+  bool stall_reported_ = false;
+  std::uint64_t snapshot_write_id_ = 0;  // nonzero while a snapshot is being saved
+  SnapshotMeta snapshot_in_flight_;
+  std::shared_ptr<const Bytes> snapshot_data_in_flight_;
+
+  // Waiting callers.
+  std::map<Index, PendingProposal> proposals_;
+  std::deque<Deadline> proposal_deadlines_;  // arrival order = deadline order
+  std::map<std::uint64_t, PendingRead> reads_;  // context order = arrival order
+  std::uint64_t next_read_context_;
+  std::vector<PendingTransfer> transfers_;
+
+  // The newest snapshot, loaded or taken.
+  SnapshotMeta snapshot_meta_;
+  std::shared_ptr<const Bytes> snapshot_data_;
+};
+
+}  // namespace raftkit::runtime
