@@ -46,8 +46,6 @@ std::error_code Driver::start(TimePoint now, std::string& detail) {
   raft_ = std::make_unique<core::Raft>(options_.protocol, store_);
   if (bugs_) raft_->inject_bugs_for_testing(bugs_ & 0xffffu);
   now_ = last_tick_ = now;
-  ticked_ = true;
-  process();
   return {};
 }
 
@@ -112,6 +110,13 @@ std::error_code Driver::refusal() const {
 
 void Driver::tick(TimePoint now) {
   if (stopped_ || !raft_) return;
+  advance_clock(now);
+  check_disk_stall(now_);
+  expire(now_);
+  process();
+}
+
+void Driver::advance_clock(TimePoint now) {
   now_ = std::max(now_, now);
   const auto interval = std::chrono::duration_cast<TimePoint>(options_.tick_interval);
   std::uint64_t ticks = 0;
@@ -128,10 +133,7 @@ void Driver::tick(TimePoint now) {
   } else {
     last_tick_ += interval * static_cast<std::int64_t>(ticks);
   }
-  for (std::uint64_t i = 0; i < ticks && !stopped_; ++i) raft_->tick();
-  check_disk_stall(now_);
-  expire(now_);
-  process();
+  for (std::uint64_t i = 0; i < ticks; ++i) raft_->tick();
 }
 
 void Driver::step(const Message& m) {
@@ -155,7 +157,7 @@ core::Proposed Driver::propose(Bytes command, ResultHandler done, TimePoint now)
     done(refusal(), {});
     return {};
   }
-  now_ = std::max(now_, now);
+  advance_clock(now);
   if (too_many_pending()) {
     done(errc::busy, {});
     return {};
@@ -165,17 +167,18 @@ core::Proposed Driver::propose(Bytes command, ResultHandler done, TimePoint now)
     done(ec, {});
     return {};
   }
-  auto [it, inserted] = proposals_.try_emplace(where.index, PendingProposal{where.term, std::move(done)});
-  if (!inserted) {
+  if (auto it = proposals_.find(where.index); it != proposals_.end()) {
     if (bugs_ & bug_proposals_by_index_only) [[unlikely]] {
       process();
       return where;  // the new caller is forgotten
     }
     // Our log no longer holds the older proposal's entry, so it never
     // committed (leader completeness) and never will.
-    it->second.done(errc::dropped, {});
-    it->second = PendingProposal{where.term, std::move(done)};
+    auto older = std::move(it->second.done);
+    proposals_.erase(it);
+    older(errc::dropped, {});
   }
+  proposals_.emplace(where.index, PendingProposal{where.term, std::move(done)});
   proposal_deadlines_.push_back({now_ + options_.request_timeout, where.index, where.term});
   process();
   return where;
@@ -183,7 +186,7 @@ core::Proposed Driver::propose(Bytes command, ResultHandler done, TimePoint now)
 
 void Driver::read(Bytes query, ResultHandler done, TimePoint now) {
   if (stopped_ || !raft_) return done(refusal(), {});
-  now_ = std::max(now_, now);
+  advance_clock(now);  // a read must see the lease as of now, not as of the last timer
   if (too_many_pending()) return done(errc::busy, {});
   const std::uint64_t ctx = next_read_context_++;
   if (auto ec = raft_->read_index(ctx)) return done(ec, {});
@@ -193,7 +196,7 @@ void Driver::read(Bytes query, ResultHandler done, TimePoint now) {
 
 void Driver::transfer(NodeId to, DoneHandler done, TimePoint now) {
   if (stopped_ || !raft_) return done(refusal());
-  now_ = std::max(now_, now);
+  advance_clock(now);
   if (auto ec = raft_->transfer_leader(to)) return done(ec);
   if (to.is_none()) to = raft_->transferee();
   if (to.is_none()) return done({});  // we were the best choice ourselves

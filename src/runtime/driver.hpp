@@ -182,6 +182,7 @@ class Driver {
   };
 
   std::error_code load_snapshot(std::string& detail);
+  void advance_clock(TimePoint now);
   void process();
   void finish(core::Ready& rd);
   void apply(const Entry& e);
@@ -211,7 +212,6 @@ class Driver {
 
   // Time.
   TimePoint last_tick_{};
-  bool ticked_ = false;
   TimePoint now_{};
 
   // Durable work in flight, in hand-out order.

@@ -61,6 +61,9 @@ class SafetyChecker {
   void on_synced(std::size_t n, const HardState& durable);
   /// An entry was applied; `state_hash` is the state machine's hash after it.
   void on_apply(std::size_t n, const Entry& e, std::uint64_t state_hash);
+  /// The state machine was replaced by a snapshot at `index`: applying
+  /// continues after it, and the state must be the one every node had there.
+  void on_snapshot_loaded(std::size_t n, Index index, std::uint64_t state_hash);
   /// After any event that touched node `n`.
   void after_step(std::size_t n, const core::Raft& raft);
 
@@ -77,6 +80,9 @@ class SafetyChecker {
   std::uint64_t elections() const { return elections_; }
   /// Entries known committed (the highest index any node committed).
   Index committed() const { return Index{committed_terms_.size()}; }
+  /// The term of the entry committed at `i`, if known (not known when every
+  /// node that committed it had compacted it before the checker looked).
+  std::optional<Term> committed_term(Index i) const;
   /// State hash recorded at index i (0 if none).
   std::uint64_t state_hash_at(Index i) const;
 

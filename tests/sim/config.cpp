@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "core/raft.hpp"
+#include "runtime/driver.hpp"
 
 namespace raftkit::sim {
 
@@ -56,7 +57,9 @@ std::vector<std::pair<unsigned, std::string_view>> all_bugs() {
           {core::bug_vote_ignores_log, "vote_ignores_log"},
           {core::bug_reply_before_persist, "reply_before_persist"},
           {core::bug_truncate_matched, "truncate_matched"},
-          {core::bug_read_without_quorum, "read_without_quorum"}};
+          {core::bug_read_without_quorum, "read_without_quorum"},
+          {runtime::bug_proposals_by_index_only, "proposals_by_index_only"},
+          {runtime::bug_drop_missed_ticks, "drop_missed_ticks"}};
 }
 
 std::optional<unsigned> parse_bugs(std::string_view text, std::string* error) {
@@ -93,6 +96,9 @@ void RunStats::add(const RunStats& o) {
   events += o.events;
   elections += o.elections;
   commits += o.commits;
+  snapshots_taken += o.snapshots_taken;
+  snapshots_installed += o.snapshots_installed;
+  requests += o.requests;
   for (std::size_t k = 0; k < kFaultKinds; ++k) faults[k] += o.faults[k];
   ops_checked += o.ops_checked;
   ops_unknown += o.ops_unknown;

@@ -35,10 +35,11 @@ enum class Fault : std::uint8_t {
   disk,       ///< storage write or sync errors (the node stops)
   drift,      ///< per-node clock-rate drift (ticks run fast or slow)
   transfer,   ///< leadership transfers requested at random moments
+  stall,      ///< a node's thread is busy for a while (its events wait)
 };
-inline constexpr std::size_t kFaultKinds = 9;
+inline constexpr std::size_t kFaultKinds = 10;
 inline constexpr std::array<std::string_view, kFaultKinds> kFaultNames = {
-    "loss", "dup", "reorder", "partition", "oneway", "crash", "disk", "drift", "transfer"};
+    "loss", "dup", "reorder", "partition", "oneway", "crash", "disk", "drift", "transfer", "stall"};
 
 /// A set of fault kinds, one bit per Fault.
 using FaultSet = unsigned;
@@ -51,8 +52,9 @@ std::optional<FaultSet> parse_faults(std::string_view text, std::string* error);
 /// The canonical spelling: "all", "none", or the list.
 std::string format_faults(FaultSet faults);
 
-/// "none" or a comma-separated list of core::InjectedBug names without the
-/// "bug_" prefix (commit_previous_term, vote_ignores_log, ...).
+/// "none" or a comma-separated list of core::InjectedBug and
+/// runtime::DriverBug names without the "bug_" prefix (commit_previous_term,
+/// vote_ignores_log, proposals_by_index_only, ...).
 std::optional<unsigned> parse_bugs(std::string_view text, std::string* error);
 std::string format_bugs(unsigned bugs);
 /// Each InjectedBug flag with its name.
@@ -60,6 +62,7 @@ std::vector<std::pair<unsigned, std::string_view>> all_bugs();
 
 struct SimConfig {
   std::uint64_t seed = 1;
+  /// Cluster size 1..7; 0 draws it from the seed.
   int nodes = 3;
   FaultSet faults = kAllFaults;
   /// core::InjectedBug flags switched on in every node (checker tests only).
@@ -80,6 +83,9 @@ struct RunStats {
   std::uint64_t events = 0;    ///< events processed
   std::uint64_t elections = 0; ///< leaders elected (distinct terms)
   std::uint64_t commits = 0;   ///< distinct log entries committed
+  std::uint64_t snapshots_taken = 0;      ///< state-machine snapshots made durable
+  std::uint64_t snapshots_installed = 0;  ///< snapshots received from a leader and loaded
+  std::uint64_t requests = 0;             ///< proposals, reads and transfers checked by the caller checker
   std::array<std::uint64_t, kFaultKinds> faults{};
   std::uint64_t ops_checked = 0;   ///< client operations in checked histories
   std::uint64_t ops_unknown = 0;   ///< ... of which with unknown outcome

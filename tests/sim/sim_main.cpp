@@ -33,7 +33,9 @@ int main(int argc, char** argv) {
   int clients = SimConfig{}.clients;
   app.add_option("--seeds", seeds_text, "seed range A..B (inclusive), or A; with --soak, A.. starts at A")
       ->capture_default_str();
-  app.add_option("--nodes", nodes, "cluster size")->check(CLI::IsMember({3, 5}))->capture_default_str();
+  app.add_option("--nodes", nodes, "cluster size 1..7; 0 draws it from each seed")
+      ->check(CLI::Range(0, 7))
+      ->capture_default_str();
   app.add_option("--faults", faults_text,
                  "all, none, or a comma list of: loss,dup,reorder,partition,oneway,crash,disk,drift,transfer")
       ->capture_default_str();

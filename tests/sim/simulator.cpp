@@ -1,10 +1,12 @@
 #include "sim/simulator.hpp"
 
 #include <algorithm>
+#include <cstring>
 
 #include <fmt/format.h>
 
 #include "raftkit/error.hpp"
+#include "transport/codec.hpp"
 
 namespace raftkit::sim {
 
@@ -16,10 +18,22 @@ constexpr std::size_t kMaxQueuedEvents = 100000;
 constexpr int kRevertLoss = 0, kRevertDup = 1, kRevertSpike = 2, kRevertCut = 3, kRevertClock = 4;
 }
 
+namespace {
+runtime::TimePoint as_time_point(Time t) { return std::chrono::microseconds(t); }
+
+// `--nodes 0` draws the size from the seed, 1 to 7, with its own generator so
+// that the rest of the run does not depend on how the size was chosen.
+std::size_t cluster_size(const SimConfig& c) {
+  if (c.nodes > 0) return static_cast<std::size_t>(c.nodes);
+  Rng r(c.seed * 0x9E3779B97F4A7C15ULL + 3);
+  return 1 + static_cast<std::size_t>(r.below(7));
+}
+}  // namespace
+
 Simulator::Simulator(SimConfig config, Tuning tuning)
     : config_(std::move(config)), tuning_(tuning), rng_(config_.seed * 0x2545F4914F6CDD1DULL + 7),
-      checker_(static_cast<std::size_t>(config_.nodes)) {
-  n_ = static_cast<std::size_t>(config_.nodes);
+      checker_(cluster_size(config_)) {
+  n_ = cluster_size(config_);
   loss_.assign(n_ * n_, 0.0);
   dup_.assign(n_ * n_, 0.0);
   spike_.assign(n_ * n_, 0.0);
@@ -28,24 +42,51 @@ Simulator::Simulator(SimConfig config, Tuning tuning)
   for (Time& d : base_delay_) d = rng_.range(tuning_.link_delay_min, tuning_.link_delay_max);
 
   std::vector<NodeId> voters;
-  for (std::size_t i = 0; i < n_; ++i) voters.push_back(NodeId{i + 1});
-  // Half the runs send appends of one or two entries: a new leader's no-op
-  // then travels apart from the older entries before it, which is what
-  // makes the Figure 8 window (an old-term entry on a majority, the no-op
-  // not yet) reachable at all.
+  std::map<NodeId, std::string> peers;
+  for (std::size_t i = 0; i < n_; ++i) {
+    voters.push_back(NodeId{i + 1});
+    peers[NodeId{i + 1}] = fmt::format("sim:{}", i + 1);
+  }
+  // Per-seed variety. Half the runs send appends of one or two entries: a
+  // new leader's no-op then travels apart from the older entries before it,
+  // which is what makes the Figure 8 window (an old-term entry on a
+  // majority, the no-op not yet) reachable at all. Half encode every message
+  // through the wire codec; half snapshot every few entries; a quarter serve
+  // reads from the leader's lease; some run without pre-vote or check-quorum.
   const bool small_appends = rng_.below(2) == 0;
+  use_codec_ = rng_.chance(0.5);
+  const std::uint64_t snapshot_interval = rng_.chance(0.5) ? static_cast<std::uint64_t>(rng_.range(5, 200)) : 0;
+  lease_seed_ = rng_.chance(0.25);
+  const bool pre_vote = lease_seed_ || !rng_.chance(0.15);
+  const bool check_quorum = lease_seed_ || !rng_.chance(0.15);
+  const auto disk_stall = std::chrono::milliseconds(rng_.chance(0.5) ? rng_.range(200, 1000) : 2000);
+  // Lease safety needs the leader's (E - m) ticks to last no longer in real
+  // time than a follower's E ticks: rates within ±max_drift_ keep
+  // (1 + d) / (1 - d) below E / (E - m).
+  const int margin = 2;
+  const double bound = static_cast<double>(tuning_.election_ticks) / (tuning_.election_ticks - margin);
+  max_drift_ = 0.9 * (bound - 1) / (bound + 1);
   for (std::size_t i = 0; i < n_; ++i) {
     auto node = std::make_unique<Node>();
     node->id = voters[i];
-    ProtocolOptions& o = node->options;
-    o.id = node->id;
-    o.initial_voters = voters;
+    Options& opt = node->options;
+    opt = Options::from_peers(node->id, peers);
+    opt.tick_interval = std::chrono::milliseconds(tuning_.tick / kMillis);
+    opt.request_timeout = std::chrono::milliseconds(tuning_.request_timeout / kMillis);
+    opt.disk_stall_timeout = disk_stall;
+    opt.snapshot_interval = snapshot_interval;
+    ProtocolOptions& o = opt.protocol;
     o.election_ticks = tuning_.election_ticks;
     o.heartbeat_ticks = tuning_.heartbeat_ticks;
+    o.pre_vote = pre_vote;
+    o.check_quorum = check_quorum;
+    o.lease_reads = lease_seed_;
+    o.lease_margin_ticks = margin;
     o.max_entries_per_append = static_cast<std::size_t>(small_appends ? rng_.range(1, 2) : rng_.range(4, 64));
     o.max_inflight_messages = static_cast<std::size_t>(rng_.range(4, 64));
     o.seed = rng_.next();
-    if (has(config_.faults, Fault::drift)) node->base_clock_rate = 0.95 + 0.1 * rng_.unit();
+    if (has(config_.faults, Fault::drift))
+      node->base_clock_rate = lease_seed_ ? 1.0 + max_drift_ * (2 * rng_.unit() - 1) : 0.95 + 0.1 * rng_.unit();
     node->clock_rate = node->base_clock_rate;
     nodes_.push_back(std::move(node));
   }
@@ -115,6 +156,7 @@ RunResult Simulator::run() {
   stats_.simulated = now_;
   stats_.elections = checker_.elections();
   stats_.commits = checker_.committed().value;
+  stats_.requests = requests_.size();
   stats_.violations = violation_ ? 1 : 0;
   r.stats = stats_;
   r.violation = violation_;
@@ -136,16 +178,16 @@ void Simulator::dispatch(const Event& e) {
   switch (e.kind) {
     case Ev::tick: {
       Node& nd = *nodes_[e.node];
-      if (!nd.up || nd.gen != e.gen) return;
-      nd.raft->tick();
-      trace({.kind = TraceKind::tick, .node = static_cast<std::uint8_t>(e.node + 1), .a = nd.raft->term().value,
-             .b = static_cast<std::uint64_t>(nd.raft->role())});
-      drive(e.node);
+      if (!nd.up || nd.gen != e.gen || defer_if_stalled(e)) return;
+      nd.driver->tick(as_time_point(local_now(e.node)));
+      trace({.kind = TraceKind::tick, .node = static_cast<std::uint8_t>(e.node + 1), .a = nd.raft().term().value,
+             .b = static_cast<std::uint64_t>(nd.raft().role())});
       after_step(e.node);
       if (nd.up && nd.gen == e.gen) schedule_tick(e.node);
       return;
     }
     case Ev::deliver: {
+      if (nodes_[e.node]->up && defer_if_stalled(e)) return;
       const auto slot = static_cast<std::uint32_t>(e.arg);
       Message m = std::move(msg_pool_[slot]);
       msg_free_.push_back(slot);
@@ -156,19 +198,19 @@ void Simulator::dispatch(const Event& e) {
         return;
       }
       trace_message(TraceKind::deliver, m);
-      nd.raft->step(m);
-      drive(to);
+      nd.driver->step(m);
       after_step(to);
       return;
     }
     case Ev::sync_done: {
       Node& nd = *nodes_[e.node];
-      if (!nd.up || nd.gen != e.gen) return;
+      if (!nd.up || nd.gen != e.gen || defer_if_stalled(e)) return;
       complete_sync(e.node);
-      after_step(e.node);
+      if (nd.up) after_step(e.node);
       return;
     }
     case Ev::client_arrive: {
+      if (nodes_[e.node]->up && defer_if_stalled(e)) return;
       const auto slot = static_cast<std::uint32_t>(e.arg);
       const ClientPacket p = packet_pool_[slot];
       packet_free_.push_back(slot);
@@ -210,7 +252,7 @@ void Simulator::dispatch(const Event& e) {
           case kRevertDup: dup_[a * n_ + b] = 0; break;
           case kRevertSpike: spike_[a * n_ + b] = 0; break;
           case kRevertCut: cut_[a * n_ + b] = std::max(0, cut_[a * n_ + b] - 1); break;
-          case kRevertClock: nodes_[a]->clock_rate = nodes_[a]->base_clock_rate; break;
+          case kRevertClock: set_clock_rate(a, nodes_[a]->base_clock_rate); break;
         }
       }
       reverts_.erase(it);
@@ -228,14 +270,29 @@ void Simulator::dispatch(const Event& e) {
       // Offer a write wherever a node believes it leads.
       for (std::size_t n = 0; n < n_; ++n) {
         Node& nd = *nodes_[n];
-        if (!nd.up || nd.raft->role() != core::Role::leader) continue;
+        if (!nd.up || nd.raft().role() != core::Role::leader || nd.stalled_until > now_) continue;
         Command cmd;
         cmd.kind = OpKind::probe;
-        (void)nd.raft->propose(encode(cmd));
-        drive(n);
+        const std::uint64_t id = track(Request::Kind::propose, n);
+        const core::Proposed where = nd.driver->propose(
+            encode(cmd), [this, id](std::error_code ec, Bytes) { completed(id, ec); }, as_time_point(local_now(n)));
+        requests_[id].index = where.index;
+        requests_[id].term = where.term;
         after_step(n);
       }
       schedule(now_ + tuning_.tick * 2, Ev::probe);
+      return;
+    }
+    case Ev::power_cut: {
+      Node& nd = *nodes_[e.node];
+      if (nd.up && nd.gen == e.gen) crash_node(e.node, false);
+      return;
+    }
+    case Ev::unreachable: {
+      Node& nd = *nodes_[e.node];
+      if (!nd.up || nd.gen != e.gen || defer_if_stalled(e)) return;
+      nd.driver->report_unreachable(NodeId{e.arg});
+      after_step(e.node);
       return;
     }
     case Ev::liveness_deadline:
@@ -250,7 +307,107 @@ void Simulator::dispatch(const Event& e) {
 }
 
 // ---------------------------------------------------------------------------
-// Nodes
+// Nodes: the runtime's Driver, with simulated I/O around it
+
+class Simulator::NodeIo final : public runtime::DriverIo {
+ public:
+  NodeIo(Simulator& sim, std::size_t n) : sim_(sim), n_(n) {}
+  void send(Message m) override { sim_.send(m); }
+  void persist(std::shared_ptr<runtime::DiskWrite> w) override { sim_.persist(n_, std::move(w)); }
+
+ private:
+  Simulator& sim_;
+  std::size_t n_;
+};
+
+namespace {
+Bytes encode_output(const OpOutput& o) {
+  Bytes b(9);
+  std::memcpy(b.data(), &o.value, 8);
+  b[8] = o.ok ? 1 : 0;
+  return b;
+}
+OpOutput decode_output(BytesView b) {
+  OpOutput o;
+  if (b.size() != 9) return o;
+  std::memcpy(&o.value, b.data(), 8);
+  o.ok = b[8] != 0;
+  return o;
+}
+}  // namespace
+
+// The workload's state machine behind the interface users implement.
+class Simulator::SimMachine final : public raftkit::StateMachine {
+ public:
+  sim::StateMachine state;
+  Bytes apply(const Entry& e) override { return encode_output(state.apply(e)); }
+  Bytes query(BytesView q) const override {
+    return encode_output(state.read(q.empty() ? OpKind::counter_get : static_cast<OpKind>(q[0])));
+  }
+  Bytes save_snapshot() const override {
+    Bytes b(32);
+    std::memcpy(b.data(), &state.counter, 8);
+    std::memcpy(b.data() + 8, &state.reg, 8);
+    std::memcpy(b.data() + 16, &state.hash, 8);
+    std::memcpy(b.data() + 24, &state.applied.value, 8);
+    return b;
+  }
+  void load_snapshot(BytesView b) override {
+    if (b.size() != 32) std::abort();  // the driver hands back what save_snapshot made
+    std::memcpy(&state.counter, b.data(), 8);
+    std::memcpy(&state.reg, b.data() + 8, 8);
+    std::memcpy(&state.hash, b.data() + 16, 8);
+    std::memcpy(&state.applied.value, b.data() + 24, 8);
+  }
+};
+
+// Feeds what the driver does to the checkers.
+class Simulator::Observer final : public runtime::DriverObserver {
+ public:
+  Observer(Simulator& sim, std::size_t n) : sim_(sim), n_(n) {}
+  void on_ready(const core::Raft& raft, const core::Ready& rd) override {
+    sim_.checker_.on_ready(n_, raft, rd);
+    sim_.trace({.kind = TraceKind::ready, .node = static_cast<std::uint8_t>(n_ + 1), .a = rd.entries.size(),
+                .b = rd.messages.size() + rd.persisted_messages.size(), .c = rd.committed_entries.size(),
+                .d = rd.hard_state ? rd.hard_state->commit.value : 0});
+  }
+  void on_applied(const Entry& e) override {
+    sim::StateMachine& st = sim_.nodes_[n_]->sm->state;
+    // The driver hands only commands to the state machine; the hash covers
+    // every entry, so the others are folded in here.
+    if (e.type != EntryType::normal && e.index > st.applied) st.apply(e);
+    sim_.checker_.on_apply(n_, e, st.hash);
+  }
+  void on_snapshot_loaded(const SnapshotMeta& meta) override {
+    Node& nd = *sim_.nodes_[n_];
+    if (nd.up) ++sim_.stats_.snapshots_installed;
+    sim_.checker_.on_snapshot_loaded(n_, meta.index, nd.sm->state.hash);
+    sim_.trace({.kind = TraceKind::snapshot, .node = static_cast<std::uint8_t>(n_ + 1), .a = meta.index.value, .b = 1});
+  }
+  void on_snapshot_taken(const SnapshotMeta& meta) override {
+    ++sim_.stats_.snapshots_taken;
+    sim_.trace({.kind = TraceKind::snapshot, .node = static_cast<std::uint8_t>(n_ + 1), .a = meta.index.value, .b = 0});
+  }
+
+ private:
+  Simulator& sim_;
+  std::size_t n_;
+};
+
+Simulator::Node::Node() : snapshots(runtime::make_memory_snapshot_store()) {}
+Simulator::Node::~Node() = default;
+
+Time Simulator::local_now(std::size_t n) const {
+  const Node& nd = *nodes_[n];
+  return nd.local_base + static_cast<Time>(static_cast<double>(now_ - nd.real_base) / nd.clock_rate);
+}
+
+void Simulator::set_clock_rate(std::size_t n, double rate) {
+  Node& nd = *nodes_[n];
+  nd.local_base = local_now(n);
+  nd.real_base = now_;
+  nd.clock_rate = rate;
+}
 
 void Simulator::schedule_tick(std::size_t n) {
   Node& nd = *nodes_[n];
@@ -258,26 +415,49 @@ void Simulator::schedule_tick(std::size_t n) {
   schedule(now_ + std::max<Time>(1, period), Ev::tick, static_cast<std::uint32_t>(n), nd.gen);
 }
 
+// A node whose thread is stalled handles nothing until the stall ends; its
+// events queue up in arrival order, as handlers queue behind a busy strand.
+bool Simulator::defer_if_stalled(const Event& e) {
+  const Node& nd = *nodes_[e.node];
+  if (nd.stalled_until <= now_) return false;
+  schedule(nd.stalled_until, e.kind, e.node, e.gen, e.arg);
+  return true;
+}
+
 void Simulator::start_node(std::size_t n) {
   Node& nd = *nodes_[n];
-  nd.raft = std::make_unique<core::Raft>(nd.options, nd.store);
-  if (config_.bugs) nd.raft->inject_bugs_for_testing(config_.bugs);
-  nd.up = true;
+  nd.sm = std::make_unique<SimMachine>();
+  nd.io = std::make_unique<NodeIo>(*this, n);
+  nd.observer = std::make_unique<Observer>(*this, n);
+  nd.driver = std::make_unique<runtime::Driver>(nd.options, *nd.sm, nd.store, *nd.snapshots, *nd.io, rng_.next());
+  nd.driver->set_observer(nd.observer.get());
+  if (config_.bugs) nd.driver->inject_bugs_for_testing(config_.bugs);
   ++nd.gen;
-  nd.syncing = false;
-  nd.in_flight.reset();
-  nd.sm = StateMachine{};
-  nd.sm.applied = nd.raft->applied_index();
-  nd.proposals.clear();
-  nd.reads.clear();
-  nd.last_role = nd.raft->role();
-  nd.last_term = nd.raft->term();
-  trace({.kind = TraceKind::restart, .node = static_cast<std::uint8_t>(n + 1), .a = nd.raft->term().value,
-         .b = nd.raft->last_index().value, .c = nd.raft->commit_index().value});
-  checker_.on_start(n, *nd.raft, nd.store.hard_state().commit);
+  nd.writes.clear();
+  nd.last_sync_at = now_;
+  nd.stalled_until = 0;
+  std::string detail;
+  if (auto ec = nd.driver->start(as_time_point(local_now(n)), detail)) {
+    if (ec != errc::io_error && ec != errc::no_space) {
+      violation("restart", fmt::format("n{} cannot start: {} ({})", n + 1, detail, ec.message()));
+      return;
+    }
+    // The disk failed during start-up: the process exits and is restarted.
+    trace({.kind = TraceKind::storage_error, .node = static_cast<std::uint8_t>(n + 1), .a = 2});
+    nd.driver.reset();
+    nd.store.crash(0);
+    ++nd.gen;
+    schedule(now_ + rng_.range(300 * kMillis, 3 * kSeconds), Ev::restart, static_cast<std::uint32_t>(n), nd.gen);
+    return;
+  }
+  nd.up = true;
+  nd.last_role = nd.raft().role();
+  nd.last_term = nd.raft().term();
+  trace({.kind = TraceKind::restart, .node = static_cast<std::uint8_t>(n + 1), .a = nd.raft().term().value,
+         .b = nd.raft().last_index().value, .c = nd.raft().commit_index().value});
+  checker_.on_start(n, nd.raft(), nd.store.hard_state().commit);
   // The first tick comes at a random phase of the node's period.
   schedule(now_ + rng_.range(1, tuning_.tick), Ev::tick, static_cast<std::uint32_t>(n), nd.gen);
-  drive(n);
 }
 
 void Simulator::crash_node(std::size_t n, bool storage_error) {
@@ -286,120 +466,144 @@ void Simulator::crash_node(std::size_t n, bool storage_error) {
   const std::size_t unsynced = nd.store.unsynced_writes();
   const std::size_t keep = rng_.chance(0.5) ? 0 : static_cast<std::size_t>(rng_.below(unsynced + 1));
   trace({.kind = TraceKind::crash, .node = static_cast<std::uint8_t>(n + 1), .a = keep, .b = unsynced - keep});
-  nd.raft.reset();
+  // The process dies: nobody answers its waiting callers.
+  for (Request& r : requests_)
+    if (r.node == n && r.gen == nd.gen && r.completions == 0) r.abandoned = true;
+  nd.driver.reset();
   nd.store.crash(keep);
   nd.up = false;
   nd.power_cut_armed = false;
+  nd.slow_next_sync = false;
   ++nd.gen;
-  nd.syncing = false;
-  nd.in_flight.reset();
-  nd.proposals.clear();
-  nd.reads.clear();
+  nd.writes.clear();
   checker_.on_crash(n);
   const Time down = storage_error ? rng_.range(300 * kMillis, 3 * kSeconds) : rng_.range(10 * kMillis, 3 * kSeconds);
   schedule(now_ + down, Ev::restart, static_cast<std::uint32_t>(n), nd.gen);
 }
 
-void Simulator::drive(std::size_t n) {
+// A clean shutdown (Node::stop): every waiting caller is answered, the write
+// in flight completes, then the process exits and restarts later.
+void Simulator::stop_node(std::size_t n) {
   Node& nd = *nodes_[n];
-  while (nd.up && !nd.syncing && nd.raft->has_ready()) {
-    core::Ready rd = nd.raft->ready();
-    checker_.on_ready(n, *nd.raft, rd);
-    trace({.kind = TraceKind::ready, .node = static_cast<std::uint8_t>(n + 1), .a = rd.entries.size(),
-           .b = rd.messages.size() + rd.persisted_messages.size(), .c = rd.committed_entries.size(),
-           .d = rd.hard_state ? rd.hard_state->commit.value : 0});
-    for (const Message& m : rd.messages) send(m);
-    if (!rd.must_sync()) {
-      finish_ready(n, rd);
-      continue;
-    }
-    std::error_code ec;
-    if (rd.snapshot) ec = nd.store.install_snapshot(*rd.snapshot);
-    if (!ec && !rd.entries.empty()) ec = nd.store.append(rd.entries);
-    if (!ec && rd.hard_state) ec = nd.store.save_hard_state(*rd.hard_state);
-    if (ec) {
-      trace({.kind = TraceKind::storage_error, .node = static_cast<std::uint8_t>(n + 1), .a = 0});
-      crash_node(n, true);
-      return;
-    }
-    if (nd.power_cut_armed) {
-      crash_node(n, false);  // power lost while the sync was in flight
-      return;
-    }
-    nd.syncing = true;
-    nd.in_flight = std::move(rd);
-    Time latency = rng_.range(tuning_.sync_min, tuning_.sync_max);
-    if (rng_.chance(tuning_.slow_sync_chance)) latency += rng_.range(10 * kMillis, 60 * kMillis);
-    schedule(now_ + latency, Ev::sync_done, static_cast<std::uint32_t>(n), nd.gen);
-    return;
+  if (!nd.up) return;
+  nd.driver->stop(errc::shutting_down);
+  while (!nd.writes.empty()) {
+    if (!nd.writes.front().ec && !nd.store.sync()) checker_.on_synced(n, nd.store.durable().hard_state());
+    nd.writes.pop_front();
   }
+  trace({.kind = TraceKind::crash, .node = static_cast<std::uint8_t>(n + 1), .a = 0, .b = 0, .c = 1});
+  nd.driver.reset();
+  nd.store.crash(nd.store.unsynced_writes());
+  nd.up = false;
+  nd.power_cut_armed = false;
+  ++nd.gen;
+  checker_.on_crash(n);
+  schedule(now_ + rng_.range(10 * kMillis, 2 * kSeconds), Ev::restart, static_cast<std::uint32_t>(n), nd.gen);
+}
+
+// DriverIo::persist: the writes reach the store (unsynced) now; the sync
+// completes after a random latency, after every earlier write's.
+void Simulator::persist(std::size_t n, std::shared_ptr<runtime::DiskWrite> w) {
+  Node& nd = *nodes_[n];
+  PendingWrite pw;
+  pw.ec = w->apply(pw.what);
+  pw.write = std::move(w);
+  nd.writes.push_back(std::move(pw));
+  if (nd.power_cut_armed) {
+    nd.power_cut_armed = false;  // power lost while the sync is in flight
+    schedule(now_, Ev::power_cut, static_cast<std::uint32_t>(n), nd.gen);
+  }
+  Time latency = rng_.range(tuning_.sync_min, tuning_.sync_max);
+  if (rng_.chance(tuning_.slow_sync_chance)) latency += rng_.range(10 * kMillis, 60 * kMillis);
+  if (nd.slow_next_sync) {
+    nd.slow_next_sync = false;  // a disk that hangs for a while
+    latency += rng_.range(300 * kMillis, 4 * kSeconds);
+  }
+  nd.last_sync_at = std::max(nd.last_sync_at, now_ + latency);
+  schedule(nd.last_sync_at, Ev::sync_done, static_cast<std::uint32_t>(n), nd.gen);
 }
 
 void Simulator::complete_sync(std::size_t n) {
   Node& nd = *nodes_[n];
-  if (nd.store.sync()) {
-    trace({.kind = TraceKind::storage_error, .node = static_cast<std::uint8_t>(n + 1), .a = 1});
-    crash_node(n, true);  // a failed sync is fatal: stop, never ack
+  PendingWrite pw = std::move(nd.writes.front());
+  nd.writes.pop_front();
+  std::error_code ec = pw.ec;
+  if (!ec && (ec = nd.store.sync())) pw.what = "syncing the log";
+  if (!ec) checker_.on_synced(n, nd.store.durable().hard_state());
+  trace({.kind = TraceKind::sync_done, .node = static_cast<std::uint8_t>(n + 1), .a = nd.store.last_index().value,
+         .b = nd.store.hard_state().commit.value, .c = ec ? 1u : 0u});
+  nd.driver->write_done(pw.write->id, ec, pw.what);
+  if (nd.driver->stopped()) {
+    // A failed write or sync stops the node for good: it never acks after
+    // it. The process is restarted later on what the disk kept.
+    trace({.kind = TraceKind::storage_error, .node = static_cast<std::uint8_t>(n + 1), .a = pw.write->id});
+    crash_node(n, true);
+  }
+}
+
+std::uint64_t Simulator::track(Request::Kind kind, std::size_t n) {
+  Request r;
+  r.kind = kind;
+  r.node = n;
+  r.gen = nodes_[n]->gen;
+  r.issued = now_;
+  requests_.push_back(r);
+  return requests_.size() - 1;
+}
+
+// The caller checker: every request completes exactly once, and a proposal
+// that succeeded is committed at the index and term it was given.
+void Simulator::completed(std::uint64_t id, std::error_code ec) {
+  Request& r = requests_[id];
+  if (++r.completions > 1) {
+    violation("callers", fmt::format("request {} at n{} completed {} times (last with '{}')", id, r.node + 1,
+                                     r.completions, ec ? ec.message() : "success"));
     return;
   }
-  checker_.on_synced(n, nd.store.durable().hard_state());
-  trace({.kind = TraceKind::sync_done, .node = static_cast<std::uint8_t>(n + 1),
-         .a = nd.store.last_index().value, .b = nd.store.hard_state().commit.value});
-  nd.syncing = false;
-  core::Ready rd = std::move(*nd.in_flight);
-  nd.in_flight.reset();
-  finish_ready(n, rd);
-  drive(n);
+  if (r.kind != Request::Kind::propose) return;
+  if (ec == errc::dropped) r.dropped = true;
+  if (ec) return;
+  r.succeeded = true;
+  const core::Raft& raft = nodes_[r.node]->raft();
+  if (r.index == Index{} || raft.commit_index() < r.index || raft.log().term(r.index) != r.term)
+    violation("callers", fmt::format("proposal {} at n{} succeeded, but ({}, {}) is not committed there", id,
+                                     r.node + 1, r.index, r.term));
 }
 
-void Simulator::finish_ready(std::size_t n, core::Ready& rd) {
-  Node& nd = *nodes_[n];
-  for (const Message& m : rd.persisted_messages) send(m);
-  for (const Entry& e : rd.committed_entries) apply(n, e);
-  for (const core::ReadState& rs : rd.read_states) {
-    auto it = nd.reads.find(rs.context);
-    if (it != nd.reads.end()) it->second.index = std::max(rs.index, Index{1});
-  }
-  for (const core::FailedRead& fr : rd.failed_reads) {
-    auto it = nd.reads.find(fr.context);
-    if (it == nd.reads.end()) continue;
-    reply(n, it->second.client, it->second.op, OpStatus::failed, {}, fr.leader_hint);
-    nd.reads.erase(it);
-  }
-  nd.raft->advance(rd);
-  serve_reads(n);
-}
-
-void Simulator::apply(std::size_t n, const Entry& e) {
-  Node& nd = *nodes_[n];
-  const OpOutput out = nd.sm.apply(e);
-  checker_.on_apply(n, e, nd.sm.hash);
-  auto it = nd.proposals.find(e.index.value);
-  if (it == nd.proposals.end()) return;
-  const Proposal p = it->second;
-  nd.proposals.erase(it);
-  // Same index, same term: it is our entry. Another term at an applied
-  // (committed) index: ours can never commit.
-  reply(n, p.client, p.op, e.term == p.term ? OpStatus::ok : OpStatus::failed, out);
-}
-
-void Simulator::serve_reads(std::size_t n) {
-  Node& nd = *nodes_[n];
-  for (auto it = nd.reads.begin(); it != nd.reads.end();) {
-    const PendingRead& r = it->second;
-    if (r.index == Index{} || r.index > nd.sm.applied) {
-      ++it;
-      continue;
+void Simulator::check_callers() {
+  // Answers are owed within request_timeout of the node's clock (drift and
+  // stalls included, well under 5 s) unless the node crashed.
+  for (std::size_t id = 0; id < requests_.size(); ++id) {
+    const Request& r = requests_[id];
+    if (r.abandoned) continue;
+    if (r.completions == 0 && r.issued + 5 * kSeconds < now_) {
+      violation("callers", fmt::format("{} {} issued at n{} at {} was never completed",
+                                       r.kind == Request::Kind::propose ? "proposal"
+                                       : r.kind == Request::Kind::read  ? "read"
+                                                                        : "transfer",
+                                       id, r.node + 1, format_time(r.issued)));
+      return;
     }
-    reply(n, r.client, r.op, OpStatus::ok, nd.sm.read(r.kind));
-    it = nd.reads.erase(it);
+    if (r.kind != Request::Kind::propose || r.index == Index{}) continue;
+    const std::optional<Term> committed = checker_.committed_term(r.index);
+    if (r.succeeded && committed && *committed != r.term) {
+      violation("callers", fmt::format("proposal {} succeeded at ({}, {}), but term {} committed there", id, r.index,
+                                       r.term, *committed));
+      return;
+    }
+    if (r.dropped && committed && *committed == r.term) {
+      violation("callers", fmt::format("proposal {} was reported dropped, but ({}, {}) committed", id, r.index,
+                                       r.term));
+      return;
+    }
   }
 }
 
 void Simulator::after_step(std::size_t n) {
+
   Node& nd = *nodes_[n];
   if (!nd.up) return;
-  const core::Raft& r = *nd.raft;
+  const core::Raft& r = nd.raft();
   if (r.role() != nd.last_role || r.term() != nd.last_term) {
     nd.last_role = r.role();
     nd.last_term = r.term();
@@ -420,10 +624,10 @@ void Simulator::after_step(std::size_t n) {
   checker_.after_step(n, r);
   if (r.role() == core::Role::leader) {
     for (std::size_t f = 0; f < n_; ++f)
-      if (f != n && nodes_[f]->up) checker_.check_match(n, r, f, *nodes_[f]->raft);
+      if (f != n && nodes_[f]->up) checker_.check_match(n, r, f, nodes_[f]->raft());
   } else if (!r.leader().is_none() && r.leader().value <= n_) {
     const std::size_t l = r.leader().value - 1;
-    if (l != n && nodes_[l]->up) checker_.check_match(l, *nodes_[l]->raft, n, r);
+    if (l != n && nodes_[l]->up) checker_.check_match(l, nodes_[l]->raft(), n, r);
   }
   if (checker_.committed() > safety_checked_commit_) check_commit_safety();
   if (liveness_pending_ && r.commit_index() > liveness_target_) {
@@ -442,7 +646,7 @@ void Simulator::check_commit_safety() {
   safety_checked_commit_ = i;
   std::optional<Term> committed_term;
   for (auto& nd : nodes_)
-    if (nd->up && nd->raft->commit_index() >= i) committed_term = nd->raft->log().term(i);
+    if (nd->up && nd->raft().commit_index() >= i) committed_term = nd->raft().log().term(i);
   if (!committed_term) return;
   struct Last {
     Term term;
@@ -457,9 +661,9 @@ void Simulator::check_commit_safety() {
   for (std::size_t n = 0; n < n_; ++n) {
     Node& nd = *nodes_[n];
     const LogStore& d = nd.store.durable();
-    const std::optional<Term> have = nd.up ? nd.raft->log().term(i) : d.term(i);
+    const std::optional<Term> have = nd.up ? nd.raft().log().term(i) : d.term(i);
     if (have == committed_term) continue;
-    const Last mine = nd.up ? Last{nd.raft->log().last_term(), nd.raft->last_index()}
+    const Last mine = nd.up ? Last{nd.raft().log().last_term(), nd.raft().last_index()}
                             : Last{d.term(d.last_index()).value_or(Term{}), d.last_index()};
     std::size_t would_vote = 0;
     for (std::size_t v = 0; v < n_; ++v)
@@ -478,8 +682,8 @@ std::optional<std::size_t> Simulator::leader() const {
   std::optional<std::size_t> best;
   for (std::size_t n = 0; n < n_; ++n) {
     const Node& nd = *nodes_[n];
-    if (!nd.up || nd.raft->role() != core::Role::leader) continue;
-    if (!best || nd.raft->term() > nodes_[*best]->raft->term()) best = n;
+    if (!nd.up || nd.raft().role() != core::Role::leader) continue;
+    if (!best || nd.raft().term() > nodes_[*best]->raft().term()) best = n;
   }
   return best;
 }
@@ -516,11 +720,29 @@ void Simulator::send(const Message& m) {
   const std::size_t link = from * n_ + to;
   if (cut_[link] > 0 || (loss_[link] > 0 && rng_.chance(loss_[link]))) {
     trace_message(TraceKind::drop, m);
+    // A transport notices a dead link now and then and says so.
+    if (cut_[link] > 0 && rng_.chance(0.05))
+      schedule(now_ + kMillis, Ev::unreachable, static_cast<std::uint32_t>(from), nodes_[from]->gen, to + 1);
     return;
+  }
+  const Message* out = &m;
+  Message decoded;
+  if (use_codec_) {
+    // Through the wire format, as the TCP transport sends it.
+    const Bytes frame = transport::encode_to_bytes(m);
+    if (auto ec = transport::decode(frame, decoded)) {
+      violation("codec", fmt::format("a {} message does not survive encode/decode: {}", to_string(m.type), ec.message()));
+      return;
+    }
+    if (!(decoded == m)) {
+      violation("codec", fmt::format("a {} message changed on the wire", to_string(m.type)));
+      return;
+    }
+    out = &decoded;
   }
   const int copies = dup_[link] > 0 && rng_.chance(dup_[link]) ? 2 : 1;
   for (int k = 0; k < copies; ++k) {
-    schedule(now_ + link_delay(from, to), Ev::deliver, static_cast<std::uint32_t>(to), 0, pool_message(m));
+    schedule(now_ + link_delay(from, to), Ev::deliver, static_cast<std::uint32_t>(to), 0, pool_message(*out));
   }
 }
 
@@ -558,6 +780,10 @@ void Simulator::client_next(Client& c) {
     op.a = rng_.chance(0.8) ? c.last_reg : 0;
     op.b = static_cast<std::int64_t>((c.id + 1) * 1000000 + static_cast<int>(++c.seq));
   }
+  // Reads may go to any node (a follower asks the leader): half of them
+  // pick one at random, which is how a client meets a deposed leader that
+  // has not noticed yet.
+  if (is_read(op.kind) && !op.via_log && rng_.chance(0.5)) c.target = rng_.below(n_);
   const std::uint64_t id = ops_.size();
   ops_.push_back(op);
   c.op = id;
@@ -584,6 +810,19 @@ void Simulator::client_arrive(std::size_t n, const ClientPacket& p) {
   Node& nd = *nodes_[n];
   if (!nd.up) return;  // the client will time out
   const OpRecord& op = ops_[p.op];
+  const auto kind = op.via_log ? Request::Kind::propose : Request::Kind::read;
+  const std::uint64_t id = track(kind, n);
+  auto done = [this, id, n, client = p.client, op_id = p.op](std::error_code ec, Bytes out) {
+    completed(id, ec);
+    // Refusals did nothing; timeouts, shutdown and store failures leave the
+    // outcome unknown.
+    const bool refused = ec == errc::not_leader || ec == errc::busy || ec == errc::too_large ||
+                         ec == errc::dropped || ec == errc::invalid_argument || ec == errc::unavailable;
+    const OpStatus status = !ec ? OpStatus::ok : refused ? OpStatus::failed : OpStatus::unknown;
+    const NodeId hint = ec == errc::not_leader ? nodes_[n]->raft().leader() : NodeId{};
+    reply(n, client, op_id, status, decode_output(out), hint);
+  };
+  const runtime::TimePoint now = as_time_point(local_now(n));
   if (op.via_log) {
     Command cmd;
     cmd.kind = op.kind;
@@ -591,21 +830,12 @@ void Simulator::client_arrive(std::size_t n, const ClientPacket& p) {
     cmd.request = p.op;
     cmd.a = op.a;
     cmd.b = op.b;
-    core::Proposed where;
-    if (auto ec = nd.raft->propose(encode(cmd), &where)) {
-      reply(n, p.client, p.op, OpStatus::failed, {}, nd.raft->leader());
-    } else {
-      nd.proposals[where.index.value] = Proposal{where.term, p.client, p.op};
-    }
+    const core::Proposed where = nd.driver->propose(encode(cmd), std::move(done), now);
+    requests_[id].index = where.index;
+    requests_[id].term = where.term;
   } else {
-    const std::uint64_t ctx = ++read_context_;
-    if (auto ec = nd.raft->read_index(ctx)) {
-      reply(n, p.client, p.op, OpStatus::failed, {}, nd.raft->leader());
-    } else {
-      nd.reads[ctx] = PendingRead{p.client, p.op, op.kind, Index{}};
-    }
+    nd.driver->read(Bytes{static_cast<std::uint8_t>(op.kind)}, std::move(done), now);
   }
-  drive(n);
   after_step(n);
 }
 
@@ -682,17 +912,20 @@ void Simulator::heal_all(bool final) {
   std::fill(cut_.begin(), cut_.end(), 0);
   reverts_.clear();
   cut_next_leader_ = 0;
-  for (auto& nd : nodes_) {
-    nd->clock_rate = nd->base_clock_rate;
-    nd->power_cut_armed = false;
-    nd->store.disarm();
+  for (std::size_t n = 0; n < n_; ++n) {
+    Node& nd = *nodes_[n];
+    set_clock_rate(n, nd.base_clock_rate);
+    nd.power_cut_armed = false;
+    nd.slow_next_sync = false;
+    nd.store.disarm();
   }
   trace({.kind = TraceKind::heal, .a = 1});
   for (std::size_t n = 0; n < n_; ++n)
     if (!nodes_[n]->up) start_node(n);
   // Liveness: some node must commit an entry beyond every log's end now.
   Index target;
-  for (auto& nd : nodes_) target = std::max(target, nd->raft->last_index());
+  for (auto& nd : nodes_)
+    if (nd->up) target = std::max(target, nd->raft().last_index());
   liveness_target_ = target;
   liveness_pending_ = true;
   healed_at_ = now_;
@@ -780,7 +1013,7 @@ void Simulator::inject_fault() {
         links = links_of(victim, true, false);  // nobody hears the victim
       } else if (shape == 1) {
         links = links_of(victim, false, true);  // the victim hears nobody
-      } else {
+      } else if (n_ > 1) {
         const std::size_t other = (victim + 1 + rng_.below(n_ - 1)) % n_;
         links.emplace_back(victim, other);
       }
@@ -790,9 +1023,11 @@ void Simulator::inject_fault() {
       break;
     }
     case Fault::crash: {
-      const std::uint64_t shape = rng_.below(10);
+      const std::uint64_t shape = rng_.below(12);
       if (shape < 4) {
         crash_node(victim, false);
+      } else if (shape >= 10) {
+        stop_node(victim);  // Node::stop(): callers answered, then restart
       } else if (shape < 8) {
         nodes_[victim]->power_cut_armed = true;  // dies during its next sync
       } else {
@@ -805,28 +1040,51 @@ void Simulator::inject_fault() {
       break;
     }
     case Fault::disk: {
-      const bool sync = rng_.chance(0.5);
-      if (sync)
+      const std::uint64_t shape = rng_.below(3);
+      if (shape == 0)
+        nodes_[victim]->store.fail_next_write();
+      else if (shape == 1)
         nodes_[victim]->store.fail_next_sync();
       else
-        nodes_[victim]->store.fail_next_write();
-      te.c = sync;
+        nodes_[victim]->slow_next_sync = true;  // the leader must step down, not hold the cluster
+      te.c = shape;
+      break;
+    }
+    case Fault::stall: {
+      // The node's thread is busy (a long apply, save_snapshot, a loaded
+      // machine): it handles nothing for a while, its clock runs on.
+      // Half the time its network is gone for as long (a frozen VM): what
+      // the others send meanwhile is lost, not queued.
+      Node& nd = *nodes_[victim];
+      const Time len = rng_.range(50 * kMillis, 3 * kSeconds);
+      nd.stalled_until = std::max(nd.stalled_until, now_ + len);
+      te.c = static_cast<std::uint64_t>(len / kMillis);
+      if (rng_.chance(0.5)) {
+        auto links = links_of(victim, true, true);
+        for (auto [a, b] : links) ++cut_[a * n_ + b];
+        te.d = links.size();
+        add_revert(std::move(links), kRevertCut, len);
+      }
       break;
     }
     case Fault::drift: {
-      Node& nd = *nodes_[victim];
-      nd.clock_rate = 0.7 + 0.7 * rng_.unit();
-      te.c = static_cast<std::uint64_t>(nd.clock_rate * 100);
+      // With lease reads the clocks must keep their promise (rates within
+      // the configured bound, see ProtocolOptions::lease_reads); without,
+      // anything goes.
+      const double rate = lease_seed_ ? 1.0 + max_drift_ * (2 * rng_.unit() - 1) : 0.7 + 0.7 * rng_.unit();
+      set_clock_rate(victim, rate);
+      te.c = static_cast<std::uint64_t>(rate * 100);
       add_revert({{victim, victim}}, kRevertClock, duration);
       break;
     }
     case Fault::transfer: {
-      if (!lead) break;
+      if (!lead || n_ < 2) break;
       const std::size_t to = (*lead + 1 + rng_.below(n_ - 1)) % n_;
-      (void)nodes_[*lead]->raft->transfer_leader(NodeId{to + 1});
+      const std::uint64_t id = track(Request::Kind::transfer, *lead);
+      nodes_[*lead]->driver->transfer(NodeId{to + 1}, [this, id](std::error_code ec) { completed(id, ec); },
+                                      as_time_point(local_now(*lead)));
       te.c = to + 1;
       trace(te);
-      drive(*lead);
       after_step(*lead);
       return;
     }
@@ -846,32 +1104,35 @@ void Simulator::final_checks() {
   // replicas at equal applied indexes have equal state.
   Index commit;
   for (auto& nd : nodes_)
-    if (nd->up) commit = std::max(commit, nd->raft->commit_index());
+    if (nd->up) commit = std::max(commit, nd->raft().commit_index());
   for (std::size_t n = 0; n < n_; ++n) {
     const Node& nd = *nodes_[n];
     if (!nd.up) continue;
-    if (nd.sm.applied + 0 < commit && now_ - healed_at_ > 5 * kSeconds) {
+    if (nd.sm->state.applied + 0 < commit && now_ - healed_at_ > 5 * kSeconds) {
       std::string progress = "no leader";
       if (const auto lead = leader()) {
-        const core::Progress* pr = nodes_[*lead]->raft->progress().find(nd.id);
+        const core::Progress* pr = nodes_[*lead]->raft().progress().find(nd.id);
         if (pr)
           progress = fmt::format("leader n{} tracks it as {} match={} next={} probe_sent={} inflight={} paused={}",
                                  *lead + 1, core::to_string(pr->state), pr->match, pr->next, pr->probe_sent,
                                  pr->inflights.count(), pr->paused());
       }
       violation("convergence", fmt::format("n{} applied only up to {} of {} committed, {} after the final heal; {}",
-                                           n + 1, nd.sm.applied, commit, format_time(now_ - healed_at_), progress));
+                                           n + 1, nd.sm->state.applied, commit, format_time(now_ - healed_at_), progress));
       return;
     }
     for (std::size_t m = n + 1; m < n_; ++m) {
       const Node& other = *nodes_[m];
-      if (other.up && other.sm.applied == nd.sm.applied && other.sm.hash != nd.sm.hash) {
+      if (other.up && other.sm->state.applied == nd.sm->state.applied && other.sm->state.hash != nd.sm->state.hash) {
         violation("state machine safety", fmt::format("n{} and n{} both applied up to {} but their states differ",
-                                                      n + 1, m + 1, nd.sm.applied));
+                                                      n + 1, m + 1, nd.sm->state.applied));
         return;
       }
     }
   }
+
+  check_callers();
+  if (violation_) return;
 
   // Linearizability of what the clients saw.
   for (OpRecord& op : ops_)

@@ -1,17 +1,18 @@
 // sim/simulator.hpp — a Raft cluster in virtual time, under attack.
 //
-// THE MODEL. One Simulator runs one seed. It owns 3 or 5 core::Raft
-// instances, each with a SimStore, a state machine and a small "runtime"
-// that handles its Readies the way the real runtime must:
-//
-//   ready() -> write snapshot/entries/hard state to the store
-//           -> send `messages` at once (the leader replicates while it writes)
-//           -> sync, which completes after a random virtual latency
-//           -> then send `persisted_messages`, apply `committed_entries`,
-//              answer read states whose index is applied, advance().
-//
-// A Ready that needs no sync completes at once. While a sync is in flight
-// the node keeps ticking and stepping; the effects wait for the next Ready.
+// THE MODEL. One Simulator runs one seed. It owns 1 to 7 nodes, each the
+// runtime's own runtime::Driver (the code Node runs on its strand: the Ready
+// cycle, pending requests with deadlines, snapshots, disk-stall detection)
+// over a SimStore, a snapshot store that survives crashes and a state
+// machine. Only the I/O around the driver is simulated: messages travel a
+// faulty network (through the Cap'n Proto codec on half the seeds), a
+// DiskWrite is applied to the store at once and its sync completes after a
+// random virtual latency (writes complete in order, as on Node's disk
+// thread), and the driver is told the time by the node's drifting clock.
+// Per seed the simulator also draws: snapshots every few entries (followers
+// then catch up by InstallSnapshot), lease reads, pre-vote and check-quorum
+// off, small appends. A node's thread can stall (fault `stall`): its
+// events wait, as handlers queue behind a busy strand.
 //
 // TIME AND ORDER. Everything that happens is an Event in one priority queue
 // ordered by (virtual time, sequence number) — never by pointer or hash
@@ -70,9 +71,12 @@
 #include <memory>
 #include <optional>
 #include <queue>
+#include <deque>
+#include <string>
 #include <vector>
 
 #include "core/raft.hpp"
+#include "runtime/driver.hpp"
 #include "sim/checker.hpp"
 #include "sim/config.hpp"
 #include "sim/rng.hpp"
@@ -94,6 +98,7 @@ struct Tuning {
   double slow_sync_chance = 0.05;               ///< ... sometimes 10-60 ms
   Time client_think_mean = 60 * kMillis;
   Time client_timeout = 1500 * kMillis;
+  Time request_timeout = 1000 * kMillis;  ///< Options::request_timeout of every node
   Time chaos_min = 3 * kSeconds, chaos_max = 8 * kSeconds;
   Time fault_interval_mean = 500 * kMillis;
   int liveness_election_timeouts = 10;
@@ -108,7 +113,7 @@ class Simulator {
  private:
   enum class Ev : std::uint8_t {
     tick, deliver, sync_done, client_arrive, client_reply, client_timeout, client_next,
-    phase_start, phase_end, nemesis, revert, restart, probe, liveness_deadline,
+    phase_start, phase_end, nemesis, revert, restart, probe, liveness_deadline, power_cut, unreachable,
   };
   struct Event {
     Time at;
@@ -122,33 +127,50 @@ class Simulator {
     bool operator()(const Event& a, const Event& b) const { return a.at != b.at ? a.at > b.at : a.seq > b.seq; }
   };
 
-  struct Proposal {
-    Term term;
-    int client;
-    std::uint64_t op;
-  };
-  struct PendingRead {
-    int client;
-    std::uint64_t op;
-    OpKind kind;
-    Index index;  // 0 until the read state arrives
+  class NodeIo;
+  class SimMachine;
+  class Observer;
+
+  struct PendingWrite {
+    std::shared_ptr<runtime::DiskWrite> write;
+    std::error_code ec;  // from apply(); the sync is tried at completion
+    std::string what;
   };
   struct Node {
+    Node();
+    ~Node();
     NodeId id;
-    ProtocolOptions options;
+    Options options;
     SimStore store;
-    std::unique_ptr<core::Raft> raft;
+    std::unique_ptr<runtime::SnapshotStore> snapshots;  // survives crashes
+    std::unique_ptr<NodeIo> io;
+    std::unique_ptr<SimMachine> sm;
+    std::unique_ptr<Observer> observer;
+    std::unique_ptr<runtime::Driver> driver;
     bool up = false;
     std::uint64_t gen = 0;  // incremented at each crash and restart
     double clock_rate = 1.0, base_clock_rate = 1.0;
-    bool syncing = false;
-    std::optional<core::Ready> in_flight;  // written, waiting for its sync
-    bool power_cut_armed = false;          // crash at the next must-sync write
-    StateMachine sm;
-    std::map<std::uint64_t, Proposal> proposals;  // index -> proposal
-    std::map<std::uint64_t, PendingRead> reads;   // read_index context -> read
+    Time local_base = 0, real_base = 0;  // the node's clock: local_base at real_base, then at clock_rate
+    Time stalled_until = 0;              // its thread is busy until then
+    std::deque<PendingWrite> writes;     // handed out, sync not yet completed
+    Time last_sync_at = 0;
+    bool power_cut_armed = false;        // crash at the next write
+    bool slow_next_sync = false;         // the next sync hangs for a while
     core::Role last_role = core::Role::follower;
     Term last_term;
+    const core::Raft& raft() const { return driver->raft(); }
+  };
+  // One request handed to a driver, for the caller checker.
+  struct Request {
+    enum class Kind : std::uint8_t { propose, read, transfer } kind = Kind::propose;
+    std::size_t node = 0;
+    std::uint64_t gen = 0;
+    Time issued = 0;
+    int completions = 0;
+    bool abandoned = false;  // the node crashed: no answer is owed
+    Index index;             // propose: where it landed
+    Term term;
+    bool succeeded = false, dropped = false;
   };
   struct ClientPacket {
     int client = 0;
@@ -174,13 +196,17 @@ class Simulator {
   // nodes
   void start_node(std::size_t n);
   void crash_node(std::size_t n, bool storage_error);
+  void stop_node(std::size_t n);
   void schedule_tick(std::size_t n);
-  void drive(std::size_t n);
-  void finish_ready(std::size_t n, core::Ready& rd);
+  Time local_now(std::size_t n) const;
+  void set_clock_rate(std::size_t n, double rate);
+  bool defer_if_stalled(const Event& e);
+  void persist(std::size_t n, std::shared_ptr<runtime::DiskWrite> w);
   void complete_sync(std::size_t n);
-  void apply(std::size_t n, const Entry& e);
-  void serve_reads(std::size_t n);
   void after_step(std::size_t n);
+  std::uint64_t track(Request::Kind kind, std::size_t n);
+  void completed(std::uint64_t request, std::error_code ec);
+  void check_callers();
   std::optional<std::size_t> leader() const;
   void check_commit_safety();
 
@@ -249,7 +275,11 @@ class Simulator {
   // clients
   std::vector<Client> clients_;
   std::vector<OpRecord> ops_;
-  std::uint64_t read_context_ = 0;
+  std::vector<Request> requests_;
+  // Per-seed draws.
+  bool use_codec_ = false;
+  bool lease_seed_ = false;
+  double max_drift_ = 0;  // clock rates stay within 1 ± this on lease seeds
   Index safety_checked_commit_;  // committed index judged by check_commit_safety
 
   RunStats stats_;

@@ -70,6 +70,9 @@ std::string format_event(const TraceEvent& e) {
                          static_cast<std::int64_t>(e.c), e.d);
       break;
     case TraceKind::client_timeout: body = fmt::format("client {}: op {} timed out", e.peer, e.a); break;
+    case TraceKind::snapshot:
+      body = fmt::format("n{} {} snapshot at {}", e.node, e.b ? "loaded" : "took", e.a);
+      break;
     case TraceKind::liveness: body = e.a ? "liveness: a write committed after the heal" : "liveness check"; break;
   }
   return fmt::format("[{}] {}", format_time(e.at), body);

@@ -34,6 +34,7 @@ enum class TraceKind : std::uint8_t {
   client_done,   ///< node: replying node; peer: client; a: op id, b: status, c: value, d: ok
   client_timeout,///< peer: client; a: op id
   liveness,      ///< a: 1 satisfied
+  snapshot,      ///< node; a: index, b: 0 taken / 1 loaded
 };
 
 struct TraceEvent {
