@@ -287,11 +287,24 @@ void Driver::process() {
         }
         if (auto ec = store_.install_snapshot(*rd->snapshot)) return what = "recording a snapshot", ec;
       }
+      // A crash keeps a prefix of these writes. The term and vote go first,
+      // so no prefix holds entries of a term the node has not recorded (it
+      // could then vote in that term again); their commit index may only
+      // name entries already in the store, so it is written in full last.
+      std::optional<HardState> commit_after;
+      if (rd->hard_state) {
+        HardState hs = *rd->hard_state;
+        if (hs.commit > store_.last_index()) {
+          commit_after = hs;
+          hs.commit = std::max(store_.hard_state().commit, std::min(hs.commit, store_.last_index()));
+        }
+        if (auto ec = store_.save_hard_state(hs)) return what = "saving the hard state", ec;
+      }
       if (!rd->entries.empty()) {
         if (auto ec = store_.append(rd->entries)) return what = "appending entries", ec;
       }
-      if (rd->hard_state) {
-        if (auto ec = store_.save_hard_state(*rd->hard_state)) return what = "saving the hard state", ec;
+      if (commit_after) {
+        if (auto ec = store_.save_hard_state(*commit_after)) return what = "saving the hard state", ec;
       }
       return {};
     });

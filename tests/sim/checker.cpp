@@ -61,10 +61,14 @@ void SafetyChecker::on_start(std::size_t n, const core::Raft& raft, Index persis
 }
 
 void SafetyChecker::on_crash(std::size_t n) {
+  nodes_[n].unsynced.clear();
   nodes_[n].up = false;
   nodes_[n].leader = false;
 }
 
+// Entries are judged when they become durable: an entry that no disk ever
+// held was seen by no one (a single-node leader may use a term before it is
+// durable, and lose both in a crash; nothing of it ever left the node).
 void SafetyChecker::on_ready(std::size_t n, const core::Raft& raft, const core::Ready& rd) {
   for (std::size_t k = 0; k < rd.entries.size(); ++k) {
     const Entry& e = rd.entries[k];
@@ -74,7 +78,15 @@ void SafetyChecker::on_ready(std::size_t n, const core::Raft& raft, const core::
     } else if (auto t = raft.log().term(e.index - 1)) {
       prev_term = *t;
     }
-    const std::uint64_t h = payload_hash(e);
+    nodes_[n].unsynced.push_back({e.index, {e.term, payload_hash(e), prev_term}});
+  }
+}
+
+void SafetyChecker::judge_entries(std::size_t n) {
+  for (const auto& [index, rec] : nodes_[n].unsynced) {
+    const Entry e{rec.term, index, EntryType::normal, {}};
+    const std::uint64_t h = rec.payload_hash;
+    const Term prev_term = rec.prev_term;
     if (entries_.size() <= e.index.value) entries_.resize(e.index.value + 1);
     auto& seen = entries_[e.index.value];
     bool found = false;
@@ -91,9 +103,11 @@ void SafetyChecker::on_ready(std::size_t n, const core::Raft& raft, const core::
     }
     if (!found) seen.push_back({e.term, h, prev_term});
   }
+  nodes_[n].unsynced.clear();
 }
 
 void SafetyChecker::on_synced(std::size_t n, const HardState& durable) {
+  judge_entries(n);
   NodeState& s = nodes_[n];
   if (durable.commit < s.durable_commit)
     fail("commit never decreases", "n{} persisted commit {} after having persisted {}", n + 1, durable.commit,

@@ -12,7 +12,7 @@
 //    Two entries with the same index and term must carry the same payload
 //    and follow an entry of the same term — by induction, identical
 //    prefixes. The table (index, term) -> (payload hash, previous term)
-//    judges each entry when it is handed out for persistence;
+//    judges each entry once the write that holds it is durable;
 //  - leader completeness: every entry any node has counted as committed is
 //    recorded (index -> entry term, and the lowest term of a node that saw it
 //    committed, an upper bound of the term it was committed in). A node that
@@ -87,9 +87,15 @@ class SafetyChecker {
   std::uint64_t state_hash_at(Index i) const;
 
  private:
+  void judge_entries(std::size_t n);
   template <class... Args>
   void fail(std::string_view kind, fmt::format_string<Args...> f, Args&&... args);
 
+  struct EntryRecord {
+    Term term;
+    std::uint64_t payload_hash;
+    Term prev_term;
+  };
   struct NodeState {
     bool up = false;
     bool leader = false;
@@ -100,11 +106,7 @@ class SafetyChecker {
     Index checked_commit;  // commit indexes verified against committed_terms_
     Index applied;
     Index durable_commit;
-  };
-  struct EntryRecord {
-    Term term;
-    std::uint64_t payload_hash;
-    Term prev_term;
+    std::vector<std::pair<Index, EntryRecord>> unsynced;  // handed out for writing, not yet durable
   };
   struct AppliedRecord {
     Term term;

@@ -508,6 +508,7 @@ void Simulator::persist(std::size_t n, std::shared_ptr<runtime::DiskWrite> w) {
   PendingWrite pw;
   pw.ec = w->apply(pw.what);
   pw.write = std::move(w);
+  const bool failed = static_cast<bool>(pw.ec);
   nd.writes.push_back(std::move(pw));
   if (nd.power_cut_armed) {
     nd.power_cut_armed = false;  // power lost while the sync is in flight
@@ -515,10 +516,11 @@ void Simulator::persist(std::size_t n, std::shared_ptr<runtime::DiskWrite> w) {
   }
   Time latency = rng_.range(tuning_.sync_min, tuning_.sync_max);
   if (rng_.chance(tuning_.slow_sync_chance)) latency += rng_.range(10 * kMillis, 60 * kMillis);
-  if (nd.slow_next_sync) {
+  if (nd.slow_next_sync && !failed) {
     nd.slow_next_sync = false;  // a disk that hangs for a while
     latency += rng_.range(300 * kMillis, 4 * kSeconds);
   }
+  if (failed) latency = 0;  // a failed write returns at once; there is nothing to sync
   nd.last_sync_at = std::max(nd.last_sync_at, now_ + latency);
   schedule(nd.last_sync_at, Ev::sync_done, static_cast<std::uint32_t>(n), nd.gen);
 }
@@ -928,9 +930,13 @@ void Simulator::heal_all(bool final) {
     if (nd->up) target = std::max(target, nd->raft().last_index());
   liveness_target_ = target;
   liveness_pending_ = true;
+  // A disk that hangs finishes its write first: the heal is complete when
+  // every write already in flight has completed.
   healed_at_ = now_;
-  schedule(now_ + tuning_.election_timeout() * tuning_.liveness_election_timeouts, Ev::liveness_deadline, 0, 0,
-           static_cast<std::uint64_t>(now_));
+  for (auto& nd : nodes_)
+    if (nd->up && !nd->writes.empty()) healed_at_ = std::max(healed_at_, nd->last_sync_at);
+  schedule(healed_at_ + tuning_.election_timeout() * tuning_.liveness_election_timeouts, Ev::liveness_deadline, 0, 0,
+           static_cast<std::uint64_t>(healed_at_));
   schedule(now_ + tuning_.tick, Ev::probe);
   if (!final) schedule(now_ + rng_.range(tuning_.election_timeout(), 4 * tuning_.election_timeout()), Ev::phase_start);
 }
