@@ -23,7 +23,7 @@
 
 #include "raftkit/log_store.hpp"
 #include "raftkit/wal_store.hpp"
-#include "storage/file_system.hpp"
+#include "storage/wal_store_fs.hpp"
 #include "support/counting_fs.hpp"
 
 using namespace raftkit;
@@ -96,9 +96,7 @@ void BM_WalSyncedAppend(benchmark::State& state) {
     g_shared = new Shared;
     g_shared->dir = make_temp_dir();
     g_shared->fs = std::make_shared<CountingFs>();
-    WalOptions o;
-    o.fs = g_shared->fs;
-    if (open_wal_store(g_shared->dir, o, g_shared->store)) std::abort();
+    if (storage::open_wal_store(g_shared->fs, g_shared->dir, {}, g_shared->store)) std::abort();
     g_shared->syncs_before = g_shared->fs->syncs.load();
   }
   Entry e{Term{1}, Index{0}, EntryType::normal, Bytes(size, 0x5a)};

@@ -6,6 +6,12 @@
 #   scripts/test.sh --tsan     TSan build in build-tsan/
 #   scripts/test.sh --soak     the normal suite, then the simulator until stopped
 #
+# The default run (CI's) then compiles the Release configuration of the
+# library and the example server (build-rel/: every build type must build
+# warning-free) and runs each libFuzzer target for RAFTKIT_FUZZ_SECONDS
+# (default 20; 0 skips) from its seed corpus (scripts/fuzz.sh, clang, in
+# build-fuzz/). ccache is used when installed.
+#
 # Installs missing Debian packages first (scripts/deps.sh, needs root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,12 +28,27 @@ esac
 
 scripts/deps.sh
 jobs=$(nproc 2>/dev/null || echo 2)
+launcher=()
+command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 # Explicit switches: a build directory configured earlier with other
 # options (its CMake cache) must not silently drop part of the suite.
 cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRAFTKIT_BUILD_TESTS=ON -DRAFTKIT_BUILD_EXAMPLES=ON \
-  -DRAFTKIT_BUILD_BENCH=ON "${flags[@]}" >/dev/null
+  -DRAFTKIT_BUILD_BENCH=ON "${launcher[@]}" "${flags[@]}" >/dev/null
 cmake --build "$dir" -j "$jobs"
 (cd "$dir" && ctest --output-on-failure -j "$jobs" --timeout 900)
+if [[ "$mode" == default ]]; then
+  start=$SECONDS
+  cmake -S . -B build-rel -DCMAKE_BUILD_TYPE=Release -DRAFTKIT_BUILD_TESTS=OFF -DRAFTKIT_BUILD_EXAMPLES=ON \
+    -DRAFTKIT_BUILD_BENCH=OFF "${launcher[@]}" >/dev/null
+  cmake --build build-rel -j "$jobs" --target raftkit raftkit-counter-server
+  echo "test.sh: Release build of raftkit and raftkit-counter-server: ok ($((SECONDS - start)) s)"
+  fuzz_seconds=${RAFTKIT_FUZZ_SECONDS:-20}
+  if [[ "$fuzz_seconds" != 0 ]]; then
+    start=$SECONDS
+    scripts/fuzz.sh "$fuzz_seconds"
+    echo "test.sh: fuzzing, ${fuzz_seconds} s per target, build included: ok ($((SECONDS - start)) s)"
+  fi
+fi
 if [[ "$mode" == soak ]]; then
   exec "$dir"/tests/sim/raftkit-sim --soak --nodes 5 --faults all
 fi

@@ -15,13 +15,11 @@
 
 namespace raftkit {
 
-class FileSystem;  // src/storage/file_system.hpp; null means the real file system
-
 /// Writes a snapshot file into `dir` (created if missing) and removes older
 /// ones once it is durable. Errors: errc::no_space, errc::io_error; on error
 /// the previous snapshot is untouched and `error_detail` says what failed.
 std::error_code write_snapshot_file(const std::string& dir, const SnapshotMeta& meta, BytesView data,
-                                    std::string* error_detail = nullptr, FileSystem* fs = nullptr);
+                                    std::string* error_detail = nullptr);
 
 /// Loads the newest snapshot file of `dir` and verifies its checksum.
 /// Errors: errc::unavailable (no snapshot file), errc::corrupted (the newest
@@ -29,6 +27,6 @@ std::error_code write_snapshot_file(const std::string& dir, const SnapshotMeta& 
 /// used instead, since the log may already be compacted behind the newest),
 /// errc::io_error.
 std::error_code read_latest_snapshot(const std::string& dir, SnapshotMeta& meta, Bytes& data,
-                                     std::string* error_detail = nullptr, FileSystem* fs = nullptr);
+                                     std::string* error_detail = nullptr);
 
 }  // namespace raftkit

@@ -20,24 +20,20 @@
 //   executor afterwards, and they keep what they need alive (destroying a
 //   transport after stop() is safe; destroying the io_context ends them).
 //
-// Implementations here: an in-process hub (make_inproc_network), TCP with
-// Cap'n Proto frames (raftkit/tcp_transport.hpp), and FaultyTransport, which
-// wraps any of them to drop, delay and partition for tests and demos.
+// Implementations here: an in-process hub (make_inproc_network) and TCP with
+// Cap'n Proto frames (raftkit/tcp_transport.hpp). The test tool
+// FaultyTransport, which wraps either to drop, delay and partition, is in the
+// raftkit_testing target (tests/testing), not in the library.
 #pragma once
 
-#include <atomic>
-#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
-#include <random>
-#include <set>
 #include <system_error>
 
 #include <boost/asio/any_io_executor.hpp>
 
-#include "raftkit/error.hpp"
+#include "raftkit/error.hpp"  // start() reports errc values
 #include "raftkit/message.hpp"
 #include "raftkit/types.hpp"
 
@@ -93,47 +89,5 @@ class InprocNetwork {
 };
 
 std::shared_ptr<InprocNetwork> make_inproc_network();
-
-/// Wraps any Transport and injects faults: random loss (seeded, so a run is
-/// repeatable for a given order of sends), delay, and partitions by node id.
-/// Outbound rules apply in send(), inbound rules before the handler. All
-/// methods are thread-safe; rule changes apply to messages sent afterwards.
-class FaultyTransport final : public Transport {
- public:
-  /// `executor` runs the delay timers.
-  FaultyTransport(std::shared_ptr<Transport> inner, boost::asio::any_io_executor executor, std::uint64_t seed);
-  ~FaultyTransport() override;
-
-  /// Each outbound message is dropped with probability p (0 <= p <= 1).
-  void set_drop_probability(double p);
-  /// Each outbound message is delayed by a uniform time in [min, max]
-  /// (0, 0: no delay). Delays may reorder messages.
-  void set_delay(std::chrono::milliseconds min, std::chrono::milliseconds max);
-  /// Drop messages from this node to `peer`.
-  void block_outbound(NodeId peer);
-  /// Drop messages from `peer` to this node.
-  void block_inbound(NodeId peer);
-  /// Both of the above: a symmetric partition between this node and `peer`.
-  void block(NodeId peer);
-  /// Cut this node off from everyone, both ways.
-  void isolate();
-  /// Removes every partition rule (drop probability and delay stay).
-  void heal();
-
-  const std::shared_ptr<Transport>& inner() const { return inner_; }
-
-  std::error_code start(MessageHandler on_message, UnreachableHandler on_unreachable = {}) override;
-  void send(Message msg) override;
-  void stop() override;
-  NodeId self() const override { return inner_->self(); }
-  /// The inner transport's stats, with fault drops added to `dropped`.
-  TransportStats stats() const override;
-
- private:
-  struct Rules;
-  std::shared_ptr<Transport> inner_;
-  boost::asio::any_io_executor executor_;
-  std::shared_ptr<Rules> rules_;
-};
 
 }  // namespace raftkit

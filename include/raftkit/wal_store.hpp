@@ -6,6 +6,11 @@
 // makes them durable with one fdatasync shared by all concurrent callers
 // (group commit). On open it replays the segments, cuts off a torn tail of the
 // last one (logging one line to stderr) and refuses to open on corruption.
+//
+// Thread safety: all methods may be called from any thread. Reads never wait
+// for disk I/O: they are served from memory under a lock that no write,
+// fsync, segment roll or rewrite holds while it touches the disk. Writes and
+// sync() are serialized among themselves and may block on the disk.
 // The on-disk format and the exact guarantees are in README.md and at the
 // top of src/storage/wal_store.cpp and src/storage/wal_record.hpp.
 #pragma once
@@ -19,17 +24,16 @@
 
 namespace raftkit {
 
-class FileSystem;  // src/storage/file_system.hpp: the file layer (tests inject faults there)
-
 struct WalOptions {
   /// A segment is closed (synced) and a new one started once the next record
   /// would take it past this size. A record bigger than this gets a segment
-  /// of its own. At least 4 KiB.
+  /// of its own. Bytes; default 64 MiB; at least 4 KiB. Smaller segments
+  /// let space be reclaimed sooner after a snapshot; each roll costs an
+  /// fdatasync, a file creation and a directory fsync.
   std::uint64_t segment_bytes = 64ull << 20;
-  /// The file layer; null means the real file system.
-  std::shared_ptr<FileSystem> fs;
   /// Print one line to stderr when a torn tail is cut off on open, when the
-  /// store stops after a failed write or sync, and when a segment rewrite fails.
+  /// store stops after a failed write or sync, and when a segment rewrite
+  /// fails. Default on; tests that provoke these turn it off.
   bool log_to_stderr = true;
 };
 
@@ -43,8 +47,10 @@ struct WalOptions {
 std::error_code open_wal_store(const std::string& dir, const WalOptions& options, std::unique_ptr<LogStore>& out,
                                std::string* error_detail = nullptr);
 
-/// open_wal_store for callers that cannot go on without their store: on
-/// failure it prints the detail to stderr and aborts (the node does not start).
-std::unique_ptr<LogStore> make_wal_store(const std::string& dir, const WalOptions& options = {});
+/// open_wal_store returning the store: null on failure, with the error in
+/// `ec` (same errors; use open_wal_store for the one-line detail). Never
+/// aborts: a node whose store does not open should not start, and the
+/// caller decides how to say so.
+std::unique_ptr<LogStore> make_wal_store(const std::string& dir, std::error_code& ec, const WalOptions& options = {});
 
 }  // namespace raftkit

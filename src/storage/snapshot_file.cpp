@@ -25,6 +25,7 @@
 #include "raftkit/error.hpp"
 #include "storage/crc32c.hpp"
 #include "storage/file_system.hpp"
+#include "storage/snapshot_file_fs.hpp"
 #include "storage/wal_record.hpp"
 
 namespace raftkit {
@@ -68,23 +69,29 @@ std::error_code fail(std::error_code ec, const std::string& what, std::string* d
   return storage::to_store_error(ec);
 }
 
+using storage::Decoder;
+using storage::Encoder;
+using storage::crc32c;
+using storage::crc32c_extend;
+
 }  // namespace
 
-std::error_code write_snapshot_file(const std::string& dir, const SnapshotMeta& meta, BytesView data,
-                                    std::string* error_detail, FileSystem* fs_in) {
-  FileSystem& fs = fs_in != nullptr ? *fs_in : *posix_file_system();
+namespace storage {
+
+std::error_code write_snapshot_file(FileSystem& fs, const std::string& dir, const SnapshotMeta& meta, BytesView data,
+                                    std::string* error_detail) {
   if (auto ec = fs.make_dir(dir)) return fail(ec, dir, error_detail);
   const std::string final_path = dir + "/" + snap_name(meta);
   const std::string tmp = final_path + ".tmp";
 
   Bytes head(kMagic, kMagic + 8);
-  storage::Encoder enc(head);
+  Encoder enc(head);
   enc.snapshot_meta(meta);
   enc.u64(data.size());
-  std::uint32_t crc = storage::crc32c_extend(0, head.data(), head.size());
-  crc = storage::crc32c_extend(crc, data.data(), data.size()) ^ kCrcMask;
+  std::uint32_t crc = crc32c_extend(0, head.data(), head.size());
+  crc = crc32c_extend(crc, data.data(), data.size()) ^ kCrcMask;
   Bytes tail;
-  storage::Encoder(tail).u32(crc);
+  Encoder(tail).u32(crc);
 
   std::unique_ptr<File> f;
   std::error_code ec = fs.open(tmp, OpenMode::create_new, f);
@@ -116,9 +123,8 @@ std::error_code write_snapshot_file(const std::string& dir, const SnapshotMeta& 
   return {};
 }
 
-std::error_code read_latest_snapshot(const std::string& dir, SnapshotMeta& meta, Bytes& data, std::string* error_detail,
-                                     FileSystem* fs_in) {
-  FileSystem& fs = fs_in != nullptr ? *fs_in : *posix_file_system();
+std::error_code read_latest_snapshot(FileSystem& fs, const std::string& dir, SnapshotMeta& meta, Bytes& data,
+                                     std::string* error_detail) {
   std::vector<std::string> names;
   if (auto ec = fs.list(dir, names)) {
     if (ec == std::errc::no_such_file_or_directory) {
@@ -143,25 +149,46 @@ std::error_code read_latest_snapshot(const std::string& dir, SnapshotMeta& meta,
   }
   const std::string p = dir + "/" + best;
   Bytes content;
-  if (auto ec = storage::read_whole_file(fs, p, content)) return fail(ec, p, error_detail);
+  if (auto ec = read_whole_file(fs, p, content)) return fail(ec, p, error_detail);
   auto corrupt = [&](std::string_view why) {
     if (error_detail != nullptr) *error_detail = fmt::format("{}: corrupted: {}", p, why);
     return make_error_code(errc::corrupted);
   };
-  if (content.size() < 8 + 4 || std::memcmp(content.data(), kMagic, 8) != 0) return corrupt("bad magic or too short");
-  const std::size_t body = content.size() - 4;
-  storage::Decoder crc_dec(BytesView(content).subspan(body));
-  std::uint32_t stored = 0;
-  crc_dec.u32(stored);
-  if ((storage::crc32c(content.data(), body) ^ kCrcMask) != stored) return corrupt("checksum mismatch");
-  storage::Decoder dec(BytesView(content).subspan(8, body - 8));
   SnapshotMeta m;
-  std::uint64_t len = 0;
-  if (!dec.snapshot_meta(m) || !dec.u64(len) || len != dec.remaining()) return corrupt("malformed header");
+  Bytes d;
+  std::string why;
+  if (!parse_snapshot_file(content, m, d, why)) return corrupt(why);
   if (m.index.value != best_n.index || m.term.value != best_n.term) return corrupt("metadata does not match the file name");
   meta = std::move(m);
-  data.assign(content.begin() + static_cast<std::ptrdiff_t>(body - len), content.begin() + static_cast<std::ptrdiff_t>(body));
+  data = std::move(d);
   return {};
+}
+
+bool parse_snapshot_file(BytesView content, SnapshotMeta& meta, Bytes& data, std::string& why) {
+  if (content.size() < 8 + 4 || std::memcmp(content.data(), kMagic, 8) != 0) return why = "bad magic or too short", false;
+  const std::size_t body = content.size() - 4;
+  Decoder crc_dec(content.subspan(body));
+  std::uint32_t stored = 0;
+  crc_dec.u32(stored);
+  if (snapshot_file_checksum(content.first(body)) != stored) return why = "checksum mismatch", false;
+  Decoder dec(content.subspan(8, body - 8));
+  std::uint64_t len = 0;
+  if (!dec.snapshot_meta(meta) || !dec.u64(len) || len != dec.remaining()) return why = "malformed header", false;
+  data.assign(content.begin() + static_cast<std::ptrdiff_t>(body - len), content.begin() + static_cast<std::ptrdiff_t>(body));
+  return true;
+}
+
+std::uint32_t snapshot_file_checksum(BytesView body) { return crc32c(body.data(), body.size()) ^ kCrcMask; }
+
+}  // namespace storage
+
+std::error_code write_snapshot_file(const std::string& dir, const SnapshotMeta& meta, BytesView data,
+                                    std::string* error_detail) {
+  return storage::write_snapshot_file(*posix_file_system(), dir, meta, data, error_detail);
+}
+
+std::error_code read_latest_snapshot(const std::string& dir, SnapshotMeta& meta, Bytes& data, std::string* error_detail) {
+  return storage::read_latest_snapshot(*posix_file_system(), dir, meta, data, error_detail);
 }
 
 }  // namespace raftkit

@@ -50,10 +50,25 @@
 // by taking snapshots; a store for logs much larger than memory would keep
 // terms and file offsets instead and pread payloads.
 //
-// Durability and group commit. Writes go to the page cache under the store's
+// Two sides, two locks. The reads (term, entries, first/last index, hard
+// state, snapshot metadata) come from the event loop, which must never wait
+// on the disk. So the store is two parts, as etcd pairs its WAL with a
+// MemoryStorage: the in-memory image of the log (storage/log_image.hpp, the
+// same code as the memory store), behind a mutex that is held only while
+// memory is copied; and the durable side (segment files, sizes, write and
+// sync numbers, the failure flag), serialized by the write mutex, which
+// reads never take. A change is made in this order under the write mutex:
+// check it against the image (the writer may read the image without its
+// mutex, since only the writer changes it), write its record to the file,
+// and only when that succeeded apply it to the image under the image's
+// mutex. Rolls, rewrites and their fsyncs run under the write mutex alone,
+// so a disk that hangs holds up the writers (the runtime's disk thread),
+// never the readers.
+//
+// Durability and group commit. Writes go to the page cache under the write
 // mutex and are numbered. sync() waits until a flush covers the number of the
 // last write made before the call: one caller at a time (the leader) runs
-// fdatasync outside the mutex on the open segment, and everyone who wrote
+// fdatasync outside the write mutex on the open segment, and everyone who wrote
 // before the leader started is covered by its flush; callers arriving while it
 // runs wait and are covered by the next flush. A failed fdatasync (or a failed
 // directory fsync) poisons the store: every later write and sync returns
@@ -67,13 +82,13 @@
 
 #include <algorithm>
 #include <condition_variable>
-#include <cstdlib>
 #include <deque>
 #include <mutex>
 
 #include "raftkit/error.hpp"
-#include "storage/entry_range.hpp"
 #include "storage/file_system.hpp"
+#include "storage/log_image.hpp"
+#include "storage/wal_store_fs.hpp"
 #include "storage/wal_record.hpp"
 
 namespace raftkit {
@@ -81,6 +96,7 @@ namespace {
 
 using storage::Decoder;
 using storage::Encoder;
+using storage::LogImage;
 using storage::RecordType;
 
 constexpr std::size_t kChunkBytes = 1u << 20;  // entries records are split at about this size
@@ -107,47 +123,6 @@ bool parse_segment_name(const std::string& name, std::uint64_t& seq, bool& tmp) 
   return true;
 }
 
-/// The log as the records describe it; shared by live writes and replay so
-/// the two cannot disagree. Same semantics as the memory store.
-struct LogState {
-  std::vector<Entry> log{Entry{}};  // log[0]: dummy at the snapshot index
-  HardState hs;
-  SnapshotMeta snap;
-
-  Index offset() const { return log.front().index; }
-  Index last() const { return log.back().index; }
-  const Entry& at(Index i) const { return log[distance(offset(), i)]; }
-
-  void reset(const HardState& h, const SnapshotMeta& m) {
-    hs = h;
-    snap = m;
-    log.clear();
-    log.push_back(Entry{m.term, m.index, EntryType::noop, {}});
-  }
-  bool fits(Index first) const { return first > offset() && first <= last() + 1; }
-  template <typename It>
-  void append(It begin, It end) {
-    log.resize(distance(offset(), begin->index));
-    log.insert(log.end(), begin, end);
-  }
-  bool agrees(const SnapshotMeta& m) const { return m.index >= offset() && m.index <= last() && at(m.index).term == m.term; }
-  void install(const SnapshotMeta& m, bool kept) {
-    if (kept) {
-      log.erase(log.begin(), log.begin() + static_cast<std::ptrdiff_t>(distance(offset(), m.index)));
-    } else {
-      log.clear();
-      log.push_back(Entry{});
-    }
-    log.front() = Entry{m.term, m.index, EntryType::noop, {}};
-    snap = m;
-  }
-  void compact(Index upto) {
-    log.erase(log.begin(), log.begin() + static_cast<std::ptrdiff_t>(distance(offset(), upto)));
-    log.front().payload.clear();
-    log.front().type = EntryType::noop;
-  }
-};
-
 /// Appends entries records for [begin, end) to `out`, split at kChunkBytes.
 template <typename It>
 void frame_entries(Bytes& out, It begin, It end) {
@@ -173,43 +148,25 @@ class WalStore final : public LogStore {
   WalStore(std::shared_ptr<FileSystem> fs, std::string dir, WalOptions opt, std::unique_ptr<FileLock> lock)
       : fs_(std::move(fs)), dir_(std::move(dir)), opt_(std::move(opt)), lock_(std::move(lock)) {}
 
-  // ---- read side ------------------------------------------------------------
+  // ---- read side: the image only, never the write mutex ----------------------
 
-  HardState hard_state() const override {
-    std::lock_guard lock(mu_);
-    return st_.hs;
-  }
-  SnapshotMeta snapshot_meta() const override {
-    std::lock_guard lock(mu_);
-    return st_.snap;
-  }
-  Index first_index() const override {
-    std::lock_guard lock(mu_);
-    return st_.offset() + 1;
-  }
-  Index last_index() const override {
-    std::lock_guard lock(mu_);
-    return st_.last();
-  }
-  std::optional<Term> term(Index i) const override {
-    std::lock_guard lock(mu_);
-    if (i < st_.offset() || i > st_.last()) return std::nullopt;
-    return st_.at(i).term;
-  }
+  HardState hard_state() const override { return image_.hard_state(); }
+  SnapshotMeta snapshot_meta() const override { return image_.snapshot_meta(); }
+  Index first_index() const override { return image_.first_index(); }
+  Index last_index() const override { return image_.last_index(); }
+  std::optional<Term> term(Index i) const override { return image_.term(i); }
   std::error_code entries(Index lo, Index hi, std::size_t max_bytes, std::vector<Entry>& out) const override {
-    std::lock_guard lock(mu_);
-    return storage::read_entries(st_.offset(), st_.last(), lo, hi, max_bytes,
-                                 [this](Index i) -> const Entry& { return st_.at(i); }, out);
+    return image_.entries(lo, hi, max_bytes, out);
   }
 
-  // ---- write side -------------------------------------------------------------
+  // ---- write side: check, write the record, then change the image -------------
 
   std::error_code append(std::span<const Entry> entries) override {
     if (entries.empty()) return {};
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(write_mu_);
     if (failed_) return failed_;
     const Index first = entries.front().index;
-    if (!st_.fits(first)) return errc::invalid_argument;
+    if (!image_.writer_view().fits(first)) return errc::invalid_argument;
     for (std::size_t i = 0; i < entries.size(); ++i) {
       if (entries[i].index != first + i) return errc::invalid_argument;
       if (entries[i].payload.size() > storage::kMaxRecordPayload / 2) return errc::too_large;
@@ -217,51 +174,53 @@ class WalStore final : public LogStore {
     scratch_.clear();
     frame_entries(scratch_, entries.begin(), entries.end());
     if (auto ec = write_locked(scratch_)) return ec;
-    st_.append(entries.begin(), entries.end());
+    image_.update([&](LogImage& im) { im.append(entries.begin(), entries.end()); });
     return {};
   }
 
   std::error_code save_hard_state(const HardState& hs) override {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(write_mu_);
     if (failed_) return failed_;
-    if (hs == st_.hs) return {};
+    if (hs == image_.writer_view().hs) return {};
     Bytes payload;
     Encoder(payload).hard_state(hs);
     if (auto ec = write_record_locked(RecordType::hard_state, payload)) return ec;
-    st_.hs = hs;
+    image_.update([&](LogImage& im) { im.hs = hs; });
     return {};
   }
 
   std::error_code compact(Index upto) override {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(write_mu_);
     if (failed_) return failed_;
-    if (upto <= st_.offset()) return {};
-    if (upto > st_.last() || upto > st_.snap.index) return errc::invalid_argument;
+    const LogImage& im = image_.writer_view();
+    if (upto <= im.offset()) return {};
+    if (upto > im.last() || upto > im.snap.index) return errc::invalid_argument;
     Bytes payload;
     Encoder(payload).u64(upto.value);
     if (auto ec = write_record_locked(RecordType::compact, payload)) return ec;
-    st_.compact(upto);
+    image_.update([&](LogImage& m) { m.compact(upto); });
     maybe_rewrite_locked();
     return {};
   }
 
   std::error_code install_snapshot(const SnapshotMeta& meta) override {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(write_mu_);
     if (failed_) return failed_;
-    if (meta.index <= st_.snap.index && st_.snap.index != Index{0}) return {};
-    const bool kept = st_.agrees(meta);
+    const LogImage& im = image_.writer_view();
+    if (meta.index <= im.snap.index && im.snap.index != Index{0}) return {};
+    const bool kept = im.agrees(meta);
     Bytes payload;
     Encoder enc(payload);
     enc.u8(kept ? 1 : 0);
     enc.snapshot_meta(meta);
     if (auto ec = write_record_locked(RecordType::snapshot, payload)) return ec;
-    st_.install(meta, kept);
+    image_.update([&](LogImage& m) { m.install(meta, kept); });
     maybe_rewrite_locked();
     return {};
   }
 
   std::error_code sync() override {
-    std::unique_lock lock(mu_);
+    std::unique_lock lock(write_mu_);
     const std::uint64_t target = written_seq_;
     while (!failed_ && synced_seq_ < target) {
       if (syncing_) {
@@ -286,12 +245,13 @@ class WalStore final : public LogStore {
   // ---- open -----------------------------------------------------------------
 
   std::error_code create_fresh(std::string& detail) {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(write_mu_);
     return rewrite_locked(detail);
   }
 
   std::error_code recover(std::vector<std::uint64_t> seqs, std::string& detail) {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(write_mu_);
+    LogImage st;  // replayed here, published to the image at the end
     std::sort(seqs.begin(), seqs.end());
     // The newest segment that starts with a checkpoint is where replay begins.
     std::size_t start = seqs.size();
@@ -325,7 +285,7 @@ class WalStore final : public LogStore {
         return errc::corrupted;
       }
       for (std::size_t k = 0; k < scan.records.size(); ++k) {
-        if (auto ec = replay(scan.records[k], i == start && k == 0, p, detail)) return ec;
+        if (auto ec = replay(st, scan.records[k], i == start && k == 0, p, detail)) return ec;
       }
       if (scan.tail == storage::SegmentScan::Tail::torn) {
         std::unique_ptr<File> f;
@@ -353,6 +313,7 @@ class WalStore final : public LogStore {
     (void)f->preallocate(opt_.segment_bytes);
     file_ = std::move(f);
     open_size_ = last_end;
+    image_.update([&](LogImage& im) { im = std::move(st); });
     return {};
   }
 
@@ -385,7 +346,7 @@ class WalStore final : public LogStore {
     return {};
   }
 
-  std::error_code replay(const storage::RecordView& r, bool first, const std::string& p, std::string& detail) {
+  static std::error_code replay(LogImage& st, const storage::RecordView& r, bool first, const std::string& p, std::string& detail) {
     auto bad = [&](std::string_view why) {
       detail = fmt::format("{}: corrupted at offset {}: {}", p, r.offset, why);
       return make_error_code(errc::corrupted);
@@ -397,7 +358,7 @@ class WalStore final : public LogStore {
         HardState hs;
         SnapshotMeta meta;
         if (!dec.hard_state(hs) || !dec.snapshot_meta(meta) || !dec.done()) return bad("malformed checkpoint record");
-        st_.reset(hs, meta);
+        st.reset(hs, meta);
         return {};
       }
       case RecordType::entries: {
@@ -414,36 +375,39 @@ class WalStore final : public LogStore {
           e.type = static_cast<EntryType>(type);
         }
         if (!dec.done()) return bad("malformed entries record");
-        if (!st_.fits(Index{first_index}))
-          return bad(fmt::format("entries from index {} do not fit the log ({}..{})", first_index, st_.offset(), st_.last()));
-        st_.append(batch.begin(), batch.end());
+        if (!st.fits(Index{first_index}))
+          return bad(fmt::format("entries from index {} do not fit the log ({}..{})", first_index, st.offset(), st.last()));
+        st.append(batch.begin(), batch.end());
         return {};
       }
       case RecordType::hard_state: {
         HardState hs;
         if (!dec.hard_state(hs) || !dec.done()) return bad("malformed hard state record");
-        st_.hs = hs;
+        st.hs = hs;
         return {};
       }
       case RecordType::snapshot: {
         std::uint8_t kept = 0;
         SnapshotMeta meta;
         if (!dec.u8(kept) || kept > 1 || !dec.snapshot_meta(meta) || !dec.done()) return bad("malformed snapshot record");
-        if (kept == 1 && !st_.agrees(meta)) return bad("snapshot record keeps a log that does not match it");
-        st_.install(meta, kept == 1);
+        if (kept == 1 && !st.agrees(meta)) return bad("snapshot record keeps a log that does not match it");
+        st.install(meta, kept == 1);
         return {};
       }
       case RecordType::compact: {
         std::uint64_t upto = 0;
         if (!dec.u64(upto) || !dec.done()) return bad("malformed compact record");
-        if (Index{upto} <= st_.offset()) return {};
-        if (Index{upto} > st_.last() || Index{upto} > st_.snap.index) return bad("compact record beyond the snapshot");
-        st_.compact(Index{upto});
+        if (Index{upto} <= st.offset()) return {};
+        if (Index{upto} > st.last() || Index{upto} > st.snap.index) return bad("compact record beyond the snapshot");
+        st.compact(Index{upto});
         return {};
       }
     }
     return bad("unknown record type");
   }
+
+  // Every *_locked function runs with write_mu_ held (and never takes the
+  // image's mutex except through image_.update()).
 
   std::error_code write_record_locked(RecordType type, BytesView payload) {
     scratch_.clear();
@@ -512,7 +476,7 @@ class WalStore final : public LogStore {
   void maybe_rewrite_locked() {
     if (segments_.size() < 2) return;
     std::uint64_t live = 256;
-    for (const Entry& e : st_.log) live += e.payload.size() + kEntryRecordOverhead;
+    for (const Entry& e : image_.writer_view().log) live += e.payload.size() + kEntryRecordOverhead;
     if (live * 2 > total_bytes_) return;
     std::string detail;
     if (auto ec = rewrite_locked(detail); ec && opt_.log_to_stderr) fmt::print(stderr, "raftkit wal: {}: segment rewrite failed: {}\n", dir_, detail);
@@ -524,15 +488,16 @@ class WalStore final : public LogStore {
     const std::uint64_t seq = segments_.empty() ? 1 : segments_.back() + 1;
     const std::string tmp = path(seq, "tmp");
     const std::string final_path = path(seq, "log");
+    const LogImage& im = image_.writer_view();
     Bytes buf;
     {
       Bytes payload;
       Encoder enc(payload);
-      enc.hard_state(st_.hs);
-      enc.snapshot_meta(st_.snap);
+      enc.hard_state(im.hs);
+      enc.snapshot_meta(im.snap);
       storage::frame_record(buf, RecordType::checkpoint, payload);
     }
-    if (st_.log.size() > 1) frame_entries(buf, st_.log.begin() + 1, st_.log.end());
+    if (im.log.size() > 1) frame_entries(buf, im.log.begin() + 1, im.log.end());
     std::unique_ptr<File> f;
     std::error_code ec = fs_->open(tmp, OpenMode::create_new, f);
     if (!ec) (void)f->preallocate(std::max<std::uint64_t>(opt_.segment_bytes, buf.size()));
@@ -569,9 +534,12 @@ class WalStore final : public LogStore {
   const WalOptions opt_;
   const std::unique_ptr<FileLock> lock_;
 
-  mutable std::mutex mu_;
+  // The read side: what reads see; its own mutex, never held across I/O.
+  storage::SharedLogImage image_;
+
+  // The durable side: everything below is guarded by write_mu_.
+  std::mutex write_mu_;
   std::condition_variable sync_cv_;
-  LogState st_;
   std::deque<std::uint64_t> segments_;  // sequence numbers, oldest first; back() is open
   std::shared_ptr<File> file_;          // the open segment
   std::uint64_t open_size_ = 0;   // end of the last record in the open segment
@@ -586,15 +554,16 @@ class WalStore final : public LogStore {
 
 }  // namespace
 
-std::error_code open_wal_store(const std::string& dir, const WalOptions& options, std::unique_ptr<LogStore>& out,
-                               std::string* error_detail) {
+namespace storage {
+
+std::error_code open_wal_store(std::shared_ptr<FileSystem> fs, const std::string& dir, const WalOptions& options,
+                               std::unique_ptr<LogStore>& out, std::string* error_detail) {
   std::string detail_buf;
   std::string& detail = error_detail != nullptr ? *error_detail : detail_buf;
   if (options.segment_bytes < 4096) {
     detail = "WalOptions::segment_bytes must be at least 4096";
     return errc::invalid_argument;
   }
-  std::shared_ptr<FileSystem> fs = options.fs ? options.fs : posix_file_system();
   if (auto ec = fs->make_dir(dir)) {
     detail = fmt::format("cannot create data directory {}: {}", dir, ec.message());
     return storage::to_store_error(ec);
@@ -629,13 +598,16 @@ std::error_code open_wal_store(const std::string& dir, const WalOptions& options
   return {};
 }
 
-std::unique_ptr<LogStore> make_wal_store(const std::string& dir, const WalOptions& options) {
+}  // namespace storage
+
+std::error_code open_wal_store(const std::string& dir, const WalOptions& options, std::unique_ptr<LogStore>& out,
+                               std::string* error_detail) {
+  return storage::open_wal_store(posix_file_system(), dir, options, out, error_detail);
+}
+
+std::unique_ptr<LogStore> make_wal_store(const std::string& dir, std::error_code& ec, const WalOptions& options) {
   std::unique_ptr<LogStore> store;
-  std::string detail;
-  if (auto ec = open_wal_store(dir, options, store, &detail)) {
-    fmt::print(stderr, "raftkit: cannot open the WAL store in {}: {} ({})\n", dir, detail, ec.message());
-    std::abort();
-  }
+  ec = open_wal_store(dir, options, store);
   return store;
 }
 

@@ -15,6 +15,7 @@
 #include <catch2/catch.hpp>
 
 #include "raftkit/node.hpp"
+#include "raftkit/testing/faulty_transport.hpp"
 #include "raftkit/wal_store.hpp"
 #include "support/catch_printers.hpp"
 

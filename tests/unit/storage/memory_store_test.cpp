@@ -84,10 +84,8 @@ TEST_CASE("memory store keeps the LogStore contract", "[storage][memory]") {
 }
 
 TEST_CASE("WAL store on the fault file system keeps the LogStore contract", "[storage][wal]") {
-  WalOptions opt;
-  opt.fs = std::make_shared<FaultFs>();
   std::unique_ptr<LogStore> s;
-  REQUIRE(!open_wal_store("/d", opt, s));
+  REQUIRE(!storage::open_wal_store(std::make_shared<FaultFs>(), "/d", {}, s));
   check_contract(*s);
 }
 

@@ -1,4 +1,5 @@
 #include "fault_fs.hpp"
+#include "storage/snapshot_file_fs.hpp"
 #include "raftkit/error.hpp"
 #include "raftkit/snapshot_file.hpp"
 #include "storage_util.hpp"
@@ -32,7 +33,7 @@ TEST_CASE("snapshot file round trip and newest wins", "[storage][snapshot]") {
 
 TEST_CASE("snapshot file: a bit flip anywhere is corruption", "[storage][snapshot]") {
   auto fs = std::make_shared<FaultFs>();
-  REQUIRE(!write_snapshot_file("/snap", kMeta1, to_bytes("some state machine bytes"), nullptr, fs.get()));
+  REQUIRE(!storage::write_snapshot_file(*fs, "/snap", kMeta1, to_bytes("some state machine bytes"), nullptr));
   const std::string p = "/snap/snap-000000000000000a-0000000000000002.snap";
   const std::size_t size = fs->contents(p).size();
   for (std::size_t off = 0; off < size; ++off) {
@@ -42,7 +43,7 @@ TEST_CASE("snapshot file: a bit flip anywhere is corruption", "[storage][snapsho
     Bytes data;
     std::string detail;
     INFO("offset " << off);
-    CHECK(read_latest_snapshot("/snap", meta, data, &detail, c.get()) == errc::corrupted);
+    CHECK(storage::read_latest_snapshot(*c, "/snap", meta, data, &detail) == errc::corrupted);
     CHECK(detail.find(p) != std::string::npos);
   }
 }
@@ -53,22 +54,22 @@ TEST_CASE("snapshot file: a crash while writing keeps the previous snapshot", "[
   std::int64_t total = 0;
   {
     auto fs = std::make_shared<FaultFs>();
-    REQUIRE(!write_snapshot_file("/snap", kMeta1, to_bytes("one"), nullptr, fs.get()));
+    REQUIRE(!storage::write_snapshot_file(*fs, "/snap", kMeta1, to_bytes("one"), nullptr));
     const std::int64_t before = fs->mutations();
-    REQUIRE(!write_snapshot_file("/snap", kMeta2, to_bytes("two"), nullptr, fs.get()));
+    REQUIRE(!storage::write_snapshot_file(*fs, "/snap", kMeta2, to_bytes("two"), nullptr));
     total = fs->mutations() - before;
   }
   for (std::int64_t n = 0; n <= total; ++n) {
     for (bool keep_all : {false, true}) {
       auto fs = std::make_shared<FaultFs>();
-      REQUIRE(!write_snapshot_file("/snap", kMeta1, to_bytes("one"), nullptr, fs.get()));
+      REQUIRE(!storage::write_snapshot_file(*fs, "/snap", kMeta1, to_bytes("one"), nullptr));
       fs->die_after(fs->mutations() + n);
-      const bool ok = !write_snapshot_file("/snap", kMeta2, to_bytes("two"), nullptr, fs.get());
+      const bool ok = !storage::write_snapshot_file(*fs, "/snap", kMeta2, to_bytes("two"), nullptr);
       fs->crash(keep_all ? fs->pending() : 0);
       SnapshotMeta meta;
       Bytes data;
       INFO("died after " << n << " keep_all " << keep_all);
-      REQUIRE(!read_latest_snapshot("/snap", meta, data, nullptr, fs.get()));
+      REQUIRE(!storage::read_latest_snapshot(*fs, "/snap", meta, data, nullptr));
       if (ok) CHECK(meta == kMeta2);  // acknowledged: durable
       CHECK(((meta == kMeta1 && to_string(data) == "one") || (meta == kMeta2 && to_string(data) == "two")));
     }
@@ -77,16 +78,16 @@ TEST_CASE("snapshot file: a crash while writing keeps the previous snapshot", "[
 
 TEST_CASE("snapshot file: write errors are reported and leave the old snapshot", "[storage][snapshot]") {
   auto fs = std::make_shared<FaultFs>();
-  REQUIRE(!write_snapshot_file("/snap", kMeta1, to_bytes("one"), nullptr, fs.get()));
+  REQUIRE(!storage::write_snapshot_file(*fs, "/snap", kMeta1, to_bytes("one"), nullptr));
   fs->hook = [](FaultFs::Op op, const std::string&) { return op == FaultFs::Op::write ? ENOSPC : 0; };
   std::string detail;
-  CHECK(write_snapshot_file("/snap", kMeta2, to_bytes("two"), &detail, fs.get()) == errc::no_space);
+  CHECK(storage::write_snapshot_file(*fs, "/snap", kMeta2, to_bytes("two"), &detail) == errc::no_space);
   fs->hook = [](FaultFs::Op op, const std::string&) { return op == FaultFs::Op::sync ? EIO : 0; };
-  CHECK(write_snapshot_file("/snap", kMeta2, to_bytes("two"), &detail, fs.get()) == errc::io_error);
+  CHECK(storage::write_snapshot_file(*fs, "/snap", kMeta2, to_bytes("two"), &detail) == errc::io_error);
   fs->hook = nullptr;
   SnapshotMeta meta;
   Bytes data;
-  REQUIRE(!read_latest_snapshot("/snap", meta, data, nullptr, fs.get()));
+  REQUIRE(!storage::read_latest_snapshot(*fs, "/snap", meta, data, nullptr));
   CHECK(meta == kMeta1);
   std::vector<std::string> names;
   REQUIRE(!fs->list("/snap", names));

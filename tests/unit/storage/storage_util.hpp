@@ -14,6 +14,7 @@
 
 #include "raftkit/log_store.hpp"
 #include "raftkit/wal_store.hpp"
+#include "storage/wal_store_fs.hpp"
 
 namespace raftkit::test {
 

@@ -77,9 +77,8 @@ std::vector<Step> workload() {
   return w;
 }
 
-WalOptions options(std::shared_ptr<FaultFs> fs) {
+WalOptions options() {
   WalOptions o;
-  o.fs = std::move(fs);
   o.segment_bytes = 4096;
   o.log_to_stderr = false;
   return o;
@@ -104,7 +103,7 @@ struct RunResult {
 RunResult run_until_death(const std::shared_ptr<FaultFs>& fs, const std::vector<Step>& w) {
   RunResult r;
   std::unique_ptr<LogStore> s;
-  if (open_wal_store("/data", options(fs), s)) return r;
+  if (storage::open_wal_store(fs, "/data", options(), s)) return r;
   for (std::size_t k = 0; k < w.size(); ++k) {
     r.issued = k + 1;
     if (w[k].run(*s)) break;
@@ -118,7 +117,7 @@ void check_recovery(const std::shared_ptr<FaultFs>& disk, const std::vector<Stor
   INFO(where);
   std::unique_ptr<LogStore> s;
   std::string detail;
-  const std::error_code ec = open_wal_store("/data", options(disk), s, &detail);
+  const std::error_code ec = storage::open_wal_store(disk, "/data", options(), s, &detail);
   if (ec) FAIL("reopen failed: " << ec.message() << ": " << detail);
   const StoreImage got = image_of(*s);
   bool found = false;
@@ -130,7 +129,7 @@ void check_recovery(const std::shared_ptr<FaultFs>& disk, const std::vector<Stor
   REQUIRE(!s->sync());
   s.reset();
   disk->crash();
-  REQUIRE(!open_wal_store("/data", options(disk), s, &detail));
+  REQUIRE(!storage::open_wal_store(disk, "/data", options(), s, &detail));
   REQUIRE(s->last_index() == next);
   REQUIRE(s->term(next) == Term{got.hs.term.value + 7});
 }
@@ -182,7 +181,7 @@ TEST_CASE("WAL torn write at every byte of the last record is cut off", "[storag
   // One synced batch, then an unsynced record torn at every possible byte.
   auto fs = std::make_shared<FaultFs>();
   std::unique_ptr<LogStore> s;
-  REQUIRE(!open_wal_store("/data", options(fs), s));
+  REQUIRE(!storage::open_wal_store(fs, "/data", options(), s));
   REQUIRE(!s->append(make_entries(1, 3, 1, 50)));
   REQUIRE(!s->sync());
   const StoreImage synced = image_of(*s);
@@ -196,7 +195,7 @@ TEST_CASE("WAL torn write at every byte of the last record is cut off", "[storag
     std::unique_ptr<LogStore> r;
     std::string detail;
     INFO("torn at " << tear);
-    REQUIRE(!open_wal_store("/data", options(disk), r, &detail));
+    REQUIRE(!storage::open_wal_store(disk, "/data", options(), r, &detail));
     REQUIRE(image_of(*r) == synced);
   }
 }
@@ -204,7 +203,7 @@ TEST_CASE("WAL torn write at every byte of the last record is cut off", "[storag
 TEST_CASE("WAL lost trailing sectors of the last write count as a torn tail", "[storage][wal][crash]") {
   auto fs = std::make_shared<FaultFs>();
   std::unique_ptr<LogStore> s;
-  REQUIRE(!open_wal_store("/data", options(fs), s));
+  REQUIRE(!storage::open_wal_store(fs, "/data", options(), s));
   REQUIRE(!s->append(make_entries(1, 1, 1, 50)));
   REQUIRE(!s->sync());
   const StoreImage synced = image_of(*s);
@@ -222,7 +221,7 @@ TEST_CASE("WAL lost trailing sectors of the last write count as a torn tail", "[
   fs->put(seg, content);
   std::unique_ptr<LogStore> r;
   std::string detail;
-  REQUIRE(!open_wal_store("/data", options(fs), r, &detail));
+  REQUIRE(!storage::open_wal_store(fs, "/data", options(), r, &detail));
   CHECK(image_of(*r) == synced);
 }
 
@@ -231,7 +230,7 @@ TEST_CASE("WAL bit flip anywhere in a synced segment is reported as corruption",
   auto fs = std::make_shared<FaultFs>();
   {
     std::unique_ptr<LogStore> s;
-    REQUIRE(!open_wal_store("/data", options(fs), s));
+    REQUIRE(!storage::open_wal_store(fs, "/data", options(), s));
     for (const Step& st : w) REQUIRE(!st.run(*s));
     REQUIRE(!s->sync());
   }
@@ -252,7 +251,7 @@ TEST_CASE("WAL bit flip anywhere in a synced segment is reported as corruption",
       std::unique_ptr<LogStore> s;
       std::string detail;
       INFO(seg << " bit flipped at offset " << off);
-      const std::error_code ec = open_wal_store("/data", options(disk), s, &detail);
+      const std::error_code ec = storage::open_wal_store(disk, "/data", options(), s, &detail);
       REQUIRE(ec == errc::corrupted);
       CHECK(detail.find("/data") != std::string::npos);
       ++flips;
@@ -264,7 +263,7 @@ TEST_CASE("WAL bit flip anywhere in a synced segment is reported as corruption",
 TEST_CASE("WAL bad record followed by valid records names file and offset", "[storage][wal][crash]") {
   auto fs = std::make_shared<FaultFs>();
   std::unique_ptr<LogStore> s;
-  REQUIRE(!open_wal_store("/data", options(fs), s));
+  REQUIRE(!storage::open_wal_store(fs, "/data", options(), s));
   REQUIRE(!s->append(make_entries(1, 1, 1, 50)));
   REQUIRE(!s->append(make_entries(2, 1, 1, 50)));
   REQUIRE(!s->sync());
@@ -277,6 +276,6 @@ TEST_CASE("WAL bad record followed by valid records names file and offset", "[st
   const std::size_t first = second - (50 + 8 + 4 + 8 + 1 + 4 + 16);
   fs->flip_bit(seg, first + 20, 3);
   std::string detail;
-  CHECK(open_wal_store("/data", options(fs), s, &detail) == errc::corrupted);
+  CHECK(storage::open_wal_store(fs, "/data", options(), s, &detail) == errc::corrupted);
   CHECK(detail == fmt::format("{}: corrupted at offset {}: bad record followed by a valid record at offset {}", seg, first, second));
 }

@@ -71,11 +71,10 @@ TEST_CASE("WAL equals the memory model after thousands of random operations and 
   for (std::uint64_t seed = 1; seed <= 6; ++seed) {
     auto fs = std::make_shared<FaultFs>();
     WalOptions o;
-    o.fs = fs;
     o.segment_bytes = 4096;
     o.log_to_stderr = false;
     random_run(
-        seed, 3000, [&](std::unique_ptr<LogStore>& s) { return open_wal_store("/data", o, s); },
+        seed, 3000, [&](std::unique_ptr<LogStore>& s) { return storage::open_wal_store(fs, "/data", o, s); },
         // Every write reached the disk, synced or not (the process exited cleanly).
         [&](bool) { fs->crash(fs->pending()); }, 10);
   }

@@ -2,13 +2,17 @@
 // real file system, error handling (ENOSPC, EIO, failed fdatasync), group
 // commit and thread safety.
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <future>
 #include <thread>
 
 #include "fault_fs.hpp"
 #include "raftkit/error.hpp"
 #include "storage/file_system.hpp"
+#include "storage/wal_store_fs.hpp"
 #include "storage_util.hpp"
 #include "support/counting_fs.hpp"
 
@@ -27,9 +31,8 @@ std::vector<std::string> segment_files(const std::string& dir) {
 }
 
 
-WalOptions fault_options(std::shared_ptr<FaultFs> f) {
+WalOptions fault_options() {
   WalOptions o;
-  o.fs = std::move(f);
   o.segment_bytes = 4096;
   o.log_to_stderr = false;
   return o;
@@ -142,15 +145,14 @@ TEST_CASE("WAL a missing middle segment is corruption", "[storage][wal]") {
 TEST_CASE("WAL rejects a segment size below 4 KiB", "[storage][wal]") {
   WalOptions o;
   o.segment_bytes = 100;
-  o.fs = std::make_shared<FaultFs>();
   std::unique_ptr<LogStore> s;
-  CHECK(open_wal_store("/d", o, s) == errc::invalid_argument);
+  CHECK(storage::open_wal_store(std::make_shared<FaultFs>(), "/d", o, s) == errc::invalid_argument);
 }
 
 TEST_CASE("WAL ENOSPC is reported, nothing is half-written and the store stays usable", "[storage][wal][faults]") {
   auto f = std::make_shared<FaultFs>();
   std::unique_ptr<LogStore> s;
-  REQUIRE(!open_wal_store("/d", fault_options(f), s));
+  REQUIRE(!storage::open_wal_store(f, "/d", fault_options(), s));
   REQUIRE(!s->append(make_entries(1, 2, 1, 100)));
   f->hook = [](FaultFs::Op op, const std::string&) { return op == FaultFs::Op::write ? ENOSPC : 0; };
   CHECK(s->append(make_entries(3, 2, 1, 100)) == errc::no_space);
@@ -162,14 +164,14 @@ TEST_CASE("WAL ENOSPC is reported, nothing is half-written and the store stays u
   REQUIRE(!s->sync());
   s.reset();
   f->crash();
-  REQUIRE(!open_wal_store("/d", fault_options(f), s));
+  REQUIRE(!storage::open_wal_store(f, "/d", fault_options(), s));
   CHECK(s->last_index() == Index{3});
 }
 
 TEST_CASE("WAL a failed fdatasync poisons the store", "[storage][wal][faults]") {
   auto f = std::make_shared<FaultFs>();
   std::unique_ptr<LogStore> s;
-  REQUIRE(!open_wal_store("/d", fault_options(f), s));
+  REQUIRE(!storage::open_wal_store(f, "/d", fault_options(), s));
   REQUIRE(!s->append(make_entries(1, 2, 1, 100)));
   f->hook = [](FaultFs::Op op, const std::string&) { return op == FaultFs::Op::sync ? EIO : 0; };
   CHECK(s->sync() == errc::io_error);
@@ -184,7 +186,7 @@ TEST_CASE("WAL a failed fdatasync poisons the store", "[storage][wal][faults]") 
 TEST_CASE("WAL an EIO write fails the store; a failed segment roll is reported", "[storage][wal][faults]") {
   auto f = std::make_shared<FaultFs>();
   std::unique_ptr<LogStore> s;
-  REQUIRE(!open_wal_store("/d", fault_options(f), s));
+  REQUIRE(!storage::open_wal_store(f, "/d", fault_options(), s));
   SECTION("write EIO") {
     f->hook = [](FaultFs::Op op, const std::string&) { return op == FaultFs::Op::write ? EIO : 0; };
     CHECK(s->append(make_entries(1, 1, 1, 10)) == errc::io_error);
@@ -203,7 +205,7 @@ TEST_CASE("WAL an EIO write fails the store; a failed segment roll is reported",
     REQUIRE(!s->sync());
     s.reset();
     f->crash();
-    REQUIRE(!open_wal_store("/d", fault_options(f), s));
+    REQUIRE(!storage::open_wal_store(f, "/d", fault_options(), s));
     CHECK(s->last_index() == Index{i - 1});
   }
 }
@@ -211,10 +213,8 @@ TEST_CASE("WAL an EIO write fails the store; a failed segment roll is reported",
 TEST_CASE("WAL group commit coalesces concurrent appenders into fewer fdatasyncs", "[storage][wal][concurrency]") {
   TempDir dir;
   auto counting = std::make_shared<CountingFs>();
-  WalOptions o;
-  o.fs = counting;
   std::unique_ptr<LogStore> s;
-  REQUIRE(!open_wal_store(dir.path, o, s));
+  REQUIRE(!storage::open_wal_store(counting, dir.path, {}, s));
   const int before = counting->syncs.load();
   constexpr int kThreads = 8, kPerThread = 40;
   std::atomic<std::uint64_t> next{1};
@@ -241,4 +241,111 @@ TEST_CASE("WAL group commit coalesces concurrent appenders into fewer fdatasyncs
   INFO(syncs << " fdatasyncs for " << kThreads * kPerThread << " synced appends");
   CHECK(syncs < kThreads * kPerThread * 3 / 4);
   CHECK(s->last_index() == Index{kThreads * kPerThread});
+}
+
+namespace {
+
+/// A FaultFs hook that blocks the first fdatasync of a file whose name ends
+/// in `suffix` until release(): a disk that hangs. The hook runs on the
+/// writer's thread.
+class HangingSync {
+ public:
+  HangingSync(FaultFs& f, std::string suffix) : suffix_(std::move(suffix)), released_(release_.get_future().share()) {
+    f.hook = [this](FaultFs::Op op, const std::string& path) {
+      if (op == FaultFs::Op::sync && path.ends_with(suffix_) && !hung_.exchange(true)) {
+        entered_.set_value();
+        released_.wait();
+      }
+      return 0;
+    };
+  }
+  ~HangingSync() { release(); }
+  HangingSync(const HangingSync&) = delete;
+  HangingSync& operator=(const HangingSync&) = delete;
+
+  /// Whether an fdatasync has hung (it may have been released since).
+  bool hung() const { return hung_; }
+  /// Waits (bounded) until a writer hangs in fdatasync.
+  bool wait_hung(std::chrono::seconds bound) { return entered_future_.wait_for(bound) == std::future_status::ready; }
+  void release() {
+    if (!release_called_.exchange(true)) release_.set_value();
+  }
+
+ private:
+  std::string suffix_;
+  std::promise<void> entered_;
+  std::future<void> entered_future_ = entered_.get_future();
+  std::promise<void> release_;
+  std::shared_future<void> released_;
+  std::atomic<bool> hung_{false};
+  std::atomic<bool> release_called_{false};
+};
+
+}  // namespace
+
+TEST_CASE("WAL reads do not wait for a writer whose fdatasync hangs during a segment roll or a rewrite",
+          "[storage][wal][concurrency]") {
+  // The core reads the store on the event loop while the disk thread writes
+  // (issue 9): a hung disk must hold up only the writer. The reads run on a
+  // thread of their own and must finish within a bound while the writer
+  // stays blocked; the disk is released at the end (also on failure, before
+  // the threads are joined).
+  constexpr auto kBound = std::chrono::seconds(10);
+  auto f = std::make_shared<FaultFs>();
+  std::unique_ptr<LogStore> s;
+  REQUIRE(!storage::open_wal_store(f, "/d", fault_options(), s));  // 4 KiB segments
+  REQUIRE(!s->save_hard_state(HardState{Term{1}, NodeId{1}, Index{0}}));
+  auto model = make_memory_store();  // what the reads must see while the writer hangs
+  REQUIRE(!model->save_hard_state(HardState{Term{1}, NodeId{1}, Index{0}}));
+
+  std::string hang_in;  // a roll syncs the full .log segment, a rewrite the new .tmp one
+  std::function<std::error_code(const HangingSync&)> write;
+  std::atomic<std::uint64_t> appended{0};  // entries whose append returned
+  SECTION("segment roll") {
+    hang_in = ".log";
+    // 300-byte entries: a 4 KiB segment holds about a dozen. Append until an
+    // append has had to roll (and hung in it).
+    write = [&](const HangingSync& h) -> std::error_code {
+      for (std::uint64_t i = 1; !h.hung(); ++i) {
+        if (auto ec = s->append(make_entries(i, 1, 1, 300))) return ec;
+        appended = i;
+      }
+      return {};
+    };
+  }
+  SECTION("rewrite of the live log after a snapshot") {
+    hang_in = ".tmp";
+    for (std::uint64_t i = 1; i <= 40; ++i) REQUIRE(!s->append(make_entries(i, 1, 1, 300)));
+    REQUIRE(!s->sync());
+    REQUIRE(f->paths().size() > 2);  // several segments
+    const SnapshotMeta snap{Index{40}, Term{1}, {{NodeId{1}}, {}, {}}};
+    // The snapshot is in memory before the rewrite starts: the reads see it.
+    REQUIRE(!model->append(make_entries(1, 40, 1, 300)));
+    REQUIRE(!model->install_snapshot(snap));
+    write = [&s, snap](const HangingSync&) { return s->install_snapshot(snap); };
+  }
+
+  HangingSync hang(*f, hang_in);
+  std::future<std::error_code> writer;
+  std::future<StoreImage> reads;
+  // Destroyed first, also when a REQUIRE throws: the futures' destructors
+  // join their threads, which can only finish once the disk is back.
+  struct ReleaseFirst {
+    HangingSync& h;
+    ~ReleaseFirst() { h.release(); }
+  } release_first{hang};
+  writer = std::async(std::launch::async, [&] { return write(hang); });
+  REQUIRE(hang.wait_hung(kBound));
+  if (appended > 0) REQUIRE(!model->append(make_entries(1, appended, 1, 300)));
+
+  reads = std::async(std::launch::async, [&] { return image_of(*s); });
+  REQUIRE(reads.wait_for(kBound) == std::future_status::ready);
+  CHECK(reads.get() == image_of(*model));
+  CHECK(writer.wait_for(std::chrono::seconds(0)) == std::future_status::timeout);  // still in fdatasync
+
+  hang.release();
+  REQUIRE(writer.wait_for(kBound) == std::future_status::ready);
+  CHECK(!writer.get());
+  REQUIRE(!s->sync());
+  if (hang_in == ".tmp") CHECK(f->paths().size() == 1);  // the rewritten segment
 }

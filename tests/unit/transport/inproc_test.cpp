@@ -6,6 +6,7 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include "raftkit/testing/faulty_transport.hpp"
 #include "raftkit/transport.hpp"
 #include "unit/transport/run_until.hpp"
 #include "unit/transport/test_messages.hpp"
