@@ -5,14 +5,63 @@
 #include <fmt/format.h>
 
 #include "raftkit/error.hpp"
+#include "storage/wal_store_fs.hpp"
+#include "unit/storage/fault_fs.hpp"
 
 namespace raftkit::sim {
 
+namespace {
+constexpr const char* kWalDir = "/wal";
+
+// Every entry, the hard state and the snapshot of `want` must be in `have`
+// (which may hold more: unsynced writes that happened to reach the disk).
+std::string missing_durable_state(const LogStore& have, const LogStore& want) {
+  const HardState h = have.hard_state(), w = want.hard_state();
+  if (h.term < w.term || (h.term == w.term && h.vote != w.vote && !w.vote.is_none()) || h.commit < w.commit)
+    return fmt::format("hard state (term {}, vote {}, commit {}) after a synced (term {}, vote {}, commit {})", h.term,
+                       h.vote, h.commit, w.term, w.vote, w.commit);
+  if (have.snapshot_meta().index < want.snapshot_meta().index)
+    return fmt::format("snapshot at {} after a synced snapshot at {}", have.snapshot_meta().index,
+                       want.snapshot_meta().index);
+  if (have.last_index() < want.last_index())
+    return fmt::format("last index {} after a synced last index {}", have.last_index(), want.last_index());
+  for (Index i = std::max(have.first_index(), want.first_index()); i <= want.last_index(); ++i)
+    if (have.term(i) != want.term(i)) return fmt::format("entry {} differs from the synced one", i);
+  return {};
+}
+}  // namespace
+
 SimStore::SimStore() : current_(make_memory_store()), durable_(make_memory_store()) {}
+SimStore::~SimStore() = default;
+
+std::error_code SimStore::use_wal(std::string& detail) {
+  fs_ = std::make_shared<test::FaultFs>();
+  // Armed faults reach the WAL as the file system's errors.
+  fs_->hook = [this](test::FaultFs::Op op, const std::string&) {
+    if (fail_write_ && op == test::FaultFs::Op::write) {
+      fail_write_ = false;
+      return EIO;
+    }
+    if (fail_sync_ && op == test::FaultFs::Op::sync) {
+      fail_sync_ = false;
+      return EIO;
+    }
+    return 0;
+  };
+  return reopen_wal(detail);
+}
+
+std::error_code SimStore::reopen_wal(std::string& detail) {
+  wal_.reset();
+  WalOptions options;
+  options.segment_bytes = 16 << 10;  // small segments: rolls and rewrites happen
+  options.log_to_stderr = false;
+  return storage::open_wal_store(fs_, kWalDir, options, wal_, &detail);
+}
 
 std::error_code SimStore::check_writable() {
   if (broken_) return errc::io_error;
-  if (fail_write_) {
+  if (fail_write_ && !wal_) {
     fail_write_ = false;
     broken_ = true;
     return errc::io_error;
@@ -33,6 +82,9 @@ std::error_code SimStore::apply(LogStore& store, const Write& w) {
 std::error_code SimStore::append(std::span<const Entry> entries) {
   if (entries.empty()) return {};
   if (auto ec = check_writable()) return ec;
+  if (wal_) {
+    if (auto ec = wal_->append(entries)) return broken_ = true, ec;
+  }
   if (auto ec = current_->append(entries)) return ec;
   Write w{Write::Kind::append, std::vector<Entry>(entries.begin(), entries.end()), {}, {}, {}};
   journal_.push_back(std::move(w));
@@ -41,6 +93,9 @@ std::error_code SimStore::append(std::span<const Entry> entries) {
 
 std::error_code SimStore::save_hard_state(const HardState& hs) {
   if (auto ec = check_writable()) return ec;
+  if (wal_) {
+    if (auto ec = wal_->save_hard_state(hs)) return broken_ = true, ec;
+  }
   if (auto ec = current_->save_hard_state(hs)) return ec;
   journal_.push_back(Write{Write::Kind::save_hard_state, {}, hs, {}, {}});
   return {};
@@ -48,6 +103,9 @@ std::error_code SimStore::save_hard_state(const HardState& hs) {
 
 std::error_code SimStore::compact(Index upto) {
   if (auto ec = check_writable()) return ec;
+  if (wal_) {
+    if (auto ec = wal_->compact(upto)) return broken_ = true, ec;
+  }
   if (auto ec = current_->compact(upto)) return ec;
   journal_.push_back(Write{Write::Kind::compact, {}, {}, upto, {}});
   return {};
@@ -55,6 +113,9 @@ std::error_code SimStore::compact(Index upto) {
 
 std::error_code SimStore::install_snapshot(const SnapshotMeta& meta) {
   if (auto ec = check_writable()) return ec;
+  if (wal_) {
+    if (auto ec = wal_->install_snapshot(meta)) return broken_ = true, ec;
+  }
   if (auto ec = current_->install_snapshot(meta)) return ec;
   journal_.push_back(Write{Write::Kind::install_snapshot, {}, {}, {}, meta});
   return {};
@@ -62,7 +123,9 @@ std::error_code SimStore::install_snapshot(const SnapshotMeta& meta) {
 
 std::error_code SimStore::sync() {
   if (broken_) return errc::io_error;
-  if (fail_sync_) {
+  if (wal_) {
+    if (auto ec = wal_->sync()) return broken_ = true, ec;
+  } else if (fail_sync_) {
     fail_sync_ = false;
     broken_ = true;
     return errc::io_error;
@@ -79,13 +142,40 @@ std::error_code SimStore::sync() {
   return {};
 }
 
-void SimStore::crash(std::size_t keep) {
-  for (std::size_t i = 0; i < keep && i < journal_.size(); ++i) {
-    if (apply(*durable_, journal_[i])) std::abort();
+std::error_code SimStore::crash(std::size_t keep, std::uint64_t random, std::string& detail) {
+  fail_write_ = fail_sync_ = broken_ = false;
+  if (!wal_) {
+    for (std::size_t i = 0; i < keep && i < journal_.size(); ++i) {
+      if (apply(*durable_, journal_[i])) std::abort();
+    }
+    journal_.clear();
+    current_ = clone(*durable_);
+    return {};
+  }
+  // The disk keeps a prefix of the pending operations, the last write torn
+  // at a random byte half the time.
+  wal_.reset();  // the process is gone (its lock too)
+  const std::size_t pending = fs_->pending();
+  const std::size_t kept = pending == 0 ? 0 : static_cast<std::size_t>(random % (pending + 1));
+  std::optional<std::size_t> tear;
+  if ((random >> 32) & 1) {
+    const std::size_t size = fs_->last_pending_write_size(kept);
+    if (size > 0) tear = static_cast<std::size_t>((random >> 33) % size);
+  }
+  fs_->crash(kept, tear);
+  if (auto ec = reopen_wal(detail)) {
+    detail = fmt::format("the WAL does not reopen after a crash keeping {} of {} pending operations{}: {}", kept,
+                         pending, tear ? fmt::format(" (last torn at {})", *tear) : "", detail);
+    return ec;
+  }
+  if (auto what = missing_durable_state(*wal_, *durable_); !what.empty()) {
+    detail = "the WAL lost synced state in a crash: " + what;
+    return errc::corrupted;
   }
   journal_.clear();
-  current_ = clone(*durable_);
-  fail_write_ = fail_sync_ = broken_ = false;
+  current_ = clone(*wal_);
+  durable_ = clone(*wal_);
+  return {};
 }
 
 std::unique_ptr<LogStore> SimStore::clone(const LogStore& from) {

@@ -13,6 +13,16 @@
 // random generator. The process image is then rebuilt from that, and the next
 // incarnation of the node reads exactly what survived.
 //
+// THE WAL. On part of the seeds SimStore also drives the real WAL store
+// (storage/wal_store.cpp) on FaultFs, the crash-simulating file system of
+// the storage tests: every write goes to both, reads come from the WAL (the
+// core reads the shipping store's in-memory image), sync() is the WAL's
+// group commit and fdatasync. A crash cuts FaultFs's power after a random
+// prefix of its pending operations, possibly tearing the last write; the WAL
+// is then reopened from what the disk kept — its recovery code runs — and
+// the memory images are rebuilt from it. A WAL that refuses to reopen, or
+// reopens without something a successful sync made durable, is a violation.
+//
 // Storage faults: the simulator can arm the next write or the next sync to
 // fail with io_error. As a real store must after a failed fsync, SimStore
 // then refuses every later write until the node crashes and restarts; the
@@ -26,20 +36,30 @@
 
 #include "raftkit/log_store.hpp"
 
+namespace raftkit::test {
+class FaultFs;
+}
+
 namespace raftkit::sim {
 
 class SimStore final : public LogStore {
  public:
   SimStore();
+  ~SimStore() override;
+
+  /// Puts the WAL on a fresh FaultFs underneath (call before any write).
+  /// Errors: the WAL's open error, with `detail`.
+  std::error_code use_wal(std::string& detail);
+  bool uses_wal() const { return wal_ != nullptr; }
 
   // ---- LogStore: reads see the current (process) image
-  HardState hard_state() const override { return current_->hard_state(); }
-  SnapshotMeta snapshot_meta() const override { return current_->snapshot_meta(); }
-  Index first_index() const override { return current_->first_index(); }
-  Index last_index() const override { return current_->last_index(); }
-  std::optional<Term> term(Index i) const override { return current_->term(i); }
+  HardState hard_state() const override { return reader().hard_state(); }
+  SnapshotMeta snapshot_meta() const override { return reader().snapshot_meta(); }
+  Index first_index() const override { return reader().first_index(); }
+  Index last_index() const override { return reader().last_index(); }
+  std::optional<Term> term(Index i) const override { return reader().term(i); }
   std::error_code entries(Index lo, Index hi, std::size_t max_bytes, std::vector<Entry>& out) const override {
-    return current_->entries(lo, hi, max_bytes, out);
+    return reader().entries(lo, hi, max_bytes, out);
   }
   std::error_code append(std::span<const Entry> entries) override;
   std::error_code save_hard_state(const HardState& hs) override;
@@ -58,8 +78,11 @@ class SimStore final : public LogStore {
   std::size_t unsynced_writes() const { return journal_.size(); }
   /// Power cut: keeps the durable image plus the first `keep` unsynced
   /// writes, forgets the rest, and clears the failed state (a restarted
-  /// process reopens the store).
-  void crash(std::size_t keep);
+  /// process reopens the store). With the WAL, `random` picks how many of
+  /// the file system's pending operations survive and where the last one
+  /// tears, and the WAL is reopened; an error (with `detail`) means the WAL
+  /// could not recover what it had promised.
+  std::error_code crash(std::size_t keep, std::uint64_t random, std::string& detail);
   /// What survives a crash right now (the durable image).
   const LogStore& durable() const { return *durable_; }
 
@@ -75,12 +98,16 @@ class SimStore final : public LogStore {
   };
 
   std::error_code check_writable();
+  const LogStore& reader() const { return wal_ ? *wal_ : *current_; }
+  std::error_code reopen_wal(std::string& detail);
   static std::error_code apply(LogStore& store, const Write& w);
   static std::unique_ptr<LogStore> clone(const LogStore& from);
 
   std::unique_ptr<LogStore> current_;
   std::unique_ptr<LogStore> durable_;
   std::vector<Write> journal_;
+  std::shared_ptr<test::FaultFs> fs_;
+  std::unique_ptr<LogStore> wal_;
   bool fail_write_ = false;
   bool fail_sync_ = false;
   bool broken_ = false;

@@ -55,6 +55,7 @@ Simulator::Simulator(SimConfig config, Tuning tuning)
   // reads from the leader's lease; some run without pre-vote or check-quorum.
   const bool small_appends = rng_.below(2) == 0;
   use_codec_ = rng_.chance(0.5);
+  const bool use_wal = rng_.chance(0.3);
   const std::uint64_t snapshot_interval = rng_.chance(0.5) ? static_cast<std::uint64_t>(rng_.range(5, 200)) : 0;
   lease_seed_ = rng_.chance(0.25);
   const bool pre_vote = lease_seed_ || !rng_.chance(0.15);
@@ -88,6 +89,10 @@ Simulator::Simulator(SimConfig config, Tuning tuning)
     if (has(config_.faults, Fault::drift))
       node->base_clock_rate = lease_seed_ ? 1.0 + max_drift_ * (2 * rng_.unit() - 1) : 0.95 + 0.1 * rng_.unit();
     node->clock_rate = node->base_clock_rate;
+    if (use_wal) {
+      std::string detail;
+      if (auto ec = node->store.use_wal(detail)) violation("wal", fmt::format("cannot open: {}", detail));
+    }
     nodes_.push_back(std::move(node));
   }
   for (int c = 0; c < config_.clients; ++c) {
@@ -445,7 +450,7 @@ void Simulator::start_node(std::size_t n) {
     // The disk failed during start-up: the process exits and is restarted.
     trace({.kind = TraceKind::storage_error, .node = static_cast<std::uint8_t>(n + 1), .a = 2});
     nd.driver.reset();
-    nd.store.crash(0);
+    cut_power(n, 0);
     ++nd.gen;
     schedule(now_ + rng_.range(300 * kMillis, 3 * kSeconds), Ev::restart, static_cast<std::uint32_t>(n), nd.gen);
     return;
@@ -470,7 +475,7 @@ void Simulator::crash_node(std::size_t n, bool storage_error) {
   for (Request& r : requests_)
     if (r.node == n && r.gen == nd.gen && r.completions == 0) r.abandoned = true;
   nd.driver.reset();
-  nd.store.crash(keep);
+  cut_power(n, keep);
   nd.up = false;
   nd.power_cut_armed = false;
   nd.slow_next_sync = false;
@@ -479,6 +484,13 @@ void Simulator::crash_node(std::size_t n, bool storage_error) {
   checker_.on_crash(n);
   const Time down = storage_error ? rng_.range(300 * kMillis, 3 * kSeconds) : rng_.range(10 * kMillis, 3 * kSeconds);
   schedule(now_ + down, Ev::restart, static_cast<std::uint32_t>(n), nd.gen);
+}
+
+// The disk keeps what was synced and part of the rest; with the WAL its
+// recovery runs here, and must give back everything that was synced.
+void Simulator::cut_power(std::size_t n, std::size_t keep) {
+  std::string detail;
+  if (nodes_[n]->store.crash(keep, rng_.next(), detail)) violation("wal recovery", fmt::format("n{}: {}", n + 1, detail));
 }
 
 // A clean shutdown (Node::stop): every waiting caller is answered, the write
@@ -493,7 +505,7 @@ void Simulator::stop_node(std::size_t n) {
   }
   trace({.kind = TraceKind::crash, .node = static_cast<std::uint8_t>(n + 1), .a = 0, .b = 0, .c = 1});
   nd.driver.reset();
-  nd.store.crash(nd.store.unsynced_writes());
+  cut_power(n, nd.store.unsynced_writes());
   nd.up = false;
   nd.power_cut_armed = false;
   ++nd.gen;

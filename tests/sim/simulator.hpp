@@ -4,7 +4,9 @@
 // runtime's own runtime::Driver (the code Node runs on its strand: the Ready
 // cycle, pending requests with deadlines, snapshots, disk-stall detection)
 // over a SimStore, a snapshot store that survives crashes and a state
-// machine. Only the I/O around the driver is simulated: messages travel a
+// machine — on 30% of the seeds the store is the real WAL on a
+// crash-simulating file system (see sim_store.hpp). Only the I/O around the
+// driver is simulated: messages travel a
 // faulty network (through the Cap'n Proto codec on half the seeds), a
 // DiskWrite is applied to the store at once and its sync completes after a
 // random virtual latency (writes complete in order, as on Node's disk
@@ -197,6 +199,7 @@ class Simulator {
   void start_node(std::size_t n);
   void crash_node(std::size_t n, bool storage_error);
   void stop_node(std::size_t n);
+  void cut_power(std::size_t n, std::size_t keep);
   void schedule_tick(std::size_t n);
   Time local_now(std::size_t n) const;
   void set_clock_rate(std::size_t n, double rate);
