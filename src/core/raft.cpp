@@ -22,6 +22,11 @@ std::string_view to_string(Role r) {
 
 namespace {
 
+// What an entry counts toward max_uncommitted_bytes. Empty entries (the
+// leader's no-op) count nothing, so a new leader without a quorum can still
+// accept up to the whole limit, and the no-op never blocks a proposal.
+std::size_t uncommitted_size(const Entry& e) { return e.payload.empty() ? 0 : entry_bytes(e); }
+
 std::vector<NodeId> members_of(const Membership& m) {
   std::vector<NodeId> all = m.voters;
   all.insert(all.end(), m.voters_outgoing.begin(), m.voters_outgoing.end());
@@ -89,10 +94,13 @@ void Raft::tick() {
     // abandoned (§3.10) so that proposals resume.
     if (!transferee_.is_none()) abort_transfer();
   }
-  // A snapshot that got no answer within an election timeout was probably
-  // lost: probe again, which resends it if it is still needed.
+  // The runtime reports each snapshot's fate (report_snapshot); a report
+  // that never comes (a lost message, a transport that cannot tell) must
+  // not stall the follower forever, so after a few election timeouts
+  // without an answer the leader probes again, which resends the snapshot
+  // if it is still needed.
   for (auto& [id, pr] : progress_.map()) {
-    if (pr.state == ProgressState::snapshot && ++pr.snapshot_ticks > options_.election_ticks) pr.become_probe();
+    if (pr.state == ProgressState::snapshot && ++pr.snapshot_ticks > snapshot_fallback_ticks()) pr.become_probe();
   }
   if (heartbeat_elapsed_ >= options_.heartbeat_ticks) {
     heartbeat_elapsed_ = 0;
@@ -106,6 +114,22 @@ void Raft::report_unreachable(NodeId peer) {
   Progress* pr = progress_.find(peer);
   if (pr && pr->state == ProgressState::replicate) pr->become_probe();
 }
+
+void Raft::report_snapshot(NodeId peer, bool ok) {
+  if (role_ != Role::leader) return;
+  Progress* pr = progress_.find(peer);
+  if (!pr || pr->state != ProgressState::snapshot) return;
+  // Delivered: the follower's answer (or, if that is lost, the next
+  // heartbeat answer) resumes replication after the snapshot. Failed: forget
+  // it, and the next heartbeat answer probes from match again, which sends
+  // a fresh snapshot if the log still cannot serve the follower. Either
+  // way nothing is sent before the follower has been heard from again.
+  if (!ok) pr->pending_snapshot = Index{};
+  pr->become_probe();
+  pr->probe_sent = true;
+}
+
+int Raft::snapshot_fallback_ticks() const { return kSnapshotFallbackElections * options_.election_ticks; }
 
 void Raft::reset_randomized_timeout() {
   const auto t = static_cast<std::uint64_t>(options_.election_ticks);
@@ -125,6 +149,7 @@ void Raft::reset(Term term) {
   heartbeat_elapsed_ = 0;
   reset_randomized_timeout();
   abort_transfer();
+  timeout_now_sent_ = false;
   votes_.clear();
   fail_pending_reads();
   acked_round_.clear();
@@ -178,6 +203,10 @@ void Raft::campaign() { campaign(options_.pre_vote, false); }
 
 void Raft::campaign(bool pre_vote, bool transfer) {
   if (role_ == Role::leader || !is_voter(id_)) return;
+  // A snapshot accepted but not yet persisted is part of our log as far as
+  // the vote requests would say, but not as far as a restart would know:
+  // wait until it is durable (etcd's hup does the same).
+  if (log_.unstable_snapshot()) return;
   Term vote_term;
   MessageType request;
   if (pre_vote) {
@@ -331,14 +360,32 @@ void Raft::step_follower(const Message& m) {
       break;
     case MessageType::read_index_response:
       if (m.reject) {
-        failed_reads_.push_back({m.context, leader_});
+        failed_reads_.push_back({m.context, leader_ == m.from ? NodeId{} : leader_});
       } else {
         read_states_.push_back({m.index, m.context});
       }
       break;
+    case MessageType::read_index:
+      // A node that took us for the leader: answer at once that we cannot
+      // serve it, so its caller hears "not leader" now instead of waiting
+      // for its timeout. (etcd forwards the request to the leader with the
+      // requester's id as sender; raftkit's transports check that a
+      // message's sender is the connection's peer, so a forwarded message
+      // would be refused — see ETCD_CONFORMANCE.md.)
+      reject_read_index(m);
+      break;
     default:
       break;
   }
+}
+
+void Raft::reject_read_index(const Message& m) {
+  Message r;
+  r.type = MessageType::read_index_response;
+  r.to = m.from;
+  r.reject = true;
+  r.context = m.context;
+  send(std::move(r));
 }
 
 void Raft::step_candidate(const Message& m) {
@@ -362,15 +409,9 @@ void Raft::step_candidate(const Message& m) {
         poll_votes();
       }
       break;
-    case MessageType::read_index: {
-      Message r;
-      r.type = MessageType::read_index_response;
-      r.to = m.from;
-      r.reject = true;
-      r.context = m.context;
-      send(std::move(r));
+    case MessageType::read_index:
+      reject_read_index(m);
       break;
-    }
     default:
       break;
   }
@@ -451,13 +492,12 @@ void Raft::step_leader(const Message& m) {
       handle_heartbeat_response(m, *pr);
       break;
     case MessageType::snapshot_response:
-      if (pr->state != ProgressState::snapshot) break;
-      if (m.reject) {
-        pr->become_probe();
-      } else {
-        pr->maybe_update(std::min(m.index, log_.last_index()));
-        pr->become_probe();
-      }
+      // In snapshot state, or in probe after report_snapshot(): the answer
+      // says where the follower's log now ends; probe from there.
+      if (pr->state == ProgressState::replicate) break;
+      if (!m.reject) pr->maybe_update(std::min(m.index, log_.last_index()));
+      if (pr->state == ProgressState::snapshot) pr->become_probe();
+      pr->probe_sent = false;
       send_append(m.from, true);
       break;
     default:
@@ -476,14 +516,23 @@ void Raft::handle_append_response(const Message& m, Progress& pr) {
     }
     return;
   }
-  if (!pr.maybe_update(m.index)) {
+  // An acknowledgement equal to match still proves where a probed
+  // follower's log ends: a caught-up follower must not stay in probe.
+  const bool grew = pr.maybe_update(m.index);
+  if (!grew && !(pr.state == ProgressState::probe && pr.match == m.index)) {
     pr.probe_sent = false;  // an answer to a probe, even a duplicate, unpauses it
     return;
   }
   switch (pr.state) {
     case ProgressState::probe: pr.become_replicate(); break;
     case ProgressState::snapshot:
-      if (pr.match >= pr.pending_snapshot) pr.become_probe();
+      // The follower acknowledged entries the log can continue from (it
+      // caught up some other way, or the snapshot's index was passed):
+      // replicate from the log, whatever became of the snapshot.
+      if (pr.match + 1 >= log_.first_index()) {
+        pr.become_probe();
+        pr.become_replicate();
+      }
       break;
     case ProgressState::replicate: pr.inflights.free_to(m.index); break;
   }
@@ -493,21 +542,30 @@ void Raft::handle_append_response(const Message& m, Progress& pr) {
     while (send_append(m.from, false)) {
     }
   }
-  if (m.from == transferee_ && pr.match == log_.last_index()) {
-    Message t;
-    t.type = MessageType::timeout_now;
-    t.to = m.from;
-    send(std::move(t));
-  }
+  if (m.from == transferee_ && pr.match == log_.last_index()) send_timeout_now(m.from);
+}
+
+void Raft::send_timeout_now(NodeId to) {
+  timeout_now_sent_ = true;
+  Message t;
+  t.type = MessageType::timeout_now;
+  t.to = to;
+  send(std::move(t));
 }
 
 void Raft::handle_heartbeat_response(const Message& m, Progress& pr) {
   pr.probe_sent = false;
-  // A full inflight window whose appends were lost is never freed by an ack:
-  // the follower would stay behind forever. It answers heartbeats, so it is
-  // alive: probe it again from its match index.
-  if (pr.state == ProgressState::replicate && pr.inflights.full() && pr.match < log_.last_index()) pr.become_probe();
-  if (pr.match < log_.last_index()) send_append(m.from, true);
+  if (pr.state == ProgressState::replicate && pr.inflights.full()) {
+    // The window stays as it is (its appends may only be slow). One empty
+    // append at the window's end tells whether they arrived: the follower
+    // acknowledges it (freeing the window) or rejects it (they were lost:
+    // back to probe from match).
+    send_window_probe(m.from);
+  } else if (pr.match < log_.last_index() || pr.state == ProgressState::probe) {
+    // A probing follower, even a caught-up one, gets a probe: its answer
+    // moves it back to replicate.
+    send_append(m.from, true);
+  }
   auto& acked = acked_round_[m.from];
   acked = std::max(acked, m.context);
   confirm_reads();
@@ -551,7 +609,7 @@ bool Raft::append_to_log(std::vector<Entry> entries) {
     e.term = term_;
     e.index = next;
     ++next;
-    bytes += entry_bytes(e);
+    bytes += uncommitted_size(e);
   }
   log_.append(entries);
   uncommitted_bytes_ += bytes;
@@ -585,6 +643,20 @@ void Raft::send_heartbeat(NodeId to, std::uint64_t context) {
   m.to = to;
   m.commit = std::min(pr->match, log_.committed());
   m.context = context;
+  send(std::move(m));
+}
+
+void Raft::send_window_probe(NodeId to) {
+  const Progress& pr = *progress_.find(to);
+  const Index prev = pr.next - 1;
+  const std::optional<Term> prev_term = log_.term(prev);
+  if (!prev_term) return;  // compacted meanwhile: the rejection path will send a snapshot
+  Message m;
+  m.type = MessageType::append;
+  m.to = to;
+  m.index = prev;
+  m.log_term = *prev_term;
+  m.commit = log_.committed();
   send(std::move(m));
 }
 
@@ -728,7 +800,7 @@ std::error_code Raft::propose(Bytes payload, Proposed* where) {
   if (!transferee_.is_none()) return errc::busy;
   if (payload.size() > options_.max_entry_bytes) return errc::too_large;
   Entry e{term_, Index{}, EntryType::normal, std::move(payload)};
-  const std::size_t bytes = entry_bytes(e);
+  const std::size_t bytes = uncommitted_size(e);
   // Bounded memory when the quorum is gone: refuse rather than grow.
   if (options_.max_uncommitted_bytes != 0 && uncommitted_bytes_ > 0 &&
       uncommitted_bytes_ + bytes > options_.max_uncommitted_bytes)
@@ -776,7 +848,12 @@ std::error_code Raft::transfer_leader(NodeId to) {
     }
     if (to.is_none()) return errc::unavailable;
   }
-  if (to == id_) return {};
+  if (to == id_) {
+    // Leadership stays here: a pending transfer is cancelled, so proposals
+    // resume and no TimeoutNow goes out for it any more.
+    abort_transfer();
+    return {};
+  }
   const Progress* pr = progress_.find(to);
   if (!is_voter(to) || !pr) return errc::invalid_argument;
   // Refuse rather than hand leadership to a node that cannot take it: the
@@ -786,10 +863,7 @@ std::error_code Raft::transfer_leader(NodeId to) {
   transferee_ = to;
   election_elapsed_ = 0;  // the transfer gets one election timeout
   if (pr->match == log_.last_index()) {
-    Message t;
-    t.type = MessageType::timeout_now;
-    t.to = to;
-    send(std::move(t));
+    send_timeout_now(to);
   } else {
     send_append(to, true);
   }
@@ -856,7 +930,7 @@ void Raft::advance(const Ready& rd) {
     log_.applied_to(rd.committed_entries.back().index);
     if (role_ == Role::leader) {
       std::size_t bytes = 0;
-      for (const Entry& e : rd.committed_entries) bytes += entry_bytes(e);
+      for (const Entry& e : rd.committed_entries) bytes += uncommitted_size(e);
       uncommitted_bytes_ = bytes > uncommitted_bytes_ ? 0 : uncommitted_bytes_ - bytes;
     }
   }

@@ -126,6 +126,18 @@ class Raft {
   void campaign();
   /// The transport could not reach `peer`: stop streaming to it and probe.
   void report_unreachable(NodeId peer);
+  /// The runtime reports the fate of the snapshot last sent to `peer` (as
+  /// etcd's ReportSnapshot): `ok` once it was delivered (the follower's
+  /// answer then resumes replication after it), `!ok` when sending failed
+  /// (the next heartbeat answer probes again, and a fresh snapshot goes out
+  /// if the log still cannot serve the follower). Ignored unless this node
+  /// leads and `peer` is waiting for a snapshot. Without any report the
+  /// leader gives up on a snapshot after kSnapshotFallbackElections
+  /// election timeouts and probes again, so a lost report cannot stall a
+  /// follower; a runtime should report every snapshot it sends.
+  void report_snapshot(NodeId peer, bool ok);
+  /// See report_snapshot().
+  static constexpr int kSnapshotFallbackElections = 3;
 
   bool has_ready() const;
   Ready ready();
@@ -172,12 +184,16 @@ class Raft {
   void handle_append_response(const Message& m, Progress& pr);
   void handle_heartbeat_response(const Message& m, Progress& pr);
   void handle_read_index(const Message& m);
+  void reject_read_index(const Message& m);
 
   // leader duties
   bool append_to_log(std::vector<Entry> entries);
   void broadcast_append();
   void broadcast_heartbeat(std::uint64_t context);
   bool send_append(NodeId to, bool send_if_empty);
+  void send_window_probe(NodeId to);
+  void send_timeout_now(NodeId to);
+  int snapshot_fallback_ticks() const;
   void send_heartbeat(NodeId to, std::uint64_t context);
   bool maybe_commit();
   void confirm_reads();
@@ -211,6 +227,7 @@ class Raft {
   int heartbeat_elapsed_ = 0;
   int randomized_timeout_ = 0;
   NodeId transferee_;
+  bool timeout_now_sent_ = false;  // a TimeoutNow left in this term (no lease until the term ends)
   std::size_t uncommitted_bytes_ = 0;
 
   // ReadIndex: reads wait for a heartbeat round acknowledged by a quorum.
