@@ -587,6 +587,12 @@ void Raft::handle_read_index(const Message& m) {
 
 bool Raft::lease_valid() const {
   if (!options_.lease_reads || role_ != Role::leader || !transferee_.is_none() || !committed_in_term()) return false;
+  // Once a TimeoutNow left, its target may win an election at any moment
+  // (it may still be in flight after the transfer was abandoned) with the
+  // votes of followers that acknowledged our heartbeats: no lease for the
+  // rest of this term (tikv/raft-rs#234, etcd-io/etcd#12704).
+  if (timeout_now_sent_ && !(bugs_ & bug_lease_after_transfer)) [[likely]]
+    return false;
   // The lease starts when the newest heartbeat round that a quorum has
   // acknowledged was sent: every acknowledging follower reset its election
   // timer after that moment, so none of them votes for another candidate

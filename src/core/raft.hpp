@@ -94,6 +94,7 @@ enum InjectedBug : unsigned {
   bug_reply_before_persist = 1u << 2,  ///< send votes and acks before the fsync
   bug_truncate_matched = 1u << 3,      ///< follower drops matching entries after a stale append
   bug_read_without_quorum = 1u << 4,   ///< leader answers reads without a heartbeat round
+  bug_lease_after_transfer = 1u << 5,  ///< lease reads resume after a TimeoutNow was sent in the term
 };
 
 class Raft {

@@ -30,3 +30,68 @@ TEST_CASE("ReadIndex: a follower asked for a read it cannot serve answers at onc
   CHECK(c.node(f2).failed_reads[0].context == 77);
   CHECK(c.node(f2).read_states.empty());
 }
+
+namespace {
+
+void lease_options(ProtocolOptions& o) { o.lease_reads = true; }
+
+// Leader l sends a TimeoutNow to t that is lost; the transfer is abandoned
+// after an election timeout while every follower keeps acknowledging
+// heartbeats.
+void abandoned_transfer(MemCluster& c, std::uint64_t l, std::uint64_t t) {
+  run_ticks(c, 1);
+  c.drop = [t](const Message& m) { return m.type == MessageType::timeout_now && m.to == NodeId{t}; };
+  REQUIRE(!c.raft(l).transfer_leader(NodeId{t}));
+  c.stabilize();
+  run_ticks(c, 12);
+  REQUIRE(c.raft(l).role() == Role::leader);
+  REQUIRE(c.raft(l).transferee().is_none());
+}
+
+// Whether the read is answered in the leader's very next Ready, before any
+// message was delivered (the lease), rather than after a heartbeat round.
+bool served_at_once(MemCluster& c, std::uint64_t l, std::uint64_t context) {
+  REQUIRE(!c.raft(l).read_index(context));
+  const auto before = c.node(l).read_states.size();
+  c.process_readies();
+  return c.node(l).read_states.size() > before;
+}
+
+}  // namespace
+
+// raftkit rule (issue 9 bug 3; tikv/raft-rs#234, etcd-io/etcd#12704). etcd
+// has no such test: its lease (ReadOnlyLeaseBased) keeps the bug.
+TEST_CASE("Lease reads: once a TimeoutNow was sent in a term, the leader never serves a lease read again in that term") {
+  MemCluster c(3, 202, lease_options);
+  const auto l = c.elect();
+  const auto t = other_than({l}, 3);
+  run_ticks(c, 1);
+  REQUIRE(served_at_once(c, l, 1));  // the lease works before the transfer
+  abandoned_transfer(c, l, t);
+  CHECK(!served_at_once(c, l, 2));
+  // The read still completes, through a ReadIndex heartbeat round.
+  c.stabilize();
+  REQUIRE(c.node(l).read_states.size() == 2);
+  CHECK(c.node(l).read_states.back().context == 2);
+}
+
+TEST_CASE("Deliberate bug lease_after_transfer: the lease comes back after an abandoned transfer") {
+  MemCluster c(3, 203, lease_options);
+  const auto l = c.elect();
+  const auto t = other_than({l}, 3);
+  c.raft(l).inject_bugs_for_testing(bug_lease_after_transfer);
+  abandoned_transfer(c, l, t);
+  CHECK(served_at_once(c, l, 1));
+}
+
+TEST_CASE("Lease reads: every tick() call counts toward the lease, however closely the calls follow each other") {
+  MemCluster c(3, 204, lease_options);
+  const auto l = c.elect();
+  run_ticks(c, 1);
+  REQUIRE(served_at_once(c, l, 1));
+  c.isolate(l);
+  // A stalled runtime catching up: 8 missed ticks delivered back to back.
+  for (int i = 0; i < 8; ++i) c.raft(l).tick();
+  REQUIRE(c.raft(l).role() == Role::leader);
+  CHECK(!served_at_once(c, l, 2));
+}
