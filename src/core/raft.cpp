@@ -55,7 +55,12 @@ bool well_formed(const Message& m, NodeId self) {
 }  // namespace
 
 Raft::Raft(const ProtocolOptions& options, const LogStore& store)
-    : id_(options.id), options_(options), log_(store), rng_(options.seed * 0x9E3779B97F4A7C15ULL + options.id.value) {
+    : id_(options.id),
+      options_(options),
+      log_(store),
+      rng_(options.seed * 0x9E3779B97F4A7C15ULL + options.id.value),
+      read_only_(options.lease_reads ? static_cast<std::uint64_t>(options.election_ticks - options.lease_margin_ticks) : 0,
+                 static_cast<std::uint64_t>(options.election_ticks)) {
   const std::string problem = options.validate();
   RAFTKIT_ASSERT(problem.empty(), "invalid ProtocolOptions: {}", problem);
   const HardState hs = store.hard_state();
@@ -104,7 +109,7 @@ void Raft::tick() {
   }
   if (heartbeat_elapsed_ >= options_.heartbeat_ticks) {
     heartbeat_elapsed_ = 0;
-    broadcast_heartbeat(++read_round_);
+    broadcast_heartbeat(read_only_.new_round(id_, ticks_));
   }
 }
 
@@ -149,10 +154,9 @@ void Raft::reset(Term term) {
   heartbeat_elapsed_ = 0;
   reset_randomized_timeout();
   abort_transfer();
-  timeout_now_sent_ = false;
   votes_.clear();
   fail_pending_reads();
-  acked_round_.clear();
+  read_only_.reset();
   uncommitted_bytes_ = 0;
 
   progress_.map().clear();
@@ -325,7 +329,7 @@ void Raft::handle_vote_request(const Message& m) {
   r.type = pre ? MessageType::pre_vote_response : MessageType::vote_response;
   r.to = m.from;
   // §5.4.1: only to a candidate whose log is at least as up to date.
-  if (can_vote && ((bugs_ & bug_vote_ignores_log) || log_.is_up_to_date(m.index, m.log_term))) {
+  if (can_vote && (injected(bug_vote_ignores_log) || log_.is_up_to_date(m.index, m.log_term))) {
     r.term = m.term;
     if (!pre) {
       election_elapsed_ = 0;
@@ -427,7 +431,7 @@ void Raft::handle_append(const Message& m) {
     send(std::move(r));
     return;
   }
-  if (auto last = log_.maybe_append(m.index, m.log_term, m.commit, m.entries, bugs_ & bug_truncate_matched)) {
+  if (auto last = log_.maybe_append(m.index, m.log_term, m.commit, m.entries, injected(bug_truncate_matched))) {
     r.index = *last;
   } else {
     // §5.3 with the optimisation of §3.5: tell the leader where our log
@@ -546,7 +550,7 @@ void Raft::handle_append_response(const Message& m, Progress& pr) {
 }
 
 void Raft::send_timeout_now(NodeId to) {
-  timeout_now_sent_ = true;
+  read_only_.note_timeout_now();
   Message t;
   t.type = MessageType::timeout_now;
   t.to = to;
@@ -566,8 +570,7 @@ void Raft::handle_heartbeat_response(const Message& m, Progress& pr) {
     // moves it back to replicate.
     send_append(m.from, true);
   }
-  auto& acked = acked_round_[m.from];
-  acked = std::max(acked, m.context);
+  read_only_.acknowledge(m.from, m.context);
   confirm_reads();
 }
 
@@ -581,7 +584,7 @@ void Raft::handle_read_index(const Message& m) {
     send(std::move(r));
     return;
   }
-  pending_reads_.push_back({m.context, m.from, log_.committed(), 0});
+  read_only_.add({m.context, m.from, log_.committed(), 0});
   start_read_round();
 }
 
@@ -590,22 +593,12 @@ bool Raft::lease_valid() const {
   // Once a TimeoutNow left, its target may win an election at any moment
   // (it may still be in flight after the transfer was abandoned) with the
   // votes of followers that acknowledged our heartbeats: no lease for the
-  // rest of this term (tikv/raft-rs#234, etcd-io/etcd#12704).
-  if (timeout_now_sent_ && !(bugs_ & bug_lease_after_transfer)) [[likely]]
-    return false;
-  // The lease starts when the newest heartbeat round that a quorum has
-  // acknowledged was sent: every acknowledging follower reset its election
-  // timer after that moment, so none of them votes for another candidate
-  // for election_ticks ticks of its own clock.
-  std::map<NodeId, bool> acks;
-  for (auto it = round_sent_at_.rbegin(); it != round_sent_at_.rend(); ++it) {
-    const auto [round, sent_at] = *it;
-    acks.clear();
-    for (const auto& [id, acked] : acked_round_) acks[id] = acked >= round;
-    if (quorum_vote(membership_, acks) == VoteResult::won)
-      return ticks_ - sent_at < static_cast<std::uint64_t>(options_.election_ticks - options_.lease_margin_ticks);
+  // rest of this term (read_only.hpp; tikv/raft-rs#234, etcd-io/etcd#12704).
+  if (read_only_.timeout_now_sent()) {
+    if (!injected(bug_lease_after_transfer)) [[likely]]
+      return false;
   }
-  return false;
+  return read_only_.lease_holds(membership_, ticks_);
 }
 
 bool Raft::append_to_log(std::vector<Entry> entries) {
@@ -629,14 +622,6 @@ void Raft::broadcast_append() {
 }
 
 void Raft::broadcast_heartbeat(std::uint64_t context) {
-  acked_round_[id_] = context;
-  if (options_.lease_reads) {
-    round_sent_at_.emplace_back(context, ticks_);
-    // A round older than an election timeout can no longer give a lease.
-    while (!round_sent_at_.empty() &&
-           round_sent_at_.front().second + static_cast<std::uint64_t>(options_.election_ticks) < ticks_)
-      round_sent_at_.pop_front();
-  }
   for (auto& [id, pr] : progress_.map()) {
     if (id != id_) send_heartbeat(id, context);
   }
@@ -714,14 +699,14 @@ bool Raft::maybe_commit() {
   });
   // §5.4.2: only entries of the current term are committed by counting.
   const bool first_commit = !committed_in_term();
-  if (bugs_ & bug_commit_previous_term) {
+  if (injected(bug_commit_previous_term)) [[unlikely]] {
     const auto t = log_.term(std::min(quorum, log_.last_index()));
     if (!t || !log_.maybe_commit(std::min(quorum, log_.last_index()), *t)) return false;
   } else if (!log_.maybe_commit(quorum, term_)) {
     return false;
   }
   if (first_commit) {
-    for (PendingRead& r : pending_reads_) r.index = log_.committed();
+    read_only_.set_index_of_unstarted(log_.committed());
     start_read_round();
   }
   return true;
@@ -730,21 +715,16 @@ bool Raft::maybe_commit() {
 bool Raft::committed_in_term() const { return log_.term(log_.committed()) == term_; }
 
 void Raft::start_read_round() {
-  if (pending_reads_.empty() || !committed_in_term()) return;
-  const std::uint64_t round = ++read_round_;
-  for (PendingRead& r : pending_reads_) {
-    if (r.round == 0) r.round = round;
-  }
+  if (!read_only_.has_pending() || !committed_in_term()) return;
+  const std::uint64_t round = read_only_.new_round(id_, ticks_);
+  read_only_.start_unstarted(round);
   broadcast_heartbeat(round);
   confirm_reads();
 }
 
 void Raft::confirm_reads() {
-  while (!pending_reads_.empty() && pending_reads_.front().round != 0) {
-    const PendingRead& r = pending_reads_.front();
-    std::map<NodeId, bool> acks;
-    for (const auto& [id, round] : acked_round_) acks[id] = round >= r.round;
-    if (quorum_vote(membership_, acks) != VoteResult::won) break;
+  if (!read_only_.has_pending()) return;
+  for (const PendingRead& r : read_only_.take_confirmed(membership_)) {
     if (r.requester == id_) {
       read_states_.push_back({r.index, r.context});
     } else {
@@ -755,12 +735,12 @@ void Raft::confirm_reads() {
       m.context = r.context;
       send(std::move(m));
     }
-    pending_reads_.erase(pending_reads_.begin());
   }
 }
 
 void Raft::fail_pending_reads() {
-  for (const PendingRead& r : pending_reads_) {
+  if (!read_only_.has_pending()) return;
+  for (const PendingRead& r : read_only_.take_all()) {
     if (r.requester == id_) {
       failed_reads_.push_back({r.context, NodeId{}});
     } else {
@@ -772,7 +752,6 @@ void Raft::fail_pending_reads() {
       send(std::move(m));
     }
   }
-  pending_reads_.clear();
 }
 
 void Raft::abort_transfer() { transferee_ = NodeId{}; }
@@ -791,11 +770,13 @@ bool Raft::is_voter(NodeId id) const { return is_member_voter(membership_, id); 
 void Raft::send(Message m) {
   m.from = id_;
   if (m.term == Term{}) m.term = term_;
-  if (must_follow_persist(m.type) && !(bugs_ & bug_reply_before_persist)) {
-    persisted_msgs_.push_back(std::move(m));
-  } else {
-    msgs_.push_back(std::move(m));
+  if (must_follow_persist(m.type)) {
+    if (!injected(bug_reply_before_persist)) [[likely]] {
+      persisted_msgs_.push_back(std::move(m));
+      return;
+    }
   }
+  msgs_.push_back(std::move(m));
 }
 
 // ---------------------------------------------------------------------------
@@ -818,16 +799,12 @@ std::error_code Raft::propose(Bytes payload, Proposed* where) {
 }
 
 std::error_code Raft::read_index(std::uint64_t context) {
-  if (role_ == Role::leader && (bugs_ & bug_read_without_quorum)) {
-    read_states_.push_back({log_.committed(), context});
-    return {};
-  }
-  if (role_ == Role::leader && lease_valid()) {
-    read_states_.push_back({log_.committed(), context});
-    return {};
-  }
   if (role_ == Role::leader) {
-    pending_reads_.push_back({context, id_, log_.committed(), 0});
+    if (lease_valid() || injected(bug_read_without_quorum)) {
+      read_states_.push_back({log_.committed(), context});
+      return {};
+    }
+    read_only_.add({context, id_, log_.committed(), 0});
     start_read_round();
     return {};
   }

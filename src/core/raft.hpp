@@ -24,7 +24,8 @@
 //
 // Roles are not a class hierarchy: the role field selects the step and tick
 // behaviour, as in etcd's raft. Follower progress lives in progress.hpp, the
-// log view (store + unstable tail) in log_view.hpp.
+// log view (store + unstable tail) in log_view.hpp, read-only state
+// (ReadIndex rounds, pending reads, the lease) in read_only.hpp.
 //
 // Same options (seed included), same store contents and same sequence of
 // calls give the same Readies, bit for bit.
@@ -40,6 +41,7 @@
 
 #include "core/log_view.hpp"
 #include "core/progress.hpp"
+#include "core/read_only.hpp"
 #include "raftkit/log_store.hpp"
 #include "raftkit/message.hpp"
 #include "raftkit/protocol_options.hpp"
@@ -210,6 +212,8 @@ class Raft {
   bool reachable(const Progress& pr) const;
 
   void reset_randomized_timeout();
+  /// The one test hook: whether deliberate bug `b` is switched on.
+  bool injected(InjectedBug b) const { return (bugs_ & b) != 0; }
 
   NodeId id_;
   ProtocolOptions options_;
@@ -228,22 +232,10 @@ class Raft {
   int heartbeat_elapsed_ = 0;
   int randomized_timeout_ = 0;
   NodeId transferee_;
-  bool timeout_now_sent_ = false;  // a TimeoutNow left in this term (no lease until the term ends)
   std::size_t uncommitted_bytes_ = 0;
 
-  // ReadIndex: reads wait for a heartbeat round acknowledged by a quorum.
-  struct PendingRead {
-    std::uint64_t context;  // caller's context
-    NodeId requester;       // self, or the follower that forwarded it
-    Index index;            // commit index when the read arrived
-    std::uint64_t round;    // heartbeat round that must be acknowledged (0: waits for
-                            // the leader's first commit in its term)
-  };
-  std::vector<PendingRead> pending_reads_;
-  std::uint64_t read_round_ = 0;  // last heartbeat round sent
-  std::map<NodeId, std::uint64_t> acked_round_;
-  std::deque<std::pair<std::uint64_t, std::uint64_t>> round_sent_at_;  // (round, tick), for leases
-  std::uint64_t ticks_ = 0;                                           // ticks since creation
+  ReadOnly read_only_;      // ReadIndex rounds, pending reads, lease (read_only.hpp)
+  std::uint64_t ticks_ = 0;  // tick() calls since creation: the lease's clock
 
   // output under construction
   HardState persisted_hs_;  // last hard state handed out in a Ready
