@@ -540,11 +540,11 @@ void Raft::handle_append_response(const Message& m, Progress& pr) {
       break;
     case ProgressState::replicate: pr.inflights.free_to(m.index); break;
   }
-  if (maybe_commit()) {
-    broadcast_append();
-  } else {
-    while (send_append(m.from, false)) {
-    }
+  // The acknowledgement may have freed several slots of the window (or
+  // moved the follower to replicate): fill it, after telling everyone a
+  // new commit index if there is one.
+  if (maybe_commit()) broadcast_append();
+  while (send_append(m.from, false)) {
   }
   if (m.from == transferee_ && pr.match == log_.last_index()) send_timeout_now(m.from);
 }

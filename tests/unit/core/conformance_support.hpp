@@ -7,6 +7,7 @@
 #include <functional>
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "core/raft.hpp"
@@ -87,10 +88,11 @@ inline int count(const std::vector<Message>& msgs, const std::function<bool(cons
   return static_cast<int>(std::count_if(msgs.begin(), msgs.end(), pred));
 }
 
-inline const Message* find(const std::vector<Message>& msgs, MessageType type) {
+/// The first message of `type`, by value (callers often pass a temporary).
+inline std::optional<Message> find(const std::vector<Message>& msgs, MessageType type) {
   for (const Message& m : msgs)
-    if (m.type == type) return &m;
-  return nullptr;
+    if (m.type == type) return m;
+  return std::nullopt;
 }
 
 /// The first id in 1..n not listed.
