@@ -134,7 +134,12 @@ TEST_CASE("Election: every node of a healthy cluster can be elected in turn") {
 
 // etcd: TestLeaderElectionOverwriteNewerLogs(PreVote).
 TEST_CASE("Election: a leader with the most up-to-date log overwrites uncommitted entries of other terms") {
-  MemCluster c(5, 412, no_prevote_no_cq);
+  const bool pre_vote = GENERATE(false, true);
+  CAPTURE(pre_vote);
+  MemCluster c(5, 412, [&](ProtocolOptions& o) {
+    o.pre_vote = pre_vote;
+    o.check_quorum = false;
+  });
   // Node 1 holds an entry of term 1, node 2 one of term 2; neither committed.
   const auto seed_log = [&](std::uint64_t id, std::uint64_t term) {
     REQUIRE(!c.node(id).store->append(std::vector<Entry>{entry(term, 1)}));

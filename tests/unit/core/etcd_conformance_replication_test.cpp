@@ -584,3 +584,70 @@ TEST_CASE("Snapshots: a snapshot at or below the commit index is not installed; 
   CHECK(r->index == Index{3});
   CHECK(n.raft->last_index() == Index{3});
 }
+
+// etcd: TestLeaderSyncFollowerLog (Figure 7 of the Raft paper), TestFollowerAppendEntries.
+TEST_CASE("Replication: a new leader brings each follower of Figure 7 to exactly its own log") {
+  const std::vector<std::uint64_t> leader_log = {1, 1, 1, 4, 4, 5, 5, 6, 6, 6};
+  const std::vector<std::vector<std::uint64_t>> followers = {
+      {1, 1, 1, 4, 4, 5, 5, 6, 6},              // (a) missing one entry
+      {1, 1, 1, 4},                             // (b) missing many
+      {1, 1, 1, 4, 4, 5, 5, 6, 6, 6, 6},        // (c) one extra uncommitted entry
+      {1, 1, 1, 4, 4, 5, 5, 6, 6, 6, 7, 7},     // (d) extra entries of a later term
+      {1, 1, 1, 4, 4, 4, 4},                    // (e) missing, and conflicting
+      {1, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3},        // (f) a long divergent tail
+  };
+  for (std::size_t k = 0; k < followers.size(); ++k) {
+    CAPTURE(k);
+    MemCluster c(3, 120 + k, [](ProtocolOptions& o) {
+      o.pre_vote = false;
+      o.check_quorum = false;
+    });
+    const auto load = [&](std::uint64_t id, const std::vector<std::uint64_t>& terms, Index commit) {
+      std::vector<Entry> es;
+      for (std::size_t i = 0; i < terms.size(); ++i) es.push_back(entry(terms[i], i + 1));
+      REQUIRE(!c.node(id).store->append(es));
+      REQUIRE(!c.node(id).store->save_hard_state(HardState{Term{7}, NodeId{}, commit}));
+      c.restart(id);
+    };
+    load(1, leader_log, Index{leader_log.size()});
+    load(2, followers[k], Index{});
+    c.isolate(3);
+    c.raft(1).campaign();  // term 8; 2 may refuse (d), 3's vote is stepped in below
+    c.stabilize();
+    c.raft(1).step(msg(MessageType::vote_response, 3, 1, 8));
+    REQUIRE(c.raft(1).role() == Role::leader);
+    REQUIRE(!c.raft(1).propose(to_bytes("")));
+    c.stabilize();
+    run_ticks(c, 2);
+    REQUIRE(c.raft(2).last_index() == c.raft(1).last_index());
+    for (Index i{1}; i <= c.raft(1).last_index(); i = i + 1) {
+      CAPTURE(i);
+      CHECK(c.raft(2).log().term(i) == c.raft(1).log().term(i));
+    }
+  }
+}
+
+// etcd: async_storage_writes_append_aba_race.txt, TestStableTo (a tail
+// replaced while its Ready is being persisted is not marked durable).
+TEST_CASE("Persistence: entries replaced while their Ready is being persisted are not taken for durable") {
+  Lone n(2);
+  n.step(append_msg(1, 2, 1, 0, 0, {entry(1, 1), entry(1, 2, "old"), entry(1, 3, "old")}, 1));
+  core::Ready rd = n.raft->ready();  // being persisted...
+  // ... when a new leader of term 2 replaces indexes 2 and 3.
+  n.step(append_msg(3, 2, 2, 1, 1, {entry(2, 2, "new"), entry(2, 3, "new")}, 1));
+  n.store->append(rd.entries);
+  if (rd.hard_state) n.store->save_hard_state(*rd.hard_state);
+  n.raft->advance(rd);
+  // The replacement is still pending: the next Ready writes it (possibly
+  // with the matching entry before it again, which is harmless).
+  const core::Ready next = n.flush();
+  REQUIRE(next.entries.size() >= 2);
+  CHECK(next.entries.back().index == Index{3});
+  CHECK(next.entries.back().term == Term{2});
+  CHECK(next.entries[next.entries.size() - 2].term == Term{2});
+  CHECK(n.store->term(Index{3}) == Term{2});
+  const auto ack = find(next.persisted_messages, MessageType::append_response);
+  REQUIRE(ack);
+  CHECK(ack->to == NodeId{3});
+  CHECK(ack->index == Index{3});
+}
