@@ -240,7 +240,13 @@ int appends_to(const std::vector<Message>& out, std::uint64_t to) {
 
 }  // namespace
 
-// etcd: TestProgressLeader, TestLeaderMsgAppSelfAckAfterTermChange.
+// etcd: TestProgressLeader, TestLeaderMsgAppSelfAckAfterTermChange,
+// async_storage_writes.txt. Pinned difference with the last: etcd's
+// AsyncStorageWrites mode acknowledges local writes through messages to
+// itself; raftkit keeps one Ready outstanding, lets the leader's appends
+// leave before its own write is durable (Ready::messages) and counts the
+// leader's own match only from advance() (what this test checks), while a
+// follower's acknowledgements wait for durability (persisted_messages).
 TEST_CASE("Commit: the leader counts itself toward a commit only once its own log is durable") {
   Lone n = lone_leader();
   n.flush();  // the no-op is durable
