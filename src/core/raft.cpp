@@ -638,10 +638,16 @@ void Raft::send_heartbeat(NodeId to, std::uint64_t context) {
 }
 
 void Raft::send_window_probe(NodeId to) {
-  const Progress& pr = *progress_.find(to);
+  Progress& pr = *progress_.find(to);
   const Index prev = pr.next - 1;
   const std::optional<Term> prev_term = log_.term(prev);
-  if (!prev_term) return;  // compacted meanwhile: the rejection path will send a snapshot
+  if (!prev_term) {
+    // The window's end was compacted meanwhile: probe from match, which
+    // sends the snapshot if the follower needs one.
+    pr.become_probe();
+    send_append(to, true);
+    return;
+  }
   Message m;
   m.type = MessageType::append;
   m.to = to;

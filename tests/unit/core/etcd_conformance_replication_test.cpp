@@ -657,3 +657,24 @@ TEST_CASE("Persistence: entries replaced while their Ready is being persisted ar
   CHECK(ack->to == NodeId{3});
   CHECK(ack->index == Index{3});
 }
+
+// raftkit rule (the window kept on heartbeat answers, above): a window
+// whose appends were lost and whose end was compacted meanwhile must still
+// recover, through probe and a snapshot.
+TEST_CASE("Flow control: a full window whose end was compacted falls back to probe and a snapshot") {
+  Replicating r(116, [](ProtocolOptions& o) {
+    o.max_entries_per_append = 1;
+    o.max_inflight_messages = 4;
+  });
+  r.c.drop = [&](const Message& m) { return m.type == MessageType::append && m.to == NodeId{r.f}; };
+  for (int i = 0; i < 10; ++i) REQUIRE(!r.c.raft(r.l).propose(to_bytes("lost")));
+  r.c.stabilize();
+  REQUIRE(r.c.raft(r.l).progress().find(NodeId{r.f})->inflights.full());
+  const Index at = r.c.raft(r.l).applied_index();
+  REQUIRE(at >= r.c.raft(r.l).progress().find(NodeId{r.f})->next);  // the window's end is compacted
+  REQUIRE(!r.c.node(r.l).store->install_snapshot(SnapshotMeta{at, *r.c.raft(r.l).log().term(at), r.c.raft(r.l).membership()}));
+  r.c.drop = {};
+  run_ticks(r.c, 3);
+  CHECK(r.c.node(r.f).store->snapshot_meta().index == at);
+  CHECK(r.c.raft(r.f).last_index() == r.c.raft(r.l).last_index());
+}
