@@ -8,6 +8,8 @@
 //   propose(payload)       a new command (leader only)
 //   read_index(context)    start a linearizable read (ReadIndex, thesis §6.4)
 //   transfer_leader(to)    hand leadership to a caught-up voter (TimeoutNow)
+//   report_unreachable(p), report_snapshot(p, ok)
+//                          what the transport learned about a peer / a snapshot
 //
 //   ready() -> Ready       what the outside world must now do, in this order:
 //     1. persist: snapshot, entries (append, dropping a conflicting tail),
