@@ -421,13 +421,10 @@ TEST_CASE("Fast rejection: the follower's hint and the leader's answer skip whol
     leader.flush();
     leader.step(msg(MessageType::vote_response, 3, 1, last_term));
     REQUIRE(leader.raft->role() == Role::leader);
-    const auto first = find(leader.sent(), MessageType::append);  // prev = the leader's last entry
+    const auto first = find(leader.sent(), MessageType::append);  // to 2 (3 is addressed next); prev = the leader's last entry
     REQUIRE(first);
-    Message to_follower = *first;
-    if (to_follower.to != NodeId{2}) {
-      to_follower.to = NodeId{2};
-    }
-    follower.step(to_follower);
+    REQUIRE(first->to == NodeId{2});
+    follower.step(*first);
     const auto answers = follower.sent();
     REQUIRE(answers.size() == 1);
     const Message& rej = answers[0];
