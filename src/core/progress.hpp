@@ -4,18 +4,25 @@
 //
 //        ┌──── reject / unreachable ───┐
 //        ▼                              │
-//     probe ── append acknowledged ──▶ replicate
-//        │                              │
-//        └── next < first index ──▶ snapshot ── snapshot acknowledged ──▶ probe
+//     probe ── append acknowledged ──▶ replicate ◀── append acknowledged,
+//        │      (even one equal to match)            servable from the log ──┐
+//        │                                                                    │
+//        └── next < first index ──▶ snapshot ── snapshot answered / reported ─┴─▶ probe
+//                                             (report_snapshot, or the fallback timer)
 //
 //   probe:     the leader does not know where the follower's log ends; it
 //              sends one append per heartbeat interval and waits for the
-//              answer (`probe_sent` pauses it).
+//              answer (`probe_sent` pauses it; a heartbeat answer unpauses
+//              it, so even a caught-up follower in probe is probed and
+//              returns to replicate).
 //   replicate: the follower is in sync; the leader streams appends
 //              optimistically (next advances at send time) within an
-//              inflight window bounded in messages and in bytes.
-//   snapshot:  the follower needs a snapshot; nothing else is sent until it
-//              reports success or failure.
+//              inflight window bounded in messages and in bytes. A full
+//              window is kept: each heartbeat answer sends one empty append
+//              at its end, whose answer frees it or shows the appends lost.
+//   snapshot:  the follower needs a snapshot; nothing else is sent until the
+//              follower answers, the runtime reports the snapshot's fate, or
+//              an append acknowledgement shows the log can serve it.
 //
 // match_index only grows (a follower never loses an acknowledged entry,
 // unless it lost its disk — which is a different node as far as Raft knows).

@@ -22,6 +22,11 @@ std::string_view to_string(Role r) {
 
 namespace {
 
+// What an entry counts toward max_uncommitted_bytes. Empty entries (the
+// leader's no-op) count nothing, so a new leader without a quorum can still
+// accept up to the whole limit, and the no-op never blocks a proposal.
+std::size_t uncommitted_size(const Entry& e) { return e.payload.empty() ? 0 : entry_bytes(e); }
+
 std::vector<NodeId> members_of(const Membership& m) {
   std::vector<NodeId> all = m.voters;
   all.insert(all.end(), m.voters_outgoing.begin(), m.voters_outgoing.end());
@@ -50,7 +55,12 @@ bool well_formed(const Message& m, NodeId self) {
 }  // namespace
 
 Raft::Raft(const ProtocolOptions& options, const LogStore& store)
-    : id_(options.id), options_(options), log_(store), rng_(options.seed * 0x9E3779B97F4A7C15ULL + options.id.value) {
+    : id_(options.id),
+      options_(options),
+      log_(store),
+      rng_(options.seed * 0x9E3779B97F4A7C15ULL + options.id.value),
+      read_only_(options.lease_reads ? static_cast<std::uint64_t>(options.election_ticks - options.lease_margin_ticks) : 0,
+                 static_cast<std::uint64_t>(options.election_ticks)) {
   const std::string problem = options.validate();
   RAFTKIT_ASSERT(problem.empty(), "invalid ProtocolOptions: {}", problem);
   const HardState hs = store.hard_state();
@@ -89,14 +99,17 @@ void Raft::tick() {
     // abandoned (§3.10) so that proposals resume.
     if (!transferee_.is_none()) abort_transfer();
   }
-  // A snapshot that got no answer within an election timeout was probably
-  // lost: probe again, which resends it if it is still needed.
+  // The runtime reports each snapshot's fate (report_snapshot); a report
+  // that never comes (a lost message, a transport that cannot tell) must
+  // not stall the follower forever, so after a few election timeouts
+  // without an answer the leader probes again, which resends the snapshot
+  // if it is still needed.
   for (auto& [id, pr] : progress_.map()) {
-    if (pr.state == ProgressState::snapshot && ++pr.snapshot_ticks > options_.election_ticks) pr.become_probe();
+    if (pr.state == ProgressState::snapshot && ++pr.snapshot_ticks > snapshot_fallback_ticks()) pr.become_probe();
   }
   if (heartbeat_elapsed_ >= options_.heartbeat_ticks) {
     heartbeat_elapsed_ = 0;
-    broadcast_heartbeat(++read_round_);
+    broadcast_heartbeat(read_only_.new_round(id_, ticks_));
   }
 }
 
@@ -106,6 +119,22 @@ void Raft::report_unreachable(NodeId peer) {
   Progress* pr = progress_.find(peer);
   if (pr && pr->state == ProgressState::replicate) pr->become_probe();
 }
+
+void Raft::report_snapshot(NodeId peer, bool ok) {
+  if (role_ != Role::leader) return;
+  Progress* pr = progress_.find(peer);
+  if (!pr || pr->state != ProgressState::snapshot) return;
+  // Delivered: the follower's answer (or, if that is lost, the next
+  // heartbeat answer) resumes replication after the snapshot. Failed: forget
+  // it, and the next heartbeat answer probes from match again, which sends
+  // a fresh snapshot if the log still cannot serve the follower. Either
+  // way nothing is sent before the follower has been heard from again.
+  if (!ok) pr->pending_snapshot = Index{};
+  pr->become_probe();
+  pr->probe_sent = true;
+}
+
+int Raft::snapshot_fallback_ticks() const { return kSnapshotFallbackElections * options_.election_ticks; }
 
 void Raft::reset_randomized_timeout() {
   const auto t = static_cast<std::uint64_t>(options_.election_ticks);
@@ -127,7 +156,7 @@ void Raft::reset(Term term) {
   abort_transfer();
   votes_.clear();
   fail_pending_reads();
-  acked_round_.clear();
+  read_only_.reset();
   uncommitted_bytes_ = 0;
 
   progress_.map().clear();
@@ -178,6 +207,10 @@ void Raft::campaign() { campaign(options_.pre_vote, false); }
 
 void Raft::campaign(bool pre_vote, bool transfer) {
   if (role_ == Role::leader || !is_voter(id_)) return;
+  // A snapshot accepted but not yet persisted is part of our log as far as
+  // the vote requests would say, but not as far as a restart would know:
+  // wait until it is durable (etcd's hup does the same).
+  if (log_.unstable_snapshot()) return;
   Term vote_term;
   MessageType request;
   if (pre_vote) {
@@ -296,7 +329,7 @@ void Raft::handle_vote_request(const Message& m) {
   r.type = pre ? MessageType::pre_vote_response : MessageType::vote_response;
   r.to = m.from;
   // §5.4.1: only to a candidate whose log is at least as up to date.
-  if (can_vote && ((bugs_ & bug_vote_ignores_log) || log_.is_up_to_date(m.index, m.log_term))) {
+  if (can_vote && (injected(bug_vote_ignores_log) || log_.is_up_to_date(m.index, m.log_term))) {
     r.term = m.term;
     if (!pre) {
       election_elapsed_ = 0;
@@ -331,14 +364,32 @@ void Raft::step_follower(const Message& m) {
       break;
     case MessageType::read_index_response:
       if (m.reject) {
-        failed_reads_.push_back({m.context, leader_});
+        failed_reads_.push_back({m.context, leader_ == m.from ? NodeId{} : leader_});
       } else {
         read_states_.push_back({m.index, m.context});
       }
       break;
+    case MessageType::read_index:
+      // A node that took us for the leader: answer at once that we cannot
+      // serve it, so its caller hears "not leader" now instead of waiting
+      // for its timeout. (etcd forwards the request to the leader with the
+      // requester's id as sender; raftkit's transports check that a
+      // message's sender is the connection's peer, so a forwarded message
+      // would be refused — see ETCD_CONFORMANCE.md.)
+      reject_read_index(m);
+      break;
     default:
       break;
   }
+}
+
+void Raft::reject_read_index(const Message& m) {
+  Message r;
+  r.type = MessageType::read_index_response;
+  r.to = m.from;
+  r.reject = true;
+  r.context = m.context;
+  send(std::move(r));
 }
 
 void Raft::step_candidate(const Message& m) {
@@ -362,15 +413,9 @@ void Raft::step_candidate(const Message& m) {
         poll_votes();
       }
       break;
-    case MessageType::read_index: {
-      Message r;
-      r.type = MessageType::read_index_response;
-      r.to = m.from;
-      r.reject = true;
-      r.context = m.context;
-      send(std::move(r));
+    case MessageType::read_index:
+      reject_read_index(m);
       break;
-    }
     default:
       break;
   }
@@ -386,7 +431,7 @@ void Raft::handle_append(const Message& m) {
     send(std::move(r));
     return;
   }
-  if (auto last = log_.maybe_append(m.index, m.log_term, m.commit, m.entries, bugs_ & bug_truncate_matched)) {
+  if (auto last = log_.maybe_append(m.index, m.log_term, m.commit, m.entries, injected(bug_truncate_matched))) {
     r.index = *last;
   } else {
     // §5.3 with the optimisation of §3.5: tell the leader where our log
@@ -451,13 +496,12 @@ void Raft::step_leader(const Message& m) {
       handle_heartbeat_response(m, *pr);
       break;
     case MessageType::snapshot_response:
-      if (pr->state != ProgressState::snapshot) break;
-      if (m.reject) {
-        pr->become_probe();
-      } else {
-        pr->maybe_update(std::min(m.index, log_.last_index()));
-        pr->become_probe();
-      }
+      // In snapshot state, or in probe after report_snapshot(): the answer
+      // says where the follower's log now ends; probe from there.
+      if (pr->state == ProgressState::replicate) break;
+      if (!m.reject) pr->maybe_update(std::min(m.index, log_.last_index()));
+      if (pr->state == ProgressState::snapshot) pr->become_probe();
+      pr->probe_sent = false;
       send_append(m.from, true);
       break;
     default:
@@ -476,40 +520,57 @@ void Raft::handle_append_response(const Message& m, Progress& pr) {
     }
     return;
   }
-  if (!pr.maybe_update(m.index)) {
+  // An acknowledgement equal to match still proves where a probed
+  // follower's log ends: a caught-up follower must not stay in probe.
+  const bool grew = pr.maybe_update(m.index);
+  if (!grew && !(pr.state == ProgressState::probe && pr.match == m.index)) {
     pr.probe_sent = false;  // an answer to a probe, even a duplicate, unpauses it
     return;
   }
   switch (pr.state) {
     case ProgressState::probe: pr.become_replicate(); break;
     case ProgressState::snapshot:
-      if (pr.match >= pr.pending_snapshot) pr.become_probe();
+      // The follower acknowledged entries the log can continue from (it
+      // caught up some other way, or the snapshot's index was passed):
+      // replicate from the log, whatever became of the snapshot.
+      if (pr.match + 1 >= log_.first_index()) {
+        pr.become_probe();
+        pr.become_replicate();
+      }
       break;
     case ProgressState::replicate: pr.inflights.free_to(m.index); break;
   }
-  if (maybe_commit()) {
-    broadcast_append();
-  } else {
-    while (send_append(m.from, false)) {
-    }
+  // The acknowledgement may have freed several slots of the window (or
+  // moved the follower to replicate): fill it, after telling everyone a
+  // new commit index if there is one.
+  if (maybe_commit()) broadcast_append();
+  while (send_append(m.from, false)) {
   }
-  if (m.from == transferee_ && pr.match == log_.last_index()) {
-    Message t;
-    t.type = MessageType::timeout_now;
-    t.to = m.from;
-    send(std::move(t));
-  }
+  if (m.from == transferee_ && pr.match == log_.last_index()) send_timeout_now(m.from);
+}
+
+void Raft::send_timeout_now(NodeId to) {
+  read_only_.note_timeout_now();
+  Message t;
+  t.type = MessageType::timeout_now;
+  t.to = to;
+  send(std::move(t));
 }
 
 void Raft::handle_heartbeat_response(const Message& m, Progress& pr) {
   pr.probe_sent = false;
-  // A full inflight window whose appends were lost is never freed by an ack:
-  // the follower would stay behind forever. It answers heartbeats, so it is
-  // alive: probe it again from its match index.
-  if (pr.state == ProgressState::replicate && pr.inflights.full() && pr.match < log_.last_index()) pr.become_probe();
-  if (pr.match < log_.last_index()) send_append(m.from, true);
-  auto& acked = acked_round_[m.from];
-  acked = std::max(acked, m.context);
+  if (pr.state == ProgressState::replicate && pr.inflights.full()) {
+    // The window stays as it is (its appends may only be slow). One empty
+    // append at the window's end tells whether they arrived: the follower
+    // acknowledges it (freeing the window) or rejects it (they were lost:
+    // back to probe from match).
+    send_window_probe(m.from);
+  } else if (pr.match < log_.last_index() || pr.state == ProgressState::probe) {
+    // A probing follower, even a caught-up one, gets a probe: its answer
+    // moves it back to replicate.
+    send_append(m.from, true);
+  }
+  read_only_.acknowledge(m.from, m.context);
   confirm_reads();
 }
 
@@ -523,25 +584,21 @@ void Raft::handle_read_index(const Message& m) {
     send(std::move(r));
     return;
   }
-  pending_reads_.push_back({m.context, m.from, log_.committed(), 0});
+  read_only_.add({m.context, m.from, log_.committed(), 0});
   start_read_round();
 }
 
 bool Raft::lease_valid() const {
   if (!options_.lease_reads || role_ != Role::leader || !transferee_.is_none() || !committed_in_term()) return false;
-  // The lease starts when the newest heartbeat round that a quorum has
-  // acknowledged was sent: every acknowledging follower reset its election
-  // timer after that moment, so none of them votes for another candidate
-  // for election_ticks ticks of its own clock.
-  std::map<NodeId, bool> acks;
-  for (auto it = round_sent_at_.rbegin(); it != round_sent_at_.rend(); ++it) {
-    const auto [round, sent_at] = *it;
-    acks.clear();
-    for (const auto& [id, acked] : acked_round_) acks[id] = acked >= round;
-    if (quorum_vote(membership_, acks) == VoteResult::won)
-      return ticks_ - sent_at < static_cast<std::uint64_t>(options_.election_ticks - options_.lease_margin_ticks);
+  // Once a TimeoutNow left, its target may win an election at any moment
+  // (it may still be in flight after the transfer was abandoned) with the
+  // votes of followers that acknowledged our heartbeats: no lease for the
+  // rest of this term (read_only.hpp; tikv/raft-rs#234, etcd-io/etcd#12704).
+  if (read_only_.timeout_now_sent()) {
+    if (!injected(bug_lease_after_transfer)) [[likely]]
+      return false;
   }
-  return false;
+  return read_only_.lease_holds(membership_, ticks_);
 }
 
 bool Raft::append_to_log(std::vector<Entry> entries) {
@@ -551,7 +608,7 @@ bool Raft::append_to_log(std::vector<Entry> entries) {
     e.term = term_;
     e.index = next;
     ++next;
-    bytes += entry_bytes(e);
+    bytes += uncommitted_size(e);
   }
   log_.append(entries);
   uncommitted_bytes_ += bytes;
@@ -565,14 +622,6 @@ void Raft::broadcast_append() {
 }
 
 void Raft::broadcast_heartbeat(std::uint64_t context) {
-  acked_round_[id_] = context;
-  if (options_.lease_reads) {
-    round_sent_at_.emplace_back(context, ticks_);
-    // A round older than an election timeout can no longer give a lease.
-    while (!round_sent_at_.empty() &&
-           round_sent_at_.front().second + static_cast<std::uint64_t>(options_.election_ticks) < ticks_)
-      round_sent_at_.pop_front();
-  }
   for (auto& [id, pr] : progress_.map()) {
     if (id != id_) send_heartbeat(id, context);
   }
@@ -585,6 +634,26 @@ void Raft::send_heartbeat(NodeId to, std::uint64_t context) {
   m.to = to;
   m.commit = std::min(pr->match, log_.committed());
   m.context = context;
+  send(std::move(m));
+}
+
+void Raft::send_window_probe(NodeId to) {
+  Progress& pr = *progress_.find(to);
+  const Index prev = pr.next - 1;
+  const std::optional<Term> prev_term = log_.term(prev);
+  if (!prev_term) {
+    // The window's end was compacted meanwhile: probe from match, which
+    // sends the snapshot if the follower needs one.
+    pr.become_probe();
+    send_append(to, true);
+    return;
+  }
+  Message m;
+  m.type = MessageType::append;
+  m.to = to;
+  m.index = prev;
+  m.log_term = *prev_term;
+  m.commit = log_.committed();
   send(std::move(m));
 }
 
@@ -636,14 +705,14 @@ bool Raft::maybe_commit() {
   });
   // §5.4.2: only entries of the current term are committed by counting.
   const bool first_commit = !committed_in_term();
-  if (bugs_ & bug_commit_previous_term) {
+  if (injected(bug_commit_previous_term)) [[unlikely]] {
     const auto t = log_.term(std::min(quorum, log_.last_index()));
     if (!t || !log_.maybe_commit(std::min(quorum, log_.last_index()), *t)) return false;
   } else if (!log_.maybe_commit(quorum, term_)) {
     return false;
   }
   if (first_commit) {
-    for (PendingRead& r : pending_reads_) r.index = log_.committed();
+    read_only_.set_index_of_unstarted(log_.committed());
     start_read_round();
   }
   return true;
@@ -652,21 +721,16 @@ bool Raft::maybe_commit() {
 bool Raft::committed_in_term() const { return log_.term(log_.committed()) == term_; }
 
 void Raft::start_read_round() {
-  if (pending_reads_.empty() || !committed_in_term()) return;
-  const std::uint64_t round = ++read_round_;
-  for (PendingRead& r : pending_reads_) {
-    if (r.round == 0) r.round = round;
-  }
+  if (!read_only_.has_pending() || !committed_in_term()) return;
+  const std::uint64_t round = read_only_.new_round(id_, ticks_);
+  read_only_.start_unstarted(round);
   broadcast_heartbeat(round);
   confirm_reads();
 }
 
 void Raft::confirm_reads() {
-  while (!pending_reads_.empty() && pending_reads_.front().round != 0) {
-    const PendingRead& r = pending_reads_.front();
-    std::map<NodeId, bool> acks;
-    for (const auto& [id, round] : acked_round_) acks[id] = round >= r.round;
-    if (quorum_vote(membership_, acks) != VoteResult::won) break;
+  if (!read_only_.has_pending()) return;
+  for (const PendingRead& r : read_only_.take_confirmed(membership_)) {
     if (r.requester == id_) {
       read_states_.push_back({r.index, r.context});
     } else {
@@ -677,12 +741,12 @@ void Raft::confirm_reads() {
       m.context = r.context;
       send(std::move(m));
     }
-    pending_reads_.erase(pending_reads_.begin());
   }
 }
 
 void Raft::fail_pending_reads() {
-  for (const PendingRead& r : pending_reads_) {
+  if (!read_only_.has_pending()) return;
+  for (const PendingRead& r : read_only_.take_all()) {
     if (r.requester == id_) {
       failed_reads_.push_back({r.context, NodeId{}});
     } else {
@@ -694,7 +758,6 @@ void Raft::fail_pending_reads() {
       send(std::move(m));
     }
   }
-  pending_reads_.clear();
 }
 
 void Raft::abort_transfer() { transferee_ = NodeId{}; }
@@ -713,11 +776,13 @@ bool Raft::is_voter(NodeId id) const { return is_member_voter(membership_, id); 
 void Raft::send(Message m) {
   m.from = id_;
   if (m.term == Term{}) m.term = term_;
-  if (must_follow_persist(m.type) && !(bugs_ & bug_reply_before_persist)) {
-    persisted_msgs_.push_back(std::move(m));
-  } else {
-    msgs_.push_back(std::move(m));
+  if (must_follow_persist(m.type)) {
+    if (!injected(bug_reply_before_persist)) [[likely]] {
+      persisted_msgs_.push_back(std::move(m));
+      return;
+    }
   }
+  msgs_.push_back(std::move(m));
 }
 
 // ---------------------------------------------------------------------------
@@ -728,7 +793,7 @@ std::error_code Raft::propose(Bytes payload, Proposed* where) {
   if (!transferee_.is_none()) return errc::busy;
   if (payload.size() > options_.max_entry_bytes) return errc::too_large;
   Entry e{term_, Index{}, EntryType::normal, std::move(payload)};
-  const std::size_t bytes = entry_bytes(e);
+  const std::size_t bytes = uncommitted_size(e);
   // Bounded memory when the quorum is gone: refuse rather than grow.
   if (options_.max_uncommitted_bytes != 0 && uncommitted_bytes_ > 0 &&
       uncommitted_bytes_ + bytes > options_.max_uncommitted_bytes)
@@ -740,16 +805,12 @@ std::error_code Raft::propose(Bytes payload, Proposed* where) {
 }
 
 std::error_code Raft::read_index(std::uint64_t context) {
-  if (role_ == Role::leader && (bugs_ & bug_read_without_quorum)) {
-    read_states_.push_back({log_.committed(), context});
-    return {};
-  }
-  if (role_ == Role::leader && lease_valid()) {
-    read_states_.push_back({log_.committed(), context});
-    return {};
-  }
   if (role_ == Role::leader) {
-    pending_reads_.push_back({context, id_, log_.committed(), 0});
+    if (lease_valid() || injected(bug_read_without_quorum)) {
+      read_states_.push_back({log_.committed(), context});
+      return {};
+    }
+    read_only_.add({context, id_, log_.committed(), 0});
     start_read_round();
     return {};
   }
@@ -776,7 +837,12 @@ std::error_code Raft::transfer_leader(NodeId to) {
     }
     if (to.is_none()) return errc::unavailable;
   }
-  if (to == id_) return {};
+  if (to == id_) {
+    // Leadership stays here: a pending transfer is cancelled, so proposals
+    // resume and no TimeoutNow goes out for it any more.
+    abort_transfer();
+    return {};
+  }
   const Progress* pr = progress_.find(to);
   if (!is_voter(to) || !pr) return errc::invalid_argument;
   // Refuse rather than hand leadership to a node that cannot take it: the
@@ -786,10 +852,7 @@ std::error_code Raft::transfer_leader(NodeId to) {
   transferee_ = to;
   election_elapsed_ = 0;  // the transfer gets one election timeout
   if (pr->match == log_.last_index()) {
-    Message t;
-    t.type = MessageType::timeout_now;
-    t.to = to;
-    send(std::move(t));
+    send_timeout_now(to);
   } else {
     send_append(to, true);
   }
@@ -856,7 +919,7 @@ void Raft::advance(const Ready& rd) {
     log_.applied_to(rd.committed_entries.back().index);
     if (role_ == Role::leader) {
       std::size_t bytes = 0;
-      for (const Entry& e : rd.committed_entries) bytes += entry_bytes(e);
+      for (const Entry& e : rd.committed_entries) bytes += uncommitted_size(e);
       uncommitted_bytes_ = bytes > uncommitted_bytes_ ? 0 : uncommitted_bytes_ - bytes;
     }
   }

@@ -8,6 +8,8 @@
 //   propose(payload)       a new command (leader only)
 //   read_index(context)    start a linearizable read (ReadIndex, thesis §6.4)
 //   transfer_leader(to)    hand leadership to a caught-up voter (TimeoutNow)
+//   report_unreachable(p), report_snapshot(p, ok)
+//                          what the transport learned about a peer / a snapshot
 //
 //   ready() -> Ready       what the outside world must now do, in this order:
 //     1. persist: snapshot, entries (append, dropping a conflicting tail),
@@ -24,7 +26,8 @@
 //
 // Roles are not a class hierarchy: the role field selects the step and tick
 // behaviour, as in etcd's raft. Follower progress lives in progress.hpp, the
-// log view (store + unstable tail) in log_view.hpp.
+// log view (store + unstable tail) in log_view.hpp, read-only state
+// (ReadIndex rounds, pending reads, the lease) in read_only.hpp.
 //
 // Same options (seed included), same store contents and same sequence of
 // calls give the same Readies, bit for bit.
@@ -40,6 +43,7 @@
 
 #include "core/log_view.hpp"
 #include "core/progress.hpp"
+#include "core/read_only.hpp"
 #include "raftkit/log_store.hpp"
 #include "raftkit/message.hpp"
 #include "raftkit/protocol_options.hpp"
@@ -94,6 +98,7 @@ enum InjectedBug : unsigned {
   bug_reply_before_persist = 1u << 2,  ///< send votes and acks before the fsync
   bug_truncate_matched = 1u << 3,      ///< follower drops matching entries after a stale append
   bug_read_without_quorum = 1u << 4,   ///< leader answers reads without a heartbeat round
+  bug_lease_after_transfer = 1u << 5,  ///< lease reads resume after a TimeoutNow was sent in the term
 };
 
 class Raft {
@@ -126,6 +131,18 @@ class Raft {
   void campaign();
   /// The transport could not reach `peer`: stop streaming to it and probe.
   void report_unreachable(NodeId peer);
+  /// The runtime reports the fate of the snapshot last sent to `peer` (as
+  /// etcd's ReportSnapshot): `ok` once it was delivered (the follower's
+  /// answer then resumes replication after it), `!ok` when sending failed
+  /// (the next heartbeat answer probes again, and a fresh snapshot goes out
+  /// if the log still cannot serve the follower). Ignored unless this node
+  /// leads and `peer` is waiting for a snapshot. Without any report the
+  /// leader gives up on a snapshot after kSnapshotFallbackElections
+  /// election timeouts and probes again, so a lost report cannot stall a
+  /// follower; a runtime should report every snapshot it sends.
+  void report_snapshot(NodeId peer, bool ok);
+  /// See report_snapshot().
+  static constexpr int kSnapshotFallbackElections = 3;
 
   bool has_ready() const;
   Ready ready();
@@ -172,12 +189,16 @@ class Raft {
   void handle_append_response(const Message& m, Progress& pr);
   void handle_heartbeat_response(const Message& m, Progress& pr);
   void handle_read_index(const Message& m);
+  void reject_read_index(const Message& m);
 
   // leader duties
   bool append_to_log(std::vector<Entry> entries);
   void broadcast_append();
   void broadcast_heartbeat(std::uint64_t context);
   bool send_append(NodeId to, bool send_if_empty);
+  void send_window_probe(NodeId to);
+  void send_timeout_now(NodeId to);
+  int snapshot_fallback_ticks() const;
   void send_heartbeat(NodeId to, std::uint64_t context);
   bool maybe_commit();
   void confirm_reads();
@@ -193,6 +214,8 @@ class Raft {
   bool reachable(const Progress& pr) const;
 
   void reset_randomized_timeout();
+  /// The one test hook: whether deliberate bug `b` is switched on.
+  bool injected(InjectedBug b) const { return (bugs_ & b) != 0; }
 
   NodeId id_;
   ProtocolOptions options_;
@@ -213,19 +236,8 @@ class Raft {
   NodeId transferee_;
   std::size_t uncommitted_bytes_ = 0;
 
-  // ReadIndex: reads wait for a heartbeat round acknowledged by a quorum.
-  struct PendingRead {
-    std::uint64_t context;  // caller's context
-    NodeId requester;       // self, or the follower that forwarded it
-    Index index;            // commit index when the read arrived
-    std::uint64_t round;    // heartbeat round that must be acknowledged (0: waits for
-                            // the leader's first commit in its term)
-  };
-  std::vector<PendingRead> pending_reads_;
-  std::uint64_t read_round_ = 0;  // last heartbeat round sent
-  std::map<NodeId, std::uint64_t> acked_round_;
-  std::deque<std::pair<std::uint64_t, std::uint64_t>> round_sent_at_;  // (round, tick), for leases
-  std::uint64_t ticks_ = 0;                                           // ticks since creation
+  ReadOnly read_only_;      // ReadIndex rounds, pending reads, lease (read_only.hpp)
+  std::uint64_t ticks_ = 0;  // tick() calls since creation: the lease's clock
 
   // output under construction
   HardState persisted_hs_;  // last hard state handed out in a Ready

@@ -24,6 +24,7 @@ struct MemNode {
   std::unique_ptr<core::Raft> raft;
   std::vector<Entry> applied;                 // every committed entry handed out, in order
   std::vector<core::ReadState> read_states;   // confirmed reads
+  std::vector<core::FailedRead> failed_reads; // reads that could not be served
 };
 
 class MemCluster {
@@ -55,6 +56,11 @@ class MemCluster {
   bool record = false;
   std::vector<Message> trace;
 
+  /// The network reports each snapshot message's fate to its sender
+  /// (Raft::report_snapshot): delivered, or dropped / cut off. Off: the
+  /// leader hears nothing and relies on its fallback timer.
+  bool report_snapshots = true;
+
   void isolate(std::uint64_t id) { isolated_.insert(NodeId{id}); }
   void heal() { isolated_.clear(); }
 
@@ -79,6 +85,7 @@ class MemCluster {
       for (auto& m : rd.persisted_messages) net_.push_back(std::move(m));
       for (auto& e : rd.committed_entries) node.applied.push_back(e);
       for (auto& r : rd.read_states) node.read_states.push_back(r);
+      for (auto& r : rd.failed_reads) node.failed_reads.push_back(r);
       node.raft->advance(rd);
     }
     return any;
@@ -132,12 +139,12 @@ class MemCluster {
 
  private:
   void deliver(const Message& m) {
-    if (isolated_.count(m.from) || isolated_.count(m.to)) return;
-    if (drop && drop(m)) return;
-    auto it = nodes_.find(m.to);
-    if (it == nodes_.end()) return;
+    const bool lost = isolated_.count(m.from) || isolated_.count(m.to) || (drop && drop(m)) || !nodes_.count(m.to);
+    if (m.type == MessageType::snapshot && report_snapshots && nodes_.count(m.from))
+      nodes_.at(m.from).raft->report_snapshot(m.to, !lost);
+    if (lost) return;
     if (record) trace.push_back(m);
-    it->second.raft->step(m);
+    nodes_.at(m.to).raft->step(m);
   }
 
   std::function<void(ProtocolOptions&)> tweak_;

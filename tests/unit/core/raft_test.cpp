@@ -448,6 +448,10 @@ TEST_CASE("Snapshots: a follower behind the leader's compacted log gets the snap
   CHECK(c.raft(l).progress().find(NodeId{f})->match >= at);
 }
 
+// A deliberate difference from etcd (see ETCD_CONFORMANCE.md): etcd accepts a
+// transfer to any voter and lets it time out; raftkit refuses a target it has
+// not heard from within an election timeout, since the transfer blocks
+// proposals and a dead target would leave the cluster without a leader.
 TEST_CASE("Leadership transfer: refused to an unreachable node; without a target, the most up-to-date voter is chosen") {
   MemCluster c(3, 25);
   const auto l = c.elect();

@@ -1,0 +1,109 @@
+// core/read_only.hpp — linearizable reads without writing the log.
+//
+// A read is linearizable if it observes every write committed before it
+// began. The leader knows the latest commit index, but it cannot know,
+// alone, that it is still the leader: a newer leader may have been elected
+// behind a partition and committed more. Two ways out (thesis §6.4):
+//
+// ReadIndex. The leader notes its commit index when the read arrives, then
+// sends a heartbeat round; once a quorum acknowledged that round (or a
+// later one) no other leader can have existed at the moment the round
+// left, so the noted index is at least every committed index, and the read
+// may be served once the state machine has applied it. A new leader does
+// not know its commit index until an entry of its own term commits, so
+// reads that arrive before that wait for it (round 0 = "not yet started").
+// Rounds are numbered; a follower echoes the number in its heartbeat answer
+// and the leader keeps, per peer, the highest number acknowledged, so one
+// round confirms every read that was waiting for it or an earlier one, and
+// reads are answered in arrival order.
+//
+// Lease. Every follower that acknowledged a heartbeat reset its election
+// timer after that heartbeat left, and (with check-quorum) ignores vote
+// requests for election_ticks ticks of its own clock. So for
+// election_ticks - lease_margin_ticks ticks after the newest round that a
+// quorum acknowledged was *sent*, no other leader can be elected and the
+// leader may answer from its commit index at once. The bound is in ticks:
+// every tick() call counts, so a runtime that falls behind must call tick()
+// once per elapsed interval (missed ones included) or the lease outlives
+// real time. A TimeoutNow breaks the argument — its target campaigns at
+// once, and voters grant it although they just heard the leader — so after
+// one is sent the lease is gone for the rest of the term, even if the
+// transfer is abandoned (the message may still be in flight).
+//
+// This class only keeps the bookkeeping; the Raft decides when rounds go
+// out and who is answered how. It has no notion of roles: the Raft resets
+// it whenever leadership changes.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <vector>
+
+#include "core/quorum.hpp"
+#include "raftkit/types.hpp"
+
+namespace raftkit::core {
+
+/// A read waiting for a heartbeat round.
+struct PendingRead {
+  std::uint64_t context = 0;  ///< the caller's read_index() argument
+  NodeId requester;           ///< this node, or the follower that forwarded it
+  Index index;                ///< commit index to serve at
+  std::uint64_t round = 0;    ///< heartbeat round that must be acknowledged (0: not started)
+};
+
+class ReadOnly {
+ public:
+  /// `lease_ticks`: how long a quorum-acknowledged round gives a lease
+  /// (0: leases off). `horizon_ticks`: rounds older than this are forgotten.
+  ReadOnly(std::uint64_t lease_ticks, std::uint64_t horizon_ticks)
+      : lease_ticks_(lease_ticks), horizon_ticks_(horizon_ticks) {}
+
+  /// Forgets every round, acknowledgement and lease (a new term or role).
+  /// Pending reads must have been taken (take_all) before.
+  void reset();
+
+  // ---- ReadIndex ---------------------------------------------------------
+  void add(const PendingRead& r) { pending_.push_back(r); }
+  bool has_pending() const { return !pending_.empty(); }
+  /// The leader's first commit in its term: reads that arrived before it
+  /// are served at that commit index.
+  void set_index_of_unstarted(Index committed);
+  /// Reads not yet waiting for a round now wait for `round`.
+  void start_unstarted(std::uint64_t round);
+  /// Removes and returns, oldest first, the reads whose round a quorum of
+  /// `membership` acknowledged.
+  std::vector<PendingRead> take_confirmed(const Membership& membership);
+  /// Removes and returns every pending read (leadership lost).
+  std::vector<PendingRead> take_all();
+
+  // ---- heartbeat rounds --------------------------------------------------
+  /// Numbers a new heartbeat round sent at tick `now` by `self` (who
+  /// acknowledges it at once) and returns the number to send as context.
+  std::uint64_t new_round(NodeId self, std::uint64_t now);
+  /// `peer` answered the heartbeat of `round`.
+  void acknowledge(NodeId peer, std::uint64_t round);
+
+  // ---- lease -------------------------------------------------------------
+  /// Whether the lease holds at tick `now`: the newest round acknowledged
+  /// by a quorum left less than lease_ticks ago. Does not look at
+  /// timeout_now_sent(); the caller decides.
+  bool lease_holds(const Membership& membership, std::uint64_t now) const;
+  /// A TimeoutNow left: no lease until reset().
+  void note_timeout_now() { timeout_now_sent_ = true; }
+  bool timeout_now_sent() const { return timeout_now_sent_; }
+
+ private:
+  bool round_acknowledged(const Membership& membership, std::uint64_t round) const;
+
+  std::uint64_t lease_ticks_;
+  std::uint64_t horizon_ticks_;
+  std::deque<PendingRead> pending_;
+  std::uint64_t round_ = 0;                        // last round numbered
+  std::map<NodeId, std::uint64_t> acked_;          // highest round acknowledged per peer
+  std::deque<std::pair<std::uint64_t, std::uint64_t>> sent_at_;  // (round, tick), leases only
+  bool timeout_now_sent_ = false;
+};
+
+}  // namespace raftkit::core
