@@ -148,6 +148,12 @@ void Driver::report_unreachable(NodeId peer) {
   process();
 }
 
+void Driver::report_snapshot(NodeId peer, bool ok) {
+  if (stopped_ || !raft_) return;
+  raft_->report_snapshot(peer, ok);
+  process();
+}
+
 bool Driver::too_many_pending() const {
   return proposals_.size() + reads_.size() >= options_.max_pending_requests;
 }
@@ -289,14 +295,16 @@ void Driver::process() {
       }
       // A crash keeps a prefix of these writes. The term and vote go first,
       // so no prefix holds entries of a term the node has not recorded (it
-      // could then vote in that term again); their commit index may only
-      // name entries already in the store, so it is written in full last.
+      // could then vote in that term again). Their commit index may only
+      // name entries that are in the store and stay there (not a tail these
+      // entries replace), so the full commit is written last.
       std::optional<HardState> commit_after;
       if (rd->hard_state) {
         HardState hs = *rd->hard_state;
-        if (hs.commit > store_.last_index()) {
+        const Index settled = rd->entries.empty() ? store_.last_index() : rd->entries.front().index - 1;
+        if (hs.commit > settled) {
           commit_after = hs;
-          hs.commit = std::max(store_.hard_state().commit, std::min(hs.commit, store_.last_index()));
+          hs.commit = std::max(store_.hard_state().commit, settled);
         }
         if (auto ec = store_.save_hard_state(hs)) return what = "saving the hard state", ec;
       }
@@ -400,7 +408,10 @@ void Driver::maybe_snapshot() {
 void Driver::send(Message m) {
   if (m.type == MessageType::snapshot) {
     // Only the snapshot we hold can be sent; the core asks again later.
-    if (!m.snapshot || !snapshot_data_ || m.snapshot->index != snapshot_meta_.index) return;
+    if (!m.snapshot || !snapshot_data_ || m.snapshot->index != snapshot_meta_.index) {
+      raft_->report_snapshot(m.to, false);
+      return;
+    }
     m.snapshot_data = *snapshot_data_;
   }
   io_.send(std::move(m));

@@ -140,6 +140,8 @@ class Driver {
   void read(Bytes query, ResultHandler done, TimePoint now);
   void transfer(NodeId to, DoneHandler done, TimePoint now);
   void report_unreachable(NodeId peer);
+  /// The transport delivered (ok) or lost a snapshot message to `peer`.
+  void report_snapshot(NodeId peer, bool ok);
   /// The write handed out with id `id` finished (its sync included).
   void write_done(std::uint64_t id, std::error_code ec, const std::string& what);
   /// Stops for good: every waiting caller completes with `why`; later inputs

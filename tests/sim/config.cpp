@@ -58,6 +58,7 @@ std::vector<std::pair<unsigned, std::string_view>> all_bugs() {
           {core::bug_reply_before_persist, "reply_before_persist"},
           {core::bug_truncate_matched, "truncate_matched"},
           {core::bug_read_without_quorum, "read_without_quorum"},
+          {core::bug_lease_after_transfer, "lease_after_transfer"},
           {runtime::bug_proposals_by_index_only, "proposals_by_index_only"},
           {runtime::bug_drop_missed_ticks, "drop_missed_ticks"}};
 }

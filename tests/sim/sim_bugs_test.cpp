@@ -84,3 +84,11 @@ TEST_CASE("a caller never completed after a leader regains its term is caught", 
 TEST_CASE("a lease that ignores missed ticks is caught as a stale read", "[sim][bugs][runtime]") {
   expect_found({raftkit::runtime::bug_drop_missed_ticks, 3, "all", 4, "linearizability"}, 10000);
 }
+
+// Issue 9, bug 3: after an abandoned leadership transfer the lease comes
+// back although the TimeoutNow may still be in flight; the voter that elects
+// the target acknowledged the old leader's heartbeats, so the old leader can
+// answer a lease read while the new one commits writes.
+TEST_CASE("a lease kept after a TimeoutNow is caught as a stale read", "[sim][bugs][lease]") {
+  expect_found({raftkit::core::bug_lease_after_transfer, 3, "all", 4, "linearizability"}, 10000);
+}

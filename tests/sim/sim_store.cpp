@@ -13,20 +13,20 @@ namespace raftkit::sim {
 namespace {
 constexpr const char* kWalDir = "/wal";
 
-// Every entry, the hard state and the snapshot of `want` must be in `have`
-// (which may hold more: unsynced writes that happened to reach the disk).
-std::string missing_durable_state(const LogStore& have, const LogStore& want) {
-  const HardState h = have.hard_state(), w = want.hard_state();
-  if (h.term < w.term || (h.term == w.term && h.vote != w.vote && !w.vote.is_none()) || h.commit < w.commit)
-    return fmt::format("hard state (term {}, vote {}, commit {}) after a synced (term {}, vote {}, commit {})", h.term,
-                       h.vote, h.commit, w.term, w.vote, w.commit);
-  if (have.snapshot_meta().index < want.snapshot_meta().index)
-    return fmt::format("snapshot at {} after a synced snapshot at {}", have.snapshot_meta().index,
-                       want.snapshot_meta().index);
-  if (have.last_index() < want.last_index())
-    return fmt::format("last index {} after a synced last index {}", have.last_index(), want.last_index());
-  for (Index i = std::max(have.first_index(), want.first_index()); i <= want.last_index(); ++i)
-    if (have.term(i) != want.term(i)) return fmt::format("entry {} differs from the synced one", i);
+// What differs between two stores' contents (hard state, snapshot, the
+// entries' terms and payloads); empty when they hold the same.
+std::string difference(const LogStore& a, const LogStore& b) {
+  if (a.hard_state() != b.hard_state()) return "hard state";
+  if (a.snapshot_meta() != b.snapshot_meta()) return "snapshot";
+  if (a.first_index() != b.first_index() || a.last_index() != b.last_index())
+    return fmt::format("log range [{}, {}] vs [{}, {}]", a.first_index(), a.last_index(), b.first_index(),
+                       b.last_index());
+  std::vector<Entry> ea, eb;
+  if (a.last_index() >= a.first_index()) {
+    a.entries(a.first_index(), a.last_index() + 1, SIZE_MAX, ea);
+    b.entries(b.first_index(), b.last_index() + 1, SIZE_MAX, eb);
+  }
+  if (ea != eb) return "entries";
   return {};
 }
 }  // namespace
@@ -168,8 +168,18 @@ std::error_code SimStore::crash(std::size_t keep, std::uint64_t random, std::str
                          pending, tear ? fmt::format(" (last torn at {})", *tear) : "", detail);
     return ec;
   }
-  if (auto what = missing_durable_state(*wal_, *durable_); !what.empty()) {
-    detail = "the WAL lost synced state in a crash: " + what;
+  // What came back must be what was synced plus some prefix of the writes
+  // made since: nothing synced lost, nothing reordered, nothing invented.
+  auto image = clone(*durable_);
+  std::string diff = difference(*wal_, *image);
+  for (std::size_t k = 0; k < journal_.size() && !diff.empty(); ++k) {
+    if (apply(*image, journal_[k])) std::abort();
+    diff = difference(*wal_, *image);
+  }
+  if (!diff.empty()) {
+    detail = fmt::format("after a crash the WAL holds neither the synced state nor it plus a prefix of the {} later "
+                         "writes (first difference from the longest: {})",
+                         journal_.size(), diff);
     return errc::corrupted;
   }
   journal_.clear();

@@ -59,6 +59,10 @@ Simulator::Simulator(SimConfig config, Tuning tuning)
   const std::uint64_t snapshot_interval = rng_.chance(0.5) ? static_cast<std::uint64_t>(rng_.range(5, 200)) : 0;
   lease_seed_ = rng_.chance(0.25);
   const bool pre_vote = lease_seed_ || !rng_.chance(0.15);
+  // Without pre-vote a node that cannot win still raises the term each
+  // time its timer fires, and the node that can win must beat it to the
+  // next timeout, a coin toss per round: give it more rounds.
+  liveness_timeouts_ = tuning_.liveness_election_timeouts * (pre_vote ? 1 : 3);
   const bool check_quorum = lease_seed_ || !rng_.chance(0.15);
   const auto disk_stall = std::chrono::milliseconds(rng_.chance(0.5) ? rng_.range(200, 1000) : 2000);
   // Lease safety needs the leader's (E - m) ticks to last no longer in real
@@ -131,7 +135,7 @@ void Simulator::trace_message(TraceKind kind, const Message& m) {
 
 RunResult Simulator::run() {
   const Time T = tuning_.election_timeout();
-  final_heal_by_ = config_.duration - T * tuning_.liveness_election_timeouts - 2 * kSeconds;
+  final_heal_by_ = config_.duration - T * liveness_timeouts_ - 2 * kSeconds;
   clients_stop_at_ = config_.duration - 2 * kSeconds;
   for (std::size_t n = 0; n < n_; ++n) start_node(n);
   // The cluster starts healthy: the first leader must appear as after a heal.
@@ -200,9 +204,11 @@ void Simulator::dispatch(const Event& e) {
       Node& nd = *nodes_[to];
       if (!nd.up || cut_[from * n_ + to] > 0) {
         trace_message(TraceKind::drop, m);
+        report_snapshot_fate(m, false);
         return;
       }
       trace_message(TraceKind::deliver, m);
+      report_snapshot_fate(m, true);
       nd.driver->step(m);
       after_step(to);
       return;
@@ -300,11 +306,18 @@ void Simulator::dispatch(const Event& e) {
       after_step(e.node);
       return;
     }
+    case Ev::snapshot_report: {
+      Node& nd = *nodes_[e.node];
+      if (!nd.up || nd.gen != e.gen || defer_if_stalled(e)) return;
+      nd.driver->report_snapshot(NodeId{e.arg & 0xffffffffu}, (e.arg >> 32) != 0);
+      after_step(e.node);
+      return;
+    }
     case Ev::liveness_deadline:
       if (liveness_pending_ && e.arg == static_cast<std::uint64_t>(healed_at_)) {
         violation("liveness",
                   fmt::format("no new entry committed within {} election timeouts ({}) after the heal at {}",
-                              tuning_.liveness_election_timeouts, format_time(now_ - healed_at_),
+                              liveness_timeouts_, format_time(now_ - healed_at_),
                               format_time(healed_at_)));
       }
       return;
@@ -734,6 +747,7 @@ void Simulator::send(const Message& m) {
   const std::size_t link = from * n_ + to;
   if (cut_[link] > 0 || (loss_[link] > 0 && rng_.chance(loss_[link]))) {
     trace_message(TraceKind::drop, m);
+    report_snapshot_fate(m, false);
     // A transport notices a dead link now and then and says so.
     if (cut_[link] > 0 && rng_.chance(0.05))
       schedule(now_ + kMillis, Ev::unreachable, static_cast<std::uint32_t>(from), nodes_[from]->gen, to + 1);
@@ -758,6 +772,15 @@ void Simulator::send(const Message& m) {
   for (int k = 0; k < copies; ++k) {
     schedule(now_ + link_delay(from, to), Ev::deliver, static_cast<std::uint32_t>(to), 0, pool_message(*out));
   }
+}
+
+// The transport tells the sender what became of a snapshot (a stream that
+// finished or broke); now and then the report itself is lost.
+void Simulator::report_snapshot_fate(const Message& m, bool delivered) {
+  if (m.type != MessageType::snapshot || rng_.chance(0.2)) return;
+  const std::size_t from = m.from.value - 1;
+  schedule(now_ + kMillis, Ev::snapshot_report, static_cast<std::uint32_t>(from), nodes_[from]->gen,
+           m.to.value | (std::uint64_t{delivered} << 32));
 }
 
 // ---------------------------------------------------------------------------
@@ -947,7 +970,7 @@ void Simulator::heal_all(bool final) {
   healed_at_ = now_;
   for (auto& nd : nodes_)
     if (nd->up && !nd->writes.empty()) healed_at_ = std::max(healed_at_, nd->last_sync_at);
-  schedule(healed_at_ + tuning_.election_timeout() * tuning_.liveness_election_timeouts, Ev::liveness_deadline, 0, 0,
+  schedule(healed_at_ + tuning_.election_timeout() * liveness_timeouts_, Ev::liveness_deadline, 0, 0,
            static_cast<std::uint64_t>(healed_at_));
   schedule(now_ + tuning_.tick, Ev::probe);
   if (!final) schedule(now_ + rng_.range(tuning_.election_timeout(), 4 * tuning_.election_timeout()), Ev::phase_start);
@@ -1114,7 +1137,7 @@ void Simulator::inject_fault() {
 // End of run
 
 void Simulator::final_checks() {
-  if (liveness_pending_ && now_ - healed_at_ >= tuning_.election_timeout() * tuning_.liveness_election_timeouts) {
+  if (liveness_pending_ && now_ - healed_at_ >= tuning_.election_timeout() * liveness_timeouts_) {
     violation("liveness", fmt::format("no new entry committed after the heal at {}", format_time(healed_at_)));
     return;
   }

@@ -116,6 +116,7 @@ class Simulator {
   enum class Ev : std::uint8_t {
     tick, deliver, sync_done, client_arrive, client_reply, client_timeout, client_next,
     phase_start, phase_end, nemesis, revert, restart, probe, liveness_deadline, power_cut, unreachable,
+    snapshot_report,
   };
   struct Event {
     Time at;
@@ -215,6 +216,7 @@ class Simulator {
 
   // network
   void send(const Message& m);
+  void report_snapshot_fate(const Message& m, bool delivered);
   Time link_delay(std::size_t from, std::size_t to);
   Time client_delay();
   std::uint32_t pool_message(const Message& m);
@@ -282,7 +284,8 @@ class Simulator {
   // Per-seed draws.
   bool use_codec_ = false;
   bool lease_seed_ = false;
-  double max_drift_ = 0;  // clock rates stay within 1 ± this on lease seeds
+  double max_drift_ = 0;
+  int liveness_timeouts_ = 10;  // election timeouts a heal has to show a commit  // clock rates stay within 1 ± this on lease seeds
   Index safety_checked_commit_;  // committed index judged by check_commit_safety
 
   RunStats stats_;
