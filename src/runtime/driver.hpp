@@ -157,6 +157,16 @@ class Driver {
   std::size_t pending_requests() const { return proposals_.size() + reads_.size() + transfers_.size(); }
   NodeStatus status() const;
 
+  /// Re-reads the newest snapshot from the snapshot store into the state
+  /// machine (an operator restored one; tests that compact by hand).
+  std::error_code reload_snapshot(std::string& detail) { return load_snapshot(detail); }
+  /// Takes and handles whatever Ready the core has; for tests that step the
+  /// core directly.
+  void poll() {
+    if (!stopped_ && raft_) process();
+  }
+  core::Raft& core_for_testing() { return *raft_; }
+
   void set_observer(DriverObserver* o) { observer_ = o; }
   /// core::InjectedBug | DriverBug flags; test targets only.
   void inject_bugs_for_testing(unsigned bugs);

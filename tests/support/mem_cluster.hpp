@@ -1,10 +1,6 @@
-// support/mem_cluster.hpp — core instances wired together in memory.
-//
-// The smallest faithful driver of the core: each node has a memory store; a
-// Ready is persisted into it, its messages are queued on a network that
-// tests can filter (drop, isolate), its committed entries are recorded, and
-// advance() is called. Time is ticks. No threads, no clock: a test is a pure
-// function of its script. Used by the core's unit tests and benchmark.
+// support/mem_cluster.hpp — protocol cores wired together in memory, each
+// behind the runtime's Driver, on a network that tests can filter (drop,
+// isolate) and record.
 #pragma once
 
 #include <deque>
@@ -12,37 +8,70 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <stdexcept>
 #include <vector>
 
 #include "core/raft.hpp"
 #include "raftkit/log_store.hpp"
+#include "raftkit/options.hpp"
+#include "runtime/driver.hpp"
+#include "runtime/snapshot_store.hpp"
 
 namespace raftkit::test {
 
-struct MemNode {
-  std::unique_ptr<LogStore> store;
-  std::unique_ptr<core::Raft> raft;
-  std::vector<Entry> applied;                 // every committed entry handed out, in order
-  std::vector<core::ReadState> read_states;   // confirmed reads
-  std::vector<core::FailedRead> failed_reads; // reads that could not be served
+/// A state machine that remembers nothing: the core tests look at entries.
+struct NullMachine final : StateMachine {
+  Bytes apply(const Entry&) override { return {}; }
+  Bytes query(BytesView) const override { return {}; }
+  Bytes save_snapshot() const override { return {}; }
+  void load_snapshot(BytesView) override {}
 };
 
+struct MemNode final : runtime::DriverIo, runtime::DriverObserver {
+  std::unique_ptr<LogStore> store;
+  std::unique_ptr<runtime::SnapshotStore> snapshots = runtime::make_memory_snapshot_store();
+  NullMachine machine;
+  std::unique_ptr<runtime::Driver> driver;
+  core::Raft* raft = nullptr;                   // the driver's core
+  std::vector<Entry> applied;                   // every committed entry handed out, in order
+  std::vector<core::ReadState> read_states;     // confirmed reads
+  std::vector<core::FailedRead> failed_reads;   // reads that could not be served
+  std::deque<Message>* net = nullptr;
+  std::deque<std::shared_ptr<runtime::DiskWrite>> writes;  // handed out, not yet completed
+  std::size_t readies = 0;
+
+  void send(Message m) override { net->push_back(std::move(m)); }
+  void persist(std::shared_ptr<runtime::DiskWrite> w) override { writes.push_back(std::move(w)); }
+  void on_ready(const core::Raft&, const core::Ready& rd) override {
+    ++readies;
+    read_states.insert(read_states.end(), rd.read_states.begin(), rd.read_states.end());
+    failed_reads.insert(failed_reads.end(), rd.failed_reads.begin(), rd.failed_reads.end());
+  }
+  void on_applied(const Entry& e) override { applied.push_back(e); }
+};
+
+/// Cores joined by an in-memory network, each behind the runtime's Driver
+/// (the Ready cycle Node and the simulator run) with a memory store whose
+/// writes complete when the cluster processes them. Time is ticks stepped
+/// straight into the cores. No threads, no clock: a test is a pure function
+/// of its script. Used by the core's unit tests and benchmark.
 class MemCluster {
  public:
   /// Nodes 1..n, all voters, seeds derived from `seed`.
   explicit MemCluster(std::size_t n, std::uint64_t seed = 1,
-                      const std::function<void(ProtocolOptions&)>& tweak = {}) : tweak_(tweak) {
-    for (std::uint64_t i = 1; i <= n; ++i) voters_.push_back(NodeId{i});
-    for (NodeId id : voters_) {
-      ProtocolOptions o;
-      o.id = id;
-      o.initial_voters = voters_;
-      o.seed = seed + id.value * 7919;
-      if (tweak_) tweak_(o);
+                      const std::function<void(ProtocolOptions&)>& tweak = {}) {
+    std::map<NodeId, std::string> peers;
+    for (std::uint64_t i = 1; i <= n; ++i) peers[NodeId{i}] = fmt::format("mem:{}", i);
+    for (const auto& [id, address] : peers) {
+      Options o = Options::from_peers(id, peers);
+      o.snapshot_interval = 0;  // the tests compact when they choose to (compact())
+      o.protocol.seed = seed + id.value * 7919;
+      if (tweak) tweak(o.protocol);
+      options_[id] = o;
       auto& node = nodes_[id];
       node.store = make_memory_store();
-      options_[id] = o;
-      node.raft = std::make_unique<core::Raft>(o, *node.store);
+      node.net = &net_;
+      start(node, o);
     }
   }
 
@@ -57,7 +86,7 @@ class MemCluster {
   std::vector<Message> trace;
 
   /// The network reports each snapshot message's fate to its sender
-  /// (Raft::report_snapshot): delivered, or dropped / cut off. Off: the
+  /// (Driver::report_snapshot): delivered, or dropped / cut off. Off: the
   /// leader hears nothing and relies on its fallback timer.
   bool report_snapshots = true;
 
@@ -67,26 +96,37 @@ class MemCluster {
   /// Restarts a node from its store: it keeps exactly what was persisted.
   void restart(std::uint64_t id) {
     auto& node = nodes_.at(NodeId{id});
-    node.raft = std::make_unique<core::Raft>(options_.at(NodeId{id}), *node.store);
+    node.writes.clear();
+    start(node, options_.at(NodeId{id}));
   }
 
-  /// Handles one Ready on every node that has one; returns whether any did.
+  /// Compacts node `id`'s log up to `meta.index` behind a snapshot, as the
+  /// driver's snapshot policy would (the state machine here is empty).
+  void compact(std::uint64_t id, const SnapshotMeta& meta) {
+    auto& node = nodes_.at(NodeId{id});
+    std::string detail;
+    if (node.snapshots->save(meta, {}, detail) || node.store->install_snapshot(meta) || node.store->sync() ||
+        node.driver->reload_snapshot(detail))
+      throw std::runtime_error("MemCluster::compact failed: " + detail);
+  }
+
+  /// Completes every write and handles every Ready on every node; returns
+  /// whether anything happened.
   bool process_readies() {
     bool any = false;
     for (auto& [id, node] : nodes_) {
-      if (!node.raft->has_ready()) continue;
-      any = true;
-      core::Ready rd = node.raft->ready();
-      for (auto& m : rd.messages) net_.push_back(std::move(m));
-      if (rd.snapshot) node.store->install_snapshot(*rd.snapshot);
-      node.store->append(rd.entries);
-      if (rd.hard_state) node.store->save_hard_state(*rd.hard_state);
-      node.store->sync();
-      for (auto& m : rd.persisted_messages) net_.push_back(std::move(m));
-      for (auto& e : rd.committed_entries) node.applied.push_back(e);
-      for (auto& r : rd.read_states) node.read_states.push_back(r);
-      for (auto& r : rd.failed_reads) node.failed_reads.push_back(r);
-      node.raft->advance(rd);
+      const std::size_t before = node.readies;
+      node.driver->poll();
+      while (!node.writes.empty()) {
+        auto w = std::move(node.writes.front());
+        node.writes.pop_front();
+        std::string what;
+        std::error_code ec = w->apply(what);
+        if (!ec) ec = node.store->sync();
+        node.driver->write_done(w->id, ec, what);  // takes the next Ready, if any
+        any = true;
+      }
+      any = any || node.readies != before;
     }
     return any;
   }
@@ -138,19 +178,26 @@ class MemCluster {
   std::deque<Message>& network() { return net_; }
 
  private:
+  static void start(MemNode& node, const Options& o) {
+    node.driver = std::make_unique<runtime::Driver>(o, node.machine, *node.store, *node.snapshots, node, 1);
+    node.driver->set_observer(&node);
+    std::string detail;
+    if (auto ec = node.driver->start(runtime::TimePoint{}, detail))
+      throw std::runtime_error("MemCluster: node cannot start: " + detail);
+    node.raft = &node.driver->core_for_testing();
+  }
+
   void deliver(const Message& m) {
     const bool lost = isolated_.count(m.from) || isolated_.count(m.to) || (drop && drop(m)) || !nodes_.count(m.to);
     if (m.type == MessageType::snapshot && report_snapshots && nodes_.count(m.from))
-      nodes_.at(m.from).raft->report_snapshot(m.to, !lost);
+      nodes_.at(m.from).driver->report_snapshot(m.to, !lost);
     if (lost) return;
     if (record) trace.push_back(m);
-    nodes_.at(m.to).raft->step(m);
+    nodes_.at(m.to).driver->step(m);
   }
 
-  std::function<void(ProtocolOptions&)> tweak_;
-  std::vector<NodeId> voters_;
   std::map<NodeId, MemNode> nodes_;
-  std::map<NodeId, ProtocolOptions> options_;
+  std::map<NodeId, Options> options_;
   std::set<NodeId> isolated_;
   std::deque<Message> net_;
 };

@@ -44,7 +44,7 @@ Index compact_behind(MemCluster& c, std::uint64_t l, std::uint64_t f) {
   c.stabilize();
   const Index at = c.raft(l).applied_index();
   const SnapshotMeta meta{at, *c.raft(l).log().term(at), c.raft(l).membership()};
-  REQUIRE(!c.node(l).store->install_snapshot(meta));
+  c.compact(l, meta);
   REQUIRE(c.raft(l).log().first_index() == at + 1);
   c.heal();
   return at;
@@ -454,7 +454,7 @@ TEST_CASE("Fast rejection: a follower compacted past a stale append answers with
   const Index committed = c.raft(f).commit_index();
   REQUIRE(committed >= Index{6});
   const SnapshotMeta meta{committed, *c.raft(f).log().term(committed), c.raft(f).membership()};
-  REQUIRE(!c.node(f).store->install_snapshot(meta));  // f compacts everything it has
+  c.compact(f, meta);  // f compacts everything it has
   Message stale = append_msg(l, f, c.raft(l).term().value, 2, c.raft(l).log().term(Index{2})->value,
                              {entry(c.raft(l).log().term(Index{3})->value, 3, "c")});
   c.raft(f).step(stale);
@@ -535,7 +535,7 @@ TEST_CASE("Snapshots: no snapshot is sent to a follower the leader has not heard
   run_ticks(c, 12);  // a check-quorum period passes without a word from f
   REQUIRE(c.leader() == l);
   const Index at = c.raft(l).applied_index();
-  REQUIRE(!c.node(l).store->install_snapshot(SnapshotMeta{at, *c.raft(l).log().term(at), c.raft(l).membership()}));
+  c.compact(l, SnapshotMeta{at, *c.raft(l).log().term(at), c.raft(l).membership()});
   c.raft(l).report_unreachable(NodeId{f});  // back to probe from match: below the compacted log
   REQUIRE(!c.raft(l).propose(to_bytes("q")));
   c.stabilize();
@@ -669,7 +669,7 @@ TEST_CASE("Flow control: a full window whose end was compacted falls back to pro
   REQUIRE(r.c.raft(r.l).progress().find(NodeId{r.f})->inflights.full());
   const Index at = r.c.raft(r.l).applied_index();
   REQUIRE(at >= r.c.raft(r.l).progress().find(NodeId{r.f})->next);  // the window's end is compacted
-  REQUIRE(!r.c.node(r.l).store->install_snapshot(SnapshotMeta{at, *r.c.raft(r.l).log().term(at), r.c.raft(r.l).membership()}));
+  r.c.compact(r.l, SnapshotMeta{at, *r.c.raft(r.l).log().term(at), r.c.raft(r.l).membership()});
   r.c.drop = {};
   run_ticks(r.c, 3);
   CHECK(r.c.node(r.f).store->snapshot_meta().index == at);

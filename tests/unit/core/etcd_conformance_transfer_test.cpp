@@ -108,7 +108,7 @@ TEST_CASE("Leadership transfer: refused to a follower that needs a snapshot") {
   for (int i = 0; i < 10; ++i) REQUIRE(!c.raft(l).propose(to_bytes("s")));
   c.stabilize();
   const Index at = c.raft(l).applied_index();
-  REQUIRE(!c.node(l).store->install_snapshot(SnapshotMeta{at, *c.raft(l).log().term(at), c.raft(l).membership()}));
+  c.compact(l, SnapshotMeta{at, *c.raft(l).log().term(at), c.raft(l).membership()});
   c.heal();
   c.drop = [](const Message& m) { return m.type == MessageType::snapshot; };
   run_ticks(c, 1);
