@@ -86,6 +86,7 @@ struct EngineOpts {
   std::string store = "memory";
   bool inproc = false;
   int io_threads = 1;
+  bool use_future = false;
   std::vector<std::string> passthrough;  // protocol and transport knobs, "--name value"
 };
 
@@ -252,6 +253,7 @@ int run_engine(const Common& c, const EngineOpts& e) {
                                   "--payload", std::to_string(c.payload),
                                   "--io-threads", std::to_string(e.io_threads)};
     a.insert(a.end(), e.passthrough.begin(), e.passthrough.end());
+    if (e.use_future) a.push_back("--use-future");
     return a;
   };
   std::string error;
@@ -353,9 +355,9 @@ int run_engine(const Common& c, const EngineOpts& e) {
   w.rss(r);
   std::string per;
   for (double x : cpu) per += fmt::format("{}{:.2f}", per.empty() ? "" : " + ", x / 1e6);
-  r.detail = fmt::format("{} log, {}, clients in the leader's process; CPU s per process in the window: {}; first error: {}",
+  r.detail = fmt::format("{} log, {}, clients in the leader's process ({}); CPU s per process in the window: {}; first error: {}",
                          e.store, e.inproc ? "one process, in-process transport" : "one process per node, TCP on 127.0.0.1",
-                         per, j->string("first_error").value_or(""));
+                         e.use_future ? "waiting on use_future" : "waiting on a callback", per, j->string("first_error").value_or(""));
   for (auto& ch : children) ch->finish(milliseconds(3000));
   if (c.work_dir.empty()) std::filesystem::remove_all(dir);
   return finish(r, c);
@@ -848,6 +850,7 @@ int main(int argc, char** argv) {
   eng->add_option("--store", e.store, "memory or wal")->check(CLI::IsMember({"memory", "wal"}))->capture_default_str();
   eng->add_flag("--inproc", e.inproc, "all nodes in one process over the in-process transport");
   eng->add_option("--io-threads", e.io_threads, "io_context threads per process")->capture_default_str();
+  eng->add_flag("--use-future", e.use_future, "clients wait on asio::use_future instead of a callback");
   eng->add_option("--node-binary", e.node_binary, "raftkit-bench-node to run")->capture_default_str();
   std::map<std::string, std::string> knobs;
   for (const char* k : {"max-entries-per-append", "max-bytes-per-append", "max-inflight-messages", "max-inflight-bytes",
