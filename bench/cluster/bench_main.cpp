@@ -561,6 +561,7 @@ struct FailoverOpts {
   std::string png = "failover.png";
   int attempt_ms = 250;
   std::string server_binary = RAFTKIT_COUNTER_SERVER_DEFAULT;
+  std::string from_csv;  // summarise and plot this CSV instead of running trials
 };
 
 struct Trial {
@@ -596,22 +597,32 @@ void write_png(const FailoverOpts& f, const std::vector<Trial>& rows, const std:
   double mx = 1;
   for (auto& t : rows) mx = std::max(mx, t.unavail_ms);
   const double bin = std::max(1.0, std::ceil(mx / 40));
+  // Counts per bin are computed here (one data block per kind), so the plot
+  // needs nothing of gnuplot but boxes.
+  const std::string hist = f.csv + ".hist";
+  {
+    std::ofstream h(hist);
+    for (auto& k : f.kinds) {
+      std::map<long, int> bins;
+      for (auto& t : rows)
+        if (t.kind == k) ++bins[static_cast<long>(t.unavail_ms / bin)];
+      h << "# " << k << "\n";
+      if (bins.empty()) h << "0 0\n";
+      for (auto& [b, n] : bins) h << (static_cast<double>(b) + 0.5) * bin << " " << n << "\n";
+      h << "\n\n";
+    }
+  }
   const std::string script = f.csv + ".gp";
   std::ofstream g(script);
   g << "set terminal pngcairo size 900,500 font ',10'\n"
     << "set output '" << f.png << "'\n"
-    << "set datafile separator ','\n"
     << "set title '" << title << "'\n"
-    << "set xlabel 'client-observed unavailability (ms): last ack of the old leader to first ack of the new'\n"
-    << "set ylabel 'trials'\nset style fill solid 0.6 border -1\nset key top right\nset boxwidth " << bin * 0.9
-    << "\nbin(x)=" << bin << "*floor(x/" << bin << ")+" << bin / 2 << "\n"
-    << "plot ";
-  bool first = true;
-  for (auto& k : f.kinds) {
-    g << (first ? "" : ", ") << "'" << f.csv << "' using (strcol(2) eq '" << k
-      << "' ? bin($6) : 1/0):(1.0) smooth frequency with boxes title '" << k << "'";
-    first = false;
-  }
+    << "set xlabel 'client-observed unavailability (ms): last ack of the old leader to first ack of the new, "
+    << bin << " ms bins'\n"
+    << "set ylabel 'trials'\nset style fill transparent solid 0.5 border -1\nset key top right\n"
+    << "set xrange [0:*]\nset yrange [0:*]\nset boxwidth " << bin << "\nplot ";
+  for (std::size_t i = 0; i < f.kinds.size(); ++i)
+    g << (i ? ", " : "") << "'" << hist << "' index " << i << " using 1:2 with boxes title '" << f.kinds[i] << "'";
   g << "\n";
   g.close();
   if (std::system(fmt::format("gnuplot '{}' 2>/dev/null", script).c_str()) == 0)
@@ -620,7 +631,94 @@ void write_png(const FailoverOpts& f, const std::vector<Trial>& rows, const std:
     fmt::print("(gnuplot failed: no PNG)\n");
 }
 
+// Prints the distributions of `rows`, writes the JSON and the histogram.
+void report_failover(const Common& c, const FailoverOpts& f, const std::vector<Trial>& rows, int failures,
+                     std::uint64_t unknown, std::uint64_t failed) {
+  const double to_ms = c.tick_ms;
+  fmt::print("\nfailover: {} nodes (raftkit-counter-server, WAL), tick {} ms, election timeout {}-{} ms, {} client "
+             "threads (attempt timeout {} ms); {} trials per kind, {} failed; unknown outcomes {}, failed calls {}\n",
+             c.nodes, c.tick_ms, to_ms * c.election_ticks, 2 * to_ms * c.election_ticks, c.clients, f.attempt_ms,
+             f.trials, failures, unknown, failed);
+  if (!f.from_csv.empty()) fmt::print("(summarised from {}: the counts of outcomes are not in it)\n", f.from_csv);
+  fmt::print("{:<10} {:<22} {:>8} {:>8} {:>8} {:>8} {:>8}  (ms, n)\n", "kind", "measure", "min", "p50", "p90", "p99",
+             "max");
+  FlatJson j;
+  j.str("mode", "failover");
+  j.str("label", c.label);
+  j.num("tick_ms", c.tick_ms);
+  j.num("election_ticks", c.election_ticks);
+  for (auto& k : f.kinds) {
+    std::vector<double> lm, um;
+    for (auto& t : rows)
+      if (t.kind == k) {
+        lm.push_back(t.leader_ms);
+        um.push_back(t.unavail_ms);
+      }
+    for (auto& [name, v] : {std::pair{"new leader", &lm}, std::pair{"client unavailability", &um}}) {
+      auto p = percentiles_ms(*v);
+      fmt::print("{:<10} {:<22} {:8.1f} {:8.1f} {:8.1f} {:8.1f} {:8.1f}  {}\n", k, name, v->empty() ? 0 : v->front(),
+                 p.p50, p.p90, p.p99, p.max, p.count);
+      const std::string key = k + (std::string(name) == "new leader" ? "_leader" : "_unavail");
+      j.num(key + "_p50_ms", p.p50);
+      j.num(key + "_p90_ms", p.p90);
+      j.num(key + "_p99_ms", p.p99);
+      j.num(key + "_max_ms", p.max);
+    }
+  }
+  fmt::print("machine: {}\n", machine_line());
+  write_png(f, rows,
+            fmt::format("raftkit failover, {} nodes, tick {} ms x {} election ticks ({}-{} ms), {} trials per kind",
+                        c.nodes, c.tick_ms, c.election_ticks, c.tick_ms * c.election_ticks,
+                        2 * c.tick_ms * c.election_ticks, f.trials));
+  if (!c.json_path.empty()) std::ofstream(c.json_path) << j.dump() << "\n";
+}
+
+// Reads back a CSV written by a failover run (to re-plot or re-summarise it).
+bool read_failover_csv(const std::string& path, std::vector<Trial>& rows, std::string& error) {
+  std::ifstream in(path);
+  if (!in) {
+    error = "cannot read " + path;
+    return false;
+  }
+  std::string line;
+  std::getline(in, line);  // header
+  int n = 1;
+  while (std::getline(in, line)) {
+    ++n;
+    if (line.empty()) continue;
+    std::vector<std::string> f;
+    std::stringstream ls(line);
+    std::string cell;
+    while (std::getline(ls, cell, ',')) f.push_back(cell);
+    try {
+      if (f.size() != 6) throw std::invalid_argument("fields");
+      Trial t;
+      t.n = std::stoi(f[0]);
+      t.kind = f[1];
+      t.old_leader = std::stoull(f[2]);
+      t.new_leader = std::stoull(f[3]);
+      t.leader_ms = std::stod(f[4]);
+      t.unavail_ms = std::stod(f[5]);
+      rows.push_back(t);
+    } catch (const std::exception&) {
+      error = fmt::format("{}:{}: not a failover row: {}", path, n, line);
+      return false;
+    }
+  }
+  return true;
+}
+
 int run_failover(const Common& c, const FailoverOpts& f) {
+  if (!f.from_csv.empty()) {
+    std::vector<Trial> rows;
+    std::string error;
+    if (!read_failover_csv(f.from_csv, rows, error)) {
+      fmt::print(stderr, "raftkit-bench: {}\n", error);
+      return 1;
+    }
+    report_failover(c, f, rows, 0, 0, 0);
+    return 0;
+  }
   ServerPids pids;
   counter::LocalClusterOptions lo;
   lo.server_binary = f.server_binary;
@@ -731,37 +829,6 @@ int run_failover(const Common& c, const FailoverOpts& f) {
     rows.push_back(t);
   }
   load.stop();
-  const double to_ms = c.tick_ms;
-  fmt::print("\nfailover: {} nodes (raftkit-counter-server, WAL), tick {} ms, election timeout {}-{} ms, {} client "
-             "threads (attempt timeout {} ms); {} trials per kind, {} failed; unknown outcomes {}, failed calls {}\n",
-             c.nodes, c.tick_ms, to_ms * c.election_ticks, 2 * to_ms * c.election_ticks, c.clients, f.attempt_ms,
-             f.trials, failures, load.unknown(), load.failed());
-  fmt::print("{:<10} {:<22} {:>8} {:>8} {:>8} {:>8} {:>8}  (ms, n)\n", "kind", "measure", "min", "p50", "p90", "p99",
-             "max");
-  FlatJson j;
-  j.str("mode", "failover");
-  j.str("label", c.label);
-  j.num("tick_ms", c.tick_ms);
-  j.num("election_ticks", c.election_ticks);
-  for (auto& k : f.kinds) {
-    std::vector<double> lm, um;
-    for (auto& t : rows)
-      if (t.kind == k) {
-        lm.push_back(t.leader_ms);
-        um.push_back(t.unavail_ms);
-      }
-    for (auto& [name, v] : {std::pair{"new leader", &lm}, std::pair{"client unavailability", &um}}) {
-      auto p = percentiles_ms(*v);
-      fmt::print("{:<10} {:<22} {:8.1f} {:8.1f} {:8.1f} {:8.1f} {:8.1f}  {}\n", k, name, v->empty() ? 0 : v->front(),
-                 p.p50, p.p90, p.p99, p.max, p.count);
-      const std::string key = k + (std::string(name) == "new leader" ? "_leader" : "_unavail");
-      j.num(key + "_p50_ms", p.p50);
-      j.num(key + "_p90_ms", p.p90);
-      j.num(key + "_p99_ms", p.p99);
-      j.num(key + "_max_ms", p.max);
-    }
-  }
-  fmt::print("machine: {}\n", machine_line());
   {
     std::ofstream csv(f.csv);
     csv << "trial,kind,old_leader,new_leader,new_leader_ms,unavailability_ms\n";
@@ -770,11 +837,7 @@ int run_failover(const Common& c, const FailoverOpts& f) {
                          t.unavail_ms);
     fmt::print("csv: {}\n", f.csv);
   }
-  write_png(f, rows,
-            fmt::format("raftkit failover, {} nodes, tick {} ms x {} election ticks ({}-{} ms), {} trials per kind",
-                        c.nodes, c.tick_ms, c.election_ticks, c.tick_ms * c.election_ticks,
-                        2 * c.tick_ms * c.election_ticks, f.trials));
-  if (!c.json_path.empty()) std::ofstream(c.json_path) << j.dump() << "\n";
+  report_failover(c, f, rows, failures, load.unknown(), load.failed());
   g_cluster = nullptr;
   return failures == 0 ? 0 : 1;
 }
@@ -877,6 +940,9 @@ int main(int argc, char** argv) {
   fo->add_option("--client-attempt-ms", f.attempt_ms,
                  "a client gives up on a server that does not answer within this (and tries the next)")
       ->capture_default_str();
+  fo->add_option("--from-csv", f.from_csv,
+                 "run nothing: summarise and plot a CSV of an earlier run (give its --tick-ms/--election-ticks/--trials "
+                 "for the labels)");
   fo->add_option("--server-binary", f.server_binary, "raftkit-counter-server to run")->capture_default_str();
 
   std::vector<std::string> cmp_files;
