@@ -36,6 +36,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -577,8 +578,9 @@ std::optional<std::pair<std::uint64_t, Clock::time_point>> poll_new_leader(count
                                                                         counter::Client& probe,
                                                                         std::uint64_t above,
                                                                         const std::set<std::uint64_t>& skip,
-                                                                        Clock::time_point deadline) {
-  while (Clock::now() < deadline) {
+                                                                        Clock::time_point deadline,
+                                                                        const std::function<bool()>& give_up) {
+  while (Clock::now() < deadline && !give_up()) {
     for (auto id : cl.ids()) {
       if (skip.contains(id) || !cl.running(id) || cl.paused(id)) continue;
       auto st = probe.status(cl.client_address(id), milliseconds(200));
@@ -764,8 +766,15 @@ int run_failover(const Common& c, const FailoverOpts& f) {
       fmt::print(stderr, "raftkit-bench: no acknowledgement before trial {}\n", n);
       return 1;
     }
-    const auto t0 = Clock::now();
+    auto t0 = Clock::now();
     std::set<std::uint64_t> skip;
+    struct TransferOutcome {
+      std::mutex mu;
+      bool done = false, ok = false;
+      std::string message;
+    };
+    auto transfer = std::make_shared<TransferOutcome>();
+    std::function<bool()> give_up = [] { return false; };
     if (kind == "kill") {
       cluster.kill(old);
       skip.insert(old);
@@ -773,16 +782,36 @@ int run_failover(const Common& c, const FailoverOpts& f) {
       cluster.pause(old);
       skip.insert(old);
     } else {
-      // The next node after the old leader, in id order.
+      // The next node after the old leader, in id order. A transfer is
+      // refused while the target lags, so the target is first given a
+      // bounded time to apply everything the leader had committed.
       const auto ids = cluster.ids();
       auto it = std::find(ids.begin(), ids.end(), old);
       const std::uint64_t target = (it == ids.end() || it + 1 == ids.end()) ? ids.front() : *(it + 1);
-      std::thread([po, target] {
+      if (auto ls = cluster.status(old, milliseconds(500))) {
+        const auto goal = ls->commit;
+        counter::LocalCluster::wait_until(
+            [&] {
+              auto ts = cluster.status(target, milliseconds(500));
+              return ts && ts->applied >= goal;
+            },
+            std::chrono::seconds(10));
+      }
+      t0 = Clock::now();
+      std::thread([po, target, transfer] {
         counter::Client ctl(po);
-        ctl.transfer_leader(target);
+        auto r = ctl.transfer_leader(target);
+        std::lock_guard lk(transfer->mu);
+        transfer->ok = r.outcome == counter::Outcome::ok;
+        transfer->message = r.message;
+        transfer->done = true;
       }).detach();
+      give_up = [transfer] {
+        std::lock_guard lk(transfer->mu);
+        return transfer->done && !transfer->ok;
+      };
     }
-    auto fresh = poll_new_leader(cluster, probe, lead->term, skip, t0 + std::chrono::seconds(30));
+    auto fresh = poll_new_leader(cluster, probe, lead->term, skip, t0 + std::chrono::seconds(30), give_up);
     Trial t;
     t.n = n;
     t.kind = kind;
@@ -820,7 +849,10 @@ int run_failover(const Common& c, const FailoverOpts& f) {
     }
     if (!ok) {
       ++failures;
-      fmt::print("trial {:>3} {:<8} FAILED (no new leader or no acknowledgement within 30 s)\n", n, kind);
+      std::lock_guard lk(transfer->mu);
+      fmt::print("trial {:>3} {:<8} FAILED ({})\n", n, kind,
+                 transfer->done && !transfer->ok ? "transfer refused: " + transfer->message
+                                                 : std::string("no new leader or no acknowledgement within 30 s"));
       continue;
     }
     fmt::print("trial {:>3} {:<8} leader {} -> {}  new leader after {:7.1f} ms  client unavailability {:7.1f} ms\n",
