@@ -141,6 +141,7 @@ struct Result {
   double wire_bytes_per_op = -1;     // Raft traffic between the nodes
   double client_wire_bytes_per_op = -1;
   double rss_peak_kib_max = 0, rss_peak_kib_sum = 0;
+  double leader_msgs_sent_per_op = -1, leader_msgs_received_per_op = -1;  // engine mode: the leader's transport
   std::string detail;
 };
 
@@ -165,6 +166,10 @@ FlatJson to_json(const Result& r) {
   if (r.client_cpu_us_per_op >= 0) j.num("client_cpu_us_per_op", r.client_cpu_us_per_op);
   if (r.wire_bytes_per_op >= 0) j.num("wire_bytes_per_op", r.wire_bytes_per_op);
   if (r.client_wire_bytes_per_op >= 0) j.num("client_wire_bytes_per_op", r.client_wire_bytes_per_op);
+  if (r.leader_msgs_sent_per_op >= 0) {
+    j.num("leader_msgs_sent_per_op", r.leader_msgs_sent_per_op);
+    j.num("leader_msgs_received_per_op", r.leader_msgs_received_per_op);
+  }
   j.num("rss_peak_kib_max", r.rss_peak_kib_max);
   j.num("rss_peak_kib_sum", r.rss_peak_kib_sum);
   j.str("detail", r.detail);
@@ -184,6 +189,9 @@ void print_result(const Result& r) {
   if (r.wire_bytes_per_op >= 0) fmt::print("  {:<28} {:>12.0f} B/op\n", "Raft bytes on the wire", r.wire_bytes_per_op);
   if (r.client_wire_bytes_per_op >= 0)
     fmt::print("  {:<28} {:>12.0f} B/op\n", "client bytes on the wire", r.client_wire_bytes_per_op);
+  if (r.leader_msgs_sent_per_op >= 0)
+    fmt::print("  {:<28} {:>12.2f} sent, {:.2f} received per op\n", "leader's Raft messages", r.leader_msgs_sent_per_op,
+               r.leader_msgs_received_per_op);
   fmt::print("  {:<28} {:>12.1f} MiB (largest process), {:.1f} MiB all\n", "peak RSS", r.rss_peak_kib_max / 1024,
              r.rss_peak_kib_sum / 1024);
   fmt::print("  machine: {}\n", machine_line());
@@ -353,6 +361,10 @@ int run_engine(const Common& c, const EngineOpts& e) {
   for (double x : cpu) total_cpu += x;
   r.cpu_us_per_op = r.ops > 0 ? total_cpu / r.ops : 0;
   if (!e.inproc) r.wire_bytes_per_op = r.ops > 0 ? raft_bytes / r.ops : 0;
+  if (r.ops > 0 && j->number("leader_msgs_sent")) {
+    r.leader_msgs_sent_per_op = *j->number("leader_msgs_sent") / r.ops;
+    r.leader_msgs_received_per_op = j->number("leader_msgs_received").value_or(0) / r.ops;
+  }
   w.rss(r);
   std::string per;
   for (double x : cpu) per += fmt::format("{}{:.2f}", per.empty() ? "" : " + ", x / 1e6);

@@ -149,7 +149,7 @@ std::unique_ptr<LogStore> open_store(const Config& c, NodeId id, std::string& er
 }
 
 // Closed-loop clients on `leader`; prints window-start, window-end, result.
-void run_load(Node& leader, const Config& c) {
+void run_load(Node& leader, Transport& transport, const Config& c) {
   const Bytes payload(c.payload, 0x42);
   const auto t0 = Clock::now();
   const auto w0 = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(c.warmup));
@@ -208,8 +208,10 @@ void run_load(Node& leader, const Config& c) {
     });
   }
   std::this_thread::sleep_until(w0);  // the warm-up is part of the measurement plan, not a readiness wait
+  const auto s0 = transport.stats();
   say("window-start");
   std::this_thread::sleep_until(w1);
+  const auto s1 = transport.stats();
   say("window-end");
   for (auto& th : threads) th.join();
   std::vector<std::uint32_t> all;
@@ -233,6 +235,9 @@ void run_load(Node& leader, const Config& c) {
   j.num("mean_us", p.mean);
   j.num("errors", static_cast<double>(errs));
   j.str("first_error", why);
+  // The leader's transport counters over the window (messages, not bytes).
+  j.num("leader_msgs_sent", static_cast<double>(s1.sent - s0.sent));
+  j.num("leader_msgs_received", static_cast<double>(s1.received - s0.received));
   say("result " + j.dump());
 }
 
@@ -302,6 +307,7 @@ int main(int argc, char** argv) {
   auto work = asio::make_work_guard(io);
   std::shared_ptr<InprocNetwork> hub = c.inproc > 0 ? make_inproc_network() : nullptr;
   std::vector<std::unique_ptr<Node>> nodes;
+  std::vector<std::shared_ptr<Transport>> transports;  // transports[i] is nodes[i]'s
   for (auto id : local_ids) {
     auto store = open_store(c, id, error);
     if (!store) return fail(error);
@@ -325,6 +331,7 @@ int main(int argc, char** argv) {
     Options o = node_options(c, id, peers);
     o.cluster_id = "raftkit-bench";
     if (auto m = o.validate(); !m.empty()) return fail(m);
+    transports.push_back(transport);
     nodes.push_back(std::make_unique<Node>(io.get_executor(), o, std::make_shared<Sink>(), std::move(store),
                                            std::move(transport)));
     if (auto ec = nodes.back()->start()) return fail(fmt::format("node {} did not start: {}", id.value, ec.message()));
@@ -370,7 +377,9 @@ int main(int argc, char** argv) {
           say("result {\"error\": \"not the leader\"}");
           continue;
         }
-        run_load(*lead, c);
+        std::size_t i = 0;
+        while (nodes[i].get() != lead) ++i;
+        run_load(*lead, *transports[i], c);
       }
     }
     g_stop = true;
