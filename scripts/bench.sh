@@ -15,6 +15,8 @@
 # Environment (defaults in brackets):
 #   BUILD_DIR [build-bench]  SECONDS_PER_RUN [10]  CLIENTS_LIST ["1 4 16"]  REPEATS [2]
 #   PAYLOAD [256]  OUT [bench-results/<timestamp>]  TRIALS [20]
+#   ENGINE_VARIANT [] extra engine-mode arguments for one more run per cell (side-by-side)
+#   SKIP_COUNTER [0]  1: no counter-mode runs in side-by-side
 #   NURAFT_SRC []  NURAFT_SCRIPT [../shared/tools/nuraft-baseline.sh]  NURAFT_BUILD [/tmp/nuraft-build]
 #
 # Every process the tools start is killed when they exit (or are interrupted).
@@ -57,10 +59,11 @@ build() {
   cmake --build "$BUILD_DIR" -j"$(nproc)" --target raftkit-bench
 }
 
-one() {  # mode clients rep
-  local mode=$1 t=$2 rep=$3
-  "$bench" "$mode" --clients "$t" --seconds "$SECONDS_PER_RUN" --payload "$PAYLOAD" \
-    --label "$mode-c$t-r$rep" --json "$OUT/$mode-c$t-r$rep.json" | tee "$OUT/$mode-c$t-r$rep.txt"
+one() {  # mode clients rep [name extra-args...]
+  local mode=$1 t=$2 rep=$3 name=${4:-$1}
+  shift 3; [[ $# -gt 0 ]] && shift
+  "$bench" "$mode" --clients "$t" --seconds "$SECONDS_PER_RUN" --payload "$PAYLOAD" "$@" \
+    --label "$name-c$t-r$rep" --json "$OUT/$name-c$t-r$rep.json" | tee "$OUT/$name-c$t-r$rep.txt"
 }
 
 summary() {  # one row per JSON result in $OUT
@@ -110,7 +113,9 @@ side_by_side() {
     for t in $CLIENTS_LIST; do
       nuraft_one "$t" "$rep"
       one engine "$t" "$rep"
-      one counter "$t" "$rep"
+      # ENGINE_VARIANT="--max-inflight-messages 1": one more engine run per cell with these knobs
+      [[ -n ${ENGINE_VARIANT:-} ]] && one engine "$t" "$rep" engine-variant $ENGINE_VARIANT
+      [[ ${SKIP_COUNTER:-0} == 1 ]] || one counter "$t" "$rep"
     done
   done
   { summary; echo "(NuRaft: CPU = leader process lifetime incl. its ~3 s of setup + followers during the leader's run)"
