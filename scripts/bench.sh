@@ -125,7 +125,8 @@ side_by_side() {
 profile() {
   mkdir -p "$OUT"
   # The engine-mode leader is node 1..3, whichever wins; record every node and report per process.
-  "$bench" engine --clients 16 --seconds "$SECONDS_PER_RUN" --json "$OUT/profile-run.json" &
+  # PROFILE_ARGS: extra engine-mode arguments, e.g. "--max-inflight-messages 1"
+  "$bench" engine --clients 16 --seconds "$SECONDS_PER_RUN" ${PROFILE_ARGS:-} --json "$OUT/profile-run.json" &
   local tool=$!
   local pids=""
   for _ in $(seq 1 100); do  # bounded wait (10 s) for the three nodes
