@@ -89,6 +89,49 @@ struct EngineOpts {
   int io_threads = 1;
   bool use_future = false;
   std::vector<std::string> passthrough;  // protocol and transport knobs, "--name value"
+  std::string follower_fault = "none";   // none, kill, slow: applied to one follower for the whole window
+  int slow_factor = 10;                  // slow: the follower runs 1/slow_factor of every 100 ms (SIGSTOP/SIGCONT)
+};
+
+// Applies --follower-fault to `pid` until `stop`, and samples the leader's
+// RSS every 500 ms meanwhile.
+class FollowerFault {
+ public:
+  FollowerFault(const EngineOpts& e, pid_t follower, pid_t leader) {
+    if (e.follower_fault == "kill") ::kill(follower, SIGKILL);
+    thread_ = std::thread([this, e, follower, leader] {
+      const auto period = milliseconds(100);
+      const auto run = milliseconds(100 / std::max(1, e.slow_factor));
+      auto next_sample = Clock::now();
+      while (!stop_) {
+        const auto now = Clock::now();
+        if (now >= next_sample) {
+          rss_.push_back(static_cast<double>(process_rss_kib(leader).value_or(0)) / 1024);
+          next_sample += milliseconds(500);
+        }
+        if (e.follower_fault == "slow") {
+          ::kill(follower, SIGSTOP);
+          std::this_thread::sleep_for(period - run);  // the duty cycle itself
+          ::kill(follower, SIGCONT);
+          std::this_thread::sleep_for(run);
+        } else {
+          std::this_thread::sleep_for(milliseconds(20));  // sampling interval
+        }
+      }
+      if (e.follower_fault == "slow") ::kill(follower, SIGCONT);
+    });
+  }
+  ~FollowerFault() { finish(); }
+  std::vector<double> finish() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    return rss_;
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::vector<double> rss_;
+  std::thread thread_;
 };
 
 double ms_since(Clock::time_point a, Clock::time_point b) {
@@ -324,12 +367,25 @@ int run_engine(const Common& c, const EngineOpts& e) {
     return 1;
   }
   w.begin();
+  std::unique_ptr<FollowerFault> fault;
+  if (!e.inproc) {  // "none" only samples the RSS
+    for (auto& ch : children)
+      if (ch.get() != leader) {
+        fault = std::make_unique<FollowerFault>(e, ch->pid(), leader->pid());
+        break;
+      }
+  }
   if (!leader->wait_line([](const std::string& l) { return l == "window-end"; }, t_end)) {
     fmt::print(stderr, "raftkit-bench: the window did not end:\n{}", leader->output_tail());
     return 1;
   }
   double raft_bytes = 0, client_bytes = 0;
   const auto cpu = w.end(raft_bytes, client_bytes);
+  std::string rss_line;
+  if (fault) {
+    auto rss = fault->finish();
+    for (double m : rss) rss_line += fmt::format(" {:.1f}", m);
+  }
   auto line = leader->wait_line([](const std::string& l) { return l.rfind("result ", 0) == 0; }, t_end);
   if (!line) {
     fmt::print(stderr, "raftkit-bench: no result from the leader:\n{}", leader->output_tail());
@@ -368,7 +424,10 @@ int run_engine(const Common& c, const EngineOpts& e) {
   w.rss(r);
   std::string per;
   for (double x : cpu) per += fmt::format("{}{:.2f}", per.empty() ? "" : " + ", x / 1e6);
-  r.detail = fmt::format("{} log, {}, clients in the leader's process ({}); CPU s per process in the window: {}; first error: {}",
+  if (!rss_line.empty())
+    r.detail = fmt::format("follower fault '{}' (slow factor {}) during the window; leader RSS MiB every 0.5 s:{}. ",
+                           e.follower_fault, e.slow_factor, rss_line);
+  r.detail += fmt::format("{} log, {}, clients in the leader's process ({}); CPU s per process in the window: {}; first error: {}",
                          e.store, e.inproc ? "one process, in-process transport" : "one process per node, TCP on 127.0.0.1",
                          e.use_future ? "waiting on use_future" : "waiting on a callback", per, j->string("first_error").value_or(""));
   for (auto& ch : children) ch->finish(milliseconds(3000));
@@ -957,6 +1016,14 @@ int main(int argc, char** argv) {
   eng->add_option("--store", e.store, "memory or wal")->check(CLI::IsMember({"memory", "wal"}))->capture_default_str();
   eng->add_flag("--inproc", e.inproc, "all nodes in one process over the in-process transport");
   eng->add_option("--io-threads", e.io_threads, "io_context threads per process")->capture_default_str();
+  eng->add_option("--follower-fault", e.follower_fault,
+                  "during the window: kill one follower (SIGKILL), or slow it (SIGSTOP/SIGCONT duty cycle); prints "
+                  "the leader's RSS every 0.5 s")
+      ->check(CLI::IsMember({"none", "kill", "slow"}))
+      ->capture_default_str();
+  eng->add_option("--slow-factor", e.slow_factor, "slow: the follower runs 1/N of every 100 ms")
+      ->capture_default_str()
+      ->check(CLI::Range(2, 100));
   eng->add_flag("--use-future", e.use_future, "clients wait on asio::use_future instead of a callback");
   eng->add_option("--node-binary", e.node_binary, "raftkit-bench-node to run")->capture_default_str();
   std::map<std::string, std::string> knobs;

@@ -32,14 +32,19 @@ std::optional<std::uint64_t> process_cpu_us(pid_t pid) {
   return (utime + stime) * 1000000ULL / static_cast<std::uint64_t>(hz > 0 ? hz : 100);
 }
 
-std::optional<std::uint64_t> process_peak_rss_kib(pid_t pid) {
+namespace {
+std::optional<std::uint64_t> status_field_kib(pid_t pid, const std::string& field) {
   std::ifstream f(fmt::format("/proc/{}/status", pid));
   std::string line;
   while (f && std::getline(f, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6));
+    if (line.rfind(field, 0) == 0) return std::stoull(line.substr(field.size()));
   }
   return std::nullopt;
 }
+}  // namespace
+
+std::optional<std::uint64_t> process_peak_rss_kib(pid_t pid) { return status_field_kib(pid, "VmHWM:"); }
+std::optional<std::uint64_t> process_rss_kib(pid_t pid) { return status_field_kib(pid, "VmRSS:"); }
 
 namespace {
 std::optional<std::uint16_t> port_of(const std::string& addr) {

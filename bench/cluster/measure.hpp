@@ -34,6 +34,8 @@ namespace raftkit::bench {
 std::optional<std::uint64_t> process_cpu_us(pid_t pid);
 /// VmHWM of a live process in KiB; nullopt if it is gone.
 std::optional<std::uint64_t> process_peak_rss_kib(pid_t pid);
+/// VmRSS (current resident set) of a live process in KiB.
+std::optional<std::uint64_t> process_rss_kib(pid_t pid);
 
 /// Bytes received per TCP connection (key: "local peer") whose local or
 /// peer port is in `ports`, from `ss -tinH`. Empty map if ss is missing.
