@@ -48,6 +48,11 @@ build() {
       echo "bench.sh: gnuplot not found (apt-get install gnuplot-nox): no PNG histogram" >&2
     fi
   fi
+  # ss (iproute2) reads the kernel's per-socket byte counters: the wire figures.
+  if ! command -v ss >/dev/null && [[ $(id -u) -eq 0 ]]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iproute2 \
+      || echo "bench.sh: iproute2 not installed: no bytes-on-the-wire figures" >&2
+  fi
   local launcher=()
   command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
   # -O2 rather than CMake's Release -O3: g++ 12 at -O3 reports a false

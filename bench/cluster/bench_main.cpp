@@ -237,6 +237,8 @@ void print_result(const Result& r) {
                r.leader_msgs_received_per_op);
   fmt::print("  {:<28} {:>12.1f} MiB (largest process), {:.1f} MiB all\n", "peak RSS", r.rss_peak_kib_max / 1024,
              r.rss_peak_kib_sum / 1024);
+  if (r.wire_bytes_per_op < 0 && r.mode != "engine-inproc")
+    fmt::print("  (no wire figures: `ss` from iproute2 is not installed)\n");
   fmt::print("  machine: {}\n", machine_line());
 }
 
@@ -416,7 +418,7 @@ int run_engine(const Common& c, const EngineOpts& e) {
   double total_cpu = 0;
   for (double x : cpu) total_cpu += x;
   r.cpu_us_per_op = r.ops > 0 ? total_cpu / r.ops : 0;
-  if (!e.inproc) r.wire_bytes_per_op = r.ops > 0 ? raft_bytes / r.ops : 0;
+  if (!e.inproc && have_ss()) r.wire_bytes_per_op = r.ops > 0 ? raft_bytes / r.ops : 0;
   if (r.ops > 0 && j->number("leader_msgs_sent")) {
     r.leader_msgs_sent_per_op = *j->number("leader_msgs_sent") / r.ops;
     r.leader_msgs_received_per_op = j->number("leader_msgs_received").value_or(0) / r.ops;
@@ -556,8 +558,10 @@ int run_counter(const Common& c, const std::string& server_binary) {
   for (double x : cpu) total += x;
   r.cpu_us_per_op = r.ops > 0 ? total / r.ops : 0;
   r.client_cpu_us_per_op = r.ops > 0 ? static_cast<double>(self1 - self0) / r.ops : 0;
-  r.wire_bytes_per_op = r.ops > 0 ? raft_bytes / r.ops : 0;
-  r.client_wire_bytes_per_op = r.ops > 0 ? client_bytes / r.ops : 0;
+  if (have_ss()) {
+    r.wire_bytes_per_op = r.ops > 0 ? raft_bytes / r.ops : 0;
+    r.client_wire_bytes_per_op = r.ops > 0 ? client_bytes / r.ops : 0;
+  }
   w.rss(r);
   std::string per;
   for (double x : cpu) per += fmt::format("{}{:.2f}", per.empty() ? "" : " + ", x / 1e6);

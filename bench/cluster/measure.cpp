@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <numeric>
 #include <sstream>
@@ -59,6 +60,11 @@ std::optional<std::uint16_t> port_of(const std::string& addr) {
   }
 }
 }  // namespace
+
+bool have_ss() {
+  static const bool ok = std::system("command -v ss >/dev/null 2>&1") == 0;
+  return ok;
+}
 
 std::map<std::string, std::uint64_t> tcp_bytes_received(const std::set<std::uint16_t>& ports) {
   std::map<std::string, std::uint64_t> out;

@@ -37,6 +37,8 @@ std::optional<std::uint64_t> process_peak_rss_kib(pid_t pid);
 /// VmRSS (current resident set) of a live process in KiB.
 std::optional<std::uint64_t> process_rss_kib(pid_t pid);
 
+/// Whether `ss` (iproute2) can be run: without it there are no wire figures.
+bool have_ss();
 /// Bytes received per TCP connection (key: "local peer") whose local or
 /// peer port is in `ports`, from `ss -tinH`. Empty map if ss is missing.
 std::map<std::string, std::uint64_t> tcp_bytes_received(const std::set<std::uint16_t>& ports);
