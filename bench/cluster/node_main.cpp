@@ -1,0 +1,397 @@
+// raftkit-bench-node — one raftkit::Node for raftkit-bench's engine mode
+// (or, with --inproc N, a whole cluster of N nodes in this one process over
+// the in-process transport).
+//
+// It is the counterpart of NuRaft's raft_bench: an empty state machine, the
+// memory log (or the WAL with --store wal), and on the leader closed-loop
+// client threads that call Node::async_propose and wait for each result
+// before proposing the next (one outstanding proposal per thread). The
+// clients live in the leader's process, so the figures measure the
+// replication engine, not a client protocol.
+//
+// Driven by raftkit-bench through stdin and stdout, one line each:
+//   out  "ready id=<id> pid=<pid>"          the node (or nodes) started
+//   out  "role <role> term <t> leader <id>" whenever this node's role changes
+//   in   "load"                             run the load if this node leads
+//   out  "window-start" / "window-end"      the measured window (after warm-up)
+//   out  "result {json}"                    ops, latency percentiles, errors
+// It exits when stdin closes, or on SIGTERM/SIGINT.
+//
+//   raftkit-bench-node --id 1 --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003
+//   raftkit-bench-node --inproc 3 --store wal --data-dir /tmp/x
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <condition_variable>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+#include <fmt/format.h>
+
+#include "measure.hpp"
+#include "raftkit/node.hpp"
+#include "raftkit/tcp_transport.hpp"
+#include "raftkit/wal_store.hpp"
+
+namespace {
+
+using namespace raftkit;
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+
+class Sink final : public StateMachine {
+ public:
+  Bytes apply(const Entry&) override { return {}; }
+  Bytes query(BytesView) const override { return {}; }
+  Bytes save_snapshot() const override { return {}; }
+  void load_snapshot(BytesView) override {}
+};
+
+struct Config {
+  std::uint64_t id = 0;
+  std::string peers_text;
+  int inproc = 0;
+  std::string store = "memory";
+  std::string data_dir;
+  int tick_ms = 50;
+  int election_ticks = 10;
+  int heartbeat_ticks = 1;
+  std::uint64_t snapshot_interval = 100000;
+  std::size_t max_entries_per_append = ProtocolOptions{}.max_entries_per_append;
+  std::size_t max_bytes_per_append = ProtocolOptions{}.max_bytes_per_append;
+  std::size_t max_inflight_messages = ProtocolOptions{}.max_inflight_messages;
+  std::size_t max_inflight_bytes = ProtocolOptions{}.max_inflight_bytes;
+  std::size_t max_uncommitted_bytes = ProtocolOptions{}.max_uncommitted_bytes;
+  std::size_t send_queue_frames = TcpTransportOptions{}.send_queue_frames;
+  std::size_t max_frames_per_write = TcpTransportOptions{}.max_frames_per_write;
+  int io_threads = 1;
+  int clients = 1;
+  double seconds = 10;
+  double warmup = 1;
+  std::size_t payload = 256;
+  bool use_future = false;
+};
+
+std::mutex g_out_mu;
+void say(const std::string& line) {
+  std::lock_guard lk(g_out_mu);
+  std::fwrite(line.data(), 1, line.size(), stdout);
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+}
+
+bool parse_peers(const std::string& text, std::map<NodeId, std::string>& out, std::string& error) {
+  std::size_t pos = 0;
+  while (pos <= text.size()) {
+    const auto comma = text.find(',', pos);
+    const std::string item = text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    const auto eq = item.find('=');
+    if (eq == std::string::npos) {
+      error = fmt::format("--peers item '{}' is not id=host:port", item);
+      return false;
+    }
+    try {
+      out[NodeId{std::stoull(item.substr(0, eq))}] = item.substr(eq + 1);
+    } catch (...) {
+      error = fmt::format("--peers item '{}' has a bad id", item);
+      return false;
+    }
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return true;
+}
+
+Options node_options(const Config& c, NodeId id, const std::map<NodeId, std::string>& peers) {
+  Options o = Options::from_peers(id, peers);
+  o.tick_interval = std::chrono::milliseconds(c.tick_ms);
+  o.snapshot_interval = c.snapshot_interval;
+  o.max_pending_requests = std::max<std::size_t>(o.max_pending_requests, static_cast<std::size_t>(c.clients) * 2);
+  o.protocol.election_ticks = c.election_ticks;
+  o.protocol.heartbeat_ticks = c.heartbeat_ticks;
+  o.protocol.max_entries_per_append = c.max_entries_per_append;
+  o.protocol.max_bytes_per_append = c.max_bytes_per_append;
+  o.protocol.max_inflight_messages = c.max_inflight_messages;
+  o.protocol.max_inflight_bytes = c.max_inflight_bytes;
+  o.protocol.max_uncommitted_bytes = c.max_uncommitted_bytes;
+  o.protocol.seed = id.value * 7919 + static_cast<std::uint64_t>(::getpid());
+  return o;
+}
+
+std::unique_ptr<LogStore> open_store(const Config& c, NodeId id, std::string& error) {
+  if (c.store == "memory") return make_memory_store();
+  const auto dir = std::filesystem::path(c.data_dir) / fmt::format("node{}", id.value);
+  std::error_code fec;
+  std::filesystem::create_directories(dir, fec);
+  if (fec) {
+    error = fmt::format("cannot create {}: {}", dir.string(), fec.message());
+    return nullptr;
+  }
+  std::unique_ptr<LogStore> store;
+  std::string detail;
+  if (auto ec = open_wal_store(dir.string(), WalOptions{}, store, &detail)) {
+    error = fmt::format("cannot open the WAL in {}: {} ({})", dir.string(), ec.message(), detail);
+    return nullptr;
+  }
+  return store;
+}
+
+// Closed-loop clients on `leader`; prints window-start, window-end, result.
+void run_load(Node& leader, Transport& transport, const Config& c) {
+  const Bytes payload(c.payload, 0x42);
+  const auto t0 = Clock::now();
+  const auto w0 = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(c.warmup));
+  const auto w1 = w0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(c.seconds));
+  std::vector<std::vector<std::uint32_t>> lat(static_cast<std::size_t>(c.clients));
+  std::vector<std::uint64_t> errors(static_cast<std::size_t>(c.clients), 0);
+  std::vector<std::string> first_error(static_cast<std::size_t>(c.clients));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < c.clients; ++t) {
+    threads.emplace_back([&, t] {
+      auto& mine = lat[static_cast<std::size_t>(t)];
+      mine.reserve(1 << 16);
+      // A mutex and condition variable (not std::binary_semaphore, whose
+      // libstdc++ acquire spins on sched_yield and bills the spinning to
+      // the benchmark's CPU figure).
+      std::mutex mu;
+      std::condition_variable cv;
+      bool done = false;
+      while (true) {
+        const auto start = Clock::now();
+        if (start >= w1) break;
+        bool ok = true;
+        if (c.use_future) {
+          auto f = leader.async_propose(payload, asio::use_future);
+          try {
+            f.get();
+          } catch (const boost::system::system_error& e) {
+            ok = false;
+            if (errors[static_cast<std::size_t>(t)]++ == 0) first_error[static_cast<std::size_t>(t)] = e.what();
+          }
+        } else {
+          // A plain callback runs on the node's executor and wakes this
+          // thread directly: one hand-off, like a blocking client call.
+          boost::system::error_code result;
+          done = false;
+          leader.async_propose(payload, [&](boost::system::error_code ec, Bytes) {
+            std::lock_guard lk(mu);
+            result = ec;
+            done = true;
+            cv.notify_one();
+          });
+          {
+            std::unique_lock lk(mu);
+            cv.wait(lk, [&] { return done; });
+          }
+          if (result) {
+            ok = false;
+            if (errors[static_cast<std::size_t>(t)]++ == 0) first_error[static_cast<std::size_t>(t)] = result.message();
+          }
+        }
+        const auto end = Clock::now();
+        if (ok && end >= w0 && end < w1)
+          mine.push_back(static_cast<std::uint32_t>(
+              std::chrono::duration_cast<std::chrono::microseconds>(end - start).count()));
+      }
+    });
+  }
+  std::this_thread::sleep_until(w0);  // the warm-up is part of the measurement plan, not a readiness wait
+  const auto s0 = transport.stats();
+  say("window-start");
+  std::this_thread::sleep_until(w1);
+  const auto s1 = transport.stats();
+  say("window-end");
+  for (auto& th : threads) th.join();
+  std::vector<std::uint32_t> all;
+  std::uint64_t errs = 0;
+  std::string why;
+  for (std::size_t i = 0; i < lat.size(); ++i) {
+    all.insert(all.end(), lat[i].begin(), lat[i].end());
+    errs += errors[i];
+    if (why.empty()) why = first_error[i];
+  }
+  const auto p = raftkit::bench::percentiles(all);
+  raftkit::bench::FlatJson j;
+  j.num("ops", static_cast<double>(p.count));
+  j.num("seconds", c.seconds);
+  j.num("ops_per_s", static_cast<double>(p.count) / c.seconds);
+  j.num("p50_us", p.p50);
+  j.num("p90_us", p.p90);
+  j.num("p99_us", p.p99);
+  j.num("p999_us", p.p999);
+  j.num("max_us", p.max);
+  j.num("mean_us", p.mean);
+  j.num("errors", static_cast<double>(errs));
+  j.str("first_error", why);
+  // The leader's transport counters over the window (messages, not bytes).
+  j.num("leader_msgs_sent", static_cast<double>(s1.sent - s0.sent));
+  j.num("leader_msgs_received", static_cast<double>(s1.received - s0.received));
+  say("result " + j.dump());
+}
+
+std::atomic<bool> g_stop{false};
+void on_signal(int) { g_stop = true; }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Config c;
+  CLI::App app{"raftkit-bench-node: a raftkit node (or an in-process cluster) for raftkit-bench's engine mode"};
+  app.add_option("--id", c.id, "this node's id (TCP mode)");
+  app.add_option("--peers", c.peers_text, "id=host:port of every node, this one included (TCP mode)");
+  app.add_option("--inproc", c.inproc, "run this many nodes in this process over the in-process transport instead")
+      ->check(CLI::Range(1, 7));
+  app.add_option("--store", c.store, "log store: memory or wal")->check(CLI::IsMember({"memory", "wal"}))
+      ->capture_default_str();
+  app.add_option("--data-dir", c.data_dir, "directory for the WAL (--store wal)");
+  app.add_option("--tick-ms", c.tick_ms, "protocol tick, ms")->capture_default_str()->check(CLI::Range(1, 10000));
+  app.add_option("--election-ticks", c.election_ticks, "election timeout base, ticks")->capture_default_str();
+  app.add_option("--heartbeat-ticks", c.heartbeat_ticks, "heartbeat interval, ticks")->capture_default_str();
+  app.add_option("--snapshot-interval", c.snapshot_interval, "snapshot every this many applied entries (0: never)")
+      ->capture_default_str();
+  app.add_option("--max-entries-per-append", c.max_entries_per_append)->capture_default_str();
+  app.add_option("--max-bytes-per-append", c.max_bytes_per_append)->capture_default_str();
+  app.add_option("--max-inflight-messages", c.max_inflight_messages)->capture_default_str();
+  app.add_option("--max-inflight-bytes", c.max_inflight_bytes)->capture_default_str();
+  app.add_option("--max-uncommitted-bytes", c.max_uncommitted_bytes)->capture_default_str();
+  app.add_option("--send-queue-frames", c.send_queue_frames, "TCP transport queue per peer")->capture_default_str();
+  app.add_option("--max-frames-per-write", c.max_frames_per_write, "TCP transport write coalescing")
+      ->capture_default_str();
+  app.add_option("--io-threads", c.io_threads, "threads running the io_context")->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  app.add_option("--clients", c.clients, "closed-loop client threads on the leader")->capture_default_str()
+      ->check(CLI::Range(1, 4096));
+  app.add_option("--seconds", c.seconds, "measured window")->capture_default_str()->check(CLI::Range(0.1, 3600.0));
+  app.add_option("--warmup", c.warmup, "seconds of load before the window")->capture_default_str()
+      ->check(CLI::Range(0.0, 600.0));
+  app.add_option("--payload", c.payload, "bytes per command")->capture_default_str()->check(CLI::Range(1, 8 << 20));
+  app.add_flag("--use-future", c.use_future,
+               "clients wait with asio::use_future (completion via Asio's system thread pool: one more hand-off) "
+               "instead of a callback that wakes the client thread");
+  CLI11_PARSE(app, argc, argv);
+
+  auto fail = [](const std::string& m) {
+    fmt::print(stderr, "raftkit-bench-node: error: {}\n", m);
+    return 2;
+  };
+  if (c.store == "wal" && c.data_dir.empty()) return fail("--store wal needs --data-dir");
+
+  std::map<NodeId, std::string> peers;
+  std::vector<NodeId> local_ids;
+  std::string error;
+  if (c.inproc > 0) {
+    for (int i = 1; i <= c.inproc; ++i) {
+      peers[NodeId{static_cast<std::uint64_t>(i)}] = fmt::format("inproc:{}", i);
+      local_ids.push_back(NodeId{static_cast<std::uint64_t>(i)});
+    }
+  } else {
+    if (c.id == 0 || c.peers_text.empty()) return fail("give --id and --peers, or --inproc N");
+    if (!parse_peers(c.peers_text, peers, error)) return fail(error);
+    if (!peers.contains(NodeId{c.id})) return fail("--peers must include --id");
+    local_ids.push_back(NodeId{c.id});
+  }
+
+  asio::io_context io(c.io_threads);
+  auto work = asio::make_work_guard(io);
+  std::shared_ptr<InprocNetwork> hub = c.inproc > 0 ? make_inproc_network() : nullptr;
+  std::vector<std::unique_ptr<Node>> nodes;
+  std::vector<std::shared_ptr<Transport>> transports;  // transports[i] is nodes[i]'s
+  for (auto id : local_ids) {
+    auto store = open_store(c, id, error);
+    if (!store) return fail(error);
+    std::shared_ptr<Transport> transport;
+    if (hub) {
+      transport = hub->make_transport(id, io.get_executor());
+    } else {
+      TcpTransportOptions t;
+      t.self = id;
+      t.cluster_id = "raftkit-bench";
+      const auto& self = peers.at(id);
+      const auto colon = self.rfind(':');
+      t.listen_host = self.substr(0, colon);
+      t.listen_port = static_cast<std::uint16_t>(std::stoul(self.substr(colon + 1)));
+      for (auto& [pid, addr] : peers)
+        if (pid != id) t.peers.emplace(pid, addr);
+      t.send_queue_frames = c.send_queue_frames;
+      t.max_frames_per_write = c.max_frames_per_write;
+      transport = make_tcp_transport(io.get_executor(), t);
+    }
+    Options o = node_options(c, id, peers);
+    o.cluster_id = "raftkit-bench";
+    if (auto m = o.validate(); !m.empty()) return fail(m);
+    transports.push_back(transport);
+    nodes.push_back(std::make_unique<Node>(io.get_executor(), o, std::make_shared<Sink>(), std::move(store),
+                                           std::move(transport)));
+    if (auto ec = nodes.back()->start()) return fail(fmt::format("node {} did not start: {}", id.value, ec.message()));
+  }
+  std::vector<std::thread> io_threads;
+  for (int t = 0; t < c.io_threads; ++t) io_threads.emplace_back([&] { io.run(); });
+
+  ::signal(SIGTERM, on_signal);
+  ::signal(SIGINT, on_signal);
+  ::signal(SIGPIPE, SIG_IGN);
+  say(fmt::format("ready id={} pid={}", c.inproc > 0 ? 0 : c.id, ::getpid()));
+
+  // Role monitor: reports this process's leader, if any, on every change.
+  std::atomic<Node*> leader{nullptr};
+  std::thread monitor([&] {
+    std::string last;
+    while (!g_stop) {
+      Node* lead = nullptr;
+      std::string line = "role follower";
+      for (auto& n : nodes) {
+        const auto st = n->status();
+        if (st.role == "leader") {
+          lead = n.get();
+          line = fmt::format("role leader term {} leader {}", st.term.value, st.id.value);
+        } else if (nodes.size() == 1) {
+          line = fmt::format("role {} term {} leader {}", st.role, st.term.value, st.leader.value);
+        }
+      }
+      leader = lead;
+      if (line != last) say(line);
+      last = line;
+      // Polling the node's status is how a process outside the library learns its role.
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  });
+
+  std::thread input([&] {
+    std::string line;
+    while (std::getline(std::cin, line)) {
+      if (line == "load") {
+        Node* lead = leader.load();
+        if (!lead) {
+          say("result {\"error\": \"not the leader\"}");
+          continue;
+        }
+        std::size_t i = 0;
+        while (nodes[i].get() != lead) ++i;
+        run_load(*lead, *transports[i], c);
+      }
+    }
+    g_stop = true;
+  });
+  input.detach();  // blocked in read(2) until stdin closes; the process exits without joining it
+
+  while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  monitor.join();
+  for (auto& n : nodes) n->stop();
+  work.reset();
+  io.stop();
+  for (auto& t : io_threads) t.join();
+  std::fflush(stdout);
+  ::_exit(0);
+}
