@@ -3,6 +3,8 @@
 // (never a bare sleep as synchronization); timeouts are generous so the same
 // tests pass under ASan and TSan on a loaded 2-core machine.
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <filesystem>
 #include <thread>
 
@@ -17,7 +19,9 @@
 #include "raftkit/node.hpp"
 #include "raftkit/testing/faulty_transport.hpp"
 #include "raftkit/wal_store.hpp"
+#include "storage/wal_store_fs.hpp"
 #include "support/catch_printers.hpp"
+#include "unit/storage/fault_fs.hpp"
 
 using namespace raftkit;
 namespace asio = boost::asio;
@@ -95,6 +99,8 @@ inline std::error_code wait(std::future<std::error_code> f) {
 }
 
 struct Cluster {
+  /// `wal_root` "faultfs": every node's WAL on its own in-memory FaultFs
+  /// (fs_), with small segments.
   explicit Cluster(std::size_t n, std::uint64_t snapshot_interval = 0, std::string wal_root = {},
                    std::function<void(Options&)> tweak = {})
       : wal_root_(std::move(wal_root)), tweak_(std::move(tweak)) {
@@ -118,7 +124,15 @@ struct Cluster {
     o.snapshot_interval = snapshot_interval_;
     if (tweak_) tweak_(o);
     std::unique_ptr<LogStore> store;
-    if (wal_root_.empty()) {
+    if (wal_root_ == "faultfs") {
+      fs_[i] = std::make_shared<test::FaultFs>();
+      WalOptions wo;
+      wo.segment_bytes = 4096;
+      std::string detail;
+      const auto ec = storage::open_wal_store(fs_[i], "/wal", wo, store, &detail);
+      INFO(detail);
+      REQUIRE(!ec);
+    } else if (wal_root_.empty()) {
       auto failing = std::make_unique<FailingStore>();
       broken_[i] = failing->broken;
       stalled_[i] = failing->stalled;
@@ -209,6 +223,7 @@ struct Cluster {
   std::map<std::uint64_t, std::shared_ptr<Counter>> machines_;
   std::map<std::uint64_t, std::shared_ptr<std::atomic<bool>>> broken_;
   std::map<std::uint64_t, std::shared_ptr<std::atomic<bool>>> stalled_;
+  std::map<std::uint64_t, std::shared_ptr<test::FaultFs>> fs_;
   std::vector<std::thread> threads_;
 };
 
@@ -354,6 +369,70 @@ TEST_CASE("Node: a leader whose disk stalls steps down and a healthy node takes 
   // Whether or not the stalled proposal made it, every node agrees.
   const auto value = c.read(fresh).second;
   for (auto id : {1, 2, 3}) CHECK(c.read(static_cast<std::uint64_t>(id)).second == value);
+}
+
+// Issue 9: a disk that hangs inside a WAL segment roll (the directory fsync
+// after creating the next segment) must not hang the strand: the WAL's
+// reads never wait on its writes, so the leader keeps running. It sends
+// nothing while its write is outstanding, so the followers elect a new
+// leader within an election timeout and the old one, still handling
+// messages, steps down on hearing of it; failing that, its disk-stall
+// timeout makes it step down. Either way: within disk_stall_timeout plus an
+// election timeout.
+TEST_CASE("Node: a leader whose fsync hangs during a WAL segment roll steps down; the others elect a new leader") {
+  constexpr auto stall_timeout = 300ms;
+  Cluster c(3, 0, "faultfs", [&](Options& o) { o.disk_stall_timeout = stall_timeout; });
+  const auto l = c.wait_for_leader();
+  REQUIRE(!c.propose(l, 1).first);
+
+  std::mutex mu;
+  std::condition_variable cv;
+  bool hung = false, released = false;
+  std::chrono::steady_clock::time_point hung_at;
+  c.fs_.at(l)->hook = [&](test::FaultFs::Op op, const std::string&) {
+    if (op != test::FaultFs::Op::sync_dir) return 0;
+    std::unique_lock lock(mu);
+    hung = true;
+    hung_at = std::chrono::steady_clock::now();
+    cv.notify_all();
+    cv.wait(lock, [&] { return released; });  // a device that never answers, until the test ends
+    return 0;
+  };
+  // Writes until the leader's WAL rolls a segment (4 KiB) and hangs there.
+  std::vector<std::future<Result>> pending;
+  for (int k = 0; k < 2000; ++k) {
+    {
+      std::lock_guard lock(mu);
+      if (hung) break;
+    }
+    pending.push_back(results([&](auto h) { c.node(l).async_propose(to_bytes("1"), h); }));
+    if (k % 50 == 49) c.wait_until([&] { return c.node(l).status().commit.value > static_cast<std::uint64_t>(k / 2); }, 2s);
+  }
+  {
+    std::lock_guard lock(mu);
+    REQUIRE(hung);
+  }
+  REQUIRE(c.wait_until([&] { return c.node(l).status().role != "leader"; }, 10s));
+  const auto stepped_down = std::chrono::steady_clock::now() - [&] {
+    std::lock_guard lock(mu);
+    return hung_at;
+  }();
+  const auto fresh = c.wait_for_leader(others(l));
+  REQUIRE(fresh != 0);
+  CHECK(!c.propose(fresh, 10).first);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(stepped_down).count();
+  fmt::print("hung WAL roll: the leader stepped down {} ms after its fsync hung (disk_stall_timeout {} ms, "
+             "election timeout 100-200 ms)\n",
+             ms, stall_timeout.count());
+  // disk_stall_timeout plus an election timeout (at most 2 x 10 ticks of
+  // 10 ms), with room for a loaded or instrumented machine.
+  CHECK(stepped_down < stall_timeout + 200ms + 2s);
+  {
+    std::lock_guard lock(mu);
+    released = true;
+  }
+  cv.notify_all();
+  for (auto& f : pending) REQUIRE(f.wait_for(30s) == std::future_status::ready);
 }
 
 TEST_CASE("Node: status shows the leader's view of every follower") {
