@@ -98,6 +98,20 @@ class Demo {
       say("10 increments sent to node {} (a follower; the client followed its hint to node {}): counter = {}.",
           follower, leader->id, last);
     }
+
+    // Roles: the read-only certificate may read but not increment.
+    {
+      ClientOptions o = options();
+      o.tls = c_.client_tls("reader");
+      Client reader(o);
+      auto denied = reader.incr(1000);
+      auto seen = reader.get();
+      say("A client with the read-only certificate tries to add 1000: {} ({}).", outcome_name(denied.outcome),
+          denied.message);
+      check(denied.outcome == Outcome::failed && seen.outcome == Outcome::ok &&
+                seen.value == static_cast<std::int64_t>(acked_),
+            fmt::format("the read role may read ({}) but not increment: refused, nothing changed", seen.value));
+    }
     {
       const auto t0 = Clock::now();
       std::vector<std::thread> threads;
