@@ -158,6 +158,10 @@ std::vector<std::uint64_t> LocalCluster::ids() const {
   return out;
 }
 bool LocalCluster::running(std::uint64_t id) const { return procs_.at(id)->pid.load() > 0; }
+pid_t LocalCluster::pid(std::uint64_t id) const {
+  const pid_t p = procs_.at(id)->pid.load();
+  return p > 0 ? p : -1;
+}
 bool LocalCluster::paused(std::uint64_t id) const {
   std::lock_guard lk(mu_);
   return procs_.at(id)->stopped;

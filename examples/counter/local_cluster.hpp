@@ -96,6 +96,8 @@ class LocalCluster {
   void emergency_kill() noexcept;
 
   bool running(std::uint64_t id) const;
+  /// The server's process id, or -1 when it is not running.
+  pid_t pid(std::uint64_t id) const;
   bool paused(std::uint64_t id) const;
   std::vector<std::uint64_t> ids() const;
   std::string client_address(std::uint64_t id) const;
