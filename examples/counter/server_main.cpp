@@ -334,6 +334,8 @@ class Server {
         sock.close(ignored);
         continue;
       }
+      ++connections_;  // counted before serve() starts, so that a burst of accepts sees it
+      ++per_address_[address];
       asio::co_spawn(io_, serve(std::move(sock), address), asio::detached);
     }
   }
@@ -381,9 +383,8 @@ class Server {
     return who;
   }
 
+  // Serves one client connection (counted by accept_loop; uncounted here on exit).
   asio::awaitable<void> serve(tcp::socket sock, asio::ip::address address) {
-    ++connections_;
-    ++per_address_[address];
     struct Count {
       Server& s;
       asio::ip::address a;

@@ -669,6 +669,11 @@ class Impl : public std::enable_shared_from_this<Impl> {
         continue;
       }
       auto conn = std::make_shared<Conn>(std::move(socket), current_context());
+      // Counted here, not when serve_inbound starts: a burst of accepts must
+      // see the connections accepted just before it.
+      inbound_.insert(conn);
+      ++per_address_[address];
+      inbound_count_.store(inbound_.size());
       asio::co_spawn(strand_, serve_inbound(conn, address), asio::detached);
     }
   }
@@ -706,9 +711,6 @@ class Impl : public std::enable_shared_from_this<Impl> {
 
   awaitable<void> serve_inbound(std::shared_ptr<Conn> conn, asio::ip::address address) {
     auto self = shared_from_this();
-    inbound_.insert(conn);
-    ++per_address_[address];
-    inbound_count_.store(inbound_.size());
     const std::string remote = remote_of(conn->socket());
     boost::system::error_code ignored;
     conn->socket().set_option(tcp::no_delay(true), ignored);
