@@ -46,8 +46,9 @@
 // Hostile-input limits on the listening port: a connection must complete the
 // TLS and Raft handshakes within handshake_timeout; an accepted connection
 // that delivers no frame for idle_timeout is closed (a dialling node closes
-// its own connection after idle_timeout / 2 with nothing to send, and dials
-// again when it has, so live peers are never cut); at most
+// its own connection after idle_timeout / 2 with nothing to send, without
+// reporting the peer unreachable, and dials again when it has something, so
+// live peers with the same idle_timeout are never cut); at most
 // max_inbound_connections are open at once, at most
 // max_connections_per_address from one IP address; beyond, a new connection
 // is closed at once (counted in refused_connections(), logged at most once

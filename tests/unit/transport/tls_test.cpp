@@ -492,3 +492,37 @@ TEST_CASE("tls: plaintext on a non-loopback address needs allow_insecure", "[tls
   secure->stop();
   io.run_for(std::chrono::seconds(1));
 }
+
+TEST_CASE("tls: the transport's periodic file check reloads without a call", "[tls][reload]") {
+  // Node 1's files are replaced by a certificate from a CA node 2 does not
+  // trust: once the timer has reloaded them, node 1's new connections are
+  // refused by node 2 — observable proof that the reload happened on its own.
+  const auto& pki = TestPki::get();
+  const auto dir = pki.dir("rotate-periodic");
+  std::filesystem::create_directories(dir);
+  for (const char* f : {"node-1.pem", "node-1.key"})
+    std::filesystem::copy_file(pki.dir("main") / f, dir / f, std::filesystem::copy_options::overwrite_existing);
+  auto tls = pki.options("rotate-periodic", "node-1");
+  tls.reload_check_interval = std::chrono::milliseconds(50);
+  asio::io_context io;
+  auto a = start_node(io, tls_options(1, tls));
+  auto b = start_node(io, tls_options(2, pki.node(2)));
+  a->transport->set_peer(NodeId{2}, address(*b));
+  b->transport->set_peer(NodeId{1}, address(*a));
+  a->transport->send(message(1, 2, 1));
+  REQUIRE(run_until(io, [&] { return b->inbox.size() == 1; }));
+  CHECK(b->transport->stats().protocol_errors == 0);
+
+  for (const char* f : {"node-1.pem", "node-1.key"})
+    std::filesystem::copy_file(pki.dir("other-ca") / f, dir / f, std::filesystem::copy_options::overwrite_existing);
+  // The open connection keeps working with the certificate it was made with.
+  a->transport->send(message(1, 2, 2));
+  REQUIRE(run_until(io, [&] { return b->inbox.size() == 2; }));
+  // New connections (node 1 told to reconnect, again and again) are refused
+  // once the timer has picked up the files.
+  REQUIRE(run_until(io, [&] {
+    a->transport->set_peer(NodeId{2}, address(*b));
+    return b->transport->stats().protocol_errors > 0;
+  }));
+  shutdown(io, {a.get(), b.get()});
+}
