@@ -44,7 +44,9 @@ TcpTransportOptions tls_options(std::uint64_t id, TlsOptions tls) {
   o.cluster_id = TestPki::kCluster;
   o.reconnect_initial = std::chrono::milliseconds(10);
   o.reconnect_max = std::chrono::milliseconds(100);
-  o.handshake_timeout = std::chrono::milliseconds(1000);
+  // Generous: one thread serves every node of a test, and sanitizer builds on
+  // a shared machine are slow; the timeout's own tests set their own.
+  o.handshake_timeout = std::chrono::milliseconds(5000);
   o.tls = std::move(tls);
   return o;
 }
