@@ -3,7 +3,10 @@
 # cluster of real server processes on loopback, the leader killed with
 # SIGKILL under load, the failover measured, every acknowledged increment
 # checked, the old leader restarted and caught up. Exit code 0 only if every
-# check held. Extra arguments go to the demo (e.g. --verbose, --tick-ms 20).
+# check held. Every port speaks mutual TLS 1.3 with a CA and certificates the
+# demo makes for the run (scripts/make-certs.sh, the openssl command), and a
+# client whose certificate holds only the read role is shown being refused.
+# Extra arguments go to the demo (e.g. --verbose, --tick-ms 20).
 # The in-process demo on the bare protocol core: build/examples/counter/raftkit-inproc-demo
 # Installs missing Debian packages first (scripts/deps.sh, needs root).
 set -euo pipefail

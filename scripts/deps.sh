@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config
-  libboost1.81-dev libssl-dev
+  libboost1.81-dev libssl-dev openssl
   capnproto libcapnp-dev
   libfmt-dev catch2 libbenchmark-dev libcli11-dev
 )

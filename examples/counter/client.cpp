@@ -9,7 +9,10 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <fmt/format.h>
+
+#include "secure_stream.hpp"
 
 namespace raftkit::counter {
 
@@ -39,7 +42,8 @@ struct Exchange {
 struct Client::Impl {
   ClientOptions opt;
   asio::io_context io;
-  std::map<std::string, std::unique_ptr<tcp::socket>> conns;
+  std::map<std::string, std::unique_ptr<SecureStream>> conns;
+  std::shared_ptr<raftkit::TlsCredentials> credentials;
   std::string leader;  // client address of the last known leader, or empty
   std::size_t next = 0;
 
@@ -56,8 +60,7 @@ struct Client::Impl {
   void abandon(const std::string& addr) {
     auto it = conns.find(addr);
     if (it != conns.end()) {
-      boost::system::error_code ignored;
-      it->second->close(ignored);
+      it->second->close();
     }
     io.restart();
     io.run();
@@ -67,8 +70,8 @@ struct Client::Impl {
   // A pooled connection the server has closed (it restarted, or was killed)
   // shows as readable: the server never sends unprompted. Reusing it would
   // turn a request that never reached a server into an unknown outcome.
-  static bool stale(tcp::socket& s) {
-    pollfd p{s.native_handle(), POLLIN, 0};
+  static bool stale(SecureStream& s) {
+    pollfd p{s.socket().native_handle(), POLLIN, 0};
     return ::poll(&p, 1, 0) != 0;
   }
 
@@ -92,15 +95,14 @@ struct Client::Impl {
         ex.error = fmt::format("cannot resolve {}: {}", addr, ec.message());
         return ex;
       }
-      auto sock = std::make_unique<tcp::socket>(io);
+      auto sock = std::make_unique<SecureStream>(tcp::socket(io), credentials ? credentials->context() : nullptr);
       bool done = false;
-      asio::async_connect(*sock, endpoints, [&](const boost::system::error_code& e, const tcp::endpoint&) {
+      asio::async_connect(sock->socket(), endpoints, [&](const boost::system::error_code& e, const tcp::endpoint&) {
         ec = e;
         done = true;
       });
       if (!run_until(done, std::min(deadline, Clock::now() + opt.connect_timeout))) {
-        boost::system::error_code ignored;
-        sock->close(ignored);
+        sock->close();
         io.restart();
         io.run();
         ex.error = fmt::format("cannot connect to {}: timed out", addr);
@@ -110,10 +112,26 @@ struct Client::Impl {
         ex.error = fmt::format("cannot connect to {}: {}", addr, ec.message());
         return ex;
       }
-      sock->set_option(tcp::no_delay(true), ec);
+      sock->socket().set_option(tcp::no_delay(true), ec);
+      if (sock->tls()) {
+        done = false;
+        sock->async_handshake(asio::ssl::stream_base::client, [&](const boost::system::error_code& e) {
+          ec = e;
+          done = true;
+        });
+        const bool finished = run_until(done, std::min(deadline, Clock::now() + opt.connect_timeout));
+        if (!finished || ec) {
+          const auto why = !finished ? std::string("timed out") : raftkit::describe_tls_error(sock->ssl_handle(), ec);
+          sock->close();
+          io.restart();
+          io.run();
+          ex.error = fmt::format("TLS handshake with {} failed: {}", addr, why);
+          return ex;
+        }
+      }
       it = conns.emplace(addr, std::move(sock)).first;
     }
-    tcp::socket& s = *it->second;
+    SecureStream& s = *it->second;
 
     // Write. A failed write delivered at most a prefix of the frame, which the
     // server discards: the request was not sent. A write that did not finish
@@ -155,6 +173,14 @@ struct Client::Impl {
       }
       if (ec) {
         abandon(addr);
+        if (ec.category() == asio::error::get_ssl_category()) {
+          // TLS 1.3: the server judges our certificate after our handshake
+          // completed; a refusal arrives as an alert here, and the server
+          // never read the request.
+          ex.state = Exchange::not_sent;
+          ex.error = fmt::format("{} refused the TLS connection: {}", addr, ec.message());
+          return ex;
+        }
         ex.error = fmt::format("connection to {} lost before the reply: {}", addr, ec.message());
         return ex;
       }
@@ -282,6 +308,11 @@ struct Client::Impl {
 Client::Client(ClientOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->opt = std::move(options);
   if (impl_->opt.servers.empty()) throw std::invalid_argument("Client: no servers");
+  if (impl_->opt.tls.enabled()) {
+    std::string error;
+    impl_->credentials = raftkit::TlsCredentials::load(impl_->opt.tls, error);
+    if (!impl_->credentials) throw std::invalid_argument("Client: " + error);
+  }
 }
 Client::~Client() = default;
 

@@ -18,6 +18,13 @@
 // Reads (get), status and transfer-leader have no such hazard and are
 // retried on other servers after a timeout.
 //
+// TLS: with options.tls set, every connection is mutual TLS; the server's
+// certificate must chain to the CA, and this client's certificate carries its
+// role (raftkit://<cluster-id>/client/<name>?role=read|write|admin). A request
+// the role does not allow fails with the server's "permission_denied" reply
+// (nothing was done). A server that refuses the TLS connection (wrong CA,
+// expired certificate) counts as unreachable: the request was never read.
+//
 // Not thread-safe: use one Client per thread.
 #pragma once
 
@@ -30,6 +37,7 @@
 #include <vector>
 
 #include "protocol.hpp"
+#include "raftkit/tls.hpp"
 
 namespace raftkit::counter {
 
@@ -43,6 +51,9 @@ struct ClientOptions {
   std::chrono::milliseconds connect_timeout{1000};
   /// Pause before retrying when no server knows a leader.
   std::chrono::milliseconds retry_pause{50};
+  /// Mutual TLS (all three files) or plaintext (none). The reload interval
+  /// is unused: a client loads its files once.
+  TlsOptions tls;
 };
 
 enum class Outcome { ok, failed, unknown };
@@ -59,6 +70,7 @@ struct Result {
 
 class Client {
  public:
+  /// Throws std::invalid_argument without servers, or if the TLS files do not load.
   explicit Client(ClientOptions options);
   ~Client();
   Client(const Client&) = delete;

@@ -4,11 +4,17 @@
 //   raftkit-counter --servers ... get
 //   raftkit-counter --servers ... status
 //   raftkit-counter --servers ... transfer-leader 2
+//   raftkit-counter --ca ca.pem --cert client-alice.pem --key client-alice.key --servers ... incr
 //
+// With --ca --cert --key the client speaks mutual TLS; the certificate's role
+// (raftkit://<cluster-id>/client/<name>?role=read|write|admin, made by
+// scripts/make-certs.sh) decides what it may do: get and status need read,
+// incr needs write, transfer-leader needs admin.
 // Any server will do: the client follows the leader hint of a follower.
 // Exit codes: 0 done, 1 failed (nothing was done), 3 unknown outcome (an
 // increment may or may not have been applied), 2 bad usage.
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -49,6 +55,10 @@ int main(int argc, char** argv) {
           },
           "HOST:PORT,..."));
   app.add_option("--timeout-ms", timeout_ms, "give up after this long")->capture_default_str()->check(CLI::Range(1, 3600000));
+  ClientOptions opt;
+  app.add_option("--ca", opt.tls.ca_file, "PEM file of the cluster CA (turns on TLS)")->check(CLI::ExistingFile);
+  app.add_option("--cert", opt.tls.cert_file, "PEM client certificate (carries the role)")->check(CLI::ExistingFile);
+  app.add_option("--key", opt.tls.key_file, "PEM private key of the client certificate")->check(CLI::ExistingFile);
   app.require_subcommand(1);
 
   std::int64_t n = 1;
@@ -61,10 +71,20 @@ int main(int argc, char** argv) {
   transfer->add_option("id", target, "the node that should lead")->required()->check(CLI::PositiveNumber);
   CLI11_PARSE(app, argc, argv);
 
-  ClientOptions opt;
   parse_address_list(servers_text, opt.servers);
   opt.call_timeout = std::chrono::milliseconds(timeout_ms);
-  Client client(opt);
+  if (opt.tls.enabled() && (opt.tls.ca_file.empty() || opt.tls.cert_file.empty() || opt.tls.key_file.empty())) {
+    fmt::print(stderr, "raftkit-counter: TLS needs all of --ca, --cert and --key\n");
+    return 2;
+  }
+  std::unique_ptr<Client> owned;
+  try {
+    owned = std::make_unique<Client>(opt);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "raftkit-counter: {}\n", e.what());
+    return 2;
+  }
+  Client& client = *owned;
 
   if (incr->parsed()) {
     auto r = client.incr(n);

@@ -67,6 +67,7 @@ class Demo {
 
   int run() {
     say("Starting 3 raftkit-counter-server processes on 127.0.0.1 (data in {})", c_.directory());
+    say("Mutual TLS 1.3 on every port, with a CA and certificates made for this run in {}", c_.certs_directory());
     const auto t_start = Clock::now();
     std::string err;
     if (!c_.start_all(milliseconds(20000), err)) throw Fatal("the cluster did not start: " + err);
@@ -96,6 +97,20 @@ class Demo {
       }
       say("10 increments sent to node {} (a follower; the client followed its hint to node {}): counter = {}.",
           follower, leader->id, last);
+    }
+
+    // Roles: the read-only certificate may read but not increment.
+    {
+      ClientOptions o = options();
+      o.tls = c_.client_tls("reader");
+      Client reader(o);
+      auto denied = reader.incr(1000);
+      auto seen = reader.get();
+      say("A client with the read-only certificate tries to add 1000: {} ({}).", outcome_name(denied.outcome),
+          denied.message);
+      check(denied.outcome == Outcome::failed && seen.outcome == Outcome::ok &&
+                seen.value == static_cast<std::int64_t>(acked_),
+            fmt::format("the read role may read ({}) but not increment: refused, nothing changed", seen.value));
     }
     {
       const auto t0 = Clock::now();
@@ -217,9 +232,9 @@ class Demo {
     if (!ok) ++failed_;
     say("  [{}] {}", ok ? "ok" : "FAILED", what);
   }
+  // The demo's clients hold the "writer" certificate (role write).
   ClientOptions options() const {
-    ClientOptions o;
-    o.servers = c_.client_addresses();
+    ClientOptions o = c_.client_options("writer");
     o.attempt_timeout = milliseconds(4000);
     o.call_timeout = milliseconds(15000);
     o.connect_timeout = milliseconds(500);

@@ -56,6 +56,41 @@ LocalCluster::LocalCluster(LocalClusterOptions options) : opt_(std::move(options
     p->data_dir = fmt::format("{}/node{}", dir_, id);
     procs_.emplace(id, std::move(p));
   }
+  if (opt_.tls) {
+    std::string script = opt_.make_certs_script;
+#ifdef RAFTKIT_MAKE_CERTS_DEFAULT
+    if (script.empty()) script = RAFTKIT_MAKE_CERTS_DEFAULT;
+#endif
+    if (script.empty()) throw std::invalid_argument("LocalCluster: TLS needs make_certs_script");
+    certs_dir_ = dir_ + "/certs";
+    std::string nodes;
+    for (std::uint64_t id = 1; id <= opt_.nodes; ++id) nodes += fmt::format("{}{}", id == 1 ? "" : ",", id);
+    const auto cmd = fmt::format(
+        "bash '{}' '{}' '{}' --nodes {} --client admin:admin --client writer:write --client reader:read "
+        ">'{}/make-certs.log' 2>&1",
+        script, certs_dir_, opt_.cluster_id, nodes, dir_);
+    if (std::system(cmd.c_str()) != 0) {
+      std::error_code ec;
+      fs::remove_all(dir_, ec);
+      throw std::runtime_error(fmt::format("LocalCluster: making certificates failed: {}", cmd));
+    }
+  }
+}
+
+TlsOptions LocalCluster::client_tls(const std::string& name) const {
+  TlsOptions t;
+  if (certs_dir_.empty()) return t;
+  t.ca_file = certs_dir_ + "/ca.pem";
+  t.cert_file = fmt::format("{}/client-{}.pem", certs_dir_, name);
+  t.key_file = fmt::format("{}/client-{}.key", certs_dir_, name);
+  return t;
+}
+
+ClientOptions LocalCluster::client_options(const std::string& name) const {
+  ClientOptions o;
+  o.servers = client_addresses();
+  o.tls = client_tls(name);
+  return o;
 }
 
 LocalCluster::~LocalCluster() {
@@ -123,6 +158,10 @@ std::vector<std::uint64_t> LocalCluster::ids() const {
   return out;
 }
 bool LocalCluster::running(std::uint64_t id) const { return procs_.at(id)->pid.load() > 0; }
+pid_t LocalCluster::pid(std::uint64_t id) const {
+  const pid_t p = procs_.at(id)->pid.load();
+  return p > 0 ? p : -1;
+}
 bool LocalCluster::paused(std::uint64_t id) const {
   std::lock_guard lk(mu_);
   return procs_.at(id)->stopped;
@@ -157,6 +196,14 @@ bool LocalCluster::spawn(std::uint64_t id, std::string& error) {
                                    "--request-timeout-ms", std::to_string(opt_.request_timeout_ms),
                                    "--snapshot-interval", std::to_string(opt_.snapshot_interval),
                                    "--exit-on-stdin-eof"};
+  args.insert(args.end(), opt_.extra_server_args.begin(), opt_.extra_server_args.end());
+  if (!certs_dir_.empty()) {
+    for (const std::string& a :
+         {std::string("--ca"), certs_dir_ + "/ca.pem", std::string("--cert"),
+          fmt::format("{}/node-{}.pem", certs_dir_, id), std::string("--key"),
+          fmt::format("{}/node-{}.key", certs_dir_, id)})
+      args.push_back(a);
+  }
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -370,6 +417,7 @@ std::optional<NodeInfo> LocalCluster::status(std::uint64_t id, std::chrono::mill
   ClientOptions o;
   o.servers = {client_address(id)};
   o.connect_timeout = timeout;
+  o.tls = client_tls();
   Client c(o);
   return c.status(client_address(id), timeout);
 }
@@ -387,6 +435,7 @@ std::optional<LeaderInfo> LocalCluster::wait_for_leader(std::chrono::millisecond
         ClientOptions o;
         o.servers = {client_address(id)};
         o.connect_timeout = std::chrono::milliseconds(500);
+        o.tls = client_tls();
         c = std::make_unique<Client>(o);
       }
       if (auto info = c->status(client_address(id), std::chrono::milliseconds(500))) seen.emplace(id, *info);

@@ -10,6 +10,13 @@
 //
 // Readiness is the server's "ready ..." line; leadership is polled through
 // the status request. Every wait is bounded.
+//
+// TLS (on by default): the constructor runs scripts/make-certs.sh into
+// <dir>/certs, making a CA for this run, a certificate per node and client
+// certificates "admin" (admin), "writer" (write) and "reader" (read); the
+// servers get --ca --cert --key, and client_options() / client_tls() give a
+// client the certificate of the role asked for. The keys live and die with
+// the cluster's temporary directory.
 #pragma once
 
 #include <atomic>
@@ -29,7 +36,9 @@
 
 #include <sys/types.h>
 
+#include "client.hpp"
 #include "protocol.hpp"
+#include "raftkit/tls.hpp"
 
 namespace raftkit::counter {
 
@@ -47,6 +56,12 @@ struct LocalClusterOptions {
   bool keep_dir = false;
   /// Called (on a reader thread) for every line a server prints.
   std::function<void(std::uint64_t id, const std::string& line)> on_output;
+  /// Appended to every server's command line (e.g. limits for a test).
+  std::vector<std::string> extra_server_args;
+  /// Mutual TLS on both ports of every server, with certificates made for the run.
+  bool tls = true;
+  /// The certificate script (default: scripts/make-certs.sh of the source tree).
+  std::string make_certs_script;
 };
 
 struct LeaderInfo {
@@ -81,12 +96,21 @@ class LocalCluster {
   void emergency_kill() noexcept;
 
   bool running(std::uint64_t id) const;
+  /// The server's process id, or -1 when it is not running.
+  pid_t pid(std::uint64_t id) const;
   bool paused(std::uint64_t id) const;
   std::vector<std::uint64_t> ids() const;
   std::string client_address(std::uint64_t id) const;
   std::string raft_address(std::uint64_t id) const;
   std::vector<std::string> client_addresses() const;
   std::string directory() const { return dir_; }
+  /// The TLS files of client certificate `name` ("admin", "writer",
+  /// "reader"), or empty options when the cluster runs without TLS.
+  TlsOptions client_tls(const std::string& name = "admin") const;
+  /// Every server's client address, with client_tls(name).
+  ClientOptions client_options(const std::string& name = "admin") const;
+  /// Where the run's certificates are (empty without TLS).
+  std::string certs_directory() const { return certs_dir_; }
   /// The last lines a node printed (all its lives), for error reports.
   std::string output_tail(std::uint64_t id, std::size_t lines = 20) const;
 
@@ -113,6 +137,7 @@ class LocalCluster {
 
   LocalClusterOptions opt_;
   std::string dir_;
+  std::string certs_dir_;
   std::map<std::uint64_t, std::unique_ptr<Proc>> procs_;  // fixed at construction
   mutable std::mutex mu_;
   std::condition_variable cv_;

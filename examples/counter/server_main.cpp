@@ -11,6 +11,26 @@
 // leader's client address). Prints "ready id=... raft=... client=..." once
 // both are listening, one plain line per role change, and exits with 0 on
 // SIGTERM/SIGINT.
+//
+// Security. With --ca --cert --key both ports speak mutual TLS 1.3 (see
+// raftkit/tls.hpp): the Raft port admits only peers whose certificate names
+// them (raftkit://<cluster-id>/node/<id>), the client port only clients whose
+// certificate carries raftkit://<cluster-id>/client/<name>?role=<role>, and
+// each request needs a role: get and status need read, incr needs write,
+// transfer-leader needs admin (admin includes write, write includes read). A
+// request without its role is refused with a "permission_denied" reply and
+// changes nothing. The files are reloaded when they change on disk (checked
+// every --tls-reload-ms) and on SIGHUP; open connections keep their
+// certificates. Without TLS nobody is authenticated and every client may do
+// everything: the server refuses to listen on a non-loopback address then,
+// unless --insecure is given.
+//
+// Limits on the client port (hostile clients): the TLS handshake must finish
+// within --handshake-timeout-ms, a connection with no request for
+// --client-idle-timeout-ms is closed, a started request must arrive whole
+// within the handshake timeout, and at most --max-client-connections are open
+// (--max-client-connections-per-address from one IP address); beyond, a new
+// connection is closed at once. The Raft port has the transport's limits.
 #include <signal.h>
 #include <unistd.h>
 
@@ -33,6 +53,7 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl/stream_base.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -45,7 +66,9 @@
 #include "raftkit/error.hpp"
 #include "raftkit/node.hpp"
 #include "raftkit/tcp_transport.hpp"
+#include "raftkit/tls.hpp"
 #include "raftkit/wal_store.hpp"
+#include "secure_stream.hpp"
 
 namespace {
 
@@ -54,8 +77,6 @@ using tcp = asio::ip::tcp;
 using namespace raftkit;
 using namespace raftkit::counter;
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
-
-constexpr std::size_t kMaxClientConnections = 512;
 
 std::uint64_t g_id = 0;
 
@@ -104,21 +125,63 @@ struct Config {
   int request_timeout_ms = 2000;
   std::uint64_t snapshot_interval = 10000;
   bool exit_on_stdin_eof = false;
+  TlsOptions tls;
+  bool insecure = false;
+  int tls_reload_ms = 10000;
+  int handshake_timeout_ms = 2000;
+  int client_idle_timeout_ms = 60000;
+  std::size_t max_client_connections = 512;
+  std::size_t max_client_connections_per_address = 64;
+};
+
+// What a request needs. Roles are ordered: admin > write > read.
+ClientRole required_role(const Request& req) {
+  if (std::holds_alternative<IncrRequest>(req)) return ClientRole::write;
+  if (std::holds_alternative<TransferLeaderRequest>(req)) return ClientRole::admin;
+  return ClientRole::read;  // get, status
+}
+
+std::string_view request_name(const Request& req) {
+  if (std::holds_alternative<IncrRequest>(req)) return "incr";
+  if (std::holds_alternative<GetRequest>(req)) return "get";
+  if (std::holds_alternative<StatusRequest>(req)) return "status";
+  return "transfer-leader";
+}
+
+// Who is on the other end of a client connection, and what it may do.
+struct ClientIdentity {
+  std::string name;                    // for messages
+  ClientRole role = ClientRole::none;
+  std::string problem;                 // why the role is none, if it is
 };
 
 class Server {
  public:
-  Server(asio::io_context& io, Config cfg, std::shared_ptr<Counter> sm, std::unique_ptr<Node> node)
-      : io_(io), cfg_(std::move(cfg)), sm_(std::move(sm)), node_(std::move(node)), acceptor_(io), monitor_(io),
-        signals_(io, SIGINT, SIGTERM), stdin_(io) {
+  Server(asio::io_context& io, Config cfg, std::shared_ptr<Counter> sm, std::unique_ptr<Node> node,
+         std::shared_ptr<TcpTransport> transport)
+      : io_(io), cfg_(std::move(cfg)), sm_(std::move(sm)), node_(std::move(node)), transport_(std::move(transport)),
+        acceptor_(io), monitor_(io), reload_timer_(io), signals_(io, SIGINT, SIGTERM), hup_(io, SIGHUP), stdin_(io) {
     self_client_ = fmt::format("{}:{}", cfg_.client_host, cfg_.client_port);
   }
 
-  // Binds the client port. Returns an error message or empty.
+  // Loads the client port's TLS files and binds it. Returns an error message or empty.
   std::string listen() {
     boost::system::error_code ec;
     auto addr = asio::ip::make_address(cfg_.client_host, ec);
     if (ec) return fmt::format("--client-host '{}' is not an IP address", cfg_.client_host);
+    if (cfg_.tls.enabled()) {
+      std::string error;
+      credentials_ = TlsCredentials::load(cfg_.tls, error);
+      if (!credentials_) return error;
+    } else if (!addr.is_loopback()) {
+      if (!cfg_.insecure)
+        return fmt::format("refusing to serve clients on {} without TLS (anyone could change the counter): give "
+                           "--ca --cert --key, or --insecure on a network where every host is trusted",
+                           self_client_);
+      log("WARNING: serving clients on {} WITHOUT TLS (--insecure): clients are not authenticated and may do "
+          "everything",
+          self_client_);
+    }
     tcp::endpoint ep(addr, cfg_.client_port);
     acceptor_.open(ep.protocol(), ec);
     if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
@@ -141,6 +204,10 @@ class Server {
     }
     asio::co_spawn(io_, accept_loop(), asio::detached);
     asio::co_spawn(io_, monitor_loop(), asio::detached);
+    if (credentials_) {
+      wait_for_hup();
+      if (cfg_.tls_reload_ms > 0) asio::co_spawn(io_, reload_loop(), asio::detached);
+    }
   }
 
   int exit_code() const { return exit_code_; }
@@ -157,7 +224,9 @@ class Server {
     boost::system::error_code ignored;
     acceptor_.close(ignored);
     monitor_.cancel();
+    reload_timer_.cancel();
     signals_.cancel(ignored);
+    hup_.cancel(ignored);
     stdin_.close(ignored);
     // Node::stop waits for in-flight work that may need this io_context, so
     // it runs on its own thread while the loop keeps turning.
@@ -168,6 +237,35 @@ class Server {
         io_.stop();
       });
     });
+  }
+
+  // SIGHUP: reload the TLS files of both ports now.
+  void wait_for_hup() {
+    hup_.async_wait([this](const boost::system::error_code& ec, int) {
+      if (ec || stopping_) return;
+      log("SIGHUP: reloading the TLS certificate and key");
+      reload_client_port(credentials_->reload());
+      transport_->reload_credentials();  // logs its own outcome
+      wait_for_hup();
+    });
+  }
+
+  void reload_client_port(const std::string& error) {
+    if (error.empty())
+      log("client port: TLS certificate reloaded; new connections use it");
+    else
+      log("client port: TLS reload failed, keeping the previous certificate: {}", error);
+  }
+
+  // The client port's share of the file-change check (the transport runs its own).
+  asio::awaitable<void> reload_loop() {
+    for (;;) {
+      reload_timer_.expires_after(std::chrono::milliseconds(cfg_.tls_reload_ms));
+      auto [ec] = co_await reload_timer_.async_wait(use_nothrow);
+      if (ec || stopping_) co_return;
+      std::string error;
+      if (credentials_->reload_if_changed(error) || !error.empty()) reload_client_port(error);
+    }
   }
 
   asio::awaitable<void> watch_stdin() {
@@ -219,40 +317,128 @@ class Server {
         log("accept failed: {}", ec.message());
         continue;
       }
-      if (connections_ >= kMaxClientConnections) {
+      boost::system::error_code rec;
+      const auto address = sock.remote_endpoint(rec).address();
+      if (rec) continue;
+      const std::size_t from_address = per_address_.contains(address) ? per_address_[address] : 0;
+      if (connections_ >= cfg_.max_client_connections || from_address >= cfg_.max_client_connections_per_address) {
+        ++refused_;
+        const auto now = std::chrono::steady_clock::now();
+        if (now - last_refusal_log_ >= std::chrono::seconds(1)) {
+          last_refusal_log_ = now;
+          log("refusing client connections from {}: {} open from it (cap {}), {} in total (cap {}); {} refused so far",
+              address.to_string(), from_address, cfg_.max_client_connections_per_address, connections_,
+              cfg_.max_client_connections, refused_);
+        }
         boost::system::error_code ignored;
         sock.close(ignored);
         continue;
       }
-      asio::co_spawn(io_, serve(std::move(sock)), asio::detached);
+      ++connections_;  // counted before serve() starts, so that a burst of accepts sees it
+      ++per_address_[address];
+      asio::co_spawn(io_, serve(std::move(sock), address), asio::detached);
     }
   }
 
-  asio::awaitable<void> serve(tcp::socket sock) {
-    ++connections_;
+  // Closes `stream` when `deadline` passes its expiry; ends once the stream
+  // is closed (serve() cancels the timer on exit).
+  static asio::awaitable<void> watch_deadline(std::shared_ptr<SecureStream> stream,
+                                              std::shared_ptr<asio::steady_timer> deadline) {
+    for (;;) {
+      if (deadline->expiry() <= asio::steady_timer::clock_type::now()) {
+        stream->close();
+        co_return;
+      }
+      auto [ec] = co_await deadline->async_wait(use_nothrow);
+      if (!stream->socket().is_open()) co_return;
+      (void)ec;  // cancelled: the expiry moved; look again
+    }
+  }
+
+  ClientIdentity identify(SecureStream& stream) const {
+    ClientIdentity who;
+    if (!stream.tls()) {
+      who.name = "unauthenticated";
+      who.role = ClientRole::admin;  // no TLS: the operator chose to trust everyone who can connect
+      return who;
+    }
+    std::string other_cluster;
+    for (const auto& id : peer_identities(stream.ssl_handle())) {
+      if (id.kind != CertIdentity::Kind::client) continue;
+      if (id.cluster_id != cfg_.cluster_id) {
+        other_cluster = id.cluster_id;
+        continue;
+      }
+      who.name = id.client_name;
+      who.role = id.role;
+      return who;
+    }
+    who.name = "unknown";
+    who.problem = other_cluster.empty()
+                      ? fmt::format("the client certificate names no client of cluster '{}' (expected a "
+                                    "subjectAltName URI raftkit://{}/client/<name>?role=<read|write|admin>)",
+                                    cfg_.cluster_id, cfg_.cluster_id)
+                      : fmt::format("the client certificate is for cluster '{}', not '{}'", other_cluster,
+                                    cfg_.cluster_id);
+    return who;
+  }
+
+  // Serves one client connection (counted by accept_loop; uncounted here on exit).
+  asio::awaitable<void> serve(tcp::socket sock, asio::ip::address address) {
     struct Count {
-      std::size_t& n;
-      ~Count() { --n; }
-    } count{connections_};
+      Server& s;
+      asio::ip::address a;
+      ~Count() {
+        --s.connections_;
+        if (--s.per_address_[a] == 0) s.per_address_.erase(a);
+      }
+    } count{*this, address};
     boost::system::error_code ignored;
     sock.set_option(tcp::no_delay(true), ignored);
+    const std::string remote = fmt::format("{}:{}", address.to_string(), sock.remote_endpoint(ignored).port());
+    auto stream = std::make_shared<SecureStream>(std::move(sock), credentials_ ? credentials_->context() : nullptr);
+    auto deadline = std::make_shared<asio::steady_timer>(io_);
+    struct Cancel {
+      asio::steady_timer& t;
+      ~Cancel() { t.cancel(); }
+    } cancel{*deadline};
+    const auto handshake_timeout = std::chrono::milliseconds(cfg_.handshake_timeout_ms);
+    deadline->expires_after(handshake_timeout);
+    asio::co_spawn(io_, watch_deadline(stream, deadline), asio::detached);
+    auto [hec] = co_await stream->async_handshake(asio::ssl::stream_base::server, use_nothrow);
+    if (hec) {
+      if (!stopping_) {
+        const auto why = verify_failure(stream->ssl_handle());
+        log("refused client connection from {}: TLS handshake failed ({})", remote,
+            !why.empty() ? "certificate rejected: " + why
+            : !stream->socket().is_open() ? fmt::format("not done within {} ms", cfg_.handshake_timeout_ms)
+                                          : hec.message());
+      }
+      stream->close();
+      co_return;
+    }
+    const ClientIdentity who = identify(*stream);
+    if (!who.problem.empty()) log("client connection from {}: {}; it may do nothing", remote, who.problem);
     try {
       for (;;) {
+        deadline->expires_after(std::chrono::milliseconds(cfg_.client_idle_timeout_ms));
         std::uint8_t header[kFrameHeader];
-        auto [ec, n] = co_await asio::async_read(sock, asio::buffer(header), use_nothrow);
-        if (ec) co_return;
+        auto [ec, n] = co_await asio::async_read(*stream, asio::buffer(header), use_nothrow);
+        if (ec) break;
+        deadline->expires_after(handshake_timeout);  // the rest of a started request comes promptly
         auto size = frame_body_size(header);
         if (!size) {
           Reply r;
           r.kind = ReplyKind::failed;
           r.code = "bad_request";
           r.message = fmt::format("bad frame length (a body is 8 to {} bytes, a multiple of 8)", kMaxFrameBody);
-          co_await asio::async_write(sock, asio::buffer(encode_reply(r)), use_nothrow);
-          co_return;  // the stream is out of sync: close
+          co_await asio::async_write(*stream, asio::buffer(encode_reply(r)), use_nothrow);
+          break;  // the stream is out of sync: close
         }
         std::vector<std::uint8_t> body(*size);
-        auto [ec2, n2] = co_await asio::async_read(sock, asio::buffer(body), use_nothrow);
-        if (ec2) co_return;
+        auto [ec2, n2] = co_await asio::async_read(*stream, asio::buffer(body), use_nothrow);
+        if (ec2) break;
+        deadline->expires_at(asio::steady_timer::time_point::max());  // the node answers within its request timeout
         std::string err;
         auto req = decode_request(body, err);
         Reply reply;
@@ -260,17 +446,29 @@ class Server {
           reply.kind = ReplyKind::failed;
           reply.code = "bad_request";
           reply.message = err;
+        } else if (const auto needed = required_role(*req); who.role < needed) {
+          reply.kind = ReplyKind::failed;  // nothing was done
+          reply.code = "permission_denied";
+          reply.message =
+              who.problem.empty()
+                  ? fmt::format("node {}: {} needs the '{}' role; client '{}' has '{}'", cfg_.id, request_name(*req),
+                                role_name(needed), who.name, role_name(who.role))
+                  : fmt::format("node {}: {} refused: {}", cfg_.id, request_name(*req), who.problem);
+          log("refused {} from client '{}' at {}: needs role '{}', has '{}'", request_name(*req), who.name, remote,
+              role_name(needed), role_name(who.role));
         } else {
           reply = co_await handle(*req);
         }
-        auto [ec3, n3] = co_await asio::async_write(sock, asio::buffer(encode_reply(reply)), use_nothrow);
-        if (ec3) co_return;
+        deadline->expires_after(handshake_timeout);  // a client that does not read its reply is cut off
+        auto [ec3, n3] = co_await asio::async_write(*stream, asio::buffer(encode_reply(reply)), use_nothrow);
+        if (ec3) break;
       }
     } catch (const std::exception& e) {
       log("client connection closed after an error: {}", e.what());
     } catch (const kj::Exception& e) {
       log("client connection closed after an error: {}", e.getDescription().cStr());
     }
+    stream->close();
   }
 
   Reply not_leader_reply() {
@@ -366,12 +564,19 @@ class Server {
   Config cfg_;
   std::shared_ptr<Counter> sm_;
   std::unique_ptr<Node> node_;
+  std::shared_ptr<TcpTransport> transport_;
+  std::shared_ptr<TlsCredentials> credentials_;
   tcp::acceptor acceptor_;
   asio::steady_timer monitor_;
+  asio::steady_timer reload_timer_;
   asio::signal_set signals_;
+  asio::signal_set hup_;
   asio::posix::stream_descriptor stdin_;
   std::string self_client_;
   std::size_t connections_ = 0;
+  std::map<asio::ip::address, std::size_t> per_address_;
+  std::uint64_t refused_ = 0;
+  std::chrono::steady_clock::time_point last_refusal_log_{};
   bool stopping_ = false;
   int exit_code_ = 0;
   std::thread stopper_;
@@ -420,6 +625,33 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(10, 600000));
   app.add_option("--snapshot-interval", cfg.snapshot_interval, "snapshot after this many applied entries (0: never)")
       ->capture_default_str();
+  app.add_option("--ca", cfg.tls.ca_file, "PEM file of the cluster CA: turns on mutual TLS on both ports")
+      ->check(CLI::ExistingFile);
+  app.add_option("--cert", cfg.tls.cert_file,
+                 "PEM certificate of this node (subjectAltName URI raftkit://<cluster-id>/node/<id>)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--key", cfg.tls.key_file, "PEM private key of this node")->check(CLI::ExistingFile);
+  app.add_option("--tls-reload-ms", cfg.tls_reload_ms,
+                 "check the TLS files for changes this often and reload them (0: only on SIGHUP)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 86400000));
+  app.add_flag("--insecure", cfg.insecure,
+               "allow plaintext (no TLS) on a non-loopback address: nobody is authenticated");
+  app.add_option("--handshake-timeout-ms", cfg.handshake_timeout_ms,
+                 "a connection must finish its handshakes (and a client send a started request) within this")
+      ->capture_default_str()
+      ->check(CLI::Range(10, 600000));
+  app.add_option("--client-idle-timeout-ms", cfg.client_idle_timeout_ms,
+                 "close a client connection that sends no request for this long")
+      ->capture_default_str()
+      ->check(CLI::Range(10, 86400000));
+  app.add_option("--max-client-connections", cfg.max_client_connections, "open client connections at most")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  app.add_option("--max-client-connections-per-address", cfg.max_client_connections_per_address,
+                 "open client connections from one IP address at most")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
   app.add_flag("--exit-on-stdin-eof", cfg.exit_on_stdin_eof,
                "shut down when stdin closes (for a parent process that starts this server)");
   CLI11_PARSE(app, argc, argv);
@@ -436,6 +668,9 @@ int main(int argc, char** argv) {
   for (auto& [cid, _] : cfg.clients)
     if (!cfg.peers.contains(cid)) return fail(fmt::format("--clients names node {}, which is not in --peers", cid));
   if (cfg.election_ticks < 2) return fail("--election-ticks must be at least 2");
+  if (cfg.tls.enabled() && (cfg.tls.ca_file.empty() || cfg.tls.cert_file.empty() || cfg.tls.key_file.empty()))
+    return fail("TLS needs all of --ca, --cert and --key");
+  cfg.tls.reload_check_interval = std::chrono::milliseconds(cfg.tls_reload_ms);
   const auto self_raft = *parse_host_port(cfg.peers.at(cfg.id));
   {
     boost::system::error_code ec;
@@ -487,19 +722,22 @@ int main(int argc, char** argv) {
   topt.listen_port = self_raft.port;
   for (auto& [pid, addr] : cfg.peers)
     if (pid != cfg.id) topt.peers.emplace(NodeId{pid}, addr);
+  topt.tls = cfg.tls;
+  topt.allow_insecure = cfg.insecure;
+  topt.handshake_timeout = std::chrono::milliseconds(cfg.handshake_timeout_ms);
   auto transport = make_tcp_transport(io.get_executor(), topt);
 
   auto sm = std::make_shared<Counter>();
   auto node = std::make_unique<Node>(io.get_executor(), opt, sm, std::move(store), transport);
   Node* node_ptr = node.get();
-  Server server(io, cfg, sm, std::move(node));
+  Server server(io, cfg, sm, std::move(node), transport);
   if (auto msg = server.listen(); !msg.empty()) return fail(msg, 1);
   if (auto ec = node_ptr->start())
     return fail(fmt::format("cannot start the node (Raft address {}): {}", cfg.peers.at(cfg.id), ec.message()), 1);
   server.run_loops();
   auto st = node_ptr->status();
-  fmt::print("ready id={} raft={} client={}:{} term={} applied={} pid={}\n", cfg.id, cfg.peers.at(cfg.id),
-             cfg.client_host, cfg.client_port, st.term, st.applied, ::getpid());
+  fmt::print("ready id={} raft={} client={}:{} tls={} term={} applied={} pid={}\n", cfg.id, cfg.peers.at(cfg.id),
+             cfg.client_host, cfg.client_port, cfg.tls.enabled() ? "on" : "off", st.term, st.applied, ::getpid());
   std::fflush(stdout);
   io.run();
   server.join();

@@ -18,14 +18,19 @@
 // Timeouts use a watchdog timer that closes the socket when it fires; the
 // pending operation then fails and the coroutine takes its error path.
 //
-// TLS: not implemented. The plan is an ssl::stream<tcp::socket> behind the
-// same coroutines (both sides present certificates signed by the cluster CA,
-// verify_peer | verify_fail_if_no_peer_cert), with the node id taken from the
-// certificate's subject and checked against the handshake.
+// TLS: a Conn is either a TCP socket or an ssl::stream over one, behind the
+// same coroutines; it holds the ssl::context it was made with, so a reload
+// does not disturb it. Gathered writes are copied into one buffer before
+// encryption (an ssl::stream writes one buffer per record otherwise). The
+// identity checks run after the TLS handshake, under the same handshake
+// watchdog. Inbound connections are counted per source address for the
+// caps, and an idle watcher per inbound connection closes it once no frame
+// has arrived for idle_timeout.
 #include "raftkit/tcp_transport.hpp"
 
 #include <array>
 #include <deque>
+#include <optional>
 #include <random>
 #include <set>
 
@@ -35,6 +40,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -50,6 +56,7 @@ namespace {
 namespace asio = boost::asio;
 using asio::awaitable;
 using asio::ip::tcp;
+namespace ssl = asio::ssl;
 using Strand = asio::strand<asio::any_io_executor>;
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kMaxBytesPerWrite = std::size_t{1} << 20;
@@ -58,16 +65,83 @@ constexpr std::size_t kReusableReadBuffer = std::size_t{1} << 20;
 using transport::EncodedFrame;
 using transport::FramePayload;
 
-// Closes `socket` if not destroyed (or cancelled) within `timeout`.
+// A connection: plain TCP, or TLS over TCP. Keeps the ssl::context it was
+// made with alive for its whole life (credential reloads swap the context
+// for new connections only).
+class Conn {
+ public:
+  Conn(tcp::socket socket, std::shared_ptr<ssl::context> context) : context_(std::move(context)) {
+    if (context_)
+      tls_.emplace(std::move(socket), *context_);
+    else
+      plain_.emplace(std::move(socket));
+  }
+  Conn(const Conn&) = delete;
+  Conn& operator=(const Conn&) = delete;
+
+  tcp::socket& socket() { return tls_ ? tls_->next_layer() : *plain_; }
+  bool tls() const { return tls_.has_value(); }
+  void* ssl_handle() { return tls_ ? static_cast<void*>(tls_->native_handle()) : nullptr; }
+
+  void close() {
+    boost::system::error_code ignored;
+    socket().shutdown(tcp::socket::shutdown_both, ignored);
+    socket().close(ignored);
+  }
+
+  awaitable<boost::system::error_code> handshake(ssl::stream_base::handshake_type type) {
+    auto [ec] = co_await tls_->async_handshake(type, use_nothrow);
+    co_return ec;
+  }
+
+  awaitable<boost::system::error_code> read(asio::mutable_buffer buffer) {
+    if (tls_) {
+      auto [ec, n] = co_await asio::async_read(*tls_, buffer, use_nothrow);
+      co_return ec;
+    }
+    auto [ec, n] = co_await asio::async_read(*plain_, buffer, use_nothrow);
+    co_return ec;
+  }
+
+  awaitable<boost::system::error_code> read_some(asio::mutable_buffer buffer) {
+    if (tls_) {
+      auto [ec, n] = co_await tls_->async_read_some(buffer, use_nothrow);
+      co_return ec;
+    }
+    auto [ec, n] = co_await plain_->async_read_some(buffer, use_nothrow);
+    co_return ec;
+  }
+
+  awaitable<boost::system::error_code> write(const std::vector<asio::const_buffer>& buffers) {
+    if (!tls_) {
+      auto [ec, n] = co_await asio::async_write(*plain_, buffers, use_nothrow);
+      co_return ec;
+    }
+    // ssl::stream encrypts one buffer per write_some: coalesce, so a batch
+    // of frames becomes a few large records instead of many small ones.
+    staging_.clear();
+    for (const auto& b : buffers)
+      staging_.insert(staging_.end(), static_cast<const std::uint8_t*>(b.data()),
+                      static_cast<const std::uint8_t*>(b.data()) + b.size());
+    auto [ec, n] = co_await asio::async_write(*tls_, asio::buffer(staging_), use_nothrow);
+    if (staging_.capacity() > (std::size_t{4} << 20)) std::vector<std::uint8_t>().swap(staging_);
+    co_return ec;
+  }
+
+ private:
+  std::shared_ptr<ssl::context> context_;
+  std::optional<tcp::socket> plain_;
+  std::optional<ssl::stream<tcp::socket>> tls_;
+  std::vector<std::uint8_t> staging_;
+};
+
+// Closes `conn` if not destroyed (or cancelled) within `timeout`.
 class Watchdog {
  public:
-  Watchdog(const Strand& strand, std::chrono::milliseconds timeout, std::shared_ptr<tcp::socket> socket)
+  Watchdog(const Strand& strand, std::chrono::milliseconds timeout, std::shared_ptr<Conn> conn)
       : timer_(strand, timeout) {
-    timer_.async_wait([socket = std::move(socket)](boost::system::error_code ec) {
-      if (!ec) {
-        boost::system::error_code ignored;
-        socket->close(ignored);
-      }
+    timer_.async_wait([conn = std::move(conn)](boost::system::error_code ec) {
+      if (!ec) conn->close();
     });
   }
   ~Watchdog() { timer_.cancel(); }
@@ -77,6 +151,12 @@ class Watchdog {
  private:
   asio::steady_timer timer_;
 };
+
+bool is_loopback(const asio::ip::address& a) {
+  if (a.is_loopback()) return true;
+  return a.is_v6() && a.to_v6().is_v4_mapped() &&
+         asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).is_loopback();
+}
 
 bool split_host_port(const std::string& host_port, std::string& host, std::string& port) {
   const auto colon = host_port.rfind(':');
@@ -93,7 +173,7 @@ struct Peer {
   std::deque<EncodedFrame> queue;
   asio::steady_timer wake;     // the writer sleeps on it; cancel() wakes it
   asio::steady_timer backoff;  // between dials; cancel() on stop or address change
-  std::shared_ptr<tcp::socket> socket;
+  std::shared_ptr<Conn> socket;
   bool connected = false;
   bool loop_running = false;
   Peer(NodeId id_, std::string hp, const Strand& strand)
@@ -106,6 +186,7 @@ class Impl : public std::enable_shared_from_this<Impl> {
       : strand_(asio::make_strand(executor)),
         options_(std::move(options)),
         acceptor_(strand_),
+        reload_timer_(strand_),
         rng_(options_.self.value * 0x9e3779b97f4a7c15ULL + 1) {
     limits_.max_frame_bytes = options_.max_frame_bytes;
     for (auto& [id, hp] : options_.peers) peers_[id] = std::make_shared<Peer>(id, hp, strand_);
@@ -116,7 +197,9 @@ class Impl : public std::enable_shared_from_this<Impl> {
     if (options_.self.is_none() || options_.cluster_id.empty() ||
         options_.cluster_id.size() > transport::kMaxClusterIdBytes || options_.max_frame_bytes < 64 ||
         options_.send_queue_frames == 0 || options_.max_frames_per_write == 0 || !on_message ||
-        options_.peers.count(options_.self))
+        options_.peers.count(options_.self) || options_.max_inbound_connections == 0 ||
+        options_.max_connections_per_address == 0 || options_.idle_timeout.count() <= 0 ||
+        options_.handshake_timeout.count() <= 0)
       return errc::invalid_argument;
     for (auto& [id, hp] : options_.peers) {
       std::string h, p;
@@ -125,6 +208,28 @@ class Impl : public std::enable_shared_from_this<Impl> {
     boost::system::error_code ec;
     const auto address = asio::ip::make_address(options_.listen_host, ec);
     if (ec) return errc::invalid_argument;
+    if (options_.tls.enabled()) {
+      std::string error;
+      credentials_ = TlsCredentials::load(options_.tls, error);
+      if (!credentials_) {
+        log("cannot start: {}", error);
+        return errc::invalid_argument;
+      }
+      if (auto why = own_certificate_problem(); !why.empty()) {
+        log("cannot start: {}", why);
+        return errc::invalid_argument;
+      }
+    } else if (!is_loopback(address)) {
+      if (!options_.allow_insecure) {
+        log("refusing to listen on {} without TLS: any host that reaches it could pose as any node. Configure "
+            "tls (CA, certificate, key) or set allow_insecure",
+            options_.listen_host);
+        return errc::invalid_argument;
+      }
+      log("WARNING: listening on {} WITHOUT TLS (allow_insecure): peers are not authenticated and traffic is "
+          "not encrypted",
+          options_.listen_host);
+    }
     const tcp::endpoint endpoint(address, options_.listen_port);
     acceptor_.open(endpoint.protocol(), ec);
     if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
@@ -144,6 +249,8 @@ class Impl : public std::enable_shared_from_this<Impl> {
       self->on_unreachable_ = std::move(on_unreachable);
       self->running_ = true;
       asio::co_spawn(self->strand_, self->accept_loop(), asio::detached);
+      if (self->credentials_ && self->options_.tls.reload_check_interval.count() > 0)
+        asio::co_spawn(self->strand_, self->reload_loop(), asio::detached);
       for (auto& [id, peer] : self->peers_) self->spawn_peer(peer);
     });
     return {};
@@ -176,15 +283,28 @@ class Impl : public std::enable_shared_from_this<Impl> {
         return;
       }
       peer->host_port = std::move(host_port);
-      if (peer->socket) close(*peer->socket);  // reconnect to the new address
+      if (peer->socket) peer->socket->close();  // reconnect to the new address
       peer->wake.cancel();
       peer->backoff.cancel();
     });
   }
 
+  std::string reload_credentials() {
+    if (!credentials_) return "TLS is not configured";
+    auto error = credentials_->reload();
+    if (error.empty()) error = own_certificate_problem();
+    if (error.empty())
+      log("reloaded the TLS certificate and key; new connections use them");
+    else
+      log("TLS reload failed, keeping the previous certificate: {}", error);
+    return error;
+  }
+
   NodeId self() const { return options_.self; }
   std::uint16_t local_port() const { return local_port_.load(); }
   std::size_t connected_peers() const { return connected_.load(); }
+  std::size_t inbound_connections() const { return inbound_count_.load(); }
+  std::uint64_t refused_connections() const { return refused_.load(); }
 
   TransportStats stats() const {
     TransportStats s;
@@ -202,16 +322,38 @@ class Impl : public std::enable_shared_from_this<Impl> {
                fmt::format(format, std::forward<Args>(args)...));
   }
 
-  static void close(tcp::socket& socket) {
-    boost::system::error_code ignored;
-    socket.shutdown(tcp::socket::shutdown_both, ignored);
-    socket.close(ignored);
-  }
-
-  static std::string remote_of(const tcp::socket& socket) {
+  static std::string remote_of(tcp::socket& socket) {
     boost::system::error_code ec;
     auto ep = socket.remote_endpoint(ec);
     return ec ? std::string("?") : fmt::format("{}:{}", ep.address().to_string(), ep.port());
+  }
+
+  // Empty if this node's own certificate names it; else why not.
+  std::string own_certificate_problem() const {
+    const auto ids = credentials_->own_identities();
+    for (const auto& id : ids)
+      if (id.kind == CertIdentity::Kind::node && id.cluster_id == options_.cluster_id && id.node == options_.self)
+        return {};
+    return fmt::format("the certificate in {} does not name this node ({}) in its subjectAltName",
+                       options_.tls.cert_file, node_identity_uri(options_.cluster_id, options_.self));
+  }
+
+  // The node the verified peer certificate names in this cluster, or the
+  // reason there is none.
+  std::string certified_node(Conn& conn, NodeId& out) const {
+    const auto ids = peer_identities(conn.ssl_handle());
+    std::string other_cluster;
+    for (const auto& id : ids) {
+      if (id.kind != CertIdentity::Kind::node) continue;
+      if (id.cluster_id == options_.cluster_id) {
+        out = id.node;
+        return {};
+      }
+      other_cluster = id.cluster_id;
+    }
+    if (!other_cluster.empty())
+      return fmt::format("certificate is for cluster '{}', not '{}'", other_cluster, options_.cluster_id);
+    return "certificate names no raftkit node (expected a subjectAltName URI raftkit://<cluster>/node/<id>)";
   }
 
   void do_stop() {
@@ -222,14 +364,15 @@ class Impl : public std::enable_shared_from_this<Impl> {
     on_unreachable_ = nullptr;
     boost::system::error_code ignored;
     acceptor_.close(ignored);
+    reload_timer_.cancel();
     for (auto& [id, peer] : peers_) {
       dropped_.fetch_add(peer->queue.size(), std::memory_order_relaxed);
       peer->queue.clear();
-      if (peer->socket) close(*peer->socket);
+      if (peer->socket) peer->socket->close();
       peer->wake.cancel();
       peer->backoff.cancel();
     }
-    for (auto& socket : inbound_) close(*socket);
+    for (auto& conn : inbound_) conn->close();
   }
 
   void enqueue(NodeId to, EncodedFrame frame) {
@@ -262,20 +405,42 @@ class Impl : public std::enable_shared_from_this<Impl> {
     return std::chrono::milliseconds{half + std::uniform_int_distribution<std::int64_t>(0, half)(rng_)};
   }
 
+  std::shared_ptr<ssl::context> current_context() const {
+    return credentials_ ? credentials_->context() : nullptr;
+  }
+
+  awaitable<void> reload_loop() {
+    auto self = shared_from_this();
+    while (!stopping_) {
+      reload_timer_.expires_after(options_.tls.reload_check_interval);
+      auto [ec] = co_await reload_timer_.async_wait(use_nothrow);
+      if (ec || stopping_) co_return;
+      std::string error;
+      if (credentials_->reload_if_changed(error)) {
+        if (auto why = own_certificate_problem(); !why.empty())
+          log("reloaded TLS files changed on disk, but {}", why);
+        else
+          log("TLS files changed on disk: reloaded; new connections use the new certificate");
+      } else if (!error.empty()) {
+        log("TLS files changed on disk but do not load, keeping the previous certificate: {}", error);
+      }
+    }
+  }
+
   // ---- frames ---------------------------------------------------------------
 
   // Reads one frame: header first, the body is allocated only once the header
   // passed its checks. Returns an I/O error or a codec error.
-  awaitable<std::error_code> read_frame(tcp::socket& socket, FramePayload& out, std::vector<std::uint64_t>& reusable) {
+  awaitable<std::error_code> read_frame(Conn& conn, FramePayload& out, std::vector<std::uint64_t>& reusable) {
     std::array<std::uint8_t, transport::kFrameHeaderBytes> header{};
-    auto [ec, n] = co_await asio::async_read(socket, asio::buffer(header), use_nothrow);
+    const boost::system::error_code ec = co_await conn.read(asio::buffer(header));
     if (ec) co_return std::error_code(ec);
     std::size_t body_bytes = 0;
     if (auto hec = transport::decode_frame_header(header, body_bytes, limits_)) co_return hec;
     std::vector<std::uint64_t> large;
     auto& buffer = body_bytes <= kReusableReadBuffer ? reusable : large;
     buffer.resize(body_bytes / sizeof(std::uint64_t));  // word storage: aligned for capnp
-    auto [bec, bn] = co_await asio::async_read(socket, asio::buffer(buffer.data(), body_bytes), use_nothrow);
+    const boost::system::error_code bec = co_await conn.read(asio::buffer(buffer.data(), body_bytes));
     if (bec) co_return std::error_code(bec);
     co_return transport::decode_frame_body(BytesView(reinterpret_cast<const std::uint8_t*>(buffer.data()), body_bytes),
                                            out, limits_);
@@ -284,10 +449,10 @@ class Impl : public std::enable_shared_from_this<Impl> {
   // Encodes and writes one handshake frame. Takes the payload by reference and
   // keeps every temporary out of co_await expressions (g++ 12 destroys some
   // such temporaries twice).
-  awaitable<std::error_code> write_frame(tcp::socket& socket, const FramePayload& payload) {
+  awaitable<std::error_code> write_frame(Conn& conn, const FramePayload& payload) {
     EncodedFrame frame;
     if (auto ec = transport::encode_frame(payload, frame, limits_)) co_return ec;
-    auto [ec, n] = co_await asio::async_write(socket, frame.buffers(), use_nothrow);
+    const boost::system::error_code ec = co_await conn.write(frame.buffers());
     co_return std::error_code(ec);
   }
 
@@ -303,11 +468,19 @@ class Impl : public std::enable_shared_from_this<Impl> {
         backoff = options_.reconnect_initial;
         peer->connected = true;
         connected_.fetch_add(1);
-        co_await write_loop(peer);
+        const bool idle = co_await write_loop(peer);
         peer->connected = false;
         connected_.fetch_sub(1);
-        if (peer->socket) close(*peer->socket);
+        if (peer->socket) peer->socket->close();
         if (stopping_) break;
+        if (idle) {
+          // Closed by us for want of traffic: dial again once there is some.
+          while (!stopping_ && peer->queue.empty()) {
+            peer->wake.expires_at(asio::steady_timer::time_point::max());
+            co_await peer->wake.async_wait(use_nothrow);
+          }
+          continue;
+        }
         report_unreachable(peer->id);
       } else {
         dropped_.fetch_add(peer->queue.size(), std::memory_order_relaxed);
@@ -331,36 +504,64 @@ class Impl : public std::enable_shared_from_this<Impl> {
     if (rec) co_return std::error_code(rec);
     if (stopping_) co_return errc::shutting_down;
 
-    auto socket = std::make_shared<tcp::socket>(strand_);
-    peer->socket = socket;
+    auto conn = std::make_shared<Conn>(tcp::socket(strand_), current_context());
+    peer->socket = conn;
+    tcp::socket& socket = conn->socket();
     boost::system::error_code cec = asio::error::host_not_found;
     for (const auto& entry : endpoints) {
       if (stopping_) co_return errc::shutting_down;
       boost::system::error_code ignored;
-      socket->close(ignored);
-      socket->open(entry.endpoint().protocol(), cec);
+      socket.close(ignored);
+      socket.open(entry.endpoint().protocol(), cec);
       if (cec) continue;
-      Watchdog watchdog(strand_, options_.connect_timeout, socket);
-      std::tie(cec) = co_await socket->async_connect(entry.endpoint(), use_nothrow);
+      Watchdog watchdog(strand_, options_.connect_timeout, conn);
+      std::tie(cec) = co_await socket.async_connect(entry.endpoint(), use_nothrow);
       if (!cec) break;
     }
     if (cec) co_return std::error_code(cec);
     if (stopping_) co_return errc::shutting_down;
     boost::system::error_code ignored;
-    socket->set_option(tcp::no_delay(true), ignored);
+    socket.set_option(tcp::no_delay(true), ignored);
 
-    Watchdog watchdog(strand_, options_.handshake_timeout, socket);
+    Watchdog watchdog(strand_, options_.handshake_timeout, conn);
+    if (conn->tls()) {
+      const boost::system::error_code tec = co_await conn->handshake(ssl::stream_base::client);
+      if (tec) {
+        if (stopping_) co_return errc::shutting_down;
+        protocol_errors_.fetch_add(1, std::memory_order_relaxed);
+        log("TLS handshake with node {} at {} failed: {}", peer->id, peer->host_port,
+            describe_tls_error(conn->ssl_handle(), tec));
+        co_return std::error_code(tec);
+      }
+      NodeId named;
+      if (auto why = certified_node(*conn, named); !why.empty()) {
+        protocol_errors_.fetch_add(1, std::memory_order_relaxed);
+        log("refusing node {} at {}: {}", peer->id, peer->host_port, why);
+        co_return errc::cluster_mismatch;
+      }
+      if (named != peer->id) {
+        protocol_errors_.fetch_add(1, std::memory_order_relaxed);
+        log("refusing node {} at {}: its certificate names node {}", peer->id, peer->host_port, named);
+        co_return errc::cluster_mismatch;
+      }
+    }
     const FramePayload hello =
         transport::Handshake{options_.cluster_id, options_.self, transport::kProtocolVersion, peer->id};
-    const std::error_code hello_ec = co_await write_frame(*socket, hello);
+    const std::error_code hello_ec = co_await write_frame(*conn, hello);
     if (hello_ec) co_return hello_ec;
     FramePayload answer;
     std::vector<std::uint64_t> buffer;
-    const std::error_code answer_ec = co_await read_frame(*socket, answer, buffer);
+    const std::error_code answer_ec = co_await read_frame(*conn, answer, buffer);
     if (auto ec = answer_ec) {
       if (ec.category() == raftkit_category()) {
         protocol_errors_.fetch_add(1, std::memory_order_relaxed);
         log("closing connection to node {} at {}: bad handshake reply ({})", peer->id, peer->host_port, ec.message());
+      } else if (conn->tls() && !stopping_) {
+        // TLS 1.3: the server judges our certificate after our side of the
+        // handshake finished; its verdict arrives as an alert on this read.
+        protocol_errors_.fetch_add(1, std::memory_order_relaxed);
+        log("node {} at {} closed the connection during the handshake: {}", peer->id, peer->host_port,
+            ec.message());
       }
       co_return ec;
     }
@@ -385,22 +586,29 @@ class Impl : public std::enable_shared_from_this<Impl> {
 
   // The outbound connection is never read after the handshake: a completed
   // read means the peer closed it (or broke protocol). Either way it ends.
-  awaitable<void> watch_close(std::shared_ptr<Peer> peer, std::shared_ptr<tcp::socket> socket) {
+  awaitable<void> watch_close(std::shared_ptr<Peer> peer, std::shared_ptr<Conn> conn) {
     auto self = shared_from_this();
     std::array<std::uint8_t, 1> byte{};
-    co_await socket->async_read_some(asio::buffer(byte), use_nothrow);
-    close(*socket);
+    co_await conn->read_some(asio::buffer(byte));
+    conn->close();
     peer->wake.cancel();
   }
 
-  awaitable<void> write_loop(std::shared_ptr<Peer> peer) {
-    auto socket = peer->socket;
-    asio::co_spawn(strand_, watch_close(peer, socket), asio::detached);
+  // Writes queued frames until the connection fails (false) or nothing was
+  // queued for idle_timeout / 2 (true: the caller closes it as idle, before
+  // the peer's idle timeout would).
+  awaitable<bool> write_loop(std::shared_ptr<Peer> peer) {
+    auto conn = peer->socket;
+    asio::co_spawn(strand_, watch_close(peer, conn), asio::detached);
     std::vector<EncodedFrame> batch;
     std::vector<asio::const_buffer> buffers;
-    while (!stopping_ && socket->is_open()) {
+    const auto idle_after = std::max(options_.idle_timeout / 2, std::chrono::milliseconds(1));
+    auto last_write = std::chrono::steady_clock::now();
+    while (!stopping_ && conn->socket().is_open()) {
       if (peer->queue.empty()) {
-        peer->wake.expires_at(asio::steady_timer::time_point::max());
+        const auto idle_at = last_write + idle_after;
+        if (std::chrono::steady_clock::now() >= idle_at) co_return true;
+        peer->wake.expires_at(idle_at);
         co_await peer->wake.async_wait(use_nothrow);
         continue;
       }
@@ -414,14 +622,16 @@ class Impl : public std::enable_shared_from_this<Impl> {
         peer->queue.pop_front();
       }
       for (const auto& frame : batch) buffers.insert(buffers.end(), frame.buffers().begin(), frame.buffers().end());
-      auto [ec, n] = co_await asio::async_write(*socket, buffers, use_nothrow);
+      const boost::system::error_code ec = co_await conn->write(buffers);
       if (ec) {
         dropped_.fetch_add(batch.size(), std::memory_order_relaxed);
         if (!stopping_) log("connection to node {} at {} lost: {}", peer->id, peer->host_port, ec.message());
-        co_return;
+        co_return false;
       }
+      last_write = std::chrono::steady_clock::now();
       sent_.fetch_add(batch.size(), std::memory_order_relaxed);
     }
+    co_return false;
   }
 
   // ---- inbound ----------------------------------------------------------------
@@ -437,8 +647,34 @@ class Impl : public std::enable_shared_from_this<Impl> {
         co_await pause.async_wait(use_nothrow);
         continue;
       }
-      auto accepted = std::make_shared<tcp::socket>(std::move(socket));
-      asio::co_spawn(strand_, serve_inbound(accepted), asio::detached);
+      boost::system::error_code aec;
+      const auto remote = socket.remote_endpoint(aec);
+      if (aec) continue;  // already gone
+      const auto address = remote.address();
+      const std::size_t from_address = per_address_[address];
+      if (inbound_.size() >= options_.max_inbound_connections ||
+          from_address >= options_.max_connections_per_address) {
+        if (from_address == 0) per_address_.erase(address);
+        refused_.fetch_add(1, std::memory_order_relaxed);
+        const auto now = std::chrono::steady_clock::now();
+        if (now - last_refusal_log_ >= std::chrono::seconds(1)) {
+          last_refusal_log_ = now;
+          log("refusing connections from {}: {} open from this address (cap {}), {} in total (cap {}); {} refused "
+              "so far",
+              address.to_string(), from_address, options_.max_connections_per_address, inbound_.size(),
+              options_.max_inbound_connections, refused_.load());
+        }
+        boost::system::error_code ignored;
+        socket.close(ignored);
+        continue;
+      }
+      auto conn = std::make_shared<Conn>(std::move(socket), current_context());
+      // Counted here, not when serve_inbound starts: a burst of accepts must
+      // see the connections accepted just before it.
+      inbound_.insert(conn);
+      ++per_address_[address];
+      inbound_count_.store(inbound_.size());
+      asio::co_spawn(strand_, serve_inbound(conn, address), asio::detached);
     }
   }
 
@@ -455,38 +691,98 @@ class Impl : public std::enable_shared_from_this<Impl> {
     return {};
   }
 
-  awaitable<void> serve_inbound(std::shared_ptr<tcp::socket> socket) {
+  // Closes `conn` once no frame has arrived for idle_timeout. Ends when the
+  // connection does (serve_inbound cancels `timer`).
+  awaitable<void> idle_watch(std::shared_ptr<Conn> conn, std::shared_ptr<asio::steady_timer> timer,
+                             std::shared_ptr<std::chrono::steady_clock::time_point> last_frame) {
     auto self = shared_from_this();
-    inbound_.insert(socket);
-    const std::string remote = remote_of(*socket);
+    for (;;) {
+      timer->expires_at(*last_frame + options_.idle_timeout);
+      auto [ec] = co_await timer->async_wait(use_nothrow);
+      if (ec || stopping_ || !conn->socket().is_open()) co_return;
+      if (std::chrono::steady_clock::now() >= *last_frame + options_.idle_timeout) {
+        log("closing connection from {}: no frame for {} ms (idle timeout)", remote_of(conn->socket()),
+            options_.idle_timeout.count());
+        conn->close();
+        co_return;
+      }
+    }
+  }
+
+  awaitable<void> serve_inbound(std::shared_ptr<Conn> conn, asio::ip::address address) {
+    auto self = shared_from_this();
+    const std::string remote = remote_of(conn->socket());
+    boost::system::error_code ignored;
+    conn->socket().set_option(tcp::no_delay(true), ignored);
     NodeId peer_id;
     std::error_code ec;
     std::vector<std::uint64_t> buffer;
     FramePayload payload;
     {
-      Watchdog watchdog(strand_, options_.handshake_timeout, socket);
-      ec = co_await read_frame(*socket, payload, buffer);
-      const auto* hello = ec ? nullptr : std::get_if<transport::Handshake>(&payload);
-      if (!ec && !hello) ec = errc::protocol_error;
-      if (ec) {
-        if (!stopping_) {
+      Watchdog watchdog(strand_, options_.handshake_timeout, conn);
+      const auto began = std::chrono::steady_clock::now();
+      auto why_failed = [&](const std::error_code& e) {
+        if (std::chrono::steady_clock::now() - began >= options_.handshake_timeout)
+          return fmt::format("handshake timeout: not done within {} ms", options_.handshake_timeout.count());
+        return e.message();
+      };
+      NodeId certified;
+      bool refused = false;  // counted and logged already
+      if (conn->tls()) {
+        const boost::system::error_code tec = co_await conn->handshake(ssl::stream_base::server);
+        if (tec) {
+          ec = tec;
+          refused = true;
+          if (!stopping_) {
+            protocol_errors_.fetch_add(1, std::memory_order_relaxed);
+            const auto why = verify_failure(conn->ssl_handle());
+            log("refused connection from {}: TLS handshake failed ({})", remote,
+                why.empty() ? why_failed(ec) : "peer certificate rejected: " + why);
+          }
+        } else if (auto why = certified_node(*conn, certified); !why.empty()) {
+          ec = errc::cluster_mismatch;
+          refused = true;
           protocol_errors_.fetch_add(1, std::memory_order_relaxed);
-          log("closing connection from {}: no valid handshake ({})", remote, ec.message());
+          log("refused connection from {}: {}", remote, why);
         }
+      }
+      if (!ec) ec = co_await read_frame(*conn, payload, buffer);
+      const auto* hello = ec ? nullptr : std::get_if<transport::Handshake>(&payload);
+      if (ec) {
+        if (!refused && !stopping_) {
+          protocol_errors_.fetch_add(1, std::memory_order_relaxed);
+          log("closing connection from {}{}: no valid handshake ({})", remote,
+              certified.is_none() ? std::string() : fmt::format(" (certified node {})", certified), why_failed(ec));
+        }
+      } else if (!hello) {
+        ec = errc::protocol_error;
+        protocol_errors_.fetch_add(1, std::memory_order_relaxed);
+        log("closing connection from {}: the first frame is not a handshake", remote);
       } else if (auto reason = refusal(*hello); !reason.empty()) {
         protocol_errors_.fetch_add(1, std::memory_order_relaxed);
         log("refused connection from {} (node {}): {}", remote, hello->node, reason);
         const FramePayload no = transport::HandshakeReply{false, options_.self, reason};
-        co_await write_frame(*socket, no);
+        co_await write_frame(*conn, no);
+        ec = errc::cluster_mismatch;
+      } else if (conn->tls() && hello->node != certified) {
+        protocol_errors_.fetch_add(1, std::memory_order_relaxed);
+        auto reason = fmt::format("the handshake claims node {} but the certificate names node {}", hello->node,
+                                  certified);
+        log("refused connection from {}: {}", remote, reason);
+        const FramePayload no = transport::HandshakeReply{false, options_.self, reason};
+        co_await write_frame(*conn, no);
         ec = errc::cluster_mismatch;
       } else {
         peer_id = hello->node;
         const FramePayload yes = transport::HandshakeReply{true, options_.self, {}};
-        ec = co_await write_frame(*socket, yes);
+        ec = co_await write_frame(*conn, yes);
       }
     }
+    auto idle_timer = std::make_shared<asio::steady_timer>(strand_);
+    auto last_frame = std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
+    if (!ec && !stopping_) asio::co_spawn(strand_, idle_watch(conn, idle_timer, last_frame), asio::detached);
     while (!ec && !stopping_) {
-      ec = co_await read_frame(*socket, payload, buffer);
+      ec = co_await read_frame(*conn, payload, buffer);
       if (ec) {
         if (ec.category() == raftkit_category()) {
           protocol_errors_.fetch_add(1, std::memory_order_relaxed);
@@ -494,6 +790,7 @@ class Impl : public std::enable_shared_from_this<Impl> {
         }
         break;
       }
+      *last_frame = std::chrono::steady_clock::now();
       auto* msg = std::get_if<Message>(&payload);
       if (!msg || msg->from != peer_id || msg->to != options_.self) {
         protocol_errors_.fetch_add(1, std::memory_order_relaxed);
@@ -510,17 +807,24 @@ class Impl : public std::enable_shared_from_this<Impl> {
         }
       }
     }
-    close(*socket);
-    inbound_.erase(socket);
+    idle_timer->cancel();
+    conn->close();
+    inbound_.erase(conn);
+    if (--per_address_[address] == 0) per_address_.erase(address);
+    inbound_count_.store(inbound_.size());
   }
 
   Strand strand_;
   TcpTransportOptions options_;
   transport::CodecLimits limits_;
   tcp::acceptor acceptor_;
+  asio::steady_timer reload_timer_;
   std::minstd_rand rng_;
+  std::shared_ptr<TlsCredentials> credentials_;
   std::map<NodeId, std::shared_ptr<Peer>> peers_;
-  std::set<std::shared_ptr<tcp::socket>> inbound_;
+  std::set<std::shared_ptr<Conn>> inbound_;
+  std::map<asio::ip::address, std::size_t> per_address_;
+  std::chrono::steady_clock::time_point last_refusal_log_{};
   Transport::MessageHandler on_message_;
   Transport::UnreachableHandler on_unreachable_;
   bool running_ = false;
@@ -528,7 +832,8 @@ class Impl : public std::enable_shared_from_this<Impl> {
   std::atomic<bool> started_{false};
   std::atomic<std::uint16_t> local_port_{0};
   std::atomic<std::size_t> connected_{0};
-  std::atomic<std::uint64_t> sent_{0}, received_{0}, dropped_{0}, protocol_errors_{0};
+  std::atomic<std::size_t> inbound_count_{0};
+  std::atomic<std::uint64_t> sent_{0}, received_{0}, dropped_{0}, protocol_errors_{0}, refused_{0};
 };
 
 class TcpTransportImpl final : public TcpTransport {
@@ -547,6 +852,9 @@ class TcpTransportImpl final : public TcpTransport {
   std::uint16_t local_port() const override { return impl_->local_port(); }
   void set_peer(NodeId id, std::string host_port) override { impl_->set_peer(id, std::move(host_port)); }
   std::size_t connected_peers() const override { return impl_->connected_peers(); }
+  std::size_t inbound_connections() const override { return impl_->inbound_connections(); }
+  std::uint64_t refused_connections() const override { return impl_->refused_connections(); }
+  std::string reload_credentials() override { return impl_->reload_credentials(); }
 
  private:
   std::shared_ptr<Impl> impl_;

@@ -50,9 +50,9 @@ LocalClusterOptions cluster_options(std::size_t nodes) {
   return o;
 }
 
+// The tests' clients hold the "writer" certificate (role write).
 ClientOptions client_options(const LocalCluster& c) {
-  ClientOptions o;
-  o.servers = c.client_addresses();
+  ClientOptions o = c.client_options("writer");
   o.connect_timeout = T(500);
   o.attempt_timeout = T(2500);  // above the servers' request timeout
   o.call_timeout = T(10000);
