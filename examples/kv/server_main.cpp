@@ -327,6 +327,7 @@ class KvServer {
   asio::awaitable<HttpResponse> serve_metrics() {
     HttpResponse r;
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    observe();
     r.body = to_prometheus(metrics_->snapshot(), NodeId{cfg_.id});
     co_return r;
   }
@@ -375,27 +376,38 @@ class KvServer {
 
   // ---- lifecycle ---------------------------------------------------------
 
-  // Watches the node's status: prints role changes, stops the process when
-  // the node stopped on an error, and keeps the gauges current.
+  // Reads the node's status into the gauges and counters that this server
+  // derives from it; returns the status. Called by the monitor loop and
+  // before every /metrics answer, so a scrape sees the latest commit.
+  NodeStatus observe() {
+    NodeStatus st = node_->status();
+    metrics_->term.set(static_cast<std::int64_t>(st.term.value));
+    metrics_->commit_index.set(static_cast<std::int64_t>(st.commit.value));
+    metrics_->is_leader.set(st.role == "leader" ? 1 : 0);
+    if (st.commit.value > observed_.commit) metrics_->entries_committed.add(st.commit.value - observed_.commit);
+    if (st.leader.value != observed_.leader) metrics_->leader_changes.add();
+    if (st.role != observed_.role || st.term.value != observed_.term) {
+      if (st.role == "leader") metrics_->elections_won.add();
+      if (st.role == "candidate") metrics_->elections_started.add();
+    }
+    observed_.commit = std::max(observed_.commit, st.commit.value);
+    observed_.leader = st.leader.value;
+    observed_.role = st.role;
+    observed_.term = st.term.value;
+    return st;
+  }
+
+  // Watches the node's status: prints role changes and stops the process
+  // when the node stopped on an error.
   asio::awaitable<void> monitor_loop() {
     std::string last_role;
-    std::uint64_t last_term = 0, last_leader = 0, last_commit = 0;
+    std::uint64_t last_term = 0, last_leader = 0;
     const auto period = std::chrono::milliseconds(std::max(5, cfg_.tick_ms / 2));
     for (;;) {
-      NodeStatus st = node_->status();
-      metrics_->term.set(static_cast<std::int64_t>(st.term.value));
-      metrics_->commit_index.set(static_cast<std::int64_t>(st.commit.value));
-      if (st.commit.value > last_commit) metrics_->entries_committed.add(st.commit.value - last_commit);
-      last_commit = std::max(last_commit, st.commit.value);
-      metrics_->is_leader.set(st.role == "leader" ? 1 : 0);
+      NodeStatus st = observe();
       if (st.role == "stopped") {
         shutdown(1, fmt::format("the node stopped: {}", st.failure.empty() ? "no reason given" : st.failure));
         co_return;
-      }
-      if (st.leader.value != last_leader) metrics_->leader_changes.add();
-      if (st.role != last_role || st.term.value != last_term) {
-        if (st.role == "leader") metrics_->elections_won.add();
-        if (st.role == "candidate") metrics_->elections_started.add();
       }
       if (st.role != last_role || st.term.value != last_term || st.leader.value != last_leader) {
         if (st.role == "leader")
@@ -454,6 +466,10 @@ class KvServer {
   // snapshots, status changes). When the node exposes its own registry
   // (Node::metrics()), serve that instead.
   std::shared_ptr<MetricsRegistry> metrics_;
+  struct {
+    std::uint64_t commit = 0, leader = 0, term = 0;
+    std::string role;
+  } observed_;  // the status last seen by observe()
   HttpServer http_;
   asio::steady_timer monitor_;
   asio::signal_set signals_;

@@ -1,0 +1,315 @@
+// Real raftkit-kv-server processes on loopback, driven over HTTP/JSON.
+//
+// The processes are started, killed and restarted by the counter example's
+// LocalCluster harness: the kv server takes the same flags (its --clients
+// are HTTP addresses), and leadership and catch-up are read from each
+// server's GET /status. Every wait is bounded and polls; the LocalCluster
+// destructor kills every child, also when a check fails.
+//
+// RAFTKIT_TIMEOUT_SCALE (environment) multiplies every timeout; sanitizer
+// builds default to 3.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include "http_client.hpp"
+#include "http_server.hpp"
+#include "local_cluster.hpp"
+#include "prometheus_text.hpp"
+
+#ifndef RAFTKIT_TIMEOUT_SCALE_DEFAULT
+#define RAFTKIT_TIMEOUT_SCALE_DEFAULT 1
+#endif
+
+namespace {
+
+namespace json = boost::json;
+using raftkit::counter::LocalCluster;
+using raftkit::counter::LocalClusterOptions;
+using raftkit::examples::http_request;
+using raftkit::examples::HttpReply;
+using raftkit::examples::parse_prometheus_text;
+using raftkit::examples::percent_encode;
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+double scale() {
+  static const double s = [] {
+    if (const char* e = std::getenv("RAFTKIT_TIMEOUT_SCALE")) {
+      double v = std::atof(e);
+      if (v >= 1) return v;
+    }
+    return double{RAFTKIT_TIMEOUT_SCALE_DEFAULT};
+  }();
+  return s;
+}
+
+milliseconds T(int ms) { return milliseconds(static_cast<long long>(ms * scale())); }
+
+std::string outputs(const LocalCluster& c) {
+  std::string s;
+  for (auto id : c.ids()) s += c.output_tail(id, 25);
+  return s;
+}
+
+std::optional<json::object> status_of(const LocalCluster& c, std::uint64_t id) {
+  if (!c.running(id)) return std::nullopt;
+  std::string error;
+  auto r = http_request(c.client_address(id), "GET", "/status", "", T(1000), error);
+  if (!r || r->status != 200) return std::nullopt;
+  boost::system::error_code ec;
+  auto v = json::parse(r->body, ec);
+  if (ec || !v.is_object()) return std::nullopt;
+  return v.as_object();
+}
+
+// A leader that a majority of the cluster's nodes (itself included) name.
+std::optional<std::uint64_t> wait_for_leader(const LocalCluster& c, milliseconds timeout,
+                                             std::uint64_t not_this = 0) {
+  std::optional<std::uint64_t> found;
+  LocalCluster::wait_until(
+      [&] {
+        std::map<std::uint64_t, std::size_t> votes;
+        std::set<std::uint64_t> leaders;
+        for (auto id : c.ids()) {
+          auto st = status_of(c, id);
+          if (!st) continue;
+          auto leader = st->at("leader").to_number<std::uint64_t>();
+          if (leader != 0) ++votes[leader];
+          if (st->at("role").as_string() == "leader") leaders.insert(id);
+        }
+        for (auto id : leaders)
+          if (id != not_this && votes[id] * 2 > c.ids().size()) {
+            found = id;
+            return true;
+          }
+        return false;
+      },
+      timeout);
+  return found;
+}
+
+// One HTTP call to the cluster as a client would make it: start at
+// `first`, follow 307 redirects to the leader, move on to the next node
+// when one does not answer. Returns the final reply or nullopt.
+std::optional<HttpReply> call(const LocalCluster& c, std::uint64_t first, const std::string& method,
+                              const std::string& target, const std::string& body) {
+  std::string address = c.client_address(first);
+  std::string error;
+  for (int hop = 0; hop < 5; ++hop) {
+    auto r = http_request(address, method, target, body, T(3000), error);
+    if (!r) return std::nullopt;
+    if (r->status != 307) return r;
+    const std::string& location = r->headers["location"];  // http://host:port/target
+    const auto start = location.find("//");
+    if (start == std::string::npos) return r;
+    address = location.substr(start + 2, location.find('/', start + 2) - start - 2);
+  }
+  return std::nullopt;
+}
+
+// Every pair of node `id`'s map, read with paginated range scans.
+std::optional<std::map<std::string, std::string>> dump(const LocalCluster& c, std::uint64_t id) {
+  std::map<std::string, std::string> out;
+  std::string from;
+  for (;;) {
+    std::string error;
+    auto r = http_request(c.client_address(id), "GET", fmt::format("/kv?from={}&limit=1000", percent_encode(from)),
+                          "", T(3000), error);
+    if (!r || r->status != 200) return std::nullopt;
+    auto page = json::parse(r->body).as_object();
+    std::string last;
+    for (const auto& item : page.at("items").as_array()) {
+      const auto& o = item.as_object();
+      last = json::value_to<std::string>(o.at("key"));
+      out[last] = json::value_to<std::string>(o.at("value"));
+    }
+    if (!page.at("more").as_bool()) return out;
+    from = last + '\0';  // the next key after `last`
+  }
+}
+
+}  // namespace
+
+TEST_CASE("kv: acknowledged writes survive SIGKILL of the leader and reach every node; CAS refuses a conflict; "
+          "/metrics counters move",
+          "[integration][kv]") {
+  LocalClusterOptions o;
+  o.server_binary = RAFTKIT_KV_SERVER;
+  o.nodes = 3;
+  o.tick_ms = scale() > 1 ? 50 : 25;
+  o.election_ticks = 10;
+  o.request_timeout_ms = static_cast<int>(T(1500).count());
+  o.snapshot_interval = 300;  // several snapshots during the run: restart and catch-up go through them
+  o.cluster_id = "integration-kv";
+  LocalCluster cluster(o);
+  {
+    std::string err;
+    INFO(err);
+    REQUIRE(cluster.start_all(T(15000), err));
+  }
+  auto leader = wait_for_leader(cluster, T(10000));
+  INFO(outputs(cluster));
+  REQUIRE(leader);
+
+  // Writers: unique keys, each value derived from the key. A write counts as
+  // acknowledged only on 200; anything else (a redirect loop, 503, 504, a
+  // dead node) is retried — PUT is idempotent.
+  constexpr int kWriters = 4;
+  std::mutex mu;
+  std::map<std::string, std::string> acknowledged;
+  std::atomic<bool> stop_writers{false};
+  std::atomic<std::size_t> acks{0};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < kWriters; ++w)
+    writers.emplace_back([&, w] {
+      std::uint64_t node = static_cast<std::uint64_t>(w) % cluster.ids().size() + 1;
+      for (int i = 0; !stop_writers; ++i) {
+        const std::string key = fmt::format("w{}/k{:05}", w, i);
+        const std::string value = fmt::format("value of {} #{}", key, i * 7 + w);
+        while (!stop_writers) {
+          if (auto r = call(cluster, node, "PUT", "/kv/" + percent_encode(key), value); r && r->status == 200) {
+            std::lock_guard lk(mu);
+            acknowledged[key] = value;
+            ++acks;
+            break;
+          }
+          node = node % cluster.ids().size() + 1;  // try another node
+        }
+      }
+    });
+  struct JoinWriters {
+    std::atomic<bool>& stop;
+    std::vector<std::thread>& threads;
+    ~JoinWriters() {
+      stop = true;
+      for (auto& t : threads)
+        if (t.joinable()) t.join();
+    }
+  } join_writers{stop_writers, writers};
+
+  CHECK(LocalCluster::wait_until([&] { return acks >= 300; }, T(20000)));
+  const std::size_t before_kill = acks;
+  cluster.kill(*leader);
+  auto next = wait_for_leader(cluster, T(10000), *leader);
+  REQUIRE(next);
+  CHECK(*next != *leader);
+  CHECK(LocalCluster::wait_until([&] { return acks >= before_kill + 300; }, T(30000)));
+  stop_writers = true;
+  for (auto& t : writers) t.join();
+  INFO("acknowledged writes: " << acknowledged.size() << " (" << before_kill << " before the kill)");
+  REQUIRE(acknowledged.size() >= before_kill + 300);
+
+  // The killed node restarts from its data directory and catches up.
+  {
+    std::string err;
+    INFO(err);
+    REQUIRE(cluster.start(*leader, T(15000), err));
+  }
+
+  // Every acknowledged write is on every node, with its value.
+  for (auto id : cluster.ids()) {
+    std::optional<std::map<std::string, std::string>> map;
+    std::size_t missing = 0;
+    const bool complete = LocalCluster::wait_until(
+        [&] {
+          map = dump(cluster, id);
+          if (!map) return false;
+          missing = 0;
+          for (const auto& [k, v] : acknowledged) {
+            auto it = map->find(k);
+            if (it == map->end() || it->second != v) ++missing;
+          }
+          return missing == 0;
+        },
+        T(20000));
+    INFO("node " << id << ": " << missing << " acknowledged writes missing or wrong");
+    CHECK(complete);
+  }
+
+  // Compare-and-set: a stale expectation is refused with the current value;
+  // the right one is applied.
+  {
+    const auto first = *next;
+    auto put = call(cluster, first, "PUT", "/kv/cas-key", "1");
+    REQUIRE(put);
+    CHECK(put->status == 200);
+    auto conflict = call(cluster, first, "POST", "/kv/cas-key?cas=0", "2");
+    REQUIRE(conflict);
+    CHECK(conflict->status == 409);
+    auto body = json::parse(conflict->body).as_object();
+    CHECK(body.at("error").as_string() == "cas_conflict");
+    CHECK(body.at("current").as_string() == "1");
+    auto swapped = call(cluster, first, "POST", "/kv/cas-key?cas=1", "2");
+    REQUIRE(swapped);
+    CHECK(swapped->status == 200);
+    auto absent = call(cluster, first, "POST", "/kv/no-such-key?cas=1", "2");
+    REQUIRE(absent);
+    CHECK(absent->status == 409);
+    CHECK(json::parse(absent->body).as_object().at("current").is_null());
+    for (auto id : cluster.ids()) {
+      auto got = call(cluster, id, "GET", "/kv/cas-key", "");
+      REQUIRE(got);
+      CHECK(got->status == 200);
+      CHECK(json::parse(got->body).as_object().at("value").as_string() == "2");
+    }
+  }
+
+  // /metrics on the leader: the Prometheus text parses, and the counters
+  // move when writes are made.
+  {
+    auto scrape = [&](std::uint64_t id) {
+      std::string error;
+      auto r = http_request(cluster.client_address(id), "GET", "/metrics", "", T(3000), error);
+      INFO(error);
+      REQUIRE(r);
+      REQUIRE(r->status == 200);
+      CHECK(r->headers["content-type"].starts_with("text/plain; version=0.0.4"));
+      auto p = parse_prometheus_text(r->body, error);
+      INFO(error);
+      REQUIRE(p);
+      return *p;
+    };
+    auto lead = wait_for_leader(cluster, T(10000));
+    REQUIRE(lead);
+    const auto before = scrape(*lead);
+    for (int i = 0; i < 20; ++i) {
+      auto r = call(cluster, *lead, "PUT", fmt::format("/kv/metrics-{}", i), "x");
+      REQUIRE(r);
+      CHECK(r->status == 200);
+    }
+    const auto after = scrape(*lead);
+    for (const char* counter : {"raftkit_proposals_received_total", "raftkit_proposals_committed_total",
+                                "raftkit_entries_applied_total", "raftkit_entries_committed_total"}) {
+      INFO(counter);
+      REQUIRE(before.value(counter));
+      REQUIRE(after.value(counter));
+      CHECK(*after.value(counter) >= *before.value(counter) + 20);
+    }
+    CHECK(after.value("raftkit_is_leader") == 1.0);
+    CHECK(after.types.at("raftkit_snapshot_bytes") == "histogram");
+    // Snapshots every 300 entries: the nodes that ran all along saved some
+    // (a counter of this process's life), and every node, the restarted
+    // one included, holds one (its status says from which index).
+    for (auto id : cluster.ids()) {
+      INFO("node " << id);
+      auto st = status_of(cluster, id);
+      REQUIRE(st);
+      CHECK(st->at("snapshot_index").to_number<std::uint64_t>() > 0);
+      if (id == *leader) continue;  // restarted: its counters began again at 0
+      CHECK(scrape(id).value("raftkit_snapshot_bytes_count").value_or(0) >= 1);
+    }
+  }
+  CHECK(cluster.sanitizer_reports() == 0);
+}
