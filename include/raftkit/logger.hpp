@@ -125,11 +125,13 @@ class Logger {
 
 }  // namespace raftkit
 
-/// Formats a LogLevel as its name ("warn"), so `fmt::format("{}", level)` works.
+/// \cond fmt_plumbing
+// Formats a LogLevel as its name ("warn"), so `fmt::format("{}", level)` works.
 template <>
 struct fmt::formatter<raftkit::LogLevel> : fmt::formatter<std::string_view> {
-  /// Writes the level's name, honouring width and alignment specs.
+  // Writes the level's name, honouring width and alignment specs.
   auto format(raftkit::LogLevel level, fmt::format_context& ctx) const {
     return fmt::formatter<std::string_view>::format(raftkit::to_string(level), ctx);
   }
 };
+/// \endcond
