@@ -16,8 +16,8 @@
 //              no configuration is needed. Bucket i holds the values v with
 //              2^(i-1) < v <= 2^i (bucket 0: v <= 1), the last bucket every
 //              value above 2^(kBuckets-2). Latencies are recorded in
-//              microseconds (1 µs .. 2^34 µs ≈ 4.8 h), sizes in bytes
-//              (1 B .. 16 GiB); exported in seconds and bytes.
+//              microseconds (1 µs .. 2^35 µs ≈ 9.5 h), sizes in bytes
+//              (1 B .. 32 GiB); exported in seconds and bytes.
 //
 // Updating is lock-free (relaxed atomics), from any thread: the strand, the
 // disk thread and the transport all write to the same registry. Reading a
