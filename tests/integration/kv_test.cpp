@@ -238,6 +238,23 @@ TEST_CASE("kv: acknowledged writes survive SIGKILL of the leader and reach every
     CHECK(complete);
   }
 
+  // A write sent to a follower is redirected to the leader (307, Location on
+  // the leader's HTTP address, the leader's id in the JSON body).
+  {
+    auto lead = wait_for_leader(cluster, T(10000));
+    REQUIRE(lead);
+    const std::uint64_t follower = *lead % cluster.ids().size() + 1;
+    std::string error;
+    auto r = http_request(cluster.client_address(follower), "PUT", "/kv/redirected", "v", T(3000), error);
+    INFO(error);
+    REQUIRE(r);
+    CHECK(r->status == 307);
+    CHECK(r->headers["location"] == fmt::format("http://{}/kv/redirected", cluster.client_address(*lead)));
+    auto body = json::parse(r->body).as_object();
+    CHECK(body.at("error").as_string() == "not_leader");
+    CHECK(body.at("leader").to_number<std::uint64_t>() == *lead);
+  }
+
   // Compare-and-set: a stale expectation is refused with the current value;
   // the right one is applied.
   {
