@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <map>
+#include <random>
 #include <mutex>
 #include <set>
 #include <string>
@@ -25,6 +26,7 @@
 
 #include "http_client.hpp"
 #include "http_server.hpp"
+#include "kv_state_machine.hpp"
 #include "local_cluster.hpp"
 #include "prometheus_text.hpp"
 
@@ -329,4 +331,161 @@ TEST_CASE("kv: acknowledged writes survive SIGKILL of the leader and reach every
     }
   }
   CHECK(cluster.sanitizer_reports() == 0);
+}
+
+// ---- the state machine and the HTTP layer on their own ---------------------
+
+namespace {
+
+raftkit::Entry entry(std::uint64_t index, raftkit::Bytes payload) {
+  raftkit::Entry e;
+  e.term = raftkit::Term{1};
+  e.index = raftkit::Index{index};
+  e.payload = std::move(payload);
+  return e;
+}
+
+}  // namespace
+
+TEST_CASE("kv state machine: put, delete, compare-and-set and scan follow their rules", "[kv]") {
+  using namespace raftkit::kv;
+  KvStateMachine sm;
+  std::uint64_t i = 0;
+  auto apply = [&](raftkit::Bytes cmd) { return decode_result(sm.apply(entry(++i, std::move(cmd)))).value(); };
+  auto query = [&](raftkit::Bytes q) { return decode_result(sm.query(q)).value(); };
+  CHECK(apply(put_command("b", "2")).status == Status::ok);
+  CHECK(apply(put_command("a", "1")).status == Status::ok);
+  CHECK(apply(put_command("c", "3")).status == Status::ok);
+  CHECK(query(get_query("a")).value == "1");
+  CHECK(query(get_query("zz")).status == Status::not_found);
+  CHECK(apply(delete_command("zz")).status == Status::not_found);
+  // CAS: refused on a wrong expectation (with the current value) and on an
+  // absent key; applied on the right one.
+  auto conflict = apply(cas_command("a", "0", "9"));
+  CHECK(conflict.status == Status::cas_conflict);
+  CHECK(conflict.value == "1");
+  auto absent = apply(cas_command("nope", "", "9"));
+  CHECK(absent.status == Status::cas_conflict);
+  CHECK_FALSE(absent.value);
+  CHECK(apply(cas_command("a", "1", "9")).status == Status::ok);
+  CHECK(query(get_query("a")).value == "9");
+  // Scan: [from, to), at most limit, `more` when the range holds more.
+  auto scan = query(scan_query("a", "c", 10));
+  REQUIRE(scan.items.size() == 2);
+  CHECK(scan.items[0] == std::pair<std::string, std::string>{"a", "9"});
+  CHECK(scan.items[1] == std::pair<std::string, std::string>{"b", "2"});
+  CHECK_FALSE(scan.more);
+  auto limited = query(scan_query("", "", 2));
+  CHECK(limited.items.size() == 2);
+  CHECK(limited.more);
+  CHECK(apply(delete_command("b")).status == Status::ok);
+  CHECK(query(scan_query("", "", 10)).items.size() == 2);
+  CHECK(sm.local_size() == 2);
+}
+
+TEST_CASE("kv state machine: malformed commands change nothing and answer malformed, on every node alike", "[kv]") {
+  using namespace raftkit::kv;
+  KvStateMachine a, b;
+  std::mt19937_64 rng(12345);
+  std::uint64_t index = 0;
+  const raftkit::Bytes valid = cas_command("key", "expected", "value");
+  for (int round = 0; round < 20000; ++round) {
+    raftkit::Bytes cmd;
+    switch (round % 4) {
+      case 0:  // random bytes
+        cmd.resize(rng() % 40);
+        for (auto& byte : cmd) byte = static_cast<std::uint8_t>(rng());
+        break;
+      case 1:  // a valid command cut short
+        cmd.assign(valid.begin(), valid.begin() + static_cast<std::ptrdiff_t>(rng() % valid.size()));
+        break;
+      case 2:  // a valid command with a lying length field
+        cmd = valid;
+        cmd[1 + rng() % 4] = static_cast<std::uint8_t>(rng());
+        break;
+      default:  // a valid command with bytes appended
+        cmd = valid;
+        cmd.push_back(static_cast<std::uint8_t>(rng()));
+        break;
+    }
+    ++index;
+    const auto before = a.save_snapshot();
+    const auto ra = a.apply(entry(index, cmd));
+    const auto rb = b.apply(entry(index, cmd));
+    CHECK(ra == rb);  // deterministic
+    auto decoded = decode_result(ra);
+    REQUIRE(decoded);
+    // A command answered `malformed` changed nothing. (A mutation can leave
+    // a command well-formed; then it is applied like any other.)
+    if (decoded->status == Status::malformed) CHECK(a.save_snapshot() == before);
+    CHECK(decode_result(a.query(cmd)).has_value());  // queries are just as safe
+  }
+  CHECK(a.save_snapshot() == b.save_snapshot());
+}
+
+TEST_CASE("kv state machine: a snapshot restores the whole map; a foreign snapshot is refused", "[kv]") {
+  using namespace raftkit::kv;
+  KvStateMachine a;
+  for (int i = 0; i < 100; ++i) a.apply(entry(static_cast<std::uint64_t>(i + 1), put_command(fmt::format("k{}", i), std::string(static_cast<std::size_t>(i), 'x'))));
+  const auto snap = a.save_snapshot();
+  KvStateMachine b;
+  b.apply(entry(1, put_command("stale", "gone after the load")));
+  b.load_snapshot(snap);
+  CHECK(b.local_size() == 100);
+  CHECK(b.save_snapshot() == snap);
+  CHECK(decode_result(b.query(get_query("stale")))->status == Status::not_found);
+  CHECK(decode_result(b.query(get_query("k42")))->value == std::string(42, 'x'));
+  b.load_snapshot({});  // the initial state
+  CHECK(b.local_size() == 0);
+  raftkit::Bytes truncated(snap.begin(), snap.end() - 3);
+  CHECK_THROWS(b.load_snapshot(truncated));
+  CHECK_THROWS(b.load_snapshot(raftkit::to_bytes("not a kv snapshot")));
+}
+
+TEST_CASE("kv server: bad HTTP requests get a 4xx answer and the server keeps serving", "[integration][kv]") {
+  LocalClusterOptions o;
+  o.server_binary = RAFTKIT_KV_SERVER;
+  o.nodes = 1;
+  o.cluster_id = "integration-kv-http";
+  LocalCluster cluster(o);
+  {
+    std::string err;
+    INFO(err);
+    REQUIRE(cluster.start_all(T(15000), err));
+  }
+  REQUIRE(wait_for_leader(cluster, T(10000)));
+  const std::string address = cluster.client_address(1);
+  struct Case {
+    std::string method, target, body;
+    unsigned status;
+  };
+  const std::vector<Case> cases = {
+      {"GET", "/nowhere", "", 404},
+      {"PATCH", "/kv/a", "", 405},
+      {"GET", "/kv/%zz", "", 400},                      // malformed escape
+      {"PUT", "/kv/", "v", 400},                        // empty key
+      {"PUT", "/kv/" + std::string(2000, 'k'), "", 400},  // key too long
+      {"POST", "/kv/a", "v", 400},                      // CAS without ?cas=
+      {"GET", "/kv?limit=0", "", 400},
+      {"GET", "/kv?limit=abc", "", 400},
+      {"PUT", "/kv/big", std::string((1 << 20) + 1, 'v'), 413},  // over the body limit
+      {"GET", "/kv/missing", "", 404},
+  };
+  for (const auto& c : cases) {
+    INFO(c.method << " " << c.target.substr(0, 40));
+    std::string error;
+    auto r = http_request(address, c.method, c.target, c.body, T(3000), error);
+    INFO(error);
+    REQUIRE(r);
+    CHECK(r->status == c.status);
+  }
+  std::string error;
+  auto ok = http_request(address, "PUT", "/kv/a%20key%2Fwith%3Fodd%26chars", "still serving", T(3000), error);
+  REQUIRE(ok);
+  CHECK(ok->status == 200);
+  auto got = http_request(address, "GET", "/kv?from=a&to=b", "", T(3000), error);
+  REQUIRE(got);
+  auto items = json::parse(got->body).as_object().at("items").as_array();
+  REQUIRE(items.size() == 1);
+  CHECK(items[0].as_object().at("key").as_string() == "a key/with?odd&chars");
 }
