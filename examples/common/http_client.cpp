@@ -58,17 +58,16 @@ std::optional<HttpReply> http_request(const std::string& address, const std::str
     req.keep_alive(false);
     req.body() = body;
     req.prepare_payload();
+    // A server may answer before it has read the whole body (413) and stop
+    // reading: a failed write is reported only if no answer can be read.
     auto [wec, wn] = co_await http::async_write(stream, req, nothrow);
-    if (wec) {
-      error = fmt::format("send to {}: {}", address, wec.message());
-      co_return;
-    }
     beast::flat_buffer buffer;
     http::response_parser<http::string_body> parser;
     parser.body_limit(64 << 20);
     auto [ec, n] = co_await http::async_read(stream, buffer, parser, nothrow);
     if (ec) {
-      error = fmt::format("read from {}: {}", address, ec.message());
+      error = wec ? fmt::format("send to {}: {}", address, wec.message())
+                  : fmt::format("read from {}: {}", address, ec.message());
       co_return;
     }
     auto& res = parser.get();

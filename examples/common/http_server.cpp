@@ -202,10 +202,34 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
       res.prepare_payload();
       stream.expires_after(opt.idle_timeout);
       auto [wec, wn] = co_await http::async_write(stream, res, use_nothrow);
-      if (wec || !res.keep_alive()) break;
+      if (wec) break;
+      if (close_after) {
+        co_await lingering_close(stream);
+        co_return;
+      }
+      if (!res.keep_alive()) break;
     }
     boost::system::error_code ignored;
     stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  }
+
+  // After refusing a request whose body is still arriving (413, 431), close
+  // our side and read and discard what the client is still sending, for a
+  // bounded time and size. Closing at once would make the kernel answer the
+  // unread bytes with a reset, and the client — still writing its body —
+  // would get "broken pipe" instead of our answer.
+  asio::awaitable<void> lingering_close(beast::tcp_stream& stream) {
+    boost::system::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream.expires_after(std::chrono::seconds(2));
+    char sink[16384];
+    std::size_t drained = 0;
+    while (drained <= 4 * opt.max_body_bytes) {
+      auto [ec, n] = co_await stream.async_read_some(asio::buffer(sink), use_nothrow);
+      if (ec) break;  // the client closed, or the time is up
+      drained += n;
+    }
+    stream.socket().close(ignored);
   }
 };
 
