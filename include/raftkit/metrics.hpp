@@ -123,8 +123,10 @@ struct MetricsSnapshot {
   std::uint64_t bytes_received = 0;     ///< counter: bytes read from peers (framing included)
 };
 
-/// A monotonically growing count, safe to update from any thread.
-class Counter {
+/// A monotonically growing count, safe to update from any thread. (Named
+/// MetricCounter so that a service's own `Counter` state machine, with
+/// `using namespace raftkit`, does not collide with it.)
+class MetricCounter {
  public:
   /// Adds `n` (default 1).
   void add(std::uint64_t n = 1) noexcept { value_.fetch_add(n, std::memory_order_relaxed); }
@@ -136,7 +138,7 @@ class Counter {
 };
 
 /// A value that goes up and down, safe to update from any thread.
-class Gauge {
+class MetricGauge {
  public:
   /// Replaces the value.
   void set(std::int64_t v) noexcept { value_.store(v, std::memory_order_relaxed); }
@@ -151,7 +153,7 @@ class Gauge {
 
 /// A distribution in fixed power-of-two buckets (see HistogramSnapshot),
 /// safe to update from any thread: one record() is two relaxed atomic adds.
-class Histogram {
+class MetricHistogram {
  public:
   /// Records one value in the histogram's unit (bytes, or µs).
   void record(std::uint64_t value) noexcept {
@@ -177,34 +179,34 @@ class Histogram {
 /// thread. Services read it through snapshot() (or Node::metrics()).
 class MetricsRegistry {
  public:
-  Counter proposals_received;   ///< see MetricsSnapshot::proposals_received
-  Counter proposals_committed;  ///< see MetricsSnapshot::proposals_committed
-  Counter reads_received;       ///< see MetricsSnapshot::reads_received
-  Counter reads_failed;         ///< see MetricsSnapshot::reads_failed
-  Gauge pending_requests;       ///< see MetricsSnapshot::pending_requests
+  MetricCounter proposals_received;   ///< see MetricsSnapshot::proposals_received
+  MetricCounter proposals_committed;  ///< see MetricsSnapshot::proposals_committed
+  MetricCounter reads_received;       ///< see MetricsSnapshot::reads_received
+  MetricCounter reads_failed;         ///< see MetricsSnapshot::reads_failed
+  MetricGauge pending_requests;       ///< see MetricsSnapshot::pending_requests
 
-  Counter entries_committed;  ///< see MetricsSnapshot::entries_committed
-  Counter entries_applied;    ///< see MetricsSnapshot::entries_applied
-  Gauge term;                 ///< see MetricsSnapshot::term
-  Gauge commit_index;         ///< see MetricsSnapshot::commit_index
-  Gauge applied_index;        ///< see MetricsSnapshot::applied_index
-  Gauge is_leader;            ///< see MetricsSnapshot::is_leader
+  MetricCounter entries_committed;  ///< see MetricsSnapshot::entries_committed
+  MetricCounter entries_applied;    ///< see MetricsSnapshot::entries_applied
+  MetricGauge term;                 ///< see MetricsSnapshot::term
+  MetricGauge commit_index;         ///< see MetricsSnapshot::commit_index
+  MetricGauge applied_index;        ///< see MetricsSnapshot::applied_index
+  MetricGauge is_leader;            ///< see MetricsSnapshot::is_leader
 
-  Counter elections_started;  ///< see MetricsSnapshot::elections_started
-  Counter elections_won;      ///< see MetricsSnapshot::elections_won
-  Counter leader_changes;     ///< see MetricsSnapshot::leader_changes
+  MetricCounter elections_started;  ///< see MetricsSnapshot::elections_started
+  MetricCounter elections_won;      ///< see MetricsSnapshot::elections_won
+  MetricCounter leader_changes;     ///< see MetricsSnapshot::leader_changes
 
-  Histogram log_append_us;  ///< see MetricsSnapshot::log_append_us
-  Histogram log_fsync_us;   ///< see MetricsSnapshot::log_fsync_us
+  MetricHistogram log_append_us;  ///< see MetricsSnapshot::log_append_us
+  MetricHistogram log_fsync_us;   ///< see MetricsSnapshot::log_fsync_us
 
-  Histogram snapshot_bytes;     ///< see MetricsSnapshot::snapshot_bytes
-  Histogram snapshot_save_us;   ///< see MetricsSnapshot::snapshot_save_us
-  Counter snapshots_installed;  ///< see MetricsSnapshot::snapshots_installed
+  MetricHistogram snapshot_bytes;     ///< see MetricsSnapshot::snapshot_bytes
+  MetricHistogram snapshot_save_us;   ///< see MetricsSnapshot::snapshot_save_us
+  MetricCounter snapshots_installed;  ///< see MetricsSnapshot::snapshots_installed
 
-  Counter messages_sent;      ///< see MetricsSnapshot::messages_sent
-  Counter messages_received;  ///< see MetricsSnapshot::messages_received
-  Counter bytes_sent;         ///< see MetricsSnapshot::bytes_sent
-  Counter bytes_received;     ///< see MetricsSnapshot::bytes_received
+  MetricCounter messages_sent;      ///< see MetricsSnapshot::messages_sent
+  MetricCounter messages_received;  ///< see MetricsSnapshot::messages_received
+  MetricCounter bytes_sent;         ///< see MetricsSnapshot::bytes_sent
+  MetricCounter bytes_received;     ///< see MetricsSnapshot::bytes_received
 
   /// Counts a proposal that completed with `ec` under its reason in
   /// ProposalFailures (raftkit::errc values; anything else is `other`).
@@ -215,7 +217,7 @@ class MetricsRegistry {
   MetricsSnapshot snapshot() const noexcept;
 
  private:
-  Counter failed_not_leader_, failed_busy_, failed_too_large_, failed_dropped_, failed_timeout_,
+  MetricCounter failed_not_leader_, failed_busy_, failed_too_large_, failed_dropped_, failed_timeout_,
       failed_shutting_down_, failed_storage_, failed_other_;
 };
 

@@ -32,7 +32,7 @@ std::uint64_t HistogramSnapshot::quantile(double q) const noexcept {
   return upper_bound(kBuckets - 1);
 }
 
-HistogramSnapshot Histogram::snapshot() const noexcept {
+HistogramSnapshot MetricHistogram::snapshot() const noexcept {
   HistogramSnapshot s;
   for (std::size_t i = 0; i < HistogramSnapshot::kBuckets; ++i) {
     s.buckets[i] = buckets_[i].load(std::memory_order_relaxed);

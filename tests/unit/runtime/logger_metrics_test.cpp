@@ -132,7 +132,7 @@ TEST_CASE("histogram: value v lands in the bucket 2^(i-1) < v <= 2^i", "[metrics
 }
 
 TEST_CASE("histogram: durations are recorded in microseconds, count and sum add up", "[metrics]") {
-  Histogram h;
+  MetricHistogram h;
   h.record(std::chrono::milliseconds(3));    // 3000 µs -> bucket 12 (2048 < v <= 4096)
   h.record(std::chrono::nanoseconds(1500));  // 1 µs -> bucket 0
   h.record(std::chrono::microseconds(-5));   // negative -> 0
