@@ -6,11 +6,14 @@
 #include <map>
 #include <string>
 
+#include "raftkit/logger.hpp"
 #include "raftkit/protocol_options.hpp"
 #include "raftkit/types.hpp"
 
 namespace raftkit {
 
+/// Everything a Node needs to know about its cluster; validated by
+/// Node::start() (see validate()).
 struct Options {
   /// This node; nonzero, never reused for a node that lost its data.
   NodeId id;
@@ -41,6 +44,12 @@ struct Options {
   /// Protocol knobs; protocol.id and protocol.initial_voters are filled
   /// from `id` and `peers` by from_peers().
   ProtocolOptions protocol;
+  /// Where the node's log lines go, and from which level. Default: one line
+  /// per message to stderr, level info and above (Logger::to_stderr()).
+  /// Use Logger::discard() for silence; the sink must be thread-safe and
+  /// must not block (see raftkit/logger.hpp). The library writes nowhere
+  /// else on its own.
+  Logger logger;
 
   /// Options for node `id` of the cluster `peers`, with defaults elsewhere.
   static Options from_peers(NodeId id, std::map<NodeId, std::string> peers);

@@ -29,6 +29,7 @@ std::string Options::validate() const {
   if (disk_stall_timeout.count() <= 0) return "disk_stall_timeout must be positive";
   if (max_pending_requests == 0) return "max_pending_requests must be positive";
   if (protocol.id != id) return "protocol.id must equal id (use Options::from_peers)";
+  if (!logger.has_sink()) return "logger has no sink (use raftkit::Logger::discard() to drop log lines)";
   if (auto p = protocol.validate(); !p.empty()) return "protocol." + p;
   return {};
 }

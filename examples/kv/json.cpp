@@ -1,0 +1,3 @@
+// Boost.JSON in header-only mode: its implementation is compiled here, once
+// for every program that links raftkit_kv.
+#include <boost/json/src.hpp>
