@@ -174,9 +174,8 @@ std::string parse_id_map(std::string_view text, std::map<std::uint64_t, std::str
 
 class KvServer {
  public:
-  KvServer(asio::io_context& io, Config cfg, std::shared_ptr<kv::KvStateMachine> sm, std::unique_ptr<Node> node,
-           std::shared_ptr<MetricsRegistry> metrics)
-      : io_(io), cfg_(std::move(cfg)), sm_(std::move(sm)), node_(std::move(node)), metrics_(std::move(metrics)),
+  KvServer(asio::io_context& io, Config cfg, std::shared_ptr<kv::KvStateMachine> sm, std::unique_ptr<Node> node)
+      : io_(io), cfg_(std::move(cfg)), sm_(std::move(sm)), node_(std::move(node)),
         http_(io), monitor_(io), signals_(io, SIGINT, SIGTERM), stdin_(io) {
     http_.route(verb::put, "/kv/", [this](HttpRequest r) { return put(std::move(r)); });
     http_.route(verb::get, "/kv/", [this](HttpRequest r) { return get(std::move(r)); });
@@ -234,11 +233,7 @@ class KvServer {
   // Replicates one command and turns the state machine's answer (or the
   // node's error) into the HTTP answer.
   asio::awaitable<HttpResponse> propose(const HttpRequest& req, Bytes command) {
-    metrics_->proposals_received.add();
-    metrics_->pending_requests.add(1);
     auto [ec, result] = co_await node_->async_propose(std::move(command), use_nothrow);
-    metrics_->pending_requests.add(-1);
-    metrics_->proposal_completed(ec);
     if (ec) co_return node_error(ec, req, /*mutating=*/true);
     auto r = kv::decode_result(result);
     if (!r) co_return error_response(500, "internal", "the state machine's answer did not decode", "unknown");
@@ -291,12 +286,8 @@ class KvServer {
   // log is committed and waits until it has applied that far. Returns the
   // decoded result, or the HTTP answer to send instead.
   asio::awaitable<std::pair<HttpResponse, std::optional<kv::Result>>> read(const HttpRequest& req, Bytes query) {
-    metrics_->reads_received.add();
-    metrics_->pending_requests.add(1);
     auto [ec, result] = co_await node_->async_read(std::move(query), use_nothrow);
-    metrics_->pending_requests.add(-1);
     if (ec) {
-      metrics_->reads_failed.add();
       co_return std::pair{node_error(ec, req, /*mutating=*/false), std::nullopt};
     }
     auto r = kv::decode_result(result);
@@ -327,8 +318,7 @@ class KvServer {
   asio::awaitable<HttpResponse> serve_metrics() {
     HttpResponse r;
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-    observe();
-    r.body = to_prometheus(metrics_->snapshot(), NodeId{cfg_.id});
+    r.body = to_prometheus(node_->metrics(), NodeId{cfg_.id});
     co_return r;
   }
 
@@ -376,27 +366,6 @@ class KvServer {
 
   // ---- lifecycle ---------------------------------------------------------
 
-  // Reads the node's status into the gauges and counters that this server
-  // derives from it; returns the status. Called by the monitor loop and
-  // before every /metrics answer, so a scrape sees the latest commit.
-  NodeStatus observe() {
-    NodeStatus st = node_->status();
-    metrics_->term.set(static_cast<std::int64_t>(st.term.value));
-    metrics_->commit_index.set(static_cast<std::int64_t>(st.commit.value));
-    metrics_->is_leader.set(st.role == "leader" ? 1 : 0);
-    if (st.commit.value > observed_.commit) metrics_->entries_committed.add(st.commit.value - observed_.commit);
-    if (st.leader.value != observed_.leader) metrics_->leader_changes.add();
-    if (st.role != observed_.role || st.term.value != observed_.term) {
-      if (st.role == "leader") metrics_->elections_won.add();
-      if (st.role == "candidate") metrics_->elections_started.add();
-    }
-    observed_.commit = std::max(observed_.commit, st.commit.value);
-    observed_.leader = st.leader.value;
-    observed_.role = st.role;
-    observed_.term = st.term.value;
-    return st;
-  }
-
   // Watches the node's status: prints role changes and stops the process
   // when the node stopped on an error.
   asio::awaitable<void> monitor_loop() {
@@ -404,7 +373,7 @@ class KvServer {
     std::uint64_t last_term = 0, last_leader = 0;
     const auto period = std::chrono::milliseconds(std::max(5, cfg_.tick_ms / 2));
     for (;;) {
-      NodeStatus st = observe();
+      NodeStatus st = node_->status();
       if (st.role == "stopped") {
         shutdown(1, fmt::format("the node stopped: {}", st.failure.empty() ? "no reason given" : st.failure));
         co_return;
@@ -462,14 +431,6 @@ class KvServer {
   Config cfg_;
   std::shared_ptr<kv::KvStateMachine> sm_;
   std::unique_ptr<Node> node_;
-  // The metrics this server observes from the outside (requests, applies,
-  // snapshots, status changes). When the node exposes its own registry
-  // (Node::metrics()), serve that instead.
-  std::shared_ptr<MetricsRegistry> metrics_;
-  struct {
-    std::uint64_t commit = 0, leader = 0, term = 0;
-    std::string role;
-  } observed_;  // the status last seen by observe()
   HttpServer http_;
   asio::steady_timer monitor_;
   asio::signal_set signals_;
@@ -576,12 +537,11 @@ int main(int argc, char** argv) {
   for (const auto& [id, address] : peers)
     if (id != opt.id) topt.peers.emplace(id, address);
 
-  auto metrics = std::make_shared<MetricsRegistry>();
-  auto sm = std::make_shared<kv::KvStateMachine>(metrics.get());
+  auto sm = std::make_shared<kv::KvStateMachine>();
   auto node = std::make_unique<Node>(io.get_executor(), opt, sm, std::move(store),
                                      make_tcp_transport(io.get_executor(), topt));
   Node* node_ptr = node.get();
-  KvServer server(io, cfg, sm, std::move(node), metrics);
+  KvServer server(io, cfg, sm, std::move(node));
   if (auto e = server.listen(); !e.empty()) return fail(e, 1);
   if (auto ec = node_ptr->start())
     return fail(fmt::format("cannot start the node (Raft address {}): {}", self_raft, ec.message()), 1);

@@ -44,6 +44,7 @@
 
 #include "raftkit/error.hpp"
 #include "raftkit/log_store.hpp"
+#include "raftkit/metrics.hpp"
 #include "raftkit/options.hpp"
 #include "raftkit/state_machine.hpp"
 #include "raftkit/transport.hpp"
@@ -102,6 +103,9 @@ class Node {
 
   NodeStatus status() const;
   NodeId id() const;
+  /// Counters, gauges and latency histograms since the node was created
+  /// (raftkit/metrics.hpp; to_prometheus() renders them). Any thread.
+  MetricsSnapshot metrics() const;
 
   /// Replicates `command`, completing with the StateMachine::apply result.
   /// Signature: void(boost::system::error_code, raftkit::Bytes).

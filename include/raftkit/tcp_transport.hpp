@@ -63,17 +63,25 @@
 
 #include <boost/asio/any_io_executor.hpp>
 
+#include "raftkit/logger.hpp"
+#include "raftkit/options.hpp"
 #include "raftkit/tls.hpp"
 #include "raftkit/transport.hpp"
 
 namespace raftkit {
 
 struct TcpTransportOptions {
+  /// The options of a node's transport: self, cluster id, peers, listen
+  /// address (this node's entry in `node.peers`) and the logger come from
+  /// the node's Options; TLS and the limits keep their defaults.
+  static TcpTransportOptions from(const Options& node);
+
   NodeId self;                            ///< nonzero
   std::string cluster_id;                 ///< non-empty, <= 256 bytes; must match the peers'
   std::string listen_host = "127.0.0.1";  ///< an IP address literal
   std::uint16_t listen_port = 0;          ///< 0: an ephemeral port, see local_port()
   std::map<NodeId, std::string> peers;    ///< "host:port" (or "[v6]:port") of every other node
+  Logger logger;                          ///< refusals and connection trouble, at warn level (default: stderr)
   std::size_t max_frame_bytes = std::size_t{64} << 20;  ///< largest frame body sent or accepted
   std::size_t send_queue_frames = 1024;   ///< per peer; oldest dropped beyond
   std::size_t max_frames_per_write = 64;  ///< coalescing bound of one gathered write

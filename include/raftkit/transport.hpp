@@ -45,6 +45,8 @@ struct TransportStats {
   std::uint64_t received = 0;         ///< messages delivered to the handler
   std::uint64_t dropped = 0;          ///< messages dropped by send() (full queue, unknown or stopped peer, fault rule)
   std::uint64_t protocol_errors = 0;  ///< connections closed for malformed bytes or a refused handshake
+  std::uint64_t bytes_sent = 0;       ///< frame bytes written (network transports; 0 in process)
+  std::uint64_t bytes_received = 0;   ///< frame bytes read (network transports; 0 in process)
 };
 
 class Transport {

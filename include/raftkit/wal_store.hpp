@@ -21,6 +21,7 @@
 #include <system_error>
 
 #include "raftkit/log_store.hpp"
+#include "raftkit/logger.hpp"
 
 namespace raftkit {
 
@@ -31,10 +32,10 @@ struct WalOptions {
   /// let space be reclaimed sooner after a snapshot; each roll costs an
   /// fdatasync, a file creation and a directory fsync.
   std::uint64_t segment_bytes = 64ull << 20;
-  /// Print one line to stderr when a torn tail is cut off on open, when the
-  /// store stops after a failed write or sync, and when a segment rewrite
-  /// fails. Default on; tests that provoke these turn it off.
-  bool log_to_stderr = true;
+  /// Receives one line when a torn tail is cut off on open, when the store
+  /// stops after a failed write or sync, and when a segment rewrite fails
+  /// (warn level). Default: stderr; Logger::discard() for silence.
+  Logger logger;
 };
 
 /// Opens (creating if needed) the WAL store in directory `dir`.

@@ -98,7 +98,7 @@ void Driver::stop(std::error_code why) {
 void Driver::fail(std::error_code ec, const std::string& what) {
   failure_ = fmt::format("{}: {}", what, ec.message());
   failure_code_ = ec;
-  fmt::print(stderr, "raftkit: node {} stops: {}\n", options_.id, failure_);
+  options_.logger.error(options_.id, raft_ ? raft_->term() : Term{}, "stops: {}", failure_);
   stop(ec);
 }
 
@@ -138,6 +138,7 @@ void Driver::advance_clock(TimePoint now) {
 
 void Driver::step(const Message& m) {
   if (stopped_ || !raft_) return;
+  metrics_.messages_received.add();
   raft_->step(m);
   process();
 }
@@ -159,6 +160,11 @@ bool Driver::too_many_pending() const {
 }
 
 core::Proposed Driver::propose(Bytes command, ResultHandler done, TimePoint now) {
+  metrics_.proposals_received.add();
+  done = [this, inner = std::move(done)](std::error_code ec, Bytes result) {
+    metrics_.proposal_completed(ec);
+    inner(ec, std::move(result));
+  };
   if (stopped_ || !raft_) {
     done(refusal(), {});
     return {};
@@ -191,6 +197,11 @@ core::Proposed Driver::propose(Bytes command, ResultHandler done, TimePoint now)
 }
 
 void Driver::read(Bytes query, ResultHandler done, TimePoint now) {
+  metrics_.reads_received.add();
+  done = [this, inner = std::move(done)](std::error_code ec, Bytes result) {
+    if (ec) metrics_.reads_failed.add();
+    inner(ec, std::move(result));
+  };
   if (stopped_ || !raft_) return done(refusal(), {});
   advance_clock(now);  // a read must see the lease as of now, not as of the last timer
   if (too_many_pending()) return done(errc::busy, {});
@@ -256,9 +267,9 @@ void Driver::expire(TimePoint now) {
 void Driver::check_disk_stall(TimePoint now) {
   if (!persisting_ || now - persist_started_ < options_.disk_stall_timeout) return;
   if (!stall_reported_) {
-    fmt::print(stderr, "raftkit: node {}: log write stalled for more than {} ms{}\n", options_.id,
-               options_.disk_stall_timeout.count(),
-               raft_->role() == core::Role::leader ? "; stepping down as leader" : "");
+    options_.logger.warn(options_.id, raft_->term(), "log write stalled for more than {} ms{}",
+                         options_.disk_stall_timeout.count(),
+                         raft_->role() == core::Role::leader ? "; stepping down as leader" : "");
     stall_reported_ = true;
   }
   raft_->step_down();
@@ -320,6 +331,31 @@ void Driver::process() {
     io_.persist(std::move(w));
   }
   if (!stopped_) complete_transfers();
+  observe_changes();
+}
+
+// Keeps the gauges current and counts elections and leader changes.
+void Driver::observe_changes() {
+  metrics_.pending_requests.set(static_cast<std::int64_t>(pending_requests()));
+  if (!raft_) return;
+  const core::Role role = raft_->role();
+  if (role != last_role_) {
+    if (role == core::Role::candidate) metrics_.elections_started.add();
+    if (role == core::Role::leader) metrics_.elections_won.add();
+    metrics_.is_leader.set(role == core::Role::leader ? 1 : 0);
+    last_role_ = role;
+  }
+  if (raft_->leader() != last_leader_) {
+    if (!raft_->leader().is_none()) metrics_.leader_changes.add();
+    last_leader_ = raft_->leader();
+  }
+  metrics_.term.set(static_cast<std::int64_t>(raft_->term().value));
+  const Index commit = raft_->commit_index();
+  if (commit > last_commit_) {
+    metrics_.entries_committed.add(distance(last_commit_, commit));
+    metrics_.commit_index.set(static_cast<std::int64_t>(commit.value));
+    last_commit_ = commit;
+  }
 }
 
 void Driver::finish(core::Ready& rd) {
@@ -328,6 +364,7 @@ void Driver::finish(core::Ready& rd) {
     sm_.load_snapshot(rd.snapshot_data);
     snapshot_meta_ = *rd.snapshot;
     snapshot_data_ = std::make_shared<const Bytes>(std::move(rd.snapshot_data));
+    metrics_.snapshots_installed.add();
     if (observer_) observer_->on_snapshot_loaded(snapshot_meta_);
   }
   for (const Entry& e : rd.committed_entries) apply(e);
@@ -349,6 +386,8 @@ void Driver::finish(core::Ready& rd) {
 void Driver::apply(const Entry& e) {
   Bytes result;
   if (e.type == EntryType::normal && e.index > snapshot_meta_.index) result = sm_.apply(e);
+  metrics_.entries_applied.add();
+  metrics_.applied_index.set(static_cast<std::int64_t>(e.index.value));
   if (observer_) observer_->on_applied(e);
   auto it = proposals_.find(e.index);
   if (it == proposals_.end()) return;
@@ -389,12 +428,19 @@ void Driver::maybe_snapshot() {
   const auto term = raft_->log().term(applied);
   if (!term) return;
   snapshot_in_flight_ = SnapshotMeta{applied, *term, raft_->membership()};
+  const auto started = std::chrono::steady_clock::now();  // metrics only
   snapshot_data_in_flight_ = std::make_shared<const Bytes>(sm_.save_snapshot());
-  auto w = new_write([this, meta = snapshot_in_flight_, data = snapshot_data_in_flight_](std::string& what) {
+  const auto serialized = std::chrono::steady_clock::now() - started;
+  metrics_.snapshot_bytes.record(snapshot_data_in_flight_->size());
+  auto w = new_write([this, meta = snapshot_in_flight_, data = snapshot_data_in_flight_,
+                      serialized](std::string& what) {
+    const auto saving = std::chrono::steady_clock::now();
+    const auto saved = [&] { metrics_.snapshot_save_us.record(serialized + (std::chrono::steady_clock::now() - saving)); };
     if (auto ec = snapshots_.save(meta, *data, what)) {
       what = "taking a snapshot: " + what;
       return ec;
     }
+    saved();
     if (auto ec = store_.install_snapshot(meta)) {
       what = "recording a snapshot";
       return ec;
@@ -414,6 +460,7 @@ void Driver::send(Message m) {
     }
     m.snapshot_data = *snapshot_data_;
   }
+  metrics_.messages_sent.add();
   io_.send(std::move(m));
 }
 

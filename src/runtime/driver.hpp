@@ -64,6 +64,7 @@
 
 #include "core/raft.hpp"
 #include "raftkit/log_store.hpp"
+#include "raftkit/metrics.hpp"
 #include "raftkit/node.hpp"
 #include "raftkit/options.hpp"
 #include "raftkit/state_machine.hpp"
@@ -156,6 +157,8 @@ class Driver {
   const SnapshotMeta& snapshot_meta() const { return snapshot_meta_; }
   std::size_t pending_requests() const { return proposals_.size() + reads_.size() + transfers_.size(); }
   NodeStatus status() const;
+  /// Counters, gauges and histograms; safe to read from any thread.
+  MetricsRegistry& metrics() { return metrics_; }
 
   /// Re-reads the newest snapshot from the snapshot store into the state
   /// machine (an operator restored one; tests that compact by hand).
@@ -205,6 +208,7 @@ class Driver {
   void maybe_snapshot();
   void send(Message m);
   void fail(std::error_code ec, const std::string& what);
+  void observe_changes();
   std::error_code refusal() const;
   bool too_many_pending() const;
   std::shared_ptr<DiskWrite> new_write(std::function<std::error_code(std::string&)> apply);
@@ -216,6 +220,10 @@ class Driver {
   DriverIo& io_;
   std::unique_ptr<core::Raft> raft_;
   DriverObserver* observer_ = nullptr;
+  MetricsRegistry metrics_;
+  core::Role last_role_ = core::Role::follower;
+  NodeId last_leader_;
+  Index last_commit_;
   unsigned bugs_ = 0;
 
   bool stopped_ = false;

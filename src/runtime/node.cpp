@@ -38,6 +38,7 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl>, runtime::DriverIo 
         snapshots(opt.snapshot_dir.empty() ? runtime::make_memory_snapshot_store()
                                            : runtime::make_file_snapshot_store(opt.snapshot_dir)),
         id(opt.id),
+        logger(opt.logger),
         tick_interval(opt.tick_interval),
         driver(std::move(opt), *sm, *store, *snapshots, *this, random_nonce()),
         ticker(strand) {}
@@ -49,6 +50,7 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl>, runtime::DriverIo 
   std::shared_ptr<Transport> transport;
   std::unique_ptr<runtime::SnapshotStore> snapshots;
   NodeId id;
+  Logger logger;
   std::chrono::milliseconds tick_interval;
   runtime::Driver driver;  // touched only on the strand
   asio::steady_timer ticker;
@@ -67,12 +69,12 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl>, runtime::DriverIo 
 
   std::error_code start() {
     if (transport->self() != id) {
-      fmt::print(stderr, "raftkit: node {}: transport is bound to node {}\n", id, transport->self());
+      logger.error(id, Term{}, "transport is bound to node {}", transport->self());
       return errc::invalid_argument;
     }
     std::string detail;
     if (auto ec = driver.start(now(), detail)) {
-      fmt::print(stderr, "raftkit: node {}: cannot start: {}\n", id, detail);
+      logger.error(id, Term{}, "cannot start: {}", detail);
       return ec;
     }
     std::weak_ptr<Impl> weak = weak_from_this();
@@ -137,8 +139,15 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl>, runtime::DriverIo 
   void persist(std::shared_ptr<runtime::DiskWrite> w) override {
     asio::post(disk, [self = shared_from_this(), w = std::move(w)] {
       std::string what;
+      MetricsRegistry& metrics = self->driver.metrics();  // atomics: safe off the strand
+      const auto started = Clock::now();
       std::error_code ec = w->apply(what);
-      if (!ec && (ec = self->store->sync())) what = "syncing the log";
+      const auto written = Clock::now();
+      metrics.log_append_us.record(written - started);
+      if (!ec) {
+        if ((ec = self->store->sync())) what = "syncing the log";
+        metrics.log_fsync_us.record(Clock::now() - written);
+      }
       asio::dispatch(self->strand, [self, w, ec, what = std::move(what)] {
         self->driver.write_done(w->id, ec, what);
         self->after_input();
@@ -203,6 +212,14 @@ NodeStatus Node::status() const {
 }
 
 NodeId Node::id() const { return impl_->id; }
+
+MetricsSnapshot Node::metrics() const {
+  MetricsSnapshot s = impl_->driver.metrics().snapshot();
+  const TransportStats t = impl_->transport->stats();
+  s.bytes_sent = t.bytes_sent;
+  s.bytes_received = t.bytes_received;
+  return s;
+}
 
 asio::any_io_executor Node::executor() const { return impl_->executor; }
 

@@ -293,10 +293,8 @@ class WalStore final : public LogStore {
         if (!ec) ec = f->truncate(scan.valid_end);
         if (!ec) ec = f->sync();
         if (ec) return io_failure(ec, p, detail);
-        if (opt_.log_to_stderr) {
-          fmt::print(stderr, "raftkit wal: {}: cut torn tail at offset {} ({} bytes, {}); it was never acknowledged\n", p,
-                     scan.bad_offset, content.size() - scan.valid_end, scan.why);
-        }
+        opt_.logger.warn(NodeId{}, Term{}, "wal: {}: cut torn tail at offset {} ({} bytes, {}); it was never acknowledged", p,
+                         scan.bad_offset, content.size() - scan.valid_end, scan.why);
       }
       segments_.push_back(seqs[i]);
       total_bytes_ += scan.valid_end;
@@ -479,7 +477,7 @@ class WalStore final : public LogStore {
     for (const Entry& e : image_.writer_view().log) live += e.payload.size() + kEntryRecordOverhead;
     if (live * 2 > total_bytes_) return;
     std::string detail;
-    if (auto ec = rewrite_locked(detail); ec && opt_.log_to_stderr) fmt::print(stderr, "raftkit wal: {}: segment rewrite failed: {}\n", dir_, detail);
+    if (rewrite_locked(detail)) opt_.logger.warn(NodeId{}, Term{}, "wal: {}: segment rewrite failed: {}", dir_, detail);
   }
 
   /// Writes the whole state as a new checkpoint segment and deletes the older
@@ -525,7 +523,7 @@ class WalStore final : public LogStore {
   }
 
   void poison_locked(const std::string& why) {
-    if (!failed_ && opt_.log_to_stderr) fmt::print(stderr, "raftkit wal: {}: store stopped, refusing all writes: {}\n", dir_, why);
+    if (!failed_) opt_.logger.error(NodeId{}, Term{}, "wal: {}: store stopped, refusing all writes: {}", dir_, why);
     failed_ = errc::io_error;
   }
 

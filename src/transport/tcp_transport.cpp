@@ -28,6 +28,7 @@
 // has arrived for idle_timeout.
 #include "raftkit/tcp_transport.hpp"
 
+#include <charconv>
 #include <array>
 #include <deque>
 #include <optional>
@@ -310,6 +311,8 @@ class Impl : public std::enable_shared_from_this<Impl> {
     TransportStats s;
     s.sent = sent_.load(std::memory_order_relaxed);
     s.received = received_.load(std::memory_order_relaxed);
+    s.bytes_sent = bytes_sent_.load(std::memory_order_relaxed);
+    s.bytes_received = bytes_received_.load(std::memory_order_relaxed);
     s.dropped = dropped_.load(std::memory_order_relaxed);
     s.protocol_errors = protocol_errors_.load(std::memory_order_relaxed);
     return s;
@@ -318,8 +321,7 @@ class Impl : public std::enable_shared_from_this<Impl> {
  private:
   template <typename... Args>
   void log(fmt::format_string<Args...> format, Args&&... args) const {
-    fmt::print(stderr, "raftkit transport [node {}]: {}\n", options_.self,
-               fmt::format(format, std::forward<Args>(args)...));
+    options_.logger.warn(options_.self, Term{}, "transport: {}", fmt::format(format, std::forward<Args>(args)...));
   }
 
   static std::string remote_of(tcp::socket& socket) {
@@ -441,6 +443,7 @@ class Impl : public std::enable_shared_from_this<Impl> {
     auto& buffer = body_bytes <= kReusableReadBuffer ? reusable : large;
     buffer.resize(body_bytes / sizeof(std::uint64_t));  // word storage: aligned for capnp
     const boost::system::error_code bec = co_await conn.read(asio::buffer(buffer.data(), body_bytes));
+    if (!bec) bytes_received_.fetch_add(transport::kFrameHeaderBytes + body_bytes, std::memory_order_relaxed);
     if (bec) co_return std::error_code(bec);
     co_return transport::decode_frame_body(BytesView(reinterpret_cast<const std::uint8_t*>(buffer.data()), body_bytes),
                                            out, limits_);
@@ -630,6 +633,7 @@ class Impl : public std::enable_shared_from_this<Impl> {
       }
       last_write = std::chrono::steady_clock::now();
       sent_.fetch_add(batch.size(), std::memory_order_relaxed);
+      bytes_sent_.fetch_add(bytes, std::memory_order_relaxed);
     }
     co_return false;
   }
@@ -834,6 +838,7 @@ class Impl : public std::enable_shared_from_this<Impl> {
   std::atomic<std::size_t> connected_{0};
   std::atomic<std::size_t> inbound_count_{0};
   std::atomic<std::uint64_t> sent_{0}, received_{0}, dropped_{0}, protocol_errors_{0}, refused_{0};
+  std::atomic<std::uint64_t> bytes_sent_{0}, bytes_received_{0};
 };
 
 class TcpTransportImpl final : public TcpTransport {
@@ -861,6 +866,30 @@ class TcpTransportImpl final : public TcpTransport {
 };
 
 }  // namespace
+
+TcpTransportOptions TcpTransportOptions::from(const Options& node) {
+  TcpTransportOptions t;
+  t.self = node.id;
+  t.cluster_id = node.cluster_id;
+  t.logger = node.logger;
+  for (const auto& [id, address] : node.peers) {
+    if (id != node.id) {
+      t.peers[id] = address;
+      continue;
+    }
+    // This node's own entry is where it listens. One that does not parse
+    // as host:port is kept whole as the host, so start() refuses it
+    // (invalid_argument) instead of listening somewhere else.
+    std::string host, port;
+    unsigned long value = 0;
+    const bool ok = split_host_port(address, host, port) &&
+                    std::from_chars(port.data(), port.data() + port.size(), value).ptr == port.data() + port.size() &&
+                    value > 0 && value <= 65535;
+    t.listen_host = ok ? host : address;
+    t.listen_port = ok ? static_cast<std::uint16_t>(value) : 0;
+  }
+  return t;
+}
 
 std::shared_ptr<TcpTransport> make_tcp_transport(boost::asio::any_io_executor executor, TcpTransportOptions options) {
   return std::make_shared<TcpTransportImpl>(std::move(executor), std::move(options));

@@ -67,7 +67,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   WalOptions opt;
   opt.segment_bytes = 4096;
-  opt.log_to_stderr = false;
+  opt.logger = Logger::discard();
   std::unique_ptr<LogStore> store;
   std::string detail;
   if (!open_wal_store(dir, opt, store, &detail)) {

@@ -149,6 +149,7 @@ TEST_CASE("kv: acknowledged writes survive SIGKILL of the leader and reach every
           "[integration][kv]") {
   LocalClusterOptions o;
   o.server_binary = RAFTKIT_KV_SERVER;
+  o.tls = false;  // the kv example serves plain HTTP on loopback (see its README)
   o.nodes = 3;
   o.tick_ms = scale() > 1 ? 50 : 25;
   o.election_ticks = 10;
@@ -445,6 +446,7 @@ TEST_CASE("kv state machine: a snapshot restores the whole map; a foreign snapsh
 TEST_CASE("kv server: bad HTTP requests get a 4xx answer and the server keeps serving", "[integration][kv]") {
   LocalClusterOptions o;
   o.server_binary = RAFTKIT_KV_SERVER;
+  o.tls = false;  // the kv example serves plain HTTP on loopback (see its README)
   o.nodes = 1;
   o.cluster_id = "integration-kv-http";
   LocalCluster cluster(o);

@@ -55,7 +55,7 @@ std::error_code SimStore::reopen_wal(std::string& detail) {
   wal_.reset();
   WalOptions options;
   options.segment_bytes = 16 << 10;  // small segments: rolls and rewrites happen
-  options.log_to_stderr = false;
+  options.logger = Logger::discard();
   return storage::open_wal_store(fs_, kWalDir, options, wal_, &detail);
 }
 

@@ -80,6 +80,7 @@ Simulator::Simulator(SimConfig config, Tuning tuning)
     opt.request_timeout = std::chrono::milliseconds(tuning_.request_timeout / kMillis);
     opt.disk_stall_timeout = disk_stall;
     opt.snapshot_interval = snapshot_interval;
+    opt.logger = Logger::discard();  // the trace says what happened
     ProtocolOptions& o = opt.protocol;
     o.election_ticks = tuning_.election_ticks;
     o.heartbeat_ticks = tuning_.heartbeat_ticks;

@@ -80,7 +80,7 @@ std::vector<Step> workload() {
 WalOptions options() {
   WalOptions o;
   o.segment_bytes = 4096;
-  o.log_to_stderr = false;
+  o.logger = Logger::discard();
   return o;
 }
 

@@ -72,7 +72,7 @@ TEST_CASE("WAL equals the memory model after thousands of random operations and 
     auto fs = std::make_shared<FaultFs>();
     WalOptions o;
     o.segment_bytes = 4096;
-    o.log_to_stderr = false;
+    o.logger = Logger::discard();
     random_run(
         seed, 3000, [&](std::unique_ptr<LogStore>& s) { return storage::open_wal_store(fs, "/data", o, s); },
         // Every write reached the disk, synced or not (the process exited cleanly).
@@ -84,7 +84,7 @@ TEST_CASE("WAL on the real file system equals the memory model after random oper
   TempDir dir;
   WalOptions o;
   o.segment_bytes = 8192;
-  o.log_to_stderr = false;
+  o.logger = Logger::discard();
   random_run(
       42, 1500, [&](std::unique_ptr<LogStore>& s) { return open_wal_store(dir.path, o, s); }, [](bool) {}, 1);
 }

@@ -34,7 +34,7 @@ std::vector<std::string> segment_files(const std::string& dir) {
 WalOptions fault_options() {
   WalOptions o;
   o.segment_bytes = 4096;
-  o.log_to_stderr = false;
+  o.logger = Logger::discard();
   return o;
 }
 
@@ -81,7 +81,7 @@ TEST_CASE("WAL a second open of the same directory is refused with errc::locked"
 TEST_CASE("WAL torn and zero-filled tails on the real file system are cut off", "[storage][wal]") {
   TempDir dir;
   WalOptions o;
-  o.log_to_stderr = false;
+  o.logger = Logger::discard();
   {
     std::unique_ptr<LogStore> s;
     REQUIRE(!open_wal_store(dir.path, o, s));
