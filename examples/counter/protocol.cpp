@@ -6,6 +6,7 @@
 
 #include <capnp/message.h>
 #include <capnp/serialize.h>
+#include <fmt/format.h>
 #include <kj/exception.h>
 
 #include "counter.capnp.h"
@@ -211,15 +212,15 @@ std::string parse_id_map(std::string_view s, std::map<std::uint64_t, std::string
   if (s.empty()) return "empty list";
   for (auto item : split(s, ',')) {
     auto eq = item.find('=');
-    if (eq == std::string_view::npos) return "'" + std::string(item) + "' is not id=host:port";
+    if (eq == std::string_view::npos) return fmt::format("'{}' is not id=host:port", item);
     auto id_text = item.substr(0, eq);
     auto addr = item.substr(eq + 1);
     std::uint64_t id = 0;
     auto [ptr, ec] = std::from_chars(id_text.data(), id_text.data() + id_text.size(), id);
     if (ec != std::errc{} || ptr != id_text.data() + id_text.size() || id == 0)
-      return "'" + std::string(id_text) + "' is not a node id (a positive integer)";
-    if (!parse_host_port(addr)) return "'" + std::string(addr) + "' is not host:port";
-    if (!out.emplace(id, std::string(addr)).second) return "node id " + std::to_string(id) + " appears twice";
+      return fmt::format("'{}' is not a node id (a positive integer)", id_text);
+    if (!parse_host_port(addr)) return fmt::format("'{}' is not host:port", addr);
+    if (!out.emplace(id, std::string(addr)).second) return fmt::format("node id {} appears twice", id);
   }
   return {};
 }
@@ -228,7 +229,7 @@ std::string parse_address_list(std::string_view s, std::vector<std::string>& out
   out.clear();
   if (s.empty()) return "empty list";
   for (auto item : split(s, ',')) {
-    if (!parse_host_port(item)) return "'" + std::string(item) + "' is not host:port";
+    if (!parse_host_port(item)) return fmt::format("'{}' is not host:port", item);
     out.emplace_back(item);
   }
   return {};
