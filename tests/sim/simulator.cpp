@@ -210,6 +210,15 @@ void Simulator::dispatch(const Event& e) {
       }
       trace_message(TraceKind::deliver, m);
       report_snapshot_fate(m, true);
+      if (m.type == MessageType::timeout_now && chaos_ && rng_.chance(0.5)) {
+        // The worst moment: as the target starts its election, the old
+        // leader stops hearing anyone. It learns of the new term late, and
+        // only its lease stands between it and a stale read.
+        auto links = links_of_node(from, false, true);
+        for (auto [a, b] : links) ++cut_[a * n_ + b];
+        trace({.kind = TraceKind::fault, .a = static_cast<std::uint64_t>(Fault::oneway), .b = from + 1, .c = 4});
+        add_revert(std::move(links), kRevertCut, rng_.range(300 * kMillis, 2 * kSeconds));
+      }
       nd.driver->step(m);
       after_step(to);
       return;
@@ -769,10 +778,29 @@ void Simulator::send(const Message& m) {
     }
     out = &decoded;
   }
+  // During chaos a leadership transfer's messages are often held up (a
+  // queue behind a snapshot, a congested link): a TimeoutNow that arrives
+  // after the leader gave up on the transfer, and a transfer vote that
+  // reaches the old leader last, are what a lease must survive.
+  Time extra = 0;
+  const bool transfer_message =
+      m.type == MessageType::timeout_now || (m.type == MessageType::vote && m.context == kTransferContext);
+  if (chaos_ && transfer_message && rng_.chance(0.5)) extra = rng_.range(100 * kMillis, 1500 * kMillis);
   const int copies = dup_[link] > 0 && rng_.chance(dup_[link]) ? 2 : 1;
   for (int k = 0; k < copies; ++k) {
-    schedule(now_ + link_delay(from, to), Ev::deliver, static_cast<std::uint32_t>(to), 0, pool_message(*out));
+    schedule(now_ + link_delay(from, to) + extra, Ev::deliver, static_cast<std::uint32_t>(to), 0, pool_message(*out));
   }
+}
+
+// The links out of (`out`) and into (`in`) node x.
+std::vector<std::pair<std::size_t, std::size_t>> Simulator::links_of_node(std::size_t x, bool out, bool in) const {
+  std::vector<std::pair<std::size_t, std::size_t>> links;
+  for (std::size_t o = 0; o < n_; ++o) {
+    if (o == x) continue;
+    if (out) links.emplace_back(x, o);
+    if (in) links.emplace_back(o, x);
+  }
+  return links;
 }
 
 // The transport tells the sender what became of a snapshot (a stream that
@@ -1005,15 +1033,7 @@ void Simulator::inject_fault() {
         if (a != b) links.emplace_back(a, b);
     return links;
   };
-  auto links_of = [&](std::size_t x, bool out, bool in) {
-    std::vector<std::pair<std::size_t, std::size_t>> links;
-    for (std::size_t o = 0; o < n_; ++o) {
-      if (o == x) continue;
-      if (out) links.emplace_back(x, o);
-      if (in) links.emplace_back(o, x);
-    }
-    return links;
-  };
+  auto links_of = [&](std::size_t x, bool out, bool in) { return links_of_node(x, out, in); };
 
   switch (f) {
     case Fault::loss:

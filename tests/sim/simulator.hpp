@@ -217,6 +217,7 @@ class Simulator {
   // network
   void send(const Message& m);
   void report_snapshot_fate(const Message& m, bool delivered);
+  std::vector<std::pair<std::size_t, std::size_t>> links_of_node(std::size_t x, bool out, bool in) const;
   Time link_delay(std::size_t from, std::size_t to);
   Time client_delay();
   std::uint32_t pool_message(const Message& m);
