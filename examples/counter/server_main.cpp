@@ -89,29 +89,6 @@ void log(fmt::format_string<Args...> f, Args&&... args) {
   std::fflush(stdout);
 }
 
-std::string_view errc_name(std::error_code ec) {
-  if (ec.category() != raftkit_category()) return "system_error";
-  switch (static_cast<errc>(ec.value())) {
-    case errc::ok: return "ok";
-    case errc::not_leader: return "not_leader";
-    case errc::timeout: return "timeout";
-    case errc::shutting_down: return "shutting_down";
-    case errc::too_large: return "too_large";
-    case errc::busy: return "busy";
-    case errc::dropped: return "dropped";
-    case errc::invalid_argument: return "invalid_argument";
-    case errc::compacted: return "compacted";
-    case errc::unavailable: return "unavailable";
-    case errc::corrupted: return "corrupted";
-    case errc::io_error: return "io_error";
-    case errc::no_space: return "no_space";
-    case errc::locked: return "locked";
-    case errc::cluster_mismatch: return "cluster_mismatch";
-    case errc::protocol_error: return "protocol_error";
-  }
-  return "unknown";
-}
-
 struct Config {
   std::uint64_t id = 0;
   std::map<std::uint64_t, std::string> peers;
@@ -490,7 +467,7 @@ class Server {
   Reply error_reply(std::error_code ec, bool mutating) {
     if (ec == errc::not_leader) return not_leader_reply();
     Reply r;
-    r.code = std::string(errc_name(ec));
+    r.code = std::string(error_name(ec));
     r.message = fmt::format("node {}: {}", cfg_.id, ec.message());
     const bool nothing_done = ec == errc::busy || ec == errc::too_large || ec == errc::dropped ||
                               ec == errc::invalid_argument;

@@ -112,29 +112,6 @@ void print_line(std::uint64_t id, std::string_view level, std::uint64_t term, st
   std::fflush(stdout);
 }
 
-std::string_view errc_name(std::error_code ec) {
-  if (ec.category() != raftkit_category()) return "system_error";
-  switch (static_cast<errc>(ec.value())) {
-    case errc::ok: return "ok";
-    case errc::not_leader: return "not_leader";
-    case errc::timeout: return "timeout";
-    case errc::shutting_down: return "shutting_down";
-    case errc::too_large: return "too_large";
-    case errc::busy: return "busy";
-    case errc::dropped: return "dropped";
-    case errc::invalid_argument: return "invalid_argument";
-    case errc::compacted: return "compacted";
-    case errc::unavailable: return "unavailable";
-    case errc::corrupted: return "corrupted";
-    case errc::io_error: return "io_error";
-    case errc::no_space: return "no_space";
-    case errc::locked: return "locked";
-    case errc::cluster_mismatch: return "cluster_mismatch";
-    case errc::protocol_error: return "protocol_error";
-  }
-  return "unknown";
-}
-
 HttpResponse json_response(unsigned status, const json::object& body) {
   HttpResponse r;
   r.status = status;
@@ -335,7 +312,7 @@ class KvServer {
   HttpResponse node_error(std::error_code ec, const HttpRequest& req, bool mutating) {
     if (ec == errc::not_leader) return not_leader(req);
     const std::string message = fmt::format("node {}: {}", cfg_.id, ec.message());
-    const std::string_view code = errc_name(ec);
+    const std::string_view code = error_name(ec);
     if (ec == errc::too_large) return error_response(413, code, message, "not_done");
     if (ec == errc::busy || ec == errc::dropped) return error_response(503, code, message, "not_done");
     // timeout, shutting_down, storage failures: a write may have committed.

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <system_error>
 
 namespace raftkit {
@@ -33,6 +34,9 @@ enum class errc {
 const std::error_category& raftkit_category() noexcept;
 
 inline std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), raftkit_category()}; }
+/// The errc value's name ("not_leader", "timeout", ...) for machine-readable
+/// answers; "system_error" for codes of other categories.
+std::string_view error_name(std::error_code ec) noexcept;
 
 }  // namespace raftkit
 

@@ -31,6 +31,29 @@ class Category final : public std::error_category {
 
 }  // namespace
 
+std::string_view error_name(std::error_code ec) noexcept {
+  if (ec.category() != raftkit_category()) return "system_error";
+  switch (static_cast<errc>(ec.value())) {
+    case errc::ok: return "ok";
+    case errc::not_leader: return "not_leader";
+    case errc::timeout: return "timeout";
+    case errc::shutting_down: return "shutting_down";
+    case errc::too_large: return "too_large";
+    case errc::busy: return "busy";
+    case errc::dropped: return "dropped";
+    case errc::invalid_argument: return "invalid_argument";
+    case errc::compacted: return "compacted";
+    case errc::unavailable: return "unavailable";
+    case errc::corrupted: return "corrupted";
+    case errc::io_error: return "io_error";
+    case errc::no_space: return "no_space";
+    case errc::locked: return "locked";
+    case errc::cluster_mismatch: return "cluster_mismatch";
+    case errc::protocol_error: return "protocol_error";
+  }
+  return "unknown";
+}
+
 const std::error_category& raftkit_category() noexcept {
   static const Category category;
   return category;
