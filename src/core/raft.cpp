@@ -152,6 +152,7 @@ void Raft::reset(Term term) {
   leader_ = NodeId{};
   election_elapsed_ = 0;
   heartbeat_elapsed_ = 0;
+  broadcast_pending_ = false;
   reset_randomized_timeout();
   abort_transfer();
   votes_.clear();
@@ -800,7 +801,9 @@ std::error_code Raft::propose(Bytes payload, Proposed* where) {
     return errc::busy;
   append_to_log({std::move(e)});
   if (where) *where = {log_.last_index(), term_};
-  broadcast_append();
+  // Replicated when the next Ready is taken: the proposals made until then
+  // travel in one append per follower instead of one each.
+  broadcast_pending_ = true;
   return {};
 }
 
@@ -884,6 +887,17 @@ bool Raft::has_ready() const {
 
 Ready Raft::ready() {
   RAFTKIT_ASSERT(!ready_outstanding_, "ready() called twice without advance() (ready {})", ready_number_);
+  if (broadcast_pending_) {
+    broadcast_pending_ = false;
+    // As much as each follower's window takes, so a pipelined follower sees
+    // what one append per proposal would have sent, in fewer messages.
+    if (role_ == Role::leader) {
+      for (auto& [id, pr] : progress_.map())
+        if (id != id_ && send_append(id, true))
+          while (send_append(id, false)) {
+          }
+    }
+  }
   ready_outstanding_ = true;
   Ready rd;
   rd.number = ++ready_number_;

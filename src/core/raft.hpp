@@ -248,6 +248,7 @@ class Raft {
   std::vector<FailedRead> failed_reads_;
   Bytes snapshot_data_;  // received with a snapshot, handed out with it
   bool ready_outstanding_ = false;
+  bool broadcast_pending_ = false;  // proposals appended since the last Ready: replicate them in it
   unsigned bugs_ = 0;
 };
 

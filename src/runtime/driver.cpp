@@ -159,7 +159,7 @@ bool Driver::too_many_pending() const {
   return proposals_.size() + reads_.size() >= options_.max_pending_requests;
 }
 
-core::Proposed Driver::propose(Bytes command, ResultHandler done, TimePoint now) {
+core::Proposed Driver::propose(Bytes command, ResultHandler done, TimePoint now, bool defer) {
   metrics_.proposals_received.add();
   done = [this, inner = std::move(done)](std::error_code ec, Bytes result) {
     metrics_.proposal_completed(ec);
@@ -192,7 +192,7 @@ core::Proposed Driver::propose(Bytes command, ResultHandler done, TimePoint now)
   }
   proposals_.emplace(where.index, PendingProposal{where.term, std::move(done)});
   proposal_deadlines_.push_back({now_ + options_.request_timeout, where.index, where.term});
-  process();
+  if (!defer) process();
   return where;
 }
 

@@ -136,8 +136,10 @@ class Driver {
 
   void tick(TimePoint now);
   void step(const Message& m);
-  /// Returns where the proposal landed (index 0: completed at once with an error).
-  core::Proposed propose(Bytes command, ResultHandler done, TimePoint now);
+  /// Returns where the proposal landed (index 0: completed at once with an
+  /// error). `defer`: the caller calls poll() soon (after the other
+  /// proposals it has queued), so they replicate in one append per follower.
+  core::Proposed propose(Bytes command, ResultHandler done, TimePoint now, bool defer = false);
   void read(Bytes query, ResultHandler done, TimePoint now);
   void transfer(NodeId to, DoneHandler done, TimePoint now);
   void report_unreachable(NodeId peer);

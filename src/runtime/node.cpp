@@ -57,6 +57,7 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl>, runtime::DriverIo 
   asio::thread_pool disk{1};
   bool started = false;
   bool stopped = false;
+  bool flush_scheduled = false;
 
   mutable std::mutex status_mu;
   NodeStatus status;
@@ -108,6 +109,19 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl>, runtime::DriverIo 
     transport->stop();
     driver.stop(errc::shutting_down);
     update_status();
+  }
+
+  // Proposals already queued on the strand run first, then one poll
+  // replicates all of them together (one append per follower, not per
+  // proposal).
+  void flush_soon() {
+    if (flush_scheduled) return;
+    flush_scheduled = true;
+    asio::post(strand, [self = shared_from_this()] {
+      self->flush_scheduled = false;
+      self->driver.poll();
+      self->after_input();
+    });
   }
 
   // Every input ends here: a driver that stopped on a store failure takes
@@ -226,8 +240,8 @@ asio::any_io_executor Node::executor() const { return impl_->executor; }
 void Node::propose_impl(Bytes command, ResultHandler done) {
   asio::dispatch(impl_->strand, [impl = impl_, command = std::move(command), done = std::move(done)]() mutable {
     if (!impl->started) return done(errc::shutting_down, {});
-    impl->driver.propose(std::move(command), std::move(done), Impl::now());
-    impl->after_input();
+    impl->driver.propose(std::move(command), std::move(done), Impl::now(), /*defer=*/true);
+    impl->flush_soon();
   });
 }
 

@@ -304,6 +304,14 @@ void Simulator::dispatch(const Event& e) {
       schedule(now_ + tuning_.tick * 2, Ev::probe);
       return;
     }
+    case Ev::poll: {
+      Node& nd = *nodes_[e.node];
+      if (!nd.up || nd.gen != e.gen || defer_if_stalled(e)) return;
+      nd.poll_pending = false;
+      nd.driver->poll();
+      after_step(e.node);
+      return;
+    }
     case Ev::power_cut: {
       Node& nd = *nodes_[e.node];
       if (nd.up && nd.gen == e.gen) crash_node(e.node, false);
@@ -464,6 +472,7 @@ void Simulator::start_node(std::size_t n) {
   nd.writes.clear();
   nd.last_sync_at = now_;
   nd.stalled_until = 0;
+  nd.poll_pending = false;
   std::string detail;
   if (auto ec = nd.driver->start(as_time_point(local_now(n)), detail)) {
     if (ec != errc::io_error && ec != errc::no_space) {
@@ -896,9 +905,15 @@ void Simulator::client_arrive(std::size_t n, const ClientPacket& p) {
     cmd.request = p.op;
     cmd.a = op.a;
     cmd.b = op.b;
-    const core::Proposed where = nd.driver->propose(encode(cmd), std::move(done), now);
+    // As Node does: proposals wait for one poll, which replicates together
+    // whatever arrived at the same moment.
+    const core::Proposed where = nd.driver->propose(encode(cmd), std::move(done), now, /*defer=*/true);
     requests_[id].index = where.index;
     requests_[id].term = where.term;
+    if (!nd.poll_pending) {
+      nd.poll_pending = true;
+      schedule(now_, Ev::poll, static_cast<std::uint32_t>(n), nd.gen);
+    }
   } else {
     nd.driver->read(Bytes{static_cast<std::uint8_t>(op.kind)}, std::move(done), now);
   }

@@ -116,7 +116,7 @@ class Simulator {
   enum class Ev : std::uint8_t {
     tick, deliver, sync_done, client_arrive, client_reply, client_timeout, client_next,
     phase_start, phase_end, nemesis, revert, restart, probe, liveness_deadline, power_cut, unreachable,
-    snapshot_report,
+    snapshot_report, poll,
   };
   struct Event {
     Time at;
@@ -159,6 +159,7 @@ class Simulator {
     Time last_sync_at = 0;
     bool power_cut_armed = false;        // crash at the next write
     bool slow_next_sync = false;         // the next sync hangs for a while
+    bool poll_pending = false;           // deferred proposals wait for an Ev::poll
     core::Role last_role = core::Role::follower;
     Term last_term;
     const core::Raft& raft() const { return driver->raft(); }
