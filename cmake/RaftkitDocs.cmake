@@ -34,7 +34,7 @@ set(DOXYGEN_STRIP_FROM_INC_PATH "${PROJECT_SOURCE_DIR}/include")
 set(DOXYGEN_FILE_PATTERNS "*.hpp")
 # fmt::formatter and std::hash specializations are plumbing, not API (and
 # Doxygen cannot place a specialization of a class it never saw).
-set(DOXYGEN_EXCLUDE_SYMBOLS "detail" "*::detail::*" "fmt::*" "std::*")
+set(DOXYGEN_EXCLUDE_SYMBOLS "detail" "*::detail::*" "fmt::*" "std::*" "operator==" "operator<=>")
 set(DOXYGEN_JAVADOC_AUTOBRIEF YES)
 set(DOXYGEN_SORT_MEMBER_DOCS NO)
 

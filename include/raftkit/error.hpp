@@ -40,5 +40,7 @@ std::string_view error_name(std::error_code ec) noexcept;
 
 }  // namespace raftkit
 
+/// \cond
 template <>
 struct std::is_error_code_enum<raftkit::errc> : std::true_type {};
+/// \endcond

@@ -22,15 +22,21 @@
 
 namespace raftkit {
 
+/// The durable log, hard state and snapshot metadata of one node (see the
+/// file comment for the threading and range contracts).
 class LogStore {
  public:
   virtual ~LogStore() = default;
 
   // ---- read side (used by the core) -------------------------------------
 
+  /// The hard state last saved (zero values in a new store).
   virtual HardState hard_state() const = 0;
+  /// The snapshot the log starts after (index 0: none).
   virtual SnapshotMeta snapshot_meta() const = 0;
+  /// The first entry held: snapshot index + 1.
   virtual Index first_index() const = 0;
+  /// The last entry held; the snapshot index when no entry follows it.
   virtual Index last_index() const = 0;
   /// The term of entry `i`, for i in [first_index() - 1, last_index()];
   /// nullopt outside that range (compacted or not present).
@@ -48,6 +54,7 @@ class LogStore {
   /// existing entries from that index on are dropped first (a conflicting
   /// tail). The first entry's index must be in [first_index(), last_index() + 1].
   virtual std::error_code append(std::span<const Entry> entries) = 0;
+  /// Replaces the hard state.
   virtual std::error_code save_hard_state(const HardState& hs) = 0;
   /// Discards entries up to and including `upto`, which must be covered by
   /// the installed snapshot (upto <= snapshot_meta().index).

@@ -35,16 +35,17 @@ enum class MessageType : std::uint8_t {
 
 std::string_view to_string(MessageType t);
 
+/// One protocol message; each type uses the fields its comment names.
 struct Message {
-  MessageType type = MessageType::append;
-  NodeId from;
-  NodeId to;
+  MessageType type = MessageType::append;  ///< which message this is
+  NodeId from;                             ///< the sender
+  NodeId to;                               ///< the recipient
   Term term;        ///< sender's term (0 only for local, termless messages)
   Term log_term;    ///< see the type's comment
   Index index;      ///< see the type's comment
   Index commit;     ///< leader's commit index
-  std::vector<Entry> entries;
-  bool reject = false;
+  std::vector<Entry> entries;  ///< append: the entries after index/log_term
+  bool reject = false;         ///< responses: refused
   Index reject_hint;  ///< append_response reject: the follower's last index, or the
                       ///< first index of its conflicting term
   Term hint_term;     ///< append_response reject: term at reject_hint (0: log too short)

@@ -53,7 +53,7 @@ namespace raftkit {
 
 /// What a leader knows of one follower.
 struct PeerStatus {
-  NodeId id;
+  NodeId id;         ///< the follower
   Index match;       ///< highest index known replicated there
   Index next;        ///< next index to send
   std::string state; ///< "probe", "replicate" or "snapshot"
@@ -62,21 +62,24 @@ struct PeerStatus {
 
 /// A consistent view of a node, for monitoring and client redirection.
 struct NodeStatus {
-  NodeId id;
+  NodeId id;         ///< this node
   std::string role;  ///< "follower", "pre-candidate", "candidate", "leader", "stopped"
-  Term term;
+  Term term;         ///< the current term
   NodeId leader;     ///< 0 when unknown
-  Index commit;
-  Index applied;
-  Index last_index;
-  Index snapshot_index;
+  Index commit;      ///< highest index known committed
+  Index applied;     ///< highest index applied to the state machine
+  Index last_index;  ///< last index in the log (durable or not)
+  Index snapshot_index;  ///< the newest snapshot, loaded or taken
   std::string failure;  ///< why the node stopped, if it stopped on an error
   std::vector<PeerStatus> peers;  ///< on the leader: every other member's progress
 };
 
+/// A Raft node: see the file comment.
 class Node {
  public:
+  /// Internal form of a propose/read completion (error, result bytes).
   using ResultHandler = std::function<void(std::error_code, Bytes)>;
+  /// Internal form of a transfer completion.
   using DoneHandler = std::function<void(std::error_code)>;
 
   /// Validates nothing yet; start() does. The store must hold this node's
@@ -101,7 +104,9 @@ class Node {
   /// not be called concurrently with each other.
   void stop();
 
+  /// A copy of the node's state as of its last event. Any thread.
   NodeStatus status() const;
+  /// Options::id.
   NodeId id() const;
   /// Counters, gauges and latency histograms since the node was created
   /// (raftkit/metrics.hpp; to_prometheus() renders them). Any thread.

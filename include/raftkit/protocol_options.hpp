@@ -13,6 +13,7 @@
 
 namespace raftkit {
 
+/// The protocol core's knobs; validate() checks them.
 struct ProtocolOptions {
   /// This node. Nonzero.
   NodeId id;
@@ -37,14 +38,19 @@ struct ProtocolOptions {
   /// (followers ignore other candidates for election_ticks after hearing a
   /// leader). Correct only while the clocks of the nodes run at rates that
   /// differ by less than lease_margin_ticks / election_ticks; a paused or
-  /// drifting clock can return stale reads. Requires check_quorum.
+  /// drifting clock can return stale reads. Requires check_quorum. Every
+  /// elapsed tick interval counts, missed ones included; once a TimeoutNow
+  /// was sent the lease is off for the rest of the term.
   bool lease_reads = false;
+  /// Ticks the lease ends before the followers' election timeout (see lease_reads).
   int lease_margin_ticks = 2;
-  /// Upper bounds of one AppendEntries message.
+  /// Upper bound of entries in one AppendEntries message.
   std::size_t max_entries_per_append = 512;
+  /// Upper bound of entry bytes (entry_bytes()) in one AppendEntries message.
   std::size_t max_bytes_per_append = 1 << 20;
-  /// Per-follower inflight window, in messages and in bytes.
+  /// Per-follower inflight window: AppendEntries messages sent and not yet acknowledged.
   std::size_t max_inflight_messages = 64;
+  /// Per-follower inflight window in entry bytes.
   std::size_t max_inflight_bytes = 16 << 20;
   /// Proposals are refused (errc::busy) while the leader's uncommitted
   /// entries exceed this many bytes. 0 disables the limit.

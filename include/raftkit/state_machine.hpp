@@ -8,6 +8,7 @@
 
 namespace raftkit {
 
+/// The replicated state machine a service implements (see the file comment).
 class StateMachine {
  public:
   virtual ~StateMachine() = default;

@@ -70,6 +70,7 @@
 
 namespace raftkit {
 
+/// Everything the TCP transport needs (see the file comment).
 struct TcpTransportOptions {
   /// The options of a node's transport: self, cluster id, peers, listen
   /// address (this node's entry in `node.peers`) and the logger come from
@@ -85,13 +86,13 @@ struct TcpTransportOptions {
   std::size_t max_frame_bytes = std::size_t{64} << 20;  ///< largest frame body sent or accepted
   std::size_t send_queue_frames = 1024;   ///< per peer; oldest dropped beyond
   std::size_t max_frames_per_write = 64;  ///< coalescing bound of one gathered write
-  std::chrono::milliseconds reconnect_initial{50};
-  std::chrono::milliseconds reconnect_max{2000};
-  std::chrono::milliseconds connect_timeout{2000};
+  std::chrono::milliseconds reconnect_initial{50};  ///< first reconnect delay (jittered, doubling)
+  std::chrono::milliseconds reconnect_max{2000};     ///< reconnect delay cap
+  std::chrono::milliseconds connect_timeout{2000};   ///< a dial not connected by then is retried
   std::chrono::milliseconds handshake_timeout{2000};  ///< TCP accept/connect to Raft handshake done, TLS included
 
   /// Mutual TLS (raftkit/tls.hpp). Default: no files, plaintext. The
-  /// certificate must name this node: raftkit://<cluster_id>/node/<self>.
+  /// certificate must name this node: `raftkit://CLUSTER_ID/node/SELF`.
   TlsOptions tls;
   /// Allow plaintext on a non-loopback listen address. Default false: start()
   /// refuses (invalid_argument, with a log line), since without TLS any host
@@ -110,6 +111,7 @@ struct TcpTransportOptions {
   std::size_t max_connections_per_address = 16;
 };
 
+/// The TCP (optionally TLS) transport; make_tcp_transport() creates one.
 class TcpTransport : public Transport {
  public:
   /// The bound listening port, valid once start() succeeded (0 before).

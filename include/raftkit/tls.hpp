@@ -46,6 +46,7 @@
 
 namespace raftkit {
 
+/// The certificate files of one side of mutual TLS (see the file comment).
 struct TlsOptions {
   /// PEM file of the CA certificate(s) peers must chain to. All three files
   /// empty: TLS off (plaintext). Any of them set: all three are required.
@@ -63,6 +64,7 @@ struct TlsOptions {
   /// library that lacks 1.3.
   bool allow_tls12 = false;
 
+  /// Whether any file is set (TLS on).
   bool enabled() const { return !ca_file.empty() || !cert_file.empty() || !key_file.empty(); }
 };
 
@@ -76,9 +78,10 @@ std::optional<ClientRole> parse_role(std::string_view s);
 
 /// An identity named by a raftkit:// URI in a certificate.
 struct CertIdentity {
+  /// Whose certificate: a node's or a client's.
   enum class Kind : std::uint8_t { node, client };
-  Kind kind = Kind::node;
-  std::string cluster_id;
+  Kind kind = Kind::node;   ///< node or client
+  std::string cluster_id;   ///< the cluster named in the URI
   NodeId node;                          ///< kind == node
   std::string client_name;              ///< kind == client
   ClientRole role = ClientRole::none;   ///< kind == client
@@ -128,8 +131,10 @@ class TlsCredentials {
   /// `error` is set if a changed file failed to load.
   bool reload_if_changed(std::string& error);
 
+  /// The files these credentials load.
   const TlsOptions& options() const { return options_; }
 
+  /// Credentials for `options`; nothing is loaded yet.
   explicit TlsCredentials(TlsOptions options) : options_(std::move(options)) {}
 
  private:

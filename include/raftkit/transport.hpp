@@ -49,6 +49,7 @@ struct TransportStats {
   std::uint64_t bytes_received = 0;   ///< frame bytes read (network transports; 0 in process)
 };
 
+/// How a node's messages leave and arrive (see the file comment).
 class Transport {
  public:
   /// Receives one message addressed to this node. Runs on the transport's executor.
@@ -74,6 +75,7 @@ class Transport {
   /// This node's id.
   virtual NodeId self() const = 0;
 
+  /// Counters since start(). Any thread.
   virtual TransportStats stats() const = 0;
 };
 

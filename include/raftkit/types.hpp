@@ -29,23 +29,28 @@ inline std::string to_string(BytesView b) { return std::string(b.begin(), b.end(
 /// A Raft term. Monotonic per node; persisted before any message of the term
 /// leaves the node.
 struct Term {
-  std::uint64_t value = 0;
+  std::uint64_t value = 0;  ///< 0: before any election
   constexpr Term() = default;
+  /// The term numbered `v`.
   constexpr explicit Term(std::uint64_t v) : value(v) {}
+  /// The term after this one.
   constexpr Term next() const { return Term{value + 1}; }
   friend constexpr auto operator<=>(Term, Term) = default;
 };
 
 /// A position in the replicated log; the first entry has index 1.
 struct Index {
-  std::uint64_t value = 0;
+  std::uint64_t value = 0;  ///< 0: before the first entry (none)
   constexpr Index() = default;
+  /// The index `v`.
   constexpr explicit Index(std::uint64_t v) : value(v) {}
+  /// The index `n` entries further.
   constexpr Index operator+(std::uint64_t n) const { return Index{value + n}; }
   /// Saturates at 0 so `Index{0} - 1` stays the "none" index.
   constexpr Index operator-(std::uint64_t n) const { return Index{value > n ? value - n : 0}; }
   /// The number of entries in [b, a); zero when b >= a.
   friend constexpr std::uint64_t distance(Index b, Index a) { return a.value > b.value ? a.value - b.value : 0; }
+  /// The next index.
   constexpr Index& operator++() { ++value; return *this; }
   friend constexpr auto operator<=>(Index, Index) = default;
 };
@@ -53,9 +58,11 @@ struct Index {
 /// A node of the cluster. Nonzero for real nodes; chosen by the operator and
 /// never reused for a node that lost its data.
 struct NodeId {
-  std::uint64_t value = 0;
+  std::uint64_t value = 0;  ///< 0: no node
   constexpr NodeId() = default;
+  /// The node numbered `v`.
   constexpr explicit NodeId(std::uint64_t v) : value(v) {}
+  /// Whether this is "no node" (no vote cast, no leader known).
   constexpr bool is_none() const { return value == 0; }
   friend constexpr auto operator<=>(NodeId, NodeId) = default;
 };
@@ -67,11 +74,12 @@ enum class EntryType : std::uint8_t {
   membership = 2,  ///< payload is an encoded Membership (see membership.hpp)
 };
 
+/// One entry of the replicated log.
 struct Entry {
-  Term term;
-  Index index;
-  EntryType type = EntryType::normal;
-  Bytes payload;
+  Term term;                           ///< the term of the leader that created it
+  Index index;                         ///< its position in the log
+  EntryType type = EntryType::normal;  ///< what the payload is
+  Bytes payload;                       ///< the command (normal), empty (noop), or a membership
   friend bool operator==(const Entry&, const Entry&) = default;
 };
 
@@ -84,7 +92,7 @@ inline std::size_t entry_bytes(const Entry& e) { return e.payload.size() + kEntr
 /// `voters_outgoing` holds the old voter set and every decision needs a
 /// majority of both sets; otherwise it is empty.
 struct Membership {
-  std::vector<NodeId> voters;
+  std::vector<NodeId> voters;           ///< vote and count toward every majority
   std::vector<NodeId> learners;         ///< receive the log, never vote or count
   std::vector<NodeId> voters_outgoing;  ///< non-empty only in a joint configuration
   friend bool operator==(const Membership&, const Membership&) = default;
@@ -93,9 +101,9 @@ struct Membership {
 /// State that must be durable before a node answers a vote or acknowledges
 /// entries: the current term, the vote cast in it, and the commit index.
 struct HardState {
-  Term term;
-  NodeId vote;
-  Index commit;
+  Term term;     ///< the current term
+  NodeId vote;   ///< the candidate voted for in `term` (none if no vote)
+  Index commit;  ///< the highest index known committed
   friend bool operator==(const HardState&, const HardState&) = default;
 };
 
@@ -103,12 +111,13 @@ struct HardState {
 struct SnapshotMeta {
   Index index;  ///< last entry covered by the snapshot (0: no snapshot)
   Term term;    ///< term of that entry
-  Membership membership;
+  Membership membership;  ///< the configuration as of `index`
   friend bool operator==(const SnapshotMeta&, const SnapshotMeta&) = default;
 };
 
 }  // namespace raftkit
 
+/// \cond
 template <>
 struct std::hash<raftkit::NodeId> {
   std::size_t operator()(raftkit::NodeId id) const noexcept { return std::hash<std::uint64_t>{}(id.value); }
@@ -126,3 +135,4 @@ template <>
 struct fmt::formatter<raftkit::NodeId> : fmt::formatter<std::uint64_t> {
   auto format(raftkit::NodeId n, fmt::format_context& ctx) const { return fmt::formatter<std::uint64_t>::format(n.value, ctx); }
 };
+/// \endcond

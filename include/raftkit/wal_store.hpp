@@ -25,6 +25,7 @@
 
 namespace raftkit {
 
+/// How the WAL store is opened (see open_wal_store).
 struct WalOptions {
   /// A segment is closed (synced) and a new one started once the next record
   /// would take it past this size. A record bigger than this gets a segment

@@ -5,6 +5,7 @@
 
 #include "support/catch_printers.hpp"
 #include "support/mem_cluster.hpp"
+#include "unit/core/conformance_support.hpp"
 
 using namespace raftkit;
 using namespace raftkit::core;
@@ -12,49 +13,21 @@ using raftkit::test::MemCluster;
 
 namespace {
 
-struct Solo {
-  std::unique_ptr<LogStore> store = make_memory_store();
-  std::unique_ptr<Raft> raft;
-  explicit Solo(std::uint64_t id = 1, std::vector<NodeId> voters = {NodeId{1}, NodeId{2}, NodeId{3}}) {
-    ProtocolOptions o;
-    o.id = NodeId{id};
-    o.initial_voters = std::move(voters);
-    o.pre_vote = false;
-    o.check_quorum = false;
-    raft = std::make_unique<Raft>(o, *store);
-  }
-  // Persists and returns everything the node wants to do.
-  Ready flush() {
-    Ready rd = raft->ready();
-    if (rd.snapshot) store->install_snapshot(*rd.snapshot);
-    store->append(rd.entries);
-    if (rd.hard_state) store->save_hard_state(*rd.hard_state);
-    raft->advance(rd);
-    return rd;
-  }
-  std::vector<Message> sent() {
-    Ready rd = flush();
-    std::vector<Message> all = rd.messages;
-    all.insert(all.end(), rd.persisted_messages.begin(), rd.persisted_messages.end());
-    return all;
-  }
+// One core on a memory store, stepped by hand (conformance_support.hpp's
+// Lone), with the paper's settings: no pre-vote, no check-quorum.
+struct Solo : raftkit::conformance::Lone {
+  explicit Solo(std::uint64_t id = 1, std::vector<NodeId> voters = {NodeId{1}, NodeId{2}, NodeId{3}})
+      : Lone(id, std::move(voters), [](ProtocolOptions& o) {
+          o.pre_vote = false;
+          o.check_quorum = false;
+        }) {}
   void tick_until_campaign() {
     for (int i = 0; i < 100 && raft->role() == Role::follower; ++i) raft->tick();
   }
 };
 
-Message msg(MessageType type, std::uint64_t from, std::uint64_t to, std::uint64_t term) {
-  Message m;
-  m.type = type;
-  m.from = NodeId{from};
-  m.to = NodeId{to};
-  m.term = Term{term};
-  return m;
-}
-
-Entry entry(std::uint64_t term, std::uint64_t index, std::string_view s = "x") {
-  return Entry{Term{term}, Index{index}, EntryType::normal, to_bytes(s)};
-}
+using raftkit::conformance::entry;
+using raftkit::conformance::msg;
 
 Message append(std::uint64_t from, std::uint64_t term, std::uint64_t prev, std::uint64_t prev_term,
                std::vector<Entry> entries, std::uint64_t commit = 0) {
