@@ -474,6 +474,7 @@ int run_counter(const Common& c, const std::string& server_binary) {
   lo.tick_ms = c.tick_ms;
   lo.election_ticks = c.election_ticks;
   lo.snapshot_interval = 100000;
+  lo.tls = false;  // plaintext on loopback, as every figure so far (the client options below carry no TLS)
   lo.temp_parent = c.work_dir;
   lo.on_output = [&](std::uint64_t id, const std::string& l) { pids.on_line(id, l); };
   counter::LocalCluster cluster(lo);
@@ -802,6 +803,7 @@ int run_failover(const Common& c, const FailoverOpts& f) {
   lo.nodes = static_cast<std::size_t>(c.nodes);
   lo.tick_ms = c.tick_ms;
   lo.election_ticks = c.election_ticks;
+  lo.tls = false;  // plaintext on loopback, as every figure so far
   lo.temp_parent = c.work_dir;
   lo.on_output = [&](std::uint64_t id, const std::string& l) { pids.on_line(id, l); };
   counter::LocalCluster cluster(lo);
