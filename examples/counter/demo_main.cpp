@@ -63,7 +63,7 @@ extern "C" void on_signal(int) {
 
 class Demo {
  public:
-  Demo(LocalCluster& c, int clients, bool verbose) : c_(c), clients_(clients), verbose_(verbose) {}
+  Demo(LocalCluster& c, int clients) : c_(c), clients_(clients) {}
 
   int run() {
     say("Starting 3 raftkit-counter-server processes on 127.0.0.1 (data in {})", c_.directory());
@@ -249,7 +249,6 @@ class Demo {
 
   LocalCluster& c_;
   int clients_;
-  bool verbose_;
   std::uint64_t acked_ = 0;
   std::uint64_t unknown_ = 0;
   int checks_ = 0;
@@ -312,7 +311,7 @@ int main(int argc, char** argv) {
     LocalCluster cluster(o);
     g_cluster = &cluster;
     try {
-      rc = Demo(cluster, clients, verbose).run();
+      rc = Demo(cluster, clients).run();
     } catch (const Fatal& e) {
       fmt::print("FAILED: {}\n", e.what());
       for (auto id : cluster.ids()) fmt::print("last output of node {}:\n{}", id, cluster.output_tail(id, 15));
