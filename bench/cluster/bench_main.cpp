@@ -466,17 +466,25 @@ std::uint16_t port_of(const std::string& addr) {
   return static_cast<std::uint16_t>(std::stoul(addr.substr(addr.rfind(':') + 1)));
 }
 
-int run_counter(const Common& c, const std::string& server_binary) {
-  ServerPids pids;
+// The counter servers of the counter and failover modes: plaintext on
+// loopback, as every figure so far (the bench's clients carry no TLS).
+counter::LocalClusterOptions counter_cluster_options(const Common& c, const std::string& server_binary,
+                                                     ServerPids& pids) {
   counter::LocalClusterOptions lo;
   lo.server_binary = server_binary;
   lo.nodes = static_cast<std::size_t>(c.nodes);
   lo.tick_ms = c.tick_ms;
   lo.election_ticks = c.election_ticks;
-  lo.snapshot_interval = 100000;
-  lo.tls = false;  // plaintext on loopback, as every figure so far (the client options below carry no TLS)
+  lo.tls = false;
   lo.temp_parent = c.work_dir;
-  lo.on_output = [&](std::uint64_t id, const std::string& l) { pids.on_line(id, l); };
+  lo.on_output = [&pids](std::uint64_t id, const std::string& l) { pids.on_line(id, l); };
+  return lo;
+}
+
+int run_counter(const Common& c, const std::string& server_binary) {
+  ServerPids pids;
+  counter::LocalClusterOptions lo = counter_cluster_options(c, server_binary, pids);
+  lo.snapshot_interval = 100000;
   counter::LocalCluster cluster(lo);
   g_cluster = &cluster;
   std::string error;
@@ -798,15 +806,7 @@ int run_failover(const Common& c, const FailoverOpts& f) {
     return 0;
   }
   ServerPids pids;
-  counter::LocalClusterOptions lo;
-  lo.server_binary = f.server_binary;
-  lo.nodes = static_cast<std::size_t>(c.nodes);
-  lo.tick_ms = c.tick_ms;
-  lo.election_ticks = c.election_ticks;
-  lo.tls = false;  // plaintext on loopback, as every figure so far
-  lo.temp_parent = c.work_dir;
-  lo.on_output = [&](std::uint64_t id, const std::string& l) { pids.on_line(id, l); };
-  counter::LocalCluster cluster(lo);
+  counter::LocalCluster cluster(counter_cluster_options(c, f.server_binary, pids));
   g_cluster = &cluster;
   std::string error;
   if (!cluster.start_all(std::chrono::seconds(30), error)) {
