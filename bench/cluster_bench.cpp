@@ -108,6 +108,7 @@ int main(int argc, char** argv) {
       return 1;
     }
     Options o = Options::from_peers(NodeId{i}, peers);
+    o.bootstrap = true;
     o.snapshot_interval = 0;
     o.max_pending_requests = static_cast<std::size_t>(inflight) * 2;
     nodes[i] = std::make_unique<Node>(io.get_executor(), o, std::make_shared<Sink>(), std::move(store),

@@ -82,6 +82,7 @@ bool one_round(std::uint64_t seed, std::chrono::milliseconds tick, Round& out) {
   std::map<std::uint64_t, std::unique_ptr<Node>> nodes;
   for (std::uint64_t i = 1; i <= 3; ++i) {
     Options o = Options::from_peers(NodeId{i}, peers);
+    o.bootstrap = true;
     o.tick_interval = tick;
     o.protocol.seed = seed * 31 + i;
     nodes[i] = std::make_unique<Node>(io.get_executor(), o, std::make_shared<Register>(), make_memory_store(),

@@ -116,6 +116,7 @@ bool parse_peers(const std::string& text, std::map<NodeId, std::string>& out, st
 
 Options node_options(const Config& c, NodeId id, const std::map<NodeId, std::string>& peers) {
   Options o = Options::from_peers(id, peers);
+  o.bootstrap = true;  // every run is a new cluster in fresh storage
   o.tick_interval = std::chrono::milliseconds(c.tick_ms);
   o.snapshot_interval = c.snapshot_interval;
   o.max_pending_requests = std::max<std::size_t>(o.max_pending_requests, static_cast<std::size_t>(c.clients) * 2);

@@ -37,6 +37,7 @@ struct LocalCluster::Proc {
   bool ready = false;  // guarded by mu_
   bool eof = false;    // guarded by mu_
   bool stopped = false;
+  bool started_once = false;  // later starts keep the data directory: no --bootstrap
   std::deque<std::string> lines;  // guarded by mu_
 };
 
@@ -196,6 +197,10 @@ bool LocalCluster::spawn(std::uint64_t id, std::string& error) {
                                    "--request-timeout-ms", std::to_string(opt_.request_timeout_ms),
                                    "--snapshot-interval", std::to_string(opt_.snapshot_interval),
                                    "--exit-on-stdin-eof"};
+  // The first start of each node creates the cluster; a restart keeps its
+  // data (and a node whose directory was wiped must not bootstrap again).
+  if (!p.started_once) args.push_back("--bootstrap");
+  p.started_once = true;
   args.insert(args.end(), opt_.extra_server_args.begin(), opt_.extra_server_args.end());
   if (!certs_dir_.empty()) {
     for (const std::string& a :

@@ -102,6 +102,7 @@ struct Config {
   int request_timeout_ms = 2000;
   std::uint64_t snapshot_interval = 10000;
   bool exit_on_stdin_eof = false;
+  bool bootstrap = false;
   TlsOptions tls;
   bool insecure = false;
   int tls_reload_ms = 10000;
@@ -629,6 +630,9 @@ int main(int argc, char** argv) {
                  "open client connections from one IP address at most")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000));
+  app.add_flag("--bootstrap", cfg.bootstrap,
+               "start a new cluster of --peers if the data directory is empty; only on the first start of each "
+               "node of a new cluster (a node started without it waits for a leader to add it)");
   app.add_flag("--exit-on-stdin-eof", cfg.exit_on_stdin_eof,
                "shut down when stdin closes (for a parent process that starts this server)");
   CLI11_PARSE(app, argc, argv);
@@ -682,6 +686,7 @@ int main(int argc, char** argv) {
   std::map<NodeId, std::string> peers;
   for (auto& [pid, addr] : cfg.peers) peers.emplace(NodeId{pid}, addr);
   Options opt = Options::from_peers(NodeId{cfg.id}, peers);
+  opt.bootstrap = cfg.bootstrap;
   opt.cluster_id = cfg.cluster_id;
   opt.tick_interval = std::chrono::milliseconds(cfg.tick_ms);
   opt.request_timeout = std::chrono::milliseconds(cfg.request_timeout_ms);

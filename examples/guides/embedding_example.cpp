@@ -68,6 +68,10 @@ int main() {
   std::map<raftkit::NodeId, std::string> peers{{self, "127.0.0.1:0"}};  // every voter, this node included
   raftkit::Options options = raftkit::Options::from_peers(self, peers);
   options.snapshot_dir = (dir / "snapshots").string();
+  // A new cluster: on the first start of each of its nodes only. A node
+  // started later without it (a new server, a wiped disk) waits for the
+  // leader to add it and catch it up before it votes.
+  options.bootstrap = true;
 
   // Route raftkit's log lines into the host's logger. The sink is called
   // from several threads and must not block.

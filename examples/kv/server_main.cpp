@@ -99,6 +99,7 @@ struct Config {
   int request_timeout_ms = 2000;
   std::uint64_t snapshot_interval = 10000;
   bool exit_on_stdin_eof = false;
+  bool bootstrap = false;
 };
 
 // Every line this process prints: time, node, text. The same function is the
@@ -448,6 +449,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(10, 600000));
   app.add_option("--snapshot-interval", cfg.snapshot_interval, "snapshot after this many applied entries (0: never)")
       ->capture_default_str();
+  app.add_flag("--bootstrap", cfg.bootstrap,
+               "start a new cluster of --peers if the data directory is empty; only on the first start of each "
+               "node of a new cluster (a node started without it waits for a leader to add it)");
   app.add_flag("--exit-on-stdin-eof", cfg.exit_on_stdin_eof, "shut down when stdin closes (for a parent process)");
   CLI11_PARSE(app, argc, argv);
 
@@ -493,6 +497,7 @@ int main(int argc, char** argv) {
   std::map<NodeId, std::string> peers;
   for (const auto& [id, address] : cfg.peers) peers.emplace(NodeId{id}, address);
   Options opt = Options::from_peers(NodeId{cfg.id}, peers);
+  opt.bootstrap = cfg.bootstrap;
   opt.cluster_id = cfg.cluster_id;
   opt.tick_interval = std::chrono::milliseconds(cfg.tick_ms);
   opt.request_timeout = std::chrono::milliseconds(cfg.request_timeout_ms);

@@ -52,6 +52,13 @@ struct Message {
   std::uint64_t context = 0;  ///< read-index round / request id
   std::optional<SnapshotMeta> snapshot;  ///< with type == snapshot
   Bytes snapshot_data;  ///< snapshot bytes, filled and consumed by the runtime, opaque to the core
+  /// append_response / heartbeat_response: the sender started with empty
+  /// storage and does not vote yet (HardState::recovering); its earlier
+  /// acknowledgements must not be counted.
+  bool recovering = false;
+  /// append / heartbeat to a recovering follower: it holds every entry the
+  /// leader has committed in its term, so it may vote again.
+  bool caught_up = false;
   friend bool operator==(const Message&, const Message&) = default;
 };
 

@@ -72,6 +72,12 @@ struct NodeStatus {
   Index snapshot_index;  ///< the newest snapshot, loaded or taken
   std::string failure;  ///< why the node stopped, if it stopped on an error
   std::vector<PeerStatus> peers;  ///< on the leader: every other member's progress
+  /// The configuration in force (applied): voters, learners, staging
+  /// servers, addresses; voters_outgoing is non-empty during a change.
+  Membership membership;
+  /// Started with empty storage and not yet caught up by a leader: does not
+  /// vote (Options::bootstrap).
+  bool recovering = false;
 };
 
 /// A Raft node: see the file comment.
@@ -142,6 +148,48 @@ class Node {
         [this](auto handler, NodeId target) { transfer_impl(target, wrap_done(std::move(handler))); }, token, to);
   }
 
+  /// Leader only: adds server `id`, reachable at `address` (its Raft
+  /// transport's "host:port"; the address travels in the configuration, so
+  /// every member learns it without a restart). The server first receives
+  /// the log as a staging member that does not vote; the leader promotes it
+  /// to voter once it has caught up, through joint consensus. Completes when
+  /// `id` is a voter. Start the new server with an empty store and
+  /// Options::bootstrap off. Errors: not_leader, busy (another change is in
+  /// flight), invalid_argument, timeout (Options::membership_timeout: the
+  /// change may still finish; status().membership tells). Adding a member
+  /// that is already a voter succeeds at once. Signature:
+  /// void(boost::system::error_code).
+  template <class Token>
+  auto async_add_server(NodeId id, std::string address, Token&& token) {
+    return boost::asio::async_initiate<Token, void(boost::system::error_code)>(
+        [this](auto handler, NodeId server, std::string addr) {
+          add_server_impl(server, std::move(addr), wrap_done(std::move(handler)));
+        },
+        token, id, std::move(address));
+  }
+  /// Leader only: removes server `id` (voter, learner or staging). A leader
+  /// that removes itself steps down once the configuration without it is
+  /// applied, handing leadership to an up-to-date voter. Completes when `id`
+  /// is no member; errors as async_add_server. Signature:
+  /// void(boost::system::error_code).
+  template <class Token>
+  auto async_remove_server(NodeId id, Token&& token) {
+    return boost::asio::async_initiate<Token, void(boost::system::error_code)>(
+        [this](auto handler, NodeId server) { remove_server_impl(server, wrap_done(std::move(handler))); }, token,
+        id);
+  }
+  /// Leader only: moves the configuration to `target` (voters, learners,
+  /// staging servers and their addresses; voters_outgoing must be empty) in
+  /// one joint-consensus change. Completes when the voter and learner sets
+  /// are the target's; errors as async_add_server. Signature:
+  /// void(boost::system::error_code).
+  template <class Token>
+  auto async_change_membership(Membership target, Token&& token) {
+    return boost::asio::async_initiate<Token, void(boost::system::error_code)>(
+        [this](auto handler, Membership t) { change_membership_impl(std::move(t), wrap_done(std::move(handler))); },
+        token, std::move(target));
+  }
+
  private:
   struct Impl;
 
@@ -170,6 +218,9 @@ class Node {
   void propose_impl(Bytes command, ResultHandler done);
   void read_impl(Bytes query, ResultHandler done);
   void transfer_impl(NodeId to, DoneHandler done);
+  void add_server_impl(NodeId id, std::string address, DoneHandler done);
+  void remove_server_impl(NodeId id, DoneHandler done);
+  void change_membership_impl(Membership target, DoneHandler done);
 
   std::shared_ptr<Impl> impl_;
 };

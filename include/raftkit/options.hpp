@@ -17,10 +17,25 @@ namespace raftkit {
 struct Options {
   /// This node; nonzero, never reused for a node that lost its data.
   NodeId id;
-  /// Every voter of the cluster, this node included: id -> "host:port" of
-  /// its Raft transport. Used to bootstrap a new cluster and by the TCP
-  /// transport; once the log holds a configuration, the log decides.
+  /// Members this node knows at start, itself included: id -> "host:port"
+  /// of its Raft transport. With `bootstrap` they are the voters of the new
+  /// cluster; otherwise only the transport's first address book (a node
+  /// being added lists itself and the current members). Once the log holds
+  /// a configuration the log decides, addresses included (a restart with a
+  /// peer list that disagrees logs one warning and follows the log).
   std::map<NodeId, std::string> peers;
+  /// Start a new cluster of `peers` if the store is empty. Without it a node
+  /// with an empty store waits, without voting, until a leader has given it
+  /// the log (it is being added, or its disk was wiped): a wiped node can
+  /// never vote as if it still had the log it lost. Set it on the first
+  /// start of each node of a new cluster only; it is ignored once the store
+  /// holds anything. Default false.
+  bool bootstrap = false;
+  /// A membership change (Node::async_add_server and friends) not finished
+  /// within this time completes with errc::timeout; it may still finish
+  /// (adding a server waits for it to catch up, which a large snapshot
+  /// makes slow).
+  std::chrono::milliseconds membership_timeout{60000};
   /// Nodes refuse peers that present another cluster id.
   std::string cluster_id = "raftkit";
   /// One protocol tick. Election timeout = protocol.election_ticks ticks,

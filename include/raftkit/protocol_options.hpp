@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -18,8 +19,24 @@ struct ProtocolOptions {
   /// This node. Nonzero.
   NodeId id;
   /// The voters of a new cluster. Used only when the log store holds no
-  /// configuration yet (first start); afterwards the log and snapshot decide.
+  /// configuration (first start, or a restart before the first leader wrote
+  /// its configuration to the log); afterwards the log and snapshot decide.
   std::vector<NodeId> initial_voters;
+  /// The members' addresses that go with initial_voters into the first
+  /// configuration entry (Membership::addresses).
+  std::map<NodeId, std::string> initial_addresses;
+  /// Whether a node whose store is empty starts a new cluster of
+  /// initial_voters (true) or waits to be given the log by a leader (false:
+  /// a server being added, or one whose disk was wiped). Such a node does
+  /// not vote or campaign until a leader has seen it hold every committed
+  /// entry (HardState::recovering). Ignored when the store holds anything.
+  /// The runtime's Options::bootstrap defaults to false; the core alone
+  /// (tests) defaults to true.
+  bool bootstrap = true;
+  /// A staging server (Membership::staging) is promoted to voter once its
+  /// log is within this many entries of the leader's and holds every
+  /// committed entry, so adding a server never stalls commits for long.
+  std::uint64_t promote_within_entries = 64;
   /// Election timeout base T: a follower that hears nothing from a leader
   /// for a random time in [T, 2T) ticks starts an election.
   int election_ticks = 10;

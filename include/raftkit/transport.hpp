@@ -28,7 +28,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <string>
 #include <system_error>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -77,6 +79,12 @@ class Transport {
 
   /// Counters since start(). Any thread.
   virtual TransportStats stats() const = 0;
+  /// The cluster's configuration changed: `addresses` maps every member
+  /// (possibly this node) to its address. A network transport starts
+  /// reaching new members and stops reaching removed ones; the default
+  /// (in-process transports, which need no address) does nothing. May be
+  /// called before start().
+  virtual void update_peers(const std::map<NodeId, std::string>& addresses) { (void)addresses; }
 };
 
 /// A hub connecting in-process transports: many nodes in one process.

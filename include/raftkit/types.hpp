@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <span>
 #include <string>
 #include <vector>
@@ -88,13 +89,25 @@ struct Entry {
 inline constexpr std::size_t kEntryOverhead = 24;
 inline std::size_t entry_bytes(const Entry& e) { return e.payload.size() + kEntryOverhead; }
 
-/// The cluster's configuration. During a joint-consensus change
-/// `voters_outgoing` holds the old voter set and every decision needs a
-/// majority of both sets; otherwise it is empty.
+/// The cluster's configuration. It lives in the log (membership entries)
+/// and in snapshots; see the membership section of the embedding guide.
+///
+/// During a joint-consensus change (thesis §4.3) `voters_outgoing` holds the
+/// old voter set and every decision needs a majority of both sets;
+/// otherwise it is empty. A node is in at most one of voters, learners and
+/// staging (it may also be in voters_outgoing while a change removes it).
 struct Membership {
   std::vector<NodeId> voters;           ///< vote and count toward every majority
   std::vector<NodeId> learners;         ///< receive the log, never vote or count
   std::vector<NodeId> voters_outgoing;  ///< non-empty only in a joint configuration
+  /// Learners the leader promotes to voters once they have caught up
+  /// (ProtocolOptions::promote_within_entries): how a server is added.
+  std::vector<NodeId> staging;
+  /// How to reach each member ("host:port" for the TCP transport; may be
+  /// empty in process). Travels with the configuration.
+  std::map<NodeId, std::string> addresses;
+  /// Whether a change is half done (a second decision set is in force).
+  bool joint() const { return !voters_outgoing.empty(); }
   friend bool operator==(const Membership&, const Membership&) = default;
 };
 
@@ -104,6 +117,11 @@ struct HardState {
   Term term;     ///< the current term
   NodeId vote;   ///< the candidate voted for in `term` (none if no vote)
   Index commit;  ///< the highest index known committed
+  /// The node started with empty storage without bootstrapping a cluster
+  /// (a new server, or one whose disk was wiped): it does not vote until a
+  /// leader has seen it hold every committed entry (protocol-aware
+  /// recovery). Cleared by the core; durable so a crash cannot forget it.
+  bool recovering = false;
   friend bool operator==(const HardState&, const HardState&) = default;
 };
 

@@ -100,4 +100,11 @@ bool Progress::paused() const {
   return true;
 }
 
+void Progress::forget_beyond(Index last) {
+  if (match <= last) return;
+  match = last;
+  pending_snapshot = Index{};
+  become_probe();
+}
+
 }  // namespace raftkit::core

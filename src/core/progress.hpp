@@ -77,6 +77,9 @@ struct Progress {
   bool recent_active = false;  ///< heard from since the last check-quorum
   std::uint64_t heard_at = 0;  ///< leader's tick count when it last heard from the follower
   bool learner = false;
+  /// The follower said it started with empty storage (Message::recovering):
+  /// it does not vote until the leader tells it it holds every committed entry.
+  bool recovering = false;
   Inflights inflights;
 
   void become_probe();
@@ -89,6 +92,9 @@ struct Progress {
   /// The follower rejected an append at `rejected`; `hint` is where to
   /// retry from. Returns false if the rejection is stale.
   bool maybe_decrease_to(Index rejected, Index hint);
+  /// The follower lost its storage: its log really ends at `last`, whatever
+  /// it acknowledged before. Match drops to it and replication probes again.
+  void forget_beyond(Index last);
   /// No new append should be sent now.
   bool paused() const;
 };

@@ -53,9 +53,4 @@ inline VoteResult quorum_vote(const Membership& m, const std::map<NodeId, bool>&
   return VoteResult::pending;
 }
 
-inline bool is_member_voter(const Membership& m, NodeId id) {
-  return std::find(m.voters.begin(), m.voters.end(), id) != m.voters.end() ||
-         std::find(m.voters_outgoing.begin(), m.voters_outgoing.end(), id) != m.voters_outgoing.end();
-}
-
 }  // namespace raftkit::core

@@ -22,18 +22,12 @@ std::string_view to_string(Role r) {
 
 namespace {
 
-// What an entry counts toward max_uncommitted_bytes. Empty entries (the
-// leader's no-op) count nothing, so a new leader without a quorum can still
-// accept up to the whole limit, and the no-op never blocks a proposal.
-std::size_t uncommitted_size(const Entry& e) { return e.payload.empty() ? 0 : entry_bytes(e); }
-
-std::vector<NodeId> members_of(const Membership& m) {
-  std::vector<NodeId> all = m.voters;
-  all.insert(all.end(), m.voters_outgoing.begin(), m.voters_outgoing.end());
-  all.insert(all.end(), m.learners.begin(), m.learners.end());
-  std::sort(all.begin(), all.end());
-  all.erase(std::unique(all.begin(), all.end()), all.end());
-  return all;
+// What an entry counts toward max_uncommitted_bytes: commands only. The
+// leader's no-op (or first configuration) and membership changes count
+// nothing, so a new leader without a quorum can still accept up to the whole
+// limit, and its own entries never block a proposal.
+std::size_t uncommitted_size(const Entry& e) {
+  return e.type == EntryType::normal && !e.payload.empty() ? entry_bytes(e) : 0;
 }
 
 // A message from the network is checked before any rule looks at it: the
@@ -45,10 +39,12 @@ bool well_formed(const Message& m, NodeId self) {
       const Entry& e = m.entries[k];
       if (e.index != m.index + (k + 1) || e.term > m.term) return false;
       if (e.type != EntryType::normal && e.type != EntryType::noop && e.type != EntryType::membership) return false;
+      if (e.type == EntryType::membership && !decode_membership(e.payload)) return false;
     }
     if (!m.entries.empty() && m.entries.front().term < m.log_term) return false;
   }
-  if (m.type == MessageType::snapshot && !m.snapshot) return false;
+  if (m.type == MessageType::snapshot && (!m.snapshot || !membership_problem(m.snapshot->membership).empty()))
+    return false;
   return true;
 }
 
@@ -65,8 +61,41 @@ Raft::Raft(const ProtocolOptions& options, const LogStore& store)
   RAFTKIT_ASSERT(problem.empty(), "invalid ProtocolOptions: {}", problem);
   const HardState hs = store.hard_state();
   persisted_hs_ = hs;
+  recovering_ = hs.recovering;
   const SnapshotMeta snap = store.snapshot_meta();
-  membership_ = snap.membership.voters.empty() ? Membership{options.initial_voters, {}, {}} : snap.membership;
+  if (snap.index != Index{}) {
+    membership_ = snap.membership;
+    config_index_ = snap.index;
+  }
+  // The configuration in force is the last one committed: the snapshot's,
+  // or a later membership entry up to the durable commit index.
+  for (Index lo = log_.first_index(), hi = std::min(hs.commit, log_.last_index()); lo <= hi;) {
+    std::vector<Entry> batch;
+    if (log_.slice(lo, hi + 1, std::size_t{4} << 20, batch) || batch.empty()) break;
+    for (const Entry& e : batch) {
+      if (e.type != EntryType::membership) continue;
+      if (auto m = decode_membership(e.payload)) {
+        membership_ = std::move(*m);
+        config_index_ = e.index;
+      }
+    }
+    lo = batch.back().index + 1;
+  }
+  const bool empty_store = store.last_index() == Index{} && hs == HardState{};
+  if (config_index_ == Index{}) {
+    if (empty_store && !options.bootstrap) {
+      // A new server, or one that lost its disk: it learns the
+      // configuration from a leader and may not vote until it holds every
+      // committed entry (protocol-aware recovery).
+      recovering_ = true;
+    } else if (!recovering_) {
+      // A new cluster (or one restarted before its first leader wrote the
+      // configuration to the log): the options name the voters.
+      membership_ = Membership{options.initial_voters, {}, {}, {}, {}};
+      for (const auto& [id, address] : options.initial_addresses)
+        if (is_member(membership_, id)) membership_.addresses.emplace(id, address);
+    }
+  }
   term_ = hs.term;
   vote_ = hs.vote;
   become_follower(term_, NodeId{});
@@ -80,7 +109,7 @@ void Raft::tick() {
   ++ticks_;
   ++election_elapsed_;
   if (role_ != Role::leader) {
-    if (is_voter(id_) && election_elapsed_ >= randomized_timeout_) {
+    if (is_voter(id_) && !recovering_ && election_elapsed_ >= randomized_timeout_) {
       election_elapsed_ = 0;
       campaign(options_.pre_vote, false);
     }
@@ -199,15 +228,25 @@ void Raft::become_leader() {
   role_ = Role::leader;
   leader_ = id_;
   for (auto& [id, pr] : progress_.map()) pr.recent_active = (id == id_);
+  // Any membership entry not yet applied may be a change in flight.
+  pending_conf_index_ = log_.last_index();
   // A no-op in the new term lets the leader commit, and so learn, every
   // entry of earlier terms (§3.6.2, Figure 3.7); reads wait for it (§6.4).
-  append_to_log({Entry{term_, log_.last_index() + 1, EntryType::noop, {}}});
+  // The first leader of a new cluster writes the configuration it was
+  // started with instead, so from then on the log holds it.
+  if (config_index_ == Index{}) {
+    append_to_log({Entry{term_, Index{}, EntryType::membership, encode_membership(membership_)}});
+    pending_conf_index_ = log_.last_index();
+  } else {
+    append_to_log({Entry{term_, log_.last_index() + 1, EntryType::noop, {}}});
+  }
 }
 
 void Raft::campaign() { campaign(options_.pre_vote, false); }
 
 void Raft::campaign(bool pre_vote, bool transfer) {
   if (role_ == Role::leader || !is_voter(id_)) return;
+  if (recovering_ && !injected(bug_wiped_node_votes)) return;
   // A snapshot accepted but not yet persisted is part of our log as far as
   // the vote requests would say, but not as far as a restart would know:
   // wait until it is durable (etcd's hup does the same).
@@ -325,7 +364,12 @@ void Raft::handle_vote_request(const Message& m) {
   const bool pre = m.type == MessageType::pre_vote;
   // §3.4: at most one vote per term, first come first served; a pre-vote
   // for a future term commits to nothing.
-  const bool can_vote = vote_ == m.from || (vote_.is_none() && leader_.is_none()) || (pre && m.term > term_);
+  // A node that lost its storage may have voted in this term before, and
+  // its log may lack entries that were committed with its acknowledgement:
+  // it votes again only once a leader has caught it up.
+  const bool may_vote = !recovering_ || injected(bug_wiped_node_votes);
+  const bool can_vote =
+      may_vote && (vote_ == m.from || (vote_.is_none() && leader_.is_none()) || (pre && m.term > term_));
   Message r;
   r.type = pre ? MessageType::pre_vote_response : MessageType::vote_response;
   r.to = m.from;
@@ -348,6 +392,12 @@ void Raft::step_follower(const Message& m) {
   if (from_leader) {
     election_elapsed_ = 0;
     leader_ = m.from;
+  }
+  if (recovering_ && m.caught_up && (m.type == MessageType::append || m.type == MessageType::heartbeat) &&
+      log_.matches(m.index, m.log_term)) {
+    // Our leader has seen us hold every entry it committed in its term:
+    // whatever we acknowledged before losing our storage is ours again.
+    recovering_ = false;
   }
   switch (m.type) {
     case MessageType::append:
@@ -471,6 +521,7 @@ void Raft::handle_snapshot(const Message& m) {
   } else {
     log_.restore(snap);
     membership_ = snap.membership;
+    config_index_ = snap.index;
     snapshot_data_ = m.snapshot_data;
     r.index = snap.index;
   }
@@ -512,6 +563,10 @@ void Raft::step_leader(const Message& m) {
 
 void Raft::handle_append_response(const Message& m, Progress& pr) {
   if (m.index > log_.last_index()) return;  // acknowledges what we never sent
+  pr.recovering = m.recovering;
+  // A follower that lost its storage holds only what it says now: forget
+  // any acknowledgement it gave before, so no commit counts on it.
+  if (m.recovering) pr.forget_beyond(m.reject ? std::min(m.index, m.reject_hint) : m.index);
   if (m.reject) {
     Index probe_at = m.reject_hint;
     if (m.hint_term > Term{}) probe_at = log_.find_conflict_by_term(m.reject_hint, m.hint_term).first;
@@ -548,6 +603,7 @@ void Raft::handle_append_response(const Message& m, Progress& pr) {
   while (send_append(m.from, false)) {
   }
   if (m.from == transferee_ && pr.match == log_.last_index()) send_timeout_now(m.from);
+  if (!membership_.staging.empty()) maybe_finish_membership_change();
 }
 
 void Raft::send_timeout_now(NodeId to) {
@@ -559,6 +615,7 @@ void Raft::send_timeout_now(NodeId to) {
 }
 
 void Raft::handle_heartbeat_response(const Message& m, Progress& pr) {
+  pr.recovering = m.recovering;
   pr.probe_sent = false;
   if (pr.state == ProgressState::replicate && pr.inflights.full()) {
     // The window stays as it is (its appends may only be slow). One empty
@@ -700,7 +757,12 @@ bool Raft::send_append(NodeId to, bool send_if_empty) {
 }
 
 bool Raft::maybe_commit() {
-  const Index quorum = quorum_index(membership_, [this](NodeId id) {
+  Membership counted = membership_;
+  if (injected(bug_learner_in_quorum)) [[unlikely]] {
+    for (const auto* v : {&membership_.learners, &membership_.staging})
+      counted.voters.insert(counted.voters.end(), v->begin(), v->end());
+  }
+  const Index quorum = quorum_index(counted, [this](NodeId id) {
     const Progress* pr = progress_.find(id);
     return pr ? pr->match : Index{};
   });
@@ -772,11 +834,21 @@ bool Raft::quorum_active() {
   return quorum_vote(membership_, active) == VoteResult::won;
 }
 
-bool Raft::is_voter(NodeId id) const { return is_member_voter(membership_, id); }
+bool Raft::is_voter(NodeId id) const { return core::is_voter(membership_, id); }
 
 void Raft::send(Message m) {
   m.from = id_;
   if (m.term == Term{}) m.term = term_;
+  if (m.type == MessageType::append_response || m.type == MessageType::heartbeat_response) {
+    m.recovering = recovering_;
+  } else if (role_ == Role::leader && (m.type == MessageType::append || m.type == MessageType::heartbeat)) {
+    // A recovering follower may vote again once it holds every entry this
+    // leader committed in its term, which includes every entry committed
+    // before (leader completeness).
+    const Progress* pr = progress_.find(m.to);
+    m.caught_up = pr && pr->recovering && committed_in_term() && pr->match >= log_.committed() &&
+                  pr->match >= m.index;
+  }
   if (must_follow_persist(m.type)) {
     if (!injected(bug_reply_before_persist)) [[likely]] {
       persisted_msgs_.push_back(std::move(m));
@@ -832,7 +904,8 @@ std::error_code Raft::transfer_leader(NodeId to) {
     // The most up-to-date voter that is reachable and being replicated to.
     Index best;
     for (const auto& [id, pr] : progress_.map()) {
-      if (id == id_ || pr.learner || !reachable(pr) || pr.state != ProgressState::replicate) continue;
+      if (id == id_ || pr.learner || pr.recovering || !reachable(pr) || pr.state != ProgressState::replicate)
+        continue;
       if (to.is_none() || pr.match > best) {
         to = id;
         best = pr.match;
@@ -850,7 +923,7 @@ std::error_code Raft::transfer_leader(NodeId to) {
   if (!is_voter(to) || !pr) return errc::invalid_argument;
   // Refuse rather than hand leadership to a node that cannot take it: the
   // transfer blocks proposals, and a dead target would leave no leader.
-  if (!reachable(*pr) || pr->state != ProgressState::replicate) return errc::unavailable;
+  if (!reachable(*pr) || pr->state != ProgressState::replicate || pr->recovering) return errc::unavailable;
   if (transferee_ == to) return {};
   transferee_ = to;
   election_elapsed_ = 0;  // the transfer gets one election timeout
@@ -880,7 +953,7 @@ void Raft::step_down() {
 
 bool Raft::has_ready() const {
   if (ready_outstanding_) return false;
-  return HardState{term_, vote_, log_.committed()} != persisted_hs_ || !log_.unstable_entries().empty() ||
+  return HardState{term_, vote_, log_.committed(), recovering_} != persisted_hs_ || !log_.unstable_entries().empty() ||
          log_.unstable_snapshot() || !msgs_.empty() || !persisted_msgs_.empty() || log_.has_next_committed() ||
          !read_states_.empty() || !failed_reads_.empty();
 }
@@ -901,7 +974,7 @@ Ready Raft::ready() {
   ready_outstanding_ = true;
   Ready rd;
   rd.number = ++ready_number_;
-  const HardState hs{term_, vote_, log_.committed()};
+  const HardState hs{term_, vote_, log_.committed(), recovering_};
   if (hs != persisted_hs_) rd.hard_state = hs;
   rd.snapshot = log_.unstable_snapshot();
   if (rd.snapshot) rd.snapshot_data = std::move(snapshot_data_);
@@ -930,6 +1003,10 @@ void Raft::advance(const Ready& rd) {
   }
   if (!rd.entries.empty()) log_.stable_to(rd.entries.back().index, rd.entries.back().term);
   if (!rd.committed_entries.empty()) {
+    for (const Entry& e : rd.committed_entries) {
+      if (e.type != EntryType::membership || e.index <= config_index_) continue;
+      if (auto m = decode_membership(e.payload)) apply_membership(*m, e.index);
+    }
     log_.applied_to(rd.committed_entries.back().index);
     if (role_ == Role::leader) {
       std::size_t bytes = 0;
@@ -942,6 +1019,91 @@ void Raft::advance(const Ready& rd) {
     // durable (it wrote in parallel with the followers, §10.2.1).
     Progress& self = *progress_.find(id_);
     if (self.maybe_update(log_.persisted_last_index()) && maybe_commit()) broadcast_append();
+    maybe_finish_membership_change();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Membership (thesis §4.3; core/membership.hpp)
+
+std::error_code Raft::propose_membership(const Membership& target, Proposed* where) {
+  if (where) *where = {};
+  if (role_ != Role::leader) return errc::not_leader;
+  if (!transferee_.is_none()) return errc::busy;
+  if (target.joint() || !membership_problem(target).empty()) return errc::invalid_argument;
+  const bool overlapping = injected(bug_overlapping_changes);
+  if (membership_change_pending() && !overlapping) return errc::busy;
+  if (target == membership_) return {};
+  auto sorted = [](std::vector<NodeId> v) {
+    std::sort(v.begin(), v.end());
+    return v;
+  };
+  // Learners, staging servers and addresses change no majority: one step.
+  const bool one_step = sorted(target.voters) == sorted(membership_.voters) || overlapping;
+  append_membership(one_step ? target : enter_joint(membership_, target));
+  if (where) *where = {log_.last_index(), term_};
+  return {};
+}
+
+bool Raft::membership_change_pending() const {
+  return role_ == Role::leader && (pending_conf_index_ > log_.applied() || membership_.joint());
+}
+
+bool Raft::append_membership(const Membership& m) {
+  append_to_log({Entry{term_, Index{}, EntryType::membership, encode_membership(m)}});
+  pending_conf_index_ = log_.last_index();
+  broadcast_pending_ = true;
+  return true;
+}
+
+void Raft::apply_membership(const Membership& m, Index index) {
+  membership_ = m;
+  config_index_ = index;
+  if (role_ != Role::leader) return;
+  rebuild_progress();
+  if (!transferee_.is_none() && !is_voter(transferee_)) abort_transfer();
+  if (!is_voter(id_)) {
+    // This leader removed itself (thesis §4.2.2): it steps down now that the
+    // configuration without it is applied, and hands leadership to a voter
+    // that holds its whole log, so the cluster does not wait for a timeout.
+    for (const auto& [id, pr] : progress_.map()) {
+      if (id != id_ && !pr.learner && !pr.recovering && pr.match == log_.last_index() && reachable(pr)) {
+        send_timeout_now(id);
+        break;
+      }
+    }
+    become_follower(term_, NodeId{});
+  }
+}
+
+void Raft::rebuild_progress() {
+  ProgressMap& map = progress_.map();
+  for (auto it = map.begin(); it != map.end();) {
+    it = (it->first == id_ || is_member(membership_, it->first)) ? std::next(it) : map.erase(it);
+  }
+  for (NodeId id : members_of(membership_)) {
+    auto [it, added] = map.try_emplace(id, log_.last_index() + 1, options_.max_inflight_messages,
+                                       options_.max_inflight_bytes);
+    if (added && id == id_) it->second.match = log_.persisted_last_index();
+    it->second.learner = !is_voter(id);
+  }
+}
+
+void Raft::maybe_finish_membership_change() {
+  if (role_ != Role::leader || pending_conf_index_ > log_.applied() || !transferee_.is_none()) return;
+  if (membership_.joint()) {
+    append_membership(leave_joint(membership_));
+    return;
+  }
+  for (NodeId s : membership_.staging) {
+    const Progress* pr = progress_.find(s);
+    if (!pr || pr->match < log_.committed() || pr->match + options_.promote_within_entries < log_.last_index())
+      continue;
+    Membership target = membership_;
+    target.staging.erase(std::find(target.staging.begin(), target.staging.end(), s));
+    target.voters.push_back(s);
+    append_membership(enter_joint(membership_, target));
+    return;
   }
 }
 

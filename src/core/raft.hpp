@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "core/log_view.hpp"
+#include "core/membership.hpp"
 #include "core/progress.hpp"
 #include "core/read_only.hpp"
 #include "raftkit/log_store.hpp"
@@ -99,6 +100,10 @@ enum InjectedBug : unsigned {
   bug_truncate_matched = 1u << 3,      ///< follower drops matching entries after a stale append
   bug_read_without_quorum = 1u << 4,   ///< leader answers reads without a heartbeat round
   bug_lease_after_transfer = 1u << 5,  ///< lease reads resume after a TimeoutNow was sent in the term
+  bug_overlapping_changes = 1u << 6,   ///< a second membership change is accepted while one is in flight,
+                                       ///< and moves the voters without a joint step
+  bug_learner_in_quorum = 1u << 7,     ///< learners and staging servers count toward a commit
+  bug_wiped_node_votes = 1u << 8,      ///< a node that lost its storage votes at once
 };
 
 class Raft {
@@ -124,6 +129,14 @@ class Raft {
   /// transfer never leaves the cluster leaderless; invalid_argument when it
   /// is not a voter.
   std::error_code transfer_leader(NodeId to);
+  /// Leader only: starts moving the configuration to `target` (not joint;
+  /// addresses included). A change of the voter set goes through joint
+  /// consensus (core/membership.hpp); the leader leaves the joint
+  /// configuration by itself once it is applied. Errors: not_leader; busy
+  /// (another change is in flight, a transfer is in progress); invalid_argument
+  /// (target malformed, or joint). A change equal to the current
+  /// configuration appends nothing and succeeds.
+  std::error_code propose_membership(const Membership& target, Proposed* where = nullptr);
   /// Gives up leadership now (a leader whose disk stalled): becomes a
   /// follower of the same term and stops sending heartbeats.
   void step_down();
@@ -162,7 +175,16 @@ class Raft {
   Index applied_index() const { return log_.applied(); }
   Index last_index() const { return log_.last_index(); }
   const LogView& log() const { return log_; }
+  /// The configuration in force: the last one applied (or restored from a
+  /// snapshot), which is the one every decision of this node uses.
   const Membership& membership() const { return membership_; }
+  /// The log index the configuration in force came from (0: from the options).
+  Index membership_index() const { return config_index_; }
+  /// Leader: a membership change is appended and not yet applied, or the
+  /// configuration is joint.
+  bool membership_change_pending() const;
+  /// This node started with empty storage and may not vote yet.
+  bool recovering() const { return recovering_; }
   const ProgressTracker& progress() const { return progress_; }
   NodeId transferee() const { return transferee_; }
   /// Leader: whether `peer` was heard from within an election timeout.
@@ -201,6 +223,10 @@ class Raft {
   int snapshot_fallback_ticks() const;
   void send_heartbeat(NodeId to, std::uint64_t context);
   bool maybe_commit();
+  void apply_membership(const Membership& m, Index index);
+  void rebuild_progress();
+  void maybe_finish_membership_change();
+  bool append_membership(const Membership& m);
   void confirm_reads();
   void start_read_round();
   void fail_pending_reads();
@@ -235,6 +261,9 @@ class Raft {
   int randomized_timeout_ = 0;
   NodeId transferee_;
   std::size_t uncommitted_bytes_ = 0;
+  Index config_index_;        // where membership_ came from (0: the options)
+  Index pending_conf_index_;  // leader: last membership entry appended
+  bool recovering_ = false;   // HardState::recovering
 
   ReadOnly read_only_;      // ReadIndex rounds, pending reads, lease (read_only.hpp)
   std::uint64_t ticks_ = 0;  // tick() calls since creation: the lease's clock

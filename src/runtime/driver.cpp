@@ -43,10 +43,33 @@ std::error_code Driver::start(TimePoint now, std::string& detail) {
     return errc::invalid_argument;
   }
   if (auto ec = load_snapshot(detail)) return ec;
+  options_.protocol.bootstrap = options_.bootstrap;
+  options_.protocol.initial_addresses = options_.peers;
   raft_ = std::make_unique<core::Raft>(options_.protocol, store_);
   if (bugs_) raft_->inject_bugs_for_testing(bugs_ & 0xffffu);
   now_ = last_tick_ = now;
+  report_configuration();
+  observe_changes();
   return {};
+}
+
+// One line at start saying where the configuration comes from, so an
+// operator sees at once a peer list the log overrides or a node that waits.
+void Driver::report_configuration() {
+  const Membership& m = raft_->membership();
+  const Term term = raft_->term();
+  if (raft_->recovering()) {
+    options_.logger.info(options_.id, term,
+                         "storage was empty and bootstrap is off: waiting, without voting, for a leader to give "
+                         "this node the log (set Options::bootstrap to start a new cluster)");
+    return;
+  }
+  if (raft_->membership_index() == Index{}) return;  // bootstrapping from the options
+  std::vector<NodeId> given;
+  for (const auto& [id, address] : options_.peers) given.push_back(id);
+  if (given != core::members_of(m))
+    options_.logger.warn(options_.id, term, "the log's configuration ({}) differs from the peers in the options; "
+                         "following the log", core::describe(m));
 }
 
 std::error_code Driver::load_snapshot(std::string& detail) {
@@ -93,6 +116,11 @@ void Driver::stop(std::error_code why) {
   reads_.clear();
   for (auto& t : transfers_) t.done(why);
   transfers_.clear();
+  if (change_) {
+    auto done = std::move(change_->done);
+    change_.reset();
+    done(why);
+  }
 }
 
 void Driver::fail(std::error_code ec, const std::string& what) {
@@ -221,6 +249,59 @@ void Driver::transfer(NodeId to, DoneHandler done, TimePoint now) {
   process();
 }
 
+void Driver::add_server(NodeId id, std::string address, DoneHandler done, TimePoint now) {
+  if (stopped_ || !raft_) return done(refusal());
+  if (id.is_none()) return done(errc::invalid_argument);
+  Membership target = raft_->membership();
+  if (!core::is_member(target, id)) target.staging.push_back(id);
+  if (!address.empty()) target.addresses[id] = std::move(address);
+  auto reached = [id](const Membership& m) { return std::count(m.voters.begin(), m.voters.end(), id) > 0; };
+  start_change(target, reached, std::move(done), now);
+}
+
+void Driver::remove_server(NodeId id, DoneHandler done, TimePoint now) {
+  if (stopped_ || !raft_) return done(refusal());
+  Membership target = raft_->membership();
+  for (auto* v : {&target.voters, &target.learners, &target.staging}) std::erase(*v, id);
+  target.addresses.erase(id);
+  auto reached = [id](const Membership& m) { return !core::is_member(m, id); };
+  start_change(target, reached, std::move(done), now);
+}
+
+void Driver::change_membership(Membership target, DoneHandler done, TimePoint now) {
+  if (stopped_ || !raft_) return done(refusal());
+  auto set = [](std::vector<NodeId> v) {
+    std::sort(v.begin(), v.end());
+    return v;
+  };
+  auto reached = [want = target, set](const Membership& m) {
+    return m.staging.empty() && set(m.voters) == set(want.voters) && set(m.learners) == set(want.learners);
+  };
+  start_change(target, reached, std::move(done), now);
+}
+
+void Driver::start_change(const Membership& target, std::function<bool(const Membership&)> reached, DoneHandler done,
+                          TimePoint now) {
+  advance_clock(now);
+  if (change_) return done(errc::busy);
+  const Membership& current = raft_->membership();
+  if (!current.joint() && reached(current) && target == current) return done({});
+  if (auto ec = raft_->propose_membership(target)) return done(ec);
+  options_.logger.info(options_.id, raft_->term(), "membership change: {} -> {}", core::describe(current),
+                       core::describe(target));
+  change_ = PendingChange{std::move(reached), std::move(done), now_ + options_.membership_timeout};
+  process();
+}
+
+void Driver::complete_change() {
+  if (!change_) return;
+  const Membership& m = raft_->membership();
+  if (m.joint() || !change_->reached(m)) return;
+  auto done = std::move(change_->done);
+  change_.reset();
+  done({});
+}
+
 void Driver::write_done(std::uint64_t id, std::error_code ec, const std::string& what) {
   if (stopped_ || !raft_) return;
   if (ec) return fail(ec, what);
@@ -260,6 +341,11 @@ void Driver::expire(TimePoint now) {
     t.done(errc::timeout);
     return true;
   });
+  if (change_ && change_->deadline <= now) {
+    auto done = std::move(change_->done);
+    change_.reset();
+    done(errc::timeout);
+  }
 }
 
 // Ticks go on while a write is in flight; a leader whose own write has not
@@ -330,7 +416,10 @@ void Driver::process() {
     persisting_id_ = w->id;
     io_.persist(std::move(w));
   }
-  if (!stopped_) complete_transfers();
+  if (!stopped_) {
+    complete_transfers();
+    complete_change();
+  }
   observe_changes();
 }
 
@@ -338,6 +427,10 @@ void Driver::process() {
 void Driver::observe_changes() {
   metrics_.pending_requests.set(static_cast<std::int64_t>(pending_requests()));
   if (!raft_) return;
+  if (raft_->membership_index() != members_seen_) {
+    members_seen_ = raft_->membership_index();
+    io_.members_changed(raft_->membership());
+  }
   const core::Role role = raft_->role();
   if (role != last_role_) {
     if (role == core::Role::candidate) metrics_.elections_started.add();
@@ -379,6 +472,8 @@ void Driver::finish(core::Ready& rd) {
     reads_.erase(it);
   }
   raft_->advance(rd);
+  // A configuration applied here may add members the next Ready sends to.
+  observe_changes();
   serve_reads();
   maybe_snapshot();
 }
@@ -486,6 +581,10 @@ NodeStatus Driver::status() const {
     s.role = stopped_ ? "stopped" : "starting";
   }
   s.snapshot_index = snapshot_meta_.index;
+  if (raft_) {
+    s.membership = raft_->membership();
+    s.recovering = raft_->recovering();
+  }
   s.failure = failure_;
   return s;
 }

@@ -94,6 +94,10 @@ class DriverIo {
   /// Driver::write_done() on the driver's thread — never from inside this
   /// call. Writes complete in the order they are handed out.
   virtual void persist(std::shared_ptr<DiskWrite> w) = 0;
+  /// The configuration in force changed (members, addresses): a network
+  /// transport learns the new members' addresses and forgets the removed.
+  /// Called before any message for a new member is sent.
+  virtual void members_changed(const Membership&) {}
 };
 
 /// Optional observer for the simulator's checkers and for metrics. Called on
@@ -142,6 +146,18 @@ class Driver {
   core::Proposed propose(Bytes command, ResultHandler done, TimePoint now, bool defer = false);
   void read(Bytes query, ResultHandler done, TimePoint now);
   void transfer(NodeId to, DoneHandler done, TimePoint now);
+  /// Membership changes (leader only; one at a time, errc::busy otherwise).
+  /// Each completes once this node has applied a configuration that is no
+  /// longer joint and reaches the goal, or with timeout after
+  /// Options::membership_timeout (the change may still finish), or at once
+  /// with not_leader / busy / invalid_argument. Adding a server stages it
+  /// (it receives the log without voting) and the leader promotes it once
+  /// it has caught up (ProtocolOptions::promote_within_entries).
+  void add_server(NodeId id, std::string address, DoneHandler done, TimePoint now);
+  void remove_server(NodeId id, DoneHandler done, TimePoint now);
+  /// General change: `target` names the voters, learners and addresses
+  /// (staging servers are promoted before it counts as reached).
+  void change_membership(Membership target, DoneHandler done, TimePoint now);
   void report_unreachable(NodeId peer);
   /// The transport delivered (ok) or lost a snapshot message to `peer`.
   void report_snapshot(NodeId peer, bool ok);
@@ -192,6 +208,11 @@ class Driver {
     DoneHandler done;
     TimePoint deadline;
   };
+  struct PendingChange {
+    std::function<bool(const Membership&)> reached;
+    DoneHandler done;
+    TimePoint deadline;
+  };
   struct Deadline {
     TimePoint at;
     Index index;
@@ -205,12 +226,16 @@ class Driver {
   void apply(const Entry& e);
   void serve_reads();
   void complete_transfers();
+  void start_change(const Membership& target, std::function<bool(const Membership&)> reached, DoneHandler done,
+                    TimePoint now);
+  void complete_change();
   void expire(TimePoint now);
   void check_disk_stall(TimePoint now);
   void maybe_snapshot();
   void send(Message m);
   void fail(std::error_code ec, const std::string& what);
   void observe_changes();
+  void report_configuration();
   std::error_code refusal() const;
   bool too_many_pending() const;
   std::shared_ptr<DiskWrite> new_write(std::function<std::error_code(std::string&)> apply);
@@ -252,6 +277,8 @@ class Driver {
   std::map<std::uint64_t, PendingRead> reads_;  // context order = arrival order
   std::uint64_t next_read_context_;
   std::vector<PendingTransfer> transfers_;
+  std::optional<PendingChange> change_;
+  Index members_seen_ = Index{~std::uint64_t{0}};  // membership_index() last told to members_changed()
 
   // The newest snapshot, loaded or taken.
   SnapshotMeta snapshot_meta_;

@@ -149,6 +149,17 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl>, runtime::DriverIo 
 
   void send(Message m) override { transport->send(std::move(m)); }
 
+  void members_changed(const Membership& m) override { transport->update_peers(m.addresses); }
+
+  // Runs `op` on the strand once the node has started.
+  void on_strand(DoneHandler done, std::function<void(Impl&, DoneHandler)> op) {
+    asio::dispatch(strand, [self = shared_from_this(), done = std::move(done), op = std::move(op)]() mutable {
+      if (!self->started) return done(errc::shutting_down);
+      op(*self, std::move(done));
+      self->after_input();
+    });
+  }
+
   // The write and its sync run on the disk thread; the strand keeps going.
   void persist(std::shared_ptr<runtime::DiskWrite> w) override {
     asio::post(disk, [self = shared_from_this(), w = std::move(w)] {
@@ -254,10 +265,23 @@ void Node::read_impl(Bytes query, ResultHandler done) {
 }
 
 void Node::transfer_impl(NodeId to, DoneHandler done) {
-  asio::dispatch(impl_->strand, [impl = impl_, to, done = std::move(done)]() mutable {
-    if (!impl->started) return done(errc::shutting_down);
-    impl->driver.transfer(to, std::move(done), Impl::now());
-    impl->after_input();
+  impl_->on_strand(std::move(done), [to](Impl& impl, DoneHandler d) { impl.driver.transfer(to, std::move(d), Impl::now()); });
+}
+
+void Node::add_server_impl(NodeId id, std::string address, DoneHandler done) {
+  impl_->on_strand(std::move(done), [id, address = std::move(address)](Impl& impl, DoneHandler d) {
+    impl.driver.add_server(id, address, std::move(d), Impl::now());
+  });
+}
+
+void Node::remove_server_impl(NodeId id, DoneHandler done) {
+  impl_->on_strand(std::move(done),
+                   [id](Impl& impl, DoneHandler d) { impl.driver.remove_server(id, std::move(d), Impl::now()); });
+}
+
+void Node::change_membership_impl(Membership target, DoneHandler done) {
+  impl_->on_strand(std::move(done), [target = std::move(target)](Impl& impl, DoneHandler d) {
+    impl.driver.change_membership(target, std::move(d), Impl::now());
   });
 }
 

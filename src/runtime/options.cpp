@@ -26,6 +26,7 @@ std::string Options::validate() const {
   if (cluster_id.empty()) return "cluster_id must not be empty";
   if (tick_interval.count() <= 0) return "tick_interval must be positive";
   if (request_timeout.count() <= 0) return "request_timeout must be positive";
+  if (membership_timeout.count() <= 0) return "membership_timeout must be positive";
   if (disk_stall_timeout.count() <= 0) return "disk_stall_timeout must be positive";
   if (max_pending_requests == 0) return "max_pending_requests must be positive";
   if (protocol.id != id) return "protocol.id must equal id (use Options::from_peers)";

@@ -1,9 +1,9 @@
 // Snapshot files.
 //
 // Layout (little-endian):
-//   8 bytes   magic "RKSNAP01"
-//   n bytes   snapshot meta: index u64, term u64, then voters, learners and
-//             outgoing voters, each a u32 count followed by u64 node ids
+//   8 bytes   magic "RKSNAP02"
+//   n bytes   snapshot meta: index u64, term u64, then the configuration
+//             (core/membership.hpp's encoding) as a u32 length and bytes
 //   8 bytes   length of the state-machine data
 //   ...       the data
 //   4 bytes   masked CRC-32C (as in WAL records) of everything before it
@@ -31,7 +31,7 @@
 namespace raftkit {
 namespace {
 
-constexpr char kMagic[8] = {'R', 'K', 'S', 'N', 'A', 'P', '0', '1'};
+constexpr char kMagic[8] = {'R', 'K', 'S', 'N', 'A', 'P', '0', '2'};
 constexpr std::uint32_t kCrcMask = 0x9E3779B9u;
 
 struct SnapName {

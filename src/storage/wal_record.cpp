@@ -7,13 +7,14 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/membership.hpp"
 #include "storage/crc32c.hpp"
 
 namespace raftkit::storage {
 namespace {
 
 constexpr std::uint32_t kCrcMask = 0x9E3779B9u;
-constexpr std::uint8_t kVersion = 1;
+constexpr std::uint8_t kVersion = 2;  // 2: membership with staging and addresses; recovering flag
 constexpr std::uint8_t kMagic0 = 'R';
 constexpr std::uint8_t kMagic1 = 'K';
 
@@ -107,6 +108,14 @@ std::optional<RecordView> parse_record(BytesView file, std::uint64_t off) {
 SegmentScan scan_segment(BytesView file, bool last) {
   SegmentScan s;
   std::uint64_t off = 0;
+  // A segment written by another format version is never a torn tail: say so
+  // rather than take its records for damage.
+  if (file.size() >= kRecordHeaderSize && file[10] == kMagic0 && file[11] == kMagic1 && file[9] != kVersion &&
+      file[9] != 0) {
+    s.tail = SegmentScan::Tail::corrupt;
+    s.why = fmt::format("written in WAL format {}; this build reads format {} only", file[9], kVersion);
+    return s;
+  }
   while (off < file.size()) {
     auto r = parse_record(file, off);
     if (!r) break;
@@ -158,14 +167,13 @@ void Encoder::hard_state(const HardState& hs) {
   u64(hs.term.value);
   u64(hs.vote.value);
   u64(hs.commit.value);
+  out_.push_back(hs.recovering ? 1 : 0);
 }
 void Encoder::snapshot_meta(const SnapshotMeta& m) {
   u64(m.index.value);
   u64(m.term.value);
-  for (const auto* ids : {&m.membership.voters, &m.membership.learners, &m.membership.voters_outgoing}) {
-    u32(static_cast<std::uint32_t>(ids->size()));
-    for (NodeId id : *ids) u64(id.value);
-  }
+  // No configuration (a store that never held a snapshot) is no bytes.
+  bytes(m.membership == Membership{} ? Bytes{} : core::encode_membership(m.membership));
 }
 
 bool Decoder::take(void* dst, std::size_t n) {
@@ -195,20 +203,24 @@ bool Decoder::bytes(Bytes& b) {
   pos_ += n;
   return true;
 }
-bool Decoder::hard_state(HardState& hs) { return u64(hs.term.value) && u64(hs.vote.value) && u64(hs.commit.value); }
+bool Decoder::hard_state(HardState& hs) {
+  std::uint8_t flags = 0;
+  if (!u64(hs.term.value) || !u64(hs.vote.value) || !u64(hs.commit.value) || !u8(flags) || flags > 1)
+    return ok_ = false;
+  hs.recovering = flags == 1;
+  return true;
+}
 bool Decoder::snapshot_meta(SnapshotMeta& m) {
-  if (!u64(m.index.value) || !u64(m.term.value)) return false;
-  for (auto* ids : {&m.membership.voters, &m.membership.learners, &m.membership.voters_outgoing}) {
-    std::uint32_t n = 0;
-    if (!u32(n) || remaining() / 8 < n) return ok_ = false;
-    ids->clear();
-    for (std::uint32_t i = 0; i < n; ++i) {
-      std::uint64_t v = 0;
-      u64(v);
-      ids->push_back(NodeId{v});
-    }
+  Bytes membership;
+  if (!u64(m.index.value) || !u64(m.term.value) || !bytes(membership)) return false;
+  if (membership.empty()) {
+    m.membership = {};
+    return true;
   }
-  return ok_;
+  auto decoded = core::decode_membership(membership);
+  if (!decoded) return ok_ = false;
+  m.membership = std::move(*decoded);
+  return true;
 }
 
 }  // namespace raftkit::storage

@@ -7,7 +7,7 @@
 //   0         4     header_crc   masked CRC-32C of header bytes [4, 12)
 //   4         4     length       payload bytes (at most kMaxRecordPayload)
 //   8         1     type         RecordType (never 0)
-//   9         1     version      1
+//   9         1     version      2 (1: before membership entries carried addresses)
 //   10        2     magic        'R' 'K'
 //   12        n     payload
 //   12 + n    4     payload_crc  masked CRC-32C of the payload

@@ -85,6 +85,8 @@ struct Encoder {
     b.setRejectHint(m.reject_hint.value);
     b.setHintTerm(m.hint_term.value);
     b.setContext(m.context);
+    b.setRecovering(m.recovering);
+    b.setCaughtUp(m.caught_up);
     if (m.snapshot) {
       auto sb = b.getSnapshot().initMeta();
       sb.setIndex(m.snapshot->index.value);
@@ -94,6 +96,14 @@ struct Encoder {
       put_ids(mb.initVoters(static_cast<unsigned>(ms.voters.size())), ms.voters);
       put_ids(mb.initLearners(static_cast<unsigned>(ms.learners.size())), ms.learners);
       put_ids(mb.initVotersOutgoing(static_cast<unsigned>(ms.voters_outgoing.size())), ms.voters_outgoing);
+      put_ids(mb.initStaging(static_cast<unsigned>(ms.staging.size())), ms.staging);
+      auto addresses = mb.initAddresses(static_cast<unsigned>(ms.addresses.size()));
+      unsigned i = 0;
+      for (const auto& [id, address] : ms.addresses) {
+        addresses[i].setNode(id.value);
+        addresses[i].setAddress(address);
+        ++i;
+      }
     } else {
       b.getSnapshot().setNone();
     }
@@ -131,6 +141,8 @@ bool read_message(wire::Message::Reader r, Message& m) {
   m.reject_hint = Index{r.getRejectHint()};
   m.hint_term = Term{r.getHintTerm()};
   m.context = r.getContext();
+  m.recovering = r.getRecovering();
+  m.caught_up = r.getCaughtUp();
   auto snap = r.getSnapshot();
   switch (snap.which()) {
     case wire::Message::Snapshot::NONE:
@@ -151,6 +163,12 @@ bool read_message(wire::Message::Reader r, Message& m) {
       sm.membership.voters = ids(mr.getVoters());
       sm.membership.learners = ids(mr.getLearners());
       sm.membership.voters_outgoing = ids(mr.getVotersOutgoing());
+      sm.membership.staging = ids(mr.getStaging());
+      for (auto a : mr.getAddresses()) {
+        auto text = a.getAddress();
+        if (!sm.membership.addresses.emplace(NodeId{a.getNode()}, std::string(text.begin(), text.end())).second)
+          return false;
+      }
       m.snapshot = std::move(sm);
       break;
     }

@@ -50,6 +50,13 @@ struct Membership {
   voters @0 :List(UInt64);
   learners @1 :List(UInt64);
   votersOutgoing @2 :List(UInt64);
+  staging @3 :List(UInt64);
+  addresses @4 :List(Address);
+}
+
+struct Address {
+  node @0 :UInt64;
+  address @1 :Text;
 }
 
 struct SnapshotMeta {
@@ -77,6 +84,8 @@ struct Message {
     meta @13 :SnapshotMeta;    # engaged optional
   }
   snapshotData @14 :Data;
+  recovering @15 :Bool;
+  caughtUp @16 :Bool;
 }
 
 # First frame of every TCP connection, sent by the connecting side.

@@ -177,6 +177,7 @@ struct Peer {
   std::shared_ptr<Conn> socket;
   bool connected = false;
   bool loop_running = false;
+  bool removed = false;  // no longer a member: its loop ends
   Peer(NodeId id_, std::string hp, const Strand& strand)
       : id(id_), host_port(std::move(hp)), wake(strand), backoff(strand) {}
 };
@@ -287,6 +288,31 @@ class Impl : public std::enable_shared_from_this<Impl> {
       if (peer->socket) peer->socket->close();  // reconnect to the new address
       peer->wake.cancel();
       peer->backoff.cancel();
+    });
+  }
+
+  // The configuration's address book: new members are dialled, moved ones
+  // redialled, removed ones dropped. An empty book (a node that has not
+  // learned its configuration yet) changes nothing.
+  void update_peers(const std::map<NodeId, std::string>& addresses) {
+    if (addresses.empty()) return;
+    for (const auto& [id, address] : addresses) {
+      if (id == options_.self || address.empty()) continue;
+      set_peer(id, address);
+    }
+    asio::dispatch(strand_, [self = shared_from_this(), addresses] {
+      for (auto it = self->peers_.begin(); it != self->peers_.end();) {
+        if (addresses.count(it->first)) {
+          ++it;
+          continue;
+        }
+        const auto& peer = it->second;
+        peer->removed = true;
+        if (peer->socket) peer->socket->close();
+        peer->wake.cancel();
+        peer->backoff.cancel();
+        it = self->peers_.erase(it);
+      }
     });
   }
 
@@ -463,10 +489,11 @@ class Impl : public std::enable_shared_from_this<Impl> {
 
   awaitable<void> peer_loop(std::shared_ptr<Peer> peer) {
     auto self = shared_from_this();
+    auto gone = [&] { return stopping_ || peer->removed; };
     auto backoff = options_.reconnect_initial;
-    while (!stopping_) {
+    while (!gone()) {
       const std::error_code ec = co_await dial(peer);
-      if (stopping_) break;
+      if (gone()) break;
       if (!ec) {
         backoff = options_.reconnect_initial;
         peer->connected = true;
@@ -475,10 +502,10 @@ class Impl : public std::enable_shared_from_this<Impl> {
         peer->connected = false;
         connected_.fetch_sub(1);
         if (peer->socket) peer->socket->close();
-        if (stopping_) break;
+        if (gone()) break;
         if (idle) {
           // Closed by us for want of traffic: dial again once there is some.
-          while (!stopping_ && peer->queue.empty()) {
+          while (!gone() && peer->queue.empty()) {
             peer->wake.expires_at(asio::steady_timer::time_point::max());
             co_await peer->wake.async_wait(use_nothrow);
           }
@@ -489,7 +516,7 @@ class Impl : public std::enable_shared_from_this<Impl> {
         dropped_.fetch_add(peer->queue.size(), std::memory_order_relaxed);
         peer->queue.clear();
         report_unreachable(peer->id);
-        if (stopping_) break;
+        if (gone()) break;
       }
       peer->backoff.expires_after(jittered(backoff));
       co_await peer->backoff.async_wait(use_nothrow);
@@ -856,6 +883,7 @@ class TcpTransportImpl final : public TcpTransport {
   TransportStats stats() const override { return impl_->stats(); }
   std::uint16_t local_port() const override { return impl_->local_port(); }
   void set_peer(NodeId id, std::string host_port) override { impl_->set_peer(id, std::move(host_port)); }
+  void update_peers(const std::map<NodeId, std::string>& addresses) override { impl_->update_peers(addresses); }
   std::size_t connected_peers() const override { return impl_->connected_peers(); }
   std::size_t inbound_connections() const override { return impl_->inbound_connections(); }
   std::uint64_t refused_connections() const override { return impl_->refused_connections(); }

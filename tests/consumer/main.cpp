@@ -33,6 +33,7 @@ int main() {
   const raftkit::NodeId self{1};
   auto options = raftkit::Options::from_peers(self, {{self, "inproc:1"}});
   options.tick_interval = std::chrono::milliseconds(10);
+  options.bootstrap = true;  // a new one-node cluster
   auto network = raftkit::make_inproc_network();
   raftkit::Node node(io.get_executor(), options, std::make_shared<Register>(), raftkit::make_memory_store(),
                      network->make_transport(self, io.get_executor()));

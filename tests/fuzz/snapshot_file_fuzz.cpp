@@ -55,7 +55,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto fs = std::make_shared<test::FaultFs>();
   const std::string dir = "/snap";
   if ((flags & 4) && index > 1) {
-    const SnapshotMeta older{Index{index - 1}, Term{1}, {{NodeId{1}}, {}, {}}};
+    const SnapshotMeta older{Index{index - 1}, Term{1}, {{NodeId{1}}, {}, {}, {}, {}}};
     if (storage::write_snapshot_file(*fs, dir, older, to_bytes("older"))) std::abort();
   }
   fs->put(fmt::format("{}/snap-{:016x}-{:016x}.snap", dir, index, term), content);

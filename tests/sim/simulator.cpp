@@ -81,6 +81,7 @@ Simulator::Simulator(SimConfig config, Tuning tuning)
     opt.disk_stall_timeout = disk_stall;
     opt.snapshot_interval = snapshot_interval;
     opt.logger = Logger::discard();  // the trace says what happened
+    opt.bootstrap = true;            // the first start; a wiped node restarts without it
     ProtocolOptions& o = opt.protocol;
     o.election_ticks = tuning_.election_ticks;
     o.heartbeat_ticks = tuning_.heartbeat_ticks;

@@ -65,6 +65,7 @@ class MemCluster {
     for (const auto& [id, address] : peers) {
       Options o = Options::from_peers(id, peers);
       o.snapshot_interval = 0;  // the tests compact when they choose to (compact())
+      o.bootstrap = true;
       o.logger = Logger::discard();
       o.protocol.seed = seed + id.value * 7919;
       if (tweak) tweak(o.protocol);

@@ -120,6 +120,7 @@ struct Cluster {
   void start_node(std::uint64_t i) {
     Options o = Options::from_peers(NodeId{i}, peers_);
     o.tick_interval = 10ms;
+    o.bootstrap = true;
     o.request_timeout = 5s;
     o.snapshot_interval = snapshot_interval_;
     if (tweak_) tweak_(o);

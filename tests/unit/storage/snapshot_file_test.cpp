@@ -8,8 +8,8 @@ using namespace raftkit;
 using namespace raftkit::test;
 
 namespace {
-const SnapshotMeta kMeta1{Index{10}, Term{2}, {{NodeId{1}, NodeId{2}, NodeId{3}}, {NodeId{9}}, {}}};
-const SnapshotMeta kMeta2{Index{25}, Term{3}, {{NodeId{1}, NodeId{2}}, {}, {NodeId{1}, NodeId{2}, NodeId{3}}}};
+const SnapshotMeta kMeta1{Index{10}, Term{2}, {{NodeId{1}, NodeId{2}, NodeId{3}}, {NodeId{9}}, {}, {}, {{NodeId{9}, "10.1.1.9:7000"}}}};
+const SnapshotMeta kMeta2{Index{25}, Term{3}, {{NodeId{1}, NodeId{2}}, {}, {NodeId{1}, NodeId{2}, NodeId{3}}, {}, {}}};
 }  // namespace
 
 TEST_CASE("snapshot file round trip and newest wins", "[storage][snapshot]") {

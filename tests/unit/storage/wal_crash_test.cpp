@@ -40,11 +40,11 @@ std::vector<Step> workload() {
   };
   auto hs = [&](std::uint64_t t, std::uint64_t v, std::uint64_t c) {
     w.push_back({fmt::format("hard state {}/{}/{}", t, v, c),
-                 [=](LogStore& s) { return s.save_hard_state(HardState{Term{t}, NodeId{v}, Index{c}}); }});
+                 [=](LogStore& s) { return s.save_hard_state(HardState{Term{t}, NodeId{v}, Index{c}, false}); }});
   };
   auto snap = [&](std::uint64_t i, std::uint64_t t) {
     w.push_back({fmt::format("install snapshot {}@{}", i, t), [=](LogStore& s) {
-                   return s.install_snapshot(SnapshotMeta{Index{i}, Term{t}, {{NodeId{1}, NodeId{2}, NodeId{3}}, {NodeId{4}}, {}}});
+                   return s.install_snapshot(SnapshotMeta{Index{i}, Term{t}, {{NodeId{1}, NodeId{2}, NodeId{3}}, {NodeId{4}}, {}, {NodeId{5}}, {{NodeId{5}, "h5:1"}}}});
                  }});
   };
   auto sync = [&] { w.push_back({"sync", [](LogStore& s) { return s.sync(); }, true}); };

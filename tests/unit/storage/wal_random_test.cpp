@@ -38,7 +38,7 @@ void random_run(std::uint64_t seed, int ops, const std::function<std::error_code
       const Index i{pick(first - 1, last + 3)};
       const auto t = model->term(i);
       const Term term = (t && pick(0, 3) != 0) ? *t : Term{++max_term};
-      const SnapshotMeta meta{i, term, {{NodeId{pick(1, 5)}}, {}, {}}};
+      const SnapshotMeta meta{i, term, {{NodeId{pick(1, 5)}}, {}, {}, {}, {}}};
       REQUIRE(model->install_snapshot(meta) == wal->install_snapshot(meta));
     } else if (r < 67) {
       const Index upto{pick(0, model->snapshot_meta().index.value + 1)};
