@@ -563,9 +563,7 @@ void Raft::step_leader(const Message& m) {
 
 void Raft::handle_append_response(const Message& m, Progress& pr) {
   if (m.index > log_.last_index()) return;  // acknowledges what we never sent
-  pr.recovering = m.recovering;
-  // A follower that lost its storage holds only what it says now: forget
-  // any acknowledgement it gave before, so no commit counts on it.
+  note_recovering(m, pr);
   if (m.recovering) pr.forget_beyond(m.reject ? std::min(m.index, m.reject_hint) : m.index);
   if (m.reject) {
     Index probe_at = m.reject_hint;
@@ -614,8 +612,17 @@ void Raft::send_timeout_now(NodeId to) {
   send(std::move(t));
 }
 
-void Raft::handle_heartbeat_response(const Message& m, Progress& pr) {
+// A follower that lost its storage holds only what it acknowledges from now
+// on: at the first sign of it, every acknowledgement it gave before is
+// forgotten (no commit counts on it, and it is not told it caught up on
+// the strength of them); replication probes again from the start.
+void Raft::note_recovering(const Message& m, Progress& pr) {
+  if (m.recovering && !pr.recovering) pr.forget_beyond(Index{});
   pr.recovering = m.recovering;
+}
+
+void Raft::handle_heartbeat_response(const Message& m, Progress& pr) {
+  note_recovering(m, pr);
   pr.probe_sent = false;
   if (pr.state == ProgressState::replicate && pr.inflights.full()) {
     // The window stays as it is (its appends may only be slow). One empty

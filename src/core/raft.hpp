@@ -210,6 +210,7 @@ class Raft {
   void handle_vote_request(const Message& m);
   void handle_append_response(const Message& m, Progress& pr);
   void handle_heartbeat_response(const Message& m, Progress& pr);
+  void note_recovering(const Message& m, Progress& pr);
   void handle_read_index(const Message& m);
   void reject_read_index(const Message& m);
 

@@ -59,22 +59,28 @@ class MemCluster {
  public:
   /// Nodes 1..n, all voters, seeds derived from `seed`.
   explicit MemCluster(std::size_t n, std::uint64_t seed = 1,
-                      const std::function<void(ProtocolOptions&)>& tweak = {}) {
-    std::map<NodeId, std::string> peers;
-    for (std::uint64_t i = 1; i <= n; ++i) peers[NodeId{i}] = fmt::format("mem:{}", i);
-    for (const auto& [id, address] : peers) {
-      Options o = Options::from_peers(id, peers);
-      o.snapshot_interval = 0;  // the tests compact when they choose to (compact())
-      o.bootstrap = true;
-      o.logger = Logger::discard();
-      o.protocol.seed = seed + id.value * 7919;
-      if (tweak) tweak(o.protocol);
-      options_[id] = o;
-      auto& node = nodes_[id];
-      node.store = make_memory_store();
-      node.net = &net_;
-      start(node, o);
-    }
+                      const std::function<void(ProtocolOptions&)>& tweak = {})
+      : seed_(seed), tweak_(tweak) {
+    for (std::uint64_t i = 1; i <= n; ++i) peers_[NodeId{i}] = fmt::format("mem:{}", i);
+    for (const auto& [id, address] : peers_) launch(id, /*bootstrap=*/true);
+  }
+
+  /// Starts node `id` with an empty store and bootstrap off: a server about
+  /// to be added, which waits for a leader.
+  void add_node(std::uint64_t id) {
+    peers_[NodeId{id}] = fmt::format("mem:{}", id);
+    launch(NodeId{id}, /*bootstrap=*/false);
+  }
+
+  /// Node `id` loses its disk (log, hard state, snapshots) and restarts
+  /// under its old id without bootstrap, as an operator would.
+  void wipe(std::uint64_t id) {
+    auto& node = nodes_.at(NodeId{id});
+    node.store = make_memory_store();
+    node.snapshots = runtime::make_memory_snapshot_store();
+    node.applied.clear();
+    options_.at(NodeId{id}).bootstrap = false;
+    restart(id);
   }
 
   core::Raft& raft(std::uint64_t id) { return *nodes_.at(NodeId{id}).raft; }
@@ -180,6 +186,20 @@ class MemCluster {
   std::deque<Message>& network() { return net_; }
 
  private:
+  void launch(NodeId id, bool bootstrap) {
+    Options o = Options::from_peers(id, peers_);
+    o.snapshot_interval = 0;  // the tests compact when they choose to (compact())
+    o.bootstrap = bootstrap;
+    o.logger = Logger::discard();
+    o.protocol.seed = seed_ + id.value * 7919;
+    if (tweak_) tweak_(o.protocol);
+    options_[id] = o;
+    auto& node = nodes_[id];
+    node.store = make_memory_store();
+    node.net = &net_;
+    start(node, o);
+  }
+
   static void start(MemNode& node, const Options& o) {
     node.driver = std::make_unique<runtime::Driver>(o, node.machine, *node.store, *node.snapshots, node, 1);
     node.driver->set_observer(&node);
@@ -198,6 +218,9 @@ class MemCluster {
     nodes_.at(m.to).driver->step(m);
   }
 
+  std::uint64_t seed_;
+  std::function<void(ProtocolOptions&)> tweak_;
+  std::map<NodeId, std::string> peers_;
   std::map<NodeId, MemNode> nodes_;
   std::map<NodeId, Options> options_;
   std::set<NodeId> isolated_;

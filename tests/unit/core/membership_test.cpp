@@ -1,0 +1,249 @@
+// Membership changes (thesis §4.3: joint consensus; LogCabin's staging
+// servers), bootstrap, and protocol-aware recovery of a node that lost its
+// storage (Alagappan et al., FAST'18). Each test names the rule it checks.
+#include <catch2/catch.hpp>
+
+#include <random>
+
+#include "core/membership.hpp"
+#include "raftkit/error.hpp"
+#include "support/catch_printers.hpp"
+#include "support/mem_cluster.hpp"
+
+using namespace raftkit;
+using namespace raftkit::core;
+using raftkit::test::MemCluster;
+
+namespace {
+
+std::vector<NodeId> ids(std::initializer_list<std::uint64_t> v) {
+  std::vector<NodeId> out;
+  for (auto i : v) out.push_back(NodeId{i});
+  return out;
+}
+
+std::vector<NodeId> sorted(std::vector<NodeId> v) {
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+// Proposes `n` commands on the leader and lets them commit.
+void commit_some(MemCluster& c, int n) {
+  const auto leader = c.leader();
+  REQUIRE(leader != 0);
+  for (int i = 0; i < n; ++i) REQUIRE(!c.raft(leader).propose(to_bytes("x")));
+  c.stabilize();
+}
+
+// Ticks and stabilizes until `done` holds (at most `rounds` ticks).
+template <class F>
+bool run_until(MemCluster& c, F done, int rounds = 500) {
+  for (int r = 0; r < rounds; ++r) {
+    c.stabilize();
+    if (done()) return true;
+    c.tick_all();
+  }
+  return done();
+}
+
+struct Outcome {
+  bool called = false;
+  std::error_code ec;
+  runtime::Driver::DoneHandler handler() {
+    return [this](std::error_code e) {
+      called = true;
+      ec = e;
+    };
+  }
+};
+
+}  // namespace
+
+TEST_CASE("Membership encoding: round trip, and malformed bytes never decode") {
+  Membership m{ids({1, 2, 3}), ids({7}), ids({1, 2, 4}), ids({9}), {{NodeId{1}, "10.0.0.1:7001"}, {NodeId{9}, "h:9"}}};
+  const Bytes b = encode_membership(m);
+  REQUIRE(decode_membership(b) == m);
+  std::mt19937 rng(7);
+  for (std::size_t cut = 0; cut < b.size(); ++cut) CHECK(!decode_membership(BytesView(b).first(cut)));
+  for (int i = 0; i < 2000; ++i) {
+    Bytes f = b;
+    f[rng() % f.size()] ^= static_cast<std::uint8_t>(1u << (rng() % 8));
+    if (auto d = decode_membership(f)) CHECK(membership_problem(*d).empty());  // either refused or valid
+  }
+  CHECK(!membership_problem(Membership{}).empty());
+  CHECK(!membership_problem(Membership{ids({1, 2}), ids({2}), {}, {}, {}}).empty());  // voter and learner
+  CHECK(!membership_problem(Membership{ids({1}), {}, {}, {}, {{NodeId{5}, "x"}}}).empty());  // non-member address
+}
+
+TEST_CASE("Bootstrap: the first leader writes its configuration to the log; every node then takes it from there") {
+  MemCluster c(3);
+  REQUIRE(c.elect() != 0);
+  // Followers learn the commit index with the next append or heartbeat.
+  REQUIRE(run_until(c, [&] {
+    for (std::uint64_t id = 1; id <= 3; ++id)
+      if (c.node(id).applied.empty()) return false;
+    return true;
+  }));
+  for (std::uint64_t id = 1; id <= 3; ++id) {
+    const Entry& first = c.node(id).applied.front();
+    CHECK(first.type == EntryType::membership);
+    CHECK(decode_membership(first.payload)->voters == ids({1, 2, 3}));
+    CHECK(c.raft(id).membership_index() == Index{1});
+    CHECK(c.raft(id).membership().addresses.at(NodeId{2}) == "mem:2");
+  }
+}
+
+TEST_CASE("A node started with empty storage and bootstrap off never campaigns and refuses votes") {
+  MemCluster c(3);
+  REQUIRE(c.elect() != 0);
+  c.add_node(4);  // not in the configuration
+  Raft& n4 = c.raft(4);
+  CHECK(n4.recovering());
+  CHECK(n4.membership().voters.empty());
+  for (int i = 0; i < 100; ++i) n4.tick();
+  CHECK(n4.role() == Role::follower);
+  Message vote;
+  vote.type = MessageType::vote;
+  vote.from = NodeId{1};
+  vote.to = NodeId{4};
+  vote.term = c.raft(1).term().next();
+  vote.index = c.raft(1).last_index();
+  vote.log_term = c.raft(1).term();
+  c.node(4).driver->step(vote);
+  c.process_readies();
+  bool refused = false;
+  for (const Message& m : c.network())
+    if (m.type == MessageType::vote_response && m.from == NodeId{4}) refused = m.reject;
+  CHECK(refused);
+}
+
+TEST_CASE("Adding servers: staged, caught up, promoted through joint consensus; commits never stall") {
+  MemCluster c(3);
+  const auto l = c.elect();
+  REQUIRE(l != 0);
+  commit_some(c, 20);
+  for (std::uint64_t id : {4, 5}) {
+    c.add_node(id);
+    Outcome out;
+    c.node(l).driver->add_server(NodeId{id}, fmt::format("mem:{}", id), out.handler(), {});
+    // A second change while this one is in flight is refused.
+    Outcome second;
+    c.node(l).driver->remove_server(NodeId{2}, second.handler(), {});
+    CHECK(second.called);
+    CHECK(second.ec == errc::busy);
+    const bool done = run_until(c, [&] {
+      commit_some(c, 1);  // commits go on during the change
+      return out.called;
+    });
+    REQUIRE(done);
+    CHECK(!out.ec);
+  }
+  c.stabilize();
+  for (std::uint64_t id = 1; id <= 5; ++id) {
+    CHECK(sorted(c.raft(id).membership().voters) == ids({1, 2, 3, 4, 5}));
+    CHECK(!c.raft(id).membership().joint());
+    CHECK(c.raft(id).commit_index() == c.raft(l).commit_index());
+  }
+  // The new voters caught up and vote: a majority of five without two old ones elects.
+  CHECK(!c.raft(4).recovering());
+  c.isolate(l);
+  c.isolate(l == 1 ? 2 : 1);
+  const bool elected = run_until(c, [&] {
+    for (std::uint64_t id : {3, 4, 5})
+      if (c.raft(id).role() == Role::leader) return true;
+    return false;
+  }, 2000);
+  CHECK(elected);
+}
+
+TEST_CASE("Removing the leader: it steps down once the configuration without it applies; another leads") {
+  MemCluster c(3);
+  const auto l = c.elect();
+  REQUIRE(l != 0);
+  commit_some(c, 5);
+  Outcome out;
+  c.node(l).driver->remove_server(NodeId{l}, out.handler(), {});
+  REQUIRE(run_until(c, [&] { return out.called; }));
+  CHECK(!out.ec);
+  CHECK(c.raft(l).role() != Role::leader);
+  CHECK(!is_member(c.raft(l).membership(), NodeId{l}));
+  REQUIRE(run_until(c, [&] { return c.leader() != 0 && c.leader() != l; }));
+  const auto l2 = c.leader();
+  // The leader handed over with TimeoutNow, so no election timeout passed.
+  commit_some(c, 3);
+  // The removed node never becomes leader again and cannot disrupt the
+  // others: it is not a voter in its own configuration.
+  for (int i = 0; i < 300; ++i) {
+    c.tick_all();
+    c.stabilize();
+    CHECK(c.raft(l).role() != Role::leader);
+  }
+  CHECK(c.leader() == l2);
+}
+
+TEST_CASE("A learner is never counted: voters cut off, learners answering, nothing commits") {
+  MemCluster c(3);
+  const auto l = c.elect();
+  REQUIRE(l != 0);
+  c.add_node(4);
+  c.add_node(5);
+  Membership target = c.raft(l).membership();
+  target.learners = ids({4, 5});
+  target.addresses[NodeId{4}] = "mem:4";
+  target.addresses[NodeId{5}] = "mem:5";
+  Outcome out;
+  c.node(l).driver->change_membership(target, out.handler(), {});
+  REQUIRE(run_until(c, [&] { return out.called; }));
+  REQUIRE(!out.ec);
+  commit_some(c, 3);
+  CHECK(c.raft(4).commit_index() == c.raft(l).commit_index());  // learners receive the log
+  for (std::uint64_t id = 1; id <= 3; ++id)
+    if (id != l) c.isolate(id);
+  const Index before = c.raft(l).commit_index();
+  REQUIRE(!c.raft(l).propose(to_bytes("y")));
+  c.stabilize();
+  CHECK(c.raft(4).last_index() > before);  // the learners have it...
+  CHECK(c.raft(l).commit_index() == before);  // ...and it does not commit
+}
+
+TEST_CASE("A wiped node rejoins under its old id: it does not vote until the leader caught it up, and its old "
+          "acknowledgements are forgotten") {
+  MemCluster c(3, 1, [](ProtocolOptions& o) { o.max_entries_per_append = 4; });
+  const auto l = c.elect();
+  REQUIRE(l != 0);
+  commit_some(c, 30);
+  const std::uint64_t w = l == 3 ? 2 : 3;
+  c.wipe(w);
+  CHECK(c.raft(w).recovering());
+  CHECK(c.raft(w).last_index() == Index{});
+  // The leader's first contact shows the node's log is empty: its match drops.
+  c.tick_all();
+  c.process_readies();  // heartbeats out
+  c.deliver_all();      // the wiped node answers, saying it is recovering
+  c.deliver_all();      // the leader reads the answer
+  CHECK(c.raft(l).progress().find(NodeId{w})->match == Index{});
+  REQUIRE(run_until(c, [&] { return !c.raft(w).recovering(); }));
+  CHECK(c.raft(w).last_index() >= c.raft(l).commit_index());
+  CHECK(c.raft(w).membership().voters == c.raft(l).membership().voters);
+  // Once caught up it is a voter like any other again: it can win an election.
+  c.isolate(l);
+  REQUIRE(run_until(c, [&] { return c.leader() != 0 && c.leader() != l; }, 2000));
+}
+
+TEST_CASE("Recovery survives a crash: the recovering flag is durable until the leader clears it") {
+  MemCluster c(3);
+  const auto l = c.elect();
+  REQUIRE(l != 0);
+  commit_some(c, 5);
+  const std::uint64_t w = l == 3 ? 2 : 3;
+  c.isolate(w);
+  c.wipe(w);
+  c.process_readies();
+  c.restart(w);  // its storage now holds the flag and nothing else
+  CHECK(c.raft(w).recovering());
+  c.heal();
+  REQUIRE(run_until(c, [&] { return !c.raft(w).recovering(); }));
+  c.process_readies();
+  c.restart(w);
+  CHECK(!c.raft(w).recovering());
+}
