@@ -247,6 +247,10 @@ void Raft::campaign() { campaign(options_.pre_vote, false); }
 void Raft::campaign(bool pre_vote, bool transfer) {
   if (role_ == Role::leader || !is_voter(id_)) return;
   if (recovering_ && !injected(bug_wiped_node_votes)) return;
+  // A configuration known committed but not yet applied would decide this
+  // election; counting votes in the older one could elect a node with a
+  // quorum the newer configuration never agreed to (etcd's hup() waits too).
+  if (has_unapplied_membership()) return;
   // A snapshot accepted but not yet persisted is part of our log as far as
   // the vote requests would say, but not as far as a restart would know:
   // wait until it is durable (etcd's hup does the same).
@@ -564,7 +568,6 @@ void Raft::step_leader(const Message& m) {
 void Raft::handle_append_response(const Message& m, Progress& pr) {
   if (m.index > log_.last_index()) return;  // acknowledges what we never sent
   note_recovering(m, pr);
-  if (m.recovering) pr.forget_beyond(m.reject ? std::min(m.index, m.reject_hint) : m.index);
   if (m.reject) {
     Index probe_at = m.reject_hint;
     if (m.hint_term > Term{}) probe_at = log_.find_conflict_by_term(m.reject_hint, m.hint_term).first;
@@ -1047,9 +1050,30 @@ std::error_code Raft::propose_membership(const Membership& target, Proposed* whe
   };
   // Learners, staging servers and addresses change no majority: one step.
   const bool one_step = sorted(target.voters) == sorted(membership_.voters) || overlapping;
-  append_membership(one_step ? target : enter_joint(membership_, target));
+  const Membership next = one_step ? target : enter_joint(membership_, target);
+  // A change that leaves no quorum of voters that answer and can vote (not
+  // recovering from a lost disk) would leave the cluster unable to elect a
+  // leader should this one fail: refused (etcd's strict reconfig check).
+  std::map<NodeId, bool> able;
+  for (NodeId v : members_of(next)) {
+    const Progress* pr = progress_.find(v);
+    able[v] = v == id_ || (pr && reachable(*pr) && !pr->recovering);
+  }
+  if (quorum_vote(next, able) != VoteResult::won) return errc::unavailable;
+  append_membership(next);
   if (where) *where = {log_.last_index(), term_};
   return {};
+}
+
+bool Raft::has_unapplied_membership() const {
+  for (Index lo = log_.applied() + 1, hi = log_.committed(); lo <= hi;) {
+    std::vector<Entry> batch;
+    if (log_.slice(lo, hi + 1, std::size_t{4} << 20, batch) || batch.empty()) return false;
+    for (const Entry& e : batch)
+      if (e.type == EntryType::membership) return true;
+    lo = batch.back().index + 1;
+  }
+  return false;
 }
 
 bool Raft::membership_change_pending() const {
@@ -1104,7 +1128,10 @@ void Raft::maybe_finish_membership_change() {
   }
   for (NodeId s : membership_.staging) {
     const Progress* pr = progress_.find(s);
-    if (!pr || pr->match < log_.committed() || pr->match + options_.promote_within_entries < log_.last_index())
+    // Caught up, and no longer recovering (it votes once promoted: a voter
+    // that cannot vote yet would weaken every quorum it joins).
+    if (!pr || pr->recovering || pr->match < log_.committed() ||
+        pr->match + options_.promote_within_entries < log_.last_index())
       continue;
     Membership target = membership_;
     target.staging.erase(std::find(target.staging.begin(), target.staging.end(), s));

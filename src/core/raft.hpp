@@ -134,8 +134,9 @@ class Raft {
   /// consensus (core/membership.hpp); the leader leaves the joint
   /// configuration by itself once it is applied. Errors: not_leader; busy
   /// (another change is in flight, a transfer is in progress); invalid_argument
-  /// (target malformed, or joint). A change equal to the current
-  /// configuration appends nothing and succeeds.
+  /// (target malformed, or joint); unavailable (the voters that answer and
+  /// can vote would not form a quorum of the new configuration). A change
+  /// equal to the current configuration appends nothing and succeeds.
   std::error_code propose_membership(const Membership& target, Proposed* where = nullptr);
   /// Gives up leadership now (a leader whose disk stalled): becomes a
   /// follower of the same term and stops sending heartbeats.
@@ -183,6 +184,9 @@ class Raft {
   /// Leader: a membership change is appended and not yet applied, or the
   /// configuration is joint.
   bool membership_change_pending() const;
+  /// A membership entry is committed but not yet applied: the node waits
+  /// for it before it campaigns.
+  bool has_unapplied_membership() const;
   /// This node started with empty storage and may not vote yet.
   bool recovering() const { return recovering_; }
   const ProgressTracker& progress() const { return progress_; }

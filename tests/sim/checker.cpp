@@ -60,6 +60,8 @@ void SafetyChecker::on_start(std::size_t n, const core::Raft& raft, Index persis
   after_step(n, raft);
 }
 
+void SafetyChecker::on_wipe(std::size_t n) { nodes_[n] = NodeState{}; }
+
 void SafetyChecker::on_crash(std::size_t n) {
   nodes_[n].unsynced.clear();
   nodes_[n].up = false;
@@ -140,7 +142,9 @@ void SafetyChecker::on_apply(std::size_t n, const Entry& e, std::uint64_t state_
 
 void SafetyChecker::check_match(std::size_t leader_n, const core::Raft& leader, std::size_t follower_n,
                                 const core::Raft& follower) {
-  if (leader.role() != core::Role::leader || follower.term() != leader.term()) return;
+  // A follower that lost its disk holds none of what it acknowledged; the
+  // leader forgets those acknowledgements when it hears from it again.
+  if (leader.role() != core::Role::leader || follower.term() != leader.term() || follower.recovering()) return;
   const core::Progress* pr = leader.progress().find(follower.id());
   if (!pr || pr->match == Index{}) return;
   const auto theirs = follower.log().term(pr->match);

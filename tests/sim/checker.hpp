@@ -55,6 +55,9 @@ class SafetyChecker {
   /// the commit of the hard state it found on its store.
   void on_start(std::size_t n, const core::Raft& raft, Index persisted_commit);
   void on_crash(std::size_t n);
+  /// Node `n` lost its disk: it starts over with nothing (term, commit and
+  /// applied index go back to zero legitimately).
+  void on_wipe(std::size_t n);
   /// A Ready about to be persisted: judges its entries (log matching).
   void on_ready(std::size_t n, const core::Raft& raft, const core::Ready& rd);
   /// A sync completed; `durable` is the hard state now on disk.

@@ -59,6 +59,9 @@ std::vector<std::pair<unsigned, std::string_view>> all_bugs() {
           {core::bug_truncate_matched, "truncate_matched"},
           {core::bug_read_without_quorum, "read_without_quorum"},
           {core::bug_lease_after_transfer, "lease_after_transfer"},
+          {core::bug_overlapping_changes, "overlapping_changes"},
+          {core::bug_learner_in_quorum, "learner_in_quorum"},
+          {core::bug_wiped_node_votes, "wiped_node_votes"},
           {runtime::bug_proposals_by_index_only, "proposals_by_index_only"},
           {runtime::bug_drop_missed_ticks, "drop_missed_ticks"}};
 }
@@ -100,6 +103,7 @@ void RunStats::add(const RunStats& o) {
   snapshots_taken += o.snapshots_taken;
   snapshots_installed += o.snapshots_installed;
   requests += o.requests;
+  membership_changes += o.membership_changes;
   for (std::size_t k = 0; k < kFaultKinds; ++k) faults[k] += o.faults[k];
   ops_checked += o.ops_checked;
   ops_unknown += o.ops_unknown;

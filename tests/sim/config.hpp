@@ -36,10 +36,13 @@ enum class Fault : std::uint8_t {
   drift,      ///< per-node clock-rate drift (ticks run fast or slow)
   transfer,   ///< leadership transfers requested at random moments
   stall,      ///< a node's thread is busy for a while (its events wait)
+  membership, ///< the leader adds, removes or replaces a server (spare nodes wait to be added)
+  wipe,       ///< a node loses its disk and restarts empty under its old id
 };
-inline constexpr std::size_t kFaultKinds = 10;
+inline constexpr std::size_t kFaultKinds = 12;
 inline constexpr std::array<std::string_view, kFaultKinds> kFaultNames = {
-    "loss", "dup", "reorder", "partition", "oneway", "crash", "disk", "drift", "transfer", "stall"};
+    "loss", "dup", "reorder", "partition", "oneway", "crash", "disk", "drift", "transfer", "stall", "membership",
+    "wipe"};
 
 /// A set of fault kinds, one bit per Fault.
 using FaultSet = unsigned;
@@ -86,6 +89,7 @@ struct RunStats {
   std::uint64_t snapshots_taken = 0;      ///< state-machine snapshots made durable
   std::uint64_t snapshots_installed = 0;  ///< snapshots received from a leader and loaded
   std::uint64_t requests = 0;             ///< proposals, reads and transfers checked by the caller checker
+  std::uint64_t membership_changes = 0;   ///< membership changes that completed (add, remove, replace)
   std::array<std::uint64_t, kFaultKinds> faults{};
   std::uint64_t ops_checked = 0;   ///< client operations in checked histories
   std::uint64_t ops_unknown = 0;   ///< ... of which with unknown outcome

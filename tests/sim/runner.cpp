@@ -38,10 +38,11 @@ std::string format_summary(const Summary& s) {
   }
   const double sim_seconds = static_cast<double>(t.simulated) / kSeconds;
   return fmt::format(
-      "runs={} simulated={:.0f}s elections={} commits={} snapshots={} (installed={}) requests={} faults[{}] "
+      "runs={} simulated={:.0f}s elections={} commits={} snapshots={} (installed={}) requests={} membership={} "
+      "faults[{}] "
       "ops_checked={} (unknown={}, undecided_histories={}) violations={} | wall={:.1f}s, {:.0f} cluster-s/s",
       t.runs, sim_seconds, t.elections, t.commits, t.snapshots_taken + t.snapshots_installed, t.snapshots_installed,
-      t.requests, faults, t.ops_checked, t.ops_unknown, t.lin_gave_up, t.violations,
+      t.requests, t.membership_changes, faults, t.ops_checked, t.ops_unknown, t.lin_gave_up, t.violations,
       s.wall_seconds, s.wall_seconds > 0 ? sim_seconds / s.wall_seconds : 0.0);
 }
 

@@ -51,6 +51,14 @@ std::error_code SimStore::use_wal(std::string& detail) {
   return reopen_wal(detail);
 }
 
+std::error_code SimStore::wipe(std::string& detail) {
+  current_ = make_memory_store();
+  durable_ = make_memory_store();
+  journal_.clear();
+  fail_write_ = fail_sync_ = broken_ = false;
+  return wal_ ? use_wal(detail) : std::error_code{};
+}
+
 std::error_code SimStore::reopen_wal(std::string& detail) {
   wal_.reset();
   WalOptions options;

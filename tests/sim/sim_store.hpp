@@ -83,6 +83,10 @@ class SimStore final : public LogStore {
   /// tears, and the WAL is reopened; an error (with `detail`) means the WAL
   /// could not recover what it had promised.
   std::error_code crash(std::size_t keep, std::uint64_t random, std::string& detail);
+  /// The disk is replaced by an empty one (an operator wiped the data
+  /// directory): everything is gone, durable or not. With the WAL a fresh
+  /// file system is opened. Errors: the WAL's open error, with `detail`.
+  std::error_code wipe(std::string& detail);
   /// What survives a crash right now (the durable image).
   const LogStore& durable() const { return *durable_; }
 

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "core/quorum.hpp"
 #include "raftkit/error.hpp"
 #include "transport/codec.hpp"
 
@@ -28,12 +29,24 @@ std::size_t cluster_size(const SimConfig& c) {
   Rng r(c.seed * 0x9E3779B97F4A7C15ULL + 3);
   return 1 + static_cast<std::size_t>(r.below(7));
 }
+
+// With membership faults, most seeds also have one or two spare nodes (up
+// to 7 in all), started empty without bootstrap: servers waiting to be added.
+std::size_t spare_nodes(const SimConfig& c) {
+  const std::size_t voters = cluster_size(c);
+  if (!has(c.faults, Fault::membership) || voters >= 7) return 0;
+  Rng r(c.seed * 0x9E3779B97F4A7C15ULL + 11);
+  if (!r.chance(0.7)) return 0;
+  return 1 + static_cast<std::size_t>(r.below(std::min<std::uint64_t>(2, 7 - voters)));
+}
+std::size_t total_nodes(const SimConfig& c) { return cluster_size(c) + spare_nodes(c); }
 }  // namespace
 
 Simulator::Simulator(SimConfig config, Tuning tuning)
     : config_(std::move(config)), tuning_(tuning), rng_(config_.seed * 0x2545F4914F6CDD1DULL + 7),
-      checker_(cluster_size(config_)) {
-  n_ = cluster_size(config_);
+      checker_(total_nodes(config_)) {
+  initial_ = cluster_size(config_);
+  n_ = total_nodes(config_);
   loss_.assign(n_ * n_, 0.0);
   dup_.assign(n_ * n_, 0.0);
   spike_.assign(n_ * n_, 0.0);
@@ -42,8 +55,8 @@ Simulator::Simulator(SimConfig config, Tuning tuning)
   for (Time& d : base_delay_) d = rng_.range(tuning_.link_delay_min, tuning_.link_delay_max);
 
   std::vector<NodeId> voters;
-  std::map<NodeId, std::string> peers;
-  for (std::size_t i = 0; i < n_; ++i) {
+  std::map<NodeId, std::string> peers;  // the new cluster's
+  for (std::size_t i = 0; i < initial_; ++i) {
     voters.push_back(NodeId{i + 1});
     peers[NodeId{i + 1}] = fmt::format("sim:{}", i + 1);
   }
@@ -73,15 +86,18 @@ Simulator::Simulator(SimConfig config, Tuning tuning)
   max_drift_ = 0.9 * (bound - 1) / (bound + 1);
   for (std::size_t i = 0; i < n_; ++i) {
     auto node = std::make_unique<Node>();
-    node->id = voters[i];
+    node->id = NodeId{i + 1};
     Options& opt = node->options;
-    opt = Options::from_peers(node->id, peers);
+    auto known = peers;
+    known[node->id] = fmt::format("sim:{}", i + 1);
+    opt = Options::from_peers(node->id, known);
     opt.tick_interval = std::chrono::milliseconds(tuning_.tick / kMillis);
     opt.request_timeout = std::chrono::milliseconds(tuning_.request_timeout / kMillis);
     opt.disk_stall_timeout = disk_stall;
     opt.snapshot_interval = snapshot_interval;
     opt.logger = Logger::discard();  // the trace says what happened
-    opt.bootstrap = true;            // the first start; a wiped node restarts without it
+    opt.bootstrap = i < initial_;    // spares wait to be added; a wiped node restarts without it
+    opt.membership_timeout = opt.request_timeout;
     ProtocolOptions& o = opt.protocol;
     o.election_ticks = tuning_.election_ticks;
     o.heartbeat_ticks = tuning_.heartbeat_ticks;
@@ -334,10 +350,21 @@ void Simulator::dispatch(const Event& e) {
     }
     case Ev::liveness_deadline:
       if (liveness_pending_ && e.arg == static_cast<std::uint64_t>(healed_at_)) {
+        std::string nodes;
+        for (std::size_t k = 0; k < n_; ++k) {
+          const Node& nd = *nodes_[k];
+          if (!nd.up) {
+            nodes += fmt::format("; n{} down", k + 1);
+            continue;
+          }
+          const core::Raft& r = nd.raft();
+          nodes += fmt::format("; n{} {} term {} last {} commit {} applied {}{} config {}", k + 1,
+                               core::to_string(r.role()), r.term(), r.last_index(), r.commit_index(),
+                               r.applied_index(), r.recovering() ? " recovering" : "", core::describe(r.membership()));
+        }
         violation("liveness",
-                  fmt::format("no new entry committed within {} election timeouts ({}) after the heal at {}",
-                              liveness_timeouts_, format_time(now_ - healed_at_),
-                              format_time(healed_at_)));
+                  fmt::format("no new entry committed within {} election timeouts ({}) after the heal at {}{}",
+                              liveness_timeouts_, format_time(now_ - healed_at_), format_time(healed_at_), nodes));
       }
       return;
   }
@@ -519,6 +546,73 @@ void Simulator::crash_node(std::size_t n, bool storage_error) {
   schedule(now_ + down, Ev::restart, static_cast<std::uint32_t>(n), nd.gen);
 }
 
+// The operator wipes the node's data directory and restarts it under its old
+// id, without bootstrap: it must not vote before a leader caught it up.
+void Simulator::wipe_node(std::size_t n) {
+  Node& nd = *nodes_[n];
+  if (nd.up) crash_node(n, false);  // schedules the restart
+  std::string detail;
+  if (nd.store.wipe(detail)) violation("wipe", fmt::format("n{}: {}", n + 1, detail));
+  nd.snapshots = runtime::make_memory_snapshot_store();
+  nd.options.bootstrap = false;
+  nd.lost_disk = true;
+  checker_.on_wipe(n);
+  trace({.kind = TraceKind::crash, .node = static_cast<std::uint8_t>(n + 1), .a = 0, .b = 0, .c = 2});
+}
+
+// The configuration applied at the highest index by any node, up or down.
+const Membership& Simulator::newest_membership() const {
+  const Node* best = nullptr;
+  for (const auto& nd : nodes_)
+    if (!best || nd->membership_index > best->membership_index) best = nd.get();
+  return best->membership;
+}
+
+// The leader grows or shrinks the cluster: adds a node that is not a member
+// (a spare, or one removed earlier), removes a member (the leader itself a
+// quarter of the time), or swaps a learner in or out. One change at a time;
+// a refusal (busy, not leader) is an answer like any other.
+void Simulator::change_membership() {
+  const auto lead = leader();
+  if (!lead) return;
+  runtime::Driver& d = *nodes_[*lead]->driver;
+  const Membership& m = nodes_[*lead]->raft().membership();
+  std::vector<std::size_t> outside, members;
+  for (std::size_t k = 0; k < n_; ++k) (core::is_member(m, NodeId{k + 1}) ? members : outside).push_back(k);
+  // Operators do not shrink a cluster while one of its nodes is recovering
+  // from a lost disk (the library refuses what it can see, but a node that
+  // just went down still looks reachable): only additions then.
+  bool recovering = false;
+  for (const auto& nd : nodes_) recovering = recovering || nd->lost_disk;
+  if (recovering && outside.empty()) return;
+  const std::uint64_t id = track(Request::Kind::membership, *lead);
+  auto done = [this, id](std::error_code ec) { completed(id, ec); };
+  const auto now = as_time_point(local_now(*lead));
+  const std::uint64_t shape = recovering ? rng_.below(4) : rng_.below(8);
+  TraceEvent te{.kind = TraceKind::fault, .a = static_cast<std::uint64_t>(Fault::membership), .b = *lead + 1,
+                .c = shape};
+  if (!outside.empty() && (shape < 3 || m.voters.size() <= 1)) {
+    const std::size_t k = outside[rng_.below(outside.size())];
+    te.d = k + 1;
+    trace(te);
+    d.add_server(NodeId{k + 1}, fmt::format("sim:{}", k + 1), done, now);
+  } else if (!outside.empty() && shape == 3) {
+    const std::size_t k = outside[rng_.below(outside.size())];
+    Membership target = m;
+    target.learners.push_back(NodeId{k + 1});
+    target.addresses[NodeId{k + 1}] = fmt::format("sim:{}", k + 1);
+    te.d = k + 1;
+    trace(te);
+    d.change_membership(target, done, now);
+  } else {
+    const std::size_t k = shape == 7 ? *lead : members[rng_.below(members.size())];
+    te.d = k + 1;
+    trace(te);
+    d.remove_server(NodeId{k + 1}, done, now);
+  }
+  after_step(*lead);
+}
+
 // The disk keeps what was synced and part of the rest; with the WAL its
 // recovery runs here, and must give back everything that was synced.
 void Simulator::cut_power(std::size_t n, std::size_t keep) {
@@ -607,6 +701,7 @@ void Simulator::completed(std::uint64_t id, std::error_code ec) {
                                      r.completions, ec ? ec.message() : "success"));
     return;
   }
+  if (r.kind == Request::Kind::membership && !ec) ++stats_.membership_changes;
   if (r.kind != Request::Kind::propose) return;
   if (ec == errc::dropped) r.dropped = true;
   if (ec) return;
@@ -625,9 +720,10 @@ void Simulator::check_callers() {
     if (r.abandoned) continue;
     if (r.completions == 0 && r.issued + 5 * kSeconds < now_) {
       violation("callers", fmt::format("{} {} issued at n{} at {} was never completed",
-                                       r.kind == Request::Kind::propose ? "proposal"
-                                       : r.kind == Request::Kind::read  ? "read"
-                                                                        : "transfer",
+                                       r.kind == Request::Kind::propose    ? "proposal"
+                                       : r.kind == Request::Kind::read     ? "read"
+                                       : r.kind == Request::Kind::transfer ? "transfer"
+                                                                           : "membership change",
                                        id, r.node + 1, format_time(r.issued)));
       return;
     }
@@ -668,6 +764,11 @@ void Simulator::after_step(std::size_t n) {
       cut_next_leader_ = 0;
     }
   }
+  if (nd.lost_disk && !r.recovering()) nd.lost_disk = false;  // caught up by a leader
+  if (r.membership_index() > nd.membership_index) {
+    nd.membership_index = r.membership_index();
+    nd.membership = r.membership();
+  }
   checker_.after_step(n, r);
   if (r.role() == core::Role::leader) {
     for (std::size_t f = 0; f < n_; ++f)
@@ -687,8 +788,10 @@ void Simulator::check_commit_safety() {
   // The Raft proof (leader completeness) shows that in a correct cluster a
   // node lacking a committed entry is strictly less up to date than every
   // node of the majority that committed it, so it cannot collect a majority
-  // of votes. Judge the newest committed index against each node's current
-  // log (as a candidate) and every node's durable log (as a voter).
+  // of votes. Judge the newest committed index against each running node's
+  // current log (as a candidate, in the configuration it would count votes
+  // in) and every node's durable log (as a voter; a node that lost its disk
+  // and has not caught up refuses to vote).
   const Index i = checker_.committed();
   safety_checked_commit_ = i;
   std::optional<Term> committed_term;
@@ -701,25 +804,31 @@ void Simulator::check_commit_safety() {
     auto operator<=>(const Last&) const = default;
   };
   std::vector<Last> voters;
+  std::vector<bool> refuses;
   for (auto& nd : nodes_) {
     const LogStore& d = nd->store.durable();
     voters.push_back({d.term(d.last_index()).value_or(Term{}), d.last_index()});
+    // A wiped node that has not restarted yet holds nothing, not even the
+    // flag: it will start recovering, so it refuses too.
+    refuses.push_back((nd->lost_disk || d.hard_state().recovering) && !(config_.bugs & core::bug_wiped_node_votes));
   }
   for (std::size_t n = 0; n < n_; ++n) {
     Node& nd = *nodes_[n];
-    const LogStore& d = nd.store.durable();
-    const std::optional<Term> have = nd.up ? nd.raft().log().term(i) : d.term(i);
-    if (have == committed_term) continue;
-    const Last mine = nd.up ? Last{nd.raft().log().last_term(), nd.raft().last_index()}
-                            : Last{d.term(d.last_index()).value_or(Term{}), d.last_index()};
-    std::size_t would_vote = 0;
+    if (!nd.up) continue;
+    const core::Raft& r = nd.raft();
+    if (r.log().term(i) == committed_term || !core::is_voter(r.membership(), nd.id)) continue;
+    if (r.recovering() && !(config_.bugs & core::bug_wiped_node_votes)) continue;  // never campaigns
+    if (r.has_unapplied_membership()) continue;  // campaigns only once it applied them
+    const Last mine{r.log().last_term(), r.last_index()};
+    std::map<NodeId, bool> votes;
     for (std::size_t v = 0; v < n_; ++v)
-      if (v == n || voters[v] <= mine) ++would_vote;
-    if (would_vote * 2 > n_) {
+      if (v == n || (!refuses[v] && voters[v] <= mine)) votes[NodeId{v + 1}] = true;
+    if (core::quorum_vote(r.membership(), votes) == core::VoteResult::won) {
       violation("leader completeness",
                 fmt::format("index {} (term {}) is committed, but n{} lacks it and its log (last {}/term {}) is at "
-                            "least as up to date as {} of {} nodes' durable logs: it could be elected and erase it",
-                            i, *committed_term, n + 1, mine.index, mine.term, would_vote, n_));
+                            "least as up to date as the durable logs of a quorum of its configuration ({}): it "
+                            "could be elected and erase it",
+                            i, *committed_term, n + 1, mine.index, mine.term, core::describe(r.membership())));
       return;
     }
   }
@@ -1155,6 +1264,26 @@ void Simulator::inject_fault() {
       add_revert({{victim, victim}}, kRevertClock, duration);
       break;
     }
+    case Fault::membership:
+      trace(te);
+      change_membership();
+      return;
+    case Fault::wipe:
+      // Only a node the others can elect a leader without: a node that lost
+      // its disk does not vote until it is caught up, so a cluster that needs
+      // its vote stays without a leader (as it must: nobody can tell what
+      // it had). Several nodes may be recovering at once.
+      {
+        std::map<NodeId, bool> votes;
+        for (std::size_t k = 0; k < n_; ++k)
+          votes[NodeId{k + 1}] = k != victim && !nodes_[k]->lost_disk && !nodes_[k]->store.durable().hard_state().recovering;
+        if (core::quorum_vote(newest_membership(), votes) != core::VoteResult::won) break;
+        // Nor while a change is in flight: the next configuration counts too.
+        if (lead && nodes_[*lead]->raft().membership_change_pending()) break;
+      }
+      trace(te);
+      wipe_node(victim);
+      return;
     case Fault::transfer: {
       if (!lead || n_ < 2) break;
       const std::size_t to = (*lead + 1 + rng_.below(n_ - 1)) % n_;
@@ -1183,9 +1312,11 @@ void Simulator::final_checks() {
   Index commit;
   for (auto& nd : nodes_)
     if (nd->up) commit = std::max(commit, nd->raft().commit_index());
+  const Membership members = newest_membership();
   for (std::size_t n = 0; n < n_; ++n) {
     const Node& nd = *nodes_[n];
     if (!nd.up) continue;
+    if (!core::is_member(members, nd.id)) continue;  // removed, or never added: it hears nothing more
     if (nd.sm->state.applied + 0 < commit && now_ - healed_at_ > 5 * kSeconds) {
       std::string progress = "no leader";
       if (const auto lead = leader()) {

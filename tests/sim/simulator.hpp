@@ -160,13 +160,16 @@ class Simulator {
     bool power_cut_armed = false;        // crash at the next write
     bool slow_next_sync = false;         // the next sync hangs for a while
     bool poll_pending = false;           // deferred proposals wait for an Ev::poll
+    bool lost_disk = false;              // wiped, and not yet caught up by a leader
+    Membership membership;               // the newest configuration it applied (kept while down)
+    Index membership_index;
     core::Role last_role = core::Role::follower;
     Term last_term;
     const core::Raft& raft() const { return driver->raft(); }
   };
   // One request handed to a driver, for the caller checker.
   struct Request {
-    enum class Kind : std::uint8_t { propose, read, transfer } kind = Kind::propose;
+    enum class Kind : std::uint8_t { propose, read, transfer, membership } kind = Kind::propose;
     std::size_t node = 0;
     std::uint64_t gen = 0;
     Time issued = 0;
@@ -200,6 +203,9 @@ class Simulator {
   // nodes
   void start_node(std::size_t n);
   void crash_node(std::size_t n, bool storage_error);
+  void wipe_node(std::size_t n);
+  void change_membership();
+  const Membership& newest_membership() const;
   void stop_node(std::size_t n);
   void cut_power(std::size_t n, std::size_t keep);
   void schedule_tick(std::size_t n);
@@ -253,7 +259,8 @@ class Simulator {
   std::vector<std::unique_ptr<Node>> nodes_;
 
   // network state, indexed [from][to]
-  std::size_t n_ = 0;
+  std::size_t n_ = 0;        // nodes, spares included
+  std::size_t initial_ = 0;  // the voters of the new cluster: nodes 1..initial_
   std::vector<double> loss_, dup_, spike_;
   std::vector<int> cut_;
   std::vector<Time> base_delay_;
