@@ -74,6 +74,10 @@ struct ProtocolOptions {
   std::size_t max_uncommitted_bytes = 64 << 20;
   /// A single proposal larger than this is refused (errc::too_large).
   std::size_t max_entry_bytes = 8 << 20;
+  /// Identifies this run of the node (the runtime draws it at random at
+  /// each start): a node recovering from a lost disk names it in its answers,
+  /// so the leader sees a second loss as new (Message::recovering).
+  std::uint64_t incarnation = 0;
   /// Seeds the randomized election timeout. Same seed, same inputs, same run.
   std::uint64_t seed = 1;
 

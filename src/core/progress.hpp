@@ -77,9 +77,11 @@ struct Progress {
   bool recent_active = false;  ///< heard from since the last check-quorum
   std::uint64_t heard_at = 0;  ///< leader's tick count when it last heard from the follower
   bool learner = false;
-  /// The follower said it started with empty storage (Message::recovering):
-  /// it does not vote until the leader tells it it holds every committed entry.
-  bool recovering = false;
+  /// Nonzero while the follower says it started with empty storage
+  /// (Message::recovering, the run it is in): it does not vote until the
+  /// leader tells it it holds every committed entry.
+  std::uint64_t recovering = 0;
+  bool recovery_confirming = false;  ///< a leadership confirmation for it is under way
   Inflights inflights;
 
   void become_probe();

@@ -43,6 +43,8 @@ bool well_formed(const Message& m, NodeId self) {
     }
     if (!m.entries.empty() && m.entries.front().term < m.log_term) return false;
   }
+  // The top bit of a read context is the leader's own (recovery confirmations).
+  if (m.type == MessageType::read_index && (m.context >> 63) != 0) return false;
   if (m.type == MessageType::snapshot && (!m.snapshot || !membership_problem(m.snapshot->membership).empty()))
     return false;
   return true;
@@ -55,6 +57,7 @@ Raft::Raft(const ProtocolOptions& options, const LogStore& store)
       options_(options),
       log_(store),
       rng_(options.seed * 0x9E3779B97F4A7C15ULL + options.id.value),
+      incarnation_(options.incarnation | 1),
       read_only_(options.lease_reads ? static_cast<std::uint64_t>(options.election_ticks - options.lease_margin_ticks) : 0,
                  static_cast<std::uint64_t>(options.election_ticks)) {
   const std::string problem = options.validate();
@@ -138,7 +141,10 @@ void Raft::tick() {
   }
   if (heartbeat_elapsed_ >= options_.heartbeat_ticks) {
     heartbeat_elapsed_ = 0;
-    broadcast_heartbeat(read_only_.new_round(id_, ticks_));
+    const std::uint64_t round = read_only_.new_round(id_, ticks_);
+    if (committed_in_term()) read_only_.start_unstarted(round);  // recovery confirmations ride on it
+    broadcast_heartbeat(round);
+    confirm_reads();  // a single voter confirms at once
   }
 }
 
@@ -230,6 +236,8 @@ void Raft::become_leader() {
   for (auto& [id, pr] : progress_.map()) pr.recent_active = (id == id_);
   // Any membership entry not yet applied may be a change in flight.
   pending_conf_index_ = log_.last_index();
+  leaving_ = !membership_.voters.empty() &&
+             std::find(membership_.voters.begin(), membership_.voters.end(), id_) == membership_.voters.end();
   // A no-op in the new term lets the leader commit, and so learn, every
   // entry of earlier terms (§3.6.2, Figure 3.7); reads wait for it (§6.4).
   // The first leader of a new cluster writes the configuration it was
@@ -397,10 +405,10 @@ void Raft::step_follower(const Message& m) {
     election_elapsed_ = 0;
     leader_ = m.from;
   }
-  if (recovering_ && m.caught_up && (m.type == MessageType::append || m.type == MessageType::heartbeat) &&
-      log_.matches(m.index, m.log_term)) {
-    // Our leader has seen us hold every entry it committed in its term:
-    // whatever we acknowledged before losing our storage is ours again.
+  if (recovering_ && m.caught_up == incarnation_ && m.type == MessageType::heartbeat) {
+    // Our leader has seen this run of ours hold every entry it committed in
+    // its term, and still leads: whatever we acknowledged before losing our
+    // storage is ours again.
     recovering_ = false;
   }
   switch (m.type) {
@@ -604,6 +612,7 @@ void Raft::handle_append_response(const Message& m, Progress& pr) {
   while (send_append(m.from, false)) {
   }
   if (m.from == transferee_ && pr.match == log_.last_index()) send_timeout_now(m.from);
+  maybe_confirm_recovery(m.from, pr);
   if (!membership_.staging.empty()) maybe_finish_membership_change();
 }
 
@@ -620,8 +629,24 @@ void Raft::send_timeout_now(NodeId to) {
 // forgotten (no commit counts on it, and it is not told it caught up on
 // the strength of them); replication probes again from the start.
 void Raft::note_recovering(const Message& m, Progress& pr) {
-  if (m.recovering && !pr.recovering) pr.forget_beyond(Index{});
+  if (m.recovering != 0 && m.recovering != pr.recovering) pr.forget_beyond(Index{});
   pr.recovering = m.recovering;
+  if (!pr.recovering) pr.recovery_confirming = false;
+}
+
+// A recovering follower may vote again once it holds every entry this
+// leader committed in its term (which includes every entry committed before:
+// leader completeness) — and once this leader knows it still leads: a
+// deposed leader of an older term could otherwise vouch for it (the wiped
+// node forgot the newer term). So the leader first confirms its leadership
+// with a quorum of the other, non-recovering voters, as for a read (thesis
+// §6.4), and only then tells the follower (Message::caught_up).
+void Raft::maybe_confirm_recovery(NodeId peer, Progress& pr) {
+  if (!pr.recovering || pr.recovery_confirming || !committed_in_term() || pr.match < log_.committed()) return;
+  // The next regular heartbeat round confirms it (no extra round: the
+  // follower answers every heartbeat while it recovers).
+  pr.recovery_confirming = true;
+  read_only_.add({kRecoveryContext | peer.value, peer, log_.committed(), 0});
 }
 
 void Raft::handle_heartbeat_response(const Message& m, Progress& pr) {
@@ -638,7 +663,9 @@ void Raft::handle_heartbeat_response(const Message& m, Progress& pr) {
     // moves it back to replicate.
     send_append(m.from, true);
   }
-  read_only_.acknowledge(m.from, m.context);
+  // Nor does it confirm this leader's leadership (a read, or its own recovery).
+  if (!m.recovering) read_only_.acknowledge(m.from, m.context);
+  maybe_confirm_recovery(m.from, pr);
   confirm_reads();
 }
 
@@ -772,9 +799,12 @@ bool Raft::maybe_commit() {
     for (const auto* v : {&membership_.learners, &membership_.staging})
       counted.voters.insert(counted.voters.end(), v->begin(), v->end());
   }
+  // A follower recovering from a lost disk counts toward no commit: it may
+  // have forgotten a newer term and be serving a deposed leader (whose term
+  // it cannot know is over).
   const Index quorum = quorum_index(counted, [this](NodeId id) {
     const Progress* pr = progress_.find(id);
-    return pr ? pr->match : Index{};
+    return pr && !pr->recovering ? pr->match : Index{};
   });
   // §5.4.2: only entries of the current term are committed by counting.
   const bool first_commit = !committed_in_term();
@@ -804,7 +834,20 @@ void Raft::start_read_round() {
 void Raft::confirm_reads() {
   if (!read_only_.has_pending()) return;
   for (const PendingRead& r : read_only_.take_confirmed(membership_)) {
-    if (r.requester == id_) {
+    if (r.context & kRecoveryContext) {
+      // Still leader after the follower was caught up: it may vote again —
+      // unless it lost its storage once more meanwhile (match fell).
+      Progress* pr = progress_.find(r.requester);
+      if (!pr) continue;
+      pr->recovery_confirming = false;
+      if (pr->recovering == 0 || pr->match < r.index) continue;
+      Message m;
+      m.type = MessageType::heartbeat;
+      m.to = r.requester;
+      m.commit = std::min(pr->match, log_.committed());
+      m.caught_up = pr->recovering;
+      send(std::move(m));
+    } else if (r.requester == id_) {
       read_states_.push_back({r.index, r.context});
     } else {
       Message m;
@@ -820,7 +863,9 @@ void Raft::confirm_reads() {
 void Raft::fail_pending_reads() {
   if (!read_only_.has_pending()) return;
   for (const PendingRead& r : read_only_.take_all()) {
-    if (r.requester == id_) {
+    if (r.context & kRecoveryContext) {
+      if (Progress* pr = progress_.find(r.requester)) pr->recovery_confirming = false;
+    } else if (r.requester == id_) {
       failed_reads_.push_back({r.context, NodeId{}});
     } else {
       Message m;
@@ -850,14 +895,7 @@ void Raft::send(Message m) {
   m.from = id_;
   if (m.term == Term{}) m.term = term_;
   if (m.type == MessageType::append_response || m.type == MessageType::heartbeat_response) {
-    m.recovering = recovering_;
-  } else if (role_ == Role::leader && (m.type == MessageType::append || m.type == MessageType::heartbeat)) {
-    // A recovering follower may vote again once it holds every entry this
-    // leader committed in its term, which includes every entry committed
-    // before (leader completeness).
-    const Progress* pr = progress_.find(m.to);
-    m.caught_up = pr && pr->recovering && committed_in_term() && pr->match >= log_.committed() &&
-                  pr->match >= m.index;
+    m.recovering = recovering_ ? incarnation_ : 0;
   }
   if (must_follow_persist(m.type)) {
     if (!injected(bug_reply_before_persist)) [[likely]] {
@@ -872,7 +910,7 @@ void Raft::send(Message m) {
 // Requests
 
 std::error_code Raft::propose(Bytes payload, Proposed* where) {
-  if (role_ != Role::leader) return errc::not_leader;
+  if (role_ != Role::leader || leaving_) return errc::not_leader;
   if (!transferee_.is_none()) return errc::busy;
   if (payload.size() > options_.max_entry_bytes) return errc::too_large;
   Entry e{term_, Index{}, EntryType::normal, std::move(payload)};
@@ -1081,6 +1119,11 @@ bool Raft::membership_change_pending() const {
 }
 
 bool Raft::append_membership(const Membership& m) {
+  // A leader that is removing itself takes no more commands: entries after
+  // the configuration that drops it would make its log longer than its
+  // successor's, and it would refuse that successor its vote while the joint
+  // configuration still needs it.
+  leaving_ = leaving_ || std::find(m.voters.begin(), m.voters.end(), id_) == m.voters.end();
   append_to_log({Entry{term_, Index{}, EntryType::membership, encode_membership(m)}});
   pending_conf_index_ = log_.last_index();
   broadcast_pending_ = true;

@@ -45,6 +45,7 @@ std::error_code Driver::start(TimePoint now, std::string& detail) {
   if (auto ec = load_snapshot(detail)) return ec;
   options_.protocol.bootstrap = options_.bootstrap;
   options_.protocol.initial_addresses = options_.peers;
+  options_.protocol.incarnation = next_read_context_;  // drawn at random per start
   raft_ = std::make_unique<core::Raft>(options_.protocol, store_);
   if (bugs_) raft_->inject_bugs_for_testing(bugs_ & 0xffffu);
   now_ = last_tick_ = now;

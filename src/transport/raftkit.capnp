@@ -84,8 +84,8 @@ struct Message {
     meta @13 :SnapshotMeta;    # engaged optional
   }
   snapshotData @14 :Data;
-  recovering @15 :Bool;
-  caughtUp @16 :Bool;
+  recovering @15 :UInt64;
+  caughtUp @16 :UInt64;
 }
 
 # First frame of every TCP connection, sent by the connecting side.

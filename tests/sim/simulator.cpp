@@ -560,6 +560,27 @@ void Simulator::wipe_node(std::size_t n) {
   trace({.kind = TraceKind::crash, .node = static_cast<std::uint8_t>(n + 1), .a = 0, .b = 0, .c = 2});
 }
 
+// Whether any node, up or down, holds a configuration entry it has not
+// applied, or has applied a joint one.
+bool Simulator::membership_in_flight() const {
+  for (const auto& nd : nodes_) {
+    if (nd->membership.joint()) return true;
+    const LogStore& d = nd->store.durable();
+    Index lo = std::max(nd->membership_index + 1, d.first_index());
+    const Index hi = nd->up ? nd->raft().last_index() : d.last_index();
+    while (lo <= hi) {
+      std::vector<Entry> batch;
+      const std::error_code ec = nd->up ? nd->raft().log().slice(lo, hi + 1, 1 << 20, batch)
+                                        : d.entries(lo, hi + 1, 1 << 20, batch);
+      if (ec || batch.empty()) break;
+      for (const Entry& e : batch)
+        if (e.type == EntryType::membership) return true;
+      lo = batch.back().index + 1;
+    }
+  }
+  return false;
+}
+
 // The configuration applied at the highest index by any node, up or down.
 const Membership& Simulator::newest_membership() const {
   const Node* best = nullptr;
@@ -1278,8 +1299,10 @@ void Simulator::inject_fault() {
         for (std::size_t k = 0; k < n_; ++k)
           votes[NodeId{k + 1}] = k != victim && !nodes_[k]->lost_disk && !nodes_[k]->store.durable().hard_state().recovering;
         if (core::quorum_vote(newest_membership(), votes) != core::VoteResult::won) break;
-        // Nor while a change is in flight: the next configuration counts too.
-        if (lead && nodes_[*lead]->raft().membership_change_pending()) break;
+        // Nor while a change is in flight anywhere: the next configuration
+        // counts too (a joint configuration whose new half needs the wiped
+        // node could never complete).
+        if (membership_in_flight()) break;
       }
       trace(te);
       wipe_node(victim);

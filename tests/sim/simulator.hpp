@@ -206,6 +206,7 @@ class Simulator {
   void wipe_node(std::size_t n);
   void change_membership();
   const Membership& newest_membership() const;
+  bool membership_in_flight() const;
   void stop_node(std::size_t n);
   void cut_power(std::size_t n, std::size_t keep);
   void schedule_tick(std::size_t n);
