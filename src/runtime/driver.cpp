@@ -1,6 +1,7 @@
 #include "runtime/driver.hpp"
 
 #include <algorithm>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -117,11 +118,7 @@ void Driver::stop(std::error_code why) {
   reads_.clear();
   for (auto& t : transfers_) t.done(why);
   transfers_.clear();
-  if (change_) {
-    auto done = std::move(change_->done);
-    change_.reset();
-    done(why);
-  }
+  for (auto& c : std::exchange(changes_, {})) c.done(why);
 }
 
 void Driver::fail(std::error_code ec, const std::string& what) {
@@ -284,23 +281,24 @@ void Driver::change_membership(Membership target, DoneHandler done, TimePoint no
 void Driver::start_change(const Membership& target, std::function<bool(const Membership&)> reached, DoneHandler done,
                           TimePoint now) {
   advance_clock(now);
-  if (change_) return done(errc::busy);
+  if (!changes_.empty() && !(bugs_ & core::bug_overlapping_changes)) return done(errc::busy);
   const Membership& current = raft_->membership();
   if (!current.joint() && reached(current) && target == current) return done({});
   if (auto ec = raft_->propose_membership(target)) return done(ec);
   options_.logger.info(options_.id, raft_->term(), "membership change: {} -> {}", core::describe(current),
                        core::describe(target));
-  change_ = PendingChange{std::move(reached), std::move(done), now_ + options_.membership_timeout};
+  changes_.push_back(PendingChange{std::move(reached), std::move(done), now_ + options_.membership_timeout});
   process();
 }
 
-void Driver::complete_change() {
-  if (!change_) return;
+void Driver::complete_changes() {
   const Membership& m = raft_->membership();
-  if (m.joint() || !change_->reached(m)) return;
-  auto done = std::move(change_->done);
-  change_.reset();
-  done({});
+  if (changes_.empty() || m.joint()) return;
+  std::erase_if(changes_, [&](PendingChange& c) {
+    if (!c.reached(m)) return false;
+    c.done({});
+    return true;
+  });
 }
 
 void Driver::write_done(std::uint64_t id, std::error_code ec, const std::string& what) {
@@ -342,11 +340,11 @@ void Driver::expire(TimePoint now) {
     t.done(errc::timeout);
     return true;
   });
-  if (change_ && change_->deadline <= now) {
-    auto done = std::move(change_->done);
-    change_.reset();
-    done(errc::timeout);
-  }
+  std::erase_if(changes_, [&](PendingChange& c) {
+    if (c.deadline > now) return false;
+    c.done(errc::timeout);
+    return true;
+  });
 }
 
 // Ticks go on while a write is in flight; a leader whose own write has not
@@ -419,7 +417,7 @@ void Driver::process() {
   }
   if (!stopped_) {
     complete_transfers();
-    complete_change();
+    complete_changes();
   }
   observe_changes();
 }

@@ -228,7 +228,7 @@ class Driver {
   void complete_transfers();
   void start_change(const Membership& target, std::function<bool(const Membership&)> reached, DoneHandler done,
                     TimePoint now);
-  void complete_change();
+  void complete_changes();
   void expire(TimePoint now);
   void check_disk_stall(TimePoint now);
   void maybe_snapshot();
@@ -277,7 +277,7 @@ class Driver {
   std::map<std::uint64_t, PendingRead> reads_;  // context order = arrival order
   std::uint64_t next_read_context_;
   std::vector<PendingTransfer> transfers_;
-  std::optional<PendingChange> change_;
+  std::vector<PendingChange> changes_;  // one, except under core::bug_overlapping_changes
   Index members_seen_ = Index{~std::uint64_t{0}};  // membership_index() last told to members_changed()
 
   // The newest snapshot, loaded or taken.

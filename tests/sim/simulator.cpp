@@ -625,6 +625,17 @@ void Simulator::change_membership() {
     te.d = k + 1;
     trace(te);
     d.change_membership(target, done, now);
+  } else if (!outside.empty() && shape == 4) {
+    // Replace a member: add the new server and, as an impatient operator
+    // would, ask at once to remove the old one (refused while the first
+    // change is in flight, unless overlapping changes are let through).
+    const std::size_t k = outside[rng_.below(outside.size())];
+    const std::size_t old = members[rng_.below(members.size())];
+    te.d = k + 1;
+    trace(te);
+    d.add_server(NodeId{k + 1}, fmt::format("sim:{}", k + 1), done, now);
+    const std::uint64_t id2 = track(Request::Kind::membership, *lead);
+    d.remove_server(NodeId{old + 1}, [this, id2](std::error_code ec) { completed(id2, ec); }, now);
   } else {
     const std::size_t k = shape == 7 ? *lead : members[rng_.below(members.size())];
     te.d = k + 1;
@@ -831,14 +842,14 @@ void Simulator::check_commit_safety() {
     voters.push_back({d.term(d.last_index()).value_or(Term{}), d.last_index()});
     // A wiped node that has not restarted yet holds nothing, not even the
     // flag: it will start recovering, so it refuses too.
-    refuses.push_back((nd->lost_disk || d.hard_state().recovering) && !(config_.bugs & core::bug_wiped_node_votes));
+    refuses.push_back(nd->lost_disk || d.hard_state().recovering);
   }
   for (std::size_t n = 0; n < n_; ++n) {
     Node& nd = *nodes_[n];
     if (!nd.up) continue;
     const core::Raft& r = nd.raft();
     if (r.log().term(i) == committed_term || !core::is_voter(r.membership(), nd.id)) continue;
-    if (r.recovering() && !(config_.bugs & core::bug_wiped_node_votes)) continue;  // never campaigns
+    if (r.recovering()) continue;  // never campaigns
     if (r.has_unapplied_membership()) continue;  // campaigns only once it applied them
     const Last mine{r.log().last_term(), r.last_index()};
     std::map<NodeId, bool> votes;
