@@ -122,9 +122,9 @@ int main() {
   // Write, retrying while the (single-node) cluster elects itself: every
   // error says whether anything happened (see guarantees.md).
   for (int attempt = 0;; ++attempt) {
-    std::future<raftkit::Bytes> done = node.async_propose(raftkit::to_bytes("hello"), asio::use_future);
+    std::future<raftkit::Response> done = node.async_propose(raftkit::to_bytes("hello"), asio::use_future);
     try {
-      fmt::print("write: {}\n", raftkit::to_string(done.get()));
+      fmt::print("write: {}\n", raftkit::to_string(done.get().value));
       break;
     } catch (const boost::system::system_error& e) {
       if (e.code() != raftkit::errc::not_leader || attempt == 200) {
@@ -140,7 +140,7 @@ int main() {
   // [read]
   if (status == 0) {
     try {
-      auto value = node.async_read({}, asio::use_future).get();  // linearizable: sees "hello"
+      auto value = node.async_read({}, asio::use_future).get().value;  // linearizable: sees "hello"
       fmt::print("read: {}\n", raftkit::to_string(value));
       if (raftkit::to_string(value) != "hello") status = 1;
     } catch (const boost::system::system_error& e) {

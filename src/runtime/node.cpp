@@ -171,7 +171,7 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl>, runtime::DriverIo 
 
   void update_status() {
     NodeStatus s = driver.status();
-    if (stopped) s.role = "stopped", s.leader = NodeId{};
+    if (stopped) s.role = NodeRole::stopped, s.leader = NodeId{};
     std::lock_guard lock(status_mu);
     status = std::move(s);
   }
@@ -237,10 +237,24 @@ MetricsSnapshot Node::metrics() const {
 
 asio::any_io_executor Node::executor() const { return impl_->executor; }
 
+// The driver completes callers with (error, bytes); the hint is added here,
+// at the moment of completion, on the strand: the driver is the only caller
+// of these wrappers, so it is alive and its view is the one the refusal saw.
+namespace {
+runtime::Driver::ResultHandler with_hint(const runtime::Driver& driver, Node::ResultHandler done) {
+  return [&driver, done = std::move(done)](std::error_code ec, Bytes value) {
+    done(ec, Response{std::move(value), driver.leader_hint()});
+  };
+}
+runtime::Driver::DoneHandler with_hint(const runtime::Driver& driver, Node::DoneHandler done) {
+  return [&driver, done = std::move(done)](std::error_code ec) { done(ec, driver.leader_hint()); };
+}
+}  // namespace
+
 void Node::propose_impl(Bytes command, ResultHandler done) {
   asio::dispatch(impl_->strand, [impl = impl_, command = std::move(command), done = std::move(done)]() mutable {
     if (!impl->started) return done(errc::shutting_down, {});
-    impl->driver.propose(std::move(command), std::move(done), Impl::now(), /*defer=*/true);
+    impl->driver.propose(std::move(command), with_hint(impl->driver, std::move(done)), Impl::now(), /*defer=*/true);
     impl->flush_soon();
   });
 }
@@ -248,15 +262,15 @@ void Node::propose_impl(Bytes command, ResultHandler done) {
 void Node::read_impl(Bytes query, ResultHandler done) {
   asio::dispatch(impl_->strand, [impl = impl_, query = std::move(query), done = std::move(done)]() mutable {
     if (!impl->started) return done(errc::shutting_down, {});
-    impl->driver.read(std::move(query), std::move(done), Impl::now());
+    impl->driver.read(std::move(query), with_hint(impl->driver, std::move(done)), Impl::now());
     impl->after_input();
   });
 }
 
 void Node::transfer_impl(NodeId to, DoneHandler done) {
   asio::dispatch(impl_->strand, [impl = impl_, to, done = std::move(done)]() mutable {
-    if (!impl->started) return done(errc::shutting_down);
-    impl->driver.transfer(to, std::move(done), Impl::now());
+    if (!impl->started) return done(errc::shutting_down, {});
+    impl->driver.transfer(to, with_hint(impl->driver, std::move(done)), Impl::now());
     impl->after_input();
   });
 }

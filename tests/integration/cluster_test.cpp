@@ -1,16 +1,21 @@
 // Real raftkit-counter-server processes on loopback: SIGKILL of the leader
 // under load (3 and 5 nodes), SIGSTOP/SIGCONT of the leader, and a restart of
 // every node. Every wait is bounded and polls readiness or status; the
-// LocalCluster destructor kills every child, also when a check fails.
+// LocalCluster destructor kills every child, also when a check fails. Also:
+// `raftkit-counter status --json`, run as a process, against such a cluster.
 //
 // RAFTKIT_TIMEOUT_SCALE (environment) multiplies every timeout; sanitizer
 // builds default to 3.
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
+#include <sys/wait.h>
+
+#include <boost/json.hpp>
 #include <fmt/format.h>
 
 #include "client.hpp"
@@ -207,6 +212,64 @@ TEST_CASE("SIGSTOP of the leader past the election timeout, then SIGCONT: it ste
                    stuck_before_resume.acked, stuck_before_resume.unknown, stuck_before_resume.failed));
   // ...and overall every acknowledgement is real.
   check_count(read_counter(c), everyone.counts() + stuck.counts());
+}
+
+// Runs `command` through the shell; its stdout and exit status.
+std::pair<std::string, int> run_command(const std::string& command) {
+  std::string out;
+  FILE* f = ::popen(command.c_str(), "r");
+  if (!f) return {"", -1};
+  char buf[4096];
+  while (std::size_t n = std::fread(buf, 1, sizeof buf, f)) out.append(buf, n);
+  const int status = ::pclose(f);
+  return {out, WIFEXITED(status) ? WEXITSTATUS(status) : -1};
+}
+
+TEST_CASE("raftkit-counter status --json: one JSON document with every server's view; the unreachable one says so",
+          "[integration]") {
+  LocalCluster c(cluster_options(3));
+  NoSanitizerReports guard{c};
+  start_cluster(c);
+  const auto leader = require_leader(c);
+  const raftkit::TlsOptions tls = c.client_tls("reader");  // status needs the read role
+  std::string servers;
+  for (const auto& a : c.client_addresses()) servers += a + ",";
+  servers += "127.0.0.1:1";  // nothing listens there
+  const std::string command =
+      fmt::format("'{}' --ca '{}' --cert '{}' --key '{}' --timeout-ms {} --servers {} status --json",
+                  RAFTKIT_COUNTER_CLIENT, tls.ca_file, tls.cert_file, tls.key_file, T(5000).count(), servers);
+  const auto [out, exit_code] = run_command(command);
+  INFO(command << "\n" << out);
+  CHECK(exit_code == 1);  // a server did not answer
+
+  boost::system::error_code ec;
+  const boost::json::value doc = boost::json::parse(out, ec);
+  REQUIRE(!ec);
+  const auto& list = doc.at("servers").as_array();
+  REQUIRE(list.size() == 4);
+  int leaders = 0;
+  for (std::size_t i = 0; i < 3; ++i) {
+    const auto& s = list[i].as_object();
+    const auto id = c.ids()[i];
+    CHECK(s.at("server").as_string() == c.client_address(id));
+    REQUIRE(s.at("reachable").as_bool());
+    CHECK(s.at("id").to_number<std::uint64_t>() == id);
+    CHECK(s.at("term").to_number<std::uint64_t>() >= leader.term);
+    CHECK(s.at("applied").to_number<std::uint64_t>() <= s.at("commit").to_number<std::uint64_t>());
+    CHECK(s.at("client_address").as_string() == c.client_address(id));
+    const std::string role(s.at("role").as_string());
+    CHECK((role == "leader" || role == "follower" || role == "candidate" || role == "pre-candidate"));
+    if (role == "leader") {
+      ++leaders;
+      CHECK(id == leader.id);
+      CHECK(s.at("leader").to_number<std::uint64_t>() == id);
+    }
+  }
+  CHECK(leaders == 1);
+  const auto& down = list[3].as_object();
+  CHECK(down.at("server").as_string() == "127.0.0.1:1");
+  CHECK(!down.at("reachable").as_bool());
+  CHECK(!down.at("error").as_string().empty());
 }
 
 TEST_CASE("stop and restart every node: the count comes back from the log", "[integration]") {
