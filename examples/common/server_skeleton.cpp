@@ -105,6 +105,13 @@ void add_server_options(CLI::App& app, ServerConfig& cfg, bool with_tls) {
       ->check(CLI::Range(10, 600000));
 }
 
+void add_metrics_option(CLI::App& app, ServerConfig& cfg) {
+  app.add_option("--metrics-port", cfg.metrics_port,
+                 "serve Prometheus metrics at http://<client-host>:<port>/metrics (plaintext, read-only; 0: off)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 65535));
+}
+
 std::string parse_id_map(std::string_view text, std::map<std::uint64_t, std::string>& out) {
   out.clear();
   while (!text.empty()) {
@@ -209,6 +216,16 @@ std::string ServerSkeleton::open(std::shared_ptr<StateMachine> machine, const st
 
 int ServerSkeleton::run(std::function<void()> on_shutdown) {
   on_shutdown_ = std::move(on_shutdown);
+  if (cfg_.metrics_port != 0) {
+    metrics_http_ = std::make_unique<HttpServer>(io_);
+    metrics_http_->route(boost::beast::http::verb::get, "/metrics",
+                         [this](HttpRequest) -> asio::awaitable<HttpResponse> { co_return metrics_response(*node_); });
+    if (auto e = metrics_http_->listen(cfg_.client_host, cfg_.metrics_port); !e.empty()) {
+      fmt::print(stderr, "{}: error: metrics port: {}\n", cfg_.program, e);
+      return 1;
+    }
+    metrics_http_->start();
+  }
   if (auto ec = node_->start()) {
     fmt::print(stderr, "{}: error: cannot start the node (Raft address {}): {}\n", cfg_.program,
                cfg_.peers.at(cfg_.id), ec.message());
@@ -226,8 +243,10 @@ int ServerSkeleton::run(std::function<void()> on_shutdown) {
   asio::co_spawn(io_, watch_role(), asio::detached);
 
   const auto st = node_->status();
-  fmt::print("ready id={} raft={} client={} tls={} term={} applied={} pid={}\n", cfg_.id, cfg_.peers.at(cfg_.id),
-             cfg_.client_address(), cfg_.tls.enabled() ? "on" : "off", st.term, st.applied, ::getpid());
+  const std::string metrics =
+      cfg_.metrics_port != 0 ? fmt::format(" metrics={}:{}", cfg_.client_host, cfg_.metrics_port) : "";
+  fmt::print("ready id={} raft={} client={} tls={}{} term={} applied={} pid={}\n", cfg_.id, cfg_.peers.at(cfg_.id),
+             cfg_.client_address(), cfg_.tls.enabled() ? "on" : "off", metrics, st.term, st.applied, ::getpid());
   std::fflush(stdout);
   io_.run();
   if (stopper_.joinable()) stopper_.join();
@@ -240,6 +259,7 @@ void ServerSkeleton::shutdown(int code, const std::string& why) {
   exit_code_ = code;
   log_text(why);
   if (on_shutdown_) on_shutdown_();
+  if (metrics_http_) metrics_http_->stop();
   role_timer_.cancel();
   boost::system::error_code ignored;
   signals_.cancel(ignored);

@@ -72,6 +72,9 @@ struct ServerConfig {
   int request_timeout_ms = 2000;
   std::uint64_t snapshot_interval = 10000;
   bool exit_on_stdin_eof = false;
+  /// With add_metrics_option(): serve GET /metrics (Prometheus text) over
+  /// plain HTTP on client_host at this port. 0: no metrics port.
+  std::uint16_t metrics_port = 0;
 
   // With add_server_options(..., with_tls = true): both ports speak mutual
   // TLS when the three files are given.
@@ -94,6 +97,10 @@ struct ServerConfig {
 /// also --ca, --cert, --key, --tls-reload-ms, --insecure,
 /// --handshake-timeout-ms) on `app`, writing into `cfg`.
 void add_server_options(CLI::App& app, ServerConfig& cfg, bool with_tls);
+
+/// Registers --metrics-port, for a server whose client port does not speak
+/// HTTP (the counter); the kv server serves /metrics on its own HTTP port.
+void add_metrics_option(CLI::App& app, ServerConfig& cfg);
 
 /// After parsing: fills the peer maps and checks what CLI11 cannot (the
 /// peers name this node with an IP address, --clients names only peers, TLS
@@ -125,8 +132,9 @@ class ServerSkeleton {
   /// message, or empty.
   std::string open(std::shared_ptr<StateMachine> machine, const std::function<void(Options&)>& tweak = {});
 
-  /// Starts the node and the watchers (signals, stdin, role changes), prints
-  /// the ready line and runs the io_context until the process should exit.
+  /// Starts the metrics port (if any), the node and the watchers (signals,
+  /// stdin, role changes), prints the ready line and runs the io_context
+  /// until the process should exit.
   /// `on_shutdown` runs once when shutdown begins: close the client port
   /// there. Returns the exit code.
   int run(std::function<void()> on_shutdown);
@@ -156,6 +164,7 @@ class ServerSkeleton {
   boost::asio::io_context io_{1};  // one thread: the node's strand, the transport, the client port
   std::shared_ptr<TcpTransport> transport_;
   std::unique_ptr<Node> node_;
+  std::unique_ptr<HttpServer> metrics_http_;
   boost::asio::signal_set signals_{io_, SIGINT, SIGTERM};
   boost::asio::posix::stream_descriptor stdin_{io_};
   boost::asio::steady_timer role_timer_{io_};

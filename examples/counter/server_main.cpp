@@ -13,7 +13,8 @@
 // SIGTERM/SIGINT. The set-up every example server shares (command line, data
 // directory, WAL store, TCP transport, log lines, role changes, clean
 // shutdown) is examples/common/server_skeleton.hpp; this file is the
-// counter's client port.
+// counter's client port. With --metrics-port the node's metrics are served
+// as Prometheus text at http://<client-host>:<port>/metrics.
 //
 // Security. With --ca --cert --key both ports speak mutual TLS 1.3 (see
 // raftkit/tls.hpp): the Raft port admits only peers whose certificate names
@@ -470,6 +471,7 @@ int main(int argc, char** argv) {
   cfg.cluster_id = "raftkit-counter";
   CLI::App app{"raftkit replicated counter: one server (node) of the cluster"};
   raftkit::examples::add_server_options(app, cfg, /*with_tls=*/true);
+  raftkit::examples::add_metrics_option(app, cfg);
   app.add_option("--client-idle-timeout-ms", cfg.client_idle_timeout_ms,
                  "close a client connection that sends no request for this long")
       ->capture_default_str()

@@ -2,7 +2,8 @@
 // under load (3 and 5 nodes), SIGSTOP/SIGCONT of the leader, and a restart of
 // every node. Every wait is bounded and polls readiness or status; the
 // LocalCluster destructor kills every child, also when a check fails. Also:
-// `raftkit-counter status --json`, run as a process, against such a cluster.
+// `raftkit-counter status --json`, run as a process, against such a cluster,
+// and the server's --metrics-port scraped over HTTP.
 //
 // RAFTKIT_TIMEOUT_SCALE (environment) multiplies every timeout; sanitizer
 // builds default to 3.
@@ -15,12 +16,16 @@
 
 #include <sys/wait.h>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
 #include "client.hpp"
+#include "http_client.hpp"
 #include "load.hpp"
 #include "local_cluster.hpp"
+#include "prometheus_text.hpp"
 
 #ifndef RAFTKIT_TIMEOUT_SCALE_DEFAULT
 #define RAFTKIT_TIMEOUT_SCALE_DEFAULT 1
@@ -270,6 +275,49 @@ TEST_CASE("raftkit-counter status --json: one JSON document with every server's 
   CHECK(down.at("server").as_string() == "127.0.0.1:1");
   CHECK(!down.at("reachable").as_bool());
   CHECK(!down.at("error").as_string().empty());
+}
+
+// A port nothing listens on right now (the kernel's choice of an ephemeral one).
+std::uint16_t free_port() {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  return a.local_endpoint().port();
+}
+
+TEST_CASE("--metrics-port: the counter server serves Prometheus text whose counters move with increments",
+          "[integration]") {
+  const std::uint16_t port = free_port();
+  auto o = cluster_options(1);
+  o.extra_server_args = {"--metrics-port", std::to_string(port)};
+  LocalCluster c(o);
+  NoSanitizerReports guard{c};
+  start_cluster(c);
+  require_leader(c);
+  const std::string address = fmt::format("127.0.0.1:{}", port);
+  auto scrape = [&] {
+    std::string error;
+    auto r = raftkit::examples::http_request(address, "GET", "/metrics", "", T(3000), error);
+    INFO(error << "\n" << outputs(c));
+    REQUIRE(r);
+    REQUIRE(r->status == 200);
+    CHECK(r->headers["content-type"].starts_with("text/plain; version=0.0.4"));
+    auto p = raftkit::examples::parse_prometheus_text(r->body, error);
+    INFO(error);
+    REQUIRE(p);
+    return *p;
+  };
+  const auto before = scrape();
+  Client client(client_options(c));
+  for (int i = 0; i < 10; ++i) REQUIRE(client.incr(1).outcome == Outcome::ok);
+  const auto after = scrape();
+  for (const char* counter : {"raftkit_proposals_received_total", "raftkit_proposals_committed_total",
+                              "raftkit_entries_applied_total"}) {
+    INFO(counter);
+    REQUIRE(before.value(counter));
+    REQUIRE(after.value(counter));
+    CHECK(*after.value(counter) >= *before.value(counter) + 10);
+  }
+  CHECK(after.value("raftkit_is_leader") == 1.0);
 }
 
 TEST_CASE("stop and restart every node: the count comes back from the log", "[integration]") {
