@@ -41,9 +41,10 @@ class StateMachine {
   /// Called once per batch of consecutive committed commands (entries of
   /// type normal, in log order, each above the last snapshot loaded), in
   /// place of one apply() per entry. Apply them, then call
-  /// `applied(result)` once for each entry, in order, with what apply()
-  /// would have returned (it completes that entry's proposer); the state
-  /// must include an entry's effect by the time its `applied` is called.
+  /// `applied(result)` once for each entry, in order and before returning,
+  /// with what apply() would have returned (it completes that entry's
+  /// proposer); the state must include an entry's effect by the time its
+  /// `applied` is called.
   /// A service that writes the batch to its own store in one transaction
   /// (one fsync for many commands) applies the whole batch first and then
   /// reports every result. How entries are cut into batches is up to the
