@@ -277,6 +277,32 @@ TEST_CASE("raftkit-counter status --json: one JSON document with every server's 
   CHECK(!down.at("error").as_string().empty());
 }
 
+TEST_CASE("a follower's not-leader answer names the leader (the refusal's own hint); the client follows it",
+          "[integration]") {
+  LocalCluster c(cluster_options(3));
+  NoSanitizerReports guard{c};
+  start_cluster(c);
+  const auto leader = require_leader(c);
+  std::uint64_t follower = 0;
+  for (auto id : c.ids())
+    if (id != leader.id) follower = id;
+  // The follower must know the leader, or its answer names nobody.
+  REQUIRE(LocalCluster::wait_until(
+      [&] {
+        auto s = c.status(follower, T(500));
+        return s && s->leader == leader.id;
+      },
+      T(10000)));
+  ClientOptions o = client_options(c);
+  o.servers = {c.client_address(follower)};  // the client knows only the follower
+  Client client(o);
+  const auto r = client.incr(1);
+  INFO(r.message << "\n" << outputs(c));
+  REQUIRE(r.outcome == Outcome::ok);
+  CHECK(r.server == c.client_address(leader.id));
+  CHECK(r.attempts == 2);  // the follower's refusal, then the leader
+}
+
 // A port nothing listens on right now (the kernel's choice of an ephemeral one).
 std::uint16_t free_port() {
   boost::asio::io_context io;
