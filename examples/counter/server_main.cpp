@@ -36,10 +36,8 @@
 // (--max-client-connections-per-address from one IP address); beyond, a new
 // connection is closed at once. The Raft port has the transport's limits.
 #include <chrono>
-#include <limits>
 #include <map>
 #include <memory>
-#include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
