@@ -52,7 +52,7 @@ struct Load {
       return;
     }
     const auto start = Clock::now();
-    leader->async_propose(payload, [this, start](boost::system::error_code ec, Bytes) {
+    leader->async_propose(payload, [this, start](boost::system::error_code ec, Response) {
       if (ec) {
         ++errors;
       } else {
@@ -118,7 +118,7 @@ int main(int argc, char** argv) {
   Node* leader = nullptr;
   for (int i = 0; i < 3000 && !leader; ++i) {
     for (auto& [id, n] : nodes)
-      if (n->status().role == "leader") leader = n.get();
+      if (n->status().role == NodeRole::leader) leader = n.get();
     std::this_thread::sleep_for(10ms);
   }
   if (!leader) {

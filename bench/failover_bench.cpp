@@ -47,7 +47,7 @@ struct Round {
 
 std::uint64_t leader_of(std::map<std::uint64_t, std::unique_ptr<Node>>& nodes) {
   for (auto& [id, n] : nodes)
-    if (n && n->status().role == "leader") return id;
+    if (n && n->status().role == NodeRole::leader) return id;
   return 0;
 }
 

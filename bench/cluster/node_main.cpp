@@ -186,7 +186,7 @@ void run_load(Node& leader, Transport& transport, const Config& c) {
           // thread directly: one hand-off, like a blocking client call.
           boost::system::error_code result;
           done = false;
-          leader.async_propose(payload, [&](boost::system::error_code ec, Bytes) {
+          leader.async_propose(payload, [&](boost::system::error_code ec, Response) {
             std::lock_guard lk(mu);
             result = ec;
             done = true;
@@ -354,7 +354,7 @@ int main(int argc, char** argv) {
       std::string line = "role follower";
       for (auto& n : nodes) {
         const auto st = n->status();
-        if (st.role == "leader") {
+        if (st.role == NodeRole::leader) {
           lead = n.get();
           line = fmt::format("role leader term {} leader {}", st.term.value, st.id.value);
         } else if (nodes.size() == 1) {

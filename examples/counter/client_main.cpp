@@ -2,7 +2,7 @@
 //
 //   raftkit-counter --servers 127.0.0.1:8001,127.0.0.1:8002,127.0.0.1:8003 incr 5
 //   raftkit-counter --servers ... get
-//   raftkit-counter --servers ... status
+//   raftkit-counter --servers ... status [--json]
 //   raftkit-counter --servers ... transfer-leader 2
 //   raftkit-counter --ca ca.pem --cert client-alice.pem --key client-alice.key --servers ... incr
 //
@@ -11,14 +11,26 @@
 // scripts/make-certs.sh) decides what it may do: get and status need read,
 // incr needs write, transfer-leader needs admin.
 // Any server will do: the client follows the leader hint of a follower.
+// status asks every server for its own view and prints a table, or with
+// --json one JSON document for scripts and monitoring:
+//   {"servers": [{"server": "127.0.0.1:8001", "reachable": true, "id": 1,
+//                 "role": "leader", "term": 3, "leader": 1, "commit": 12,
+//                 "applied": 12, "last_index": 12, "value": 7, "failure": "",
+//                 "client_address": "127.0.0.1:8001"},
+//                {"server": "127.0.0.1:8002", "reachable": false,
+//                 "error": "connection refused"}, ...]}
+// ("leader" is 0 when the server knows no leader; "role" is one of follower,
+// pre-candidate, candidate, leader, stopped.)
 // Exit codes: 0 done, 1 failed (nothing was done), 3 unknown outcome (an
 // increment may or may not have been applied), 2 bad usage.
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <boost/json.hpp>
 #include <fmt/format.h>
 
 #include "client.hpp"
@@ -38,6 +50,24 @@ int report(const Result& r, const std::string& what) {
       return 3;
   }
   return 1;
+}
+
+// One server's answer to status, as a JSON object (see the file comment).
+boost::json::object status_json(const std::string& server, const std::optional<NodeInfo>& info,
+                                const std::string& error) {
+  if (!info) return {{"server", server}, {"reachable", false}, {"error", error}};
+  return {{"server", server},
+          {"reachable", true},
+          {"id", info->id},
+          {"role", info->role},
+          {"term", info->term},
+          {"leader", info->leader},
+          {"commit", info->commit},
+          {"applied", info->applied},
+          {"last_index", info->last_index},
+          {"value", info->value},
+          {"failure", info->failure},
+          {"client_address", info->client_address}};
 }
 
 }  // namespace
@@ -66,6 +96,8 @@ int main(int argc, char** argv) {
   incr->add_option("n", n, "amount (may be negative)");
   auto* get = app.add_subcommand("get", "print the value (linearizable read)");
   auto* status = app.add_subcommand("status", "print each server's role, term, leader, commit and applied index");
+  bool json = false;
+  status->add_flag("--json", json, "print one JSON document (for scripts) instead of a table");
   std::uint64_t target = 0;
   auto* transfer = app.add_subcommand("transfer-leader", "hand leadership to a node");
   transfer->add_option("id", target, "the node that should lead")->required()->check(CLI::PositiveNumber);
@@ -102,20 +134,27 @@ int main(int argc, char** argv) {
     return report(r, "transfer-leader");
   }
   (void)status;
-  fmt::print("{:<22} {:>4} {:<14} {:>5} {:>7} {:>8} {:>8} {:>10}\n", "server", "id", "role", "term", "leader",
-             "commit", "applied", "value");
+  if (!json)
+    fmt::print("{:<22} {:>4} {:<14} {:>5} {:>7} {:>8} {:>8} {:>10}\n", "server", "id", "role", "term", "leader",
+               "commit", "applied", "value");
   int rc = 0;
+  boost::json::array servers;
   for (const auto& s : opt.servers) {
     std::string err;
     auto info = client.status(s, std::chrono::milliseconds(std::min(timeout_ms, 2000)), &err);
+    if (!info) rc = 1;
+    if (json) {
+      servers.push_back(status_json(s, info, err));
+      continue;
+    }
     if (!info) {
       fmt::print("{:<22} unreachable: {}\n", s, err);
-      rc = 1;
       continue;
     }
     fmt::print("{:<22} {:>4} {:<14} {:>5} {:>7} {:>8} {:>8} {:>10}{}\n", s, info->id, info->role, info->term,
                info->leader == 0 ? std::string("-") : std::to_string(info->leader), info->commit, info->applied,
                info->value, info->failure.empty() ? "" : "  failure: " + info->failure);
   }
+  if (json) fmt::print("{}\n", boost::json::serialize(boost::json::object{{"servers", std::move(servers)}}));
   return rc;
 }

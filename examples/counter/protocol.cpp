@@ -207,24 +207,6 @@ std::vector<std::string_view> split(std::string_view s, char sep) {
 }
 }  // namespace
 
-std::string parse_id_map(std::string_view s, std::map<std::uint64_t, std::string>& out) {
-  out.clear();
-  if (s.empty()) return "empty list";
-  for (auto item : split(s, ',')) {
-    auto eq = item.find('=');
-    if (eq == std::string_view::npos) return fmt::format("'{}' is not id=host:port", item);
-    auto id_text = item.substr(0, eq);
-    auto addr = item.substr(eq + 1);
-    std::uint64_t id = 0;
-    auto [ptr, ec] = std::from_chars(id_text.data(), id_text.data() + id_text.size(), id);
-    if (ec != std::errc{} || ptr != id_text.data() + id_text.size() || id == 0)
-      return fmt::format("'{}' is not a node id (a positive integer)", id_text);
-    if (!parse_host_port(addr)) return fmt::format("'{}' is not host:port", addr);
-    if (!out.emplace(id, std::string(addr)).second) return fmt::format("node id {} appears twice", id);
-  }
-  return {};
-}
-
 std::string parse_address_list(std::string_view s, std::vector<std::string>& out) {
   out.clear();
   if (s.empty()) return "empty list";

@@ -71,9 +71,6 @@ struct HostPort {
 };
 std::optional<HostPort> parse_host_port(std::string_view s);
 
-/// "1=127.0.0.1:7001,2=127.0.0.1:7002": nonzero ids, no duplicates, valid
-/// addresses. Returns an error message, empty on success.
-std::string parse_id_map(std::string_view s, std::map<std::uint64_t, std::string>& out);
 
 /// "a:1,b:2" -> {"a:1","b:2"}; each must parse as host:port. Error message or empty.
 std::string parse_address_list(std::string_view s, std::vector<std::string>& out);

@@ -10,7 +10,11 @@
 // client that asked the wrong node (the not-leader reply carries the
 // leader's client address). Prints "ready id=... raft=... client=..." once
 // both are listening, one plain line per role change, and exits with 0 on
-// SIGTERM/SIGINT.
+// SIGTERM/SIGINT. The set-up every example server shares (command line, data
+// directory, WAL store, TCP transport, log lines, role changes, clean
+// shutdown) is examples/common/server_skeleton.hpp; this file is the
+// counter's client port. With --metrics-port the node's metrics are served
+// as Prometheus text at http://<client-host>:<port>/metrics.
 //
 // Security. With --ca --cert --key both ports speak mutual TLS 1.3 (see
 // raftkit/tls.hpp): the Raft port admits only peers whose certificate names
@@ -31,18 +35,10 @@
 // within the handshake timeout, and at most --max-client-connections are open
 // (--max-client-connections-per-address from one IP address); beyond, a new
 // connection is closed at once. The Raft port has the transport's limits.
-#include <signal.h>
-#include <unistd.h>
-
-#include <atomic>
 #include <chrono>
-#include <cstdio>
-#include <filesystem>
-#include <limits>
 #include <map>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include <CLI/CLI.hpp>
 #include <boost/asio/as_tuple.hpp>
@@ -50,14 +46,12 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/ssl/stream_base.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <kj/exception.h>
 
@@ -67,8 +61,8 @@
 #include "raftkit/node.hpp"
 #include "raftkit/tcp_transport.hpp"
 #include "raftkit/tls.hpp"
-#include "raftkit/wal_store.hpp"
 #include "secure_stream.hpp"
+#include "server_skeleton.hpp"
 
 namespace {
 
@@ -76,37 +70,12 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using namespace raftkit;
 using namespace raftkit::counter;
+using raftkit::examples::ServerConfig;
+using raftkit::examples::ServerSkeleton;
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 
-std::uint64_t g_id = 0;
-
-template <class... Args>
-void log(fmt::format_string<Args...> f, Args&&... args) {
-  auto now = std::chrono::system_clock::now();
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-  fmt::print("{:%H:%M:%S}.{:03} node {}: {}\n", fmt::localtime(std::chrono::system_clock::to_time_t(now)), ms, g_id,
-             fmt::format(f, std::forward<Args>(args)...));
-  std::fflush(stdout);
-}
-
-struct Config {
-  std::uint64_t id = 0;
-  std::map<std::uint64_t, std::string> peers;
-  std::map<std::uint64_t, std::string> clients;
-  std::string client_host = "127.0.0.1";
-  std::uint16_t client_port = 0;
-  std::string data_dir;
-  std::string cluster_id = "raftkit-counter";
-  int tick_ms = 50;
-  int election_ticks = 10;
-  int request_timeout_ms = 2000;
-  std::uint64_t snapshot_interval = 10000;
-  bool exit_on_stdin_eof = false;
-  bool bootstrap = false;
-  TlsOptions tls;
-  bool insecure = false;
-  int tls_reload_ms = 10000;
-  int handshake_timeout_ms = 2000;
+// The shared server options, and the client port's limits.
+struct Config : ServerConfig {
   int client_idle_timeout_ms = 60000;
   std::size_t max_client_connections = 512;
   std::size_t max_client_connections_per_address = 64;
@@ -135,11 +104,10 @@ struct ClientIdentity {
 
 class Server {
  public:
-  Server(asio::io_context& io, Config cfg, std::shared_ptr<Counter> sm, std::unique_ptr<Node> node,
-         std::shared_ptr<TcpTransport> transport)
-      : io_(io), cfg_(std::move(cfg)), sm_(std::move(sm)), node_(std::move(node)), transport_(std::move(transport)),
-        acceptor_(io), monitor_(io), reload_timer_(io), signals_(io, SIGINT, SIGTERM), hup_(io, SIGHUP), stdin_(io) {
-    self_client_ = fmt::format("{}:{}", cfg_.client_host, cfg_.client_port);
+  Server(ServerSkeleton& server, Config cfg, std::shared_ptr<Counter> sm)
+      : server_(server), io_(server.io()), cfg_(std::move(cfg)), sm_(std::move(sm)), node_(server.node()),
+        acceptor_(io_), reload_timer_(io_), hup_(io_, SIGHUP) {
+    self_client_ = cfg_.client_address();
   }
 
   // Loads the client port's TLS files and binds it. Returns an error message or empty.
@@ -169,52 +137,29 @@ class Server {
     return {};
   }
 
-  void run_loops() {
-    signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
-      if (!ec) shutdown(0, fmt::format("received {}, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM"));
-    });
-    if (cfg_.exit_on_stdin_eof) {
-      int fd = ::dup(STDIN_FILENO);
-      if (fd >= 0) {
-        stdin_.assign(fd);
-        asio::co_spawn(io_, watch_stdin(), asio::detached);
-      }
-    }
+  // Accepts clients; with TLS, reloads the certificate on SIGHUP and when
+  // the files change.
+  void start() {
     asio::co_spawn(io_, accept_loop(), asio::detached);
-    asio::co_spawn(io_, monitor_loop(), asio::detached);
     if (credentials_) {
       wait_for_hup();
       if (cfg_.tls_reload_ms > 0) asio::co_spawn(io_, reload_loop(), asio::detached);
     }
   }
 
-  int exit_code() const { return exit_code_; }
-  void join() {
-    if (stopper_.joinable()) stopper_.join();
+  // The process is shutting down: no new connections, no more reloads.
+  void stop() {
+    stopping_ = true;
+    boost::system::error_code ignored;
+    acceptor_.close(ignored);
+    reload_timer_.cancel();
+    hup_.cancel(ignored);
   }
 
  private:
-  void shutdown(int code, const std::string& why) {
-    if (stopping_) return;
-    stopping_ = true;
-    exit_code_ = code;
-    log("{}", why);
-    boost::system::error_code ignored;
-    acceptor_.close(ignored);
-    monitor_.cancel();
-    reload_timer_.cancel();
-    signals_.cancel(ignored);
-    hup_.cancel(ignored);
-    stdin_.close(ignored);
-    // Node::stop waits for in-flight work that may need this io_context, so
-    // it runs on its own thread while the loop keeps turning.
-    stopper_ = std::thread([this] {
-      node_->stop();
-      asio::post(io_, [this] {
-        log("stopped");
-        io_.stop();
-      });
-    });
+  template <class... Args>
+  void log(fmt::format_string<Args...> format, Args&&... args) {
+    server_.log(format, std::forward<Args>(args)...);
   }
 
   // SIGHUP: reload the TLS files of both ports now.
@@ -223,7 +168,7 @@ class Server {
       if (ec || stopping_) return;
       log("SIGHUP: reloading the TLS certificate and key");
       reload_client_port(credentials_->reload());
-      transport_->reload_credentials();  // logs its own outcome
+      server_.transport().reload_credentials();  // logs its own outcome
       wait_for_hup();
     });
   }
@@ -243,47 +188,6 @@ class Server {
       if (ec || stopping_) co_return;
       std::string error;
       if (credentials_->reload_if_changed(error) || !error.empty()) reload_client_port(error);
-    }
-  }
-
-  asio::awaitable<void> watch_stdin() {
-    char buf[256];
-    for (;;) {
-      auto [ec, n] = co_await stdin_.async_read_some(asio::buffer(buf), use_nothrow);
-      if (ec) break;
-    }
-    if (!stopping_) shutdown(0, "stdin closed (the parent process is gone), shutting down");
-  }
-
-  asio::awaitable<void> monitor_loop() {
-    std::string last_role;
-    std::uint64_t last_term = 0, last_leader = 0;
-    const auto period = std::chrono::milliseconds(std::max(5, cfg_.tick_ms / 2));
-    for (;;) {
-      NodeStatus st = node_->status();
-      if (st.role != last_role || st.term.value != last_term || st.leader.value != last_leader) {
-        if (st.role == "leader")
-          log("I am the leader now (term {})", st.term);
-        else if (st.role == "follower" && !st.leader.is_none())
-          log("follower of leader node {} (term {})", st.leader, st.term);
-        else if (st.role == "follower")
-          log("follower, no leader known (term {})", st.term);
-        else if (st.role == "candidate")
-          log("candidate: asking for votes in term {}", st.term);
-        else if (st.role == "pre-candidate")
-          log("no leader heard: checking whether an election could win (pre-vote, term {})", st.term);
-        else if (st.role == "stopped") {
-          shutdown(1, fmt::format("the node stopped: {}", st.failure.empty() ? "no reason given" : st.failure));
-          co_return;
-        } else
-          log("{} (term {})", st.role, st.term);
-        last_role = st.role;
-        last_term = st.term.value;
-        last_leader = st.leader.value;
-      }
-      monitor_.expires_after(period);
-      auto [ec] = co_await monitor_.async_wait(use_nothrow);
-      if (ec || stopping_) co_return;
     }
   }
 
@@ -449,24 +353,26 @@ class Server {
     stream->close();
   }
 
-  Reply not_leader_reply() {
+  // The refusal's own hint says where the leader is (no status() call, whose
+  // answer could describe a later moment); --clients maps its id to the
+  // address clients use.
+  Reply not_leader_reply(const LeaderHint& leader) {
     Reply r;
     r.kind = ReplyKind::not_leader;
     r.code = "not_leader";
-    NodeStatus st = node_->status();
-    r.leader_id = st.leader.value;
-    if (!st.leader.is_none() && st.leader.value != cfg_.id) {
-      auto it = cfg_.clients.find(st.leader.value);
+    r.leader_id = leader.id.value;
+    if (leader.known() && leader.id.value != cfg_.id) {
+      auto it = cfg_.clients.find(leader.id.value);
       if (it != cfg_.clients.end()) r.leader_address = it->second;
-      r.message = fmt::format("node {} is not the leader; node {} is", cfg_.id, st.leader);
+      r.message = fmt::format("node {} is not the leader; node {} is", cfg_.id, leader.id);
     } else {
       r.message = fmt::format("node {} is not the leader and knows no leader", cfg_.id);
     }
     return r;
   }
 
-  Reply error_reply(std::error_code ec, bool mutating) {
-    if (ec == errc::not_leader) return not_leader_reply();
+  Reply error_reply(std::error_code ec, bool mutating, const LeaderHint& leader) {
+    if (ec == errc::not_leader) return not_leader_reply(leader);
     Reply r;
     r.code = std::string(error_name(ec));
     r.message = fmt::format("node {}: {}", cfg_.id, ec.message());
@@ -485,9 +391,9 @@ class Server {
       co_return r;
     }
     if (auto* incr = std::get_if<IncrRequest>(&req)) {
-      auto [ec, result] = co_await node_->async_propose(add_command(incr->delta), use_nothrow);
-      if (ec) co_return error_reply(ec, true);
-      auto v = decode_i64(result);
+      auto [ec, result] = co_await node_.async_propose(add_command(incr->delta), use_nothrow);
+      if (ec) co_return error_reply(ec, true, result.leader);
+      auto v = decode_i64(result.value);
       if (!v) {
         r.kind = ReplyKind::unknown_outcome;  // cannot happen: apply always answers 8 bytes
         r.code = "internal";
@@ -500,18 +406,18 @@ class Server {
       co_return r;
     }
     if (std::holds_alternative<GetRequest>(req)) {
-      auto [ec, result] = co_await node_->async_read(get_query(), use_nothrow);
-      if (ec) co_return error_reply(ec, false);
+      auto [ec, result] = co_await node_.async_read(get_query(), use_nothrow);
+      if (ec) co_return error_reply(ec, false, result.leader);
       r.kind = ReplyKind::ok;
-      r.value = decode_i64(result).value_or(0);
-      r.leader_id = node_->status().leader.value;
+      r.value = decode_i64(result.value).value_or(0);
+      r.leader_id = result.leader.id.value;
       co_return r;
     }
     if (std::holds_alternative<StatusRequest>(req)) {
-      NodeStatus st = node_->status();
+      NodeStatus st = node_.status();
       NodeInfo i;
       i.id = cfg_.id;
-      i.role = st.role;
+      i.role = std::string(to_string(st.role));
       i.term = st.term.value;
       i.leader = st.leader.value;
       i.commit = st.commit.value;
@@ -531,94 +437,39 @@ class Server {
       r.message = fmt::format("node {} is not a member of this cluster", target);
       co_return r;
     }
-    auto [ec] = co_await node_->async_transfer_leader(NodeId{target}, use_nothrow);
-    if (ec) co_return error_reply(ec, false);
+    auto [ec, leader] = co_await node_.async_transfer_leader(NodeId{target}, use_nothrow);
+    if (ec) co_return error_reply(ec, false, leader);
     r.kind = ReplyKind::ok;
     r.leader_id = target;
     co_return r;
   }
 
+  ServerSkeleton& server_;
   asio::io_context& io_;
   Config cfg_;
   std::shared_ptr<Counter> sm_;
-  std::unique_ptr<Node> node_;
-  std::shared_ptr<TcpTransport> transport_;
+  Node& node_;
   std::shared_ptr<TlsCredentials> credentials_;
   tcp::acceptor acceptor_;
-  asio::steady_timer monitor_;
   asio::steady_timer reload_timer_;
-  asio::signal_set signals_;
   asio::signal_set hup_;
-  asio::posix::stream_descriptor stdin_;
   std::string self_client_;
   std::size_t connections_ = 0;
   std::map<asio::ip::address, std::size_t> per_address_;
   std::uint64_t refused_ = 0;
   std::chrono::steady_clock::time_point last_refusal_log_{};
   bool stopping_ = false;
-  int exit_code_ = 0;
-  std::thread stopper_;
 };
-
-CLI::Validator id_map_validator() {
-  return CLI::Validator(
-      [](std::string& s) {
-        std::map<std::uint64_t, std::string> m;
-        return parse_id_map(s, m);
-      },
-      "ID=HOST:PORT,...");
-}
 
 }  // namespace
 
 int main(int argc, char** argv) {
   Config cfg;
-  std::string peers_text, clients_text;
+  cfg.program = "raftkit-counter-server";
+  cfg.cluster_id = "raftkit-counter";
   CLI::App app{"raftkit replicated counter: one server (node) of the cluster"};
-  app.add_option("--id", cfg.id, "this node's id (positive, unique in the cluster)")
-      ->required()
-      ->check(CLI::Range(std::uint64_t{1}, std::numeric_limits<std::uint64_t>::max()));
-  app.add_option("--peers", peers_text, "Raft address of every node, this one included: id=host:port,...")
-      ->required()
-      ->check(id_map_validator());
-  app.add_option("--clients", clients_text,
-                 "client address of every node, for redirecting clients to the leader: id=host:port,...")
-      ->check(id_map_validator());
-  app.add_option("--client-host", cfg.client_host, "IP address to listen on for clients")->capture_default_str();
-  app.add_option("--client-port", cfg.client_port, "port to listen on for clients")
-      ->required()
-      ->check(CLI::Range(1, 65535));
-  app.add_option("--data-dir", cfg.data_dir, "directory for this node's log and snapshots (created if missing)")
-      ->required();
-  app.add_option("--cluster-id", cfg.cluster_id, "nodes refuse peers with another cluster id")->capture_default_str();
-  app.add_option("--tick-ms", cfg.tick_ms, "protocol tick in milliseconds")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 10000));
-  app.add_option("--election-ticks", cfg.election_ticks, "election timeout base, in ticks")
-      ->capture_default_str()
-      ->check(CLI::Range(2, 1000));
-  app.add_option("--request-timeout-ms", cfg.request_timeout_ms,
-                 "a command not committed within this time gets an 'unknown outcome' reply")
-      ->capture_default_str()
-      ->check(CLI::Range(10, 600000));
-  app.add_option("--snapshot-interval", cfg.snapshot_interval, "snapshot after this many applied entries (0: never)")
-      ->capture_default_str();
-  app.add_option("--ca", cfg.tls.ca_file, "PEM file of the cluster CA: turns on mutual TLS on both ports")
-      ->check(CLI::ExistingFile);
-  app.add_option("--cert", cfg.tls.cert_file,
-                 "PEM certificate of this node (subjectAltName URI raftkit://<cluster-id>/node/<id>)")
-      ->check(CLI::ExistingFile);
-  app.add_option("--key", cfg.tls.key_file, "PEM private key of this node")->check(CLI::ExistingFile);
-  app.add_option("--tls-reload-ms", cfg.tls_reload_ms,
-                 "check the TLS files for changes this often and reload them (0: only on SIGHUP)")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 86400000));
-  app.add_flag("--insecure", cfg.insecure,
-               "allow plaintext (no TLS) on a non-loopback address: nobody is authenticated");
-  app.add_option("--handshake-timeout-ms", cfg.handshake_timeout_ms,
-                 "a connection must finish its handshakes (and a client send a started request) within this")
-      ->capture_default_str()
-      ->check(CLI::Range(10, 600000));
+  raftkit::examples::add_server_options(app, cfg, /*with_tls=*/true);
+  raftkit::examples::add_metrics_option(app, cfg);
   app.add_option("--client-idle-timeout-ms", cfg.client_idle_timeout_ms,
                  "close a client connection that sends no request for this long")
       ->capture_default_str()
@@ -630,98 +481,14 @@ int main(int argc, char** argv) {
                  "open client connections from one IP address at most")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000));
-  app.add_flag("--bootstrap", cfg.bootstrap,
-               "start a new cluster of --peers if the data directory is empty; only on the first start of each "
-               "node of a new cluster (a node started without it waits for a leader to add it)");
-  app.add_flag("--exit-on-stdin-eof", cfg.exit_on_stdin_eof,
-               "shut down when stdin closes (for a parent process that starts this server)");
   CLI11_PARSE(app, argc, argv);
+  if (auto e = raftkit::examples::check_server_config(cfg); !e.empty()) return raftkit::examples::fail(cfg, e, 2);
 
-  g_id = cfg.id;
-  auto fail = [](const std::string& msg, int code = 2) {
-    fmt::print(stderr, "raftkit-counter-server: error: {}\n", msg);
-    return code;
-  };
-  parse_id_map(peers_text, cfg.peers);
-  if (!clients_text.empty()) parse_id_map(clients_text, cfg.clients);
-  if (!cfg.peers.contains(cfg.id))
-    return fail(fmt::format("--peers must include this node (--id {})", cfg.id));
-  for (auto& [cid, _] : cfg.clients)
-    if (!cfg.peers.contains(cid)) return fail(fmt::format("--clients names node {}, which is not in --peers", cid));
-  if (cfg.election_ticks < 2) return fail("--election-ticks must be at least 2");
-  if (cfg.tls.enabled() && (cfg.tls.ca_file.empty() || cfg.tls.cert_file.empty() || cfg.tls.key_file.empty()))
-    return fail("TLS needs all of --ca, --cert and --key");
-  cfg.tls.reload_check_interval = std::chrono::milliseconds(cfg.tls_reload_ms);
-  const auto self_raft = *parse_host_port(cfg.peers.at(cfg.id));
-  {
-    boost::system::error_code ec;
-    asio::ip::make_address(self_raft.host, ec);
-    if (ec) return fail(fmt::format("this node's Raft address '{}' must use an IP address", cfg.peers.at(cfg.id)));
-  }
-
-  // Data directory: wal/ and snapshots/.
-  namespace fs = std::filesystem;
-  const fs::path dir(cfg.data_dir);
-  std::error_code fec;
-  fs::create_directories(dir / "wal", fec);
-  if (!fec) fs::create_directories(dir / "snapshots", fec);
-  if (fec) return fail(fmt::format("cannot create the data directory {}: {}", dir.string(), fec.message()), 1);
-
-  std::unique_ptr<LogStore> store;
-  std::string detail;
-  if (auto ec = open_wal_store((dir / "wal").string(), WalOptions{}, store, &detail)) {
-    if (ec == errc::locked)
-      return fail(fmt::format("the data directory {} is in use by another process ({}); is another server "
-                              "running with this --data-dir?",
-                              dir.string(), detail),
-                  1);
-    if (ec == errc::corrupted)
-      return fail(fmt::format("the log in {} is corrupted ({}); refusing to start: this node's data cannot be "
-                              "trusted. Move the directory away and rejoin the node as a new member.",
-                              dir.string(), detail),
-                  1);
-    return fail(fmt::format("cannot open the log in {}: {} ({})", dir.string(), ec.message(), detail), 1);
-  }
-
-  std::map<NodeId, std::string> peers;
-  for (auto& [pid, addr] : cfg.peers) peers.emplace(NodeId{pid}, addr);
-  Options opt = Options::from_peers(NodeId{cfg.id}, peers);
-  opt.bootstrap = cfg.bootstrap;
-  opt.cluster_id = cfg.cluster_id;
-  opt.tick_interval = std::chrono::milliseconds(cfg.tick_ms);
-  opt.request_timeout = std::chrono::milliseconds(cfg.request_timeout_ms);
-  opt.snapshot_dir = (dir / "snapshots").string();
-  opt.snapshot_interval = cfg.snapshot_interval;
-  opt.protocol.election_ticks = cfg.election_ticks;
-  opt.protocol.seed = cfg.id * 7919 + static_cast<std::uint64_t>(::getpid());
-  if (auto msg = opt.validate(); !msg.empty()) return fail(msg);
-
-  asio::io_context io(1);
-  TcpTransportOptions topt;
-  topt.self = NodeId{cfg.id};
-  topt.cluster_id = cfg.cluster_id;
-  topt.listen_host = self_raft.host;
-  topt.listen_port = self_raft.port;
-  for (auto& [pid, addr] : cfg.peers)
-    if (pid != cfg.id) topt.peers.emplace(NodeId{pid}, addr);
-  topt.tls = cfg.tls;
-  topt.allow_insecure = cfg.insecure;
-  topt.handshake_timeout = std::chrono::milliseconds(cfg.handshake_timeout_ms);
-  auto transport = make_tcp_transport(io.get_executor(), topt);
-
+  ServerSkeleton server(cfg);
   auto sm = std::make_shared<Counter>();
-  auto node = std::make_unique<Node>(io.get_executor(), opt, sm, std::move(store), transport);
-  Node* node_ptr = node.get();
-  Server server(io, cfg, sm, std::move(node), transport);
-  if (auto msg = server.listen(); !msg.empty()) return fail(msg, 1);
-  if (auto ec = node_ptr->start())
-    return fail(fmt::format("cannot start the node (Raft address {}): {}", cfg.peers.at(cfg.id), ec.message()), 1);
-  server.run_loops();
-  auto st = node_ptr->status();
-  fmt::print("ready id={} raft={} client={}:{} tls={} term={} applied={} pid={}\n", cfg.id, cfg.peers.at(cfg.id),
-             cfg.client_host, cfg.client_port, cfg.tls.enabled() ? "on" : "off", st.term, st.applied, ::getpid());
-  std::fflush(stdout);
-  io.run();
-  server.join();
-  return server.exit_code();
+  if (auto e = server.open(sm); !e.empty()) return raftkit::examples::fail(cfg, e, 1);
+  Server clients(server, cfg, sm);
+  if (auto e = clients.listen(); !e.empty()) return raftkit::examples::fail(cfg, e, 1);
+  clients.start();
+  return server.run([&clients] { clients.stop(); });
 }

@@ -18,8 +18,11 @@
 
 #include <unistd.h>
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <fmt/format.h>
 
@@ -50,6 +53,18 @@ class Register final : public raftkit::StateMachine {
   std::string value_;
 };
 // [state-machine]
+
+// [redirect]
+// In a coroutine: the error comes as a value, and with it the leader as the
+// node knew it when it refused, so a client is sent on without asking status().
+asio::awaitable<std::string> write_or_redirect(raftkit::Node& node, raftkit::Bytes command) {
+  auto [ec, result] = co_await node.async_propose(std::move(command), asio::as_tuple(asio::use_awaitable));
+  if (ec == raftkit::errc::not_leader && result.leader.known())
+    co_return fmt::format("redirect to node {} at {}", result.leader.id, result.leader.address);
+  if (ec) co_return "failed: " + ec.message();
+  co_return "written: " + raftkit::to_string(result.value);
+}
+// [redirect]
 
 int main() {
   namespace fs = std::filesystem;
@@ -126,9 +141,9 @@ int main() {
   // Write, retrying while the (single-node) cluster elects itself: every
   // error says whether anything happened (see guarantees.md).
   for (int attempt = 0;; ++attempt) {
-    std::future<raftkit::Bytes> done = node.async_propose(raftkit::to_bytes("hello"), asio::use_future);
+    std::future<raftkit::Response> done = node.async_propose(raftkit::to_bytes("hello"), asio::use_future);
     try {
-      fmt::print("write: {}\n", raftkit::to_string(done.get()));
+      fmt::print("write: {}\n", raftkit::to_string(done.get().value));
       break;
     } catch (const boost::system::system_error& e) {
       if (e.code() != raftkit::errc::not_leader || attempt == 200) {
@@ -144,7 +159,7 @@ int main() {
   // [read]
   if (status == 0) {
     try {
-      auto value = node.async_read({}, asio::use_future).get();  // linearizable: sees "hello"
+      auto value = node.async_read({}, asio::use_future).get().value;  // linearizable: sees "hello"
       fmt::print("read: {}\n", raftkit::to_string(value));
       if (raftkit::to_string(value) != "hello") status = 1;
     } catch (const boost::system::system_error& e) {
@@ -153,6 +168,13 @@ int main() {
     }
   }
   // [read]
+
+  if (status == 0) {
+    // The leader itself answers; a follower would have answered with the redirect.
+    auto answer = asio::co_spawn(io, write_or_redirect(node, raftkit::to_bytes("hello again")), asio::use_future).get();
+    fmt::print("coroutine: {}\n", answer);
+    if (answer != "written: ok") status = 1;
+  }
 
   // [stop]
   node.stop();  // every waiting call completes with shutting_down; the log stays consistent

@@ -16,8 +16,9 @@
 // Every operation completes exactly once, with one of:
 //   success                   the command is committed and applied (propose),
 //                             or the query saw every write completed before it
-//   errc::not_leader          this node is not the leader; status().leader is
-//                             the hint (0 if unknown). Nothing was done.
+//   errc::not_leader          this node is not the leader; the completion's
+//                             LeaderHint says who is (id 0 if unknown).
+//                             Nothing was done.
 //   errc::busy, too_large     refused by flow control or size; nothing was done
 //   errc::dropped             the entry was overwritten by another leader's:
 //                             it did not commit and never will
@@ -26,6 +27,26 @@
 //   errc::shutting_down       the node stopped first: outcome unknown
 //   errc::io_error, no_space  the store failed; the node has stopped
 //
+// THE LEADER HINT. Every completion carries, next to the error, the leader
+// as this node knew it at the moment the request completed (LeaderHint: its
+// id and its Raft address): propose and read complete with a Response (the
+// state machine's bytes and the hint), a transfer with the hint alone. A
+// client that got not_leader redirects to that leader without asking
+// status() afterwards — an answer that may already describe a later moment
+// than the refusal. The hint is only a hint: the leader may change right
+// after, and a redirected request may be refused again.
+//
+// How each completion token delivers it:
+//   callback            void(boost::system::error_code, Response) for
+//                       propose/read, void(error_code, LeaderHint) for transfer
+//   as_tuple(use_awaitable)
+//                       auto [ec, response] = co_await ...: the hint is there
+//                       on errors too (the way to redirect from a coroutine)
+//   use_awaitable, use_future
+//                       a Response (a LeaderHint) on success; an error throws
+//                       boost::system::system_error, which carries no hint —
+//                       use as_tuple or a callback where redirection matters
+//
 // Thread safety: every member function may be called from any thread.
 #pragma once
 
@@ -33,6 +54,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 #include <system_error>
 
@@ -41,6 +63,7 @@
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/system/error_code.hpp>
+#include <fmt/format.h>
 
 #include "raftkit/error.hpp"
 #include "raftkit/log_store.hpp"
@@ -50,6 +73,47 @@
 #include "raftkit/transport.hpp"
 
 namespace raftkit {
+
+/// A node's role, as NodeStatus reports it.
+enum class NodeRole : std::uint8_t {
+  follower,       ///< follows a leader, or waits to hear from one
+  pre_candidate,  ///< checks whether an election could win (pre-vote), term unchanged
+  candidate,      ///< asks for votes in a new term
+  leader,         ///< accepts proposals and replicates them
+  starting,       ///< constructed, start() not called yet (or it failed)
+  stopped,        ///< stop() was called, or the node stopped on an error (NodeStatus::failure)
+};
+
+/// The role's name: "follower", "pre-candidate", "candidate", "leader",
+/// "starting", "stopped" (what the examples print and serve as JSON).
+constexpr std::string_view to_string(NodeRole role) noexcept {
+  switch (role) {
+    case NodeRole::follower: return "follower";
+    case NodeRole::pre_candidate: return "pre-candidate";
+    case NodeRole::candidate: return "candidate";
+    case NodeRole::leader: return "leader";
+    case NodeRole::starting: return "starting";
+    case NodeRole::stopped: return "stopped";
+  }
+  return "unknown";
+}
+
+/// Where the leader is, as one node knew it when a request completed (see
+/// THE LEADER HINT in the file comment).
+struct LeaderHint {
+  NodeId id;            ///< the leader; 0 when unknown (an election is on, or this node stopped)
+  std::string address;  ///< its Raft address ("host:port" from Options::peers); empty when unknown
+  /// True when a leader is known.
+  bool known() const noexcept { return !id.is_none(); }
+  /// Equal when both fields are.
+  friend bool operator==(const LeaderHint&, const LeaderHint&) = default;
+};
+
+/// What async_propose and async_read complete with, next to the error.
+struct Response {
+  Bytes value;        ///< StateMachine::apply (propose) or query (read) result; empty on error
+  LeaderHint leader;  ///< the leader when the request completed; on not_leader, where to redirect
+};
 
 /// What a leader knows of one follower.
 struct PeerStatus {
@@ -63,7 +127,7 @@ struct PeerStatus {
 /// A consistent view of a node, for monitoring and client redirection.
 struct NodeStatus {
   NodeId id;         ///< this node
-  std::string role;  ///< "follower", "pre-candidate", "candidate", "leader", "stopped"
+  NodeRole role = NodeRole::starting;  ///< see NodeRole; to_string() or fmt gives its name
   Term term;         ///< the current term
   NodeId leader;     ///< 0 when unknown
   Index commit;      ///< highest index known committed
@@ -83,10 +147,10 @@ struct NodeStatus {
 /// A Raft node: see the file comment.
 class Node {
  public:
-  /// Internal form of a propose/read completion (error, result bytes).
-  using ResultHandler = std::function<void(std::error_code, Bytes)>;
-  /// Internal form of a transfer completion.
-  using DoneHandler = std::function<void(std::error_code)>;
+  /// Internal form of a propose/read completion (error, result and hint).
+  using ResultHandler = std::function<void(std::error_code, Response)>;
+  /// Internal form of a transfer completion (error, hint).
+  using DoneHandler = std::function<void(std::error_code, LeaderHint)>;
 
   /// Validates nothing yet; start() does. The store must hold this node's
   /// durable state (or be empty for a new cluster); the transport must be
@@ -118,21 +182,23 @@ class Node {
   /// (raftkit/metrics.hpp; to_prometheus() renders them). Any thread.
   MetricsSnapshot metrics() const;
 
-  /// Replicates `command`, completing with the StateMachine::apply result.
-  /// Signature: void(boost::system::error_code, raftkit::Bytes).
+  /// Replicates `command`, completing with the StateMachine::apply result
+  /// in Response::value. Signature: void(boost::system::error_code,
+  /// raftkit::Response).
   template <class Token>
   auto async_propose(Bytes command, Token&& token) {
-    return boost::asio::async_initiate<Token, void(boost::system::error_code, Bytes)>(
+    return boost::asio::async_initiate<Token, void(boost::system::error_code, Response)>(
         [this](auto handler, Bytes cmd) { propose_impl(std::move(cmd), wrap_result(std::move(handler))); }, token,
         std::move(command));
   }
 
-  /// A linearizable read (ReadIndex): completes with StateMachine::query.
-  /// Works on any node: a follower asks the leader for the read index.
-  /// Signature: void(boost::system::error_code, raftkit::Bytes).
+  /// A linearizable read (ReadIndex): completes with StateMachine::query in
+  /// Response::value. Works on any node: a follower asks the leader for the
+  /// read index. Signature: void(boost::system::error_code,
+  /// raftkit::Response).
   template <class Token>
   auto async_read(Bytes query, Token&& token) {
-    return boost::asio::async_initiate<Token, void(boost::system::error_code, Bytes)>(
+    return boost::asio::async_initiate<Token, void(boost::system::error_code, Response)>(
         [this](auto handler, Bytes q) { read_impl(std::move(q), wrap_result(std::move(handler))); }, token,
         std::move(query));
   }
@@ -140,11 +206,12 @@ class Node {
   /// Leader only: hands leadership to `to` (NodeId{} picks the most
   /// up-to-date reachable voter); completes once the new leader leads.
   /// errc::unavailable: the target is unreachable or lagging (refused, so
-  /// the cluster is never left leaderless). Signature:
-  /// void(boost::system::error_code).
+  /// the cluster is never left leaderless). The hint names the new leader
+  /// on success, the current one on not_leader. Signature:
+  /// void(boost::system::error_code, raftkit::LeaderHint).
   template <class Token>
   auto async_transfer_leader(NodeId to, Token&& token) {
-    return boost::asio::async_initiate<Token, void(boost::system::error_code)>(
+    return boost::asio::async_initiate<Token, void(boost::system::error_code, LeaderHint)>(
         [this](auto handler, NodeId target) { transfer_impl(target, wrap_done(std::move(handler))); }, token, to);
   }
 
@@ -157,11 +224,12 @@ class Node {
   /// Options::bootstrap off. Errors: not_leader, busy (another change is in
   /// flight), invalid_argument, timeout (Options::membership_timeout: the
   /// change may still finish; status().membership tells). Adding a member
-  /// that is already a voter succeeds at once. Signature:
-  /// void(boost::system::error_code).
+  /// that is already a voter succeeds at once. The hint names the leader
+  /// (on not_leader: where to retry). Signature:
+  /// void(boost::system::error_code, raftkit::LeaderHint).
   template <class Token>
   auto async_add_server(NodeId id, std::string address, Token&& token) {
-    return boost::asio::async_initiate<Token, void(boost::system::error_code)>(
+    return boost::asio::async_initiate<Token, void(boost::system::error_code, LeaderHint)>(
         [this](auto handler, NodeId server, std::string addr) {
           add_server_impl(server, std::move(addr), wrap_done(std::move(handler)));
         },
@@ -170,22 +238,22 @@ class Node {
   /// Leader only: removes server `id` (voter, learner or staging). A leader
   /// that removes itself steps down once the configuration without it is
   /// applied, handing leadership to an up-to-date voter. Completes when `id`
-  /// is no member; errors as async_add_server. Signature:
-  /// void(boost::system::error_code).
+  /// is no member; errors and hint as async_add_server. Signature:
+  /// void(boost::system::error_code, raftkit::LeaderHint).
   template <class Token>
   auto async_remove_server(NodeId id, Token&& token) {
-    return boost::asio::async_initiate<Token, void(boost::system::error_code)>(
+    return boost::asio::async_initiate<Token, void(boost::system::error_code, LeaderHint)>(
         [this](auto handler, NodeId server) { remove_server_impl(server, wrap_done(std::move(handler))); }, token,
         id);
   }
   /// Leader only: moves the configuration to `target` (voters, learners,
   /// staging servers and their addresses; voters_outgoing must be empty) in
   /// one joint-consensus change. Completes when the voter and learner sets
-  /// are the target's; errors as async_add_server. Signature:
-  /// void(boost::system::error_code).
+  /// are the target's; errors and hint as async_add_server. Signature:
+  /// void(boost::system::error_code, raftkit::LeaderHint).
   template <class Token>
   auto async_change_membership(Membership target, Token&& token) {
-    return boost::asio::async_initiate<Token, void(boost::system::error_code)>(
+    return boost::asio::async_initiate<Token, void(boost::system::error_code, LeaderHint)>(
         [this](auto handler, Membership t) { change_membership_impl(std::move(t), wrap_done(std::move(handler))); },
         token, std::move(target));
   }
@@ -199,7 +267,7 @@ class Node {
   ResultHandler wrap_result(Handler handler) {
     auto h = std::make_shared<Handler>(std::move(handler));
     auto ex = boost::asio::get_associated_executor(*h, executor());
-    return [h, ex](std::error_code ec, Bytes result) {
+    return [h, ex](std::error_code ec, Response result) {
       boost::asio::post(ex, [h, ec, result = std::move(result)]() mutable {
         (*h)(boost::system::error_code(ec), std::move(result));
       });
@@ -209,8 +277,10 @@ class Node {
   DoneHandler wrap_done(Handler handler) {
     auto h = std::make_shared<Handler>(std::move(handler));
     auto ex = boost::asio::get_associated_executor(*h, executor());
-    return [h, ex](std::error_code ec) {
-      boost::asio::post(ex, [h, ec]() mutable { (*h)(boost::system::error_code(ec)); });
+    return [h, ex](std::error_code ec, LeaderHint leader) {
+      boost::asio::post(ex, [h, ec, leader = std::move(leader)]() mutable {
+        (*h)(boost::system::error_code(ec), std::move(leader));
+      });
     };
   }
 
@@ -226,3 +296,14 @@ class Node {
 };
 
 }  // namespace raftkit
+
+/// \cond fmt_plumbing
+// Formats a NodeRole as its name ("pre-candidate"), so `fmt::format("{}", role)` works.
+template <>
+struct fmt::formatter<raftkit::NodeRole> : fmt::formatter<std::string_view> {
+  // Writes the role's name, honouring width and alignment specs.
+  auto format(raftkit::NodeRole role, fmt::format_context& ctx) const {
+    return fmt::formatter<std::string_view>::format(raftkit::to_string(role), ctx);
+  }
+};
+/// \endcond

@@ -111,6 +111,7 @@ void Driver::stop(std::error_code why) {
   if (stopped_) return;
   stopped_ = true;
   if (!failure_code_) failure_code_ = why;
+  if (lead_term_ != Term{}) sm_.on_leadership_lost(std::exchange(lead_term_, Term{}));
   for (auto& [index, p] : proposals_) p.done(why, {});
   proposals_.clear();
   proposal_deadlines_.clear();
@@ -437,6 +438,14 @@ void Driver::observe_changes() {
     metrics_.is_leader.set(role == core::Role::leader ? 1 : 0);
     last_role_ = role;
   }
+  // The state machine's leadership hooks: lost for the term it led, then
+  // gained for the new one.
+  const Term leads = role == core::Role::leader && !stopped_ ? raft_->term() : Term{};
+  if (leads != lead_term_) {
+    if (lead_term_ != Term{}) sm_.on_leadership_lost(lead_term_);
+    lead_term_ = leads;
+    if (leads != Term{}) sm_.on_leadership_gained(leads);
+  }
   if (raft_->leader() != last_leader_) {
     if (!raft_->leader().is_none()) metrics_.leader_changes.add();
     last_leader_ = raft_->leader();
@@ -459,7 +468,8 @@ void Driver::finish(core::Ready& rd) {
     metrics_.snapshots_installed.add();
     if (observer_) observer_->on_snapshot_loaded(snapshot_meta_);
   }
-  for (const Entry& e : rd.committed_entries) apply(e);
+  apply_committed(rd.committed_entries);
+  if (stopped_) return;  // the state machine broke apply_batch's contract
   for (const core::ReadState& rs : rd.read_states) {
     auto it = reads_.find(rs.context);
     if (it != reads_.end()) it->second.index = rs.index;
@@ -477,9 +487,33 @@ void Driver::finish(core::Ready& rd) {
   maybe_snapshot();
 }
 
-void Driver::apply(const Entry& e) {
-  Bytes result;
-  if (e.type == EntryType::normal && e.index > snapshot_meta_.index) result = sm_.apply(e);
+// Runs of consecutive commands the state machine has not seen go to it as one
+// apply_batch; every entry (other types too) is then accounted for by
+// applied(), in log order, as the state machine reports it.
+void Driver::apply_committed(std::span<const Entry> entries) {
+  const auto to_machine = [&](const Entry& e) { return e.type == EntryType::normal && e.index > snapshot_meta_.index; };
+  for (std::size_t i = 0; i < entries.size();) {
+    if (!to_machine(entries[i])) {
+      applied(entries[i++], {});
+      continue;
+    }
+    std::size_t end = i + 1;
+    while (end < entries.size() && to_machine(entries[end])) ++end;
+    const auto run = entries.subspan(i, end - i);
+    std::size_t reported = 0;
+    sm_.apply_batch(run, [&](Bytes result) {
+      if (reported < run.size()) applied(run[reported], std::move(result));
+      ++reported;
+    });
+    if (reported != run.size())
+      return fail(errc::invalid_argument,
+                  fmt::format("the state machine's apply_batch reported {} results for the {} entries {} to {}",
+                              reported, run.size(), run.front().index, run.back().index));
+    i = end;
+  }
+}
+
+void Driver::applied(const Entry& e, Bytes result) {
   metrics_.entries_applied.add();
   metrics_.applied_index.set(static_cast<std::int64_t>(e.index.value));
   if (observer_) observer_->on_applied(e);
@@ -560,11 +594,32 @@ void Driver::send(Message m) {
 
 // ---- status -------------------------------------------------------------------
 
+namespace {
+NodeRole public_role(core::Role r) {
+  switch (r) {
+    case core::Role::follower: return NodeRole::follower;
+    case core::Role::pre_candidate: return NodeRole::pre_candidate;
+    case core::Role::candidate: return NodeRole::candidate;
+    case core::Role::leader: return NodeRole::leader;
+  }
+  return NodeRole::follower;
+}
+}  // namespace
+
+// The one place that turns a leader's id into an address. The address comes
+// from the options' peer list for now.
+LeaderHint Driver::leader_hint() const {
+  if (stopped_ || !raft_ || raft_->leader().is_none()) return {};
+  LeaderHint hint{raft_->leader(), {}};
+  if (auto it = options_.peers.find(hint.id); it != options_.peers.end()) hint.address = it->second;
+  return hint;
+}
+
 NodeStatus Driver::status() const {
   NodeStatus s;
   s.id = options_.id;
   if (raft_) {
-    s.role = stopped_ ? "stopped" : std::string(core::to_string(raft_->role()));
+    s.role = stopped_ ? NodeRole::stopped : public_role(raft_->role());
     s.term = raft_->term();
     s.leader = stopped_ ? NodeId{} : raft_->leader();
     s.commit = raft_->commit_index();
@@ -577,7 +632,7 @@ NodeStatus Driver::status() const {
       }
     }
   } else {
-    s.role = stopped_ ? "stopped" : "starting";
+    s.role = stopped_ ? NodeRole::stopped : NodeRole::starting;
   }
   s.snapshot_index = snapshot_meta_.index;
   if (raft_) {

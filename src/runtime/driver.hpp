@@ -58,6 +58,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -175,6 +176,9 @@ class Driver {
   const SnapshotMeta& snapshot_meta() const { return snapshot_meta_; }
   std::size_t pending_requests() const { return proposals_.size() + reads_.size() + transfers_.size(); }
   NodeStatus status() const;
+  /// The leader as this node knows it now, with its address: what every
+  /// completion carries (Node::async_propose and friends). Empty once stopped.
+  LeaderHint leader_hint() const;
   /// Counters, gauges and histograms; safe to read from any thread.
   MetricsRegistry& metrics() { return metrics_; }
 
@@ -223,7 +227,8 @@ class Driver {
   void advance_clock(TimePoint now);
   void process();
   void finish(core::Ready& rd);
-  void apply(const Entry& e);
+  void apply_committed(std::span<const Entry> entries);
+  void applied(const Entry& e, Bytes result);
   void serve_reads();
   void complete_transfers();
   void start_change(const Membership& target, std::function<bool(const Membership&)> reached, DoneHandler done,
@@ -250,6 +255,7 @@ class Driver {
   MetricsRegistry metrics_;
   core::Role last_role_ = core::Role::follower;
   NodeId last_leader_;
+  Term lead_term_;  // the term this node leads in, as last told to the state machine; 0: not leading
   Index last_commit_;
   unsigned bugs_ = 0;
 

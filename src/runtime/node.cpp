@@ -151,14 +151,9 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl>, runtime::DriverIo 
 
   void members_changed(const Membership& m) override { transport->update_peers(m.addresses); }
 
-  // Runs `op` on the strand once the node has started.
-  void on_strand(DoneHandler done, std::function<void(Impl&, DoneHandler)> op) {
-    asio::dispatch(strand, [self = shared_from_this(), done = std::move(done), op = std::move(op)]() mutable {
-      if (!self->started) return done(errc::shutting_down);
-      op(*self, std::move(done));
-      self->after_input();
-    });
-  }
+  // Runs `op` on the strand once the node has started; its completion
+  // carries the leader hint.
+  void on_strand(DoneHandler done, std::function<void(Impl&, runtime::Driver::DoneHandler)> op);
 
   // The write and its sync run on the disk thread; the strand keeps going.
   void persist(std::shared_ptr<runtime::DiskWrite> w) override {
@@ -182,7 +177,7 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl>, runtime::DriverIo 
 
   void update_status() {
     NodeStatus s = driver.status();
-    if (stopped) s.role = "stopped", s.leader = NodeId{};
+    if (stopped) s.role = NodeRole::stopped, s.leader = NodeId{};
     std::lock_guard lock(status_mu);
     status = std::move(s);
   }
@@ -248,10 +243,32 @@ MetricsSnapshot Node::metrics() const {
 
 asio::any_io_executor Node::executor() const { return impl_->executor; }
 
+// The driver completes callers with (error, bytes); the hint is added here,
+// at the moment of completion, on the strand: the driver is the only caller
+// of these wrappers, so it is alive and its view is the one the refusal saw.
+namespace {
+runtime::Driver::ResultHandler with_hint(const runtime::Driver& driver, Node::ResultHandler done) {
+  return [&driver, done = std::move(done)](std::error_code ec, Bytes value) {
+    done(ec, Response{std::move(value), driver.leader_hint()});
+  };
+}
+runtime::Driver::DoneHandler with_hint(const runtime::Driver& driver, Node::DoneHandler done) {
+  return [&driver, done = std::move(done)](std::error_code ec) { done(ec, driver.leader_hint()); };
+}
+}  // namespace
+
+void Node::Impl::on_strand(DoneHandler done, std::function<void(Impl&, runtime::Driver::DoneHandler)> op) {
+  asio::dispatch(strand, [self = shared_from_this(), done = std::move(done), op = std::move(op)]() mutable {
+    if (!self->started) return done(errc::shutting_down, {});
+    op(*self, with_hint(self->driver, std::move(done)));
+    self->after_input();
+  });
+}
+
 void Node::propose_impl(Bytes command, ResultHandler done) {
   asio::dispatch(impl_->strand, [impl = impl_, command = std::move(command), done = std::move(done)]() mutable {
     if (!impl->started) return done(errc::shutting_down, {});
-    impl->driver.propose(std::move(command), std::move(done), Impl::now(), /*defer=*/true);
+    impl->driver.propose(std::move(command), with_hint(impl->driver, std::move(done)), Impl::now(), /*defer=*/true);
     impl->flush_soon();
   });
 }
@@ -259,28 +276,31 @@ void Node::propose_impl(Bytes command, ResultHandler done) {
 void Node::read_impl(Bytes query, ResultHandler done) {
   asio::dispatch(impl_->strand, [impl = impl_, query = std::move(query), done = std::move(done)]() mutable {
     if (!impl->started) return done(errc::shutting_down, {});
-    impl->driver.read(std::move(query), std::move(done), Impl::now());
+    impl->driver.read(std::move(query), with_hint(impl->driver, std::move(done)), Impl::now());
     impl->after_input();
   });
 }
 
 void Node::transfer_impl(NodeId to, DoneHandler done) {
-  impl_->on_strand(std::move(done), [to](Impl& impl, DoneHandler d) { impl.driver.transfer(to, std::move(d), Impl::now()); });
+  impl_->on_strand(std::move(done), [to](Impl& impl, runtime::Driver::DoneHandler d) {
+    impl.driver.transfer(to, std::move(d), Impl::now());
+  });
 }
 
 void Node::add_server_impl(NodeId id, std::string address, DoneHandler done) {
-  impl_->on_strand(std::move(done), [id, address = std::move(address)](Impl& impl, DoneHandler d) {
+  impl_->on_strand(std::move(done), [id, address = std::move(address)](Impl& impl, runtime::Driver::DoneHandler d) {
     impl.driver.add_server(id, address, std::move(d), Impl::now());
   });
 }
 
 void Node::remove_server_impl(NodeId id, DoneHandler done) {
-  impl_->on_strand(std::move(done),
-                   [id](Impl& impl, DoneHandler d) { impl.driver.remove_server(id, std::move(d), Impl::now()); });
+  impl_->on_strand(std::move(done), [id](Impl& impl, runtime::Driver::DoneHandler d) {
+    impl.driver.remove_server(id, std::move(d), Impl::now());
+  });
 }
 
 void Node::change_membership_impl(Membership target, DoneHandler done) {
-  impl_->on_strand(std::move(done), [target = std::move(target)](Impl& impl, DoneHandler d) {
+  impl_->on_strand(std::move(done), [target = std::move(target)](Impl& impl, runtime::Driver::DoneHandler d) {
     impl.driver.change_membership(target, std::move(d), Impl::now());
   });
 }

@@ -46,7 +46,7 @@ int main() {
   boost::asio::steady_timer deadline(io, std::chrono::seconds(10));
   deadline.async_wait([&](boost::system::error_code ec) {
     if (ec) return;
-    std::fprintf(stderr, "consumer: no commit within 10 s (role %s)\n", node.status().role.c_str());
+    std::fprintf(stderr, "consumer: no commit within 10 s (role %s)\n", std::string(raftkit::to_string(node.status().role)).c_str());
     node.stop();
     io.stop();
   });
@@ -60,7 +60,8 @@ int main() {
       });
       return;
     }
-    node.async_propose(raftkit::to_bytes("hello"), [&](boost::system::error_code ec, raftkit::Bytes result) {
+    node.async_propose(raftkit::to_bytes("hello"), [&](boost::system::error_code ec, raftkit::Response response) {
+      const raftkit::Bytes& result = response.value;
       if (ec) {
         std::fprintf(stderr, "consumer: proposal failed: %s\n", ec.message().c_str());
       } else {

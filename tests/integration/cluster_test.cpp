@@ -1,21 +1,31 @@
 // Real raftkit-counter-server processes on loopback: SIGKILL of the leader
 // under load (3 and 5 nodes), SIGSTOP/SIGCONT of the leader, and a restart of
 // every node. Every wait is bounded and polls readiness or status; the
-// LocalCluster destructor kills every child, also when a check fails.
+// LocalCluster destructor kills every child, also when a check fails. Also:
+// `raftkit-counter status --json`, run as a process, against such a cluster,
+// and the server's --metrics-port scraped over HTTP.
 //
 // RAFTKIT_TIMEOUT_SCALE (environment) multiplies every timeout; sanitizer
 // builds default to 3.
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
+#include <sys/wait.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/json.hpp>
 #include <fmt/format.h>
 
 #include "client.hpp"
+#include "http_client.hpp"
 #include "load.hpp"
 #include "local_cluster.hpp"
+#include "prometheus_text.hpp"
 
 #ifndef RAFTKIT_TIMEOUT_SCALE_DEFAULT
 #define RAFTKIT_TIMEOUT_SCALE_DEFAULT 1
@@ -207,6 +217,133 @@ TEST_CASE("SIGSTOP of the leader past the election timeout, then SIGCONT: it ste
                    stuck_before_resume.acked, stuck_before_resume.unknown, stuck_before_resume.failed));
   // ...and overall every acknowledgement is real.
   check_count(read_counter(c), everyone.counts() + stuck.counts());
+}
+
+// Runs `command` through the shell; its stdout and exit status.
+std::pair<std::string, int> run_command(const std::string& command) {
+  std::string out;
+  FILE* f = ::popen(command.c_str(), "r");
+  if (!f) return {"", -1};
+  char buf[4096];
+  while (std::size_t n = std::fread(buf, 1, sizeof buf, f)) out.append(buf, n);
+  const int status = ::pclose(f);
+  return {out, WIFEXITED(status) ? WEXITSTATUS(status) : -1};
+}
+
+TEST_CASE("raftkit-counter status --json: one JSON document with every server's view; the unreachable one says so",
+          "[integration]") {
+  LocalCluster c(cluster_options(3));
+  NoSanitizerReports guard{c};
+  start_cluster(c);
+  const auto leader = require_leader(c);
+  const raftkit::TlsOptions tls = c.client_tls("reader");  // status needs the read role
+  std::string servers;
+  for (const auto& a : c.client_addresses()) servers += a + ",";
+  servers += "127.0.0.1:1";  // nothing listens there
+  const std::string command =
+      fmt::format("'{}' --ca '{}' --cert '{}' --key '{}' --timeout-ms {} --servers {} status --json",
+                  RAFTKIT_COUNTER_CLIENT, tls.ca_file, tls.cert_file, tls.key_file, T(5000).count(), servers);
+  const auto [out, exit_code] = run_command(command);
+  INFO(command << "\n" << out);
+  CHECK(exit_code == 1);  // a server did not answer
+
+  boost::system::error_code ec;
+  const boost::json::value doc = boost::json::parse(out, ec);
+  REQUIRE(!ec);
+  const auto& list = doc.at("servers").as_array();
+  REQUIRE(list.size() == 4);
+  int leaders = 0;
+  for (std::size_t i = 0; i < 3; ++i) {
+    const auto& s = list[i].as_object();
+    const auto id = c.ids()[i];
+    CHECK(s.at("server").as_string() == c.client_address(id));
+    REQUIRE(s.at("reachable").as_bool());
+    CHECK(s.at("id").to_number<std::uint64_t>() == id);
+    CHECK(s.at("term").to_number<std::uint64_t>() >= leader.term);
+    CHECK(s.at("applied").to_number<std::uint64_t>() <= s.at("commit").to_number<std::uint64_t>());
+    CHECK(s.at("client_address").as_string() == c.client_address(id));
+    const std::string role(s.at("role").as_string());
+    CHECK((role == "leader" || role == "follower" || role == "candidate" || role == "pre-candidate"));
+    if (role == "leader") {
+      ++leaders;
+      CHECK(id == leader.id);
+      CHECK(s.at("leader").to_number<std::uint64_t>() == id);
+    }
+  }
+  CHECK(leaders == 1);
+  const auto& down = list[3].as_object();
+  CHECK(down.at("server").as_string() == "127.0.0.1:1");
+  CHECK(!down.at("reachable").as_bool());
+  CHECK(!down.at("error").as_string().empty());
+}
+
+TEST_CASE("a follower's not-leader answer names the leader (the refusal's own hint); the client follows it",
+          "[integration]") {
+  LocalCluster c(cluster_options(3));
+  NoSanitizerReports guard{c};
+  start_cluster(c);
+  const auto leader = require_leader(c);
+  std::uint64_t follower = 0;
+  for (auto id : c.ids())
+    if (id != leader.id) follower = id;
+  // The follower must know the leader, or its answer names nobody.
+  REQUIRE(LocalCluster::wait_until(
+      [&] {
+        auto s = c.status(follower, T(500));
+        return s && s->leader == leader.id;
+      },
+      T(10000)));
+  ClientOptions o = client_options(c);
+  o.servers = {c.client_address(follower)};  // the client knows only the follower
+  Client client(o);
+  const auto r = client.incr(1);
+  INFO(r.message << "\n" << outputs(c));
+  REQUIRE(r.outcome == Outcome::ok);
+  CHECK(r.server == c.client_address(leader.id));
+  CHECK(r.attempts == 2);  // the follower's refusal, then the leader
+}
+
+// A port nothing listens on right now (the kernel's choice of an ephemeral one).
+std::uint16_t free_port() {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  return a.local_endpoint().port();
+}
+
+TEST_CASE("--metrics-port: the counter server serves Prometheus text whose counters move with increments",
+          "[integration]") {
+  const std::uint16_t port = free_port();
+  auto o = cluster_options(1);
+  o.extra_server_args = {"--metrics-port", std::to_string(port)};
+  LocalCluster c(o);
+  NoSanitizerReports guard{c};
+  start_cluster(c);
+  require_leader(c);
+  const std::string address = fmt::format("127.0.0.1:{}", port);
+  auto scrape = [&] {
+    std::string error;
+    auto r = raftkit::examples::http_request(address, "GET", "/metrics", "", T(3000), error);
+    INFO(error << "\n" << outputs(c));
+    REQUIRE(r);
+    REQUIRE(r->status == 200);
+    CHECK(r->headers["content-type"].starts_with("text/plain; version=0.0.4"));
+    auto p = raftkit::examples::parse_prometheus_text(r->body, error);
+    INFO(error);
+    REQUIRE(p);
+    return *p;
+  };
+  const auto before = scrape();
+  Client client(client_options(c));
+  for (int i = 0; i < 10; ++i) REQUIRE(client.incr(1).outcome == Outcome::ok);
+  const auto after = scrape();
+  for (const char* counter : {"raftkit_proposals_received_total", "raftkit_proposals_committed_total",
+                              "raftkit_entries_applied_total"}) {
+    INFO(counter);
+    REQUIRE(before.value(counter));
+    REQUIRE(after.value(counter));
+    CHECK(*after.value(counter) >= *before.value(counter) + 10);
+  }
+  CHECK(after.value("raftkit_is_leader") == 1.0);
 }
 
 TEST_CASE("stop and restart every node: the count comes back from the log", "[integration]") {

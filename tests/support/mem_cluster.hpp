@@ -30,7 +30,7 @@ struct NullMachine final : StateMachine {
 struct MemNode final : runtime::DriverIo, runtime::DriverObserver {
   std::unique_ptr<LogStore> store;
   std::unique_ptr<runtime::SnapshotStore> snapshots = runtime::make_memory_snapshot_store();
-  NullMachine machine;
+  std::shared_ptr<StateMachine> machine = std::make_shared<NullMachine>();  // replace, then restart(), to observe applies
   std::unique_ptr<runtime::Driver> driver;
   core::Raft* raft = nullptr;                   // the driver's core
   std::vector<Entry> applied;                   // every committed entry handed out, in order
@@ -201,7 +201,7 @@ class MemCluster {
   }
 
   static void start(MemNode& node, const Options& o) {
-    node.driver = std::make_unique<runtime::Driver>(o, node.machine, *node.store, *node.snapshots, node, 1);
+    node.driver = std::make_unique<runtime::Driver>(o, *node.machine, *node.store, *node.snapshots, node, 1);
     node.driver->set_observer(&node);
     std::string detail;
     if (auto ec = node.driver->start(runtime::TimePoint{}, detail))

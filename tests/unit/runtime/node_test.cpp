@@ -78,14 +78,30 @@ template <class Start>
 std::future<Result> results(Start start) {
   auto p = std::make_shared<std::promise<Result>>();
   auto f = p->get_future();
-  start([p](boost::system::error_code ec, Bytes b) { p->set_value({std::error_code(ec), to_string(b)}); });
+  start([p](boost::system::error_code ec, Response r) { p->set_value({std::error_code(ec), to_string(r.value)}); });
   return f;
 }
 template <class Start>
 std::future<std::error_code> done(Start start) {
   auto p = std::make_shared<std::promise<std::error_code>>();
   auto f = p->get_future();
-  start([p](boost::system::error_code ec) { p->set_value(std::error_code(ec)); });
+  start([p](boost::system::error_code ec, LeaderHint) { p->set_value(std::error_code(ec)); });
+  return f;
+}
+// The error and the leader hint a completion carries.
+using Hinted = std::pair<std::error_code, LeaderHint>;
+template <class Start>
+std::future<Hinted> hint_of_response(Start start) {  // propose, read
+  auto p = std::make_shared<std::promise<Hinted>>();
+  auto f = p->get_future();
+  start([p](boost::system::error_code ec, Response r) { p->set_value({std::error_code(ec), r.leader}); });
+  return f;
+}
+template <class Start>
+std::future<Hinted> hint_of_transfer(Start start) {
+  auto p = std::make_shared<std::promise<Hinted>>();
+  auto f = p->get_future();
+  start([p](boost::system::error_code ec, LeaderHint h) { p->set_value({std::error_code(ec), h}); });
   return f;
 }
 template <class T>
@@ -190,7 +206,7 @@ struct Cluster {
     for (auto id : among) {
       if (!nodes_.count(id)) continue;
       auto s = nodes_.at(id)->status();
-      if (s.role == "leader" && s.term >= best_term) {
+      if (s.role == NodeRole::leader && s.term >= best_term) {
         best = id;
         best_term = s.term;
       }
@@ -273,6 +289,53 @@ TEST_CASE("Node: a follower refuses proposals with not_leader and knows the lead
   CHECK(value == "7");  // linearizable: sees the write that completed before
 }
 
+TEST_CASE("Node: a not_leader completion carries the leader's id and address; so does a success") {
+  Cluster c(3);
+  const auto l = c.wait_for_leader();
+  REQUIRE(!c.propose(l, 1).first);
+  const auto f = others(l)[0];
+  REQUIRE(c.wait_until([&] { return c.node(f).status().leader == NodeId{l}; }));
+  const LeaderHint expected{NodeId{l}, fmt::format("inproc:{}", l)};  // the leader's entry in Options::peers
+
+  auto [ec, hint] = wait(hint_of_response([&](auto h) { c.node(f).async_propose(to_bytes("1"), h); }));
+  CHECK(ec == errc::not_leader);
+  CHECK(hint == expected);
+  auto [tec, thint] = wait(hint_of_transfer([&](auto h) { c.node(f).async_transfer_leader(NodeId{f}, h); }));
+  CHECK(tec == errc::not_leader);
+  CHECK(thint == expected);
+  // On success the hint names the leader too: the leader itself for a
+  // proposal, the leader the follower asked for a read.
+  auto [pec, phint] = wait(hint_of_response([&](auto h) { c.node(l).async_propose(to_bytes("1"), h); }));
+  CHECK(!pec);
+  CHECK(phint == expected);
+  auto [rec, rhint] = wait(hint_of_response([&](auto h) { c.node(f).async_read(Bytes{}, h); }));
+  CHECK(!rec);
+  CHECK(rhint == expected);
+}
+
+TEST_CASE("Node: a completion after stop carries no hint (the node knows no leader any more)") {
+  Cluster c(3);
+  const auto l = c.wait_for_leader();
+  const auto f = others(l)[0];
+  REQUIRE(c.wait_until([&] { return c.node(f).status().leader == NodeId{l}; }));
+  c.node(f).stop();
+  auto [ec, hint] = wait(hint_of_response([&](auto h) { c.node(f).async_propose(to_bytes("1"), h); }));
+  CHECK(ec == errc::shutting_down);
+  CHECK(!hint.known());
+  CHECK(hint.address.empty());
+  CHECK(c.node(f).status().role == NodeRole::stopped);
+}
+
+TEST_CASE("NodeRole: to_string and fmt give each role's documented name") {
+  CHECK(to_string(NodeRole::follower) == "follower");
+  CHECK(to_string(NodeRole::pre_candidate) == "pre-candidate");
+  CHECK(to_string(NodeRole::candidate) == "candidate");
+  CHECK(to_string(NodeRole::leader) == "leader");
+  CHECK(to_string(NodeRole::starting) == "starting");
+  CHECK(to_string(NodeRole::stopped) == "stopped");
+  CHECK(fmt::format("[{:>9}]", NodeRole::leader) == "[   leader]");
+}
+
 TEST_CASE("Node: a minority leader cannot commit; the majority elects a new leader; nothing acknowledged is lost") {
   Cluster c(3);
   const auto old = c.wait_for_leader();
@@ -287,7 +350,7 @@ TEST_CASE("Node: a minority leader cannot commit; the majority elects a new lead
   CHECK(wait(std::move(stale)).first);  // never a success
   c.heal_all();
   REQUIRE(c.wait_until([&] { return c.node(old).status().applied == c.node(l).status().applied &&
-                                    c.node(old).status().role == "follower"; }));
+                                    c.node(old).status().role == NodeRole::follower; }));
   auto [ec, value] = c.read(l);
   REQUIRE(!ec);
   CHECK(value == "11");
@@ -332,7 +395,7 @@ TEST_CASE("Node: a failed sync stops the node; it acknowledges nothing after it 
   *c.broken_.at(l) = true;
   auto [ec, value] = c.propose(l, 1);
   CHECK(ec);  // io_error: the leader's own sync failed, or shutting_down
-  REQUIRE(c.wait_until([&] { return c.node(l).status().role == "stopped"; }));
+  REQUIRE(c.wait_until([&] { return c.node(l).status().role == NodeRole::stopped; }));
   CHECK(!c.node(l).status().failure.empty());
   CHECK(c.propose(l, 1).first == errc::io_error);
 }
@@ -360,7 +423,7 @@ TEST_CASE("Node: a leader whose disk stalls steps down and a healthy node takes 
   REQUIRE(!c.propose(l, 1).first);
   *c.stalled_.at(l) = true;
   auto stuck = results([&](auto h) { c.node(l).async_propose(to_bytes("5"), h); });
-  REQUIRE(c.wait_until([&] { return c.node(l).status().role != "leader"; }));
+  REQUIRE(c.wait_until([&] { return c.node(l).status().role != NodeRole::leader; }));
   const auto fresh = c.wait_for_leader(others(l));
   REQUIRE(fresh != 0);
   CHECK(!c.propose(fresh, 10).first);
@@ -413,7 +476,7 @@ TEST_CASE("Node: a leader whose fsync hangs during a WAL segment roll steps down
     std::lock_guard lock(mu);
     REQUIRE(hung);
   }
-  REQUIRE(c.wait_until([&] { return c.node(l).status().role != "leader"; }, 10s));
+  REQUIRE(c.wait_until([&] { return c.node(l).status().role != NodeRole::leader; }, 10s));
   const auto stepped_down = std::chrono::steady_clock::now() - [&] {
     std::lock_guard lock(mu);
     return hung_at;
@@ -494,7 +557,7 @@ TEST_CASE("Node: one call serves every completion token: callback, use_future, u
   const auto l = c.wait_for_leader();
   auto fut = c.node(l).async_propose(to_bytes("2"), asio::use_future);
   REQUIRE(fut.wait_for(30s) == std::future_status::ready);
-  CHECK(to_string(fut.get()) == "2");
+  CHECK(to_string(fut.get().value) == "2");
 
   auto p = std::make_shared<std::promise<Result>>();
   auto from_coroutine = p->get_future();
@@ -503,7 +566,8 @@ TEST_CASE("Node: one call serves every completion token: callback, use_future, u
       [&node = c.node(l), p]() -> asio::awaitable<void> {
         auto [ec, value] = co_await node.async_propose(to_bytes("3"), asio::as_tuple(asio::use_awaitable));
         auto [ec2, read] = co_await node.async_read(Bytes{}, asio::as_tuple(asio::use_awaitable));
-        p->set_value({ec ? std::error_code(ec) : std::error_code(ec2), to_string(value) + "/" + to_string(read)});
+        p->set_value({ec ? std::error_code(ec) : std::error_code(ec2),
+                      to_string(value.value) + "/" + to_string(read.value)});
       },
       asio::detached);
   auto [ec, value] = wait(std::move(from_coroutine));

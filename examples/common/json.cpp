@@ -1,3 +1,3 @@
 // Boost.JSON in header-only mode: its implementation is compiled here, once
-// for every program that links raftkit_kv.
+// for every program that links raftkit_example_json.
 #include <boost/json/src.hpp>
