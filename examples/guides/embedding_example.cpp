@@ -176,6 +176,28 @@ int main() {
     if (answer != "written: ok") status = 1;
   }
 
+  // [membership]
+  // Node 2 joins as a learner (it receives the log and never votes), then
+  // leaves again. A real server would be started first, empty and without
+  // bootstrap; async_add_server stages it and promotes it once caught up.
+  if (status == 0) {
+    raftkit::Membership target = node.status().membership;
+    target.learners.push_back(raftkit::NodeId{2});
+    target.addresses[raftkit::NodeId{2}] = "127.0.0.1:1";
+    auto result = [](std::promise<boost::system::error_code>& p) {
+      return [&p](boost::system::error_code ec, const raftkit::LeaderHint&) { p.set_value(ec); };
+    };
+    std::promise<boost::system::error_code> added, removed;
+    node.async_change_membership(target, result(added));
+    const auto added_ec = added.get_future().get();
+    const auto learners = node.status().membership.learners;
+    fmt::print("learner added: {} (learners now {})\n", added_ec ? added_ec.message() : "ok", learners.size());
+    node.async_remove_server(raftkit::NodeId{2}, result(removed));
+    if (added_ec || removed.get_future().get() || learners.size() != 1 || !node.status().membership.learners.empty())
+      status = 1;
+  }
+  // [membership]
+
   // [stop]
   node.stop();  // every waiting call completes with shutting_down; the log stays consistent
   work.reset();

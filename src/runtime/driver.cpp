@@ -611,7 +611,14 @@ NodeRole public_role(core::Role r) {
 LeaderHint Driver::leader_hint() const {
   if (stopped_ || !raft_ || raft_->leader().is_none()) return {};
   LeaderHint hint{raft_->leader(), {}};
-  if (auto it = options_.peers.find(hint.id); it != options_.peers.end()) hint.address = it->second;
+  // The configuration's address book first (it follows membership changes),
+  // the options' for a cluster whose log holds no configuration yet.
+  const auto& book = raft_->membership().addresses;
+  if (auto it = book.find(hint.id); it != book.end()) {
+    hint.address = it->second;
+  } else if (auto p = options_.peers.find(hint.id); p != options_.peers.end()) {
+    hint.address = p->second;
+  }
   return hint;
 }
 

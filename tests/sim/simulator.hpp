@@ -45,6 +45,20 @@
 // is always on offer). The last phase ends early enough for that check to
 // finish before the run ends.
 //
+// MEMBERSHIP AND LOST DISKS (faults `membership`, `wipe`). With membership
+// faults most seeds also start one or two spare nodes, empty and without
+// bootstrap, which wait to be added. The nemesis asks the leader, through
+// the driver's API, to add a server (staged, then promoted), add a learner,
+// remove a member (the leader itself at times), or replace one (add, then at
+// once remove: refused while the first change is in flight). A wipe crashes
+// a node, empties its disk and restarts it under its old id without
+// bootstrap; it must not vote before a leader vouched it caught up. Wipes
+// happen only where the cluster can elect a leader without the wiped node
+// and no configuration change is in flight (a configuration whose every
+// quorum needs a node that lost its disk has no safe way forward), and
+// operators do not shrink a cluster while a node is recovering. Completed
+// changes are counted (membership=N in the summary).
+//
 // CLIENTS keep one operation in flight each: pick a node they believe is the
 // leader, send, wait (with a timeout), follow not-leader hints, and record
 // every operation in a history (see workload.hpp). A proposal's answer comes
@@ -55,7 +69,9 @@
 // CHECKS. SafetyChecker (checker.hpp) judges the Raft invariants during the
 // run. One more needs every node's log at once, so it lives here:
 // whenever the cluster's commit index grows, no node lacking the newly
-// committed entry may be at least as up to date as a majority's durable logs
+// committed entry may be at least as up to date as the durable logs of a
+// quorum of the configuration it would count votes in (recovering nodes,
+// which refuse to vote, excluded)
 // (else it could win an election and erase a committed entry — the window
 // Figure 8 of the Raft paper exploits, flagged before anyone exploits it); at the end the histories are checked for linearizability and the
 // replicas for convergence. The first violation stops the run and is

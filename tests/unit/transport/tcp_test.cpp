@@ -131,6 +131,42 @@ TEST_CASE("tcp: three nodes exchange messages, in order, payloads intact", "[tcp
   shutdown(io, {a.get(), b.get(), c.get()});
 }
 
+TEST_CASE("tcp: the address book follows the configuration: new members are reached, removed ones dropped",
+          "[tcp][membership]") {
+  asio::io_context io;
+  auto a = start_node(io, options_for(1));
+  auto b = start_node(io, options_for(2));
+  auto c = start_node(io, options_for(3));
+  // a and b know each other; c is a server being added, known to nobody.
+  a->transport->update_peers({{NodeId{1}, address(*a)}, {NodeId{2}, address(*b)}});
+  b->transport->update_peers({{NodeId{1}, address(*a)}, {NodeId{2}, address(*b)}});
+  c->transport->update_peers({{NodeId{1}, address(*a)}, {NodeId{3}, address(*c)}});
+  a->transport->send(message(1, 3, 0));
+  REQUIRE(run_until(io, [&] { return a->transport->stats().dropped == 1; }));  // not a member yet
+  // The configuration that adds c reaches a (and b): a dials c, and c's
+  // answers are accepted because c is in a's book now.
+  const std::map<NodeId, std::string> with_c = {
+      {NodeId{1}, address(*a)}, {NodeId{2}, address(*b)}, {NodeId{3}, address(*c)}};
+  a->transport->update_peers(with_c);
+  b->transport->update_peers(with_c);
+  a->transport->send(message(1, 3, 1));
+  REQUIRE(run_until(io, [&] { return c->inbox.size() == 1; }));
+  c->transport->send(message(3, 1, 2));
+  REQUIRE(run_until(io, [&] { return a->inbox.size() == 1; }));
+  CHECK(a->inbox[0] == message(3, 1, 2));
+  // b is removed: a stops sending to it (dropped, counted) and no longer
+  // accepts it as a peer; an empty book (a node that has not learned its
+  // configuration) changes nothing.
+  a->transport->update_peers({{NodeId{1}, address(*a)}, {NodeId{3}, address(*c)}});
+  a->transport->update_peers({});
+  const auto dropped = a->transport->stats().dropped;
+  a->transport->send(message(1, 2, 3));
+  REQUIRE(run_until(io, [&] { return a->transport->stats().dropped == dropped + 1; }));
+  a->transport->send(message(1, 3, 4));
+  REQUIRE(run_until(io, [&] { return c->inbox.size() == 2; }));
+  shutdown(io, {a.get(), b.get(), c.get()});
+}
+
 TEST_CASE("tcp: a peer of another cluster, or an unknown node id, is refused", "[tcp][handshake]") {
   asio::io_context io;
   auto a = start_node(io, options_for(1));
