@@ -81,7 +81,8 @@ struct Progress {
   /// (Message::recovering, the run it is in): it does not vote until the
   /// leader tells it it holds every committed entry.
   std::uint64_t recovering = 0;
-  bool recovery_confirming = false;  ///< a leadership confirmation for it is under way
+  std::uint64_t recovery_round = 0;  ///< recovering: heartbeat round confirming the leader before it is vouched for
+  Index recovery_index;              ///< ... and the commit index it held when that began
   Inflights inflights;
 
   void become_probe();

@@ -43,8 +43,6 @@ bool well_formed(const Message& m, NodeId self) {
     }
     if (!m.entries.empty() && m.entries.front().term < m.log_term) return false;
   }
-  // The top bit of a read context is the leader's own (recovery confirmations).
-  if (m.type == MessageType::read_index && (m.context >> 63) != 0) return false;
   if (m.type == MessageType::snapshot && (!m.snapshot || !membership_problem(m.snapshot->membership).empty()))
     return false;
   return true;
@@ -141,10 +139,8 @@ void Raft::tick() {
   }
   if (heartbeat_elapsed_ >= options_.heartbeat_ticks) {
     heartbeat_elapsed_ = 0;
-    const std::uint64_t round = read_only_.new_round(id_, ticks_);
-    if (committed_in_term()) read_only_.start_unstarted(round);  // recovery confirmations ride on it
-    broadcast_heartbeat(round);
-    confirm_reads();  // a single voter confirms at once
+    broadcast_heartbeat(read_only_.new_round(id_, ticks_));
+    vouch_for_recovered();  // when no answer is needed (two voters)
   }
 }
 
@@ -612,7 +608,7 @@ void Raft::handle_append_response(const Message& m, Progress& pr) {
   while (send_append(m.from, false)) {
   }
   if (m.from == transferee_ && pr.match == log_.last_index()) send_timeout_now(m.from);
-  maybe_confirm_recovery(m.from, pr);
+  maybe_confirm_recovery(pr);
   if (!membership_.staging.empty()) maybe_finish_membership_change();
 }
 
@@ -631,7 +627,7 @@ void Raft::send_timeout_now(NodeId to) {
 void Raft::note_recovering(const Message& m, Progress& pr) {
   if (m.recovering != 0 && m.recovering != pr.recovering) pr.forget_beyond(Index{});
   pr.recovering = m.recovering;
-  if (!pr.recovering) pr.recovery_confirming = false;
+  if (!pr.recovering) pr.recovery_round = 0;
 }
 
 // A recovering follower may vote again once it holds every entry this
@@ -639,14 +635,46 @@ void Raft::note_recovering(const Message& m, Progress& pr) {
 // leader completeness) — and once this leader knows it still leads: a
 // deposed leader of an older term could otherwise vouch for it (the wiped
 // node forgot the newer term). So the leader first confirms its leadership
-// with a quorum of the other, non-recovering voters, as for a read (thesis
-// §6.4), and only then tells the follower (Message::caught_up).
-void Raft::maybe_confirm_recovery(NodeId peer, Progress& pr) {
-  if (!pr.recovering || pr.recovery_confirming || !committed_in_term() || pr.match < log_.committed()) return;
-  // The next regular heartbeat round confirms it (no extra round: the
-  // follower answers every heartbeat while it recovers).
-  pr.recovery_confirming = true;
-  read_only_.add({kRecoveryContext | peer.value, peer, log_.committed(), 0});
+// with the next regular heartbeat round, and only then tells the follower
+// (Message::caught_up).
+void Raft::maybe_confirm_recovery(Progress& pr) {
+  if (!pr.recovering || pr.recovery_round != 0 || !committed_in_term() || pr.match < log_.committed()) return;
+  pr.recovery_round = read_only_.last_round() + 1;
+  pr.recovery_index = log_.committed();
+}
+
+// A newer leader needs a majority that leaves this leader out (this leader
+// would know of a newer term it voted in). The round rules that out once
+// every such majority, in each half of the configuration, contains a
+// voter that answered the round in this term; recovering nodes' answers do
+// not count (they forgot their terms). With two voters no majority leaves
+// the leader out: nothing to wait for. (A read needs the stricter quorum
+// of answers, as ReadIndex has it.)
+bool Raft::leadership_confirmed(std::uint64_t round) const {
+  if (read_only_.last_round() < round) return false;
+  for (const auto* half : {&membership_.voters, &membership_.voters_outgoing}) {
+    if (half->empty()) continue;
+    std::size_t silent = 0;
+    for (NodeId v : *half)
+      if (v != id_ && read_only_.acked_round(v) < round) ++silent;
+    if (silent >= half->size() / 2 + 1) return false;
+  }
+  return true;
+}
+
+void Raft::vouch_for_recovered() {
+  for (auto& [id, pr] : progress_.map()) {
+    if (pr.recovery_round == 0 || !leadership_confirmed(pr.recovery_round)) continue;
+    pr.recovery_round = 0;
+    // Unless it lost its storage once more meanwhile (match fell).
+    if (pr.recovering == 0 || pr.match < pr.recovery_index) continue;
+    Message m;
+    m.type = MessageType::heartbeat;
+    m.to = id;
+    m.commit = std::min(pr.match, log_.committed());
+    m.caught_up = pr.recovering;
+    send(std::move(m));
+  }
 }
 
 void Raft::handle_heartbeat_response(const Message& m, Progress& pr) {
@@ -665,8 +693,9 @@ void Raft::handle_heartbeat_response(const Message& m, Progress& pr) {
   }
   // Nor does it confirm this leader's leadership (a read, or its own recovery).
   if (!m.recovering) read_only_.acknowledge(m.from, m.context);
-  maybe_confirm_recovery(m.from, pr);
+  maybe_confirm_recovery(pr);
   confirm_reads();
+  vouch_for_recovered();
 }
 
 void Raft::handle_read_index(const Message& m) {
@@ -834,20 +863,7 @@ void Raft::start_read_round() {
 void Raft::confirm_reads() {
   if (!read_only_.has_pending()) return;
   for (const PendingRead& r : read_only_.take_confirmed(membership_)) {
-    if (r.context & kRecoveryContext) {
-      // Still leader after the follower was caught up: it may vote again —
-      // unless it lost its storage once more meanwhile (match fell).
-      Progress* pr = progress_.find(r.requester);
-      if (!pr) continue;
-      pr->recovery_confirming = false;
-      if (pr->recovering == 0 || pr->match < r.index) continue;
-      Message m;
-      m.type = MessageType::heartbeat;
-      m.to = r.requester;
-      m.commit = std::min(pr->match, log_.committed());
-      m.caught_up = pr->recovering;
-      send(std::move(m));
-    } else if (r.requester == id_) {
+    if (r.requester == id_) {
       read_states_.push_back({r.index, r.context});
     } else {
       Message m;
@@ -863,9 +879,7 @@ void Raft::confirm_reads() {
 void Raft::fail_pending_reads() {
   if (!read_only_.has_pending()) return;
   for (const PendingRead& r : read_only_.take_all()) {
-    if (r.context & kRecoveryContext) {
-      if (Progress* pr = progress_.find(r.requester)) pr->recovery_confirming = false;
-    } else if (r.requester == id_) {
+    if (r.requester == id_) {
       failed_reads_.push_back({r.context, NodeId{}});
     } else {
       Message m;

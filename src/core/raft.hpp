@@ -121,7 +121,7 @@ class Raft {
   /// Starts a linearizable read. On a leader the read is confirmed by a
   /// heartbeat round; on a follower it is forwarded to the leader. The
   /// answer comes back in a later Ready's read_states or failed_reads.
-  std::error_code read_index(std::uint64_t context);  // context < 2^63 (the top bit is the core's)
+  std::error_code read_index(std::uint64_t context);
   /// Leader only: hand leadership to `to` once it has caught up; `to` = 0
   /// picks the most up-to-date reachable voter. Refused with
   /// errc::unavailable when the target is unreachable (not heard from within
@@ -215,10 +215,9 @@ class Raft {
   void handle_append_response(const Message& m, Progress& pr);
   void handle_heartbeat_response(const Message& m, Progress& pr);
   void note_recovering(const Message& m, Progress& pr);
-  void maybe_confirm_recovery(NodeId peer, Progress& pr);
-  /// Contexts of the leader's own confirmation rounds for a recovering
-  /// follower; the runtime's read contexts keep the top bit clear.
-  static constexpr std::uint64_t kRecoveryContext = std::uint64_t{1} << 63;
+  void maybe_confirm_recovery(Progress& pr);
+  bool leadership_confirmed(std::uint64_t round) const;
+  void vouch_for_recovered();
   void handle_read_index(const Message& m);
   void reject_read_index(const Message& m);
 

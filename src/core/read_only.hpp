@@ -84,6 +84,13 @@ class ReadOnly {
   std::uint64_t new_round(NodeId self, std::uint64_t now);
   /// `peer` answered the heartbeat of `round`.
   void acknowledge(NodeId peer, std::uint64_t round);
+  /// The last round numbered (0: none yet).
+  std::uint64_t last_round() const { return round_; }
+  /// The highest round `peer` answered (0: none).
+  std::uint64_t acked_round(NodeId peer) const {
+    auto it = acked_.find(peer);
+    return it == acked_.end() ? 0 : it->second;
+  }
 
   // ---- lease -------------------------------------------------------------
   /// Whether the lease holds at tick `now`: the newest round acknowledged
