@@ -533,8 +533,17 @@ TEST_CASE("Membership: a leader replaced through joint consensus leads through t
   CHECK(c.raft(l).role() != Role::leader);
   CHECK(!is_member(c.raft(l).membership(), NodeId{l}));
   REQUIRE(run_until(c, [&] { return c.leader() != 0 && c.leader() != l; }));
-  CHECK(sorted(c.raft(c.leader()).membership().voters) == sorted(target.voters));
+  const auto successor = c.leader();
+  CHECK(sorted(c.raft(successor).membership().voters) == sorted(target.voters));
   commit_some(c, 2);
+  // The old leader, out of the configuration, never campaigns again.
+  const Term term = c.raft(successor).term();
+  for (int i = 0; i < 200; ++i) {
+    run_ticks(c, 1);
+    CHECK(c.raft(l).role() == Role::follower);
+  }
+  CHECK(c.leader() == successor);
+  CHECK(c.raft(successor).term() == term);
 }
 
 // etcd: campaign_learner_must_vote.txt.
