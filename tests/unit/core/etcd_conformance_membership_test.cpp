@@ -562,3 +562,57 @@ TEST_CASE("Membership: a learner not yet told of its promotion still votes, so t
   CHECK(is_voter(c.raft(winner).membership(), NodeId{4}));
   CHECK(c.raft(winner).membership().voters.size() == 4);
 }
+
+// etcd: TestRawNodeJointAutoLeave (the leave is appended by whichever node
+// leads once the joint configuration is applied, a new leader included).
+TEST_CASE("Membership: a leader elected while the configuration is joint leaves it by itself") {
+  MemCluster c(3, 414);
+  const auto l = cluster_with_learners(c, {4});
+  // The old leader's leave entry never reaches anyone.
+  c.drop = [](const Message& m) {
+    for (const Entry& e : m.entries)
+      if (e.type == EntryType::membership && !decode_membership(e.payload)->joint()) return true;
+    return false;
+  };
+  Membership target = config({1, 2, 3, 4});
+  for (NodeId id : members_of(target)) target.addresses[id] = fmt::format("mem:{}", id.value);
+  REQUIRE(!c.raft(l).propose_membership(target));
+  REQUIRE(run_until(c, [&] {
+    for (std::uint64_t id = 1; id <= 4; ++id)
+      if (!c.raft(id).membership().joint()) return false;
+    return true;
+  }));
+  c.isolate(l);
+  c.drop = {};
+  REQUIRE(run_until(c, [&] {
+    const auto now = c.leader();
+    return now != 0 && now != l && !c.raft(now).membership().joint();
+  }, 3000));
+  const auto successor = c.leader();
+  CHECK(sorted(c.raft(successor).membership().voters) == ids({1, 2, 3, 4}));
+  CHECK(c.raft(successor).membership().learners.empty());
+}
+
+// etcd: TestLeaderTransferDemoteNode, confchange_v2_replace_leader_stepdown.txt
+// (a leader demoted to learner steps down as a removed one does).
+TEST_CASE("Membership: a leader demoted to learner hands over, then follows as a learner that receives the log") {
+  MemCluster c(3, 415);
+  const auto l = c.elect();
+  REQUIRE(l != 0);
+  commit_some(c, 3);
+  Membership target = c.raft(l).membership();
+  target.voters.erase(std::find(target.voters.begin(), target.voters.end(), NodeId{l}));
+  target.learners.push_back(NodeId{l});
+  change(c, l, target);
+  CHECK(c.raft(l).role() == Role::follower);
+  REQUIRE(run_until(c, [&] { return c.leader() != 0 && c.leader() != l; }));
+  const auto successor = c.leader();
+  CHECK(c.raft(successor).progress().find(NodeId{l})->learner);
+  commit_some(c, 3);
+  REQUIRE(run_until(c, [&] { return c.raft(l).commit_index() == c.raft(successor).commit_index(); }));
+  for (int i = 0; i < 200; ++i) {
+    run_ticks(c, 1);
+    CHECK(c.raft(l).role() == Role::follower);
+  }
+  CHECK(c.leader() == successor);
+}
