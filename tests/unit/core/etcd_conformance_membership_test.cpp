@@ -616,3 +616,34 @@ TEST_CASE("Membership: a leader demoted to learner hands over, then follows as a
   }
   CHECK(c.leader() == successor);
 }
+
+// etcd: confchange_v1_remove_leader.txt (the leader that is removing itself
+// must not count its own log toward the new configuration's majority).
+TEST_CASE("Membership: a leader outside the incoming voters counts toward the outgoing majority only") {
+  MemCluster c(3, 416);
+  const auto l = cluster_with_learners(c, {4});
+  const auto x = other_than({l}, 3);
+  const auto y = other_than({l, x}, 3);
+  Membership target = config({x, y, 4});
+  for (NodeId id : members_of(target)) target.addresses[id] = fmt::format("mem:{}", id.value);
+  // Only x ever receives the leave entry: with the leader it is a majority
+  // of the outgoing voters {1,2,3}, but alone it is no majority of {x,y,4}.
+  c.drop = [x](const Message& m) {
+    if (m.to == NodeId{x}) return false;
+    for (const Entry& e : m.entries)
+      if (e.type == EntryType::membership && !decode_membership(e.payload)->joint()) return true;
+    return false;
+  };
+  REQUIRE(!c.raft(l).propose_membership(target));
+  REQUIRE(run_until(c, [&] { return c.raft(l).membership().joint(); }));
+  c.stabilize();
+  const Index leave = c.raft(l).last_index();
+  REQUIRE(c.raft(x).last_index() == leave);  // x holds the leave entry
+  run_ticks(c, 5);
+  CHECK(c.raft(l).commit_index() < leave);
+  CHECK(c.raft(l).role() == Role::leader);
+  c.drop = {};
+  REQUIRE(run_until(c, [&] { return c.raft(l).commit_index() >= leave; }));
+  REQUIRE(run_until(c, [&] { return c.leader() != 0 && c.leader() != l; }));
+  CHECK(!is_member(c.raft(l).membership(), NodeId{l}));
+}
