@@ -647,3 +647,44 @@ TEST_CASE("Membership: a leader outside the incoming voters counts toward the ou
   REQUIRE(run_until(c, [&] { return c.leader() != 0 && c.leader() != l; }));
   CHECK(!is_member(c.raft(l).membership(), NodeId{l}));
 }
+
+// Not an etcd test (etcd has no protocol-aware recovery): found while
+// porting the membership rows, kept here until the lead moves it.
+//
+// BUG (core, maybe_confirm_recovery / confirm_reads): a leader confirms a
+// recovering follower with a read round, i.e. a majority of the voters with
+// the leader counted and recovering followers not. What the confirmation
+// must rule out is a newer leader, elected by a majority WITHOUT this
+// leader; acknowledgements from non-recovering voters that meet every such
+// majority suffice. For an odd number of voters the two rules agree; for an
+// even number the core asks one acknowledgement too many: two voters with
+// one wiped (no majority of two excludes the leader, so nothing needs
+// confirming), or four voters with two wiped (the one healthy follower meets
+// the only majority without the leader), never recover, though the wiped
+// followers hold every entry, and since recovering followers count toward
+// no commit, the cluster never commits again.
+TEST_CASE("Recovery: wiped followers holding every entry are confirmed once every majority without the leader "
+          "has answered (even-sized clusters)",
+          "[!mayfail]") {
+  const std::size_t voters = GENERATE(2, 4);
+  MemCluster c(voters, 418);
+  const auto l = c.elect();
+  REQUIRE(l != 0);
+  commit_some(c, 5);
+  std::vector<std::uint64_t> wiped;
+  for (std::uint64_t id = 1; id <= voters && wiped.size() < voters / 2; ++id)
+    if (id != l) wiped.push_back(id);
+  for (auto w : wiped) c.wipe(w);
+  INFO(voters << " voters, " << wiped.size() << " wiped");
+  const bool recovered = run_until(c, [&] {
+    for (auto w : wiped)
+      if (c.raft(w).recovering()) return false;
+    return true;
+  }, 2000);
+  for (auto w : wiped) CHECK(c.raft(w).last_index() == c.raft(l).last_index());  // they hold every entry
+  CHECK(recovered);
+  const Index before = c.raft(l).commit_index();
+  REQUIRE(!c.raft(l).propose(to_bytes("after")));
+  run_ticks(c, 5);
+  CHECK(c.raft(l).commit_index() > before);
+}
