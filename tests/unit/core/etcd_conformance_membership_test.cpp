@@ -648,24 +648,16 @@ TEST_CASE("Membership: a leader outside the incoming voters counts toward the ou
   CHECK(!is_member(c.raft(l).membership(), NodeId{l}));
 }
 
-// Not an etcd test (etcd has no protocol-aware recovery): found while
-// porting the membership rows, kept here until the lead moves it.
-//
-// BUG (core, maybe_confirm_recovery / confirm_reads): a leader confirms a
-// recovering follower with a read round, i.e. a majority of the voters with
-// the leader counted and recovering followers not. What the confirmation
-// must rule out is a newer leader, elected by a majority WITHOUT this
-// leader; acknowledgements from non-recovering voters that meet every such
-// majority suffice. For an odd number of voters the two rules agree; for an
-// even number the core asks one acknowledgement too many: two voters with
-// one wiped (no majority of two excludes the leader, so nothing needs
-// confirming), or four voters with two wiped (the one healthy follower meets
-// the only majority without the leader), never recover, though the wiped
-// followers hold every entry, and since recovering followers count toward
-// no commit, the cluster never commits again.
+// Not an etcd test (etcd has no protocol-aware recovery); found while
+// porting the membership rows. A leader vouches for a recovering follower
+// once every majority that leaves the leader out has answered a heartbeat
+// round; a read's quorum rule (the first fix) asked one answer too many
+// with an even number of voters: two voters with one wiped, or four with
+// two wiped, never readmitted the wiped followers, and since recovering
+// followers count toward no commit, the cluster never committed again.
 TEST_CASE("Recovery: wiped followers holding every entry are confirmed once every majority without the leader "
           "has answered (even-sized clusters)",
-          "[!mayfail]") {
+          "[membership][recovery]") {
   const std::size_t voters = GENERATE(2, 4);
   MemCluster c(voters, 418);
   const auto l = c.elect();
