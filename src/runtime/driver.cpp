@@ -49,36 +49,93 @@ std::error_code Driver::start(TimePoint now, std::string& detail) {
   return {};
 }
 
+namespace {
+
+// Copies what passes through a reader or writer into memory: the driver keeps
+// the newest snapshot's bytes to send to followers.
+class TeeReader final : public SnapshotReader {
+ public:
+  TeeReader(SnapshotReader& in, Bytes& copy) : in_(in), copy_(copy) {
+    copy_.reserve(static_cast<std::size_t>(in.remaining()));
+  }
+  std::error_code read(std::span<std::uint8_t> out, std::size_t& got) override {
+    if (auto ec = in_.read(out, got)) return ec;
+    copy_.insert(copy_.end(), out.begin(), out.begin() + static_cast<std::ptrdiff_t>(got));
+    return {};
+  }
+  std::uint64_t remaining() const override { return in_.remaining(); }
+
+ private:
+  SnapshotReader& in_;
+  Bytes& copy_;
+};
+
+class TeeWriter final : public SnapshotWriter {
+ public:
+  TeeWriter(SnapshotWriter& out, Bytes& copy) : out_(out), copy_(copy) {}
+  std::error_code write(BytesView data) override {
+    if (auto ec = out_.write(data)) return ec;
+    copy_.insert(copy_.end(), data.begin(), data.end());
+    return {};
+  }
+
+ private:
+  SnapshotWriter& out_;
+  Bytes& copy_;
+};
+
+}  // namespace
+
+std::error_code Driver::restore(SnapshotReader& in, std::string& detail) {
+  const auto started = std::chrono::steady_clock::now();  // metrics only
+  if (auto ec = sm_.restore_snapshot(in)) {
+    detail = "the state machine refused the snapshot: " + ec.message();
+    return ec;
+  }
+  metrics_.snapshot_restore_us.record(std::chrono::steady_clock::now() - started);
+  return {};
+}
+
 std::error_code Driver::load_snapshot(std::string& detail) {
   const SnapshotMeta in_store = store_.snapshot_meta();
-  SnapshotMeta meta;
-  Bytes data;
+  SnapshotMeta loaded;
+  auto kept = std::make_shared<Bytes>();
+  std::string problem;
   std::string why;
-  auto ec = snapshots_.load(meta, data, why);
-  if (ec == errc::unavailable) {
+  auto ec = snapshots_.load(
+      [&](const SnapshotMeta& meta, SnapshotReader& in) -> std::error_code {
+        if (meta.index < in_store.index) {
+          problem = fmt::format("the newest snapshot ({}) is older than the log store's snapshot ({})", meta.index,
+                                in_store.index);
+          return errc::corrupted;
+        }
+        if (meta.index > in_store.index) {
+          // A crash came between saving the snapshot and recording it in the store.
+          if (auto e = store_.install_snapshot(meta)) return problem = "recording the snapshot", e;
+          if (auto e = store_.sync()) return problem = "syncing the log store", e;
+        }
+        TeeReader tee(in, *kept);
+        if (auto e = restore(tee, problem)) return e;
+        // What the state machine left unread is still part of the snapshot sent on.
+        Bytes rest;
+        if (auto e = read_all(tee, rest)) return problem = "reading the snapshot", e;
+        loaded = meta;
+        return {};
+      },
+      why);
+  if (ec == errc::unavailable && problem.empty()) {
     if (in_store.index == Index{}) return {};
     detail = fmt::format("the log store starts after a snapshot at {} but no snapshot is available{}", in_store.index,
                          options_.snapshot_dir.empty() ? " (no snapshot_dir is set)" : " in " + options_.snapshot_dir);
     return errc::corrupted;
   }
   if (ec) {
-    detail = "cannot load snapshot: " + why;
+    detail = problem.empty() ? "cannot load snapshot: " + why : problem + " (" + why + ")";
     return ec;
   }
-  if (meta.index < in_store.index) {
-    detail = fmt::format("the newest snapshot ({}) is older than the log store's snapshot ({})", meta.index,
-                         in_store.index);
-    return errc::corrupted;
-  }
-  if (meta.index > in_store.index) {
-    // A crash came between saving the snapshot and recording it in the store.
-    if (auto e = store_.install_snapshot(meta)) return detail = "recording the snapshot", e;
-    if (auto e = store_.sync()) return detail = "syncing the log store", e;
-  }
-  sm_.load_snapshot(data);
-  snapshot_meta_ = meta;
-  snapshot_data_ = std::make_shared<const Bytes>(std::move(data));
-  if (observer_) observer_->on_snapshot_loaded(meta);
+  snapshot_meta_ = loaded;
+  snapshot_data_ = std::move(kept);
+  if (observer_) observer_->on_snapshot_loaded(loaded);
   return {};
 }
 
@@ -361,7 +418,9 @@ void Driver::observe_changes() {
 void Driver::finish(core::Ready& rd) {
   for (Message& m : rd.persisted_messages) send(std::move(m));
   if (rd.snapshot) {
-    sm_.load_snapshot(rd.snapshot_data);
+    MemorySnapshotReader in(rd.snapshot_data);
+    std::string detail;
+    if (auto ec = restore(in, detail)) return fail(ec, "loading a received snapshot: " + detail);
     snapshot_meta_ = *rd.snapshot;
     snapshot_data_ = std::make_shared<const Bytes>(std::move(rd.snapshot_data));
     metrics_.snapshots_installed.add();
@@ -421,6 +480,9 @@ void Driver::complete_transfers() {
   });
 }
 
+// The state machine captures its state here, on the driver's thread, and
+// the capture is serialised inside the DiskWrite: on Node's disk thread while
+// applies go on, synchronously in the simulator.
 void Driver::maybe_snapshot() {
   if (options_.snapshot_interval == 0 || snapshot_write_id_ != 0) return;
   const Index applied = raft_->applied_index();
@@ -429,21 +491,28 @@ void Driver::maybe_snapshot() {
   if (!term) return;
   snapshot_in_flight_ = SnapshotMeta{applied, *term, raft_->membership()};
   const auto started = std::chrono::steady_clock::now();  // metrics only
-  snapshot_data_in_flight_ = std::make_shared<const Bytes>(sm_.save_snapshot());
-  const auto serialized = std::chrono::steady_clock::now() - started;
-  metrics_.snapshot_bytes.record(snapshot_data_in_flight_->size());
-  auto w = new_write([this, meta = snapshot_in_flight_, data = snapshot_data_in_flight_,
-                      serialized](std::string& what) {
+  std::shared_ptr<SnapshotCapture> capture = sm_.capture_snapshot();
+  metrics_.snapshot_capture_us.record(std::chrono::steady_clock::now() - started);
+  auto kept = std::make_shared<Bytes>();
+  snapshot_data_in_flight_ = kept;
+  auto w = new_write([this, meta = snapshot_in_flight_, capture = std::move(capture), kept](std::string& what) {
     const auto saving = std::chrono::steady_clock::now();
-    const auto saved = [&] { metrics_.snapshot_save_us.record(serialized + (std::chrono::steady_clock::now() - saving)); };
-    if (auto ec = snapshots_.save(meta, *data, what)) {
+    auto ec = snapshots_.save(
+        meta,
+        [&](SnapshotWriter& out) {
+          TeeWriter tee(out, *kept);
+          return capture->write_to(tee);
+        },
+        what);
+    if (ec) {
       what = "taking a snapshot: " + what;
       return ec;
     }
-    saved();
-    if (auto ec = store_.install_snapshot(meta)) {
+    metrics_.snapshot_save_us.record(std::chrono::steady_clock::now() - saving);
+    metrics_.snapshot_bytes.record(kept->size());
+    if (auto e = store_.install_snapshot(meta)) {
       what = "recording a snapshot";
-      return ec;
+      return e;
     }
     return std::error_code{};
   });

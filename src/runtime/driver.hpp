@@ -44,10 +44,13 @@
 // refuses later writes; see log_store.hpp): nothing is acknowledged after it.
 //
 // SNAPSHOTS. Every Options::snapshot_interval applied entries the state
-// machine's save_snapshot() runs here (on the caller's thread); the bytes are
-// saved through the SnapshotStore and recorded in the log store inside a
-// DiskWrite, and kept in memory to send to followers that need compacted
-// entries.
+// machine's capture_snapshot() runs here (on the caller's thread, and cheap:
+// a copy or a copy-on-write view); the capture is serialised into the
+// SnapshotStore and the snapshot recorded in the log store inside a
+// DiskWrite — so on Node's disk thread, while applies go on; the driver adds
+// no thread of its own. The bytes are also kept in memory to send to
+// followers that need compacted entries. A snapshot that the state machine
+// cannot restore stops the driver with a clear error.
 //
 // Not thread-safe: one thread (or strand) calls every member.
 #pragma once
@@ -199,6 +202,7 @@ class Driver {
   };
 
   std::error_code load_snapshot(std::string& detail);
+  std::error_code restore(SnapshotReader& in, std::string& detail);
   void advance_clock(TimePoint now);
   void process();
   void finish(core::Ready& rd);
@@ -244,7 +248,7 @@ class Driver {
   bool stall_reported_ = false;
   std::uint64_t snapshot_write_id_ = 0;  // nonzero while a snapshot is being saved
   SnapshotMeta snapshot_in_flight_;
-  std::shared_ptr<const Bytes> snapshot_data_in_flight_;
+  std::shared_ptr<const Bytes> snapshot_data_in_flight_;  // filled by the write, read after write_done
 
   // Waiting callers.
   std::map<Index, PendingProposal> proposals_;

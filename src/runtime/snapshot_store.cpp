@@ -12,37 +12,54 @@ namespace {
 class FileSnapshotStore final : public SnapshotStore {
  public:
   explicit FileSnapshotStore(std::string dir) : dir_(std::move(dir)) {}
-  std::error_code load(SnapshotMeta& meta, Bytes& data, std::string& detail) override {
-    return read_latest_snapshot(dir_, meta, data, &detail);
+  std::error_code load(const SnapshotConsumer& consume, std::string& detail) override {
+    return read_latest_snapshot(dir_, consume, &detail);
   }
-  std::error_code save(const SnapshotMeta& meta, BytesView data, std::string& detail) override {
-    return write_snapshot_file(dir_, meta, data, &detail);
+  std::error_code save(const SnapshotMeta& meta, const SnapshotProducer& produce, std::string& detail) override {
+    return write_snapshot_file(dir_, meta, produce, &detail);
   }
 
  private:
   std::string dir_;
 };
 
+// The data is produced into a fresh buffer and swapped in under the lock, so
+// a failed save leaves the previous snapshot, as a file store does.
 class MemorySnapshotStore final : public SnapshotStore {
  public:
-  std::error_code load(SnapshotMeta& meta, Bytes& data, std::string&) override {
-    std::lock_guard lock(mu_);
-    if (meta_.index == Index{}) return errc::unavailable;
-    meta = meta_;
-    data = data_;
+  std::error_code load(const SnapshotConsumer& consume, std::string& detail) override {
+    std::shared_ptr<const Bytes> data;
+    SnapshotMeta meta;
+    {
+      std::lock_guard lock(mu_);
+      if (meta_.index == Index{}) return errc::unavailable;
+      meta = meta_;
+      data = data_;
+    }
+    MemorySnapshotReader reader(*data);
+    if (auto ec = consume(meta, reader)) {
+      detail = "loading the snapshot: " + ec.message();
+      return ec;
+    }
     return {};
   }
-  std::error_code save(const SnapshotMeta& meta, BytesView data, std::string&) override {
+  std::error_code save(const SnapshotMeta& meta, const SnapshotProducer& produce, std::string& detail) override {
+    MemorySnapshotWriter writer;
+    if (auto ec = produce(writer)) {
+      detail = "producing the snapshot: " + ec.message();
+      return ec;
+    }
+    auto data = std::make_shared<const Bytes>(std::move(writer.bytes));
     std::lock_guard lock(mu_);
     meta_ = meta;
-    data_.assign(data.begin(), data.end());
+    data_ = std::move(data);
     return {};
   }
 
  private:
   std::mutex mu_;
   SnapshotMeta meta_;
-  Bytes data_;
+  std::shared_ptr<const Bytes> data_ = std::make_shared<const Bytes>();
 };
 
 }  // namespace

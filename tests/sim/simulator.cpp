@@ -380,20 +380,23 @@ class Simulator::SimMachine final : public raftkit::StateMachine {
   Bytes query(BytesView q) const override {
     return encode_output(state.read(q.empty() ? OpKind::counter_get : static_cast<OpKind>(q[0])));
   }
-  Bytes save_snapshot() const override {
+  std::unique_ptr<raftkit::SnapshotCapture> capture_snapshot() const override {
     Bytes b(32);
     std::memcpy(b.data(), &state.counter, 8);
     std::memcpy(b.data() + 8, &state.reg, 8);
     std::memcpy(b.data() + 16, &state.hash, 8);
     std::memcpy(b.data() + 24, &state.applied.value, 8);
-    return b;
+    return std::make_unique<raftkit::CopiedSnapshot>(std::move(b));
   }
-  void load_snapshot(BytesView b) override {
-    if (b.size() != 32) std::abort();  // the driver hands back what save_snapshot made
+  std::error_code restore_snapshot(raftkit::SnapshotReader& in) override {
+    Bytes b;
+    if (auto ec = raftkit::read_all(in, b)) return ec;
+    if (b.size() != 32) std::abort();  // the driver hands back what capture_snapshot made
     std::memcpy(&state.counter, b.data(), 8);
     std::memcpy(&state.reg, b.data() + 8, 8);
     std::memcpy(&state.hash, b.data() + 16, 8);
     std::memcpy(&state.applied.value, b.data() + 24, 8);
+    return {};
   }
 };
 

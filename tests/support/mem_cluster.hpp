@@ -23,8 +23,8 @@ namespace raftkit::test {
 struct NullMachine final : StateMachine {
   Bytes apply(const Entry&) override { return {}; }
   Bytes query(BytesView) const override { return {}; }
-  Bytes save_snapshot() const override { return {}; }
-  void load_snapshot(BytesView) override {}
+  std::unique_ptr<SnapshotCapture> capture_snapshot() const override { return std::make_unique<CopiedSnapshot>(Bytes{}); }
+  std::error_code restore_snapshot(SnapshotReader&) override { return {}; }
 };
 
 struct MemNode final : runtime::DriverIo, runtime::DriverObserver {
@@ -106,7 +106,7 @@ class MemCluster {
   void compact(std::uint64_t id, const SnapshotMeta& meta) {
     auto& node = nodes_.at(NodeId{id});
     std::string detail;
-    if (node.snapshots->save(meta, {}, detail) || node.store->install_snapshot(meta) || node.store->sync() ||
+    if (node.snapshots->save(meta, BytesView{}, detail) || node.store->install_snapshot(meta) || node.store->sync() ||
         node.driver->reload_snapshot(detail))
       throw std::runtime_error("MemCluster::compact failed: " + detail);
   }

@@ -37,8 +37,15 @@ class Counter final : public StateMachine {
     return to_bytes(std::to_string(value_));
   }
   Bytes query(BytesView) const override { return to_bytes(std::to_string(value_)); }
-  Bytes save_snapshot() const override { return to_bytes(std::to_string(value_)); }
-  void load_snapshot(BytesView s) override { value_ = std::stoll(to_string(s)); }
+  std::unique_ptr<SnapshotCapture> capture_snapshot() const override {
+    return std::make_unique<CopiedSnapshot>(to_bytes(std::to_string(value_)));
+  }
+  std::error_code restore_snapshot(SnapshotReader& in) override {
+    Bytes b;
+    if (auto ec = read_all(in, b)) return ec;
+    value_ = b.empty() ? 0 : std::stoll(to_string(b));
+    return {};
+  }
 
  private:
   std::int64_t value_ = 0;
