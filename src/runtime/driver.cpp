@@ -208,6 +208,15 @@ void Driver::report_unreachable(NodeId peer) {
 
 void Driver::report_snapshot(NodeId peer, bool ok) {
   if (stopped_ || !raft_) return;
+  if (auto it = snapshot_sends_.find(peer); it != snapshot_sends_.end()) {
+    if (ok) {
+      metrics_.snapshots_sent.add();
+      metrics_.snapshot_send_us.record(std::chrono::steady_clock::now() - it->second);
+    } else {
+      metrics_.snapshots_send_failed.add();
+    }
+    snapshot_sends_.erase(it);
+  }
   raft_->report_snapshot(peer, ok);
   process();
 }
@@ -528,6 +537,7 @@ void Driver::send(Message m) {
       return;
     }
     m.snapshot_data = *snapshot_data_;
+    snapshot_sends_[m.to] = std::chrono::steady_clock::now();  // metrics only
   }
   metrics_.messages_sent.add();
   io_.send(std::move(m));

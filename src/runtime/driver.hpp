@@ -257,6 +257,9 @@ class Driver {
   std::uint64_t next_read_context_;
   std::vector<PendingTransfer> transfers_;
 
+  // Snapshot transfers to followers in flight, since when (metrics only).
+  std::map<NodeId, std::chrono::steady_clock::time_point> snapshot_sends_;
+
   // The newest snapshot, loaded or taken.
   SnapshotMeta snapshot_meta_;
   std::shared_ptr<const Bytes> snapshot_data_;

@@ -79,6 +79,13 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl>, runtime::DriverIo 
       return ec;
     }
     std::weak_ptr<Impl> weak = weak_from_this();
+    transport->set_snapshot_status_handler([weak](NodeId peer, bool delivered) {
+      if (auto self = weak.lock())
+        asio::dispatch(self->strand, [self, peer, delivered] {
+          self->driver.report_snapshot(peer, delivered);
+          self->after_input();
+        });
+    });
     auto ec = transport->start(
         [weak](Message m) {
           if (auto self = weak.lock())

@@ -17,6 +17,7 @@
 #include <catch2/catch.hpp>
 
 #include "raftkit/node.hpp"
+#include "raftkit/tcp_transport.hpp"
 #include "raftkit/testing/faulty_transport.hpp"
 #include "raftkit/wal_store.hpp"
 #include "storage/wal_store_fs.hpp"
@@ -327,6 +328,65 @@ TEST_CASE("Node: a follower far behind is caught up by a snapshot after the lead
   auto [ec, value] = c.read(lagging);
   REQUIRE(!ec);
   CHECK(value == "60");
+}
+
+TEST_CASE("Node over TCP: a follower that joins late is caught up by a streamed snapshot; the leader counts it sent") {
+  // Rule: the transport reports the snapshot's fate (report_snapshot), so the
+  // leader's metrics count a completed transfer and its duration.
+  asio::io_context io;
+  auto work = asio::make_work_guard(io);
+  std::map<NodeId, std::string> peers{{NodeId{1}, "127.0.0.1:1"}, {NodeId{2}, "127.0.0.1:1"}, {NodeId{3}, "127.0.0.1:1"}};
+  std::map<std::uint64_t, std::shared_ptr<TcpTransport>> transports;
+  std::map<std::uint64_t, std::unique_ptr<Node>> nodes;
+  auto start = [&](std::uint64_t i) {
+    Options o = Options::from_peers(NodeId{i}, peers);
+    o.tick_interval = 10ms;
+    o.snapshot_interval = 20;
+    o.logger = Logger::discard();
+    TcpTransportOptions t = TcpTransportOptions::from(o);
+    t.listen_port = 0;
+    t.snapshot_chunk_bytes = 4096;  // the counter's snapshot is small: many chunks anyway
+    transports[i] = make_tcp_transport(io.get_executor(), t);
+    nodes[i] = std::make_unique<Node>(io.get_executor(), o, std::make_shared<Counter>(), make_memory_store(),
+                                      transports[i]);
+    REQUIRE(!nodes[i]->start());
+    for (auto& [j, tr] : transports) {
+      if (j == i) continue;
+      tr->set_peer(NodeId{i}, fmt::format("127.0.0.1:{}", transports[i]->local_port()));
+      transports[i]->set_peer(NodeId{j}, fmt::format("127.0.0.1:{}", tr->local_port()));
+    }
+  };
+  std::vector<std::thread> threads;
+  start(1);
+  start(2);
+  for (int t = 0; t < 2; ++t) threads.emplace_back([&] { io.run(); });
+  auto leader = [&] {
+    for (auto& [i, n] : nodes)
+      if (n->status().role == "leader") return i;
+    return std::uint64_t{0};
+  };
+  auto wait_until = [](auto pred) {
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (!pred() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);  // polling
+    return pred();
+  };
+  std::uint64_t l = 0;
+  REQUIRE(wait_until([&] { return (l = leader()) != 0; }));
+  for (int i = 0; i < 60; ++i)
+    REQUIRE(!wait(results([&](auto h) { nodes[l]->async_propose(to_bytes("1"), h); })).first);
+  REQUIRE(wait_until([&] { return nodes[l]->status().snapshot_index >= Index{40}; }));
+  start(3);
+  REQUIRE(wait_until([&] { return nodes[3]->status().applied >= Index{61}; }));
+  CHECK(nodes[3]->status().snapshot_index >= Index{40});
+  const MetricsSnapshot m = nodes[l]->metrics();
+  CHECK(m.snapshots_sent >= 1);
+  CHECK(m.snapshot_send_us.count >= 1);
+  CHECK(nodes[3]->metrics().snapshots_installed >= 1);
+  CHECK(nodes[3]->metrics().snapshot_restore_us.count >= 1);
+  for (auto& [i, n] : nodes) n->stop();
+  work.reset();
+  io.stop();
+  for (auto& t : threads) t.join();
 }
 
 TEST_CASE("Node: a failed sync stops the node; it acknowledges nothing after it and says why") {
