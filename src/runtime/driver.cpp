@@ -292,9 +292,30 @@ void Driver::write_done(std::uint64_t id, std::error_code ec, const std::string&
   if (ec) return fail(ec, what);
   if (id == snapshot_write_id_) {
     snapshot_write_id_ = 0;
-    snapshot_meta_ = snapshot_in_flight_;
-    snapshot_data_ = std::move(snapshot_data_in_flight_);
-    if (observer_) observer_->on_snapshot_taken(snapshot_meta_);
+    // Durable in the snapshot store; recorded in the log store (which
+    // compacts the log) once maybe_compact() allows.
+    if (snapshot_in_flight_.index > newest_snapshot_index()) {
+      taken_meta_ = snapshot_in_flight_;
+      taken_data_ = std::move(snapshot_data_in_flight_);
+    }
+    snapshot_data_in_flight_.reset();
+    if (observer_) observer_->on_snapshot_taken(snapshot_in_flight_);
+    maybe_compact();
+    process();
+    return;
+  }
+  if (id == compaction_write_id_) {
+    compaction_write_id_ = 0;
+    if (compacting_meta_.index > snapshot_meta_.index) {
+      snapshot_meta_ = compacting_meta_;
+      snapshot_data_ = std::move(compacting_data_);
+    }
+    compacting_data_.reset();
+    if (taken_meta_ && taken_meta_->index <= snapshot_meta_.index) {
+      taken_meta_.reset();
+      taken_data_.reset();
+    }
+    maybe_compact();
     process();
     return;
   }
@@ -432,6 +453,11 @@ void Driver::finish(core::Ready& rd) {
     if (auto ec = restore(in, detail)) return fail(ec, "loading a received snapshot: " + detail);
     snapshot_meta_ = *rd.snapshot;
     snapshot_data_ = std::make_shared<const Bytes>(std::move(rd.snapshot_data));
+    bytes_since_snapshot_ = 0;
+    if (taken_meta_ && taken_meta_->index <= snapshot_meta_.index) {
+      taken_meta_.reset();
+      taken_data_.reset();
+    }
     metrics_.snapshots_installed.add();
     if (observer_) observer_->on_snapshot_loaded(snapshot_meta_);
   }
@@ -454,6 +480,7 @@ void Driver::finish(core::Ready& rd) {
 void Driver::apply(const Entry& e) {
   Bytes result;
   if (e.type == EntryType::normal && e.index > snapshot_meta_.index) result = sm_.apply(e);
+  bytes_since_snapshot_ += entry_bytes(e);
   metrics_.entries_applied.add();
   metrics_.applied_index.set(static_cast<std::int64_t>(e.index.value));
   if (observer_) observer_->on_applied(e);
@@ -492,13 +519,22 @@ void Driver::complete_transfers() {
 // The state machine captures its state here, on the driver's thread, and
 // the capture is serialised inside the DiskWrite: on Node's disk thread while
 // applies go on, synchronously in the simulator.
+// One snapshot waits for compaction at a time: the next is taken once the
+// log store recorded the previous one (so with snapshot_trailing_entries
+// above snapshot_interval, snapshots come every trailing-window entries).
 void Driver::maybe_snapshot() {
-  if (options_.snapshot_interval == 0 || snapshot_write_id_ != 0) return;
+  maybe_compact();
+  if (snapshot_write_id_ != 0 || taken_meta_) return;
   const Index applied = raft_->applied_index();
-  if (distance(snapshot_meta_.index, applied) < options_.snapshot_interval) return;
+  const bool by_entries =
+      options_.snapshot_interval != 0 && distance(newest_snapshot_index(), applied) >= options_.snapshot_interval;
+  const bool by_bytes = options_.snapshot_interval_bytes != 0 && bytes_since_snapshot_ >= options_.snapshot_interval_bytes &&
+                        applied > newest_snapshot_index();
+  if (!by_entries && !by_bytes) return;
   const auto term = raft_->log().term(applied);
   if (!term) return;
   snapshot_in_flight_ = SnapshotMeta{applied, *term, raft_->membership()};
+  bytes_since_snapshot_ = 0;
   const auto started = std::chrono::steady_clock::now();  // metrics only
   std::shared_ptr<SnapshotCapture> capture = sm_.capture_snapshot();
   metrics_.snapshot_capture_us.record(std::chrono::steady_clock::now() - started);
@@ -519,13 +555,36 @@ void Driver::maybe_snapshot() {
     }
     metrics_.snapshot_save_us.record(std::chrono::steady_clock::now() - saving);
     metrics_.snapshot_bytes.record(kept->size());
+    return std::error_code{};
+  });
+  snapshot_write_id_ = w->id;
+  io_.persist(std::move(w));
+}
+
+// Records the newest taken snapshot in the log store, which discards the log
+// up to it — once `snapshot_trailing_entries` entries follow it (a follower
+// a little behind is served from the log), and, on a leader, not while a
+// follower is receiving a snapshot: what it needs next is the log right
+// after that snapshot.
+void Driver::maybe_compact() {
+  if (!taken_meta_ || compaction_write_id_ != 0) return;
+  if (distance(taken_meta_->index, raft_->applied_index()) < options_.snapshot_trailing_entries) return;
+  if (raft_->role() == core::Role::leader) {
+    for (const auto& [id, pr] : raft_->progress().map()) {
+      if (id != options_.id && pr.state == core::ProgressState::snapshot && pr.pending_snapshot < taken_meta_->index)
+        return;
+    }
+  }
+  compacting_meta_ = *taken_meta_;
+  compacting_data_ = taken_data_;
+  auto w = new_write([this, meta = compacting_meta_](std::string& what) -> std::error_code {
     if (auto e = store_.install_snapshot(meta)) {
       what = "recording a snapshot";
       return e;
     }
-    return std::error_code{};
+    return {};
   });
-  snapshot_write_id_ = w->id;
+  compaction_write_id_ = w->id;
   io_.persist(std::move(w));
 }
 

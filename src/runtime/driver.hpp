@@ -43,14 +43,20 @@
 // were handed out. A failed write or sync stops the driver for good (the store
 // refuses later writes; see log_store.hpp): nothing is acknowledged after it.
 //
-// SNAPSHOTS. Every Options::snapshot_interval applied entries the state
+// SNAPSHOTS. Every Options::snapshot_interval applied entries, or
+// Options::snapshot_interval_bytes of applied entries, the state
 // machine's capture_snapshot() runs here (on the caller's thread, and cheap:
 // a copy or a copy-on-write view); the capture is serialised into the
 // SnapshotStore and the snapshot recorded in the log store inside a
 // DiskWrite — so on Node's disk thread, while applies go on; the driver adds
 // no thread of its own. The bytes are also kept in memory to send to
 // followers that need compacted entries. A snapshot that the state machine
-// cannot restore stops the driver with a clear error.
+// cannot restore stops the driver with a clear error. The log store records
+// a taken snapshot (and so discards the log behind it) in a second write,
+// once Options::snapshot_trailing_entries entries follow it and, on a
+// leader, no follower is receiving an older snapshot (it needs the log right
+// after that one next). Until then followers are sent the snapshot the log
+// store records, whose bytes are kept with it.
 //
 // Not thread-safe: one thread (or strand) calls every member.
 #pragma once
@@ -61,6 +67,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -212,6 +219,8 @@ class Driver {
   void expire(TimePoint now);
   void check_disk_stall(TimePoint now);
   void maybe_snapshot();
+  void maybe_compact();
+  Index newest_snapshot_index() const { return taken_meta_ ? taken_meta_->index : snapshot_meta_.index; }
   void send(Message m);
   void fail(std::error_code ec, const std::string& what);
   void observe_changes();
@@ -249,6 +258,13 @@ class Driver {
   std::uint64_t snapshot_write_id_ = 0;  // nonzero while a snapshot is being saved
   SnapshotMeta snapshot_in_flight_;
   std::shared_ptr<const Bytes> snapshot_data_in_flight_;  // filled by the write, read after write_done
+  std::uint64_t bytes_since_snapshot_ = 0;  // entry_bytes() applied since the newest snapshot
+  // Taken and durable in the snapshot store, not yet recorded in the log store.
+  std::optional<SnapshotMeta> taken_meta_;
+  std::shared_ptr<const Bytes> taken_data_;
+  std::uint64_t compaction_write_id_ = 0;  // nonzero while the log store records a snapshot
+  SnapshotMeta compacting_meta_;
+  std::shared_ptr<const Bytes> compacting_data_;
 
   // Waiting callers.
   std::map<Index, PendingProposal> proposals_;

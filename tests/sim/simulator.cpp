@@ -80,6 +80,10 @@ Simulator::Simulator(SimConfig config, Tuning tuning)
     opt.request_timeout = std::chrono::milliseconds(tuning_.request_timeout / kMillis);
     opt.disk_stall_timeout = disk_stall;
     opt.snapshot_interval = snapshot_interval;
+    // A quarter of the interval of log kept behind each snapshot (0..50 entries):
+    // lagging followers meet both appends and snapshots. Derived, not drawn,
+    // so the seeds' random streams are unchanged.
+    opt.snapshot_trailing_entries = snapshot_interval / 4;
     opt.logger = Logger::discard();  // the trace says what happened
     ProtocolOptions& o = opt.protocol;
     o.election_ticks = tuning_.election_ticks;

@@ -130,6 +130,7 @@ struct Cluster {
     o.tick_interval = 10ms;
     o.request_timeout = 5s;
     o.snapshot_interval = snapshot_interval_;
+    o.snapshot_trailing_entries = 0;  // compact at once: the tests count on a compacted log
     if (tweak_) tweak_(o);
     std::unique_ptr<LogStore> store;
     if (wal_root_ == "faultfs") {
@@ -342,6 +343,7 @@ TEST_CASE("Node over TCP: a follower that joins late is caught up by a streamed 
     Options o = Options::from_peers(NodeId{i}, peers);
     o.tick_interval = 10ms;
     o.snapshot_interval = 20;
+    o.snapshot_trailing_entries = 0;
     o.logger = Logger::discard();
     TcpTransportOptions t = TcpTransportOptions::from(o);
     t.listen_port = 0;
@@ -387,6 +389,41 @@ TEST_CASE("Node over TCP: a follower that joins late is caught up by a streamed 
   work.reset();
   io.stop();
   for (auto& t : threads) t.join();
+}
+
+TEST_CASE("Node: a follower briefly behind is served from the log kept behind the leader's snapshots") {
+  // Rule: snapshot_trailing_entries of log stay behind a snapshot, so a
+  // follower that missed fewer entries than that gets them as appends.
+  Cluster c(3, /*snapshot_interval=*/20, {}, [](Options& o) { o.snapshot_trailing_entries = 100; });
+  const auto l = c.wait_for_leader();
+  const auto lagging = others(l)[0];
+  c.partition(lagging);
+  for (int i = 0; i < 60; ++i) REQUIRE(!c.propose(l, 1).first);
+  // A snapshot was taken (the counter's state is durable), but the log was
+  // not compacted behind it: fewer than 100 entries follow it.
+  REQUIRE(c.wait_until([&] { return c.node(l).metrics().snapshot_save_us.count >= 1; }));
+  CHECK(c.node(l).status().snapshot_index == Index{});
+  c.heal_all();
+  REQUIRE(c.wait_until([&] { return c.node(lagging).status().applied >= Index{61}; }));
+  CHECK(c.node(lagging).metrics().snapshots_installed == 0);
+  CHECK(c.node(lagging).status().snapshot_index == Index{});
+  // Once more than 100 entries follow a snapshot, the log is compacted.
+  for (int i = 0; i < 100; ++i) REQUIRE(!c.propose(l, 1).first);
+  REQUIRE(c.wait_until([&] { return c.node(l).status().snapshot_index >= Index{20}; }));
+  auto [ec, value] = c.read(lagging);
+  REQUIRE(!ec);
+  CHECK(value == "160");
+}
+
+TEST_CASE("Node: snapshots are taken by bytes as well as by count") {
+  // Rule: snapshot_interval_bytes alone triggers a snapshot.
+  Cluster c(3, /*snapshot_interval=*/0, {}, [](Options& o) { o.snapshot_interval_bytes = 2000; });
+  const auto l = c.wait_for_leader();
+  for (int i = 0; i < 50; ++i) REQUIRE(!c.propose(l, 1).first);  // 50 x (1 + 24) bytes: none yet
+  CHECK(c.node(l).status().snapshot_index == Index{});
+  for (int i = 0; i < 50; ++i)  // 50 x 124 bytes more
+    REQUIRE(!wait(results([&](auto h) { c.node(l).async_propose(to_bytes("1" + std::string(99, ' ')), h); })).first);
+  REQUIRE(c.wait_until([&] { return c.node(l).status().snapshot_index > Index{}; }));
 }
 
 TEST_CASE("Node: a failed sync stops the node; it acknowledges nothing after it and says why") {
