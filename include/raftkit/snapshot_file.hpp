@@ -11,6 +11,7 @@
 // File name: snap-<index:016x>-<term:016x>.snap (format: README.md, "Storage: on-disk format").
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <system_error>
@@ -27,12 +28,20 @@ using SnapshotProducer = std::function<std::error_code(SnapshotWriter&)>;
 /// Its error is returned by the load.
 using SnapshotConsumer = std::function<std::error_code(const SnapshotMeta&, SnapshotReader&)>;
 
+/// How a snapshot file is written.
+struct SnapshotWriteOptions {
+  /// Upper bound on the average rate the file is written at, in bytes per
+  /// second (0: as fast as the disk takes it). Default 0. See
+  /// Options::snapshot_write_bytes_per_second for the trade-off.
+  std::uint64_t bytes_per_second = 0;
+};
+
 /// Writes a snapshot file into `dir` (created if missing) from what
 /// `produce` writes, and removes older ones once it is durable. Errors:
 /// errc::no_space, errc::io_error, or the producer's error; on error the
 /// previous snapshot is untouched and `error_detail` says what failed.
 std::error_code write_snapshot_file(const std::string& dir, const SnapshotMeta& meta, const SnapshotProducer& produce,
-                                    std::string* error_detail = nullptr);
+                                    std::string* error_detail = nullptr, const SnapshotWriteOptions& options = {});
 /// As above, for data already in memory.
 std::error_code write_snapshot_file(const std::string& dir, const SnapshotMeta& meta, BytesView data,
                                     std::string* error_detail = nullptr);

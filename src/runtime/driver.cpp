@@ -50,40 +50,19 @@ std::error_code Driver::start(TimePoint now, std::string& detail) {
 }
 
 namespace {
-
-// Copies what passes through a reader or writer into memory: the driver keeps
-// the newest snapshot's bytes to send to followers.
-class TeeReader final : public SnapshotReader {
+// Counts the bytes a capture writes (metrics).
+class CountingWriter final : public SnapshotWriter {
  public:
-  TeeReader(SnapshotReader& in, Bytes& copy) : in_(in), copy_(copy) {
-    copy_.reserve(static_cast<std::size_t>(in.remaining()));
-  }
-  std::error_code read(std::span<std::uint8_t> out, std::size_t& got) override {
-    if (auto ec = in_.read(out, got)) return ec;
-    copy_.insert(copy_.end(), out.begin(), out.begin() + static_cast<std::ptrdiff_t>(got));
-    return {};
-  }
-  std::uint64_t remaining() const override { return in_.remaining(); }
-
- private:
-  SnapshotReader& in_;
-  Bytes& copy_;
-};
-
-class TeeWriter final : public SnapshotWriter {
- public:
-  TeeWriter(SnapshotWriter& out, Bytes& copy) : out_(out), copy_(copy) {}
+  CountingWriter(SnapshotWriter& out, std::uint64_t& count) : out_(out), count_(count) {}
   std::error_code write(BytesView data) override {
-    if (auto ec = out_.write(data)) return ec;
-    copy_.insert(copy_.end(), data.begin(), data.end());
-    return {};
+    count_ += data.size();
+    return out_.write(data);
   }
 
  private:
   SnapshotWriter& out_;
-  Bytes& copy_;
+  std::uint64_t& count_;
 };
-
 }  // namespace
 
 std::error_code Driver::restore(SnapshotReader& in, std::string& detail) {
@@ -99,7 +78,6 @@ std::error_code Driver::restore(SnapshotReader& in, std::string& detail) {
 std::error_code Driver::load_snapshot(std::string& detail) {
   const SnapshotMeta in_store = store_.snapshot_meta();
   SnapshotMeta loaded;
-  auto kept = std::make_shared<Bytes>();
   std::string problem;
   std::string why;
   auto ec = snapshots_.load(
@@ -114,11 +92,7 @@ std::error_code Driver::load_snapshot(std::string& detail) {
           if (auto e = store_.install_snapshot(meta)) return problem = "recording the snapshot", e;
           if (auto e = store_.sync()) return problem = "syncing the log store", e;
         }
-        TeeReader tee(in, *kept);
-        if (auto e = restore(tee, problem)) return e;
-        // What the state machine left unread is still part of the snapshot sent on.
-        Bytes rest;
-        if (auto e = read_all(tee, rest)) return problem = "reading the snapshot", e;
+        if (auto e = restore(in, problem)) return e;
         loaded = meta;
         return {};
       },
@@ -134,7 +108,7 @@ std::error_code Driver::load_snapshot(std::string& detail) {
     return ec;
   }
   snapshot_meta_ = loaded;
-  snapshot_data_ = std::move(kept);
+  snapshot_data_.reset();  // read again from the store if a follower needs it
   if (observer_) observer_->on_snapshot_loaded(loaded);
   return {};
 }
@@ -294,11 +268,7 @@ void Driver::write_done(std::uint64_t id, std::error_code ec, const std::string&
     snapshot_write_id_ = 0;
     // Durable in the snapshot store; recorded in the log store (which
     // compacts the log) once maybe_compact() allows.
-    if (snapshot_in_flight_.index > newest_snapshot_index()) {
-      taken_meta_ = snapshot_in_flight_;
-      taken_data_ = std::move(snapshot_data_in_flight_);
-    }
-    snapshot_data_in_flight_.reset();
+    if (snapshot_in_flight_.index > newest_snapshot_index()) taken_meta_ = snapshot_in_flight_;
     if (observer_) observer_->on_snapshot_taken(snapshot_in_flight_);
     maybe_compact();
     process();
@@ -306,16 +276,25 @@ void Driver::write_done(std::uint64_t id, std::error_code ec, const std::string&
   }
   if (id == compaction_write_id_) {
     compaction_write_id_ = 0;
+    force_compaction_ = false;
     if (compacting_meta_.index > snapshot_meta_.index) {
       snapshot_meta_ = compacting_meta_;
-      snapshot_data_ = std::move(compacting_data_);
+      snapshot_data_.reset();
     }
-    compacting_data_.reset();
-    if (taken_meta_ && taken_meta_->index <= snapshot_meta_.index) {
-      taken_meta_.reset();
-      taken_data_.reset();
-    }
+    if (taken_meta_ && taken_meta_->index <= snapshot_meta_.index) taken_meta_.reset();
     maybe_compact();
+    process();
+    return;
+  }
+  if (id == loading_write_id_) {
+    loading_write_id_ = 0;
+    if (loading_->ec) {
+      options_.logger.warn(options_.id, raft_->term(), "cannot read snapshot {} to send it: {}", snapshot_meta_.index,
+                           loading_->detail.empty() ? loading_->ec.message() : loading_->detail);
+    } else if (loading_->meta.index == snapshot_meta_.index && loading_->meta.term == snapshot_meta_.term) {
+      snapshot_data_ = std::make_shared<const Bytes>(std::move(loading_->data));
+    }
+    loading_.reset();
     process();
     return;
   }
@@ -454,10 +433,7 @@ void Driver::finish(core::Ready& rd) {
     snapshot_meta_ = *rd.snapshot;
     snapshot_data_ = std::make_shared<const Bytes>(std::move(rd.snapshot_data));
     bytes_since_snapshot_ = 0;
-    if (taken_meta_ && taken_meta_->index <= snapshot_meta_.index) {
-      taken_meta_.reset();
-      taken_data_.reset();
-    }
+    if (taken_meta_ && taken_meta_->index <= snapshot_meta_.index) taken_meta_.reset();
     metrics_.snapshots_installed.add();
     if (observer_) observer_->on_snapshot_loaded(snapshot_meta_);
   }
@@ -538,15 +514,14 @@ void Driver::maybe_snapshot() {
   const auto started = std::chrono::steady_clock::now();  // metrics only
   std::shared_ptr<SnapshotCapture> capture = sm_.capture_snapshot();
   metrics_.snapshot_capture_us.record(std::chrono::steady_clock::now() - started);
-  auto kept = std::make_shared<Bytes>();
-  snapshot_data_in_flight_ = kept;
-  auto w = new_write([this, meta = snapshot_in_flight_, capture = std::move(capture), kept](std::string& what) {
+  auto w = new_write([this, meta = snapshot_in_flight_, capture = std::move(capture)](std::string& what) {
     const auto saving = std::chrono::steady_clock::now();
+    std::uint64_t bytes = 0;
     auto ec = snapshots_.save(
         meta,
         [&](SnapshotWriter& out) {
-          TeeWriter tee(out, *kept);
-          return capture->write_to(tee);
+          CountingWriter counted(out, bytes);
+          return capture->write_to(counted);
         },
         what);
     if (ec) {
@@ -554,9 +529,10 @@ void Driver::maybe_snapshot() {
       return ec;
     }
     metrics_.snapshot_save_us.record(std::chrono::steady_clock::now() - saving);
-    metrics_.snapshot_bytes.record(kept->size());
+    metrics_.snapshot_bytes.record(bytes);
     return std::error_code{};
   });
+  w->snapshot_only = true;
   snapshot_write_id_ = w->id;
   io_.persist(std::move(w));
 }
@@ -568,7 +544,8 @@ void Driver::maybe_snapshot() {
 // after that snapshot.
 void Driver::maybe_compact() {
   if (!taken_meta_ || compaction_write_id_ != 0) return;
-  if (distance(taken_meta_->index, raft_->applied_index()) < options_.snapshot_trailing_entries) return;
+  if (!force_compaction_ && distance(taken_meta_->index, raft_->applied_index()) < options_.snapshot_trailing_entries)
+    return;
   if (raft_->role() == core::Role::leader) {
     for (const auto& [id, pr] : raft_->progress().map()) {
       if (id != options_.id && pr.state == core::ProgressState::snapshot && pr.pending_snapshot < taken_meta_->index)
@@ -576,7 +553,6 @@ void Driver::maybe_compact() {
     }
   }
   compacting_meta_ = *taken_meta_;
-  compacting_data_ = taken_data_;
   auto w = new_write([this, meta = compacting_meta_](std::string& what) -> std::error_code {
     if (auto e = store_.install_snapshot(meta)) {
       what = "recording a snapshot";
@@ -588,11 +564,35 @@ void Driver::maybe_compact() {
   io_.persist(std::move(w));
 }
 
+// The bytes of the recorded snapshot are read from the snapshot store on the
+// snapshot thread (a snapshot_only write), only when a follower needs them.
+// The store holds the newest snapshot only: while a newer one waits for the
+// trailing window, the recorded one's file is gone, so the newer one is
+// recorded at once (the follower needs a snapshot anyway) and sent instead.
+void Driver::fetch_snapshot_to_send() {
+  if (loading_write_id_ != 0 || snapshot_meta_.index == Index{}) return;
+  if (taken_meta_) {
+    force_compaction_ = true;
+    maybe_compact();
+    return;
+  }
+  loading_ = std::make_shared<Loading>();
+  auto w = new_write([this, loading = loading_](std::string&) -> std::error_code {
+    loading->ec = snapshots_.load(loading->meta, loading->data, loading->detail);
+    return {};  // a failed read is not a failed write: the node goes on, and logs it
+  });
+  w->snapshot_only = true;
+  loading_write_id_ = w->id;
+  io_.persist(std::move(w));
+}
+
 void Driver::send(Message m) {
   if (m.type == MessageType::snapshot) {
-    // Only the snapshot we hold can be sent; the core asks again later.
+    // Only the snapshot the log store records can be sent, once its bytes
+    // are in memory; meanwhile the core hears it failed and asks again later.
     if (!m.snapshot || !snapshot_data_ || m.snapshot->index != snapshot_meta_.index) {
       raft_->report_snapshot(m.to, false);
+      if (m.snapshot && m.snapshot->index == snapshot_meta_.index) fetch_snapshot_to_send();
       return;
     }
     m.snapshot_data = *snapshot_data_;

@@ -11,16 +11,23 @@ namespace {
 
 class FileSnapshotStore final : public SnapshotStore {
  public:
-  explicit FileSnapshotStore(std::string dir) : dir_(std::move(dir)) {}
+  FileSnapshotStore(std::string dir, SnapshotWriteOptions options) : dir_(std::move(dir)), options_(options) {}
   std::error_code load(const SnapshotConsumer& consume, std::string& detail) override {
+    std::lock_guard lock(mu_);
     return read_latest_snapshot(dir_, consume, &detail);
   }
+  // One save or load at a time: a save removes older and leftover files of
+  // the directory once its own is durable, which must not be another's temp
+  // file nor the file a load is reading.
   std::error_code save(const SnapshotMeta& meta, const SnapshotProducer& produce, std::string& detail) override {
-    return write_snapshot_file(dir_, meta, produce, &detail);
+    std::lock_guard lock(mu_);
+    return write_snapshot_file(dir_, meta, produce, &detail, options_);
   }
 
  private:
+  std::mutex mu_;
   std::string dir_;
+  SnapshotWriteOptions options_;
 };
 
 // The data is produced into a fresh buffer and swapped in under the lock, so
@@ -64,8 +71,8 @@ class MemorySnapshotStore final : public SnapshotStore {
 
 }  // namespace
 
-std::unique_ptr<SnapshotStore> make_file_snapshot_store(std::string dir) {
-  return std::make_unique<FileSnapshotStore>(std::move(dir));
+std::unique_ptr<SnapshotStore> make_file_snapshot_store(std::string dir, SnapshotWriteOptions options) {
+  return std::make_unique<FileSnapshotStore>(std::move(dir), options);
 }
 
 std::unique_ptr<SnapshotStore> make_memory_snapshot_store() { return std::make_unique<MemorySnapshotStore>(); }

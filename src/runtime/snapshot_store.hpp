@@ -28,8 +28,9 @@ class SnapshotStore {
   /// with `detail`.
   virtual std::error_code load(const SnapshotConsumer& consume, std::string& detail) = 0;
   /// Saves durably what `produce` writes; the previous snapshot stays until
-  /// this one is durable. May run on another thread than load(), never
-  /// concurrently with itself.
+  /// this one is durable. May run on another thread than load(); concurrent
+  /// saves (a snapshot taken while a received one is installed) are
+  /// serialised by the store.
   virtual std::error_code save(const SnapshotMeta& meta, const SnapshotProducer& produce, std::string& detail) = 0;
 
   /// load() into memory.
@@ -49,7 +50,7 @@ class SnapshotStore {
 };
 
 /// Snapshot files in `dir`.
-std::unique_ptr<SnapshotStore> make_file_snapshot_store(std::string dir);
+std::unique_ptr<SnapshotStore> make_file_snapshot_store(std::string dir, SnapshotWriteOptions options = {});
 /// Snapshots in memory only.
 std::unique_ptr<SnapshotStore> make_memory_snapshot_store();
 
