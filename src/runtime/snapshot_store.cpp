@@ -4,6 +4,7 @@
 
 #include "raftkit/error.hpp"
 #include "raftkit/snapshot_file.hpp"
+#include "storage/snapshot_file_fs.hpp"
 
 namespace raftkit::runtime {
 
@@ -11,21 +12,23 @@ namespace {
 
 class FileSnapshotStore final : public SnapshotStore {
  public:
-  FileSnapshotStore(std::string dir, SnapshotWriteOptions options) : dir_(std::move(dir)), options_(options) {}
+  FileSnapshotStore(std::shared_ptr<FileSystem> fs, std::string dir, SnapshotWriteOptions options)
+      : fs_(std::move(fs)), dir_(std::move(dir)), options_(options) {}
   std::error_code load(const SnapshotConsumer& consume, std::string& detail) override {
     std::lock_guard lock(mu_);
-    return read_latest_snapshot(dir_, consume, &detail);
+    return storage::read_latest_snapshot(*fs_, dir_, consume, &detail);
   }
   // One save or load at a time: a save removes older and leftover files of
   // the directory once its own is durable, which must not be another's temp
   // file nor the file a load is reading.
   std::error_code save(const SnapshotMeta& meta, const SnapshotProducer& produce, std::string& detail) override {
     std::lock_guard lock(mu_);
-    return write_snapshot_file(dir_, meta, produce, &detail, options_);
+    return storage::write_snapshot_file(*fs_, dir_, meta, produce, &detail, options_);
   }
 
  private:
   std::mutex mu_;
+  std::shared_ptr<FileSystem> fs_;
   std::string dir_;
   SnapshotWriteOptions options_;
 };
@@ -72,7 +75,12 @@ class MemorySnapshotStore final : public SnapshotStore {
 }  // namespace
 
 std::unique_ptr<SnapshotStore> make_file_snapshot_store(std::string dir, SnapshotWriteOptions options) {
-  return std::make_unique<FileSnapshotStore>(std::move(dir), options);
+  return std::make_unique<FileSnapshotStore>(posix_file_system(), std::move(dir), options);
+}
+
+std::unique_ptr<SnapshotStore> make_file_snapshot_store(std::shared_ptr<FileSystem> fs, std::string dir,
+                                                        SnapshotWriteOptions options) {
+  return std::make_unique<FileSnapshotStore>(std::move(fs), std::move(dir), options);
 }
 
 std::unique_ptr<SnapshotStore> make_memory_snapshot_store() { return std::make_unique<MemorySnapshotStore>(); }

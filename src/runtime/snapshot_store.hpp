@@ -17,6 +17,7 @@
 
 #include "raftkit/snapshot_file.hpp"
 #include "raftkit/types.hpp"
+#include "storage/file_system.hpp"
 
 namespace raftkit::runtime {
 
@@ -51,6 +52,9 @@ class SnapshotStore {
 
 /// Snapshot files in `dir`.
 std::unique_ptr<SnapshotStore> make_file_snapshot_store(std::string dir, SnapshotWriteOptions options = {});
+/// Snapshot files in `dir` of the file layer `fs` (tests: a crash-simulating one).
+std::unique_ptr<SnapshotStore> make_file_snapshot_store(std::shared_ptr<FileSystem> fs, std::string dir,
+                                                        SnapshotWriteOptions options = {});
 /// Snapshots in memory only.
 std::unique_ptr<SnapshotStore> make_memory_snapshot_store();
 
