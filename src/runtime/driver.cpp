@@ -50,6 +50,25 @@ std::error_code Driver::start(TimePoint now, std::string& detail) {
 }
 
 namespace {
+// Copies what the state machine reads into memory: the snapshot loaded at
+// start is kept for the first follower that needs it.
+class TeeReader final : public SnapshotReader {
+ public:
+  TeeReader(SnapshotReader& in, Bytes& copy) : in_(in), copy_(copy) {
+    copy_.reserve(static_cast<std::size_t>(in.remaining()));
+  }
+  std::error_code read(std::span<std::uint8_t> out, std::size_t& got) override {
+    if (auto ec = in_.read(out, got)) return ec;
+    copy_.insert(copy_.end(), out.begin(), out.begin() + static_cast<std::ptrdiff_t>(got));
+    return {};
+  }
+  std::uint64_t remaining() const override { return in_.remaining(); }
+
+ private:
+  SnapshotReader& in_;
+  Bytes& copy_;
+};
+
 // Counts the bytes a capture writes (metrics).
 class CountingWriter final : public SnapshotWriter {
  public:
@@ -78,6 +97,7 @@ std::error_code Driver::restore(SnapshotReader& in, std::string& detail) {
 std::error_code Driver::load_snapshot(std::string& detail) {
   const SnapshotMeta in_store = store_.snapshot_meta();
   SnapshotMeta loaded;
+  auto kept = std::make_shared<Bytes>();
   std::string problem;
   std::string why;
   auto ec = snapshots_.load(
@@ -92,7 +112,10 @@ std::error_code Driver::load_snapshot(std::string& detail) {
           if (auto e = store_.install_snapshot(meta)) return problem = "recording the snapshot", e;
           if (auto e = store_.sync()) return problem = "syncing the log store", e;
         }
-        if (auto e = restore(in, problem)) return e;
+        TeeReader tee(in, *kept);
+        if (auto e = restore(tee, problem)) return e;
+        Bytes rest;  // what the state machine left unread is part of the snapshot sent on
+        if (auto e = read_all(tee, rest)) return problem = "reading the snapshot", e;
         loaded = meta;
         return {};
       },
@@ -108,7 +131,7 @@ std::error_code Driver::load_snapshot(std::string& detail) {
     return ec;
   }
   snapshot_meta_ = loaded;
-  snapshot_data_.reset();  // read again from the store if a follower needs it
+  snapshot_data_ = std::move(kept);
   if (observer_) observer_->on_snapshot_loaded(loaded);
   return {};
 }
@@ -292,7 +315,7 @@ void Driver::write_done(std::uint64_t id, std::error_code ec, const std::string&
       options_.logger.warn(options_.id, raft_->term(), "cannot read snapshot {} to send it: {}", snapshot_meta_.index,
                            loading_->detail.empty() ? loading_->ec.message() : loading_->detail);
     } else if (loading_->meta.index == snapshot_meta_.index && loading_->meta.term == snapshot_meta_.term) {
-      snapshot_data_ = std::make_shared<const Bytes>(std::move(loading_->data));
+      snapshot_data_ = std::make_shared<Bytes>(std::move(loading_->data));
     }
     loading_.reset();
     process();
@@ -431,7 +454,7 @@ void Driver::finish(core::Ready& rd) {
     std::string detail;
     if (auto ec = restore(in, detail)) return fail(ec, "loading a received snapshot: " + detail);
     snapshot_meta_ = *rd.snapshot;
-    snapshot_data_ = std::make_shared<const Bytes>(std::move(rd.snapshot_data));
+    snapshot_data_ = std::make_shared<Bytes>(std::move(rd.snapshot_data));
     bytes_since_snapshot_ = 0;
     if (taken_meta_ && taken_meta_->index <= snapshot_meta_.index) taken_meta_.reset();
     metrics_.snapshots_installed.add();
@@ -595,7 +618,10 @@ void Driver::send(Message m) {
       if (m.snapshot && m.snapshot->index == snapshot_meta_.index) fetch_snapshot_to_send();
       return;
     }
-    m.snapshot_data = *snapshot_data_;
+    // Moved, not copied (a large snapshot would stall this thread): the next
+    // follower that needs it has it read from the store again.
+    m.snapshot_data = std::move(*snapshot_data_);
+    snapshot_data_.reset();
     snapshot_sends_[m.to] = std::chrono::steady_clock::now();  // metrics only
   }
   metrics_.messages_sent.add();

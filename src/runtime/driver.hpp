@@ -51,7 +51,9 @@
 // DiskWrite — on Node's snapshot thread, while applies and log writes go on;
 // the driver adds no thread of its own. Its bytes are not kept in memory:
 // when a follower needs a snapshot, they are read back from the store (again
-// in a snapshot-only write) and kept until the next snapshot. A snapshot that the state machine
+// in a snapshot-only write) and moved into the message sent. (The snapshot
+// loaded at start, and one received from a leader, are already in memory:
+// they are kept for the first follower that needs them.) A snapshot that the state machine
 // cannot restore stops the driver with a clear error. The log store records
 // a taken snapshot (and so discards the log behind it) in a second write,
 // once Options::snapshot_trailing_entries entries follow it and, on a
@@ -294,7 +296,7 @@ class Driver {
 
   // The newest snapshot, loaded or taken.
   SnapshotMeta snapshot_meta_;
-  std::shared_ptr<const Bytes> snapshot_data_;  // its bytes, once a follower needed them (or as received)
+  std::shared_ptr<Bytes> snapshot_data_;  // its bytes, read for the next follower that needs them (or as received)
 };
 
 }  // namespace raftkit::runtime

@@ -267,10 +267,11 @@ class Impl : public std::enable_shared_from_this<Impl> {
   void send(Message msg) {
     if (msg.type == MessageType::snapshot) {
       // Streamed in chunks (see the file comment of tcp_transport.hpp).
+      // The checksum is computed on the transport's strand, not the caller's.
       auto data = std::make_shared<const Bytes>(std::move(msg.snapshot_data));
       msg.snapshot_data.clear();
-      const std::uint32_t checksum = storage::crc32c(data->data(), data->size());
-      asio::post(strand_, [self = shared_from_this(), msg = std::move(msg), data, checksum]() mutable {
+      asio::post(strand_, [self = shared_from_this(), msg = std::move(msg), data]() mutable {
+        const std::uint32_t checksum = storage::crc32c(data->data(), data->size());
         self->start_snapshot(std::move(msg), std::move(data), checksum);
       });
       return;
