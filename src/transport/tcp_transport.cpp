@@ -182,6 +182,30 @@ struct Peer {
       : id(id_), host_port(std::move(hp)), wake(strand), backoff(strand) {}
 };
 
+// Snapshot streaming state (see Impl's "snapshot streaming" section).
+struct OutgoingSnapshot {
+  std::uint64_t transfer = 0;
+  Message message;  // metadata; the data is in `data`
+  std::shared_ptr<const Bytes> data;
+  std::uint32_t checksum = 0;
+  std::uint64_t next = 0;   // first byte not yet queued
+  std::uint64_t acked = 0;  // bytes the follower holds
+  bool queued_any = false;
+  int stalls = 0;
+  std::uint64_t progress = 0;  // bumped on every advance; the stall timer compares
+  std::shared_ptr<asio::steady_timer> timer;
+};
+
+struct IncomingSnapshot {
+  NodeId from;
+  std::uint64_t transfer = 0;
+  Message message;
+  std::uint64_t total = 0;
+  std::uint32_t checksum = 0;
+  std::uint32_t crc = 0;
+  Bytes data;
+};
+
 class Impl : public std::enable_shared_from_this<Impl> {
  public:
   Impl(asio::any_io_executor executor, TcpTransportOptions options)
@@ -420,29 +444,6 @@ class Impl : public std::enable_shared_from_this<Impl> {
   // ---- snapshot streaming ---------------------------------------------------
   // All on the strand. The sender keeps one transfer per follower; the
   // receiver one partial snapshot in all (only the newest leader's counts).
-
-  struct OutgoingSnapshot {
-    std::uint64_t transfer = 0;
-    Message message;  // metadata; the data is in `data`
-    std::shared_ptr<const Bytes> data;
-    std::uint32_t checksum = 0;
-    std::uint64_t next = 0;   // first byte not yet queued
-    std::uint64_t acked = 0;  // bytes the follower holds
-    bool queued_any = false;
-    int stalls = 0;
-    std::uint64_t progress = 0;  // bumped on every advance; the stall timer compares
-    std::shared_ptr<asio::steady_timer> timer;
-  };
-
-  struct IncomingSnapshot {
-    NodeId from;
-    std::uint64_t transfer = 0;
-    Message message;
-    std::uint64_t total = 0;
-    std::uint32_t checksum = 0;
-    std::uint32_t crc = 0;
-    Bytes data;
-  };
 
   void report_snapshot_status(NodeId peer, bool delivered) {
     if (on_snapshot_status_ && !stopping_) on_snapshot_status_(peer, delivered);
