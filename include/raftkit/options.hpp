@@ -60,10 +60,11 @@ struct Options {
   std::uint64_t snapshot_trailing_entries = 1000;
   /// Upper bound on the rate a snapshot file is written at, bytes per
   /// second (0: no bound). Default 0. The snapshot is written off the
-  /// strand, but on the disk the log's fsyncs share the device with it, and
-  /// a snapshot written at full speed lengthens their tail (bench_snapshot:
-  /// 256 MiB at full speed took the log-write p99 from about 0.6 ms to about
-  /// 8 ms; at 128 MiB/s to about 2.5 ms). Trade-off: a bound keeps the log's
+  /// strand, but on a disk it shares with the log it lengthens the tail of
+  /// the log's fsyncs (bench_snapshot, 256 MiB state, WAL and snapshots on
+  /// one virtual disk: proposal p99 0.55 ms without a snapshot, about 10 ms
+  /// during one written at full speed, 1.3 ms at 128 MiB/s, 1.2 ms at
+  /// 64 MiB/s). Trade-off: a bound keeps the log's
   /// latency steadier and makes each snapshot take longer (size / rate), so
   /// the log grows further before it is compacted. Unused without
   /// snapshot_dir.

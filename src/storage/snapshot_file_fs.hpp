@@ -43,7 +43,7 @@ inline constexpr std::size_t kSnapshotIoChunk = 1u << 20;
 /// A snapshot file being written is fdatasync'ed every this many bytes (see
 /// snapshot_file.cpp: it keeps a snapshot's dirty pages from stalling the
 /// log's fsyncs).
-inline constexpr std::uint64_t kSnapshotSyncEvery = std::uint64_t{4} << 20;
+inline constexpr std::uint64_t kSnapshotSyncEvery = std::uint64_t{1} << 20;
 /// Disk blocks reserved ahead of a snapshot file's writes, per step (the
 /// last step's excess is released by a truncate to the final size).
 inline constexpr std::uint64_t kSnapshotPreallocate = std::uint64_t{8} << 20;
