@@ -567,6 +567,10 @@ void Driver::maybe_snapshot() {
 // after that snapshot.
 void Driver::maybe_compact() {
   if (!taken_meta_ || compaction_write_id_ != 0) return;
+  // A Ready that installs a received snapshot is being written: the store's
+  // writes run in hand-out order, so recording ours after it could take the
+  // store back to an older snapshot. finish() drops ours if it is covered.
+  if (persisting_ && persisting_->snapshot) return;
   if (!force_compaction_ && distance(taken_meta_->index, raft_->applied_index()) < options_.snapshot_trailing_entries)
     return;
   if (raft_->role() == core::Role::leader) {
