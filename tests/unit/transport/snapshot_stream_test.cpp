@@ -215,3 +215,66 @@ TEST_CASE("snapshot stream codec: chunks and acknowledgements round-trip; a chun
   not_snapshot.message.type = MessageType::append;
   CHECK(transport::decode_frame(frame_bytes(not_snapshot), back) == errc::protocol_error);
 }
+
+TEST_CASE("snapshot stream: a new leader's stream replaces a partial one; the old leader's rest is refused",
+          "[tcp][snapshot]") {
+  // Rule: one partial snapshot is held at a time; a stream from a later term
+  // restarts reassembly cleanly, and chunks of the older term are refused.
+  asio::io_context io;
+  auto o = options_for(2);
+  o.peers[NodeId{1}] = "127.0.0.1:1";  // acknowledgements go nowhere: what matters is what b delivers
+  o.peers[NodeId{3}] = "127.0.0.1:1";
+  auto b = start_peer(io, o);
+  const std::size_t half = 1 << 20;
+  const Bytes data(2 * half, 0x33);
+  const std::uint32_t crc = storage::crc32c(data.data(), data.size());
+  auto chunk = [&](std::uint64_t from, std::uint64_t term, std::uint64_t transfer, std::uint64_t offset) {
+    transport::SnapshotChunk c;
+    c.message = snapshot_message(from, 2, 0);
+    c.message.term = Term{term};
+    c.transfer = transfer;
+    c.offset = offset;
+    c.total = data.size();
+    c.checksum = crc;
+    c.data.assign(data.begin(), data.begin() + static_cast<std::ptrdiff_t>(half));
+    return frame_bytes(std::move(c));
+  };
+  asio::io_context raw_io;
+  auto connect_as = [&](std::uint64_t id) {
+    auto s = std::make_unique<tcp::socket>(raw_io);
+    s->connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), b->transport->local_port()));
+    asio::write(*s, asio::buffer(frame_bytes(transport::Handshake{"snap-test", NodeId{id}, transport::kProtocolVersion, NodeId{2}})));
+    return s;
+  };
+  auto old_leader = connect_as(1);
+  auto new_leader = connect_as(3);
+  auto write_all = [](tcp::socket& s, std::vector<Bytes> frames) {
+    return std::thread([&s, frames = std::move(frames)] {
+      boost::system::error_code ec;
+      for (const Bytes& f : frames) asio::write(s, asio::buffer(f), ec);
+    });
+  };
+  // The old leader (term 4) sends half; b holds it.
+  auto t1 = write_all(*old_leader, {chunk(1, 4, 100, 0)});
+  REQUIRE(run_until(io, [&] { return b->transport->stats().bytes_received >= half; }, std::chrono::seconds(10)));
+  t1.join();
+  // The new leader (term 5) streams a whole snapshot: it replaces the partial one.
+  auto t2 = write_all(*new_leader, {chunk(3, 5, 200, 0), chunk(3, 5, 200, half)});
+  REQUIRE(run_until(io, [&] { return b->inbox.size() == 1; }, std::chrono::seconds(10)));
+  t2.join();
+  CHECK(b->inbox[0].from == NodeId{3});
+  CHECK(b->inbox[0].term == Term{5});
+  CHECK(b->inbox[0].snapshot_data == data);
+  // The old leader's second half belongs to a stream b no longer holds: not
+  // delivered (b asks for a restart, which the old leader's core would
+  // refuse anyway in its later term).
+  const std::uint64_t before = b->transport->stats().bytes_received;
+  auto t3 = write_all(*old_leader, {chunk(1, 4, 100, half)});
+  REQUIRE(run_until(io, [&] { return b->transport->stats().bytes_received >= before + half; },
+                    std::chrono::seconds(10)));
+  t3.join();
+  CHECK(b->inbox.size() == 1);
+  old_leader->close();
+  new_leader->close();
+  shutdown(io, {b.get()});
+}
