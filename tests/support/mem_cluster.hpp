@@ -58,8 +58,10 @@ struct MemNode final : runtime::DriverIo, runtime::DriverObserver {
 class MemCluster {
  public:
   /// Nodes 1..n, all voters, seeds derived from `seed`.
+  /// `options_tweak` changes the runtime options after the defaults here.
   explicit MemCluster(std::size_t n, std::uint64_t seed = 1,
-                      const std::function<void(ProtocolOptions&)>& tweak = {}) {
+                      const std::function<void(ProtocolOptions&)>& tweak = {},
+                      const std::function<void(Options&)>& options_tweak = {}) {
     std::map<NodeId, std::string> peers;
     for (std::uint64_t i = 1; i <= n; ++i) peers[NodeId{i}] = fmt::format("mem:{}", i);
     for (const auto& [id, address] : peers) {
@@ -68,6 +70,7 @@ class MemCluster {
       o.logger = Logger::discard();
       o.protocol.seed = seed + id.value * 7919;
       if (tweak) tweak(o.protocol);
+      if (options_tweak) options_tweak(o);
       options_[id] = o;
       auto& node = nodes_[id];
       node.store = make_memory_store();
