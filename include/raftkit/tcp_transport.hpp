@@ -137,7 +137,8 @@ struct TcpTransportOptions {
   std::size_t snapshot_window_chunks = 4;
   /// A transfer that makes no progress (no acknowledgement advances it) for
   /// this long resends from the last acknowledged offset; after three such
-  /// stalls in a row it is reported failed. Default 5 s.
+  /// stalls in a row it is reported failed. A follower drops a partial
+  /// snapshot that got no chunk for three times this long. Default 5 s.
   std::chrono::milliseconds snapshot_stall_timeout{5000};
   /// Largest snapshot a follower accepts (the data is reassembled in
   /// memory before it is handed to the node). Default 16 GiB. A chunk stream

@@ -197,6 +197,7 @@ struct OutgoingSnapshot {
 };
 
 struct IncomingSnapshot {
+  std::chrono::steady_clock::time_point last_chunk;
   NodeId from;
   std::uint64_t transfer = 0;
   Message message;
@@ -420,6 +421,7 @@ class Impl : public std::enable_shared_from_this<Impl> {
     for (auto& [id, t] : outgoing_) t->timer->cancel();
     outgoing_.clear();
     incoming_.reset();
+    incoming_timer_.cancel();
   }
 
   void enqueue(NodeId to, EncodedFrame frame) {
@@ -573,6 +575,25 @@ class Impl : public std::enable_shared_from_this<Impl> {
     pump_snapshot(from);
   }
 
+  // A partial snapshot that gets no chunk for three stall timeouts (its
+  // sender died or gave up) is dropped: its memory is not held for ever.
+  void arm_incoming_timer() {
+    const auto limit = options_.snapshot_stall_timeout * 3;
+    incoming_timer_.expires_after(limit);
+    incoming_timer_.async_wait([weak = weak_from_this(), limit](boost::system::error_code ec) {
+      auto self = weak.lock();
+      if (ec || !self || self->stopping_ || !self->incoming_) return;
+      if (std::chrono::steady_clock::now() - self->incoming_->last_chunk >= limit) {
+        self->log("dropping a partial snapshot from node {} (transfer {}, {} of {} bytes): no chunk for {} ms",
+                  self->incoming_->from, self->incoming_->transfer, self->incoming_->data.size(),
+                  self->incoming_->total, std::chrono::duration_cast<std::chrono::milliseconds>(limit).count());
+        self->incoming_.reset();
+        return;
+      }
+      self->arm_incoming_timer();
+    });
+  }
+
   // Receiver side: takes one chunk, answers it, and delivers the message once
   // the data is whole and verified.
   transport::SnapshotAck on_snapshot_chunk(NodeId from, transport::SnapshotChunk& chunk) {
@@ -596,6 +617,7 @@ class Impl : public std::enable_shared_from_this<Impl> {
       }
       incoming_.reset();
       incoming_.emplace();
+      arm_incoming_timer();
       incoming_->from = from;
       incoming_->transfer = chunk.transfer;
       incoming_->message = chunk.message;
@@ -604,6 +626,7 @@ class Impl : public std::enable_shared_from_this<Impl> {
       incoming_->data.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(chunk.total, std::uint64_t{64} << 20)));
     }
     IncomingSnapshot& in = *incoming_;
+    in.last_chunk = std::chrono::steady_clock::now();
     if (chunk.total != in.total || chunk.checksum != in.checksum || !(chunk.message == in.message)) {
       incoming_.reset();
       return refuse("the chunk's length, checksum or metadata differ from its transfer's");
@@ -1099,6 +1122,7 @@ class Impl : public std::enable_shared_from_this<Impl> {
   Transport::SnapshotStatusHandler on_snapshot_status_;
   std::map<NodeId, std::shared_ptr<OutgoingSnapshot>> outgoing_;
   std::optional<IncomingSnapshot> incoming_;
+  asio::steady_timer incoming_timer_{strand_};
   std::uint64_t next_transfer_ = (std::uint64_t{std::random_device{}()} << 32) | 1;  // differs per incarnation
   bool running_ = false;
   bool stopping_ = false;

@@ -278,3 +278,52 @@ TEST_CASE("snapshot stream: a new leader's stream replaces a partial one; the ol
   new_leader->close();
   shutdown(io, {b.get()});
 }
+
+TEST_CASE("snapshot stream: a partial snapshot whose sender went silent is dropped", "[tcp][snapshot]") {
+  // Rule: after three stall timeouts without a chunk the follower forgets a
+  // partial snapshot; a late rest of it is then not delivered.
+  asio::io_context io;
+  auto o = options_for(2);
+  o.peers[NodeId{1}] = "127.0.0.1:1";
+  o.snapshot_stall_timeout = std::chrono::milliseconds(50);
+  auto b = start_peer(io, o);
+  const std::size_t half = 1 << 20;
+  const Bytes data(2 * half, 0x44);
+  const std::uint32_t crc = storage::crc32c(data.data(), data.size());
+  auto chunk = [&](std::uint64_t transfer, std::uint64_t offset) {
+    transport::SnapshotChunk c;
+    c.message = snapshot_message(1, 2, 0);
+    c.transfer = transfer;
+    c.offset = offset;
+    c.total = data.size();
+    c.checksum = crc;
+    c.data.assign(data.begin(), data.begin() + static_cast<std::ptrdiff_t>(half));
+    return frame_bytes(std::move(c));
+  };
+  asio::io_context raw_io;
+  tcp::socket raw(raw_io);
+  raw.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), b->transport->local_port()));
+  asio::write(raw, asio::buffer(frame_bytes(transport::Handshake{"snap-test", NodeId{1}, transport::kProtocolVersion, NodeId{2}})));
+  auto send = [&](Bytes f) {
+    const std::uint64_t before = b->transport->stats().bytes_received;
+    std::thread t([&raw, f = std::move(f)] {
+      boost::system::error_code ec;
+      asio::write(raw, asio::buffer(f), ec);
+    });
+    REQUIRE(run_until(io, [&] { return b->transport->stats().bytes_received >= before + half; },
+                      std::chrono::seconds(10)));
+    t.join();
+  };
+  send(chunk(5, 0));
+  // Three stall timeouts (150 ms) and the timer's own period: the wait is the behaviour under test.
+  run_until(io, [] { return false; }, std::chrono::milliseconds(400));
+  send(chunk(5, half));
+  CHECK(b->inbox.empty());
+  // A fresh stream is taken as usual.
+  send(chunk(6, 0));
+  send(chunk(6, half));
+  REQUIRE(run_until(io, [&] { return b->inbox.size() == 1; }, std::chrono::seconds(10)));
+  CHECK(b->inbox[0].snapshot_data == data);
+  raw.close();
+  shutdown(io, {b.get()});
+}
