@@ -653,7 +653,7 @@ NodeStatus Driver::status() const {
   } else {
     s.role = stopped_ ? "stopped" : "starting";
   }
-  s.snapshot_index = snapshot_meta_.index;
+  s.snapshot_index = newest_snapshot_index();  // taken and durable, compacted behind or not yet
   s.failure = failure_;
   return s;
 }
