@@ -33,8 +33,8 @@ class Register final : public StateMachine {
  public:
   Bytes apply(const Entry& e) override { return value_ = e.payload; }
   Bytes query(BytesView) const override { return value_; }
-  Bytes save_snapshot() const override { return value_; }
-  void load_snapshot(BytesView s) override { value_.assign(s.begin(), s.end()); }
+  std::unique_ptr<SnapshotCapture> capture_snapshot() const override { return std::make_unique<CopiedSnapshot>(value_); }
+  std::error_code restore_snapshot(SnapshotReader& in) override { return read_all(in, value_); }
 
  private:
   Bytes value_;

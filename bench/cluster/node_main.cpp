@@ -55,8 +55,8 @@ class Sink final : public StateMachine {
  public:
   Bytes apply(const Entry&) override { return {}; }
   Bytes query(BytesView) const override { return {}; }
-  Bytes save_snapshot() const override { return {}; }
-  void load_snapshot(BytesView) override {}
+  std::unique_ptr<SnapshotCapture> capture_snapshot() const override { return std::make_unique<CopiedSnapshot>(Bytes{}); }
+  std::error_code restore_snapshot(SnapshotReader&) override { return {}; }
 };
 
 struct Config {

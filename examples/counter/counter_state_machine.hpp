@@ -57,11 +57,20 @@ class Counter final : public StateMachine {
     return encode_i64(value_.load(std::memory_order_relaxed));
   }
 
-  Bytes save_snapshot() const override { return encode_i64(value_.load(std::memory_order_relaxed)); }
+  // Eight bytes: the capture is the encoded copy (CopiedSnapshot).
+  std::unique_ptr<SnapshotCapture> capture_snapshot() const override {
+    return std::make_unique<CopiedSnapshot>(encode_i64(value_.load(std::memory_order_relaxed)));
+  }
 
-  void load_snapshot(BytesView snapshot) override {
+  std::error_code restore_snapshot(SnapshotReader& in) override {
     // An empty snapshot is the initial state; anything else must be ours.
-    value_.store(snapshot.empty() ? 0 : decode_i64(snapshot).value_or(0), std::memory_order_relaxed);
+    Bytes b;
+    if (auto ec = read_all(in, b)) return ec;
+    if (b.empty()) return value_.store(0, std::memory_order_relaxed), std::error_code{};
+    const auto v = decode_i64(b);
+    if (!v) return errc::corrupted;
+    value_.store(*v, std::memory_order_relaxed);
+    return {};
   }
 
   /// The value as applied on this node, readable from any thread (for status

@@ -45,9 +45,18 @@ class Register final : public raftkit::StateMachine {
   }
   // A read-only question about the current state.
   raftkit::Bytes query(raftkit::BytesView) const override { return raftkit::to_bytes(value_); }
-  // The whole state, for log compaction and for followers that fell behind.
-  raftkit::Bytes save_snapshot() const override { return raftkit::to_bytes(value_); }
-  void load_snapshot(raftkit::BytesView snapshot) override { value_ = raftkit::to_string(snapshot); }
+  // The whole state, for log compaction and for followers that fell behind:
+  // captured on the strand (a copy: the state is small), written to the
+  // snapshot file on the disk thread while applies go on.
+  std::unique_ptr<raftkit::SnapshotCapture> capture_snapshot() const override {
+    return std::make_unique<raftkit::CopiedSnapshot>(raftkit::to_bytes(value_));
+  }
+  std::error_code restore_snapshot(raftkit::SnapshotReader& in) override {
+    raftkit::Bytes b;
+    if (auto ec = raftkit::read_all(in, b)) return ec;
+    value_ = raftkit::to_string(b);
+    return {};
+  }
 
  private:
   std::string value_;

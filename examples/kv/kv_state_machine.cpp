@@ -217,40 +217,95 @@ Bytes KvStateMachine::query(BytesView q) const {
   return status_only(Status::malformed);
 }
 
-Bytes KvStateMachine::save_snapshot() const {
-  const auto start = std::chrono::steady_clock::now();
-  Writer w;
-  for (const char* c = kSnapshotMagic; *c; ++c) w.u8(static_cast<std::uint8_t>(*c));
-  w.u64(map_.size());
-  for (const auto& [k, v] : map_) w.str(k).str(v);
-  Bytes out = w.take();
-  if (metrics_) {
-    metrics_->snapshot_bytes.record(out.size());
-    metrics_->snapshot_save_us.record(std::chrono::steady_clock::now() - start);
+namespace {
+
+// The capture: a copy of the map, made on the strand (a std::map copy is
+// memory work only), serialised on the disk thread in 64 KiB writes.
+class KvCapture final : public SnapshotCapture {
+ public:
+  KvCapture(std::map<std::string, std::string> map, MetricsRegistry* metrics)
+      : map_(std::move(map)), metrics_(metrics) {}
+  std::error_code write_to(SnapshotWriter& out) override {
+    const auto start = std::chrono::steady_clock::now();
+    std::uint64_t total = 0;
+    Writer w;
+    for (const char* c = kSnapshotMagic; *c; ++c) w.u8(static_cast<std::uint8_t>(*c));
+    w.u64(map_.size());
+    Bytes chunk = w.take();
+    for (const auto& [k, v] : map_) {
+      Writer kv;
+      kv.str(k).str(v);
+      const Bytes b = kv.take();
+      chunk.insert(chunk.end(), b.begin(), b.end());
+      if (chunk.size() >= (64u << 10)) {
+        if (auto ec = out.write(chunk)) return ec;
+        total += chunk.size();
+        chunk.clear();
+      }
+    }
+    if (auto ec = out.write(chunk)) return ec;
+    total += chunk.size();
+    if (metrics_) {
+      metrics_->snapshot_bytes.record(total);
+      metrics_->snapshot_save_us.record(std::chrono::steady_clock::now() - start);
+    }
+    return {};
   }
-  return out;
+
+ private:
+  std::map<std::string, std::string> map_;
+  MetricsRegistry* metrics_;
+};
+
+// Reads the little-endian integers and length-prefixed strings of a
+// snapshot from a stream; a string longer than what is left is corruption.
+struct StreamReader {
+  SnapshotReader& in;
+  std::error_code u64(std::uint64_t& v) {
+    std::uint8_t b[8];
+    if (auto ec = in.read_exact(b)) return ec;
+    v = 0;
+    for (std::size_t i = 0; i < 8; ++i) v |= std::uint64_t{b[i]} << (8 * i);
+    return {};
+  }
+  std::error_code str(std::string& s) {
+    std::uint8_t b[4];
+    if (auto ec = in.read_exact(b)) return ec;
+    std::uint32_t n = 0;
+    for (std::size_t i = 0; i < 4; ++i) n |= std::uint32_t{b[i]} << (8 * i);
+    if (n > in.remaining()) return errc::corrupted;
+    s.resize(n);
+    return in.read_exact(std::span(reinterpret_cast<std::uint8_t*>(s.data()), s.size()));
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<SnapshotCapture> KvStateMachine::capture_snapshot() const {
+  return std::make_unique<KvCapture>(map_, metrics_);
 }
 
-void KvStateMachine::load_snapshot(BytesView snapshot) {
+std::error_code KvStateMachine::restore_snapshot(SnapshotReader& in) {
   std::map<std::string, std::string> loaded;
-  if (!snapshot.empty()) {  // empty: the initial state
-    Reader r(snapshot);
+  if (in.remaining() != 0) {  // empty: the initial state
+    StreamReader r{in};
     for (const char* c = kSnapshotMagic; *c; ++c) {
       std::uint8_t b = 0;
-      if (!r.u8(b) || b != static_cast<std::uint8_t>(*c))
-        throw std::runtime_error("kv snapshot: bad magic (not a snapshot of this state machine)");
+      if (in.read_exact(std::span(&b, 1)) || b != static_cast<std::uint8_t>(*c))
+        return errc::corrupted;  // not a snapshot of this state machine
     }
     std::uint64_t count = 0;
-    if (!r.u64(count)) throw std::runtime_error("kv snapshot: truncated header");
+    if (r.u64(count)) return errc::corrupted;
     for (std::uint64_t i = 0; i < count; ++i) {
       std::string k, v;
-      if (!r.str(k) || !r.str(v)) throw std::runtime_error("kv snapshot: truncated entry");
+      if (r.str(k) || r.str(v)) return errc::corrupted;
       loaded.insert_or_assign(std::move(k), std::move(v));
     }
-    if (!r.finished()) throw std::runtime_error("kv snapshot: bytes after the last entry");
+    if (in.remaining() != 0) return errc::corrupted;  // bytes after the last entry
   }
   map_ = std::move(loaded);
   size_.store(map_.size(), std::memory_order_relaxed);
+  return {};
 }
 
 }  // namespace raftkit::kv

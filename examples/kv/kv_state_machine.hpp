@@ -23,8 +23,10 @@
 //
 // The snapshot is "KV1\n", a count:u64, then count (key, value) strings in
 // key order. It is checksummed by raftkit's snapshot files; a snapshot that
-// does not decode here was written by another program and load_snapshot
-// throws rather than silently start from a wrong state.
+// does not decode here was written by another program and restore_snapshot
+// returns errc::corrupted rather than silently start from a wrong state.
+// The capture is a copy of the map made on the strand (memory work only);
+// the encoding runs on the node's disk thread while applies go on.
 #pragma once
 
 #include <atomic>
@@ -75,8 +77,8 @@ class KvStateMachine final : public StateMachine {
 
   Bytes apply(const Entry& entry) override;
   Bytes query(BytesView query) const override;
-  Bytes save_snapshot() const override;
-  void load_snapshot(BytesView snapshot) override;
+  std::unique_ptr<SnapshotCapture> capture_snapshot() const override;
+  std::error_code restore_snapshot(SnapshotReader& in) override;
 
   /// Keys held on this node now, readable from any thread (for /status; not
   /// a linearizable read).

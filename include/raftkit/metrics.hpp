@@ -113,8 +113,13 @@ struct MetricsSnapshot {
 
   // Snapshots.
   HistogramSnapshot snapshot_bytes;        ///< histogram: size of each snapshot saved, bytes
-  HistogramSnapshot snapshot_save_us;      ///< histogram: time to save one snapshot, µs
+  HistogramSnapshot snapshot_save_us;      ///< histogram: time to serialise and save one snapshot (off the strand), µs
+  HistogramSnapshot snapshot_capture_us;   ///< histogram: time the state machine's capture took on the strand, µs
+  HistogramSnapshot snapshot_restore_us;   ///< histogram: time to restore the state machine from a snapshot, µs
+  HistogramSnapshot snapshot_send_us;      ///< histogram: time to stream one snapshot to a follower, µs
   std::uint64_t snapshots_installed = 0;   ///< counter: snapshots received from a leader and loaded
+  std::uint64_t snapshots_sent = 0;        ///< counter: snapshots a follower received whole (leader side)
+  std::uint64_t snapshots_send_failed = 0; ///< counter: snapshot transfers that failed or were abandoned
 
   // Transport.
   std::uint64_t messages_sent = 0;      ///< counter: Raft messages handed to the transport
@@ -201,7 +206,12 @@ class MetricsRegistry {
 
   MetricHistogram snapshot_bytes;     ///< see MetricsSnapshot::snapshot_bytes
   MetricHistogram snapshot_save_us;   ///< see MetricsSnapshot::snapshot_save_us
+  MetricHistogram snapshot_capture_us;  ///< see MetricsSnapshot::snapshot_capture_us
+  MetricHistogram snapshot_restore_us;  ///< see MetricsSnapshot::snapshot_restore_us
+  MetricHistogram snapshot_send_us;     ///< see MetricsSnapshot::snapshot_send_us
   MetricCounter snapshots_installed;  ///< see MetricsSnapshot::snapshots_installed
+  MetricCounter snapshots_sent;         ///< see MetricsSnapshot::snapshots_sent
+  MetricCounter snapshots_send_failed;  ///< see MetricsSnapshot::snapshots_send_failed
 
   MetricCounter messages_sent;      ///< see MetricsSnapshot::messages_sent
   MetricCounter messages_received;  ///< see MetricsSnapshot::messages_received

@@ -31,6 +31,22 @@
 // one gathered write; entry payloads are written from the message's own
 // buffers (see the codec).
 //
+// Snapshots stream. A snapshot message (with its data) is not sent as one
+// frame: the sender streams the data in chunk frames of snapshot_chunk_bytes,
+// at most snapshot_window_chunks ahead of the receiver's acknowledgements
+// (flow control), each chunk carrying the snapshot's metadata, a transfer id,
+// its offset, the total length and the CRC-32C of the whole data. The
+// receiver appends chunks in order, answers each with the count of bytes it
+// holds (an out-of-order chunk is refused and answered with a "gap", which
+// makes the sender rewind), and hands the message to the node only once the
+// whole data is there and its checksum matches. A lost connection resumes at
+// the last acknowledged offset when it is dialled again; a new transfer (a
+// new snapshot, or a new leader in a later term) replaces a partial one.
+// The outcome (acknowledged complete, or failed: checksum, refusal, stall,
+// unreachable peer) is reported through the snapshot status handler
+// (Transport::set_snapshot_status_handler), which the runtime passes on to
+// the core (report_snapshot).
+//
 // TLS (options.tls, see raftkit/tls.hpp). With the three files set, every
 // connection is mutual TLS 1.3 over the same frames. The dialling side checks
 // that the certificate it is shown names the node it dialled, in this
@@ -109,6 +125,25 @@ struct TcpTransportOptions {
   /// Open inbound connections from one IP address. Default 16. Peers behind
   /// one address (NAT, or a test cluster on loopback) share it.
   std::size_t max_connections_per_address = 16;
+
+  /// Snapshot streaming (see the file comment). Bytes of snapshot data per
+  /// chunk frame. Default 1 MiB; must be below max_frame_bytes. Trade-off:
+  /// larger chunks cost fewer frames and acknowledgements, and hold the
+  /// connection longer between other messages (heartbeats wait behind a chunk).
+  std::size_t snapshot_chunk_bytes = std::size_t{1} << 20;
+  /// Chunks sent and not yet acknowledged, per follower. Default 4 (4 MiB in
+  /// flight). Trade-off: more fills a long fat pipe; fewer bounds the bytes
+  /// queued ahead of heartbeats and the bytes resent after a lost connection.
+  std::size_t snapshot_window_chunks = 4;
+  /// A transfer that makes no progress (no acknowledgement advances it) for
+  /// this long resends from the last acknowledged offset; after three such
+  /// stalls in a row it is reported failed. A follower drops a partial
+  /// snapshot that got no chunk for three times this long. Default 5 s.
+  std::chrono::milliseconds snapshot_stall_timeout{5000};
+  /// Largest snapshot a follower accepts (the data is reassembled in
+  /// memory before it is handed to the node). Default 16 GiB. A chunk stream
+  /// announcing more is refused with a logged reason.
+  std::uint64_t max_snapshot_bytes = std::uint64_t{16} << 30;
 };
 
 /// The TCP (optionally TLS) transport; make_tcp_transport() creates one.

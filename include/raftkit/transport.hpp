@@ -77,6 +77,14 @@ class Transport {
   /// This node's id.
   virtual NodeId self() const = 0;
 
+  /// Told whether a snapshot message sent to `peer` arrived whole
+  /// (delivered = true) or is lost (false). Runs on the transport's executor.
+  using SnapshotStatusHandler = std::function<void(NodeId peer, bool delivered)>;
+  /// Sets the snapshot status handler; call before start(). Transports that
+  /// cannot tell (the default) never call it, and the runtime's fallback
+  /// (the core gives up on a snapshot after a while) applies.
+  virtual void set_snapshot_status_handler(SnapshotStatusHandler handler) { (void)handler; }
+
   /// Counters since start(). Any thread.
   virtual TransportStats stats() const = 0;
   /// The cluster's configuration changed: `addresses` maps every member

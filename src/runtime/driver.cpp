@@ -74,36 +74,90 @@ void Driver::report_configuration() {
                          "following the log", core::describe(m));
 }
 
+namespace {
+// Copies what the state machine reads into memory: the snapshot loaded at
+// start is kept for the first follower that needs it.
+class TeeReader final : public SnapshotReader {
+ public:
+  TeeReader(SnapshotReader& in, Bytes& copy) : in_(in), copy_(copy) {
+    copy_.reserve(static_cast<std::size_t>(in.remaining()));
+  }
+  std::error_code read(std::span<std::uint8_t> out, std::size_t& got) override {
+    if (auto ec = in_.read(out, got)) return ec;
+    copy_.insert(copy_.end(), out.begin(), out.begin() + static_cast<std::ptrdiff_t>(got));
+    return {};
+  }
+  std::uint64_t remaining() const override { return in_.remaining(); }
+
+ private:
+  SnapshotReader& in_;
+  Bytes& copy_;
+};
+
+// Counts the bytes a capture writes (metrics).
+class CountingWriter final : public SnapshotWriter {
+ public:
+  CountingWriter(SnapshotWriter& out, std::uint64_t& count) : out_(out), count_(count) {}
+  std::error_code write(BytesView data) override {
+    count_ += data.size();
+    return out_.write(data);
+  }
+
+ private:
+  SnapshotWriter& out_;
+  std::uint64_t& count_;
+};
+}  // namespace
+
+std::error_code Driver::restore(SnapshotReader& in, std::string& detail) {
+  const auto started = std::chrono::steady_clock::now();  // metrics only
+  if (auto ec = sm_.restore_snapshot(in)) {
+    detail = "the state machine refused the snapshot: " + ec.message();
+    return ec;
+  }
+  metrics_.snapshot_restore_us.record(std::chrono::steady_clock::now() - started);
+  return {};
+}
+
 std::error_code Driver::load_snapshot(std::string& detail) {
   const SnapshotMeta in_store = store_.snapshot_meta();
-  SnapshotMeta meta;
-  Bytes data;
+  SnapshotMeta loaded;
+  auto kept = std::make_shared<Bytes>();
+  std::string problem;
   std::string why;
-  auto ec = snapshots_.load(meta, data, why);
-  if (ec == errc::unavailable) {
+  auto ec = snapshots_.load(
+      [&](const SnapshotMeta& meta, SnapshotReader& in) -> std::error_code {
+        if (meta.index < in_store.index) {
+          problem = fmt::format("the newest snapshot ({}) is older than the log store's snapshot ({})", meta.index,
+                                in_store.index);
+          return errc::corrupted;
+        }
+        if (meta.index > in_store.index) {
+          // A crash came between saving the snapshot and recording it in the store.
+          if (auto e = store_.install_snapshot(meta)) return problem = "recording the snapshot", e;
+          if (auto e = store_.sync()) return problem = "syncing the log store", e;
+        }
+        TeeReader tee(in, *kept);
+        if (auto e = restore(tee, problem)) return e;
+        Bytes rest;  // what the state machine left unread is part of the snapshot sent on
+        if (auto e = read_all(tee, rest)) return problem = "reading the snapshot", e;
+        loaded = meta;
+        return {};
+      },
+      why);
+  if (ec == errc::unavailable && problem.empty()) {
     if (in_store.index == Index{}) return {};
     detail = fmt::format("the log store starts after a snapshot at {} but no snapshot is available{}", in_store.index,
                          options_.snapshot_dir.empty() ? " (no snapshot_dir is set)" : " in " + options_.snapshot_dir);
     return errc::corrupted;
   }
   if (ec) {
-    detail = "cannot load snapshot: " + why;
+    detail = problem.empty() ? "cannot load snapshot: " + why : problem + " (" + why + ")";
     return ec;
   }
-  if (meta.index < in_store.index) {
-    detail = fmt::format("the newest snapshot ({}) is older than the log store's snapshot ({})", meta.index,
-                         in_store.index);
-    return errc::corrupted;
-  }
-  if (meta.index > in_store.index) {
-    // A crash came between saving the snapshot and recording it in the store.
-    if (auto e = store_.install_snapshot(meta)) return detail = "recording the snapshot", e;
-    if (auto e = store_.sync()) return detail = "syncing the log store", e;
-  }
-  sm_.load_snapshot(data);
-  snapshot_meta_ = meta;
-  snapshot_data_ = std::make_shared<const Bytes>(std::move(data));
-  if (observer_) observer_->on_snapshot_loaded(meta);
+  snapshot_meta_ = loaded;
+  snapshot_data_ = std::move(kept);
+  if (observer_) observer_->on_snapshot_loaded(loaded);
   return {};
 }
 
@@ -178,6 +232,15 @@ void Driver::report_unreachable(NodeId peer) {
 
 void Driver::report_snapshot(NodeId peer, bool ok) {
   if (stopped_ || !raft_) return;
+  if (auto it = snapshot_sends_.find(peer); it != snapshot_sends_.end()) {
+    if (ok) {
+      metrics_.snapshots_sent.add();
+      metrics_.snapshot_send_us.record(std::chrono::steady_clock::now() - it->second);
+    } else {
+      metrics_.snapshots_send_failed.add();
+    }
+    snapshot_sends_.erase(it);
+  }
   raft_->report_snapshot(peer, ok);
   process();
 }
@@ -307,9 +370,35 @@ void Driver::write_done(std::uint64_t id, std::error_code ec, const std::string&
   if (ec) return fail(ec, what);
   if (id == snapshot_write_id_) {
     snapshot_write_id_ = 0;
-    snapshot_meta_ = snapshot_in_flight_;
-    snapshot_data_ = std::move(snapshot_data_in_flight_);
-    if (observer_) observer_->on_snapshot_taken(snapshot_meta_);
+    // Durable in the snapshot store; recorded in the log store (which
+    // compacts the log) once maybe_compact() allows.
+    if (snapshot_in_flight_.index > newest_snapshot_index()) taken_meta_ = snapshot_in_flight_;
+    if (observer_) observer_->on_snapshot_taken(snapshot_in_flight_);
+    maybe_compact();
+    process();
+    return;
+  }
+  if (id == compaction_write_id_) {
+    compaction_write_id_ = 0;
+    force_compaction_ = false;
+    if (compacting_meta_.index > snapshot_meta_.index) {
+      snapshot_meta_ = compacting_meta_;
+      snapshot_data_.reset();
+    }
+    if (taken_meta_ && taken_meta_->index <= snapshot_meta_.index) taken_meta_.reset();
+    maybe_compact();
+    process();
+    return;
+  }
+  if (id == loading_write_id_) {
+    loading_write_id_ = 0;
+    if (loading_->ec) {
+      options_.logger.warn(options_.id, raft_->term(), "cannot read snapshot {} to send it: {}", snapshot_meta_.index,
+                           loading_->detail.empty() ? loading_->ec.message() : loading_->detail);
+    } else if (loading_->meta.index == snapshot_meta_.index && loading_->meta.term == snapshot_meta_.term) {
+      snapshot_data_ = std::make_shared<Bytes>(std::move(loading_->data));
+    }
+    loading_.reset();
     process();
     return;
   }
@@ -462,9 +551,13 @@ void Driver::observe_changes() {
 void Driver::finish(core::Ready& rd) {
   for (Message& m : rd.persisted_messages) send(std::move(m));
   if (rd.snapshot) {
-    sm_.load_snapshot(rd.snapshot_data);
+    MemorySnapshotReader in(rd.snapshot_data);
+    std::string detail;
+    if (auto ec = restore(in, detail)) return fail(ec, "loading a received snapshot: " + detail);
     snapshot_meta_ = *rd.snapshot;
-    snapshot_data_ = std::make_shared<const Bytes>(std::move(rd.snapshot_data));
+    snapshot_data_ = std::make_shared<Bytes>(std::move(rd.snapshot_data));
+    bytes_since_snapshot_ = 0;
+    if (taken_meta_ && taken_meta_->index <= snapshot_meta_.index) taken_meta_.reset();
     metrics_.snapshots_installed.add();
     if (observer_) observer_->on_snapshot_loaded(snapshot_meta_);
   }
@@ -514,6 +607,7 @@ void Driver::apply_committed(std::span<const Entry> entries) {
 }
 
 void Driver::applied(const Entry& e, Bytes result) {
+  bytes_since_snapshot_ += entry_bytes(e);
   metrics_.entries_applied.add();
   metrics_.applied_index.set(static_cast<std::int64_t>(e.index.value));
   if (observer_) observer_->on_applied(e);
@@ -549,44 +643,118 @@ void Driver::complete_transfers() {
   });
 }
 
+// The state machine captures its state here, on the driver's thread, and
+// the capture is serialised inside the DiskWrite: on Node's disk thread while
+// applies go on, synchronously in the simulator.
+// One snapshot waits for compaction at a time: the next is taken once the
+// log store recorded the previous one (so with snapshot_trailing_entries
+// above snapshot_interval, snapshots come every trailing-window entries).
 void Driver::maybe_snapshot() {
-  if (options_.snapshot_interval == 0 || snapshot_write_id_ != 0) return;
+  maybe_compact();
+  if (snapshot_write_id_ != 0 || taken_meta_) return;
   const Index applied = raft_->applied_index();
-  if (distance(snapshot_meta_.index, applied) < options_.snapshot_interval) return;
+  const bool by_entries =
+      options_.snapshot_interval != 0 && distance(newest_snapshot_index(), applied) >= options_.snapshot_interval;
+  const bool by_bytes = options_.snapshot_interval_bytes != 0 && bytes_since_snapshot_ >= options_.snapshot_interval_bytes &&
+                        applied > newest_snapshot_index();
+  if (!by_entries && !by_bytes) return;
   const auto term = raft_->log().term(applied);
   if (!term) return;
   snapshot_in_flight_ = SnapshotMeta{applied, *term, raft_->membership()};
+  bytes_since_snapshot_ = 0;
   const auto started = std::chrono::steady_clock::now();  // metrics only
-  snapshot_data_in_flight_ = std::make_shared<const Bytes>(sm_.save_snapshot());
-  const auto serialized = std::chrono::steady_clock::now() - started;
-  metrics_.snapshot_bytes.record(snapshot_data_in_flight_->size());
-  auto w = new_write([this, meta = snapshot_in_flight_, data = snapshot_data_in_flight_,
-                      serialized](std::string& what) {
+  std::shared_ptr<SnapshotCapture> capture = sm_.capture_snapshot();
+  metrics_.snapshot_capture_us.record(std::chrono::steady_clock::now() - started);
+  auto w = new_write([this, meta = snapshot_in_flight_, capture = std::move(capture)](std::string& what) {
     const auto saving = std::chrono::steady_clock::now();
-    const auto saved = [&] { metrics_.snapshot_save_us.record(serialized + (std::chrono::steady_clock::now() - saving)); };
-    if (auto ec = snapshots_.save(meta, *data, what)) {
+    std::uint64_t bytes = 0;
+    auto ec = snapshots_.save(
+        meta,
+        [&](SnapshotWriter& out) {
+          CountingWriter counted(out, bytes);
+          return capture->write_to(counted);
+        },
+        what);
+    if (ec) {
       what = "taking a snapshot: " + what;
       return ec;
     }
-    saved();
-    if (auto ec = store_.install_snapshot(meta)) {
-      what = "recording a snapshot";
-      return ec;
-    }
+    metrics_.snapshot_save_us.record(std::chrono::steady_clock::now() - saving);
+    metrics_.snapshot_bytes.record(bytes);
     return std::error_code{};
   });
+  w->snapshot_only = true;
   snapshot_write_id_ = w->id;
+  io_.persist(std::move(w));
+}
+
+// Records the newest taken snapshot in the log store, which discards the log
+// up to it — once `snapshot_trailing_entries` entries follow it (a follower
+// a little behind is served from the log), and, on a leader, not while a
+// follower is receiving a snapshot: what it needs next is the log right
+// after that snapshot.
+void Driver::maybe_compact() {
+  if (!taken_meta_ || compaction_write_id_ != 0) return;
+  // A Ready that installs a received snapshot is being written: the store's
+  // writes run in hand-out order, so recording ours after it could take the
+  // store back to an older snapshot. finish() drops ours if it is covered.
+  if (persisting_ && persisting_->snapshot) return;
+  if (!force_compaction_ && distance(taken_meta_->index, raft_->applied_index()) < options_.snapshot_trailing_entries)
+    return;
+  if (raft_->role() == core::Role::leader) {
+    for (const auto& [id, pr] : raft_->progress().map()) {
+      if (id != options_.id && pr.state == core::ProgressState::snapshot && pr.pending_snapshot < taken_meta_->index)
+        return;
+    }
+  }
+  compacting_meta_ = *taken_meta_;
+  auto w = new_write([this, meta = compacting_meta_](std::string& what) -> std::error_code {
+    if (auto e = store_.install_snapshot(meta)) {
+      what = "recording a snapshot";
+      return e;
+    }
+    return {};
+  });
+  compaction_write_id_ = w->id;
+  io_.persist(std::move(w));
+}
+
+// The bytes of the recorded snapshot are read from the snapshot store on the
+// snapshot thread (a snapshot_only write), only when a follower needs them.
+// The store holds the newest snapshot only: while a newer one waits for the
+// trailing window, the recorded one's file is gone, so the newer one is
+// recorded at once (the follower needs a snapshot anyway) and sent instead.
+void Driver::fetch_snapshot_to_send() {
+  if (loading_write_id_ != 0 || snapshot_meta_.index == Index{}) return;
+  if (taken_meta_) {
+    force_compaction_ = true;
+    maybe_compact();
+    return;
+  }
+  loading_ = std::make_shared<Loading>();
+  auto w = new_write([this, loading = loading_](std::string&) -> std::error_code {
+    loading->ec = snapshots_.load(loading->meta, loading->data, loading->detail);
+    return {};  // a failed read is not a failed write: the node goes on, and logs it
+  });
+  w->snapshot_only = true;
+  loading_write_id_ = w->id;
   io_.persist(std::move(w));
 }
 
 void Driver::send(Message m) {
   if (m.type == MessageType::snapshot) {
-    // Only the snapshot we hold can be sent; the core asks again later.
+    // Only the snapshot the log store records can be sent, once its bytes
+    // are in memory; meanwhile the core hears it failed and asks again later.
     if (!m.snapshot || !snapshot_data_ || m.snapshot->index != snapshot_meta_.index) {
       raft_->report_snapshot(m.to, false);
+      if (m.snapshot && m.snapshot->index == snapshot_meta_.index) fetch_snapshot_to_send();
       return;
     }
-    m.snapshot_data = *snapshot_data_;
+    // Moved, not copied (a large snapshot would stall this thread): the next
+    // follower that needs it has it read from the store again.
+    m.snapshot_data = std::move(*snapshot_data_);
+    snapshot_data_.reset();
+    snapshot_sends_[m.to] = std::chrono::steady_clock::now();  // metrics only
   }
   metrics_.messages_sent.add();
   io_.send(std::move(m));
@@ -641,7 +809,7 @@ NodeStatus Driver::status() const {
   } else {
     s.role = stopped_ ? NodeRole::stopped : NodeRole::starting;
   }
-  s.snapshot_index = snapshot_meta_.index;
+  s.snapshot_index = newest_snapshot_index();  // taken and durable, compacted behind or not yet
   if (raft_) {
     s.membership = raft_->membership();
     s.recovering = raft_->recovering();

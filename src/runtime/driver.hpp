@@ -43,11 +43,22 @@
 // were handed out. A failed write or sync stops the driver for good (the store
 // refuses later writes; see log_store.hpp): nothing is acknowledged after it.
 //
-// SNAPSHOTS. Every Options::snapshot_interval applied entries the state
-// machine's save_snapshot() runs here (on the caller's thread); the bytes are
-// saved through the SnapshotStore and recorded in the log store inside a
-// DiskWrite, and kept in memory to send to followers that need compacted
-// entries.
+// SNAPSHOTS. Every Options::snapshot_interval applied entries, or
+// Options::snapshot_interval_bytes of applied entries, the state
+// machine's capture_snapshot() runs here (on the caller's thread, and cheap:
+// a copy or a copy-on-write view); the capture is serialised into the
+// SnapshotStore and the snapshot recorded in the log store inside a
+// DiskWrite — on Node's snapshot thread, while applies and log writes go on;
+// the driver adds no thread of its own. Its bytes are not kept in memory:
+// when a follower needs a snapshot, they are read back from the store (again
+// in a snapshot-only write) and moved into the message sent. (The snapshot
+// loaded at start, and one received from a leader, are already in memory:
+// they are kept for the first follower that needs them.) A snapshot that the state machine
+// cannot restore stops the driver with a clear error. The log store records
+// a taken snapshot (and so discards the log behind it) in a second write,
+// once Options::snapshot_trailing_entries entries follow it and, on a
+// leader, no follower is receiving an older snapshot (it needs the log right
+// after that one next).
 //
 // Not thread-safe: one thread (or strand) calls every member.
 #pragma once
@@ -58,6 +69,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <system_error>
@@ -83,6 +95,13 @@ struct DiskWrite {
   std::uint64_t id = 0;
   /// Writes without syncing. On error, `what` says which step failed.
   std::function<std::error_code(std::string& what)> apply;
+  /// Set on a snapshot's serialisation: it touches only the SnapshotStore
+  /// (which syncs its own file), never the LogStore, so the I/O side may run
+  /// it beside the log writes (Node: on its own thread, so a long snapshot
+  /// never holds up appends) and needs no LogStore::sync() after it; its
+  /// completion may then be reported out of hand-out order. Running it in
+  /// order, as the simulator does, is correct too.
+  bool snapshot_only = false;
 };
 
 /// What the driver needs from the world around it.
@@ -93,7 +112,8 @@ class DriverIo {
   virtual void send(Message m) = 0;
   /// Makes `w` durable: w->apply(), then LogStore::sync(), then
   /// Driver::write_done() on the driver's thread — never from inside this
-  /// call. Writes complete in the order they are handed out.
+  /// call. Writes complete in the order they are handed out (except that a
+  /// snapshot_only write may complete out of order; see DiskWrite).
   virtual void persist(std::shared_ptr<DiskWrite> w) = 0;
   /// The configuration in force changed (members, addresses): a network
   /// transport learns the new members' addresses and forgets the removed.
@@ -224,6 +244,7 @@ class Driver {
   };
 
   std::error_code load_snapshot(std::string& detail);
+  std::error_code restore(SnapshotReader& in, std::string& detail);
   void advance_clock(TimePoint now);
   void process();
   void finish(core::Ready& rd);
@@ -237,6 +258,9 @@ class Driver {
   void expire(TimePoint now);
   void check_disk_stall(TimePoint now);
   void maybe_snapshot();
+  void maybe_compact();
+  void fetch_snapshot_to_send();
+  Index newest_snapshot_index() const { return taken_meta_ ? taken_meta_->index : snapshot_meta_.index; }
   void send(Message m);
   void fail(std::error_code ec, const std::string& what);
   void observe_changes();
@@ -275,7 +299,21 @@ class Driver {
   bool stall_reported_ = false;
   std::uint64_t snapshot_write_id_ = 0;  // nonzero while a snapshot is being saved
   SnapshotMeta snapshot_in_flight_;
-  std::shared_ptr<const Bytes> snapshot_data_in_flight_;
+  std::uint64_t bytes_since_snapshot_ = 0;  // entry_bytes() applied since the newest snapshot
+  // Taken and durable in the snapshot store, not yet recorded in the log store.
+  std::optional<SnapshotMeta> taken_meta_;
+  std::uint64_t compaction_write_id_ = 0;  // nonzero while the log store records a snapshot
+  SnapshotMeta compacting_meta_;
+  bool force_compaction_ = false;  // a follower needs a snapshot: record the taken one now
+  // Reading the recorded snapshot's bytes to send them (snapshot thread).
+  struct Loading {
+    SnapshotMeta meta;
+    Bytes data;
+    std::error_code ec;
+    std::string detail;
+  };
+  std::uint64_t loading_write_id_ = 0;
+  std::shared_ptr<Loading> loading_;
 
   // Waiting callers.
   std::map<Index, PendingProposal> proposals_;
@@ -286,9 +324,12 @@ class Driver {
   std::vector<PendingChange> changes_;  // one, except under core::bug_overlapping_changes
   Index members_seen_ = Index{~std::uint64_t{0}};  // membership_index() last told to members_changed()
 
+  // Snapshot transfers to followers in flight, since when (metrics only).
+  std::map<NodeId, std::chrono::steady_clock::time_point> snapshot_sends_;
+
   // The newest snapshot, loaded or taken.
   SnapshotMeta snapshot_meta_;
-  std::shared_ptr<const Bytes> snapshot_data_;
+  std::shared_ptr<Bytes> snapshot_data_;  // its bytes, read for the next follower that needs them (or as received)
 };
 
 }  // namespace raftkit::runtime

@@ -92,7 +92,12 @@ MetricsSnapshot MetricsRegistry::snapshot() const noexcept {
   s.log_fsync_us = log_fsync_us.snapshot();
   s.snapshot_bytes = snapshot_bytes.snapshot();
   s.snapshot_save_us = snapshot_save_us.snapshot();
+  s.snapshot_capture_us = snapshot_capture_us.snapshot();
+  s.snapshot_restore_us = snapshot_restore_us.snapshot();
+  s.snapshot_send_us = snapshot_send_us.snapshot();
   s.snapshots_installed = snapshots_installed.value();
+  s.snapshots_sent = snapshots_sent.value();
+  s.snapshots_send_failed = snapshots_send_failed.value();
   s.messages_sent = messages_sent.value();
   s.messages_received = messages_received.value();
   s.bytes_sent = bytes_sent.value();
@@ -186,8 +191,17 @@ std::string to_prometheus(const MetricsSnapshot& s, NodeId node) {
   e.histogram("raftkit_log_fsync_seconds", "Duration of one fsync of the log.", s.log_fsync_us, 1e-6);
   e.histogram("raftkit_snapshot_bytes", "Size of each snapshot saved.", s.snapshot_bytes, 1.0);
   e.histogram("raftkit_snapshot_save_seconds", "Duration of saving one snapshot.", s.snapshot_save_us, 1e-6);
+  e.histogram("raftkit_snapshot_capture_seconds", "Duration of the state machine's snapshot capture on the strand.",
+              s.snapshot_capture_us, 1e-6);
+  e.histogram("raftkit_snapshot_restore_seconds", "Duration of restoring the state machine from a snapshot.",
+              s.snapshot_restore_us, 1e-6);
+  e.histogram("raftkit_snapshot_send_seconds", "Duration of streaming one snapshot to a follower.",
+              s.snapshot_send_us, 1e-6);
   e.counter("raftkit_snapshots_installed_total", "Snapshots received from a leader and loaded.",
             s.snapshots_installed);
+  e.counter("raftkit_snapshots_sent_total", "Snapshots a follower received whole.", s.snapshots_sent);
+  e.counter("raftkit_snapshots_send_failed_total", "Snapshot transfers that failed or were abandoned.",
+            s.snapshots_send_failed);
   e.counter("raftkit_messages_sent_total", "Raft messages sent to peers.", s.messages_sent);
   e.counter("raftkit_messages_received_total", "Raft messages received from peers.", s.messages_received);
   e.counter("raftkit_bytes_sent_total", "Bytes sent to peers.", s.bytes_sent);

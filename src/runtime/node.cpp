@@ -4,7 +4,8 @@
 // in runtime/driver.hpp, which the simulator runs too. Node adds what needs
 // Asio: a strand that every driver call runs on, a steady timer that ticks
 // it, a disk thread that performs each DiskWrite and its sync while the
-// strand keeps stepping messages, the transport's handlers, and a status
+// strand keeps stepping messages, a thread that serialises snapshots beside
+// the log writes, the transport's handlers, and a status
 // copy that any thread may read.
 #include "raftkit/node.hpp"
 
@@ -36,7 +37,8 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl>, runtime::DriverIo 
         store(std::move(st)),
         transport(std::move(tr)),
         snapshots(opt.snapshot_dir.empty() ? runtime::make_memory_snapshot_store()
-                                           : runtime::make_file_snapshot_store(opt.snapshot_dir)),
+                                           : runtime::make_file_snapshot_store(
+                                                 opt.snapshot_dir, {opt.snapshot_write_bytes_per_second})),
         id(opt.id),
         logger(opt.logger),
         tick_interval(opt.tick_interval),
@@ -55,6 +57,7 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl>, runtime::DriverIo 
   runtime::Driver driver;  // touched only on the strand
   asio::steady_timer ticker;
   asio::thread_pool disk{1};
+  asio::thread_pool snapshotter{1};  // snapshot serialisation, beside the log writes
   bool started = false;
   bool stopped = false;
   bool flush_scheduled = false;
@@ -79,6 +82,13 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl>, runtime::DriverIo 
       return ec;
     }
     std::weak_ptr<Impl> weak = weak_from_this();
+    transport->set_snapshot_status_handler([weak](NodeId peer, bool delivered) {
+      if (auto self = weak.lock())
+        asio::dispatch(self->strand, [self, peer, delivered] {
+          self->driver.report_snapshot(peer, delivered);
+          self->after_input();
+        });
+    });
     auto ec = transport->start(
         [weak](Message m) {
           if (auto self = weak.lock())
@@ -156,7 +166,20 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl>, runtime::DriverIo 
   void on_strand(DoneHandler done, std::function<void(Impl&, runtime::Driver::DoneHandler)> op);
 
   // The write and its sync run on the disk thread; the strand keeps going.
+  // A snapshot's serialisation runs on a thread of its own, beside the log
+  // writes, so a large snapshot never delays an append.
   void persist(std::shared_ptr<runtime::DiskWrite> w) override {
+    if (w->snapshot_only) {
+      asio::post(snapshotter, [self = shared_from_this(), w = std::move(w)] {
+        std::string what;
+        const std::error_code ec = w->apply(what);
+        asio::dispatch(self->strand, [self, w, ec, what = std::move(what)] {
+          self->driver.write_done(w->id, ec, what);
+          self->after_input();
+        });
+      });
+      return;
+    }
     asio::post(disk, [self = shared_from_this(), w = std::move(w)] {
       std::string what;
       MetricsRegistry& metrics = self->driver.metrics();  // atomics: safe off the strand
@@ -224,6 +247,7 @@ void Node::stop() {
     done.get_future().wait();
   }
   impl->disk.join();  // an in-flight write completes; its completion is dropped
+  impl->snapshotter.join();
 }
 
 NodeStatus Node::status() const {

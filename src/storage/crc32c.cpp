@@ -78,6 +78,44 @@ std::uint32_t crc32c_extend(std::uint32_t crc, const void* data, std::size_t n) 
   return portable(crc, static_cast<const std::uint8_t*>(data), n);
 }
 
+namespace {
+using Gf2Matrix = std::array<std::uint32_t, 32>;
+
+std::uint32_t gf2_times(const Gf2Matrix& m, std::uint32_t v) {
+  std::uint32_t sum = 0;
+  for (std::size_t i = 0; v != 0; ++i, v >>= 1)
+    if (v & 1u) sum ^= m[i];
+  return sum;
+}
+
+Gf2Matrix gf2_square(const Gf2Matrix& m) {
+  Gf2Matrix out{};
+  for (std::size_t i = 0; i < 32; ++i) out[i] = gf2_times(m, m[i]);
+  return out;
+}
+}  // namespace
+
+std::uint32_t crc32c_combine(std::uint32_t crc_a, std::uint32_t crc_b, std::uint64_t len_b) {
+  if (len_b == 0) return crc_a;
+  Gf2Matrix odd{};  // one zero bit appended
+  odd[0] = kPoly;
+  for (std::size_t i = 1; i < 32; ++i) odd[i] = std::uint32_t{1} << (i - 1);
+  Gf2Matrix even = gf2_square(odd);  // two zero bits
+  odd = gf2_square(even);            // four
+  // Each round squares once more (8 zero bits, then 16, ...) and applies the
+  // operator where len_b's bit is set.
+  do {
+    even = gf2_square(odd);
+    if (len_b & 1u) crc_a = gf2_times(even, crc_a);
+    len_b >>= 1;
+    if (len_b == 0) break;
+    odd = gf2_square(even);
+    if (len_b & 1u) crc_a = gf2_times(odd, crc_a);
+    len_b >>= 1;
+  } while (len_b != 0);
+  return crc_a ^ crc_b;
+}
+
 bool crc32c_hardware() {
   static const bool hw = detect();
   return hw;

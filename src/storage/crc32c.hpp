@@ -16,6 +16,12 @@ namespace raftkit::storage {
 std::uint32_t crc32c_extend(std::uint32_t crc, const void* data, std::size_t n);
 inline std::uint32_t crc32c(const void* data, std::size_t n) { return crc32c_extend(0, data, n); }
 
+/// The checksum of A followed by B, from crc32c(A), crc32c(B) and B's
+/// length, in O(log len_b) (zlib's crc32_combine method: appending a zero
+/// bit is a linear map over GF(2), squared to append 2^k of them). Lets a
+/// writer checksum a header it can only finish after the data streamed by.
+std::uint32_t crc32c_combine(std::uint32_t crc_a, std::uint32_t crc_b, std::uint64_t len_b);
+
 /// The portable table implementation, exposed for tests.
 std::uint32_t crc32c_extend_portable(std::uint32_t crc, const void* data, std::size_t n);
 /// True when crc32c_extend uses the SSE4.2 instruction.

@@ -46,6 +46,10 @@ struct Encoder {
   // (see codec.hpp), copying otherwise. `bytes` must outlive the builder.
   template <typename SetFn, typename AdoptFn>
   void put_data(const Bytes& bytes, SetFn&& set, AdoptFn&& adopt) {
+    put_view(BytesView(bytes), std::forward<SetFn>(set), std::forward<AdoptFn>(adopt));
+  }
+  template <typename SetFn, typename AdoptFn>
+  void put_view(BytesView bytes, SetFn&& set, AdoptFn&& adopt) {
     const bool aligned = reinterpret_cast<std::uintptr_t>(bytes.data()) % kWord == 0;
     if (!bytes.empty() && bytes.size() >= limits.external_payload_min_bytes && bytes.size() % kWord == 0 && aligned &&
         external_segments < kMaxExternalSegments) {
@@ -202,6 +206,29 @@ std::error_code decode_aligned(kj::ArrayPtr<const capnp::word> words, FramePaylo
                       NodeId{h.getExpectedPeer()}};
       return {};
     }
+    case wire::Frame::SNAPSHOT_CHUNK: {
+      auto c = frame.getSnapshotChunk();
+      SnapshotChunk chunk;
+      if (!c.hasMessage() || !read_message(c.getMessage(), chunk.message)) return errc::protocol_error;
+      if (chunk.message.type != MessageType::snapshot || !chunk.message.snapshot) return errc::protocol_error;
+      chunk.transfer = c.getTransfer();
+      chunk.offset = c.getOffset();
+      chunk.total = c.getTotalBytes();
+      chunk.checksum = c.getChecksum();
+      auto data = c.getData();
+      if (chunk.offset > chunk.total || data.size() > chunk.total - chunk.offset) return errc::protocol_error;
+      chunk.data.assign(data.begin(), data.end());
+      out = std::move(chunk);
+      return {};
+    }
+    case wire::Frame::SNAPSHOT_ACK: {
+      auto a = frame.getSnapshotAck();
+      const auto status = static_cast<std::uint16_t>(a.getStatus());
+      if (status > static_cast<std::uint16_t>(SnapshotAck::Status::failed)) return errc::protocol_error;
+      out = SnapshotAck{NodeId{a.getFrom()}, NodeId{a.getTo()}, a.getTransfer(), a.getReceived(),
+                        static_cast<SnapshotAck::Status>(status)};
+      return {};
+    }
     case wire::Frame::HANDSHAKE_REPLY: {
       auto h = frame.getHandshakeReply();
       auto reason = h.getReason();
@@ -264,6 +291,24 @@ std::error_code encode_frame(FramePayload payload, EncodedFrame& out, const Code
       hb.setNodeId(h->node.value);
       hb.setProtocolVersion(h->protocol_version);
       hb.setExpectedPeer(h->expected_peer.value);
+    } else if (const auto* c = std::get_if<SnapshotChunk>(&state->payload)) {
+      auto cb = root.initSnapshotChunk();
+      enc.put_message(cb.initMessage(), c->message);
+      cb.setTransfer(c->transfer);
+      cb.setOffset(c->offset);
+      cb.setTotalBytes(c->total);
+      cb.setChecksum(c->checksum);
+      const BytesView bytes = c->bytes();
+      enc.put_view(
+          bytes, [&](capnp::Data::Reader d) { cb.setData(d); },
+          [&](capnp::Orphan<capnp::Data>&& o) { cb.adoptData(kj::mv(o)); });
+    } else if (const auto* a = std::get_if<SnapshotAck>(&state->payload)) {
+      auto ab = root.initSnapshotAck();
+      ab.setFrom(a->from.value);
+      ab.setTo(a->to.value);
+      ab.setTransfer(a->transfer);
+      ab.setReceived(a->received);
+      ab.setStatus(static_cast<wire::SnapshotAckStatus>(static_cast<std::uint16_t>(a->status)));
     } else {
       const auto& r = std::get<HandshakeReply>(state->payload);
       auto rb = root.initHandshakeReply();

@@ -36,6 +36,7 @@
 // segment-count limit on the reading side.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -86,8 +87,44 @@ struct HandshakeReply {
   friend bool operator==(const HandshakeReply&, const HandshakeReply&) = default;
 };
 
+/// One piece of a streamed snapshot (leader -> follower). `message` is the
+/// snapshot message without its data.
+struct SnapshotChunk {
+  Message message;
+  std::uint64_t transfer = 0;  ///< the sender's id for the stream
+  std::uint64_t offset = 0;    ///< where the data starts in the snapshot data
+  std::uint64_t total = 0;     ///< length of the whole snapshot data
+  std::uint32_t checksum = 0;  ///< CRC-32C of the whole snapshot data
+  Bytes data;                  ///< decoded chunks (and encodes without `shared`)
+  /// Encoding only: when set, the chunk's bytes are shared->[offset,
+  /// offset + shared_length), referenced in place rather than copied.
+  std::shared_ptr<const Bytes> shared;
+  std::size_t shared_length = 0;
+  /// The chunk's bytes, wherever they are held.
+  BytesView bytes() const {
+    return shared ? BytesView(*shared).subspan(static_cast<std::size_t>(offset), shared_length) : BytesView(data);
+  }
+  /// Equal fields and equal bytes, however they are held.
+  friend bool operator==(const SnapshotChunk& a, const SnapshotChunk& b) {
+    const BytesView x = a.bytes(), y = b.bytes();
+    return a.message == b.message && a.transfer == b.transfer && a.offset == b.offset && a.total == b.total &&
+           a.checksum == b.checksum && std::equal(x.begin(), x.end(), y.begin(), y.end());
+  }
+};
+
+/// The receiver's answer to a chunk.
+struct SnapshotAck {
+  enum class Status : std::uint8_t { receiving = 0, gap = 1, complete = 2, failed = 3 };
+  NodeId from;
+  NodeId to;
+  std::uint64_t transfer = 0;
+  std::uint64_t received = 0;  ///< bytes held contiguously from offset 0
+  Status status = Status::receiving;
+  friend bool operator==(const SnapshotAck&, const SnapshotAck&) = default;
+};
+
 /// What one frame carries.
-using FramePayload = std::variant<Message, Handshake, HandshakeReply>;
+using FramePayload = std::variant<Message, Handshake, HandshakeReply, SnapshotChunk, SnapshotAck>;
 
 /// An encoded frame, ready for a gathered write. Owns everything its buffers
 /// point at (including the Message whose payloads it references), so it can

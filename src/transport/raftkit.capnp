@@ -103,10 +103,41 @@ struct HandshakeReply {
   reason @2 :Text;             # why it refused (empty when accepted)
 }
 
+# One piece of a snapshot streamed from a leader to a follower. A snapshot
+# message travels as a stream of these (see tcp_transport.cpp); the receiver
+# reassembles the data, checks `checksum`, and only then delivers `message`
+# with the data to its node.
+struct SnapshotChunk {
+  message @0 :Message;       # the snapshot message: metadata, no data
+  transfer @1 :UInt64;       # the sender's id for this stream; a new id restarts it
+  offset @2 :UInt64;         # where `data` starts within the snapshot data
+  totalBytes @3 :UInt64;     # length of the whole snapshot data
+  checksum @4 :UInt32;       # CRC-32C of the whole snapshot data
+  data @5 :Data;
+}
+
+# The receiver's answer to each chunk.
+enum SnapshotAckStatus {
+  receiving @0;              # `received` bytes held; send on from there
+  gap @1;                    # a chunk came past `received`: rewind to it
+  complete @2;               # whole, checksum verified, handed to the node
+  failed @3;                 # refused (checksum, size or order): stream over
+}
+
+struct SnapshotAck {
+  from @0 :UInt64;
+  to @1 :UInt64;
+  transfer @2 :UInt64;
+  received @3 :UInt64;       # bytes held contiguously from offset 0
+  status @4 :SnapshotAckStatus;
+}
+
 struct Frame {
   union {
     message @0 :Message;
     handshake @1 :Handshake;
     handshakeReply @2 :HandshakeReply;
+    snapshotChunk @3 :SnapshotChunk;
+    snapshotAck @4 :SnapshotAck;
   }
 }

@@ -49,6 +49,7 @@
 #include <boost/asio/write.hpp>
 #include <fmt/format.h>
 
+#include "storage/crc32c.hpp"
 #include "transport/codec.hpp"
 
 namespace raftkit {
@@ -182,6 +183,31 @@ struct Peer {
       : id(id_), host_port(std::move(hp)), wake(strand), backoff(strand) {}
 };
 
+// Snapshot streaming state (see Impl's "snapshot streaming" section).
+struct OutgoingSnapshot {
+  std::uint64_t transfer = 0;
+  Message message;  // metadata; the data is in `data`
+  std::shared_ptr<const Bytes> data;
+  std::uint32_t checksum = 0;
+  std::uint64_t next = 0;   // first byte not yet queued
+  std::uint64_t acked = 0;  // bytes the follower holds
+  bool queued_any = false;
+  int stalls = 0;
+  std::uint64_t progress = 0;  // bumped on every advance; the stall timer compares
+  std::shared_ptr<asio::steady_timer> timer;
+};
+
+struct IncomingSnapshot {
+  std::chrono::steady_clock::time_point last_chunk;
+  NodeId from;
+  std::uint64_t transfer = 0;
+  Message message;
+  std::uint64_t total = 0;
+  std::uint32_t checksum = 0;
+  std::uint32_t crc = 0;
+  Bytes data;
+};
+
 class Impl : public std::enable_shared_from_this<Impl> {
  public:
   Impl(asio::any_io_executor executor, TcpTransportOptions options)
@@ -201,7 +227,9 @@ class Impl : public std::enable_shared_from_this<Impl> {
         options_.send_queue_frames == 0 || options_.max_frames_per_write == 0 || !on_message ||
         options_.peers.count(options_.self) || options_.max_inbound_connections == 0 ||
         options_.max_connections_per_address == 0 || options_.idle_timeout.count() <= 0 ||
-        options_.handshake_timeout.count() <= 0)
+        options_.handshake_timeout.count() <= 0 || options_.snapshot_chunk_bytes == 0 ||
+        options_.snapshot_chunk_bytes + 4096 > options_.max_frame_bytes || options_.snapshot_window_chunks == 0 ||
+        options_.snapshot_stall_timeout.count() <= 0)
       return errc::invalid_argument;
     for (auto& [id, hp] : options_.peers) {
       std::string h, p;
@@ -258,7 +286,22 @@ class Impl : public std::enable_shared_from_this<Impl> {
     return {};
   }
 
+  void set_snapshot_status_handler(Transport::SnapshotStatusHandler handler) {
+    on_snapshot_status_ = std::move(handler);
+  }
+
   void send(Message msg) {
+    if (msg.type == MessageType::snapshot) {
+      // Streamed in chunks (see the file comment of tcp_transport.hpp).
+      // The checksum is computed on the transport's strand, not the caller's.
+      auto data = std::make_shared<const Bytes>(std::move(msg.snapshot_data));
+      msg.snapshot_data.clear();
+      asio::post(strand_, [self = shared_from_this(), msg = std::move(msg), data]() mutable {
+        const std::uint32_t checksum = storage::crc32c(data->data(), data->size());
+        self->start_snapshot(std::move(msg), std::move(data), checksum);
+      });
+      return;
+    }
     EncodedFrame frame;
     const NodeId to = msg.to;
     if (auto ec = transport::encode(std::move(msg), frame, limits_)) {
@@ -401,6 +444,10 @@ class Impl : public std::enable_shared_from_this<Impl> {
       peer->backoff.cancel();
     }
     for (auto& conn : inbound_) conn->close();
+    for (auto& [id, t] : outgoing_) t->timer->cancel();
+    outgoing_.clear();
+    incoming_.reset();
+    incoming_timer_.cancel();
   }
 
   void enqueue(NodeId to, EncodedFrame frame) {
@@ -420,6 +467,223 @@ class Impl : public std::enable_shared_from_this<Impl> {
 
   void report_unreachable(NodeId id) {
     if (on_unreachable_) on_unreachable_(id);
+  }
+
+  // ---- snapshot streaming ---------------------------------------------------
+  // All on the strand. The sender keeps one transfer per follower; the
+  // receiver one partial snapshot in all (only the newest leader's counts).
+
+  void report_snapshot_status(NodeId peer, bool delivered) {
+    if (on_snapshot_status_ && !stopping_) on_snapshot_status_(peer, delivered);
+  }
+
+  void start_snapshot(Message msg, std::shared_ptr<const Bytes> data, std::uint32_t checksum) {
+    const NodeId to = msg.to;
+    if (stopping_ || !peers_.count(to)) {
+      dropped_.fetch_add(1, std::memory_order_relaxed);
+      return report_snapshot_status(to, false);
+    }
+    if (auto old = outgoing_.find(to); old != outgoing_.end()) old->second->timer->cancel();
+    auto t = std::make_shared<OutgoingSnapshot>();
+    t->transfer = next_transfer_++;
+    t->message = std::move(msg);
+    t->data = std::move(data);
+    t->checksum = checksum;
+    t->timer = std::make_shared<asio::steady_timer>(strand_);
+    outgoing_[to] = t;
+    arm_stall_timer(to, t);
+    pump_snapshot(to);
+  }
+
+  // Queues chunks up to the window past the acknowledged offset.
+  void pump_snapshot(NodeId to) {
+    auto it = outgoing_.find(to);
+    if (it == outgoing_.end()) return;
+    OutgoingSnapshot& t = *it->second;
+    const std::uint64_t total = t.data->size();
+    const std::uint64_t window = options_.snapshot_chunk_bytes * options_.snapshot_window_chunks;
+    while ((t.next < total || !t.queued_any) && t.next - t.acked < window) {
+      transport::SnapshotChunk chunk;
+      chunk.message = t.message;
+      chunk.transfer = t.transfer;
+      chunk.offset = t.next;
+      chunk.total = total;
+      chunk.checksum = t.checksum;
+      chunk.shared = t.data;
+      chunk.shared_length = static_cast<std::size_t>(std::min<std::uint64_t>(options_.snapshot_chunk_bytes, total - t.next));
+      const std::uint64_t length = chunk.shared_length;
+      EncodedFrame frame;
+      if (auto ec = transport::encode_frame(FramePayload{std::move(chunk)}, frame, limits_)) {
+        log("cannot stream a snapshot to node {}: {}", to, ec.message());
+        fail_snapshot(to);
+        return;
+      }
+      enqueue(to, std::move(frame));
+      t.next += length;
+      t.queued_any = true;
+    }
+  }
+
+  void fail_snapshot(NodeId to) {
+    auto it = outgoing_.find(to);
+    if (it == outgoing_.end()) return;
+    it->second->timer->cancel();
+    outgoing_.erase(it);
+    report_snapshot_status(to, false);
+  }
+
+  // No progress for snapshot_stall_timeout: resend from the acknowledged
+  // offset; three times in a row: give up.
+  void arm_stall_timer(NodeId to, const std::shared_ptr<OutgoingSnapshot>& t) {
+    t->timer->expires_after(options_.snapshot_stall_timeout);
+    t->timer->async_wait([weak = weak_from_this(), to, t, seen = t->progress](boost::system::error_code ec) {
+      auto self = weak.lock();
+      if (ec || !self || self->stopping_) return;
+      auto it = self->outgoing_.find(to);
+      if (it == self->outgoing_.end() || it->second != t) return;
+      if (t->progress == seen) {
+        if (++t->stalls >= 3) {
+          self->log("snapshot to node {} made no progress for {} ms three times; giving up", to,
+                    self->options_.snapshot_stall_timeout.count());
+          return self->fail_snapshot(to);
+        }
+        t->next = t->acked;
+        t->queued_any = t->acked > 0;
+        self->pump_snapshot(to);
+      }
+      self->arm_stall_timer(to, t);
+    });
+  }
+
+  // A new connection to `to`: resume its snapshot at the acknowledged offset.
+  void resume_snapshot(NodeId to) {
+    auto it = outgoing_.find(to);
+    if (it == outgoing_.end()) return;
+    it->second->next = it->second->acked;
+    it->second->queued_any = it->second->acked > 0;
+    pump_snapshot(to);
+  }
+
+  void on_snapshot_ack(NodeId from, const transport::SnapshotAck& ack) {
+    auto it = outgoing_.find(from);
+    if (it == outgoing_.end() || it->second->transfer != ack.transfer) return;  // an older transfer's
+    OutgoingSnapshot& t = *it->second;
+    using Status = transport::SnapshotAck::Status;
+    if (ack.received > t.data->size()) {
+      log("node {} acknowledged {} bytes of a {}-byte snapshot; abandoning it", from, ack.received, t.data->size());
+      return fail_snapshot(from);
+    }
+    switch (ack.status) {
+      case Status::complete:
+        t.timer->cancel();
+        outgoing_.erase(it);
+        return report_snapshot_status(from, true);
+      case Status::failed:
+        log("node {} refused the snapshot stream (transfer {})", from, ack.transfer);
+        return fail_snapshot(from);
+      case Status::gap:
+        t.acked = ack.received;
+        t.next = ack.received;
+        t.queued_any = ack.received > 0;
+        break;
+      case Status::receiving:
+        if (ack.received > t.acked) {
+          t.acked = ack.received;
+          t.next = std::max(t.next, t.acked);
+          ++t.progress;
+          t.stalls = 0;
+        } else if (ack.received < t.acked) {  // the follower lost what it held: start over from there
+          t.acked = t.next = ack.received;
+          t.queued_any = ack.received > 0;
+        }
+        break;
+    }
+    pump_snapshot(from);
+  }
+
+  // A partial snapshot that gets no chunk for three stall timeouts (its
+  // sender died or gave up) is dropped: its memory is not held for ever.
+  void arm_incoming_timer() {
+    const auto limit = options_.snapshot_stall_timeout * 3;
+    incoming_timer_.expires_after(limit);
+    incoming_timer_.async_wait([weak = weak_from_this(), limit](boost::system::error_code ec) {
+      auto self = weak.lock();
+      if (ec || !self || self->stopping_ || !self->incoming_) return;
+      if (std::chrono::steady_clock::now() - self->incoming_->last_chunk >= limit) {
+        self->log("dropping a partial snapshot from node {} (transfer {}, {} of {} bytes): no chunk for {} ms",
+                  self->incoming_->from, self->incoming_->transfer, self->incoming_->data.size(),
+                  self->incoming_->total, std::chrono::duration_cast<std::chrono::milliseconds>(limit).count());
+        self->incoming_.reset();
+        return;
+      }
+      self->arm_incoming_timer();
+    });
+  }
+
+  // Receiver side: takes one chunk, answers it, and delivers the message once
+  // the data is whole and verified.
+  transport::SnapshotAck on_snapshot_chunk(NodeId from, transport::SnapshotChunk& chunk) {
+    using Status = transport::SnapshotAck::Status;
+    transport::SnapshotAck ack{options_.self, from, chunk.transfer, 0, Status::receiving};
+    auto refuse = [&](std::string_view why) {
+      log("refusing snapshot chunk from node {} (transfer {}, offset {}): {}", from, chunk.transfer, chunk.offset, why);
+      ack.status = Status::failed;
+      return ack;
+    };
+    if (chunk.total > options_.max_snapshot_bytes)
+      return refuse(fmt::format("snapshot of {} bytes exceeds max_snapshot_bytes ({})", chunk.total,
+                                options_.max_snapshot_bytes));
+    if (!incoming_ || incoming_->from != from || incoming_->transfer != chunk.transfer) {
+      if (incoming_ && chunk.message.term < incoming_->message.term)
+        return refuse(fmt::format("term {} is older than the snapshot being received (term {})", chunk.message.term,
+                                  incoming_->message.term));
+      if (chunk.offset != 0) {
+        ack.status = Status::gap;  // not the start of a stream we hold: from the beginning, please
+        return ack;
+      }
+      incoming_.reset();
+      incoming_.emplace();
+      arm_incoming_timer();
+      incoming_->from = from;
+      incoming_->transfer = chunk.transfer;
+      incoming_->message = chunk.message;
+      incoming_->total = chunk.total;
+      incoming_->checksum = chunk.checksum;
+      incoming_->data.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(chunk.total, std::uint64_t{64} << 20)));
+    }
+    IncomingSnapshot& in = *incoming_;
+    in.last_chunk = std::chrono::steady_clock::now();
+    if (chunk.total != in.total || chunk.checksum != in.checksum || !(chunk.message == in.message)) {
+      incoming_.reset();
+      return refuse("the chunk's length, checksum or metadata differ from its transfer's");
+    }
+    ack.received = in.data.size();
+    if (chunk.offset < in.data.size()) return ack;  // a duplicate
+    if (chunk.offset > in.data.size()) {
+      ack.status = Status::gap;
+      return ack;
+    }
+    in.data.insert(in.data.end(), chunk.data.begin(), chunk.data.end());
+    in.crc = storage::crc32c_extend(in.crc, chunk.data.data(), chunk.data.size());
+    ack.received = in.data.size();
+    if (in.data.size() < in.total) return ack;
+    if (in.crc != in.checksum) {
+      incoming_.reset();
+      return refuse("checksum mismatch over the whole snapshot");
+    }
+    Message m = std::move(in.message);
+    m.snapshot_data = std::move(in.data);
+    incoming_.reset();
+    ack.status = Status::complete;
+    received_.fetch_add(1, std::memory_order_relaxed);
+    if (on_message_) {
+      try {
+        on_message_(std::move(m));
+      } catch (const std::exception& e) {
+        log("message handler threw: {}", e.what());
+      }
+    }
+    return ack;
   }
 
   void spawn_peer(const std::shared_ptr<Peer>& peer) {
@@ -515,6 +779,7 @@ class Impl : public std::enable_shared_from_this<Impl> {
       } else {
         dropped_.fetch_add(peer->queue.size(), std::memory_order_relaxed);
         peer->queue.clear();
+        fail_snapshot(peer->id);
         report_unreachable(peer->id);
         if (gone()) break;
       }
@@ -630,6 +895,7 @@ class Impl : public std::enable_shared_from_this<Impl> {
   awaitable<bool> write_loop(std::shared_ptr<Peer> peer) {
     auto conn = peer->socket;
     asio::co_spawn(strand_, watch_close(peer, conn), asio::detached);
+    resume_snapshot(peer->id);
     std::vector<EncodedFrame> batch;
     std::vector<asio::const_buffer> buffers;
     const auto idle_after = std::max(options_.idle_timeout / 2, std::chrono::milliseconds(1));
@@ -822,6 +1088,28 @@ class Impl : public std::enable_shared_from_this<Impl> {
         break;
       }
       *last_frame = std::chrono::steady_clock::now();
+      if (auto* chunk = std::get_if<transport::SnapshotChunk>(&payload)) {
+        if (chunk->message.from != peer_id || chunk->message.to != options_.self) {
+          protocol_errors_.fetch_add(1, std::memory_order_relaxed);
+          log("closing connection from node {} at {}: snapshot chunk is not from {} to {}", peer_id, remote, peer_id,
+              options_.self);
+          break;
+        }
+        const transport::SnapshotAck ack = on_snapshot_chunk(peer_id, *chunk);
+        EncodedFrame frame;
+        if (!transport::encode_frame(FramePayload{ack}, frame, limits_)) enqueue(peer_id, std::move(frame));
+        continue;
+      }
+      if (auto* ack = std::get_if<transport::SnapshotAck>(&payload)) {
+        if (ack->from != peer_id || ack->to != options_.self) {
+          protocol_errors_.fetch_add(1, std::memory_order_relaxed);
+          log("closing connection from node {} at {}: snapshot acknowledgement is not from {} to {}", peer_id, remote,
+              peer_id, options_.self);
+          break;
+        }
+        on_snapshot_ack(peer_id, *ack);
+        continue;
+      }
       auto* msg = std::get_if<Message>(&payload);
       if (!msg || msg->from != peer_id || msg->to != options_.self) {
         protocol_errors_.fetch_add(1, std::memory_order_relaxed);
@@ -858,6 +1146,11 @@ class Impl : public std::enable_shared_from_this<Impl> {
   std::chrono::steady_clock::time_point last_refusal_log_{};
   Transport::MessageHandler on_message_;
   Transport::UnreachableHandler on_unreachable_;
+  Transport::SnapshotStatusHandler on_snapshot_status_;
+  std::map<NodeId, std::shared_ptr<OutgoingSnapshot>> outgoing_;
+  std::optional<IncomingSnapshot> incoming_;
+  asio::steady_timer incoming_timer_{strand_};
+  std::uint64_t next_transfer_ = (std::uint64_t{std::random_device{}()} << 32) | 1;  // differs per incarnation
   bool running_ = false;
   bool stopping_ = false;
   std::atomic<bool> started_{false};
@@ -878,6 +1171,9 @@ class TcpTransportImpl final : public TcpTransport {
     return impl_->start(std::move(on_message), std::move(on_unreachable));
   }
   void send(Message msg) override { impl_->send(std::move(msg)); }
+  void set_snapshot_status_handler(SnapshotStatusHandler handler) override {
+    impl_->set_snapshot_status_handler(std::move(handler));
+  }
   void stop() override { impl_->stop(); }
   NodeId self() const override { return impl_->self(); }
   TransportStats stats() const override { return impl_->stats(); }

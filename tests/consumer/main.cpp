@@ -22,8 +22,15 @@ struct Register : raftkit::StateMachine {
     return raftkit::to_bytes("stored " + value);
   }
   raftkit::Bytes query(raftkit::BytesView) const override { return raftkit::to_bytes(value); }
-  raftkit::Bytes save_snapshot() const override { return raftkit::to_bytes(value); }
-  void load_snapshot(raftkit::BytesView s) override { value = raftkit::to_string(s); }
+  std::unique_ptr<raftkit::SnapshotCapture> capture_snapshot() const override {
+    return std::make_unique<raftkit::CopiedSnapshot>(raftkit::to_bytes(value));
+  }
+  std::error_code restore_snapshot(raftkit::SnapshotReader& in) override {
+    raftkit::Bytes b;
+    if (auto ec = raftkit::read_all(in, b)) return ec;
+    value = raftkit::to_string(b);
+    return {};
+  }
 };
 
 }  // namespace

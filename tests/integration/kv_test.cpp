@@ -338,6 +338,17 @@ TEST_CASE("kv: acknowledged writes survive SIGKILL of the leader and reach every
 
 namespace {
 
+raftkit::Bytes snapshot_of(const raftkit::StateMachine& sm) {
+  raftkit::MemorySnapshotWriter w;
+  REQUIRE(!sm.capture_snapshot()->write_to(w));
+  return std::move(w.bytes);
+}
+
+std::error_code restore(raftkit::StateMachine& sm, raftkit::BytesView snapshot) {
+  raftkit::MemorySnapshotReader r(snapshot);
+  return sm.restore_snapshot(r);
+}
+
 raftkit::Entry entry(std::uint64_t index, raftkit::Bytes payload) {
   raftkit::Entry e;
   e.term = raftkit::Term{1};
@@ -410,7 +421,7 @@ TEST_CASE("kv state machine: malformed commands change nothing and answer malfor
         break;
     }
     ++index;
-    const auto before = a.save_snapshot();
+    const auto before = snapshot_of(a);
     const auto ra = a.apply(entry(index, cmd));
     const auto rb = b.apply(entry(index, cmd));
     CHECK(ra == rb);  // deterministic
@@ -418,29 +429,32 @@ TEST_CASE("kv state machine: malformed commands change nothing and answer malfor
     REQUIRE(decoded);
     // A command answered `malformed` changed nothing. (A mutation can leave
     // a command well-formed; then it is applied like any other.)
-    if (decoded->status == Status::malformed) CHECK(a.save_snapshot() == before);
+    if (decoded->status == Status::malformed) CHECK(snapshot_of(a) == before);
     CHECK(decode_result(a.query(cmd)).has_value());  // queries are just as safe
   }
-  CHECK(a.save_snapshot() == b.save_snapshot());
+  CHECK(snapshot_of(a) == snapshot_of(b));
 }
 
 TEST_CASE("kv state machine: a snapshot restores the whole map; a foreign snapshot is refused", "[kv]") {
   using namespace raftkit::kv;
   KvStateMachine a;
   for (int i = 0; i < 100; ++i) a.apply(entry(static_cast<std::uint64_t>(i + 1), put_command(fmt::format("k{}", i), std::string(static_cast<std::size_t>(i), 'x'))));
-  const auto snap = a.save_snapshot();
+  const auto snap = snapshot_of(a);
   KvStateMachine b;
   b.apply(entry(1, put_command("stale", "gone after the load")));
-  b.load_snapshot(snap);
+  CHECK(!restore(b, snap));
   CHECK(b.local_size() == 100);
-  CHECK(b.save_snapshot() == snap);
+  CHECK(snapshot_of(b) == snap);
   CHECK(decode_result(b.query(get_query("stale")))->status == Status::not_found);
   CHECK(decode_result(b.query(get_query("k42")))->value == std::string(42, 'x'));
-  b.load_snapshot({});  // the initial state
+  CHECK(!restore(b, {}));  // the initial state
   CHECK(b.local_size() == 0);
   raftkit::Bytes truncated(snap.begin(), snap.end() - 3);
-  CHECK_THROWS(b.load_snapshot(truncated));
-  CHECK_THROWS(b.load_snapshot(raftkit::to_bytes("not a kv snapshot")));
+  CHECK(restore(b, truncated) == raftkit::errc::corrupted);
+  CHECK(restore(b, raftkit::to_bytes("not a kv snapshot")) == raftkit::errc::corrupted);
+  raftkit::Bytes lying = snap;
+  lying[15] = 0xff;  // the first key's length (bytes 12..15), far beyond the snapshot's end
+  CHECK(restore(b, lying) == raftkit::errc::corrupted);
 }
 
 TEST_CASE("kv server: bad HTTP requests get a 4xx answer and the server keeps serving", "[integration][kv]") {

@@ -23,8 +23,8 @@ namespace raftkit::test {
 struct NullMachine final : StateMachine {
   Bytes apply(const Entry&) override { return {}; }
   Bytes query(BytesView) const override { return {}; }
-  Bytes save_snapshot() const override { return {}; }
-  void load_snapshot(BytesView) override {}
+  std::unique_ptr<SnapshotCapture> capture_snapshot() const override { return std::make_unique<CopiedSnapshot>(Bytes{}); }
+  std::error_code restore_snapshot(SnapshotReader&) override { return {}; }
 };
 
 struct MemNode final : runtime::DriverIo, runtime::DriverObserver {
@@ -58,9 +58,11 @@ struct MemNode final : runtime::DriverIo, runtime::DriverObserver {
 class MemCluster {
  public:
   /// Nodes 1..n, all voters, seeds derived from `seed`.
+  /// `options_tweak` changes the runtime options after the defaults here.
   explicit MemCluster(std::size_t n, std::uint64_t seed = 1,
-                      const std::function<void(ProtocolOptions&)>& tweak = {})
-      : seed_(seed), tweak_(tweak) {
+                      const std::function<void(ProtocolOptions&)>& tweak = {},
+                      const std::function<void(Options&)>& options_tweak = {})
+      : seed_(seed), tweak_(tweak), options_tweak_(options_tweak) {
     for (std::uint64_t i = 1; i <= n; ++i) peers_[NodeId{i}] = fmt::format("mem:{}", i);
     for (const auto& [id, address] : peers_) launch(id, /*bootstrap=*/true);
   }
@@ -113,7 +115,7 @@ class MemCluster {
   void compact(std::uint64_t id, const SnapshotMeta& meta) {
     auto& node = nodes_.at(NodeId{id});
     std::string detail;
-    if (node.snapshots->save(meta, {}, detail) || node.store->install_snapshot(meta) || node.store->sync() ||
+    if (node.snapshots->save(meta, BytesView{}, detail) || node.store->install_snapshot(meta) || node.store->sync() ||
         node.driver->reload_snapshot(detail))
       throw std::runtime_error("MemCluster::compact failed: " + detail);
   }
@@ -193,6 +195,7 @@ class MemCluster {
     o.logger = Logger::discard();
     o.protocol.seed = seed_ + id.value * 7919;
     if (tweak_) tweak_(o.protocol);
+    if (options_tweak_) options_tweak_(o);
     options_[id] = o;
     auto& node = nodes_[id];
     node.store = make_memory_store();
@@ -220,6 +223,7 @@ class MemCluster {
 
   std::uint64_t seed_;
   std::function<void(ProtocolOptions&)> tweak_;
+  std::function<void(Options&)> options_tweak_;
   std::map<NodeId, std::string> peers_;
   std::map<NodeId, MemNode> nodes_;
   std::map<NodeId, Options> options_;

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <thread>
 
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -17,6 +18,7 @@
 #include <catch2/catch.hpp>
 
 #include "raftkit/node.hpp"
+#include "raftkit/tcp_transport.hpp"
 #include "raftkit/testing/faulty_transport.hpp"
 #include "raftkit/wal_store.hpp"
 #include "storage/wal_store_fs.hpp"
@@ -37,8 +39,15 @@ class Counter final : public StateMachine {
     return to_bytes(std::to_string(value_));
   }
   Bytes query(BytesView) const override { return to_bytes(std::to_string(value_)); }
-  Bytes save_snapshot() const override { return to_bytes(std::to_string(value_)); }
-  void load_snapshot(BytesView s) override { value_ = std::stoll(to_string(s)); }
+  std::unique_ptr<SnapshotCapture> capture_snapshot() const override {
+    return std::make_unique<CopiedSnapshot>(to_bytes(std::to_string(value_)));
+  }
+  std::error_code restore_snapshot(SnapshotReader& in) override {
+    Bytes b;
+    if (auto ec = read_all(in, b)) return ec;
+    value_ = b.empty() ? 0 : std::stoll(to_string(b));
+    return {};
+  }
 
  private:
   std::int64_t value_ = 0;
@@ -139,6 +148,7 @@ struct Cluster {
     o.bootstrap = true;
     o.request_timeout = 5s;
     o.snapshot_interval = snapshot_interval_;
+    o.snapshot_trailing_entries = 0;  // compact at once: the tests count on a compacted log
     if (tweak_) tweak_(o);
     std::unique_ptr<LogStore> store;
     if (wal_root_ == "faultfs") {
@@ -384,6 +394,105 @@ TEST_CASE("Node: a follower far behind is caught up by a snapshot after the lead
   auto [ec, value] = c.read(lagging);
   REQUIRE(!ec);
   CHECK(value == "60");
+}
+
+TEST_CASE("Node over TCP: a follower that joins late is caught up by a streamed snapshot; the leader counts it sent") {
+  // Rule: the transport reports the snapshot's fate (report_snapshot), so the
+  // leader's metrics count a completed transfer and its duration.
+  asio::io_context io;
+  auto work = asio::make_work_guard(io);
+  // The addresses travel in the configuration the first leader writes, so
+  // they must be the real ones from the start: ports picked ahead.
+  std::map<NodeId, std::string> peers;
+  for (std::uint64_t i = 1; i <= 3; ++i) {
+    asio::ip::tcp::acceptor probe(io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    peers[NodeId{i}] = fmt::format("127.0.0.1:{}", probe.local_endpoint().port());
+  }
+  std::map<std::uint64_t, std::shared_ptr<TcpTransport>> transports;
+  std::map<std::uint64_t, std::unique_ptr<Node>> nodes;
+  auto start = [&](std::uint64_t i) {
+    Options o = Options::from_peers(NodeId{i}, peers);
+    o.bootstrap = true;
+    o.tick_interval = 10ms;
+    o.snapshot_interval = 20;
+    o.snapshot_trailing_entries = 0;
+    o.logger = Logger::discard();
+    TcpTransportOptions t = TcpTransportOptions::from(o);
+    t.snapshot_chunk_bytes = 4096;  // the counter's snapshot is small: many chunks anyway
+    transports[i] = make_tcp_transport(io.get_executor(), t);
+    nodes[i] = std::make_unique<Node>(io.get_executor(), o, std::make_shared<Counter>(), make_memory_store(),
+                                      transports[i]);
+    REQUIRE(!nodes[i]->start());
+  };
+  std::vector<std::thread> threads;
+  start(1);
+  start(2);
+  for (int t = 0; t < 2; ++t) threads.emplace_back([&] { io.run(); });
+  auto leader = [&] {
+    for (auto& [i, n] : nodes)
+      if (n->status().role == NodeRole::leader) return i;
+    return std::uint64_t{0};
+  };
+  auto wait_until = [](auto pred) {
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (!pred() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);  // polling
+    return pred();
+  };
+  std::uint64_t l = 0;
+  REQUIRE(wait_until([&] { return (l = leader()) != 0; }));
+  for (int i = 0; i < 60; ++i)
+    REQUIRE(!wait(results([&](auto h) { nodes[l]->async_propose(to_bytes("1"), h); })).first);
+  REQUIRE(wait_until([&] { return nodes[l]->status().snapshot_index >= Index{40}; }));
+  start(3);
+  REQUIRE(wait_until([&] { return nodes[3]->status().applied >= Index{61}; }));
+  CHECK(nodes[3]->status().snapshot_index >= Index{40});
+  const MetricsSnapshot m = nodes[l]->metrics();
+  CHECK(m.snapshots_sent >= 1);
+  CHECK(m.snapshot_send_us.count >= 1);
+  CHECK(nodes[3]->metrics().snapshots_installed >= 1);
+  CHECK(nodes[3]->metrics().snapshot_restore_us.count >= 1);
+  for (auto& [i, n] : nodes) n->stop();
+  work.reset();
+  io.stop();
+  for (auto& t : threads) t.join();
+}
+
+TEST_CASE("Node: a follower briefly behind is served from the log kept behind the leader's snapshots") {
+  // Rule: snapshot_trailing_entries of log stay behind a snapshot, so a
+  // follower that missed fewer entries than that gets them as appends; one
+  // that missed more gets a snapshot.
+  Cluster c(3, /*snapshot_interval=*/20, {}, [](Options& o) { o.snapshot_trailing_entries = 100; });
+  const auto l = c.wait_for_leader();
+  const auto lagging = others(l)[0];
+  c.partition(lagging);
+  for (int i = 0; i < 60; ++i) REQUIRE(!c.propose(l, 1).first);
+  // A snapshot was taken (the counter's state is durable), but fewer than
+  // 100 entries follow it: the log was not compacted behind it.
+  REQUIRE(c.wait_until([&] { return c.node(l).metrics().snapshot_save_us.count >= 1; }));
+  CHECK(c.node(l).status().snapshot_index > Index{});
+  c.heal_all();
+  REQUIRE(c.wait_until([&] { return c.node(lagging).status().applied >= Index{61}; }));
+  CHECK(c.node(lagging).metrics().snapshots_installed == 0);
+  // Far more than the window: the leader compacts, and the follower needs a snapshot.
+  c.partition(lagging);
+  for (int i = 0; i < 200; ++i) REQUIRE(!c.propose(l, 1).first);
+  c.heal_all();
+  REQUIRE(c.wait_until([&] { return c.node(lagging).status().applied >= Index{261}; }));
+  CHECK(c.node(lagging).metrics().snapshots_installed >= 1);
+  auto [ec, value] = c.read(lagging);
+  REQUIRE(!ec);
+  CHECK(value == "260");
+}
+
+TEST_CASE("Node: snapshots are taken by bytes as well as by count") {
+  // Rule: snapshot_interval_bytes alone triggers a snapshot.
+  Cluster c(3, /*snapshot_interval=*/0, {}, [](Options& o) { o.snapshot_interval_bytes = 2000; });
+  const auto l = c.wait_for_leader();
+  for (int i = 0; i < 50; ++i) REQUIRE(!c.propose(l, 1).first);  // 50 x (1 + 24) bytes: none yet
+  CHECK(c.node(l).status().snapshot_index == Index{});
+  for (int i = 0; i < 50; ++i)  // 50 x 124 bytes more
+    REQUIRE(!wait(results([&](auto h) { c.node(l).async_propose(to_bytes("1" + std::string(99, ' ')), h); })).first);
+  REQUIRE(c.wait_until([&] { return c.node(l).status().snapshot_index > Index{}; }));
 }
 
 TEST_CASE("Node: a failed sync stops the node; it acknowledges nothing after it and says why") {

@@ -32,8 +32,8 @@ class Recorder : public StateMachine {
     return to_bytes("applied " + to_string(e.payload));
   }
   Bytes query(BytesView) const override { return {}; }
-  Bytes save_snapshot() const override { return {}; }
-  void load_snapshot(BytesView) override {}
+  std::unique_ptr<SnapshotCapture> capture_snapshot() const override { return std::make_unique<CopiedSnapshot>(Bytes{}); }
+  std::error_code restore_snapshot(SnapshotReader&) override { return {}; }
   void on_leadership_gained(Term t) override { events.push_back(fmt::format("gained {}", t)); }
   void on_leadership_lost(Term t) override { events.push_back(fmt::format("lost {}", t)); }
 };

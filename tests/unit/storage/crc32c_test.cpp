@@ -33,3 +33,17 @@ TEST_CASE("crc32c hardware and table paths agree, and extend composes", "[storag
   INFO("hardware crc32c in use: " << crc32c_hardware());
   SUCCEED();
 }
+
+TEST_CASE("crc32c_combine gives the checksum of the concatenation", "[storage][crc32c]") {
+  std::mt19937_64 rng(11);
+  std::vector<std::uint8_t> buf(70000);
+  for (auto& b : buf) b = static_cast<std::uint8_t>(rng());
+  for (std::size_t len : {0u, 1u, 5u, 64u, 1000u, 70000u}) {
+    for (std::size_t cut : {std::size_t{0}, len / 2, len / 7, len}) {
+      INFO("len " << len << " cut " << cut);
+      const std::uint32_t a = crc32c(buf.data(), cut);
+      const std::uint32_t b = crc32c(buf.data() + cut, len - cut);
+      CHECK(crc32c_combine(a, b, len - cut) == crc32c(buf.data(), len));
+    }
+  }
+}

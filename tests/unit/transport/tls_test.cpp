@@ -528,3 +528,26 @@ TEST_CASE("tls: the transport's periodic file check reloads without a call", "[t
   }));
   shutdown(io, {a.get(), b.get()});
 }
+
+TEST_CASE("tls: a snapshot streams in chunks over mutual TLS and arrives whole", "[tls][snapshot]") {
+  asio::io_context io;
+  auto oa = tls_options(1, TestPki::get().node(1));
+  auto ob = tls_options(2, TestPki::get().node(2));
+  auto a = start_node(io, oa);
+  auto b = start_node(io, ob);
+  a->transport->set_peer(NodeId{2}, address(*b));
+  b->transport->set_peer(NodeId{1}, address(*a));
+  Message m;
+  m.type = MessageType::snapshot;
+  m.from = NodeId{1};
+  m.to = NodeId{2};
+  m.term = Term{2};
+  m.snapshot = SnapshotMeta{Index{77}, Term{2}, {{NodeId{1}, NodeId{2}}, {}, {}, {}, {}}};
+  m.snapshot_data.resize((5 << 20) / 2 + 1);  // three chunks of the default 1 MiB
+  for (std::size_t i = 0; i < m.snapshot_data.size(); ++i) m.snapshot_data[i] = static_cast<std::uint8_t>(i * 7);
+  a->transport->send(m);
+  REQUIRE(run_until(io, [&] { return !b->inbox.empty(); }));
+  CHECK(b->inbox[0] == m);
+  CHECK(b->transport->stats().protocol_errors == 0);
+  shutdown(io, {a.get(), b.get()});
+}
