@@ -120,6 +120,7 @@ void Driver::stop(std::error_code why) {
   for (auto& t : transfers_) t.done(why);
   transfers_.clear();
   for (auto& c : std::exchange(changes_, {})) c.done(why);
+  for (auto& w : std::exchange(snapshot_waiters_, {})) w.second(why);
 }
 
 void Driver::fail(std::error_code ec, const std::string& what) {
@@ -310,6 +311,12 @@ void Driver::write_done(std::uint64_t id, std::error_code ec, const std::string&
     snapshot_meta_ = snapshot_in_flight_;
     snapshot_data_ = std::move(snapshot_data_in_flight_);
     if (observer_) observer_->on_snapshot_taken(snapshot_meta_);
+    std::erase_if(snapshot_waiters_, [&](auto& w) {
+      if (snapshot_meta_.index < w.first) return false;
+      w.second({});
+      return true;
+    });
+    if (!snapshot_waiters_.empty()) take_snapshot();  // they asked while an older one was being saved
     process();
     return;
   }
@@ -551,8 +558,20 @@ void Driver::complete_transfers() {
 
 void Driver::maybe_snapshot() {
   if (options_.snapshot_interval == 0 || snapshot_write_id_ != 0) return;
+  if (distance(snapshot_meta_.index, raft_->applied_index()) < options_.snapshot_interval) return;
+  take_snapshot();
+}
+
+void Driver::snapshot_now(DoneHandler done) {
+  if (stopped_ || !raft_) return done(refusal());
   const Index applied = raft_->applied_index();
-  if (distance(snapshot_meta_.index, applied) < options_.snapshot_interval) return;
+  if (snapshot_meta_.index >= applied && snapshot_write_id_ == 0) return done({});
+  snapshot_waiters_.emplace_back(applied, std::move(done));
+  if (snapshot_write_id_ == 0) take_snapshot();
+}
+
+void Driver::take_snapshot() {
+  const Index applied = raft_->applied_index();
   const auto term = raft_->log().term(applied);
   if (!term) return;
   snapshot_in_flight_ = SnapshotMeta{applied, *term, raft_->membership()};

@@ -159,6 +159,12 @@ class Driver {
   /// General change: `target` names the voters, learners and addresses
   /// (staging servers are promoted before it counts as reached).
   void change_membership(Membership target, DoneHandler done, TimePoint now);
+  /// Takes a snapshot of everything applied now, whatever
+  /// Options::snapshot_interval says (an operator's "snapshot now"). Completes
+  /// once a snapshot holding every entry applied at the call is durable (at
+  /// once if the newest snapshot already does); a snapshot already being
+  /// saved is awaited first.
+  void snapshot_now(DoneHandler done);
   void report_unreachable(NodeId peer);
   /// The transport delivered (ok) or lost a snapshot message to `peer`.
   void report_snapshot(NodeId peer, bool ok);
@@ -237,6 +243,7 @@ class Driver {
   void expire(TimePoint now);
   void check_disk_stall(TimePoint now);
   void maybe_snapshot();
+  void take_snapshot();
   void send(Message m);
   void fail(std::error_code ec, const std::string& what);
   void observe_changes();
@@ -284,6 +291,8 @@ class Driver {
   std::uint64_t next_read_context_;
   std::vector<PendingTransfer> transfers_;
   std::vector<PendingChange> changes_;  // one, except under core::bug_overlapping_changes
+  // snapshot_now() callers, each with the applied index its snapshot must reach.
+  std::vector<std::pair<Index, DoneHandler>> snapshot_waiters_;
   Index members_seen_ = Index{~std::uint64_t{0}};  // membership_index() last told to members_changed()
 
   // The newest snapshot, loaded or taken.
