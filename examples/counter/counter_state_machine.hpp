@@ -18,19 +18,23 @@
 // (id -> client address) through the log, then adds the node: every member,
 // and the new node itself once it has the log or a snapshot, knows where
 // the new member serves clients, without a restart. The address book is
-// part of the snapshot for the same reason. --clients remains the fallback
-// for the members a cluster was bootstrapped with.
+// part of the snapshot for the same reason. A node that becomes leader
+// registers its own client address the same way (on_leadership_gained), so
+// followers started without --clients can redirect to it; --clients remains
+// the fallback until then.
 // A malformed command is ignored (result empty) on every node alike, so the
 // state machine stays deterministic whatever a buggy client proposes.
 // Addition wraps around (two's complement) instead of overflowing.
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "raftkit/state_machine.hpp"
 
@@ -134,6 +138,29 @@ class Counter final : public StateMachine {
     return it == clients_.end() ? std::string() : it->second;
   }
 
+  /// Runs `hook` (on the node's strand: it must only post work elsewhere)
+  /// each time this node becomes leader; at once if it already did before
+  /// the hook was set.
+  void set_leadership_hook(std::function<void()> hook) {
+    bool pending = false;
+    {
+      std::lock_guard lock(mu_);
+      hook_ = std::move(hook);
+      pending = std::exchange(gained_unhooked_, false);
+    }
+    if (pending && hook_) hook_();
+  }
+
+  void on_leadership_gained(Term) override {
+    std::function<void()> hook;
+    {
+      std::lock_guard lock(mu_);
+      if (!hook_) gained_unhooked_ = true;
+      hook = hook_;
+    }
+    if (hook) hook();
+  }
+
   /// Longest client address a 'C' command may carry (longer: ignored).
   static constexpr std::size_t kMaxAddress = 512;
 
@@ -145,6 +172,8 @@ class Counter final : public StateMachine {
   std::atomic<std::int64_t> value_{0};
   mutable std::mutex mu_;  // clients_ is read by the client port's thread
   std::map<std::uint64_t, std::string> clients_;
+  std::function<void()> hook_;     // guarded by mu_
+  bool gained_unhooked_ = false;   // guarded by mu_
 };
 
 }  // namespace raftkit::counter

@@ -145,6 +145,14 @@ class Server {
   // the files change.
   void start() {
     asio::co_spawn(io_, accept_loop(), asio::detached);
+    // A new leader puts its own client address in the replicated address
+    // book (see counter_state_machine.hpp), unless it is there already.
+    sm_->set_leadership_hook([this] {
+      asio::post(io_, [this] {
+        if (stopping_ || sm_->client_address(cfg_.id) == self_client_) return;
+        node_.async_propose(client_address_command(cfg_.id, self_client_), [](auto, auto) {});
+      });
+    });
     if (credentials_) {
       wait_for_hup();
       if (cfg_.tls_reload_ms > 0) asio::co_spawn(io_, reload_loop(), asio::detached);
