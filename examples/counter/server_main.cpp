@@ -6,9 +6,14 @@
 //       --client-port 8001 --data-dir /var/lib/counter/1
 //
 // Raft traffic uses the --peers address of this node; clients connect to
-// --client-host:--client-port. --clients tells a follower where to send a
-// client that asked the wrong node (the not-leader reply carries the
-// leader's client address). Prints "ready id=... raft=... client=..." once
+// --client-host:--client-port. A follower sends a client that asked the
+// wrong node to the leader's client address: from the counter's replicated
+// address book (members added with add-server, and every node that has led;
+// see counter_state_machine.hpp), else from --clients. Membership: a node
+// started with an empty data directory and without --bootstrap waits to be
+// added (add-server on the leader: its client address is committed first,
+// then Node::async_add_server); remove-server calls async_remove_server;
+// snapshot calls Node::async_snapshot on this node. Prints "ready id=... raft=... client=..." once
 // both are listening, one plain line per role change, and exits with 0 on
 // SIGTERM/SIGINT. The set-up every example server shares (command line, data
 // directory, WAL store, TCP transport, log lines, role changes, clean
@@ -21,7 +26,8 @@
 // them (raftkit://<cluster-id>/node/<id>), the client port only clients whose
 // certificate carries raftkit://<cluster-id>/client/<name>?role=<role>, and
 // each request needs a role: get and status need read, incr needs write,
-// transfer-leader needs admin (admin includes write, write includes read). A
+// transfer-leader, add-server, remove-server and snapshot need admin (admin
+// includes write, write includes read). A
 // request without its role is refused with a "permission_denied" reply and
 // changes nothing. The files are reloaded when they change on disk (checked
 // every --tls-reload-ms) and on SIGHUP; open connections keep their
