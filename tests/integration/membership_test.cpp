@@ -237,8 +237,10 @@ TEST_CASE("membership: a follower whose data directory was wiped comes back unde
 
   IncrementLoad load(client_options(c), 4);
   REQUIRE(LocalCluster::wait_until([&] { return load.counts().acked >= 50; }, T(10000)));
-  // A snapshot on node 1 (the `snapshot` command), so the log is compacted
-  // and the wiped node may need the snapshot to catch up.
+  // A snapshot on node 1 (the `snapshot` command, as a process), then on
+  // the others (the client library): every log is compacted, so the wiped
+  // node can only catch up by installing the leader's snapshot.
+  std::uint64_t snapshot_index = 0;
   {
     std::string out;
     const int rc = c.run_client({"snapshot"}, T(10000), out);
@@ -250,6 +252,14 @@ TEST_CASE("membership: a follower whose data directory was wiped comes back unde
     REQUIRE(s.has_value());
     CHECK(s->snapshot_index >= index);
     fmt::print("    snapshot on node 1 at index {}\n", index);
+    snapshot_index = index;
+    Client admin(c.client_options("admin"));
+    for (std::uint64_t id : {2u, 3u}) {
+      const auto r = admin.snapshot(c.client_address(id));
+      INFO(r.message);
+      REQUIRE(r.outcome == Outcome::ok);
+      CHECK(r.value >= static_cast<std::int64_t>(index));
+    }
   }
 
   const std::uint64_t victim = leader->id == 3 ? 2 : 3;
@@ -261,6 +271,11 @@ TEST_CASE("membership: a follower whose data directory was wiped comes back unde
   fmt::print("    node {} restarted empty: recovering={} (right after its start)\n", victim,
              first ? (first->recovering ? "true" : "false") : "?");
   require_settled(c, {1, 2, 3});  // includes: the wiped node no longer recovering
+  const auto back = c.status(victim, T(1000));
+  REQUIRE(back.has_value());
+  fmt::print("    node {} caught up: applied {}, snapshot {} (installed from the leader)\n", victim, back->applied,
+             back->snapshot_index);
+  CHECK(back->snapshot_index >= snapshot_index);  // its history came in a snapshot
   REQUIRE(LocalCluster::wait_until([&] { return load.counts().acked >= before + 50; }, T(10000)));
   load.stop();
   check_final(c, load.counts());
