@@ -262,9 +262,10 @@ class Node {
   /// whatever Options::snapshot_interval says (an operator's "snapshot
   /// now", e.g. before copying a data directory), and compacts the log up
   /// to it. Completes once that snapshot is durable (at once if the newest
-  /// snapshot already holds every applied entry). Errors: shutting_down, or
-  /// the error that stopped the node. The hint is informative only.
-  /// Signature: void(boost::system::error_code, raftkit::LeaderHint).
+  /// snapshot already holds every applied entry). Errors: shutting_down,
+  /// the error that stopped the node, or unavailable (the log no longer
+  /// holds the applied entry's term; try again after the next apply). The
+  /// hint is informative only. Signature: void(boost::system::error_code, raftkit::LeaderHint).
   template <class Token>
   auto async_snapshot(Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, LeaderHint)>(

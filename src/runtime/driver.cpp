@@ -316,7 +316,7 @@ void Driver::write_done(std::uint64_t id, std::error_code ec, const std::string&
       w.second({});
       return true;
     });
-    if (!snapshot_waiters_.empty()) take_snapshot();  // they asked while an older one was being saved
+    if (!snapshot_waiters_.empty()) snapshot_for_waiters();  // they asked while an older one was being saved
     process();
     return;
   }
@@ -567,7 +567,16 @@ void Driver::snapshot_now(DoneHandler done) {
   const Index applied = raft_->applied_index();
   if (snapshot_meta_.index >= applied && snapshot_write_id_ == 0) return done({});
   snapshot_waiters_.emplace_back(applied, std::move(done));
-  if (snapshot_write_id_ == 0) take_snapshot();
+  if (snapshot_write_id_ == 0) snapshot_for_waiters();
+}
+
+// Starts a snapshot for the snapshot_now() callers; if none can be taken (the
+// applied entry's term is gone from the log), they learn it now rather than
+// wait for ever.
+void Driver::snapshot_for_waiters() {
+  take_snapshot();
+  if (snapshot_write_id_ != 0) return;
+  for (auto& w : std::exchange(snapshot_waiters_, {})) w.second(errc::unavailable);
 }
 
 void Driver::take_snapshot() {

@@ -163,7 +163,8 @@ class Driver {
   /// Options::snapshot_interval says (an operator's "snapshot now"). Completes
   /// once a snapshot holding every entry applied at the call is durable (at
   /// once if the newest snapshot already does); a snapshot already being
-  /// saved is awaited first.
+  /// saved is awaited first. errc::unavailable if the log no longer holds
+  /// the applied entry's term (no snapshot can be described).
   void snapshot_now(DoneHandler done);
   void report_unreachable(NodeId peer);
   /// The transport delivered (ok) or lost a snapshot message to `peer`.
@@ -244,6 +245,7 @@ class Driver {
   void check_disk_stall(TimePoint now);
   void maybe_snapshot();
   void take_snapshot();
+  void snapshot_for_waiters();
   void send(Message m);
   void fail(std::error_code ec, const std::string& what);
   void observe_changes();
