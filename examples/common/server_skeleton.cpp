@@ -84,6 +84,9 @@ void add_server_options(CLI::App& app, ServerConfig& cfg, bool with_tls) {
       ->check(CLI::Range(10, 600000));
   app.add_option("--snapshot-interval", cfg.snapshot_interval, "snapshot after this many applied entries (0: never)")
       ->capture_default_str();
+  app.add_option("--snapshot-trailing-entries", cfg.snapshot_trailing_entries,
+                 "entries of log kept behind a snapshot, so a follower a little behind is served from the log")
+      ->capture_default_str();
   app.add_flag("--bootstrap", cfg.bootstrap,
                "start a new cluster of --peers if the data directory is empty; only on the first start of each "
                "node of a new cluster (a node started without it waits for a leader to add it)");
@@ -201,6 +204,7 @@ std::string ServerSkeleton::open(std::shared_ptr<StateMachine> machine, const st
   opt.request_timeout = std::chrono::milliseconds(cfg_.request_timeout_ms);
   opt.snapshot_dir = (dir / "snapshots").string();
   opt.snapshot_interval = cfg_.snapshot_interval;
+  opt.snapshot_trailing_entries = cfg_.snapshot_trailing_entries;
   opt.protocol.election_ticks = cfg_.election_ticks;
   opt.protocol.seed = cfg_.id * 7919 + static_cast<std::uint64_t>(::getpid());  // election timeouts differ per run
   opt.logger = Logger([](LogLevel level, NodeId node, Term term, std::string_view message) {

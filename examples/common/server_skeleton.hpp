@@ -71,6 +71,7 @@ struct ServerConfig {
   int election_ticks = 10;
   int request_timeout_ms = 2000;
   std::uint64_t snapshot_interval = 10000;
+  std::uint64_t snapshot_trailing_entries = 1000;  ///< --snapshot-trailing-entries (Options)
   bool exit_on_stdin_eof = false;
   bool bootstrap = false;  ///< --bootstrap: start a new cluster if the data directory is empty
   /// With add_metrics_option(): serve GET /metrics (Prometheus text) over

@@ -222,7 +222,8 @@ struct Client::Impl {
     return opt.servers[next];
   }
 
-  Result call(const Request& req, bool mutating) {
+  Result call(const Request& req, bool mutating, std::chrono::milliseconds attempt_timeout = {}) {
+    if (attempt_timeout.count() == 0) attempt_timeout = opt.attempt_timeout;
     const auto frame = encode_request(req);
     const auto deadline = Clock::now() + opt.call_timeout;
     Result res;
@@ -237,7 +238,7 @@ struct Client::Impl {
     };
     while (Clock::now() < deadline) {
       ++res.attempts;
-      auto ex = exchange(target, frame, std::min(deadline, Clock::now() + opt.attempt_timeout));
+      auto ex = exchange(target, frame, std::min(deadline, Clock::now() + attempt_timeout));
       res.server = target;
       if (ex.state == Exchange::not_sent) {
         last_error = ex.error;
@@ -319,6 +320,30 @@ Client::~Client() = default;
 Result Client::incr(std::int64_t n) { return impl_->call(IncrRequest{n}, true); }
 Result Client::get() { return impl_->call(GetRequest{}, false); }
 Result Client::transfer_leader(std::uint64_t target) { return impl_->call(TransferLeaderRequest{target}, false); }
+
+Result Client::add_server(std::uint64_t id, const std::string& raft_address, const std::string& client_address) {
+  return impl_->call(AddServerRequest{id, raft_address, client_address}, true, impl_->opt.call_timeout);
+}
+Result Client::remove_server(std::uint64_t id) {
+  return impl_->call(RemoveServerRequest{id}, true, impl_->opt.call_timeout);
+}
+
+Result Client::snapshot(const std::string& server) {
+  Result res;
+  res.server = server;
+  res.attempts = 1;
+  auto ex = impl_->exchange(server, encode_request(SnapshotRequest{}), Clock::now() + impl_->opt.call_timeout);
+  if (ex.state != Exchange::replied) {
+    res.outcome = ex.state == Exchange::not_sent ? Outcome::failed : Outcome::unknown;
+    res.message = ex.error;
+    return res;
+  }
+  res.outcome = ex.reply.kind == ReplyKind::ok ? Outcome::ok : Outcome::failed;
+  res.value = ex.reply.value;
+  res.message = ex.reply.message;
+  res.leader_id = ex.reply.leader_id;
+  return res;
+}
 
 std::optional<NodeInfo> Client::status(const std::string& server, std::chrono::milliseconds timeout,
                                        std::string* error) {

@@ -79,6 +79,14 @@ class Client {
   Result incr(std::int64_t n = 1);
   Result get();
   Result transfer_leader(std::uint64_t target);
+  /// Membership changes, sent to the leader like incr. Each attempt may take
+  /// the whole call timeout (adding a server waits for it to catch up). An
+  /// unknown outcome (timeout, lost connection) is not retried; both are
+  /// idempotent, so the caller may simply ask again.
+  Result add_server(std::uint64_t id, const std::string& raft_address, const std::string& client_address);
+  Result remove_server(std::uint64_t id);
+  /// Takes a snapshot now on `server` (no redirect); value = its index.
+  Result snapshot(const std::string& server);
 
   /// One server's own view (no redirect), within `timeout`.
   std::optional<NodeInfo> status(const std::string& server, std::chrono::milliseconds timeout,

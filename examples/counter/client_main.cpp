@@ -4,23 +4,41 @@
 //   raftkit-counter --servers ... get
 //   raftkit-counter --servers ... status [--json]
 //   raftkit-counter --servers ... transfer-leader 2
+//   raftkit-counter --servers ... add-server 4 127.0.0.1:7004 127.0.0.1:8004
+//   raftkit-counter --servers ... remove-server 1
+//   raftkit-counter --servers 127.0.0.1:8002 snapshot
 //   raftkit-counter --ca ca.pem --cert client-alice.pem --key client-alice.key --servers ... incr
 //
 // With --ca --cert --key the client speaks mutual TLS; the certificate's role
 // (raftkit://<cluster-id>/client/<name>?role=read|write|admin, made by
 // scripts/make-certs.sh) decides what it may do: get and status need read,
-// incr needs write, transfer-leader needs admin.
-// Any server will do: the client follows the leader hint of a follower.
+// incr needs write; transfer-leader, add-server, remove-server and snapshot
+// need admin.
+// Any server will do: the client follows the leader hint of a follower
+// (incr, get, transfer-leader, add-server, remove-server). add-server takes
+// the new node's id, its Raft address (as in its --peers) and its client
+// address; start that node first, without --bootstrap, with --peers naming
+// itself and the current members. It receives the log as a non-voting
+// staging member and becomes a voter once it has caught up; add-server
+// returns then. remove-server returns once the node is no member. Both are
+// idempotent: after an unknown outcome, ask again. snapshot goes to the
+// first of --servers only and prints the index of the snapshot taken.
 // status asks every server for its own view and prints a table, or with
 // --json one JSON document for scripts and monitoring:
 //   {"servers": [{"server": "127.0.0.1:8001", "reachable": true, "id": 1,
 //                 "role": "leader", "term": 3, "leader": 1, "commit": 12,
 //                 "applied": 12, "last_index": 12, "value": 7, "failure": "",
-//                 "client_address": "127.0.0.1:8001"},
+//                 "client_address": "127.0.0.1:8001", "voters": [1, 2, 3],
+//                 "learners": [], "staging": [], "voters_outgoing": [],
+//                 "joint": false, "recovering": false, "snapshot_index": 0},
 //                {"server": "127.0.0.1:8002", "reachable": false,
 //                 "error": "connection refused"}, ...]}
 // ("leader" is 0 when the server knows no leader; "role" is one of follower,
-// pre-candidate, candidate, leader, stopped.)
+// pre-candidate, candidate, leader, stopped. The configuration is the one
+// the server knows, committed or not; "voters_outgoing" is non-empty and
+// "joint" true while a change is half done; "staging" servers are being
+// added and vote once caught up; "recovering" is true on a node that started
+// with empty storage and has not yet been vouched caught up by a leader.)
 // Exit codes: 0 done, 1 failed (nothing was done), 3 unknown outcome (an
 // increment may or may not have been applied), 2 bad usage.
 #include <cstdint>
@@ -32,6 +50,7 @@
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "client.hpp"
 
@@ -52,6 +71,12 @@ int report(const Result& r, const std::string& what) {
   return 1;
 }
 
+boost::json::array id_array(const std::vector<std::uint64_t>& ids) {
+  boost::json::array a;
+  for (auto id : ids) a.push_back(id);
+  return a;
+}
+
 // One server's answer to status, as a JSON object (see the file comment).
 boost::json::object status_json(const std::string& server, const std::optional<NodeInfo>& info,
                                 const std::string& error) {
@@ -67,7 +92,23 @@ boost::json::object status_json(const std::string& server, const std::optional<N
           {"last_index", info->last_index},
           {"value", info->value},
           {"failure", info->failure},
-          {"client_address", info->client_address}};
+          {"client_address", info->client_address},
+          {"voters", id_array(info->voters)},
+          {"learners", id_array(info->learners)},
+          {"staging", id_array(info->staging)},
+          {"voters_outgoing", id_array(info->voters_outgoing)},
+          {"joint", !info->voters_outgoing.empty()},
+          {"recovering", info->recovering},
+          {"snapshot_index", info->snapshot_index}};
+}
+
+// "voters 1,2,3 | learners 4 | staging 5 | joint, old voters 1,2" (empty parts left out).
+std::string configuration_text(const NodeInfo& i) {
+  std::string out = fmt::format("voters {}", fmt::join(i.voters, ","));
+  if (!i.learners.empty()) out += fmt::format(" | learners {}", fmt::join(i.learners, ","));
+  if (!i.staging.empty()) out += fmt::format(" | staging {}", fmt::join(i.staging, ","));
+  if (!i.voters_outgoing.empty()) out += fmt::format(" | joint, old voters {}", fmt::join(i.voters_outgoing, ","));
+  return out;
 }
 
 }  // namespace
@@ -101,6 +142,19 @@ int main(int argc, char** argv) {
   std::uint64_t target = 0;
   auto* transfer = app.add_subcommand("transfer-leader", "hand leadership to a node");
   transfer->add_option("id", target, "the node that should lead")->required()->check(CLI::PositiveNumber);
+  std::uint64_t member = 0;
+  std::string raft_address, client_address;
+  auto* add = app.add_subcommand("add-server", "add a node (started first, without --bootstrap) to the cluster");
+  add->add_option("id", member, "the new node's id")->required()->check(CLI::PositiveNumber);
+  const auto host_port = CLI::Validator(
+      [](std::string& s) { return parse_host_port(s) ? std::string() : "not host:port: " + s; }, "HOST:PORT");
+  add->add_option("raft-address", raft_address, "its Raft address (host:port, as in its --peers)")
+      ->required()
+      ->check(host_port);
+  add->add_option("client-address", client_address, "its client address (host:port)")->required()->check(host_port);
+  auto* remove = app.add_subcommand("remove-server", "remove a node from the cluster");
+  remove->add_option("id", member, "the node to remove")->required()->check(CLI::PositiveNumber);
+  auto* snapshot = app.add_subcommand("snapshot", "take a snapshot now on the first of --servers; print its index");
   CLI11_PARSE(app, argc, argv);
 
   parse_address_list(servers_text, opt.servers);
@@ -133,10 +187,25 @@ int main(int argc, char** argv) {
     if (r.outcome == Outcome::ok) fmt::print("node {} is the leader now\n", target);
     return report(r, "transfer-leader");
   }
+  if (add->parsed()) {
+    auto r = client.add_server(member, raft_address, client_address);
+    if (r.outcome == Outcome::ok) fmt::print("node {} is a voter now\n", member);
+    return report(r, "add-server");
+  }
+  if (remove->parsed()) {
+    auto r = client.remove_server(member);
+    if (r.outcome == Outcome::ok) fmt::print("node {} is no member now\n", member);
+    return report(r, "remove-server");
+  }
+  if (snapshot->parsed()) {
+    auto r = client.snapshot(opt.servers.front());
+    if (r.outcome == Outcome::ok) fmt::print("{}\n", r.value);
+    return report(r, "snapshot");
+  }
   (void)status;
   if (!json)
-    fmt::print("{:<22} {:>4} {:<14} {:>5} {:>7} {:>8} {:>8} {:>10}\n", "server", "id", "role", "term", "leader",
-               "commit", "applied", "value");
+    fmt::print("{:<22} {:>4} {:<14} {:>5} {:>7} {:>8} {:>8} {:>10} {:>8}  {}\n", "server", "id", "role", "term",
+               "leader", "commit", "applied", "value", "snapshot", "configuration");
   int rc = 0;
   boost::json::array servers;
   for (const auto& s : opt.servers) {
@@ -151,9 +220,11 @@ int main(int argc, char** argv) {
       fmt::print("{:<22} unreachable: {}\n", s, err);
       continue;
     }
-    fmt::print("{:<22} {:>4} {:<14} {:>5} {:>7} {:>8} {:>8} {:>10}{}\n", s, info->id, info->role, info->term,
-               info->leader == 0 ? std::string("-") : std::to_string(info->leader), info->commit, info->applied,
-               info->value, info->failure.empty() ? "" : "  failure: " + info->failure);
+    fmt::print("{:<22} {:>4} {:<14} {:>5} {:>7} {:>8} {:>8} {:>10} {:>8}  {}{}{}\n", s, info->id, info->role,
+               info->term, info->leader == 0 ? std::string("-") : std::to_string(info->leader), info->commit,
+               info->applied, info->value, info->snapshot_index, configuration_text(*info),
+               info->recovering ? "  RECOVERING (votes once a leader vouches it caught up)" : "",
+               info->failure.empty() ? "" : "  failure: " + info->failure);
   }
   if (json) fmt::print("{}\n", boost::json::serialize(boost::json::object{{"servers", std::move(servers)}}));
   return rc;

@@ -17,7 +17,16 @@ struct Request {
     get @1 :Void;              # linearizable read of the value
     status @2 :Void;           # this node's view; never redirected
     transferLeader @3 :UInt64; # hand leadership to this node id
+    addServer @4 :AddServer;   # add a node (leader; redirected like incr)
+    removeServer @5 :UInt64;   # remove this node id (leader; redirected)
+    snapshot @6 :Void;         # take a snapshot now on the node asked; never redirected
   }
+}
+
+struct AddServer {
+  id @0 :UInt64;
+  raftAddress @1 :Text;      # the new node's Raft transport host:port
+  clientAddress @2 :Text;    # its client host:port (for redirects)
 }
 
 struct NodeInfo {
@@ -31,6 +40,13 @@ struct NodeInfo {
   value @7 :Int64;           # the counter as applied locally (not linearizable)
   failure @8 :Text;
   clientAddress @9 :Text;
+  # The configuration this node knows (applied or not yet committed).
+  voters @10 :List(UInt64);
+  learners @11 :List(UInt64);
+  staging @12 :List(UInt64);         # being added: learners until caught up
+  votersOutgoing @13 :List(UInt64);  # non-empty while a change is joint
+  recovering @14 :Bool;              # started with empty storage; votes once caught up
+  snapshotIndex @15 :UInt64;         # the newest snapshot, taken or loaded
 }
 
 enum ReplyKind {

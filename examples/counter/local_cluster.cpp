@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -51,10 +52,12 @@ LocalCluster::LocalCluster(LocalClusterOptions options) : opt_(std::move(options
   std::string templ = parent + "/raftkit-counter-XXXXXX";
   if (!::mkdtemp(templ.data())) throw std::runtime_error(fmt::format("mkdtemp in {}: {}", parent, std::strerror(errno)));
   dir_ = templ;
-  for (std::uint64_t id = 1; id <= opt_.nodes; ++id) {
+  for (std::uint64_t id = 1; id <= opt_.nodes + opt_.spares; ++id) {
     auto p = std::make_unique<Proc>();
     p->id = id;
     p->data_dir = fmt::format("{}/node{}", dir_, id);
+    p->started_once = id > opt_.nodes;  // a spare never bootstraps
+    if (id <= opt_.nodes) members_.insert(id);
     procs_.emplace(id, std::move(p));
   }
   if (opt_.tls) {
@@ -65,7 +68,8 @@ LocalCluster::LocalCluster(LocalClusterOptions options) : opt_(std::move(options
     if (script.empty()) throw std::invalid_argument("LocalCluster: TLS needs make_certs_script");
     certs_dir_ = dir_ + "/certs";
     std::string nodes;
-    for (std::uint64_t id = 1; id <= opt_.nodes; ++id) nodes += fmt::format("{}{}", id == 1 ? "" : ",", id);
+    for (std::uint64_t id = 1; id <= opt_.nodes + opt_.spares; ++id)
+      nodes += fmt::format("{}{}", id == 1 ? "" : ",", id);
     const auto cmd = fmt::format(
         "bash '{}' '{}' '{}' --nodes {} --client admin:admin --client writer:write --client reader:read "
         ">'{}/make-certs.log' 2>&1",
@@ -180,7 +184,9 @@ std::string LocalCluster::output_tail(std::uint64_t id, std::size_t n) const {
 bool LocalCluster::spawn(std::uint64_t id, std::string& error) {
   Proc& p = *procs_.at(id);
   std::string peers, clients;
-  for (auto& [pid, q] : procs_) {
+  std::set<std::uint64_t> known = members();
+  known.insert(id);
+  for (std::uint64_t pid : known) {
     peers += fmt::format("{}{}={}", peers.empty() ? "" : ",", pid, raft_address(pid));
     clients += fmt::format("{}{}={}", clients.empty() ? "" : ",", pid, client_address(pid));
   }
@@ -319,8 +325,61 @@ bool LocalCluster::start(std::uint64_t id, std::chrono::milliseconds timeout, st
   return wait_ready(id, Clock::now() + timeout, error);
 }
 
+bool LocalCluster::wipe(std::uint64_t id, std::string& error) {
+  if (running(id)) {
+    error = fmt::format("node {} is running: stop it before wiping its data directory", id);
+    return false;
+  }
+  std::error_code ec;
+  fs::remove_all(procs_.at(id)->data_dir, ec);
+  if (ec) {
+    error = fmt::format("removing {}: {}", procs_.at(id)->data_dir, ec.message());
+    return false;
+  }
+  std::lock_guard lk(mu_);
+  procs_.at(id)->lines.push_back("--- data directory wiped");
+  return true;
+}
+
+std::set<std::uint64_t> LocalCluster::members() const {
+  std::lock_guard lk(mu_);
+  return members_;
+}
+
+void LocalCluster::set_members(std::set<std::uint64_t> ids) {
+  std::lock_guard lk(mu_);
+  members_ = std::move(ids);
+}
+
+int LocalCluster::run_client(const std::vector<std::string>& args, std::chrono::milliseconds timeout,
+                             std::string& output) const {
+  output.clear();
+  if (opt_.client_binary.empty()) {
+    output = "LocalCluster: no client_binary";
+    return -1;
+  }
+  std::string servers;
+  for (const auto& a : client_addresses()) servers += (servers.empty() ? "" : ",") + a;
+  std::string command = fmt::format("'{}' --servers {} --timeout-ms {}", opt_.client_binary, servers, timeout.count());
+  const TlsOptions tls = client_tls("admin");
+  if (tls.enabled())
+    command += fmt::format(" --ca '{}' --cert '{}' --key '{}'", tls.ca_file, tls.cert_file, tls.key_file);
+  for (const auto& a : args) command += fmt::format(" '{}'", a);  // our own arguments: no quotes inside
+  command += " 2>&1";
+  FILE* f = ::popen(command.c_str(), "r");
+  if (!f) {
+    output = fmt::format("popen: {}", std::strerror(errno));
+    return -1;
+  }
+  char buf[4096];
+  while (std::size_t n = std::fread(buf, 1, sizeof buf, f)) output.append(buf, n);
+  const int status = ::pclose(f);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 bool LocalCluster::start_all(std::chrono::milliseconds timeout, std::string& error) {
   const auto deadline = Clock::now() + timeout;
+  const auto initial = members();
   for (int attempt = 1; attempt <= 3; ++attempt) {
     for (auto& [id, p] : procs_) reap(*p, true);
     std::error_code ec;
@@ -330,9 +389,10 @@ bool LocalCluster::start_all(std::chrono::milliseconds timeout, std::string& err
       return false;
     }
     bool ok = true;
-    for (auto& [id, p] : procs_)
+    for (auto id : initial) procs_.at(id)->started_once = false;  // a retry bootstraps afresh
+    for (auto id : initial)
       if (!spawn(id, error)) return false;
-    for (auto& [id, p] : procs_)
+    for (auto id : initial)
       if (!wait_ready(id, deadline, error)) {
         ok = false;
         break;
@@ -433,7 +493,8 @@ std::optional<LeaderInfo> LocalCluster::wait_for_leader(std::chrono::millisecond
   std::map<std::uint64_t, std::unique_ptr<Client>> clients;
   while (Clock::now() < deadline) {
     std::map<std::uint64_t, NodeInfo> seen;
-    for (auto& [id, p] : procs_) {
+    const auto members = this->members();
+    for (auto id : members) {
       if (ignore.contains(id) || !running(id) || paused(id)) continue;
       auto& c = clients[id];
       if (!c) {
@@ -450,7 +511,7 @@ std::optional<LeaderInfo> LocalCluster::wait_for_leader(std::chrono::millisecond
       std::size_t agree = 0;
       for (auto& [oid, o] : seen)
         if (o.leader == id && o.term == info.term) ++agree;
-      if (agree * 2 > procs_.size()) return LeaderInfo{id, info.term};
+      if (agree * 2 > members.size()) return LeaderInfo{id, info.term};
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling interval
   }

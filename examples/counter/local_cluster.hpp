@@ -11,6 +11,16 @@
 // Readiness is the server's "ready ..." line; leadership is polled through
 // the status request. Every wait is bounded.
 //
+// Membership. Nodes 1..nodes form the cluster (each bootstraps it on its
+// first start); spare nodes nodes+1..nodes+spares get ports, a directory and
+// certificates but are started only by start(id), never with --bootstrap:
+// they wait, empty and non-voting, until a leader adds them (run_client
+// "add-server ..."). A node started later gets --peers naming itself and the
+// current members (members(), which the test keeps up to date with
+// set_members() as it adds and removes nodes). wipe() empties a stopped
+// node's data directory; its next start() has no --bootstrap either, so it
+// comes back as a recovering node under its old id.
+//
 // TLS (on by default): the constructor runs scripts/make-certs.sh into
 // <dir>/certs, making a CA for this run, a certificate per node and client
 // certificates "admin" (admin), "writer" (write) and "reader" (read); the
@@ -62,6 +72,10 @@ struct LocalClusterOptions {
   bool tls = true;
   /// The certificate script (default: scripts/make-certs.sh of the source tree).
   std::string make_certs_script;
+  /// Extra nodes (ids nodes+1 ...) not in the initial cluster; see the file comment.
+  std::size_t spares = 0;
+  /// raftkit-counter, for run_client().
+  std::string client_binary;
 };
 
 struct LeaderInfo {
@@ -82,6 +96,17 @@ class LocalCluster {
   bool start_all(std::chrono::milliseconds timeout, std::string& error);
   /// (Re)starts one node with its ports and data directory.
   bool start(std::uint64_t id, std::chrono::milliseconds timeout, std::string& error);
+  /// Removes a stopped node's data directory (a lost disk). False with
+  /// `error` if the node is running.
+  bool wipe(std::uint64_t id, std::string& error);
+  /// The nodes this harness believes are members (initially 1..nodes).
+  std::set<std::uint64_t> members() const;
+  void set_members(std::set<std::uint64_t> ids);
+  /// Runs the client binary (options.client_binary) with --servers (every
+  /// node's client address), the admin certificate, --timeout-ms and then
+  /// `args`; returns its exit code (-1 if it could not run) and sets
+  /// `output` to what it printed (stdout and stderr).
+  int run_client(const std::vector<std::string>& args, std::chrono::milliseconds timeout, std::string& output) const;
 
   /// SIGKILL, then reaps the process.
   void kill(std::uint64_t id);
@@ -120,9 +145,9 @@ class LocalCluster {
 
   /// A node's status, or nullopt if it does not answer within `timeout`.
   std::optional<NodeInfo> status(std::uint64_t id, std::chrono::milliseconds timeout) const;
-  /// Polls the running, unpaused nodes not in `ignore` until one says it
-  /// leads in a term >= `min_term` and a majority of the cluster's nodes
-  /// agree (the leader included). Nullopt after `timeout`.
+  /// Polls the running, unpaused members not in `ignore` until one says it
+  /// leads in a term >= `min_term` and a majority of members() agree (the
+  /// leader included). Nullopt after `timeout`.
   std::optional<LeaderInfo> wait_for_leader(std::chrono::milliseconds timeout, std::uint64_t min_term = 0,
                                             const std::set<std::uint64_t>& ignore = {}) const;
   /// Polls `pred` every few milliseconds until it holds or `timeout` passes.
@@ -139,6 +164,7 @@ class LocalCluster {
   std::string dir_;
   std::string certs_dir_;
   std::map<std::uint64_t, std::unique_ptr<Proc>> procs_;  // fixed at construction
+  std::set<std::uint64_t> members_;  // guarded by mu_
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::atomic<std::size_t> sanitizer_reports_{0};

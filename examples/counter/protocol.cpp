@@ -54,7 +54,14 @@ std::vector<std::uint8_t> encode_request(const Request& r) {
         if constexpr (std::is_same_v<T, IncrRequest>) b.setIncr(q.delta);
         else if constexpr (std::is_same_v<T, GetRequest>) b.setGet();
         else if constexpr (std::is_same_v<T, StatusRequest>) b.setStatus();
-        else b.setTransferLeader(q.target);
+        else if constexpr (std::is_same_v<T, TransferLeaderRequest>) b.setTransferLeader(q.target);
+        else if constexpr (std::is_same_v<T, AddServerRequest>) {
+          auto a = b.initAddServer();
+          a.setId(q.id);
+          a.setRaftAddress(q.raft_address);
+          a.setClientAddress(q.client_address);
+        } else if constexpr (std::is_same_v<T, RemoveServerRequest>) b.setRemoveServer(q.id);
+        else b.setSnapshot();
       },
       r);
   return frame(mb);
@@ -86,6 +93,15 @@ std::vector<std::uint8_t> encode_reply(const Reply& r) {
     i.setValue(r.info->value);
     i.setFailure(r.info->failure);
     i.setClientAddress(r.info->client_address);
+    auto ids = [](auto list, const std::vector<std::uint64_t>& v) {
+      for (unsigned k = 0; k < v.size(); ++k) list.set(k, v[k]);
+    };
+    ids(i.initVoters(static_cast<unsigned>(r.info->voters.size())), r.info->voters);
+    ids(i.initLearners(static_cast<unsigned>(r.info->learners.size())), r.info->learners);
+    ids(i.initStaging(static_cast<unsigned>(r.info->staging.size())), r.info->staging);
+    ids(i.initVotersOutgoing(static_cast<unsigned>(r.info->voters_outgoing.size())), r.info->voters_outgoing);
+    i.setRecovering(r.info->recovering);
+    i.setSnapshotIndex(r.info->snapshot_index);
   }
   return frame(mb);
 }
@@ -110,6 +126,12 @@ std::optional<Request> decode_request(const std::vector<std::uint8_t>& body, std
       case wire::Request::GET: return Request{GetRequest{}};
       case wire::Request::STATUS: return Request{StatusRequest{}};
       case wire::Request::TRANSFER_LEADER: return Request{TransferLeaderRequest{r.getTransferLeader()}};
+      case wire::Request::ADD_SERVER: {
+        auto a = r.getAddServer();
+        return Request{AddServerRequest{a.getId(), text(a.getRaftAddress()), text(a.getClientAddress())}};
+      }
+      case wire::Request::REMOVE_SERVER: return Request{RemoveServerRequest{r.getRemoveServer()}};
+      case wire::Request::SNAPSHOT: return Request{SnapshotRequest{}};
     }
     error = "unknown request type";
   } catch (const kj::Exception& e) {
@@ -153,6 +175,12 @@ std::optional<Reply> decode_reply(const std::vector<std::uint8_t>& body, std::st
       n.value = i.getValue();
       n.failure = text(i.getFailure());
       n.client_address = text(i.getClientAddress());
+      for (auto id : i.getVoters()) n.voters.push_back(id);
+      for (auto id : i.getLearners()) n.learners.push_back(id);
+      for (auto id : i.getStaging()) n.staging.push_back(id);
+      for (auto id : i.getVotersOutgoing()) n.voters_outgoing.push_back(id);
+      n.recovering = i.getRecovering();
+      n.snapshot_index = i.getSnapshotIndex();
       out.info = std::move(n);
     }
     return out;

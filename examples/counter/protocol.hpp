@@ -23,7 +23,15 @@ struct IncrRequest { std::int64_t delta = 1; };
 struct GetRequest {};
 struct StatusRequest {};
 struct TransferLeaderRequest { std::uint64_t target = 0; };
-using Request = std::variant<IncrRequest, GetRequest, StatusRequest, TransferLeaderRequest>;
+struct AddServerRequest {
+  std::uint64_t id = 0;
+  std::string raft_address;
+  std::string client_address;
+};
+struct RemoveServerRequest { std::uint64_t id = 0; };
+struct SnapshotRequest {};
+using Request = std::variant<IncrRequest, GetRequest, StatusRequest, TransferLeaderRequest, AddServerRequest,
+                             RemoveServerRequest, SnapshotRequest>;
 
 struct NodeInfo {
   std::uint64_t id = 0;
@@ -36,6 +44,12 @@ struct NodeInfo {
   std::int64_t value = 0;
   std::string failure;
   std::string client_address;
+  std::vector<std::uint64_t> voters;
+  std::vector<std::uint64_t> learners;
+  std::vector<std::uint64_t> staging;
+  std::vector<std::uint64_t> voters_outgoing;  ///< non-empty: a joint configuration
+  bool recovering = false;
+  std::uint64_t snapshot_index = 0;
 };
 
 enum class ReplyKind { ok, not_leader, failed, unknown_outcome };

@@ -6,9 +6,14 @@
 //       --client-port 8001 --data-dir /var/lib/counter/1
 //
 // Raft traffic uses the --peers address of this node; clients connect to
-// --client-host:--client-port. --clients tells a follower where to send a
-// client that asked the wrong node (the not-leader reply carries the
-// leader's client address). Prints "ready id=... raft=... client=..." once
+// --client-host:--client-port. A follower sends a client that asked the
+// wrong node to the leader's client address: from the counter's replicated
+// address book (members added with add-server, and every node that has led;
+// see counter_state_machine.hpp), else from --clients. Membership: a node
+// started with an empty data directory and without --bootstrap waits to be
+// added (add-server on the leader: its client address is committed first,
+// then Node::async_add_server); remove-server calls async_remove_server;
+// snapshot calls Node::async_snapshot on this node. Prints "ready id=... raft=... client=..." once
 // both are listening, one plain line per role change, and exits with 0 on
 // SIGTERM/SIGINT. The set-up every example server shares (command line, data
 // directory, WAL store, TCP transport, log lines, role changes, clean
@@ -21,7 +26,8 @@
 // them (raftkit://<cluster-id>/node/<id>), the client port only clients whose
 // certificate carries raftkit://<cluster-id>/client/<name>?role=<role>, and
 // each request needs a role: get and status need read, incr needs write,
-// transfer-leader needs admin (admin includes write, write includes read). A
+// transfer-leader, add-server, remove-server and snapshot need admin (admin
+// includes write, write includes read). A
 // request without its role is refused with a "permission_denied" reply and
 // changes nothing. The files are reloaded when they change on disk (checked
 // every --tls-reload-ms) and on SIGHUP; open connections keep their
@@ -35,6 +41,7 @@
 // within the handshake timeout, and at most --max-client-connections are open
 // (--max-client-connections-per-address from one IP address); beyond, a new
 // connection is closed at once. The Raft port has the transport's limits.
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -84,14 +91,17 @@ struct Config : ServerConfig {
 // What a request needs. Roles are ordered: admin > write > read.
 ClientRole required_role(const Request& req) {
   if (std::holds_alternative<IncrRequest>(req)) return ClientRole::write;
-  if (std::holds_alternative<TransferLeaderRequest>(req)) return ClientRole::admin;
-  return ClientRole::read;  // get, status
+  if (std::holds_alternative<GetRequest>(req) || std::holds_alternative<StatusRequest>(req)) return ClientRole::read;
+  return ClientRole::admin;  // transfer-leader, add-server, remove-server, snapshot
 }
 
 std::string_view request_name(const Request& req) {
   if (std::holds_alternative<IncrRequest>(req)) return "incr";
   if (std::holds_alternative<GetRequest>(req)) return "get";
   if (std::holds_alternative<StatusRequest>(req)) return "status";
+  if (std::holds_alternative<AddServerRequest>(req)) return "add-server";
+  if (std::holds_alternative<RemoveServerRequest>(req)) return "remove-server";
+  if (std::holds_alternative<SnapshotRequest>(req)) return "snapshot";
   return "transfer-leader";
 }
 
@@ -141,6 +151,14 @@ class Server {
   // the files change.
   void start() {
     asio::co_spawn(io_, accept_loop(), asio::detached);
+    // A new leader puts its own client address in the replicated address
+    // book (see counter_state_machine.hpp), unless it is there already.
+    sm_->set_leadership_hook([this] {
+      asio::post(io_, [this] {
+        if (stopping_ || sm_->client_address(cfg_.id) == self_client_) return;
+        node_.async_propose(client_address_command(cfg_.id, self_client_), [](auto, auto) {});
+      });
+    });
     if (credentials_) {
       wait_for_hup();
       if (cfg_.tls_reload_ms > 0) asio::co_spawn(io_, reload_loop(), asio::detached);
@@ -362,8 +380,11 @@ class Server {
     r.code = "not_leader";
     r.leader_id = leader.id.value;
     if (leader.known() && leader.id.value != cfg_.id) {
+      // The replicated address book first (it knows members added later),
+      // then --clients.
+      r.leader_address = sm_->client_address(leader.id.value);
       auto it = cfg_.clients.find(leader.id.value);
-      if (it != cfg_.clients.end()) r.leader_address = it->second;
+      if (r.leader_address.empty() && it != cfg_.clients.end()) r.leader_address = it->second;
       r.message = fmt::format("node {} is not the leader; node {} is", cfg_.id, leader.id);
     } else {
       r.message = fmt::format("node {} is not the leader and knows no leader", cfg_.id);
@@ -426,21 +447,73 @@ class Server {
       i.value = sm_->local_value();
       i.failure = st.failure;
       i.client_address = self_client_;
+      const auto ids = [](const std::vector<NodeId>& v) {
+        std::vector<std::uint64_t> out;
+        for (NodeId n : v) out.push_back(n.value);
+        return out;
+      };
+      i.voters = ids(st.membership.voters);
+      i.learners = ids(st.membership.learners);
+      i.staging = ids(st.membership.staging);
+      i.voters_outgoing = ids(st.membership.voters_outgoing);
+      i.recovering = st.recovering;
+      i.snapshot_index = st.snapshot_index.value;
       r.kind = ReplyKind::ok;
       r.info = std::move(i);
       co_return r;
     }
+    if (auto* add = std::get_if<AddServerRequest>(&req)) co_return co_await add_server(*add);
+    if (auto* remove = std::get_if<RemoveServerRequest>(&req)) {
+      auto [ec, leader] = co_await node_.async_remove_server(NodeId{remove->id}, use_nothrow);
+      if (ec) co_return error_reply(ec, true, leader);
+      // Forget its client address (best effort: a leader that removed
+      // itself takes no more commands, and a stale entry is harmless).
+      co_await node_.async_propose(client_address_command(remove->id, ""), use_nothrow);
+      r.kind = ReplyKind::ok;
+      r.leader_id = cfg_.id;
+      co_return r;
+    }
+    if (std::holds_alternative<SnapshotRequest>(req)) {
+      auto [ec, leader] = co_await node_.async_snapshot(use_nothrow);
+      if (ec) co_return error_reply(ec, false, leader);
+      r.kind = ReplyKind::ok;
+      r.value = static_cast<std::int64_t>(node_.status().snapshot_index.value);
+      r.leader_id = leader.id.value;
+      co_return r;
+    }
     const auto target = std::get<TransferLeaderRequest>(req).target;
-    if (!cfg_.peers.contains(target)) {
+    const auto& voters = node_.status().membership.voters;
+    if (std::find(voters.begin(), voters.end(), NodeId{target}) == voters.end()) {
       r.kind = ReplyKind::failed;
       r.code = "invalid_argument";
-      r.message = fmt::format("node {} is not a member of this cluster", target);
+      r.message = fmt::format("node {} is not a voter of this cluster", target);
       co_return r;
     }
     auto [ec, leader] = co_await node_.async_transfer_leader(NodeId{target}, use_nothrow);
     if (ec) co_return error_reply(ec, false, leader);
     r.kind = ReplyKind::ok;
     r.leader_id = target;
+    co_return r;
+  }
+
+  // Commits the new node's client address (see counter_state_machine.hpp for
+  // why it is replicated), then adds the node. Both steps are idempotent, so
+  // a client may retry the whole request after any error.
+  asio::awaitable<Reply> add_server(const AddServerRequest& add) {
+    Reply r;
+    if (add.id == 0 || !parse_host_port(add.raft_address) || !parse_host_port(add.client_address) ||
+        add.client_address.size() > Counter::kMaxAddress) {
+      r.kind = ReplyKind::failed;
+      r.code = "invalid_argument";
+      r.message = "add-server needs a node id > 0 and two host:port addresses (Raft, clients)";
+      co_return r;
+    }
+    auto [pec, result] = co_await node_.async_propose(client_address_command(add.id, add.client_address), use_nothrow);
+    if (pec) co_return error_reply(pec, true, result.leader);
+    auto [ec, leader] = co_await node_.async_add_server(NodeId{add.id}, add.raft_address, use_nothrow);
+    if (ec) co_return error_reply(ec, true, leader);
+    r.kind = ReplyKind::ok;
+    r.leader_id = cfg_.id;
     co_return r;
   }
 

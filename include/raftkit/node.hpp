@@ -258,6 +258,20 @@ class Node {
         token, std::move(target));
   }
 
+  /// Any node: takes a snapshot of everything this node has applied now,
+  /// whatever Options::snapshot_interval says (an operator's "snapshot
+  /// now", e.g. before copying a data directory), and compacts the log up
+  /// to it. Completes once that snapshot is durable (at once if the newest
+  /// snapshot already holds every applied entry). Errors: shutting_down,
+  /// the error that stopped the node, or unavailable (the log no longer
+  /// holds the applied entry's term; try again after the next apply). The
+  /// hint is informative only. Signature: void(boost::system::error_code, raftkit::LeaderHint).
+  template <class Token>
+  auto async_snapshot(Token&& token) {
+    return boost::asio::async_initiate<Token, void(boost::system::error_code, LeaderHint)>(
+        [this](auto handler) { snapshot_impl(wrap_done(std::move(handler))); }, token);
+  }
+
  private:
   struct Impl;
 
@@ -291,6 +305,7 @@ class Node {
   void add_server_impl(NodeId id, std::string address, DoneHandler done);
   void remove_server_impl(NodeId id, DoneHandler done);
   void change_membership_impl(Membership target, DoneHandler done);
+  void snapshot_impl(DoneHandler done);
 
   std::shared_ptr<Impl> impl_;
 };

@@ -174,6 +174,7 @@ void Driver::stop(std::error_code why) {
   for (auto& t : transfers_) t.done(why);
   transfers_.clear();
   for (auto& c : std::exchange(changes_, {})) c.done(why);
+  for (auto& w : std::exchange(snapshot_waiters_, {})) w.second(why);
 }
 
 void Driver::fail(std::error_code ec, const std::string& what) {
@@ -374,6 +375,12 @@ void Driver::write_done(std::uint64_t id, std::error_code ec, const std::string&
     // compacts the log) once maybe_compact() allows.
     if (snapshot_in_flight_.index > newest_snapshot_index()) taken_meta_ = snapshot_in_flight_;
     if (observer_) observer_->on_snapshot_taken(snapshot_in_flight_);
+    std::erase_if(snapshot_waiters_, [&](auto& w) {
+      if (snapshot_in_flight_.index < w.first) return false;
+      w.second({});
+      return true;
+    });
+    if (!snapshot_waiters_.empty()) snapshot_for_waiters();  // they asked while an older one was being saved
     maybe_compact();
     process();
     return;
@@ -658,6 +665,28 @@ void Driver::maybe_snapshot() {
   const bool by_bytes = options_.snapshot_interval_bytes != 0 && bytes_since_snapshot_ >= options_.snapshot_interval_bytes &&
                         applied > newest_snapshot_index();
   if (!by_entries && !by_bytes) return;
+  take_snapshot();
+}
+
+void Driver::snapshot_now(DoneHandler done) {
+  if (stopped_ || !raft_) return done(refusal());
+  const Index applied = raft_->applied_index();
+  if (newest_snapshot_index() >= applied && snapshot_write_id_ == 0) return done({});
+  snapshot_waiters_.emplace_back(applied, std::move(done));
+  if (snapshot_write_id_ == 0) snapshot_for_waiters();
+}
+
+// Starts a snapshot for the snapshot_now() callers; if none can be taken (the
+// applied entry's term is gone from the log), they learn it now rather than
+// wait for ever.
+void Driver::snapshot_for_waiters() {
+  take_snapshot();
+  if (snapshot_write_id_ != 0) return;
+  for (auto& w : std::exchange(snapshot_waiters_, {})) w.second(errc::unavailable);
+}
+
+void Driver::take_snapshot() {
+  const Index applied = raft_->applied_index();
   const auto term = raft_->log().term(applied);
   if (!term) return;
   snapshot_in_flight_ = SnapshotMeta{applied, *term, raft_->membership()};

@@ -179,6 +179,13 @@ class Driver {
   /// General change: `target` names the voters, learners and addresses
   /// (staging servers are promoted before it counts as reached).
   void change_membership(Membership target, DoneHandler done, TimePoint now);
+  /// Takes a snapshot of everything applied now, whatever
+  /// Options::snapshot_interval says (an operator's "snapshot now"). Completes
+  /// once a snapshot holding every entry applied at the call is durable (at
+  /// once if the newest snapshot already does); a snapshot already being
+  /// saved is awaited first. errc::unavailable if the log no longer holds
+  /// the applied entry's term (no snapshot can be described).
+  void snapshot_now(DoneHandler done);
   void report_unreachable(NodeId peer);
   /// The transport delivered (ok) or lost a snapshot message to `peer`.
   void report_snapshot(NodeId peer, bool ok);
@@ -261,6 +268,8 @@ class Driver {
   void maybe_compact();
   void fetch_snapshot_to_send();
   Index newest_snapshot_index() const { return taken_meta_ ? taken_meta_->index : snapshot_meta_.index; }
+  void take_snapshot();
+  void snapshot_for_waiters();
   void send(Message m);
   void fail(std::error_code ec, const std::string& what);
   void observe_changes();
@@ -322,6 +331,8 @@ class Driver {
   std::uint64_t next_read_context_;
   std::vector<PendingTransfer> transfers_;
   std::vector<PendingChange> changes_;  // one, except under core::bug_overlapping_changes
+  // snapshot_now() callers, each with the applied index its snapshot must reach.
+  std::vector<std::pair<Index, DoneHandler>> snapshot_waiters_;
   Index members_seen_ = Index{~std::uint64_t{0}};  // membership_index() last told to members_changed()
 
   // Snapshot transfers to followers in flight, since when (metrics only).

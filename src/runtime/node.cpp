@@ -323,6 +323,10 @@ void Node::remove_server_impl(NodeId id, DoneHandler done) {
   });
 }
 
+void Node::snapshot_impl(DoneHandler done) {
+  impl_->on_strand(std::move(done), [](Impl& impl, runtime::Driver::DoneHandler d) { impl.driver.snapshot_now(std::move(d)); });
+}
+
 void Node::change_membership_impl(Membership target, DoneHandler done) {
   impl_->on_strand(std::move(done), [target = std::move(target)](Impl& impl, runtime::Driver::DoneHandler d) {
     impl.driver.change_membership(target, std::move(d), Impl::now());

@@ -495,6 +495,26 @@ TEST_CASE("Node: snapshots are taken by bytes as well as by count") {
   REQUIRE(c.wait_until([&] { return c.node(l).status().snapshot_index > Index{}; }));
 }
 
+TEST_CASE("Node: async_snapshot takes a snapshot now on any node, automatic snapshots off; then at once") {
+  Cluster c(3);  // snapshot_interval 0: no automatic snapshots
+  const auto l = c.wait_for_leader();
+  for (int i = 0; i < 5; ++i) REQUIRE(!c.propose(l, 1).first);
+  const auto f = others(l)[0];
+  REQUIRE(c.wait_until([&] { return c.node(f).status().applied == c.node(l).status().applied; }));
+  const Index applied = c.node(f).status().applied;
+  CHECK(c.node(f).status().snapshot_index == Index{});
+  REQUIRE(!wait(done([&](auto h) { c.node(f).async_snapshot(h); })));
+  // status() is a copy as of the node's last event: it may trail the completion by a moment.
+  CHECK(c.wait_until([&] { return c.node(f).status().snapshot_index >= applied; }));  // all applied at the call
+  CHECK(c.node(l).status().snapshot_index == Index{});   // on the node asked only
+  const Index taken = c.node(f).status().snapshot_index;
+  REQUIRE(!wait(done([&](auto h) { c.node(f).async_snapshot(h); })));  // nothing new: at once
+  CHECK(c.node(f).status().snapshot_index == taken);
+  auto [ec, value] = c.read(f);
+  REQUIRE(!ec);
+  CHECK(value == "5");
+}
+
 TEST_CASE("Node: a failed sync stops the node; it acknowledges nothing after it and says why") {
   Cluster c(3);
   const auto l = c.wait_for_leader();

@@ -1,0 +1,319 @@
+// Membership changes with real raftkit-counter-server processes, driven the
+// way an operator would: through the raftkit-counter client's add-server,
+// remove-server, snapshot and status --json, run as processes, while client
+// threads keep incrementing. Each test checks the two things an operator
+// cares about: no acknowledged increment is lost (the final count is at
+// least the acknowledged ones and at most those plus the unknown outcomes),
+// and every member ends with the same value. Every wait is bounded and polls
+// status; nothing sleeps to pass.
+//
+// RAFTKIT_TIMEOUT_SCALE (environment) multiplies every timeout; sanitizer
+// builds default to 3.
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <cstdlib>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <boost/json.hpp>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "client.hpp"
+#include "load.hpp"
+#include "local_cluster.hpp"
+
+#ifndef RAFTKIT_TIMEOUT_SCALE_DEFAULT
+#define RAFTKIT_TIMEOUT_SCALE_DEFAULT 1
+#endif
+
+namespace {
+
+using namespace raftkit::counter;
+using std::chrono::milliseconds;
+using Ids = std::set<std::uint64_t>;
+
+double scale() {
+  static const double s = [] {
+    if (const char* e = std::getenv("RAFTKIT_TIMEOUT_SCALE")) {
+      double v = std::atof(e);
+      if (v >= 1) return v;
+    }
+    return double{RAFTKIT_TIMEOUT_SCALE_DEFAULT};
+  }();
+  return s;
+}
+
+milliseconds T(int ms) { return milliseconds(static_cast<long long>(ms * scale())); }
+
+LocalClusterOptions options(std::size_t nodes, std::size_t spares) {
+  LocalClusterOptions o;
+  o.server_binary = RAFTKIT_COUNTER_SERVER;
+  o.client_binary = RAFTKIT_COUNTER_CLIENT;
+  o.nodes = nodes;
+  o.spares = spares;
+  o.tick_ms = scale() > 1 ? 50 : 25;
+  o.election_ticks = 10;
+  o.request_timeout_ms = static_cast<int>(T(1500).count());
+  o.cluster_id = "integration-membership";
+  return o;
+}
+
+ClientOptions client_options(const LocalCluster& c) {
+  ClientOptions o = c.client_options("writer");
+  o.connect_timeout = T(500);
+  o.attempt_timeout = T(2500);
+  o.call_timeout = T(10000);
+  return o;
+}
+
+std::string outputs(const LocalCluster& c) {
+  std::string s;
+  for (auto id : c.ids()) s += c.output_tail(id, 25);
+  return s;
+}
+
+void start_node(LocalCluster& c, std::uint64_t id) {
+  std::string err;
+  const bool ok = c.start(id, T(15000), err);
+  INFO(err);
+  REQUIRE(ok);
+}
+
+// Runs the client until it succeeds (exit 0) or `timeout` passes. Adding
+// and removing are idempotent, so an attempt that ended busy (another
+// change in flight), unknown (timeout) or without a leader is asked again.
+void client_until_ok(const LocalCluster& c, const std::vector<std::string>& args, milliseconds timeout) {
+  std::string out;
+  int rc = -1, attempts = 0;
+  const bool ok = LocalCluster::wait_until(
+      [&] {
+        ++attempts;
+        rc = c.run_client(args, T(15000), out);
+        return rc == 0;
+      },
+      timeout);
+  fmt::print("    raftkit-counter {}: exit {} after {} attempt(s): {}", fmt::join(args, " "), rc, attempts, out);
+  INFO(fmt::format("raftkit-counter {} → exit {}: {}\n{}", fmt::join(args, " "), rc, out, outputs(c)));
+  REQUIRE(ok);
+}
+
+void add_server(LocalCluster& c, std::uint64_t id) {
+  client_until_ok(c, {"add-server", std::to_string(id), c.raft_address(id), c.client_address(id)}, T(60000));
+  auto m = c.members();
+  m.insert(id);
+  c.set_members(m);
+}
+
+void remove_server(LocalCluster& c, std::uint64_t id) {
+  client_until_ok(c, {"remove-server", std::to_string(id)}, T(60000));
+  auto m = c.members();
+  m.erase(id);
+  c.set_members(m);
+}
+
+// True once every member reports a settled configuration whose voters are
+// `voters` (no joint phase, nobody staging) and is not recovering.
+bool settled(const LocalCluster& c, const Ids& voters) {
+  for (auto id : c.members()) {
+    auto s = c.status(id, T(500));
+    if (!s || !s->voters_outgoing.empty() || !s->staging.empty() || s->recovering) return false;
+    if (Ids(s->voters.begin(), s->voters.end()) != voters) return false;
+  }
+  return true;
+}
+
+void require_settled(const LocalCluster& c, const Ids& voters) {
+  const bool ok = LocalCluster::wait_until([&] { return settled(c, voters); }, T(30000));
+  INFO(fmt::format("members did not settle on voters {}\n{}", voters, outputs(c)));
+  REQUIRE(ok);
+}
+
+// Acknowledged increments all survive; at most the unknown ones add to them.
+void check_count(std::int64_t value, const LoadCounts& k) {
+  fmt::print("    counter {}: acknowledged {}, unknown outcome {}, failed {}\n", value, k.acked, k.unknown, k.failed);
+  for (auto& r : k.reasons) fmt::print("      {}\n", r);
+  INFO(fmt::format("counter {}, acknowledged {}, unknown {}, failed {}", value, k.acked, k.unknown, k.failed));
+  CHECK(k.acked > 0);
+  CHECK(value >= static_cast<std::int64_t>(k.acked));
+  CHECK(value <= static_cast<std::int64_t>(k.acked + k.unknown));
+}
+
+// Reads the counter (linearizable), checks it against the load, then waits
+// until every member has applied that same value.
+void check_final(const LocalCluster& c, const LoadCounts& k) {
+  Client client(client_options(c));
+  auto r = client.get();
+  INFO(r.message << "\n" << outputs(c));
+  REQUIRE(r.outcome == Outcome::ok);
+  check_count(r.value, k);
+  std::string last;
+  const bool same = LocalCluster::wait_until(
+      [&] {
+        last.clear();
+        bool all = true;
+        for (auto id : c.members()) {
+          auto s = c.status(id, T(500));
+          last += fmt::format(" node {}={}", id, s ? std::to_string(s->value) : "?");
+          all = all && s && s->value == r.value;
+        }
+        return all;
+      },
+      T(15000));
+  fmt::print("    every member's value:{}\n", last);
+  INFO("members' values:" << last << "\n" << outputs(c));
+  CHECK(same);
+}
+
+struct NoSanitizerReports {
+  const LocalCluster& c;
+  ~NoSanitizerReports() {
+    INFO(outputs(c));
+    CHECK(c.sanitizer_reports() == 0);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("membership: grow 3 to 5 and shrink back to 3 under load; nothing acknowledged is lost",
+          "[integration][membership]") {
+  LocalCluster c(options(3, 2));
+  NoSanitizerReports guard{c};
+  std::string err;
+  INFO(err);
+  REQUIRE(c.start_all(T(15000), err));
+  REQUIRE(c.wait_for_leader(T(10000)).has_value());
+
+  IncrementLoad load(client_options(c), 4);
+  REQUIRE(LocalCluster::wait_until([&] { return load.counts().acked >= 30; }, T(10000)));
+
+  // Grow: start each new node empty (no --bootstrap), then add it.
+  for (std::uint64_t id : {4u, 5u}) {
+    start_node(c, id);
+    add_server(c, id);
+  }
+  require_settled(c, {1, 2, 3, 4, 5});
+  {
+    // status --json shows the configuration as every node sees it.
+    std::string out;
+    const int rc = c.run_client({"status", "--json"}, T(5000), out);
+    INFO(out);
+    CHECK(rc == 0);
+    const auto doc = boost::json::parse(out).as_object();
+    for (const auto& s : doc.at("servers").as_array()) {
+      const auto& o = s.as_object();
+      REQUIRE(o.at("reachable").as_bool());
+      CHECK(o.at("voters").as_array().size() == 5);
+      CHECK_FALSE(o.at("joint").as_bool());
+      CHECK_FALSE(o.at("recovering").as_bool());
+    }
+  }
+  const auto grown = load.counts().acked;
+  REQUIRE(LocalCluster::wait_until([&] { return load.counts().acked >= grown + 30; }, T(10000)));
+
+  // Shrink: remove two of the original nodes (the leader among them if it
+  // is node 1 or 2: it steps down once the configuration without it commits).
+  for (std::uint64_t id : {1u, 2u}) remove_server(c, id);
+  require_settled(c, {3, 4, 5});
+  for (std::uint64_t id : {1u, 2u}) c.terminate(id, T(5000));
+  REQUIRE(c.wait_for_leader(T(10000)).has_value());
+  const auto shrunk = load.counts().acked;
+  REQUIRE(LocalCluster::wait_until([&] { return load.counts().acked >= shrunk + 30; }, T(10000)));
+  load.stop();
+  check_final(c, load.counts());
+}
+
+TEST_CASE("membership: a follower whose data directory was wiped comes back under its old id under load",
+          "[integration][membership]") {
+  auto opts = options(3, 0);
+  opts.extra_server_args = {"--snapshot-trailing-entries", "0"};  // a snapshot compacts the log at once
+  LocalCluster c(opts);
+  NoSanitizerReports guard{c};
+  std::string err;
+  INFO(err);
+  REQUIRE(c.start_all(T(15000), err));
+  const auto leader = c.wait_for_leader(T(10000));
+  REQUIRE(leader.has_value());
+
+  IncrementLoad load(client_options(c), 4);
+  REQUIRE(LocalCluster::wait_until([&] { return load.counts().acked >= 50; }, T(10000)));
+  // A snapshot on node 1 (the `snapshot` command, as a process), then on
+  // the others (the client library): every log is compacted, so the wiped
+  // node can only catch up by installing the leader's snapshot.
+  std::uint64_t snapshot_index = 0;
+  {
+    std::string out;
+    const int rc = c.run_client({"snapshot"}, T(10000), out);
+    INFO(out);
+    REQUIRE(rc == 0);
+    const auto index = std::strtoull(out.c_str(), nullptr, 10);
+    CHECK(index > 0);
+    auto s = c.status(1, T(1000));
+    REQUIRE(s.has_value());
+    CHECK(s->snapshot_index >= index);
+    fmt::print("    snapshot on node 1 at index {}\n", index);
+    snapshot_index = index;
+    Client admin(c.client_options("admin"));
+    for (std::uint64_t id : {2u, 3u}) {
+      const auto r = admin.snapshot(c.client_address(id));
+      INFO(r.message);
+      REQUIRE(r.outcome == Outcome::ok);
+      CHECK(r.value >= static_cast<std::int64_t>(index));
+    }
+  }
+
+  const std::uint64_t victim = leader->id == 3 ? 2 : 3;
+  c.kill(victim);
+  REQUIRE(c.wipe(victim, err));
+  const auto before = load.counts().acked;
+  start_node(c, victim);  // no --bootstrap: it starts empty and recovering
+  auto first = c.status(victim, T(2000));
+  fmt::print("    node {} restarted empty: recovering={} (right after its start)\n", victim,
+             first ? (first->recovering ? "true" : "false") : "?");
+  require_settled(c, {1, 2, 3});  // includes: the wiped node no longer recovering
+  const auto back = c.status(victim, T(1000));
+  REQUIRE(back.has_value());
+  fmt::print("    node {} caught up: applied {}, snapshot {} (installed from the leader)\n", victim, back->applied,
+             back->snapshot_index);
+  CHECK(back->snapshot_index >= snapshot_index);  // its history came in a snapshot
+  REQUIRE(LocalCluster::wait_until([&] { return load.counts().acked >= before + 50; }, T(10000)));
+  load.stop();
+  check_final(c, load.counts());
+}
+
+TEST_CASE("membership: replace a node with a new one (add, then remove) under load; redirects reach the new node",
+          "[integration][membership]") {
+  LocalCluster c(options(3, 1));
+  NoSanitizerReports guard{c};
+  std::string err;
+  INFO(err);
+  REQUIRE(c.start_all(T(15000), err));
+  REQUIRE(c.wait_for_leader(T(10000)).has_value());
+
+  IncrementLoad load(client_options(c), 4);
+  REQUIRE(LocalCluster::wait_until([&] { return load.counts().acked >= 30; }, T(10000)));
+  start_node(c, 4);
+  add_server(c, 4);
+  remove_server(c, 1);
+  c.terminate(1, T(5000));
+  require_settled(c, {2, 3, 4});
+
+  // Node 4 leads; a client that knows only node 2 (whose --clients never
+  // named node 4) is redirected through the replicated address book.
+  client_until_ok(c, {"transfer-leader", "4"}, T(30000));
+  ClientOptions only2 = client_options(c);
+  only2.servers = {c.client_address(2)};
+  Client via2(only2);
+  const auto r = via2.incr(1);
+  INFO(r.message << "\n" << outputs(c));
+  REQUIRE(r.outcome == Outcome::ok);
+  CHECK(r.server == c.client_address(4));
+  const auto replaced = load.counts().acked;
+  REQUIRE(LocalCluster::wait_until([&] { return load.counts().acked >= replaced + 30; }, T(10000)));
+  load.stop();
+  auto k = load.counts();
+  ++k.acked;  // the increment through node 2
+  check_final(c, k);
+}
