@@ -924,8 +924,10 @@ void Raft::send(Message m) {
 // Requests
 
 std::error_code Raft::propose(Bytes payload, Proposed* where) {
-  if (role_ != Role::leader || leaving_) return errc::not_leader;
-  if (!transferee_.is_none()) return errc::busy;
+  if (role_ != Role::leader) return errc::not_leader;
+  // Leaving (a configuration without this leader is appended) or handing
+  // over: retry shortly, at the next leader.
+  if (leaving_ || !transferee_.is_none()) return errc::busy;
   if (payload.size() > options_.max_entry_bytes) return errc::too_large;
   Entry e{term_, Index{}, EntryType::normal, std::move(payload)};
   const std::size_t bytes = uncommitted_size(e);
@@ -1132,7 +1134,7 @@ bool Raft::membership_change_pending() const {
   return role_ == Role::leader && (pending_conf_index_ > log_.applied() || membership_.joint());
 }
 
-bool Raft::append_membership(const Membership& m) {
+void Raft::append_membership(const Membership& m) {
   // A leader that is removing itself takes no more commands: entries after
   // the configuration that drops it would make its log longer than its
   // successor's, and it would refuse that successor its vote while the joint
@@ -1141,7 +1143,6 @@ bool Raft::append_membership(const Membership& m) {
   append_to_log({Entry{term_, Index{}, EntryType::membership, encode_membership(m)}});
   pending_conf_index_ = log_.last_index();
   broadcast_pending_ = true;
-  return true;
 }
 
 void Raft::apply_membership(const Membership& m, Index index) {

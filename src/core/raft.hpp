@@ -234,7 +234,7 @@ class Raft {
   void apply_membership(const Membership& m, Index index);
   void rebuild_progress();
   void maybe_finish_membership_change();
-  bool append_membership(const Membership& m);
+  void append_membership(const Membership& m);
   void confirm_reads();
   void start_read_round();
   void fail_pending_reads();
