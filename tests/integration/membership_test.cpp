@@ -257,6 +257,13 @@ TEST_CASE("membership: a follower whose data directory was wiped comes back unde
     snapshot_index = index;
     Client admin(c.client_options("admin"));
     for (std::uint64_t id : {2u, 3u}) {
+      // A follower snapshots what it has applied: let it reach node 1's index first.
+      REQUIRE(LocalCluster::wait_until(
+          [&] {
+            auto s = c.status(id, T(1000));
+            return s && s->applied >= index;
+          },
+          T(5000)));
       const auto r = admin.snapshot(c.client_address(id));
       INFO(r.message);
       REQUIRE(r.outcome == Outcome::ok);
