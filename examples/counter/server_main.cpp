@@ -220,22 +220,23 @@ class Server {
       boost::system::error_code rec;
       const auto address = sock.remote_endpoint(rec).address();
       if (rec) continue;
-      const std::size_t from_address = per_address_.contains(address) ? per_address_[address] : 0;
-      if (connections_ >= cfg_.max_client_connections || from_address >= cfg_.max_client_connections_per_address) {
+      Tally& t = *tally_;
+      const std::size_t from_address = t.per_address.contains(address) ? t.per_address[address] : 0;
+      if (t.connections >= cfg_.max_client_connections || from_address >= cfg_.max_client_connections_per_address) {
         ++refused_;
         const auto now = std::chrono::steady_clock::now();
         if (now - last_refusal_log_ >= std::chrono::seconds(1)) {
           last_refusal_log_ = now;
           log("refusing client connections from {}: {} open from it (cap {}), {} in total (cap {}); {} refused so far",
-              address.to_string(), from_address, cfg_.max_client_connections_per_address, connections_,
+              address.to_string(), from_address, cfg_.max_client_connections_per_address, t.connections,
               cfg_.max_client_connections, refused_);
         }
         boost::system::error_code ignored;
         sock.close(ignored);
         continue;
       }
-      ++connections_;  // counted before serve() starts, so that a burst of accepts sees it
-      ++per_address_[address];
+      ++t.connections;  // counted before serve() starts, so that a burst of accepts sees it
+      ++t.per_address[address];
       asio::co_spawn(io_, serve(std::move(sock), address), asio::detached);
     }
   }
@@ -285,14 +286,16 @@ class Server {
 
   // Serves one client connection (counted by accept_loop; uncounted here on exit).
   asio::awaitable<void> serve(tcp::socket sock, asio::ip::address address) {
+    // The tally is shared: a connection still open when the process exits is
+    // destroyed with the io_context, after this Server.
     struct Count {
-      Server& s;
+      std::shared_ptr<Tally> t;
       asio::ip::address a;
       ~Count() {
-        --s.connections_;
-        if (--s.per_address_[a] == 0) s.per_address_.erase(a);
+        --t->connections;
+        if (--t->per_address[a] == 0) t->per_address.erase(a);
       }
-    } count{*this, address};
+    } count{tally_, address};
     boost::system::error_code ignored;
     sock.set_option(tcp::no_delay(true), ignored);
     const std::string remote = fmt::format("{}:{}", address.to_string(), sock.remote_endpoint(ignored).port());
@@ -527,8 +530,11 @@ class Server {
   asio::steady_timer reload_timer_;
   asio::signal_set hup_;
   std::string self_client_;
-  std::size_t connections_ = 0;
-  std::map<asio::ip::address, std::size_t> per_address_;
+  struct Tally {
+    std::size_t connections = 0;
+    std::map<asio::ip::address, std::size_t> per_address;
+  };
+  std::shared_ptr<Tally> tally_ = std::make_shared<Tally>();
   std::uint64_t refused_ = 0;
   std::chrono::steady_clock::time_point last_refusal_log_{};
   bool stopping_ = false;
