@@ -3,8 +3,10 @@
 // isolate) and record.
 #pragma once
 
+#include <algorithm>
 #include <deque>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <set>
@@ -232,5 +234,18 @@ class MemCluster {
 };
 
 inline Bytes payload(std::string_view s) { return to_bytes(s); }
+
+/// Node ids from numbers: `ids({1, 2, 3})`.
+inline std::vector<NodeId> ids(std::initializer_list<std::uint64_t> v) {
+  std::vector<NodeId> out;
+  for (auto i : v) out.push_back(NodeId{i});
+  return out;
+}
+
+/// `v` in ascending order (configurations compare as sets).
+inline std::vector<NodeId> sorted(std::vector<NodeId> v) {
+  std::sort(v.begin(), v.end());
+  return v;
+}
 
 }  // namespace raftkit::test

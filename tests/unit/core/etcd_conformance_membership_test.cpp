@@ -21,19 +21,10 @@ using namespace raftkit;
 using namespace raftkit::core;
 using namespace raftkit::conformance;
 using raftkit::test::MemCluster;
+using raftkit::test::ids;
+using raftkit::test::sorted;
 
 namespace {
-
-std::vector<NodeId> ids(std::initializer_list<std::uint64_t> v) {
-  std::vector<NodeId> out;
-  for (auto i : v) out.push_back(NodeId{i});
-  return out;
-}
-
-std::vector<NodeId> sorted(std::vector<NodeId> v) {
-  std::sort(v.begin(), v.end());
-  return v;
-}
 
 Membership config(std::initializer_list<std::uint64_t> voters, std::initializer_list<std::uint64_t> learners = {},
                   std::initializer_list<std::uint64_t> outgoing = {}) {

@@ -13,19 +13,10 @@
 using namespace raftkit;
 using namespace raftkit::core;
 using raftkit::test::MemCluster;
+using raftkit::test::ids;
+using raftkit::test::sorted;
 
 namespace {
-
-std::vector<NodeId> ids(std::initializer_list<std::uint64_t> v) {
-  std::vector<NodeId> out;
-  for (auto i : v) out.push_back(NodeId{i});
-  return out;
-}
-
-std::vector<NodeId> sorted(std::vector<NodeId> v) {
-  std::sort(v.begin(), v.end());
-  return v;
-}
 
 // Proposes `n` commands on the leader and lets them commit.
 void commit_some(MemCluster& c, int n) {
