@@ -88,6 +88,7 @@ struct EngineOpts {
   bool inproc = false;
   int io_threads = 1;
   bool use_future = false;
+  bool async = false;
   std::vector<std::string> passthrough;  // protocol and transport knobs, "--name value"
   std::string follower_fault = "none";   // none, kill, slow: applied to one follower for the whole window
   int slow_factor = 10;                  // slow: the follower runs 1/slow_factor of every 100 ms (SIGSTOP/SIGCONT)
@@ -308,6 +309,7 @@ int run_engine(const Common& c, const EngineOpts& e) {
                                   "--io-threads", std::to_string(e.io_threads)};
     a.insert(a.end(), e.passthrough.begin(), e.passthrough.end());
     if (e.use_future) a.push_back("--use-future");
+    if (e.async) a.push_back("--async");
     return a;
   };
   std::string error;
@@ -431,7 +433,7 @@ int run_engine(const Common& c, const EngineOpts& e) {
                            e.follower_fault, e.slow_factor, rss_line);
   r.detail += fmt::format("{} log, {}, clients in the leader's process ({}); CPU s per process in the window: {}; first error: {}",
                          e.store, e.inproc ? "one process, in-process transport" : "one process per node, TCP on 127.0.0.1",
-                         e.use_future ? "waiting on use_future" : "waiting on a callback", per, j->string("first_error").value_or(""));
+                         e.async ? "callback chains on the leader's executor" : e.use_future ? "waiting on use_future" : "waiting on a callback", per, j->string("first_error").value_or(""));
   for (auto& ch : children) ch->finish(milliseconds(3000));
   if (c.work_dir.empty()) std::filesystem::remove_all(dir);
   return finish(r, c);
@@ -1031,6 +1033,9 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(2, 100));
   eng->add_flag("--use-future", e.use_future, "clients wait on asio::use_future instead of a callback");
+  eng->add_flag("--async", e.async,
+                "clients are callback chains on the leader's executor, not threads (many outstanding proposals "
+                "without a context switch per operation)");
   eng->add_option("--node-binary", e.node_binary, "raftkit-bench-node to run")->capture_default_str();
   std::map<std::string, std::string> knobs;
   for (const char* k : {"max-entries-per-append", "max-bytes-per-append", "max-inflight-messages", "max-inflight-bytes",

@@ -67,6 +67,11 @@ class LogStore {
   /// device flush (group commit). After a failed sync the store refuses all
   /// further writes (the failed pages may be lost; a retry cannot be trusted).
   virtual std::error_code sync() = 0;
+  /// False for a store whose writes and sync() touch no device and finish at
+  /// once (the memory store): Node then performs them on its strand instead
+  /// of handing them to its disk thread, saving two thread hand-offs per
+  /// Ready. A store that may block must keep the default.
+  virtual bool performs_io() const { return true; }
 };
 
 /// A store that keeps everything in memory. sync() always succeeds; a

@@ -72,6 +72,7 @@ struct Progress {
   Index next;   ///< index of the next entry to send
   ProgressState state = ProgressState::probe;
   bool probe_sent = false;    ///< probe: an append is outstanding
+  bool append_held = false;   ///< replicate: an append was held back to batch it (ProtocolOptions::batch_appends)
   Index pending_snapshot;     ///< snapshot: the index being sent
   int snapshot_ticks = 0;     ///< snapshot: ticks since it was sent (a lost one is resent)
   bool recent_active = false;  ///< heard from since the last check-quorum

@@ -605,6 +605,8 @@ void Raft::handle_append_response(const Message& m, Progress& pr) {
   // moved the follower to replicate): fill it, after telling everyone a
   // new commit index if there is one.
   if (maybe_commit()) broadcast_append();
+  // What batching held back goes now (a commit index it withheld, too).
+  if (pr.append_held) send_append(m.from, true);
   while (send_append(m.from, false)) {
   }
   if (m.from == transferee_ && pr.match == log_.last_index()) send_timeout_now(m.from);
@@ -688,8 +690,9 @@ void Raft::handle_heartbeat_response(const Message& m, Progress& pr) {
     send_window_probe(m.from);
   } else if (pr.match < log_.last_index() || pr.state == ProgressState::probe) {
     // A probing follower, even a caught-up one, gets a probe: its answer
-    // moves it back to replicate.
-    send_append(m.from, true);
+    // moves it back to replicate. Nothing is held back for batching now: if
+    // the appends in flight were lost, the follower rejects this one.
+    send_append(m.from, true, /*may_hold=*/injected(bug_held_until_ack));
   }
   // Nor does it confirm this leader's leadership (a read, or its own recovery).
   if (!m.recovering) read_only_.acknowledge(m.from, m.context);
@@ -781,7 +784,7 @@ void Raft::send_window_probe(NodeId to) {
   send(std::move(m));
 }
 
-bool Raft::send_append(NodeId to, bool send_if_empty) {
+bool Raft::send_append(NodeId to, bool send_if_empty, bool may_hold) {
   Progress& pr = *progress_.find(to);
   if (pr.paused()) return false;
   const Index prev = pr.next - 1;
@@ -807,6 +810,17 @@ bool Raft::send_append(NodeId to, bool send_if_empty) {
     return true;
   }
   if (entries.empty() && !send_if_empty) return false;
+  const Index last = prev + entries.size();
+  // Batching: with appends in flight, only a full one (as many entries as
+  // an append takes, or cut short by its byte limit) leaves now; the next
+  // acknowledgement sends the rest.
+  const bool full = entries.size() >= options_.max_entries_per_append || last < log_.last_index();
+  if (may_hold && options_.batch_appends && pr.state == ProgressState::replicate && pr.inflights.count() > 0 &&
+      !full) {
+    pr.append_held = true;
+    return false;
+  }
+  pr.append_held = false;
   std::size_t bytes = 0;
   for (const Entry& e : entries) bytes += entry_bytes(e);
   Message m;
@@ -815,7 +829,6 @@ bool Raft::send_append(NodeId to, bool send_if_empty) {
   m.index = prev;
   m.log_term = *prev_term;
   m.commit = log_.committed();
-  const Index last = prev + entries.size();
   m.entries = std::move(entries);
   if (!m.entries.empty() || pr.state == ProgressState::probe) pr.sent_entries(last, bytes);
   send(std::move(m));

@@ -104,6 +104,7 @@ enum InjectedBug : unsigned {
                                        ///< and moves the voters without a joint step
   bug_learner_in_quorum = 1u << 7,     ///< learners and staging servers count toward a commit
   bug_wiped_node_votes = 1u << 8,      ///< a node that lost its storage votes at once
+  bug_held_until_ack = 1u << 9,        ///< an append batching held back waits for an acknowledgement only
 };
 
 class Raft {
@@ -225,7 +226,9 @@ class Raft {
   bool append_to_log(std::vector<Entry> entries);
   void broadcast_append();
   void broadcast_heartbeat(std::uint64_t context);
-  bool send_append(NodeId to, bool send_if_empty);
+  /// `may_hold`: batching (ProtocolOptions::batch_appends) may keep a
+  /// partial append back while others are in flight.
+  bool send_append(NodeId to, bool send_if_empty, bool may_hold = true);
   void send_window_probe(NodeId to);
   void send_timeout_now(NodeId to);
   int snapshot_fallback_ticks() const;

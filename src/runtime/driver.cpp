@@ -819,7 +819,7 @@ LeaderHint Driver::leader_hint() const {
   return hint;
 }
 
-NodeStatus Driver::status() const {
+NodeStatus Driver::status(bool lists) const {
   NodeStatus s;
   s.id = options_.id;
   if (raft_) {
@@ -829,7 +829,7 @@ NodeStatus Driver::status() const {
     s.commit = raft_->commit_index();
     s.applied = raft_->applied_index();
     s.last_index = raft_->last_index();
-    if (raft_->role() == core::Role::leader && !stopped_) {
+    if (lists && raft_->role() == core::Role::leader && !stopped_) {
       for (const auto& [id, pr] : raft_->progress().map()) {
         if (id == options_.id) continue;
         s.peers.push_back({id, pr.match, pr.next, std::string(core::to_string(pr.state)), raft_->reachable(id)});
@@ -840,7 +840,7 @@ NodeStatus Driver::status() const {
   }
   s.snapshot_index = newest_snapshot_index();  // taken and durable, compacted behind or not yet
   if (raft_) {
-    s.membership = raft_->membership();
+    if (lists) s.membership = raft_->membership();
     s.recovering = raft_->recovering();
   }
   s.failure = failure_;

@@ -202,7 +202,9 @@ class Driver {
   const core::Raft& raft() const { return *raft_; }
   const SnapshotMeta& snapshot_meta() const { return snapshot_meta_; }
   std::size_t pending_requests() const { return proposals_.size() + reads_.size() + transfers_.size(); }
-  NodeStatus status() const;
+  /// `lists`: false leaves NodeStatus::peers and ::membership empty (the
+  /// figures alone allocate nothing, for a status refreshed on every input).
+  NodeStatus status(bool lists = true) const;
   /// The leader as this node knows it now, with its address: what every
   /// completion carries (Node::async_propose and friends). Empty once stopped.
   LeaderHint leader_hint() const;

@@ -64,6 +64,8 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl>, runtime::DriverIo 
 
   mutable std::mutex status_mu;
   NodeStatus status;
+  Index status_config{~std::uint64_t{0}};  // the configuration and role `status` lists were built for
+  NodeRole status_role = NodeRole::starting;
 
   static std::uint64_t random_nonce() {
     std::random_device rd;
@@ -136,9 +138,9 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl>, runtime::DriverIo 
 
   // Every input ends here: a driver that stopped on a store failure takes
   // the node down with it.
-  void after_input() {
+  void after_input(bool lists = false) {
     if (driver.stopped() && !stopped) stop();
-    update_status();
+    update_status(lists);
   }
 
   void schedule_tick(Clock::time_point at) {
@@ -148,7 +150,7 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl>, runtime::DriverIo 
     ticker.async_wait([self = shared_from_this(), next](boost::system::error_code ec) {
       if (ec || self->stopped) return;
       self->driver.tick(now());
-      self->after_input();
+      self->after_input(/*lists=*/true);
       // The driver counts the ticks a late timer missed; the timer keeps its
       // cadence and does not fire for each of them.
       self->schedule_tick(std::max(next, Clock::now() - self->tick_interval));
@@ -165,7 +167,8 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl>, runtime::DriverIo 
   // carries the leader hint.
   void on_strand(DoneHandler done, std::function<void(Impl&, runtime::Driver::DoneHandler)> op);
 
-  // The write and its sync run on the disk thread; the strand keeps going.
+  // The write and its sync run on the disk thread; the strand keeps going
+  // (a store that performs no I/O is written on the strand).
   // A snapshot's serialisation runs on a thread of its own, beside the log
   // writes, so a large snapshot never delays an append.
   void persist(std::shared_ptr<runtime::DiskWrite> w) override {
@@ -177,6 +180,16 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl>, runtime::DriverIo 
           self->driver.write_done(w->id, ec, what);
           self->after_input();
         });
+      });
+      return;
+    }
+    if (!store->performs_io()) {  // nothing can block: write here, report as the next handler
+      std::string what;
+      std::error_code ec = w->apply(what);
+      if (!ec && (ec = store->sync())) what = "syncing the log";
+      asio::post(strand, [self = shared_from_this(), w = std::move(w), ec, what = std::move(what)] {
+        self->driver.write_done(w->id, ec, what);
+        self->after_input();
       });
       return;
     }
@@ -198,10 +211,24 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl>, runtime::DriverIo 
     });
   }
 
-  void update_status() {
-    NodeStatus s = driver.status();
+  // Every input refreshes the figures; the lists (the peers' progress, the
+  // configuration), which allocate, are rebuilt on ticks and whenever the
+  // role or the configuration changes, so they lag by at most a tick.
+  void update_status(bool lists = false) {
+    const Index config = driver.started() ? driver.raft().membership_index() : Index{};
+    NodeStatus s = driver.status(false);
+    if (lists || config != status_config || s.role != status_role) {
+      lists = true;
+      s = driver.status(true);
+      status_config = config;
+      status_role = s.role;
+    }
     if (stopped) s.role = NodeRole::stopped, s.leader = NodeId{};
     std::lock_guard lock(status_mu);
+    if (!lists) {
+      s.peers = std::move(status.peers);
+      s.membership = std::move(status.membership);
+    }
     status = std::move(s);
   }
 };

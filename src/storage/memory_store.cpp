@@ -54,6 +54,7 @@ class MemoryStore final : public LogStore {
     return {};
   }
   std::error_code sync() override { return {}; }
+  bool performs_io() const override { return false; }
 
  private:
   storage::SharedLogImage image_;

@@ -62,6 +62,7 @@ std::vector<std::pair<unsigned, std::string_view>> all_bugs() {
           {core::bug_overlapping_changes, "overlapping_changes"},
           {core::bug_learner_in_quorum, "learner_in_quorum"},
           {core::bug_wiped_node_votes, "wiped_node_votes"},
+          {core::bug_held_until_ack, "held_until_ack"},
           {runtime::bug_proposals_by_index_only, "proposals_by_index_only"},
           {runtime::bug_drop_missed_ticks, "drop_missed_ticks"}};
 }

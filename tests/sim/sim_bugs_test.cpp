@@ -124,3 +124,12 @@ TEST_CASE("a learner counted in a quorum is caught", "[sim][bugs][membership]") 
 TEST_CASE("a wiped node that votes before it is caught up is caught", "[sim][bugs][membership]") {
   expect_found({raftkit::core::bug_wiped_node_votes, 3, "all", 4, "leader completeness"}, 10000);
 }
+
+// Batching (ProtocolOptions::batch_appends) holds a partial append while
+// others to the follower are in flight. If only an acknowledgement released
+// it, a lost append would hold it for ever: the follower gets nothing more
+// and never converges with the others (and once a majority is in that
+// state, nothing commits). The heartbeat answer is what releases it.
+TEST_CASE("an append held until an acknowledgement that never comes is caught", "[sim][bugs][batching]") {
+  expect_found({raftkit::core::bug_held_until_ack, 3, "loss", 4, "convergence"}, 2000);
+}

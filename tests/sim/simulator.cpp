@@ -112,6 +112,7 @@ Simulator::Simulator(SimConfig config, Tuning tuning)
     o.max_entries_per_append = static_cast<std::size_t>(small_appends ? rng_.range(1, 2) : rng_.range(4, 64));
     o.max_inflight_messages = static_cast<std::size_t>(rng_.range(4, 64));
     o.seed = rng_.next();
+    o.batch_appends = (o.seed & 3) != 0;  // derived, not drawn: 3 leaders in 4 batch, the rest send at once
     if (has(config_.faults, Fault::drift))
       node->base_clock_rate = lease_seed_ ? 1.0 + max_drift_ * (2 * rng_.unit() - 1) : 0.95 + 0.1 * rng_.unit();
     node->clock_rate = node->base_clock_rate;

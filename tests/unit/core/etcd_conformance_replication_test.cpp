@@ -280,8 +280,13 @@ TEST_CASE("Progress: a heartbeat answer unpauses a probe") {
 }
 
 // etcd: TestSendAppendForProgressReplicate, TestLeaderIncreaseNext, TestMsgAppRespWaitReset.
+// Pinned difference for the first: etcd's rule is raftkit's with
+// batch_appends off (checked here); by default raftkit batches (next test).
 TEST_CASE("Progress: in replicate every proposal is sent at once and next advances at send time") {
-  Lone n = lone_leader([](ProtocolOptions& o) { o.max_entries_per_append = 1; });
+  Lone n = lone_leader([](ProtocolOptions& o) {
+    o.max_entries_per_append = 1;
+    o.batch_appends = false;
+  });
   n.flush();
   n.step(ack(2, 1, 1));
   n.sent();
@@ -295,9 +300,52 @@ TEST_CASE("Progress: in replicate every proposal is sent at once and next advanc
   CHECK(n.raft->progress().find(NodeId{2})->match == Index{1});
 }
 
+// raftkit rule (ProtocolOptions::batch_appends, the default): while appends
+// to a follower are unacknowledged, only full ones leave; the next
+// acknowledgement sends what accumulated, as one append, and a heartbeat
+// answer sends it too (the appends in flight may have been lost).
+TEST_CASE("Progress: in replicate, proposals made while an append is in flight leave together at its acknowledgement") {
+  Lone n = lone_leader([](ProtocolOptions& o) { o.max_entries_per_append = 2; });
+  n.flush();
+  n.step(ack(2, 1, 1));
+  n.sent();
+  REQUIRE(n.raft->progress().find(NodeId{2})->state == ProgressState::replicate);
+  REQUIRE(!n.raft->propose(to_bytes("a")));  // index 2: nothing in flight, it leaves at once
+  CHECK(appends_to(n.sent(), 2) == 1);
+  for (int i = 0; i < 2; ++i) REQUIRE(!n.raft->propose(to_bytes("b")));  // 3, 4: a full append (2 entries)
+  CHECK(appends_to(n.sent(), 2) == 1);
+  REQUIRE(!n.raft->propose(to_bytes("c")));  // 5: partial, held while 2..4 are in flight
+  CHECK(appends_to(n.sent(), 2) == 0);
+  CHECK(n.raft->progress().find(NodeId{2})->next == Index{5});
+  n.step(ack(2, 1, 2));  // 3..4 still in flight: 5 stays held
+  CHECK(appends_to(n.sent(), 2) == 0);
+  REQUIRE(!n.raft->propose(to_bytes("d")));  // 6: with 5, a full append now
+  CHECK(appends_to(n.sent(), 2) == 1);
+  REQUIRE(!n.raft->propose(to_bytes("e")));  // 7: held
+  n.step(msg(MessageType::heartbeat_response, 2, 1, 1));  // a heartbeat answer sends it all the same
+  auto out = n.sent();
+  REQUIRE(appends_to(out, 2) == 1);
+  for (const Message& m : out)
+    if (m.type == MessageType::append && m.to == NodeId{2}) CHECK(m.entries.size() == 1);
+  REQUIRE(!n.raft->propose(to_bytes("f")));  // 8: held again
+  CHECK(appends_to(n.sent(), 2) == 0);
+  n.step(ack(2, 1, 7));  // everything acknowledged: 8 leaves, with the new commit index
+  out = n.sent();
+  REQUIRE(appends_to(out, 2) == 1);
+  for (const Message& m : out)
+    if (m.type == MessageType::append && m.to == NodeId{2}) {
+      CHECK(m.index == Index{7});
+      CHECK(m.entries.size() == 1);
+      CHECK(m.commit == Index{7});
+    }
+}
+
 // etcd: TestRecvMsgUnreachable, TestReportUnreachable (report_unreachable).
 TEST_CASE("report_unreachable: a replicating follower returns to probe from match + 1; ignored off a leader") {
-  Lone n = lone_leader([](ProtocolOptions& o) { o.max_entries_per_append = 1; });
+  Lone n = lone_leader([](ProtocolOptions& o) {
+    o.max_entries_per_append = 1;
+    o.batch_appends = false;  // three appends in flight
+  });
   n.flush();
   n.step(ack(2, 1, 1));
   for (int i = 0; i < 3; ++i) REQUIRE(!n.raft->propose(to_bytes("r")));
