@@ -322,8 +322,12 @@ void Raft::step(const Message& m) {
     if (vote_request) {
       // While a node hears from a leader it ignores vote requests, so a
       // node that was partitioned away cannot depose a healthy leader
-      // (§4.2.3) — unless the leader itself asked for the election.
-      const bool in_lease = options_.check_quorum && !leader_.is_none() &&
+      // (§4.2.3) — unless the leader itself asked for the election. With
+      // check_quorum off this holds only for requests from outside the
+      // configuration: a removed server that never learned of its removal
+      // (and so times out and campaigns again and again) disrupts nothing
+      // while the cluster has a leader (thesis §4.2.3).
+      const bool in_lease = (options_.check_quorum || !is_member(membership_, m.from)) && !leader_.is_none() &&
                             election_elapsed_ < options_.election_ticks;
       if (in_lease && m.context != kTransferContext) return;
     }

@@ -48,6 +48,7 @@ std::error_code Driver::start(TimePoint now, std::string& detail) {
   options_.protocol.initial_addresses = options_.peers;
   options_.protocol.incarnation = next_read_context_;  // drawn at random per start
   raft_ = std::make_unique<core::Raft>(options_.protocol, store_);
+  written_hs_ = store_.hard_state();
   if (bugs_) raft_->inject_bugs_for_testing(bugs_ & 0xffffu);
   now_ = last_tick_ = now;
   report_configuration();
@@ -471,14 +472,35 @@ void Driver::process() {
     auto rd = std::make_shared<core::Ready>(raft_->ready());
     if (observer_) observer_->on_ready(*raft_, *rd);
     for (Message& m : rd->messages) send(std::move(m));
-    if (!rd->must_sync()) {
+    // A hard state whose commit index alone changed holds nothing a crash
+    // must keep (a restarted node learns its commit index again), so it is
+    // not worth a write and an fsync of its own: it goes with the next write
+    // (etcd's MustSync rule). Without this, every commit cost each node a
+    // second fsync per round, and the next round waited behind it. Except
+    // before a configuration is applied: a node must not restart into a
+    // configuration older than one it acted on (an operator may already have
+    // retired the server it removed; the simulator found a restarted
+    // leader stuck in the joint configuration that still needed it).
+    std::optional<HardState> hs = rd->hard_state;
+    const bool applies_config = !(bugs_ & bug_config_on_unwritten_commit) && std::any_of(rd->committed_entries.begin(), rd->committed_entries.end(),
+                                            [](const Entry& e) { return e.type == EntryType::membership; });
+    if (hs && rd->entries.empty() && !rd->snapshot && hs->term == written_hs_.term && hs->vote == written_hs_.vote &&
+        hs->recovering == written_hs_.recovering && !applies_config) {
+      unwritten_commit_ = hs;
       finish(*rd);
       continue;
     }
+    if (!rd->must_sync() && !(applies_config && unwritten_commit_)) {
+      finish(*rd);
+      continue;
+    }
+    if (!hs) hs = unwritten_commit_;  // older than any hard state this Ready carries
+    unwritten_commit_.reset();
+    if (hs) written_hs_ = *hs;
     persisting_ = rd;
     persist_started_ = now_;
     stall_reported_ = false;
-    auto w = new_write([this, rd](std::string& what) -> std::error_code {
+    auto w = new_write([this, rd, hs](std::string& what) -> std::error_code {
       if (rd->snapshot) {
         if (auto ec = snapshots_.save(*rd->snapshot, rd->snapshot_data, what)) {
           what = "saving a received snapshot: " + what;
@@ -492,14 +514,14 @@ void Driver::process() {
       // name entries that are in the store and stay there (not a tail these
       // entries replace), so the full commit is written last.
       std::optional<HardState> commit_after;
-      if (rd->hard_state) {
-        HardState hs = *rd->hard_state;
+      if (hs) {
+        HardState first = *hs;
         const Index settled = rd->entries.empty() ? store_.last_index() : rd->entries.front().index - 1;
-        if (hs.commit > settled) {
-          commit_after = hs;
-          hs.commit = std::max(store_.hard_state().commit, settled);
+        if (first.commit > settled) {
+          commit_after = first;
+          first.commit = std::max(store_.hard_state().commit, settled);
         }
-        if (auto ec = store_.save_hard_state(hs)) return what = "saving the hard state", ec;
+        if (auto ec = store_.save_hard_state(first)) return what = "saving the hard state", ec;
       }
       if (!rd->entries.empty()) {
         if (auto ec = store_.append(rd->entries)) return what = "appending entries", ec;

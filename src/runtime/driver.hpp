@@ -141,6 +141,7 @@ class DriverObserver {
 enum DriverBug : unsigned {
   bug_proposals_by_index_only = 1u << 16,  ///< a proposal at an index an older one holds is never completed
   bug_drop_missed_ticks = 1u << 17,        ///< a late timer counts as one tick, whatever the elapsed time
+  bug_config_on_unwritten_commit = 1u << 18,  ///< a configuration is applied before its commit index is durable
 };
 
 class Driver {
@@ -305,6 +306,8 @@ class Driver {
   // Durable work in flight, in hand-out order.
   std::uint64_t next_write_ = 0;
   std::shared_ptr<core::Ready> persisting_;  // the Ready whose write is in flight
+  HardState written_hs_;                     // the last hard state handed to a write (or loaded)
+  std::optional<HardState> unwritten_commit_;  // a newer commit index, written with the next write
   std::uint64_t persisting_id_ = 0;
   TimePoint persist_started_{};
   bool stall_reported_ = false;

@@ -64,7 +64,8 @@ std::vector<std::pair<unsigned, std::string_view>> all_bugs() {
           {core::bug_wiped_node_votes, "wiped_node_votes"},
           {core::bug_held_until_ack, "held_until_ack"},
           {runtime::bug_proposals_by_index_only, "proposals_by_index_only"},
-          {runtime::bug_drop_missed_ticks, "drop_missed_ticks"}};
+          {runtime::bug_drop_missed_ticks, "drop_missed_ticks"},
+          {runtime::bug_config_on_unwritten_commit, "config_on_unwritten_commit"}};
 }
 
 std::optional<unsigned> parse_bugs(std::string_view text, std::string* error) {

@@ -133,3 +133,13 @@ TEST_CASE("a wiped node that votes before it is caught up is caught", "[sim][bug
 TEST_CASE("an append held until an acknowledgement that never comes is caught", "[sim][bugs][batching]") {
   expect_found({raftkit::core::bug_held_until_ack, 3, "loss", 4, "convergence"}, 2000);
 }
+
+// A commit index alone is written with the next write, not synced on its
+// own (Driver::process). Before a configuration is applied it must be
+// durable: otherwise a node can restart into the configuration before one
+// it acted on — a leader that removed a server, restarted, and is back in
+// the joint configuration that still needs the server's vote, after the
+// server was retired (here: wiped) on the strength of the completed change.
+TEST_CASE("a configuration applied before its commit index is durable is caught", "[sim][bugs][runtime]") {
+  expect_found({raftkit::runtime::bug_config_on_unwritten_commit, 0, "all", 4, "liveness"}, 10000);
+}

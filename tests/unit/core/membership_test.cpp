@@ -7,6 +7,7 @@
 
 #include "core/membership.hpp"
 #include "raftkit/error.hpp"
+#include "conformance_support.hpp"
 #include "support/catch_printers.hpp"
 #include "support/mem_cluster.hpp"
 
@@ -237,4 +238,45 @@ TEST_CASE("Recovery survives a crash: the recovering flag is durable until the l
   c.process_readies();
   c.restart(w);
   CHECK(!c.raft(w).recovering());
+}
+
+// Thesis §4.2.3 (disruptive servers): a server removed from the
+// configuration that never learned of it times out and campaigns in ever
+// higher terms. While the members hear a leader they ignore its requests,
+// with check_quorum off too (with it on, every vote request is ignored then).
+// A member's request still moves the term at once without check_quorum
+// (etcd's rule), and once no leader was heard for an election timeout the
+// outsider is heard as well (it may be a new member this node does not know
+// of yet).
+TEST_CASE("Disruptive servers: vote requests from outside the configuration are ignored while a leader is heard") {
+  using raftkit::conformance::Lone;
+  using raftkit::conformance::msg;
+  auto follower = [] {
+    Lone n(1, {NodeId{1}, NodeId{2}, NodeId{3}}, [](ProtocolOptions& o) {
+      o.check_quorum = false;
+      o.pre_vote = false;
+    });
+    n.step(msg(MessageType::heartbeat, 2, 1, 1));
+    n.flush();
+    REQUIRE(n.raft->leader() == NodeId{2});
+    return n;
+  };
+  auto vote_from = [](std::uint64_t from) {
+    Message v = msg(MessageType::vote, from, 1, 5);
+    v.index = Index{100};
+    v.log_term = Term{4};
+    return v;
+  };
+  Lone n = follower();
+  n.step(vote_from(9));  // node 9 is not a member
+  CHECK(n.raft->term() == Term{1});
+  CHECK(n.raft->leader() == NodeId{2});
+  Lone m = follower();
+  m.step(vote_from(3));  // a member
+  CHECK(m.raft->term() == Term{5});
+  // No leader heard for an election timeout: the outsider moves the term too.
+  for (int i = 0; i < 2 * n.options.election_ticks && n.raft->leader() == NodeId{2}; ++i) n.raft->tick();
+  REQUIRE(n.raft->leader() != NodeId{2});
+  n.step(vote_from(9));
+  CHECK(n.raft->term() == Term{5});
 }
