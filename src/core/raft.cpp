@@ -3,6 +3,7 @@
 #include "core/raft.hpp"
 
 #include <algorithm>
+#include <utility>
 
 #include "core/invariant.hpp"
 #include "core/quorum.hpp"
@@ -1039,19 +1040,27 @@ bool Raft::has_ready() const {
          !read_states_.empty() || !failed_reads_.empty();
 }
 
+void Raft::flush_broadcast() {
+  if (!broadcast_pending_) return;
+  broadcast_pending_ = false;
+  // As much as each follower's window takes, so a pipelined follower sees
+  // what one append per proposal would have sent, in fewer messages.
+  if (role_ == Role::leader) {
+    for (auto& [id, pr] : progress_.map())
+      if (id != id_ && send_append(id, true))
+        while (send_append(id, false)) {
+        }
+  }
+}
+
+std::vector<Message> Raft::take_messages() {
+  flush_broadcast();
+  return std::exchange(msgs_, {});
+}
+
 Ready Raft::ready() {
   RAFTKIT_ASSERT(!ready_outstanding_, "ready() called twice without advance() (ready {})", ready_number_);
-  if (broadcast_pending_) {
-    broadcast_pending_ = false;
-    // As much as each follower's window takes, so a pipelined follower sees
-    // what one append per proposal would have sent, in fewer messages.
-    if (role_ == Role::leader) {
-      for (auto& [id, pr] : progress_.map())
-        if (id != id_ && send_append(id, true))
-          while (send_append(id, false)) {
-          }
-    }
-  }
+  flush_broadcast();
   ready_outstanding_ = true;
   Ready rd;
   rd.number = ++ready_number_;

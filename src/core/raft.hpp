@@ -161,6 +161,12 @@ class Raft {
 
   bool has_ready() const;
   Ready ready();
+  /// What the next Ready's `messages` would hold so far (they may leave at
+  /// once), including the appends of proposals made since the last Ready,
+  /// without taking a Ready: lets a runtime whose write is in flight send
+  /// a leader's new appends meanwhile, so the followers' writes overlap
+  /// the leader's own (thesis §10.2.1). Never holds persisted_messages.
+  std::vector<Message> take_messages();
   /// Acknowledges that everything in `rd` was persisted, sent and applied.
   void advance(const Ready& rd);
 
@@ -229,6 +235,9 @@ class Raft {
   /// `may_hold`: batching (ProtocolOptions::batch_appends) may keep a
   /// partial append back while others are in flight.
   bool send_append(NodeId to, bool send_if_empty, bool may_hold = true);
+  /// Replicates the proposals made since the last Ready (one append per
+  /// follower, as far as its window allows).
+  void flush_broadcast();
   void send_window_probe(NodeId to);
   void send_timeout_now(NodeId to);
   int snapshot_fallback_ticks() const;

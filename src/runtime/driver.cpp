@@ -468,6 +468,11 @@ std::shared_ptr<DiskWrite> Driver::new_write(std::function<std::error_code(std::
 }
 
 void Driver::process() {
+  // While a write is in flight no Ready is taken, but what may leave at
+  // once does: a leader's appends of new proposals reach the followers
+  // during its own fsync, not after it.
+  if (persisting_ && !stopped_)
+    for (Message& m : raft_->take_messages()) send(std::move(m));
   while (!stopped_ && !persisting_ && raft_->has_ready()) {
     auto rd = std::make_shared<core::Ready>(raft_->ready());
     if (observer_) observer_->on_ready(*raft_, *rd);
