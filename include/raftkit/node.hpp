@@ -135,9 +135,10 @@ struct NodeStatus {
   Index last_index;  ///< last index in the log (durable or not)
   Index snapshot_index;  ///< the newest snapshot, loaded or taken
   std::string failure;  ///< why the node stopped, if it stopped on an error
-  std::vector<PeerStatus> peers;  ///< on the leader: every other member's progress
+  std::vector<PeerStatus> peers;  ///< on the leader: every other member's progress (refreshed every tick)
   /// The configuration in force (applied): voters, learners, staging
   /// servers, addresses; voters_outgoing is non-empty during a change.
+  /// Refreshed as soon as it changes; the other fields after every input.
   Membership membership;
   /// Started with empty storage and not yet caught up by a leader: does not
   /// vote (Options::bootstrap).

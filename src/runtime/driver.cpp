@@ -487,8 +487,10 @@ void Driver::process() {
     // retired the server it removed; the simulator found a restarted
     // leader stuck in the joint configuration that still needed it).
     std::optional<HardState> hs = rd->hard_state;
-    const bool applies_config = !(bugs_ & bug_config_on_unwritten_commit) && std::any_of(rd->committed_entries.begin(), rd->committed_entries.end(),
-                                            [](const Entry& e) { return e.type == EntryType::membership; });
+    const bool applies_config =
+        !(bugs_ & bug_config_on_unwritten_commit) &&
+        std::any_of(rd->committed_entries.begin(), rd->committed_entries.end(),
+                    [](const Entry& e) { return e.type == EntryType::membership; });
     if (hs && rd->entries.empty() && !rd->snapshot && hs->term == written_hs_.term && hs->vote == written_hs_.vote &&
         hs->recovering == written_hs_.recovering && !applies_config) {
       unwritten_commit_ = hs;

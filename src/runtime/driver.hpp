@@ -16,7 +16,12 @@
 //               2. if anything must be persisted, one DiskWrite is handed to
 //                  DriverIo::persist() and no further Ready is taken until
 //                  write_done() reports it durable (inputs keep being stepped
-//                  into the core meanwhile; their effects wait);
+//                  into the core meanwhile; what may leave at once still
+//                  does, Raft::take_messages(), so a leader's appends of new
+//                  proposals overlap its write; the rest waits). A hard state
+//                  whose commit index alone changed is not written on its
+//                  own: it goes with the next write, and is synced before a
+//                  configuration is applied;
 //               3. `persisted_messages` leave (votes, acknowledgements), a
 //                  received snapshot is loaded, committed entries are applied
 //                  in log order, waiting callers are completed, advance().
