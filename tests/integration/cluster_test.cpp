@@ -24,30 +24,15 @@
 #include "client.hpp"
 #include "http_client.hpp"
 #include "load.hpp"
+#include "integration_support.hpp"
 #include "local_cluster.hpp"
 #include "prometheus_text.hpp"
-
-#ifndef RAFTKIT_TIMEOUT_SCALE_DEFAULT
-#define RAFTKIT_TIMEOUT_SCALE_DEFAULT 1
-#endif
 
 namespace {
 
 using namespace raftkit::counter;
+using namespace raftkit::integration;
 using std::chrono::milliseconds;
-
-double scale() {
-  static const double s = [] {
-    if (const char* e = std::getenv("RAFTKIT_TIMEOUT_SCALE")) {
-      double v = std::atof(e);
-      if (v >= 1) return v;
-    }
-    return double{RAFTKIT_TIMEOUT_SCALE_DEFAULT};
-  }();
-  return s;
-}
-
-milliseconds T(int ms) { return milliseconds(static_cast<long long>(ms * scale())); }
 
 LocalClusterOptions cluster_options(std::size_t nodes) {
   LocalClusterOptions o;
@@ -67,12 +52,6 @@ ClientOptions client_options(const LocalCluster& c) {
   o.attempt_timeout = T(2500);  // above the servers' request timeout
   o.call_timeout = T(10000);
   return o;
-}
-
-std::string outputs(const LocalCluster& c) {
-  std::string s;
-  for (auto id : c.ids()) s += c.output_tail(id, 25);
-  return s;
 }
 
 std::int64_t read_counter(const LocalCluster& c) {
@@ -114,14 +93,6 @@ LoadCounts operator+(LoadCounts a, const LoadCounts& b) {
 }
 
 // Checks, when a test ends, that no server printed a sanitizer report.
-struct NoSanitizerReports {
-  const LocalCluster& c;
-  ~NoSanitizerReports() {
-    INFO(outputs(c));
-    CHECK(c.sanitizer_reports() == 0);
-  }
-};
-
 void kill_leader_under_load(std::size_t nodes) {
   LocalCluster c(cluster_options(nodes));
   NoSanitizerReports guard{c};

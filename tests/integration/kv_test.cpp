@@ -26,13 +26,10 @@
 
 #include "http_client.hpp"
 #include "http_server.hpp"
+#include "integration_support.hpp"
 #include "kv_state_machine.hpp"
 #include "local_cluster.hpp"
 #include "prometheus_text.hpp"
-
-#ifndef RAFTKIT_TIMEOUT_SCALE_DEFAULT
-#define RAFTKIT_TIMEOUT_SCALE_DEFAULT 1
-#endif
 
 namespace {
 
@@ -43,27 +40,11 @@ using raftkit::examples::http_request;
 using raftkit::examples::HttpReply;
 using raftkit::examples::parse_prometheus_text;
 using raftkit::examples::percent_encode;
+using raftkit::integration::outputs;
+using raftkit::integration::scale;
+using raftkit::integration::T;
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
-
-double scale() {
-  static const double s = [] {
-    if (const char* e = std::getenv("RAFTKIT_TIMEOUT_SCALE")) {
-      double v = std::atof(e);
-      if (v >= 1) return v;
-    }
-    return double{RAFTKIT_TIMEOUT_SCALE_DEFAULT};
-  }();
-  return s;
-}
-
-milliseconds T(int ms) { return milliseconds(static_cast<long long>(ms * scale())); }
-
-std::string outputs(const LocalCluster& c) {
-  std::string s;
-  for (auto id : c.ids()) s += c.output_tail(id, 25);
-  return s;
-}
 
 std::optional<json::object> status_of(const LocalCluster& c, std::uint64_t id) {
   if (!c.running(id)) return std::nullopt;

@@ -23,30 +23,15 @@
 
 #include "client.hpp"
 #include "load.hpp"
+#include "integration_support.hpp"
 #include "local_cluster.hpp"
-
-#ifndef RAFTKIT_TIMEOUT_SCALE_DEFAULT
-#define RAFTKIT_TIMEOUT_SCALE_DEFAULT 1
-#endif
 
 namespace {
 
 using namespace raftkit::counter;
+using namespace raftkit::integration;
 using std::chrono::milliseconds;
 using Ids = std::set<std::uint64_t>;
-
-double scale() {
-  static const double s = [] {
-    if (const char* e = std::getenv("RAFTKIT_TIMEOUT_SCALE")) {
-      double v = std::atof(e);
-      if (v >= 1) return v;
-    }
-    return double{RAFTKIT_TIMEOUT_SCALE_DEFAULT};
-  }();
-  return s;
-}
-
-milliseconds T(int ms) { return milliseconds(static_cast<long long>(ms * scale())); }
 
 LocalClusterOptions options(std::size_t nodes, std::size_t spares) {
   LocalClusterOptions o;
@@ -67,12 +52,6 @@ ClientOptions client_options(const LocalCluster& c) {
   o.attempt_timeout = T(2500);
   o.call_timeout = T(10000);
   return o;
-}
-
-std::string outputs(const LocalCluster& c) {
-  std::string s;
-  for (auto id : c.ids()) s += c.output_tail(id, 25);
-  return s;
 }
 
 void start_node(LocalCluster& c, std::uint64_t id) {
@@ -166,14 +145,6 @@ void check_final(const LocalCluster& c, const LoadCounts& k) {
   INFO("members' values:" << last << "\n" << outputs(c));
   CHECK(same);
 }
-
-struct NoSanitizerReports {
-  const LocalCluster& c;
-  ~NoSanitizerReports() {
-    INFO(outputs(c));
-    CHECK(c.sanitizer_reports() == 0);
-  }
-};
 
 }  // namespace
 

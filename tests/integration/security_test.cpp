@@ -18,24 +18,16 @@
 #include <fmt/format.h>
 
 #include "client.hpp"
+#include "integration_support.hpp"
 #include "local_cluster.hpp"
-
-#ifndef RAFTKIT_TIMEOUT_SCALE_DEFAULT
-#define RAFTKIT_TIMEOUT_SCALE_DEFAULT 1
-#endif
 
 namespace {
 
 using namespace raftkit::counter;
+using namespace raftkit::integration;
 using std::chrono::milliseconds;
 namespace asio = boost::asio;
 using asio::ip::tcp;
-
-milliseconds T(int ms) {
-  double s = RAFTKIT_TIMEOUT_SCALE_DEFAULT;
-  if (const char* e = std::getenv("RAFTKIT_TIMEOUT_SCALE"); e && std::atof(e) >= 1) s = std::atof(e);
-  return milliseconds(static_cast<long long>(ms * s));
-}
 
 LocalClusterOptions secure_options() {
   LocalClusterOptions o;
@@ -53,12 +45,6 @@ ClientOptions as(const LocalCluster& c, const std::string& who) {
   o.attempt_timeout = T(3000);
   o.call_timeout = T(10000);
   return o;
-}
-
-std::string outputs(const LocalCluster& c) {
-  std::string s;
-  for (auto id : c.ids()) s += c.output_tail(id, 25);
-  return s;
 }
 
 }  // namespace
