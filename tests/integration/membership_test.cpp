@@ -61,6 +61,23 @@ void start_node(LocalCluster& c, std::uint64_t id) {
   REQUIRE(ok);
 }
 
+// Starts every node; returns the leader once there is one.
+LeaderInfo start_cluster(LocalCluster& c) {
+  std::string err;
+  const bool started = c.start_all(T(15000), err);
+  INFO(err);
+  REQUIRE(started);
+  const auto leader = c.wait_for_leader(T(10000));
+  REQUIRE(leader.has_value());
+  return *leader;
+}
+
+// Waits until `n` more increments than now are acknowledged.
+void require_progress(const IncrementLoad& load, std::uint64_t n) {
+  const auto from = load.counts().acked;
+  REQUIRE(LocalCluster::wait_until([&] { return load.counts().acked >= from + n; }, T(10000)));
+}
+
 // Runs the client until it succeeds (exit 0) or `timeout` passes. Adding
 // and removing are idempotent, so an attempt that ended busy (another
 // change in flight), unknown (timeout) or without a leader is asked again.
@@ -152,13 +169,9 @@ TEST_CASE("membership: grow 3 to 5 and shrink back to 3 under load; nothing ackn
           "[integration][membership]") {
   LocalCluster c(options(3, 2));
   NoSanitizerReports guard{c};
-  std::string err;
-  INFO(err);
-  REQUIRE(c.start_all(T(15000), err));
-  REQUIRE(c.wait_for_leader(T(10000)).has_value());
-
+  start_cluster(c);
   IncrementLoad load(client_options(c), 4);
-  REQUIRE(LocalCluster::wait_until([&] { return load.counts().acked >= 30; }, T(10000)));
+  require_progress(load, 30);
 
   // Grow: start each new node empty (no --bootstrap), then add it.
   for (std::uint64_t id : {4u, 5u}) {
@@ -181,8 +194,7 @@ TEST_CASE("membership: grow 3 to 5 and shrink back to 3 under load; nothing ackn
       CHECK_FALSE(o.at("recovering").as_bool());
     }
   }
-  const auto grown = load.counts().acked;
-  REQUIRE(LocalCluster::wait_until([&] { return load.counts().acked >= grown + 30; }, T(10000)));
+  require_progress(load, 30);
 
   // Shrink: remove two of the original nodes (the leader among them if it
   // is node 1 or 2: it steps down once the configuration without it commits).
@@ -190,8 +202,7 @@ TEST_CASE("membership: grow 3 to 5 and shrink back to 3 under load; nothing ackn
   require_settled(c, {3, 4, 5});
   for (std::uint64_t id : {1u, 2u}) c.terminate(id, T(5000));
   REQUIRE(c.wait_for_leader(T(10000)).has_value());
-  const auto shrunk = load.counts().acked;
-  REQUIRE(LocalCluster::wait_until([&] { return load.counts().acked >= shrunk + 30; }, T(10000)));
+  require_progress(load, 30);
   load.stop();
   check_final(c, load.counts());
 }
@@ -202,14 +213,9 @@ TEST_CASE("membership: a follower whose data directory was wiped comes back unde
   opts.extra_server_args = {"--snapshot-trailing-entries", "0"};  // a snapshot compacts the log at once
   LocalCluster c(opts);
   NoSanitizerReports guard{c};
-  std::string err;
-  INFO(err);
-  REQUIRE(c.start_all(T(15000), err));
-  const auto leader = c.wait_for_leader(T(10000));
-  REQUIRE(leader.has_value());
-
+  const LeaderInfo leader = start_cluster(c);
   IncrementLoad load(client_options(c), 4);
-  REQUIRE(LocalCluster::wait_until([&] { return load.counts().acked >= 50; }, T(10000)));
+  require_progress(load, 50);
   // A snapshot on node 1 (the `snapshot` command, as a process), then on
   // the others (the client library): every log is compacted, so the wiped
   // node can only catch up by installing the leader's snapshot.
@@ -242,9 +248,12 @@ TEST_CASE("membership: a follower whose data directory was wiped comes back unde
     }
   }
 
-  const std::uint64_t victim = leader->id == 3 ? 2 : 3;
+  const std::uint64_t victim = leader.id == 3 ? 2 : 3;
   c.kill(victim);
-  REQUIRE(c.wipe(victim, err));
+  std::string err;
+  const bool wiped = c.wipe(victim, err);
+  INFO(err);
+  REQUIRE(wiped);
   const auto before = load.counts().acked;
   start_node(c, victim);  // no --bootstrap: it starts empty and recovering
   auto first = c.status(victim, T(2000));
@@ -265,13 +274,9 @@ TEST_CASE("membership: replace a node with a new one (add, then remove) under lo
           "[integration][membership]") {
   LocalCluster c(options(3, 1));
   NoSanitizerReports guard{c};
-  std::string err;
-  INFO(err);
-  REQUIRE(c.start_all(T(15000), err));
-  REQUIRE(c.wait_for_leader(T(10000)).has_value());
-
+  start_cluster(c);
   IncrementLoad load(client_options(c), 4);
-  REQUIRE(LocalCluster::wait_until([&] { return load.counts().acked >= 30; }, T(10000)));
+  require_progress(load, 30);
   start_node(c, 4);
   add_server(c, 4);
   remove_server(c, 1);
@@ -288,8 +293,7 @@ TEST_CASE("membership: replace a node with a new one (add, then remove) under lo
   INFO(r.message << "\n" << outputs(c));
   REQUIRE(r.outcome == Outcome::ok);
   CHECK(r.server == c.client_address(4));
-  const auto replaced = load.counts().acked;
-  REQUIRE(LocalCluster::wait_until([&] { return load.counts().acked >= replaced + 30; }, T(10000)));
+  require_progress(load, 30);
   load.stop();
   auto k = load.counts();
   ++k.acked;  // the increment through node 2
