@@ -31,7 +31,7 @@ using Clock = std::chrono::steady_clock;
 
 class Register final : public StateMachine {
  public:
-  Bytes apply(const Entry& e) override { return value_ = e.payload; }
+  Bytes apply(const Entry& e) override { return value_ = e.payload.to_bytes(); }
   Bytes query(BytesView) const override { return value_; }
   std::unique_ptr<SnapshotCapture> capture_snapshot() const override { return std::make_unique<CopiedSnapshot>(value_); }
   std::error_code restore_snapshot(SnapshotReader& in) override { return read_all(in, value_); }

@@ -74,7 +74,7 @@ inline Bytes get_query() { return Bytes{static_cast<std::uint8_t>('G')}; }
 class Counter final : public StateMachine {
  public:
   Bytes apply(const Entry& entry) override {
-    const Bytes& p = entry.payload;
+    const BytesView p = entry.payload;
     if (p.size() >= 9 && p[0] == 'C' && p.size() <= 9 + kMaxAddress) {
       const auto id = static_cast<std::uint64_t>(*decode_i64(BytesView(p).subspan(1, 8)));
       std::string address(p.begin() + 9, p.end());

@@ -6,11 +6,13 @@
 // node id 0 is "no node" (no vote cast, no leader known).
 #pragma once
 
+#include <algorithm>
 #include <compare>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -75,12 +77,45 @@ enum class EntryType : std::uint8_t {
   membership = 2,  ///< payload is an encoded Membership (see membership.hpp)
 };
 
+/// An entry's payload: immutable bytes shared by every copy of the entry.
+/// An entry is copied into the log, each Ready, each follower's message and
+/// the applied batch; with shared bytes none of those copies allocates or
+/// copies the command itself. Made from `Bytes` (taking its buffer, no
+/// copy); read as a contiguous range of bytes or a `BytesView`.
+class Payload {
+ public:
+  Payload() = default;
+  /// Takes the buffer of `bytes`; empty bytes allocate nothing.
+  /// (Out of line: g++ 12 inlining it warns -Wfree-nonheap-object falsely.)
+  Payload(Bytes bytes);  // implicit: an entry's payload is made from Bytes
+  /// Copies `view` into a new payload.
+  explicit Payload(BytesView view) : Payload(Bytes(view.begin(), view.end())) {}
+
+  const std::uint8_t* data() const { return bytes_ ? bytes_->data() : nullptr; }
+  std::size_t size() const { return bytes_ ? bytes_->size() : 0; }
+  bool empty() const { return size() == 0; }
+  const std::uint8_t* begin() const { return data(); }
+  const std::uint8_t* end() const { return data() + size(); }
+  BytesView view() const { return {data(), size()}; }
+  operator BytesView() const { return view(); }
+  /// A copy of the bytes the caller may change.
+  Bytes to_bytes() const { return Bytes(begin(), end()); }
+
+  /// Equal bytes (not the same buffer).
+  friend bool operator==(const Payload& a, const Payload& b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin());
+  }
+
+ private:
+  std::shared_ptr<const Bytes> bytes_;
+};
+
 /// One entry of the replicated log.
 struct Entry {
   Term term;                           ///< the term of the leader that created it
   Index index;                         ///< its position in the log
   EntryType type = EntryType::normal;  ///< what the payload is
-  Bytes payload;                       ///< the command (normal), empty (noop), or a membership
+  Payload payload;                     ///< the command (normal), empty (noop), or a membership
   friend bool operator==(const Entry&, const Entry&) = default;
 };
 

@@ -2,6 +2,10 @@
 
 namespace raftkit {
 
+Payload::Payload(Bytes bytes) {
+  if (!bytes.empty()) bytes_ = std::make_shared<const Bytes>(std::move(bytes));
+}
+
 std::string_view to_string(MessageType t) {
   switch (t) {
     case MessageType::append: return "append";

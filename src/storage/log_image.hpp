@@ -95,7 +95,7 @@ struct LogImage {
   /// Drops entries up to `upto` (offset < upto <= min(last, snap.index)).
   void compact(Index upto) {
     log.erase(log.begin(), log.begin() + static_cast<std::ptrdiff_t>(distance(offset(), upto)));
-    log.front().payload.clear();
+    log.front().payload = {};
     log.front().type = EntryType::noop;
   }
 };

@@ -368,9 +368,11 @@ class WalStore final : public LogStore {
         for (std::uint32_t i = 0; i < count; ++i) {
           Entry& e = batch[i];
           std::uint8_t type = 0;
+          Bytes payload;
           e.index = Index{first_index + i};
-          if (!dec.u64(e.term.value) || !dec.u8(type) || type > 2 || !dec.bytes(e.payload)) return bad("malformed entries record");
+          if (!dec.u64(e.term.value) || !dec.u8(type) || type > 2 || !dec.bytes(payload)) return bad("malformed entries record");
           e.type = static_cast<EntryType>(type);
+          e.payload = std::move(payload);
         }
         if (!dec.done()) return bad("malformed entries record");
         if (!st.fits(Index{first_index}))

@@ -80,7 +80,7 @@ struct Encoder {
         eb.setTerm(e.term.value);
         eb.setIndex(e.index.value);
         eb.setType(static_cast<wire::EntryType>(static_cast<std::uint16_t>(e.type)));
-        put_data(
+        put_view(
             e.payload, [&](capnp::Data::Reader d) { eb.setPayload(d); },
             [&](capnp::Orphan<capnp::Data>&& o) { eb.adoptPayload(kj::mv(o)); });
       }

@@ -48,7 +48,7 @@ Message read_message(Reader& in) {
     e.term = Term{in.num()};
     e.index = (in.byte() & 3) ? m.index + (k + 1) : Index{in.num()};
     e.type = static_cast<EntryType>(in.byte() % 4);
-    e.payload.assign(in.byte() % 8, 0x61);
+    e.payload = Bytes(in.byte() % 8, 0x61);
     m.entries.push_back(std::move(e));
   }
   if (m.type == MessageType::snapshot && (in.byte() & 1)) {

@@ -21,7 +21,7 @@ TEST_CASE("snapshot file round trip and newest wins", "[storage][snapshot]") {
   REQUIRE(!read_latest_snapshot(dir.path, meta, data));
   CHECK(meta == kMeta1);
   CHECK(to_string(data) == "state one");
-  const Bytes big = make_entry(1, 1, 3 << 20).payload;
+  const Bytes big = make_entry(1, 1, 3 << 20).payload.to_bytes();
   REQUIRE(!write_snapshot_file(dir.path, kMeta2, big));
   REQUIRE(!read_latest_snapshot(dir.path, meta, data));
   CHECK(meta == kMeta2);
@@ -109,7 +109,7 @@ SnapshotProducer in_pieces(const Bytes& data, std::size_t piece) {
 TEST_CASE("snapshot file: a streamed write is the same file as a write of the whole data", "[storage][snapshot]") {
   // Rule: the file has one encoding per value, however the producer cuts its
   // bytes (the header's length and checksum are completed after the data).
-  const Bytes big = make_entry(1, 1, (5 << 20) / 2 + 77).payload;
+  const Bytes big = make_entry(1, 1, (5 << 20) / 2 + 77).payload.to_bytes();
   auto whole = std::make_shared<FaultFs>();
   REQUIRE(!storage::write_snapshot_file(*whole, "/snap", kMeta2, big, nullptr));
   const std::string p = "/snap/snap-0000000000000019-0000000000000003.snap";
@@ -166,7 +166,7 @@ TEST_CASE("snapshot file: a producer's error abandons the snapshot and keeps the
 TEST_CASE("snapshot file: the consumer sees nothing of a file whose checksum fails", "[storage][snapshot]") {
   // Rule: the checksum is verified before the first data byte is handed out.
   auto fs = std::make_shared<FaultFs>();
-  const Bytes big = make_entry(1, 1, 3 << 20).payload;
+  const Bytes big = make_entry(1, 1, 3 << 20).payload.to_bytes();
   REQUIRE(!storage::write_snapshot_file(*fs, "/snap", kMeta2, big, nullptr));
   const std::string p = "/snap/snap-0000000000000019-0000000000000003.snap";
   fs->flip_bit(p, (2 << 20) + 5, 3);  // deep in the data, past the first chunk
@@ -184,7 +184,7 @@ TEST_CASE("snapshot file: a crash at any write or sync of a streamed snapshot le
   // Die after every mutation of writing a multi-chunk snapshot; then keep any
   // prefix of the writes that were not synced.
   const Bytes one = to_bytes("the old state");
-  const Bytes two = make_entry(2, 2, (5 << 20) / 2).payload;
+  const Bytes two = make_entry(2, 2, (5 << 20) / 2).payload.to_bytes();
   std::int64_t total = 0;
   {
     auto fs = std::make_shared<FaultFs>();

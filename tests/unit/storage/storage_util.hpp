@@ -48,15 +48,15 @@ inline std::string describe(const StoreImage& im) {
 }
 
 inline Entry make_entry(std::uint64_t index, std::uint64_t term, std::size_t size, std::uint64_t salt = 0) {
-  Entry e{Term{term}, Index{index}, EntryType::normal, Bytes(size)};
+  Bytes payload(size);
   std::uint64_t x = index * 0x9E3779B97F4A7C15ull + term * 31 + salt + 1;
-  for (auto& b : e.payload) {
+  for (auto& b : payload) {
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;
     b = static_cast<std::uint8_t>(x | 1);  // never zero: see the torn-tail rule
   }
-  return e;
+  return Entry{Term{term}, Index{index}, EntryType::normal, std::move(payload)};
 }
 
 inline std::vector<Entry> make_entries(std::uint64_t first, std::uint64_t count, std::uint64_t term, std::size_t size,
