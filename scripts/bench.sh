@@ -85,6 +85,7 @@ summary() {  # one row per JSON result in $OUT
 
 table() {
   mkdir -p "$OUT"
+  "$bench" machine --work-dir "$OUT" | tee "$OUT/machine.txt"
   for rep in $(seq 1 "$REPEATS"); do
     for t in $CLIENTS_LIST; do
       one engine "$t" "$rep"
@@ -113,7 +114,8 @@ side_by_side() {
   [[ -n ${NURAFT_SRC:-} ]] || { echo "bench.sh: set NURAFT_SRC to a NuRaft checkout (github.com/eBay/NuRaft)" >&2; exit 2; }
   [[ -x $NURAFT_BUILD/build/tests/raft_bench ]] || BUILD_DIR=$NURAFT_BUILD "$NURAFT_SCRIPT" "$NURAFT_SRC" build
   mkdir -p "$OUT"
-  echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-), load $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$OUT/machine.txt"
+  # The machine's floors (a wake-up round trip, a synced append) before the runs: see README-section.md.
+  "$bench" machine --work-dir "$OUT" | tee "$OUT/machine.txt"
   for rep in $(seq 1 "$REPEATS"); do
     for t in $CLIENTS_LIST; do
       nuraft_one "$t" "$rep"

@@ -12,6 +12,7 @@
 //                                      SIGKILL / SIGSTOP / leadership transfer
 //                                      of the leader, trial after trial
 //   raftkit-bench compare A.json B.json   ratios B/A of every figure
+//   raftkit-bench machine                 this machine's floors (wake-up, synced append)
 //
 // Why it is built this way. Only ratios measured on one machine in one
 // sitting mean anything on a shared box, so every figure the tool prints
@@ -953,6 +954,28 @@ int run_failover(const Common& c, const FailoverOpts& f) {
   return failures == 0 ? 0 : 1;
 }
 
+// ---- machine -------------------------------------------------------------------
+
+int run_machine(const Common& c) {
+  const std::string dir = c.work_dir.empty() ? std::filesystem::temp_directory_path().string() : c.work_dir;
+  std::string error;
+  const auto f = measure_floors(dir, error);
+  if (!f) {
+    fmt::print(stderr, "raftkit-bench machine: {}\n", error);
+    return 1;
+  }
+  const double round = f->synced_append_us + 3 * f->wakeup_round_trip_us;
+  fmt::print(
+      "machine: {}\n"
+      "  wake-up round trip, two processes (socketpair, median of 2000)   {:8.1f} us\n"
+      "  synced 256 B append, preallocated file in {} (median of 500)  {:8.1f} us\n"
+      "  floor of one closed-loop round of a 3-node cluster with a synced log\n"
+      "    (one synced append + ~6 hand-offs = 3 round trips)              {:8.1f} us\n"
+      "  so at most {:.0f} rounds/s, and k closed-loop clients at most k x that ops/s\n",
+      machine_line(), f->wakeup_round_trip_us, dir, f->synced_append_us, round, 1e6 / round);
+  return 0;
+}
+
 // ---- compare -------------------------------------------------------------------
 
 int run_compare(const std::string& a_path, const std::string& b_path) {
@@ -1071,6 +1094,9 @@ int main(int argc, char** argv) {
   auto* cmp = app.add_subcommand("compare", "ratios B/A of two --json results");
   cmp->add_option("files", cmp_files, "A.json B.json")->expected(2)->required();
 
+  auto* mach = app.add_subcommand("machine", "this machine's floors: a wake-up round trip and a synced append");
+  mach->add_option("--work-dir", c.work_dir, "directory for the synced-append file (default: $TMPDIR)");
+
   CLI11_PARSE(app, argc, argv);
   if (!compare_files.empty()) return run_compare(compare_files[0], compare_files[1]);
   if (cmp->parsed()) return run_compare(cmp_files[0], cmp_files[1]);
@@ -1082,6 +1108,7 @@ int main(int argc, char** argv) {
   if (eng->parsed()) return run_engine(c, e);
   if (cnt->parsed()) return run_counter(c, server_binary);
   if (fo->parsed()) return run_failover(c, f);
+  if (mach->parsed()) return run_machine(c);
   fmt::print("{}", app.help());
   return 2;
 }

@@ -1,9 +1,15 @@
 #include "measure.hpp"
 
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <chrono>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -273,6 +279,93 @@ std::string machine_line() {
   std::string l1, l5, l15;
   la >> l1 >> l5 >> l15;
   return fmt::format("{} cores ({}), load average {} {} {}", ::sysconf(_SC_NPROCESSORS_ONLN), model, l1, l5, l15);
+}
+
+namespace {
+double median_us(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+double us_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t).count();
+}
+
+std::optional<double> wakeup_round_trip_us(std::string& error) {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) {
+    error = fmt::format("socketpair: {}", std::strerror(errno));
+    return std::nullopt;
+  }
+  constexpr int kTrips = 2000;
+  const pid_t child = ::fork();
+  if (child < 0) {
+    error = fmt::format("fork: {}", std::strerror(errno));
+    ::close(sv[0]);
+    ::close(sv[1]);
+    return std::nullopt;
+  }
+  char b = 0;
+  if (child == 0) {  // echoes every byte until the parent closes its end
+    ::close(sv[0]);
+    while (::read(sv[1], &b, 1) == 1 && ::write(sv[1], &b, 1) == 1) {
+    }
+    ::_exit(0);
+  }
+  ::close(sv[1]);
+  std::vector<double> trips;
+  trips.reserve(kTrips);
+  for (int i = 0; i < kTrips; ++i) {
+    const auto t = std::chrono::steady_clock::now();
+    if (::write(sv[0], &b, 1) != 1 || ::read(sv[0], &b, 1) != 1) {
+      error = fmt::format("ping-pong: {}", std::strerror(errno));
+      break;
+    }
+    trips.push_back(us_since(t));
+  }
+  ::close(sv[0]);
+  ::waitpid(child, nullptr, 0);
+  if (!error.empty()) return std::nullopt;
+  return median_us(std::move(trips));
+}
+
+std::optional<double> synced_append_us(const std::string& dir, std::string& error) {
+  const std::string path = dir + "/raftkit-bench-floor.dat";
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    error = fmt::format("open {}: {}", path, std::strerror(errno));
+    return std::nullopt;
+  }
+  // As the WAL does (wal_store.cpp, "Preallocation"): zeros written and
+  // synced ahead, so an append overwrites and fdatasync flushes data only.
+  constexpr int kAppends = 500;
+  constexpr std::size_t kRecord = 256;
+  const std::vector<char> zeros(kAppends * kRecord, 0), record(kRecord, 0x5a);
+  std::vector<double> appends;
+  appends.reserve(kAppends);
+  bool ok = ::pwrite(fd, zeros.data(), zeros.size(), 0) == static_cast<ssize_t>(zeros.size()) && ::fsync(fd) == 0;
+  for (int i = 0; ok && i < kAppends; ++i) {
+    const auto t = std::chrono::steady_clock::now();
+    ok = ::pwrite(fd, record.data(), kRecord, static_cast<off_t>(i * kRecord)) == static_cast<ssize_t>(kRecord) &&
+         ::fdatasync(fd) == 0;
+    appends.push_back(us_since(t));
+  }
+  if (!ok) error = fmt::format("synced append to {}: {}", path, std::strerror(errno));
+  ::close(fd);
+  ::unlink(path.c_str());
+  if (!ok) return std::nullopt;
+  return median_us(std::move(appends));
+}
+}  // namespace
+
+std::optional<Floors> measure_floors(const std::string& dir, std::string& error) {
+  Floors f;
+  auto rtt = wakeup_round_trip_us(error);
+  if (!rtt) return std::nullopt;
+  auto sync = synced_append_us(dir, error);
+  if (!sync) return std::nullopt;
+  f.wakeup_round_trip_us = *rtt;
+  f.synced_append_us = *sync;
+  return f;
 }
 
 }  // namespace raftkit::bench

@@ -72,4 +72,17 @@ struct FlatJson {
 /// One line about the machine: CPU model, cores, load average.
 std::string machine_line();
 
+/// What no replication round on this machine can beat, measured directly:
+/// a closed-loop round of a 3-node cluster with a synced log costs at least
+/// one synced append and, on its critical path, about six hand-offs between
+/// processes or threads (client to leader, leader to follower, follower to
+/// its disk thread and back, follower to leader, leader to client).
+struct Floors {
+  double wakeup_round_trip_us = 0;  ///< median: 1 byte there and back between two processes (socketpair)
+  double synced_append_us = 0;      ///< median: 256 B pwrite + fdatasync inside a preallocated file
+};
+/// Measures both in `dir` (a file is created and removed there); nullopt and
+/// `error` when a system call fails.
+std::optional<Floors> measure_floors(const std::string& dir, std::string& error);
+
 }  // namespace raftkit::bench
