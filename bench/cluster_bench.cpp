@@ -11,7 +11,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <map>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -19,8 +18,7 @@
 #include <boost/asio/io_context.hpp>
 #include <fmt/format.h>
 
-#include "raftkit/node.hpp"
-#include "raftkit/wal_store.hpp"
+#include "inproc_cluster.hpp"
 
 namespace {
 
@@ -94,37 +92,18 @@ int main(int argc, char** argv) {
   std::vector<std::thread> threads;
   for (int t = 0; t < 2; ++t) threads.emplace_back([&] { io.run(); });
 
-  auto hub = make_inproc_network();
-  std::map<NodeId, std::string> peers;
-  for (std::uint64_t i = 1; i <= 3; ++i) peers[NodeId{i}] = fmt::format("inproc:{}", i);
-  std::map<std::uint64_t, std::unique_ptr<Node>> nodes;
-  for (std::uint64_t i = 1; i <= 3; ++i) {
-    const auto node_dir = fmt::format("{}/{}", dir, i);
-    std::filesystem::create_directories(node_dir);
-    std::unique_ptr<LogStore> store;
-    std::string detail;
-    if (open_wal_store(node_dir, {}, store, &detail)) {
-      fmt::print(stderr, "cannot open the store: {}\n", detail);
-      return 1;
-    }
-    Options o = Options::from_peers(NodeId{i}, peers);
-    o.bootstrap = true;
-    o.snapshot_interval = 0;
-    o.max_pending_requests = static_cast<std::size_t>(inflight) * 2;
-    nodes[i] = std::make_unique<Node>(io.get_executor(), o, std::make_shared<Sink>(), std::move(store),
-                                      hub->make_transport(NodeId{i}, io.get_executor()));
-    if (nodes[i]->start()) return 1;
-  }
-  Node* leader = nullptr;
-  for (int i = 0; i < 3000 && !leader; ++i) {
-    for (auto& [id, n] : nodes)
-      if (n->status().role == NodeRole::leader) leader = n.get();
-    std::this_thread::sleep_for(10ms);
-  }
-  if (!leader) {
-    fmt::print(stderr, "no leader elected\n");
+  bench::InprocCluster cluster;
+  const std::string error = cluster.start(
+      io, dir, [] { return std::make_shared<Sink>(); },
+      [&](Options& o) {
+        o.snapshot_interval = 0;
+        o.max_pending_requests = static_cast<std::size_t>(inflight) * 2;
+      });
+  if (!error.empty()) {
+    fmt::print(stderr, "{}\n", error);
     return 1;
   }
+  Node* leader = &cluster.leader();
 
   Load load;
   load.leader = leader;
@@ -136,7 +115,7 @@ int main(int argc, char** argv) {
   while (load.running > 0) std::this_thread::sleep_for(5ms);
   const double elapsed = std::chrono::duration<double>(Clock::now() - started).count();
 
-  for (auto& [id, n] : nodes) n->stop();
+  cluster.stop();
   work.reset();
   io.stop();
   for (auto& t : threads) t.join();

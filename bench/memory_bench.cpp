@@ -14,15 +14,13 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <map>
 #include <string>
 #include <thread>
 
 #include <boost/asio/io_context.hpp>
 #include <fmt/format.h>
 
-#include "raftkit/node.hpp"
-#include "raftkit/wal_store.hpp"
+#include "inproc_cluster.hpp"
 
 namespace {
 
@@ -97,41 +95,19 @@ int main(int argc, char** argv) {
   std::vector<std::thread> threads;
   for (int t = 0; t < 2; ++t) threads.emplace_back([&] { io.run(); });
 
-  auto hub = make_inproc_network();
-  std::map<NodeId, std::string> peers;
-  for (std::uint64_t i = 1; i <= 3; ++i) peers[NodeId{i}] = fmt::format("inproc:{}", i);
-  std::map<std::uint64_t, std::unique_ptr<Node>> nodes;
-  for (std::uint64_t i = 1; i <= 3; ++i) {
-    const auto node_dir = fmt::format("{}/{}", dir, i);
-    std::filesystem::create_directories(node_dir + "/wal");
-    std::unique_ptr<LogStore> store;
-    std::string detail;
-    if (open_wal_store(node_dir + "/wal", {}, store, &detail)) {
-      fmt::print(stderr, "cannot open the store: {}\n", detail);
-      return 1;
-    }
-    Options o = Options::from_peers(NodeId{i}, peers);
-    o.bootstrap = true;
-    o.snapshot_interval = snapshot_interval;
-    o.snapshot_dir = node_dir + "/snapshots";
-    o.max_pending_requests = static_cast<std::size_t>(inflight) * 2;
-    o.logger = Logger::discard();
-    nodes[i] = std::make_unique<Node>(io.get_executor(), o, std::make_shared<Counter>(), std::move(store),
-                                      hub->make_transport(NodeId{i}, io.get_executor()));
-    if (nodes[i]->start()) return 1;
-  }
-  std::uint64_t leader_id = 0;
-  for (int i = 0; i < 3000 && !leader_id; ++i) {
-    for (auto& [id, n] : nodes)
-      if (n->status().role == NodeRole::leader) leader_id = id;
-    std::this_thread::sleep_for(10ms);
-  }
-  if (!leader_id) {
-    fmt::print(stderr, "no leader elected\n");
+  bench::InprocCluster cluster;
+  const std::string error = cluster.start(
+      io, dir, [] { return std::make_shared<Counter>(); },
+      [&](Options& o) {
+        o.snapshot_interval = snapshot_interval;
+        o.max_pending_requests = static_cast<std::size_t>(inflight) * 2;
+      });
+  if (!error.empty()) {
+    fmt::print(stderr, "{}\n", error);
     return 1;
   }
-  Node& leader = *nodes[leader_id];
-  const std::string leader_wal = fmt::format("{}/{}/wal", dir, leader_id);
+  Node& leader = cluster.leader();
+  const std::string leader_wal = cluster.wal_dir(dir, cluster.leader_id);
 
   std::atomic<std::uint64_t> issued{0}, done{0}, errors{0};
   std::function<void()> issue = [&] {
@@ -160,7 +136,7 @@ int main(int argc, char** argv) {
                static_cast<double>(dir_bytes(leader_wal)) / (1 << 20), distance(st.snapshot_index, st.last_index));
     next_report += 1'000'000;
   }
-  for (auto& [id, n] : nodes) n->stop();
+  cluster.stop();
   work.reset();
   io.stop();
   for (auto& t : threads) t.join();
