@@ -521,3 +521,33 @@ TEST_CASE("Step down: a leader that gives up leadership becomes a follower of th
   CHECK(c.raft(l).leader().is_none());
   CHECK(c.elect() != 0);
 }
+
+TEST_CASE("Payloads: a command's bytes are shared, not copied, from the proposal to every node's applied entry") {
+  // Entry::payload is a raftkit::Payload (shared immutable bytes): the log,
+  // each Ready, each append and the applied batch hold the proposal's own
+  // buffer. (Over TCP a follower decodes its own copy, once.)
+  MemCluster c(3);
+  const std::uint64_t l = c.elect();
+  REQUIRE(l != 0);
+  c.record = true;
+  Bytes command(256, 0x42);
+  const std::uint8_t* const proposed = command.data();
+  REQUIRE(!c.raft(l).propose(std::move(command)));
+  c.stabilize();
+  int appends = 0;
+  for (const Message& m : c.trace)
+    for (const Entry& e : m.entries)
+      if (e.type == EntryType::normal) {
+        CHECK(e.payload.data() == proposed);
+        ++appends;
+      }
+  CHECK(appends >= 2);  // one to each follower
+  for (auto& [id, node] : c.nodes()) {
+    REQUIRE(!node.applied.empty());
+    CHECK(node.applied.back().payload.data() == proposed);
+    CHECK(node.applied.back().payload == Payload(Bytes(256, 0x42)));  // equal by content
+  }
+  // An empty payload (a leader's no-op) holds no buffer at all.
+  CHECK(Payload(Bytes{}).data() == nullptr);
+  CHECK(Payload(Bytes{}).empty());
+}
