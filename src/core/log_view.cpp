@@ -68,12 +68,13 @@ std::error_code LogView::slice(Index lo, Index hi, std::size_t max_bytes, std::v
     if (out.size() - start < distance(lo, stable_hi)) return {};  // byte limit reached
     lo = stable_hi;
   }
-  for (Index i = lo; i < hi; ++i) {
-    const Entry& e = unstable_[distance(unstable_offset_, i)];
-    bytes += entry_bytes(e);
-    if (out.size() > start && bytes > max_bytes) break;
-    out.push_back(e);
+  const auto first = unstable_.begin() + static_cast<std::ptrdiff_t>(distance(unstable_offset_, lo));
+  auto last = first;
+  for (Index i = lo; i < hi; ++i, ++last) {
+    bytes += entry_bytes(*last);
+    if ((out.size() > start || last != first) && bytes > max_bytes) break;
   }
+  out.insert(out.end(), first, last);  // one allocation
   return {};
 }
 

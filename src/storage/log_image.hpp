@@ -52,12 +52,13 @@ struct LogImage {
     if (lo <= offset()) return errc::compacted;
     if (hi > last() + 1 || lo > hi) return errc::unavailable;
     std::size_t bytes = 0;
-    for (Index i = lo; i < hi; ++i) {
-      const Entry& e = at(i);
-      bytes += entry_bytes(e);
-      if (i > lo && bytes > max_bytes) break;
-      out.push_back(e);
+    Index end = lo;
+    for (; end < hi; ++end) {
+      bytes += entry_bytes(at(end));
+      if (end > lo && bytes > max_bytes) break;
     }
+    const auto first = log.begin() + static_cast<std::ptrdiff_t>(distance(offset(), lo));
+    out.insert(out.end(), first, first + static_cast<std::ptrdiff_t>(distance(lo, end)));  // one allocation
     return {};
   }
 
