@@ -167,7 +167,7 @@ void Driver::stop(std::error_code why) {
   stopped_ = true;
   if (!failure_code_) failure_code_ = why;
   if (lead_term_ != Term{}) sm_.on_leadership_lost(std::exchange(lead_term_, Term{}));
-  for (auto& [index, p] : proposals_) p.done(why, {});
+  for (auto& [index, p] : proposals_) finish_proposal(p.done, why);
   proposals_.clear();
   proposal_deadlines_.clear();
   for (auto& [ctx, r] : reads_) r.done(why, {});
@@ -251,24 +251,25 @@ bool Driver::too_many_pending() const {
   return proposals_.size() + reads_.size() >= options_.max_pending_requests;
 }
 
+void Driver::finish_proposal(ResultHandler& done, std::error_code ec, Bytes result) {
+  metrics_.proposal_completed(ec);
+  done(ec, std::move(result));
+}
+
 core::Proposed Driver::propose(Bytes command, ResultHandler done, TimePoint now, bool defer) {
   metrics_.proposals_received.add();
-  done = [this, inner = std::move(done)](std::error_code ec, Bytes result) {
-    metrics_.proposal_completed(ec);
-    inner(ec, std::move(result));
-  };
   if (stopped_ || !raft_) {
-    done(refusal(), {});
+    finish_proposal(done, refusal());
     return {};
   }
   advance_clock(now);
   if (too_many_pending()) {
-    done(errc::busy, {});
+    finish_proposal(done, errc::busy);
     return {};
   }
   core::Proposed where;
   if (auto ec = raft_->propose(std::move(command), &where)) {
-    done(ec, {});
+    finish_proposal(done, ec);
     return {};
   }
   if (auto it = proposals_.find(where.index); it != proposals_.end()) {
@@ -280,7 +281,7 @@ core::Proposed Driver::propose(Bytes command, ResultHandler done, TimePoint now,
     // committed (leader completeness) and never will.
     auto older = std::move(it->second.done);
     proposals_.erase(it);
-    older(errc::dropped, {});
+    finish_proposal(older, errc::dropped);
   }
   proposals_.emplace(where.index, PendingProposal{where.term, std::move(done)});
   proposal_deadlines_.push_back({now_ + options_.request_timeout, where.index, where.term});
@@ -426,7 +427,7 @@ void Driver::expire(TimePoint now) {
     proposal_deadlines_.pop_front();
     auto it = proposals_.find(d.index);
     if (it == proposals_.end() || it->second.term != d.term) continue;
-    it->second.done(errc::timeout, {});
+    finish_proposal(it->second.done, errc::timeout);
     proposals_.erase(it);
   }
   for (auto it = reads_.begin(); it != reads_.end() && it->second.deadline <= now;) {
@@ -650,9 +651,9 @@ void Driver::applied(const Entry& e, Bytes result) {
   auto it = proposals_.find(e.index);
   if (it == proposals_.end()) return;
   if (it->second.term == e.term) {
-    it->second.done({}, std::move(result));
+    finish_proposal(it->second.done, {}, std::move(result));
   } else {
-    it->second.done(errc::dropped, {});  // another leader's entry took the slot
+    finish_proposal(it->second.done, errc::dropped);  // another leader's entry took the slot
   }
   proposals_.erase(it);
 }

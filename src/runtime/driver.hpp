@@ -236,6 +236,8 @@ class Driver {
     Term term;
     ResultHandler done;
   };
+  /// Completes a proposal's caller and counts the outcome in the metrics.
+  void finish_proposal(ResultHandler& done, std::error_code ec, Bytes result = {});
   struct PendingRead {
     Bytes query;
     ResultHandler done;

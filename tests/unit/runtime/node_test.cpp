@@ -446,6 +446,9 @@ TEST_CASE("Node over TCP: a follower that joins late is caught up by a streamed 
   start(3);
   REQUIRE(wait_until([&] { return nodes[3]->status().applied >= Index{61}; }));
   CHECK(nodes[3]->status().snapshot_index >= Index{40});
+  // The transport reports the transfer to the leader once the last chunk is
+  // acknowledged, which may be after node 3 has installed and applied it.
+  CHECK(wait_until([&] { return nodes[l]->metrics().snapshots_sent >= 1; }));
   const MetricsSnapshot m = nodes[l]->metrics();
   CHECK(m.snapshots_sent >= 1);
   CHECK(m.snapshot_send_us.count >= 1);
