@@ -967,12 +967,12 @@ int run_machine(const Common& c) {
   const double round = f->synced_append_us + 3 * f->wakeup_round_trip_us;
   fmt::print(
       "machine: {}\n"
-      "  wake-up round trip, two processes (socketpair, median of 2000)   {:8.1f} us\n"
-      "  synced 256 B append, preallocated file in {} (median of 500)  {:8.1f} us\n"
+      "  wake-up round trip, two processes (socketpair, median of 2000)  {:8.1f} us\n"
+      "  synced 256 B append, preallocated file (median of 500)          {:8.1f} us   (in {})\n"
       "  floor of one closed-loop round of a 3-node cluster with a synced log\n"
-      "    (one synced append + ~6 hand-offs = 3 round trips)              {:8.1f} us\n"
+      "    (one synced append + ~6 hand-offs = 3 round trips)             {:8.1f} us\n"
       "  so at most {:.0f} rounds/s, and k closed-loop clients at most k x that ops/s\n",
-      machine_line(), f->wakeup_round_trip_us, dir, f->synced_append_us, round, 1e6 / round);
+      machine_line(), f->wakeup_round_trip_us, f->synced_append_us, dir, round, 1e6 / round);
   return 0;
 }
 
