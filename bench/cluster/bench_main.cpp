@@ -744,7 +744,7 @@ void report_failover(const Common& c, const FailoverOpts& f, const std::vector<T
         um.push_back(t.unavail_ms);
       }
     for (auto& [name, v] : {std::pair{"new leader", &lm}, std::pair{"client unavailability", &um}}) {
-      auto p = percentiles_ms(*v);
+      auto p = percentiles(*v);
       fmt::print("{:<10} {:<22} {:8.1f} {:8.1f} {:8.1f} {:8.1f} {:8.1f}  {}\n", k, name, v->empty() ? 0 : v->front(),
                  p.p50, p.p90, p.p99, p.max, p.count);
       const std::string key = k + (std::string(name) == "new leader" ? "_leader" : "_unavail");

@@ -115,44 +115,31 @@ std::uint64_t bytes_between(const std::map<std::string, std::uint64_t>& before,
   return sum;
 }
 
-Percentiles percentiles(std::vector<std::uint32_t>& us) {
-  Percentiles r;
-  if (us.empty()) return r;
-  std::sort(us.begin(), us.end());
-  auto at = [&](double q) {
-    // nearest rank: the smallest value with at least q of the samples <= it
-    auto k = static_cast<std::size_t>(std::ceil(q * static_cast<double>(us.size())));
-    k = std::clamp<std::size_t>(k, 1, us.size());
-    return static_cast<double>(us[k - 1]);
-  };
-  r.count = us.size();
-  r.p50 = at(0.5);
-  r.p90 = at(0.9);
-  r.p99 = at(0.99);
-  r.p999 = at(0.999);
-  r.max = static_cast<double>(us.back());
-  r.mean = std::accumulate(us.begin(), us.end(), 0.0) / static_cast<double>(us.size());
-  return r;
-}
-
-Percentiles percentiles_ms(std::vector<double>& v) {
+namespace {
+template <class T>
+Percentiles summarize(std::vector<T>& v) {
   Percentiles r;
   if (v.empty()) return r;
   std::sort(v.begin(), v.end());
   auto at = [&](double q) {
+    // nearest rank: the smallest value with at least q of the samples <= it
     auto k = static_cast<std::size_t>(std::ceil(q * static_cast<double>(v.size())));
     k = std::clamp<std::size_t>(k, 1, v.size());
-    return v[k - 1];
+    return static_cast<double>(v[k - 1]);
   };
   r.count = v.size();
   r.p50 = at(0.5);
   r.p90 = at(0.9);
   r.p99 = at(0.99);
   r.p999 = at(0.999);
-  r.max = v.back();
+  r.max = static_cast<double>(v.back());
   r.mean = std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
   return r;
 }
+}  // namespace
+
+Percentiles percentiles(std::vector<std::uint32_t>& v) { return summarize(v); }
+Percentiles percentiles(std::vector<double>& v) { return summarize(v); }
 
 namespace {
 std::string quote(const std::string& s) {
@@ -282,10 +269,6 @@ std::string machine_line() {
 }
 
 namespace {
-double median_us(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
 double us_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t).count();
 }
@@ -325,7 +308,7 @@ std::optional<double> wakeup_round_trip_us(std::string& error) {
   ::close(sv[0]);
   ::waitpid(child, nullptr, 0);
   if (!error.empty()) return std::nullopt;
-  return median_us(std::move(trips));
+  return percentiles(trips).p50;
 }
 
 std::optional<double> synced_append_us(const std::string& dir, std::string& error) {
@@ -353,7 +336,7 @@ std::optional<double> synced_append_us(const std::string& dir, std::string& erro
   ::close(fd);
   ::unlink(path.c_str());
   if (!ok) return std::nullopt;
-  return median_us(std::move(appends));
+  return percentiles(appends).p50;
 }
 }  // namespace
 

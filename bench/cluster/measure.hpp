@@ -47,14 +47,14 @@ std::map<std::string, std::uint64_t> tcp_bytes_received(const std::set<std::uint
 std::uint64_t bytes_between(const std::map<std::string, std::uint64_t>& before,
                             const std::map<std::string, std::uint64_t>& after);
 
-/// Latency summary in microseconds.
+/// Latency summary, in the unit of the samples it was made from.
 struct Percentiles {
   std::uint64_t count = 0;
   double p50 = 0, p90 = 0, p99 = 0, p999 = 0, max = 0, mean = 0;
 };
-/// Sorts `us` and reads the nearest-rank percentiles.
-Percentiles percentiles(std::vector<std::uint32_t>& us);
-Percentiles percentiles_ms(std::vector<double>& ms);
+/// Sorts the samples and reads the nearest-rank percentiles.
+Percentiles percentiles(std::vector<std::uint32_t>& samples);
+Percentiles percentiles(std::vector<double>& samples);
 
 /// A flat JSON object of numbers and strings: what --json writes and
 /// --compare reads back. Parsing accepts exactly that shape and reports
