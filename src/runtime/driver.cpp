@@ -492,8 +492,11 @@ void Driver::process() {
         !(bugs_ & bug_config_on_unwritten_commit) &&
         std::any_of(rd->committed_entries.begin(), rd->committed_entries.end(),
                     [](const Entry& e) { return e.type == EntryType::membership; });
-    if (hs && rd->entries.empty() && !rd->snapshot && hs->term == written_hs_.term && hs->vote == written_hs_.vote &&
-        hs->recovering == written_hs_.recovering && !applies_config) {
+    const auto commit_only = [&](HardState h) {
+      h.commit = written_hs_.commit;
+      return h == written_hs_;  // every other field as written: nothing a crash must keep
+    };
+    if (hs && rd->entries.empty() && !rd->snapshot && commit_only(*hs) && !applies_config) {
       unwritten_commit_ = hs;
       finish(*rd);
       continue;
