@@ -121,7 +121,7 @@ void bench_transfer(const Args& a) {
   m.from = NodeId{1};
   m.to = NodeId{2};
   m.term = Term{1};
-  m.snapshot = SnapshotMeta{Index{1000}, Term{1}, {{NodeId{1}, NodeId{2}}, {}, {}, {}, {}}};
+  m.snapshot = SnapshotMeta{Index{1000}, Term{1}, {{NodeId{1}, NodeId{2}}, {}, {}, {}, {}, {}, {}}};
   m.snapshot_data.resize(size);
   std::mt19937_64 rng(1);
   for (std::size_t i = 0; i + 8 <= size; i += 8) {

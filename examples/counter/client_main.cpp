@@ -30,15 +30,18 @@
 //                 "applied": 12, "last_index": 12, "value": 7, "failure": "",
 //                 "client_address": "127.0.0.1:8001", "voters": [1, 2, 3],
 //                 "learners": [], "staging": [], "voters_outgoing": [],
-//                 "joint": false, "recovering": false, "snapshot_index": 0},
+//                 "joint": false, "replacing": false, "incarnation": "1",
+//                 "snapshot_index": 0},
 //                {"server": "127.0.0.1:8002", "reachable": false,
 //                 "error": "connection refused"}, ...]}
 // ("leader" is 0 when the server knows no leader; "role" is one of follower,
 // pre-candidate, candidate, leader, stopped. The configuration is the one
 // the server knows, committed or not; "voters_outgoing" is non-empty and
 // "joint" true while a change is half done; "staging" servers are being
-// added and vote once caught up; "recovering" is true on a node that started
-// with empty storage and has not yet been vouched caught up by a leader.)
+// added and vote once caught up; "incarnation" (hexadecimal) is born with
+// the node's log, and "replacing" is true on a node that came back with an
+// empty log under its old id: the configuration still names its previous
+// incarnation, and the leader swaps the new one in once it has caught up.)
 // Exit codes: 0 done, 1 failed (nothing was done), 3 unknown outcome (an
 // increment may or may not have been applied), 2 bad usage.
 #include <cstdint>
@@ -98,7 +101,8 @@ boost::json::object status_json(const std::string& server, const std::optional<N
           {"staging", id_array(info->staging)},
           {"voters_outgoing", id_array(info->voters_outgoing)},
           {"joint", !info->voters_outgoing.empty()},
-          {"recovering", info->recovering},
+          {"replacing", info->replacing},
+          {"incarnation", fmt::format("{:x}", info->incarnation)},
           {"snapshot_index", info->snapshot_index}};
 }
 
@@ -223,7 +227,7 @@ int main(int argc, char** argv) {
     fmt::print("{:<22} {:>4} {:<14} {:>5} {:>7} {:>8} {:>8} {:>10} {:>8}  {}{}{}\n", s, info->id, info->role,
                info->term, info->leader == 0 ? std::string("-") : std::to_string(info->leader), info->commit,
                info->applied, info->value, info->snapshot_index, configuration_text(*info),
-               info->recovering ? "  RECOVERING (votes once a leader vouches it caught up)" : "",
+               info->replacing ? "  REPLACING (new incarnation: counts once the leader swaps it in)" : "",
                info->failure.empty() ? "" : "  failure: " + info->failure);
   }
   if (json) fmt::print("{}\n", boost::json::serialize(boost::json::object{{"servers", std::move(servers)}}));

@@ -45,8 +45,9 @@ struct NodeInfo {
   learners @11 :List(UInt64);
   staging @12 :List(UInt64);         # being added: learners until caught up
   votersOutgoing @13 :List(UInt64);  # non-empty while a change is joint
-  recovering @14 :Bool;              # started with empty storage; votes once caught up
+  replacing @14 :Bool;               # a new incarnation (empty log) the leader has not swapped in yet
   snapshotIndex @15 :UInt64;         # the newest snapshot, taken or loaded
+  incarnation @16 :UInt64;           # this node's incarnation (born with its log)
 }
 
 enum ReplyKind {

@@ -100,7 +100,8 @@ std::vector<std::uint8_t> encode_reply(const Reply& r) {
     ids(i.initLearners(static_cast<unsigned>(r.info->learners.size())), r.info->learners);
     ids(i.initStaging(static_cast<unsigned>(r.info->staging.size())), r.info->staging);
     ids(i.initVotersOutgoing(static_cast<unsigned>(r.info->voters_outgoing.size())), r.info->voters_outgoing);
-    i.setRecovering(r.info->recovering);
+    i.setReplacing(r.info->replacing);
+    i.setIncarnation(r.info->incarnation);
     i.setSnapshotIndex(r.info->snapshot_index);
   }
   return frame(mb);
@@ -179,7 +180,8 @@ std::optional<Reply> decode_reply(const std::vector<std::uint8_t>& body, std::st
       for (auto id : i.getLearners()) n.learners.push_back(id);
       for (auto id : i.getStaging()) n.staging.push_back(id);
       for (auto id : i.getVotersOutgoing()) n.voters_outgoing.push_back(id);
-      n.recovering = i.getRecovering();
+      n.replacing = i.getReplacing();
+      n.incarnation = i.getIncarnation();
       n.snapshot_index = i.getSnapshotIndex();
       out.info = std::move(n);
     }

@@ -48,7 +48,8 @@ struct NodeInfo {
   std::vector<std::uint64_t> learners;
   std::vector<std::uint64_t> staging;
   std::vector<std::uint64_t> voters_outgoing;  ///< non-empty: a joint configuration
-  bool recovering = false;
+  bool replacing = false;
+  std::uint64_t incarnation = 0;
   std::uint64_t snapshot_index = 0;
 };
 

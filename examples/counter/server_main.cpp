@@ -459,7 +459,8 @@ class Server {
       i.learners = ids(st.membership.learners);
       i.staging = ids(st.membership.staging);
       i.voters_outgoing = ids(st.membership.voters_outgoing);
-      i.recovering = st.recovering;
+      i.replacing = st.replacing;
+      i.incarnation = st.incarnation;
       i.snapshot_index = st.snapshot_index.value;
       r.kind = ReplyKind::ok;
       r.info = std::move(i);

@@ -52,15 +52,10 @@ struct Message {
   std::uint64_t context = 0;  ///< read-index round / request id
   std::optional<SnapshotMeta> snapshot;  ///< with type == snapshot
   Bytes snapshot_data;  ///< snapshot bytes, filled and consumed by the runtime, opaque to the core
-  /// append_response / heartbeat_response: nonzero when the sender started
-  /// with empty storage and does not vote yet (HardState::recovering); the
-  /// value identifies this run of the sender (a new one means it lost its
-  /// storage again). Its acknowledgements from before must not be counted.
-  std::uint64_t recovering = 0;
-  /// heartbeat to a recovering follower: nonzero, the run of it
-  /// (Message::recovering) that the leader saw hold every entry committed in
-  /// its term, after confirming it still leads; that run may vote again.
-  std::uint64_t caught_up = 0;
+  /// The sender's incarnation (HardState::incarnation). A vote or an
+  /// acknowledgement counts only where the counting configuration names
+  /// this incarnation of `from` (Membership::incarnations).
+  std::uint64_t incarnation = 0;
   friend bool operator==(const Message&, const Message&) = default;
 };
 

@@ -122,6 +122,11 @@ struct PeerStatus {
   Index next;        ///< next index to send
   std::string state; ///< "probe", "replicate" or "snapshot"
   bool active = false;  ///< heard from within an election timeout
+  /// The incarnation of the follower that answers (its log's identity).
+  std::uint64_t incarnation = 0;
+  /// That incarnation is not the one the configuration counts (the node
+  /// lost its log and came back): the leader swaps it in once it caught up.
+  bool replacing = false;
 };
 
 /// A consistent view of a node, for monitoring and client redirection.
@@ -140,9 +145,13 @@ struct NodeStatus {
   /// servers, addresses; voters_outgoing is non-empty during a change.
   /// Refreshed as soon as it changes; the other fields after every input.
   Membership membership;
-  /// Started with empty storage and not yet caught up by a leader: does not
-  /// vote (Options::bootstrap).
-  bool recovering = false;
+  /// This node's incarnation: born with its write-ahead log (see
+  /// Membership::incarnations).
+  std::uint64_t incarnation = 0;
+  /// The configuration names this node's id as a voter but another
+  /// incarnation of it (this one started with an empty log): it receives
+  /// the log and counts for nothing until the leader swaps it in.
+  bool replacing = false;
 };
 
 /// A Raft node: see the file comment.

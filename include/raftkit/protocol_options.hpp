@@ -26,17 +26,25 @@ struct ProtocolOptions {
   /// configuration entry (Membership::addresses).
   std::map<NodeId, std::string> initial_addresses;
   /// Whether a node whose store is empty starts a new cluster of
-  /// initial_voters (true) or waits to be given the log by a leader (false:
-  /// a server being added, or one whose disk was wiped). Such a node does
-  /// not vote or campaign until a leader has seen it hold every committed
-  /// entry (HardState::recovering). Ignored when the store holds anything.
-  /// The runtime's Options::bootstrap defaults to false; the core alone
-  /// (tests) defaults to true.
+  /// initial_voters (true: it is the bootstrap incarnation of its id) or
+  /// waits to be given the log by a leader (false: a server being added, or
+  /// one whose disk was wiped; it is a new incarnation of its id and counts
+  /// for nothing until a leader swaps it into the configuration). Ignored
+  /// when the store holds a term, an entry or a snapshot. The runtime's
+  /// Options::bootstrap defaults to false; the core alone (tests) defaults
+  /// to true.
   bool bootstrap = true;
   /// A staging server (Membership::staging) is promoted to voter once its
   /// log is within this many entries of the leader's and holds every
   /// committed entry, so adding a server never stalls commits for long.
+  /// The same rule swaps a voter's new incarnation (a node that came back
+  /// with an empty log) in for its old one.
   std::uint64_t promote_within_entries = 64;
+  /// Whether the leader swaps a voter's new incarnation in by itself once
+  /// it has caught up (true), or leaves it receiving the log and counting
+  /// for nothing until an operator changes the configuration (false:
+  /// Node::async_replace_server).
+  bool auto_replace = true;
   /// Election timeout base T: a follower that hears nothing from a leader
   /// for a random time in [T, 2T) ticks starts an election.
   int election_ticks = 10;
@@ -57,7 +65,10 @@ struct ProtocolOptions {
   /// differ by less than lease_margin_ticks / election_ticks; a paused or
   /// drifting clock can return stale reads. Requires check_quorum. Every
   /// elapsed tick interval counts, missed ones included; once a TimeoutNow
-  /// was sent the lease is off for the rest of the term.
+  /// was sent the lease is off for the rest of the term. A node restarted
+  /// with lease_reads on grants no vote or pre-vote for election_ticks
+  /// ticks (but to a leadership transfer), so the leases it acknowledged
+  /// before its restart run out first: set it alike on every node.
   bool lease_reads = false;
   /// Ticks the lease ends before the followers' election timeout (see lease_reads).
   int lease_margin_ticks = 2;
@@ -84,9 +95,10 @@ struct ProtocolOptions {
   std::size_t max_uncommitted_bytes = 64 << 20;
   /// A single proposal larger than this is refused (errc::too_large).
   std::size_t max_entry_bytes = 8 << 20;
-  /// Identifies this run of the node (the runtime draws it at random at
-  /// each start): a node recovering from a lost disk names it in its answers,
-  /// so the leader sees a second loss as new (Message::recovering).
+  /// The incarnation this node takes when its store holds none and it does
+  /// not bootstrap (HardState::incarnation): a fresh random value on each
+  /// start (the runtime draws it). Values below 2 make the core derive one
+  /// from `seed` (tests). Ignored when the store already names one.
   std::uint64_t incarnation = 0;
   /// Seeds the randomized election timeout. Same seed, same inputs, same run.
   std::uint64_t seed = 1;

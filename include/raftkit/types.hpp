@@ -58,8 +58,9 @@ struct Index {
   friend constexpr auto operator<=>(Index, Index) = default;
 };
 
-/// A node of the cluster. Nonzero for real nodes; chosen by the operator and
-/// never reused for a node that lost its data.
+/// A node of the cluster. Nonzero for real nodes; chosen by the operator. A
+/// node that lost its data may come back under its old id: it is then a new
+/// incarnation of that id (see Membership::incarnations).
 struct NodeId {
   std::uint64_t value = 0;  ///< 0: no node
   constexpr NodeId() = default;
@@ -124,8 +125,21 @@ struct Entry {
 inline constexpr std::size_t kEntryOverhead = 24;
 inline std::size_t entry_bytes(const Entry& e) { return e.payload.size() + kEntryOverhead; }
 
+/// The incarnation of every node that bootstraps a new cluster: the first
+/// life of each id named by the initial configuration. A node whose
+/// write-ahead log is created any other way (a server being added, a node
+/// that lost its disk) draws a random incarnation of its own.
+inline constexpr std::uint64_t kBootstrapIncarnation = 1;
+
 /// The cluster's configuration. It lives in the log (membership entries)
 /// and in snapshots; see the membership section of the embedding guide.
+///
+/// A member is an (id, incarnation) pair. The incarnation is born with a
+/// node's write-ahead log, so a node that lost its disk comes back as a new
+/// incarnation of its old id; the configuration names the incarnation whose
+/// votes and acknowledgements count, and anything another incarnation says
+/// counts for nothing until the leader swaps it in through a joint
+/// configuration (thesis §4.3: to Raft it is a different server).
 ///
 /// During a joint-consensus change (thesis §4.3) `voters_outgoing` holds the
 /// old voter set and every decision needs a majority of both sets;
@@ -141,10 +155,25 @@ struct Membership {
   /// How to reach each member ("host:port" for the TCP transport; may be
   /// empty in process). Travels with the configuration.
   std::map<NodeId, std::string> addresses;
+  /// The incarnation of each member of `voters`, `learners` and `staging`
+  /// whose votes and acknowledgements count. A member not listed is
+  /// kBootstrapIncarnation (use incarnation_of()).
+  std::map<NodeId, std::uint64_t> incarnations = {};
+  /// The same for `voters_outgoing`: non-empty only in a joint
+  /// configuration (a replacement names one id with two incarnations).
+  std::map<NodeId, std::uint64_t> outgoing_incarnations = {};
   /// Whether a change is half done (a second decision set is in force).
   bool joint() const { return !voters_outgoing.empty(); }
   friend bool operator==(const Membership&, const Membership&) = default;
 };
+
+/// The incarnation of `id` that `m` counts: in the incoming sets, or in the
+/// outgoing voters (`outgoing`). kBootstrapIncarnation if not listed.
+inline std::uint64_t incarnation_of(const Membership& m, NodeId id, bool outgoing = false) {
+  const auto& map = outgoing ? m.outgoing_incarnations : m.incarnations;
+  const auto it = map.find(id);
+  return it == map.end() ? kBootstrapIncarnation : it->second;
+}
 
 /// State that must be durable before a node answers a vote or acknowledges
 /// entries: the current term, the vote cast in it, and the commit index.
@@ -152,11 +181,10 @@ struct HardState {
   Term term;     ///< the current term
   NodeId vote;   ///< the candidate voted for in `term` (none if no vote)
   Index commit;  ///< the highest index known committed
-  /// The node started with empty storage without bootstrapping a cluster
-  /// (a new server, or one whose disk was wiped): it does not vote until a
-  /// leader has seen it hold every committed entry (protocol-aware
-  /// recovery). Cleared by the core; durable so a crash cannot forget it.
-  bool recovering = false;
+  /// This node's incarnation (0 in a store never written: the core then
+  /// chooses one and the first Ready persists it). Born with the log: a
+  /// node whose log is lost comes back as a new incarnation of its id.
+  std::uint64_t incarnation = 0;
   friend bool operator==(const HardState&, const HardState&) = default;
 };
 

@@ -11,7 +11,10 @@
 namespace raftkit::core {
 namespace {
 
-constexpr std::uint8_t kFormat = 1;
+// 1: voters, learners, outgoing, staging, addresses (every member the
+//    bootstrap incarnation); 2: then the incoming and outgoing incarnations.
+constexpr std::uint8_t kFormatWithoutIncarnations = 1;
+constexpr std::uint8_t kFormat = 2;
 constexpr std::size_t kMaxMembers = 4096;      // far above any sane cluster
 constexpr std::size_t kMaxAddressBytes = 1024;  // a host:port, a URL at most
 
@@ -38,6 +41,15 @@ struct Reader {
     pos += static_cast<std::size_t>(n);
     return v;
   }
+  bool incarnations(std::map<NodeId, std::uint64_t>& out) {
+    const std::uint64_t n = uint(4);
+    if (!ok || n > kMaxMembers || (in.size() - pos) / 16 < n) return ok = false;
+    for (std::uint64_t i = 0; i < n && ok; ++i) {
+      const NodeId id{uint(8)};
+      if (!out.emplace(id, uint(8)).second) ok = false;
+    }
+    return ok;
+  }
   std::vector<NodeId> ids() {
     const std::uint64_t n = uint(4);
     if (!ok || n > kMaxMembers || (in.size() - pos) / 8 < n) {
@@ -61,6 +73,27 @@ std::vector<NodeId> members_of(const Membership& m) {
 }
 
 bool is_voter(const Membership& m, NodeId id) { return contains(m.voters, id) || contains(m.voters_outgoing, id); }
+
+bool is_voter(const Membership& m, NodeId id, std::uint64_t incarnation) {
+  return (contains(m.voters, id) && incarnation_of(m, id) == incarnation) ||
+         (contains(m.voters_outgoing, id) && incarnation_of(m, id, true) == incarnation);
+}
+
+void set_incarnation(Membership& m, NodeId id, std::uint64_t incarnation, bool outgoing) {
+  auto& map = outgoing ? m.outgoing_incarnations : m.incarnations;
+  if (incarnation == kBootstrapIncarnation) {
+    map.erase(id);
+  } else {
+    map[id] = incarnation;
+  }
+}
+
+bool same_voters(const Membership& a, const Membership& b) {
+  if (a.voters.size() != b.voters.size()) return false;
+  for (NodeId v : a.voters)
+    if (!contains(b.voters, v) || incarnation_of(a, v) != incarnation_of(b, v)) return false;
+  return true;
+}
 
 bool is_member(const Membership& m, NodeId id) {
   return is_voter(m, id) || contains(m.learners, id) || contains(m.staging, id);
@@ -86,6 +119,17 @@ std::string membership_problem(const Membership& m) {
     if (!is_member(m, id)) return fmt::format("address for node {}, which is not a member", id);
     if (address.size() > kMaxAddressBytes) return fmt::format("address of node {} too long", id);
   }
+  for (const auto& [id, incarnation] : m.incarnations) {
+    if (!contains(m.voters, id) && !contains(m.learners, id) && !contains(m.staging, id))
+      return fmt::format("incarnation for node {}, which is not an incoming member", id);
+    if (incarnation == 0 || incarnation == kBootstrapIncarnation)
+      return fmt::format("incarnation {} listed for node {}", incarnation, id);
+  }
+  for (const auto& [id, incarnation] : m.outgoing_incarnations) {
+    if (!contains(m.voters_outgoing, id)) return fmt::format("outgoing incarnation for node {}, which is not an outgoing voter", id);
+    if (incarnation == 0 || incarnation == kBootstrapIncarnation)
+      return fmt::format("incarnation {} listed for node {}", incarnation, id);
+  }
   return {};
 }
 
@@ -102,12 +146,20 @@ Bytes encode_membership(const Membership& m) {
     put32(out, static_cast<std::uint32_t>(address.size()));
     out.insert(out.end(), address.begin(), address.end());
   }
+  for (const auto* map : {&m.incarnations, &m.outgoing_incarnations}) {
+    put32(out, static_cast<std::uint32_t>(map->size()));
+    for (const auto& [id, incarnation] : *map) {
+      put64(out, id.value);
+      put64(out, incarnation);
+    }
+  }
   return out;
 }
 
 std::optional<Membership> decode_membership(BytesView bytes) {
   Reader r{bytes};
-  if (r.uint(1) != kFormat) return std::nullopt;
+  const std::uint64_t format = r.uint(1);
+  if (format != kFormat && format != kFormatWithoutIncarnations) return std::nullopt;
   Membership m;
   m.voters = r.ids();
   m.learners = r.ids();
@@ -123,6 +175,8 @@ std::optional<Membership> decode_membership(BytesView bytes) {
     r.pos += len;
     if (!m.addresses.emplace(id, std::move(address)).second) return std::nullopt;
   }
+  if (format == kFormat && !(r.incarnations(m.incarnations) && r.incarnations(m.outgoing_incarnations)))
+    return std::nullopt;
   if (!r.ok || r.pos != bytes.size() || !membership_problem(m).empty()) return std::nullopt;
   return m;
 }
@@ -130,6 +184,8 @@ std::optional<Membership> decode_membership(BytesView bytes) {
 Membership enter_joint(const Membership& current, const Membership& target) {
   Membership j = target;
   j.voters_outgoing = current.voters;
+  j.outgoing_incarnations.clear();
+  for (NodeId v : current.voters) set_incarnation(j, v, incarnation_of(current, v), true);
   // The outgoing voters must stay reachable until the change completes.
   for (const auto& [id, address] : current.addresses)
     if (contains(j.voters_outgoing, id)) j.addresses.emplace(id, address);
@@ -139,6 +195,7 @@ Membership enter_joint(const Membership& current, const Membership& target) {
 Membership leave_joint(const Membership& m) {
   Membership out = m;
   out.voters_outgoing.clear();
+  out.outgoing_incarnations.clear();
   for (auto it = out.addresses.begin(); it != out.addresses.end();) {
     it = is_member(out, it->first) ? std::next(it) : out.addresses.erase(it);
   }
@@ -155,6 +212,13 @@ std::string describe(const Membership& m) {
   if (m.joint()) s += fmt::format(" outgoing {}", ids(m.voters_outgoing));
   if (!m.learners.empty()) s += fmt::format(" learners {}", ids(m.learners));
   if (!m.staging.empty()) s += fmt::format(" staging {}", ids(m.staging));
+  auto incarnations = [](const std::map<NodeId, std::uint64_t>& map) {
+    std::vector<std::string> parts;
+    for (const auto& [id, incarnation] : map) parts.push_back(fmt::format("{}:{:x}", id.value, incarnation));
+    return fmt::format("{{{}}}", fmt::join(parts, ","));
+  };
+  if (!m.incarnations.empty()) s += fmt::format(" incarnations {}", incarnations(m.incarnations));
+  if (!m.outgoing_incarnations.empty()) s += fmt::format(" outgoing incarnations {}", incarnations(m.outgoing_incarnations));
   return s;
 }
 

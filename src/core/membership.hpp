@@ -23,8 +23,18 @@ namespace raftkit::core {
 
 /// Every node named anywhere in `m`, sorted, once each.
 std::vector<NodeId> members_of(const Membership& m);
-/// Whether `id` counts toward some majority of `m` (incoming or outgoing).
+/// Whether `id` counts toward some majority of `m` (incoming or outgoing),
+/// in whatever incarnation.
 bool is_voter(const Membership& m, NodeId id);
+/// Whether incarnation `incarnation` of `id` counts toward some majority of `m`.
+bool is_voter(const Membership& m, NodeId id, std::uint64_t incarnation);
+/// Names incarnation `incarnation` of `id` in the incoming (or `outgoing`)
+/// side of `m`; kBootstrapIncarnation is the default and is not listed, so
+/// equal configurations compare equal.
+void set_incarnation(Membership& m, NodeId id, std::uint64_t incarnation, bool outgoing = false);
+/// Whether `a` and `b` (neither joint) have the same voters in the same
+/// incarnations: a change between them moves no majority.
+bool same_voters(const Membership& a, const Membership& b);
 /// Whether `id` is named anywhere in `m`.
 bool is_member(const Membership& m, NodeId id);
 

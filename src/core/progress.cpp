@@ -100,10 +100,11 @@ bool Progress::paused() const {
   return true;
 }
 
-void Progress::forget_beyond(Index last) {
-  if (match <= last) return;
-  match = last;
+void Progress::restart_as(std::uint64_t new_incarnation) {
+  incarnation = new_incarnation;
+  match = Index{};
   pending_snapshot = Index{};
+  state = ProgressState::probe;
   become_probe();
 }
 

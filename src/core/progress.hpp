@@ -25,7 +25,8 @@
 //              an append acknowledgement shows the log can serve it.
 //
 // match_index only grows (a follower never loses an acknowledged entry,
-// unless it lost its disk — which is a different node as far as Raft knows).
+// unless it lost its disk — which makes it a new incarnation, a different
+// server as far as Raft knows: restart_as() starts its progress afresh).
 #pragma once
 
 #include <cstddef>
@@ -78,12 +79,10 @@ struct Progress {
   bool recent_active = false;  ///< heard from since the last check-quorum
   std::uint64_t heard_at = 0;  ///< leader's tick count when it last heard from the follower
   bool learner = false;
-  /// Nonzero while the follower says it started with empty storage
-  /// (Message::recovering, the run it is in): it does not vote until the
-  /// leader tells it it holds every committed entry.
-  std::uint64_t recovering = 0;
-  std::uint64_t recovery_round = 0;  ///< recovering: heartbeat round confirming the leader before it is vouched for
-  Index recovery_index;              ///< ... and the commit index it held when that began
+  /// The incarnation of the follower this progress describes (the one that
+  /// spoke last; see Raft::step_leader). Its match counts toward a commit
+  /// only where the configuration names this incarnation.
+  std::uint64_t incarnation = 0;
   Inflights inflights;
 
   void become_probe();
@@ -96,9 +95,10 @@ struct Progress {
   /// The follower rejected an append at `rejected`; `hint` is where to
   /// retry from. Returns false if the rejection is stale.
   bool maybe_decrease_to(Index rejected, Index hint);
-  /// The follower lost its storage: its log really ends at `last`, whatever
-  /// it acknowledged before. Match drops to it and replication probes again.
-  void forget_beyond(Index last);
+  /// Another incarnation of the follower spoke: nothing the previous one
+  /// acknowledged holds for it. Match drops to 0 and replication probes
+  /// again from the start (the answer says where its log ends).
+  void restart_as(std::uint64_t incarnation);
   /// No new append should be sent now.
   bool paused() const;
 };

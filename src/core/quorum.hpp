@@ -2,6 +2,12 @@
 //
 // In a joint configuration (voters_outgoing non-empty) a decision needs a
 // majority of the incoming AND of the outgoing voters (thesis §4.3).
+//
+// A voter is an (id, incarnation) pair: a vote or an acknowledgement counts
+// only from the incarnation each side names (Membership::incarnations), so a
+// node that lost its disk is, until it is swapped in, a server no majority
+// contains — and the one that came before it is one whose every statement
+// stays true (it never speaks again).
 #pragma once
 
 #include <algorithm>
@@ -15,29 +21,45 @@ namespace raftkit::core {
 
 enum class VoteResult { pending, won, lost };
 
-/// The largest index that a majority of `voters` has reached, by `index_of`.
+/// What one node said: granted (a vote, or "is active") or refused, and
+/// which incarnation of it said so.
+struct Ballot {
+  bool granted = false;
+  std::uint64_t incarnation = 0;
+};
+/// Ballots by node; absent: no answer.
+using Ballots = std::map<NodeId, Ballot>;
+
+/// How far incarnation `incarnation` of node `id` has replicated the log.
+using IndexOf = std::function<Index(NodeId id, std::uint64_t incarnation)>;
+
+/// The largest index that a majority of one side of `m` has reached.
 /// An empty voter set imposes no constraint (returns the maximum index).
-inline Index majority_index(const std::vector<NodeId>& voters, const std::function<Index(NodeId)>& index_of) {
+inline Index majority_index(const Membership& m, bool outgoing, const IndexOf& index_of) {
+  const std::vector<NodeId>& voters = outgoing ? m.voters_outgoing : m.voters;
   if (voters.empty()) return Index{~std::uint64_t{0}};
   std::vector<Index> idx;
   idx.reserve(voters.size());
-  for (NodeId v : voters) idx.push_back(index_of(v));
+  for (NodeId v : voters) idx.push_back(index_of(v, incarnation_of(m, v, outgoing)));
   std::sort(idx.begin(), idx.end(), std::greater<>());
   return idx[voters.size() / 2];
 }
 
-inline Index quorum_index(const Membership& m, const std::function<Index(NodeId)>& index_of) {
-  return std::min(majority_index(m.voters, index_of), majority_index(m.voters_outgoing, index_of));
+inline Index quorum_index(const Membership& m, const IndexOf& index_of) {
+  return std::min(majority_index(m, false, index_of), majority_index(m, true, index_of));
 }
 
-/// `votes` maps voter to granted (true) / refused (false); absent: no answer.
-inline VoteResult majority_vote(const std::vector<NodeId>& voters, const std::map<NodeId, bool>& votes) {
+/// A ballot counts only if it comes from the incarnation the side names
+/// (`any_incarnation`: by id alone, the planted bugs' rule).
+inline VoteResult majority_vote(const Membership& m, bool outgoing, const Ballots& votes, bool any_incarnation) {
+  const std::vector<NodeId>& voters = outgoing ? m.voters_outgoing : m.voters;
   if (voters.empty()) return VoteResult::won;
   std::size_t yes = 0, no = 0;
   for (NodeId v : voters) {
     auto it = votes.find(v);
     if (it == votes.end()) continue;
-    (it->second ? yes : no)++;
+    if (!any_incarnation && it->second.incarnation != incarnation_of(m, v, outgoing)) continue;
+    (it->second.granted ? yes : no)++;
   }
   const std::size_t q = voters.size() / 2 + 1;
   if (yes >= q) return VoteResult::won;
@@ -45,9 +67,9 @@ inline VoteResult majority_vote(const std::vector<NodeId>& voters, const std::ma
   return VoteResult::pending;
 }
 
-inline VoteResult quorum_vote(const Membership& m, const std::map<NodeId, bool>& votes) {
-  const VoteResult a = majority_vote(m.voters, votes);
-  const VoteResult b = majority_vote(m.voters_outgoing, votes);
+inline VoteResult quorum_vote(const Membership& m, const Ballots& votes, bool any_incarnation = false) {
+  const VoteResult a = majority_vote(m, false, votes, any_incarnation);
+  const VoteResult b = majority_vote(m, true, votes, any_incarnation);
   if (a == VoteResult::lost || b == VoteResult::lost) return VoteResult::lost;
   if (a == VoteResult::won && b == VoteResult::won) return VoteResult::won;
   return VoteResult::pending;

@@ -56,14 +56,12 @@ Raft::Raft(const ProtocolOptions& options, const LogStore& store)
       options_(options),
       log_(store),
       rng_(options.seed * 0x9E3779B97F4A7C15ULL + options.id.value),
-      incarnation_(options.incarnation | 1),
       read_only_(options.lease_reads ? static_cast<std::uint64_t>(options.election_ticks - options.lease_margin_ticks) : 0,
                  static_cast<std::uint64_t>(options.election_ticks)) {
   const std::string problem = options.validate();
   RAFTKIT_ASSERT(problem.empty(), "invalid ProtocolOptions: {}", problem);
   const HardState hs = store.hard_state();
   persisted_hs_ = hs;
-  recovering_ = hs.recovering;
   const SnapshotMeta snap = store.snapshot_meta();
   if (snap.index != Index{}) {
     membership_ = snap.membership;
@@ -83,21 +81,30 @@ Raft::Raft(const ProtocolOptions& options, const LogStore& store)
     }
     lo = batch.back().index + 1;
   }
-  const bool empty_store = store.last_index() == Index{} && hs == HardState{};
-  if (config_index_ == Index{}) {
-    if (empty_store && !options.bootstrap) {
-      // A new server, or one that lost its disk: it learns the
-      // configuration from a leader and may not vote until it holds every
-      // committed entry (protocol-aware recovery).
-      recovering_ = true;
-    } else if (!recovering_) {
-      // A new cluster (or one restarted before its first leader wrote the
-      // configuration to the log): the options name the voters.
-      membership_ = Membership{options.initial_voters, {}, {}, {}, {}};
-      for (const auto& [id, address] : options.initial_addresses)
-        if (is_member(membership_, id)) membership_.addresses.emplace(id, address);
-    }
+  // A store that never heard of a term, an entry or a snapshot belongs to a
+  // node that never took part in anything: it may still bootstrap.
+  const bool untouched = store.last_index() == Index{} && snap.index == Index{} && hs.term == Term{};
+  if (options.bootstrap && (hs.incarnation == 0 || untouched)) {
+    incarnation_ = kBootstrapIncarnation;
+  } else if (hs.incarnation != 0) {
+    incarnation_ = hs.incarnation;
+  } else {
+    // A log born now (a new server, or one whose disk was wiped): a new
+    // incarnation of this id, which counts for nothing until a leader swaps
+    // it into the configuration.
+    incarnation_ = options.incarnation >= 2 ? options.incarnation : 2 + rng_() % (~std::uint64_t{0} - 2);
   }
+  if (config_index_ == Index{} && incarnation_ == kBootstrapIncarnation) {
+    // A new cluster (or one restarted before its first leader wrote the
+    // configuration to the log): the options name the voters, each in its
+    // bootstrap incarnation.
+    membership_ = Membership{options.initial_voters, {}, {}, {}, {}, {}, {}};
+    for (const auto& [id, address] : options.initial_addresses)
+      if (is_member(membership_, id)) membership_.addresses.emplace(id, address);
+  }
+  // A restart: a lease this node acknowledged before may still run on its
+  // leader (thesis §4.2.3 and §6.4.1); only leases depend on it.
+  if (!untouched && options.lease_reads) vote_quiet_until_ = static_cast<std::uint64_t>(options.election_ticks);
   term_ = hs.term;
   vote_ = hs.vote;
   become_follower(term_, NodeId{});
@@ -111,7 +118,7 @@ void Raft::tick() {
   ++ticks_;
   ++election_elapsed_;
   if (role_ != Role::leader) {
-    if (is_voter(id_) && !recovering_ && election_elapsed_ >= randomized_timeout_) {
+    if (counted() && election_elapsed_ >= randomized_timeout_) {
       election_elapsed_ = 0;
       campaign(options_.pre_vote, false);
     }
@@ -140,8 +147,7 @@ void Raft::tick() {
   }
   if (heartbeat_elapsed_ >= options_.heartbeat_ticks) {
     heartbeat_elapsed_ = 0;
-    broadcast_heartbeat(read_only_.new_round(id_, ticks_));
-    vouch_for_recovered();  // when no answer is needed (two voters)
+    broadcast_heartbeat(read_only_.new_round(id_, incarnation_, ticks_));
   }
 }
 
@@ -196,6 +202,7 @@ void Raft::reset(Term term) {
   for (NodeId id : members_of(membership_)) {
     Progress pr(log_.last_index() + 1, options_.max_inflight_messages, options_.max_inflight_bytes);
     pr.learner = !is_voter(id);
+    pr.incarnation = id == id_ ? incarnation_ : named_incarnation(id);
     if (id == id_) pr.match = log_.persisted_last_index();
     progress_.map().emplace(id, std::move(pr));
   }
@@ -250,8 +257,7 @@ void Raft::become_leader() {
 void Raft::campaign() { campaign(options_.pre_vote, false); }
 
 void Raft::campaign(bool pre_vote, bool transfer) {
-  if (role_ == Role::leader || !is_voter(id_)) return;
-  if (recovering_ && !injected(bug_wiped_node_votes)) return;
+  if (role_ == Role::leader || !counted()) return;
   // A configuration known committed but not yet applied would decide this
   // election; counting votes in the older one could elect a node with a
   // quorum the newer configuration never agreed to (etcd's hup() waits too).
@@ -271,8 +277,8 @@ void Raft::campaign(bool pre_vote, bool transfer) {
     vote_term = term_;
     request = MessageType::vote;
   }
-  votes_[id_] = true;
-  if (quorum_vote(membership_, votes_) == VoteResult::won) {  // a single voter
+  votes_[id_] = Ballot{true, incarnation_};
+  if (quorum_vote(membership_, votes_, injected(bug_votes_by_id)) == VoteResult::won) {  // a single voter
     if (pre_vote) {
       campaign(false, transfer);
     } else {
@@ -295,7 +301,7 @@ void Raft::campaign(bool pre_vote, bool transfer) {
 }
 
 void Raft::poll_votes() {
-  switch (quorum_vote(membership_, votes_)) {
+  switch (quorum_vote(membership_, votes_, injected(bug_votes_by_id))) {
     case VoteResult::won:
       if (role_ == Role::pre_candidate) {
         campaign(false, false);
@@ -377,12 +383,13 @@ void Raft::handle_vote_request(const Message& m) {
   const bool pre = m.type == MessageType::pre_vote;
   // §3.4: at most one vote per term, first come first served; a pre-vote
   // for a future term commits to nothing.
-  // A node that lost its storage may have voted in this term before, and
-  // its log may lack entries that were committed with its acknowledgement:
-  // it votes again only once a leader has caught it up.
-  const bool may_vote = !recovering_ || injected(bug_wiped_node_votes);
+  // A node that just restarted may have acknowledged a leader whose lease
+  // still runs: it grants nothing for one election timeout, unless the
+  // leader itself asked for the election (thesis §4.2.3, for a restart).
+  const bool quiet =
+      ticks_ < vote_quiet_until_ && m.context != kTransferContext && !injected(bug_votes_right_after_start);
   const bool can_vote =
-      may_vote && (vote_ == m.from || (vote_.is_none() && leader_.is_none()) || (pre && m.term > term_));
+      !quiet && (vote_ == m.from || (vote_.is_none() && leader_.is_none()) || (pre && m.term > term_));
   Message r;
   r.type = pre ? MessageType::pre_vote_response : MessageType::vote_response;
   r.to = m.from;
@@ -405,12 +412,6 @@ void Raft::step_follower(const Message& m) {
   if (from_leader) {
     election_elapsed_ = 0;
     leader_ = m.from;
-  }
-  if (recovering_ && m.caught_up == incarnation_ && m.type == MessageType::heartbeat) {
-    // Our leader has seen this run of ours hold every entry it committed in
-    // its term, and still leads: whatever we acknowledged before losing our
-    // storage is ours again.
-    recovering_ = false;
   }
   switch (m.type) {
     case MessageType::append:
@@ -467,13 +468,13 @@ void Raft::step_candidate(const Message& m) {
       break;
     case MessageType::pre_vote_response:
       if (role_ == Role::pre_candidate) {
-        votes_.emplace(m.from, !m.reject);
+        votes_.emplace(m.from, Ballot{!m.reject, m.incarnation});
         poll_votes();
       }
       break;
     case MessageType::vote_response:
       if (role_ == Role::candidate) {
-        votes_.emplace(m.from, !m.reject);
+        votes_.emplace(m.from, Ballot{!m.reject, m.incarnation});
         poll_votes();
       }
       break;
@@ -551,6 +552,19 @@ void Raft::step_leader(const Message& m) {
     return;
   }
   if (!pr) return;  // not a member
+  if (m.incarnation != pr->incarnation) {
+    // Another incarnation of this follower: the one tracked so far, or the
+    // one speaking now, lost its log (a message of the previous one may
+    // arrive late). Nothing either acknowledged holds for the other: the
+    // progress starts afresh for the one speaking, and its statements count
+    // only where the configuration names it (maybe_commit).
+    const bool any = m.type == MessageType::snapshot_response && injected(bug_snapshot_answer_any_incarnation);
+    if (!any) {
+      pr->restart_as(m.incarnation);
+      ++incarnation_changes_;
+      send_append(m.from, true);  // probe the new incarnation's log from the start
+    }
+  }
   pr->recent_active = true;
   pr->heard_at = ticks_ + 1;  // 0 stays "never"
   switch (m.type) {
@@ -576,7 +590,6 @@ void Raft::step_leader(const Message& m) {
 
 void Raft::handle_append_response(const Message& m, Progress& pr) {
   if (m.index > log_.last_index()) return;  // acknowledges what we never sent
-  note_recovering(m, pr);
   if (m.reject) {
     Index probe_at = m.reject_hint;
     if (m.hint_term > Term{}) probe_at = log_.find_conflict_by_term(m.reject_hint, m.hint_term).first;
@@ -615,8 +628,7 @@ void Raft::handle_append_response(const Message& m, Progress& pr) {
   while (send_append(m.from, false)) {
   }
   if (m.from == transferee_ && pr.match == log_.last_index()) send_timeout_now(m.from);
-  maybe_confirm_recovery(pr);
-  if (!membership_.staging.empty()) maybe_finish_membership_change();
+  maybe_finish_membership_change();
 }
 
 void Raft::send_timeout_now(NodeId to) {
@@ -627,65 +639,7 @@ void Raft::send_timeout_now(NodeId to) {
   send(std::move(t));
 }
 
-// A follower that lost its storage holds only what it acknowledges from now
-// on: at the first sign of it, every acknowledgement it gave before is
-// forgotten (no commit counts on it, and it is not told it caught up on
-// the strength of them); replication probes again from the start.
-void Raft::note_recovering(const Message& m, Progress& pr) {
-  if (m.recovering != 0 && m.recovering != pr.recovering) pr.forget_beyond(Index{});
-  pr.recovering = m.recovering;
-  if (!pr.recovering) pr.recovery_round = 0;
-}
-
-// A recovering follower may vote again once it holds every entry this
-// leader committed in its term (which includes every entry committed before:
-// leader completeness) — and once this leader knows it still leads: a
-// deposed leader of an older term could otherwise vouch for it (the wiped
-// node forgot the newer term). So the leader first confirms its leadership
-// with the next regular heartbeat round, and only then tells the follower
-// (Message::caught_up).
-void Raft::maybe_confirm_recovery(Progress& pr) {
-  if (!pr.recovering || pr.recovery_round != 0 || !committed_in_term() || pr.match < log_.committed()) return;
-  pr.recovery_round = read_only_.last_round() + 1;
-  pr.recovery_index = log_.committed();
-}
-
-// A newer leader needs a majority that leaves this leader out (this leader
-// would know of a newer term it voted in). The round rules that out once
-// every such majority, in each half of the configuration, contains a
-// voter that answered the round in this term; recovering nodes' answers do
-// not count (they forgot their terms). With two voters no majority leaves
-// the leader out: nothing to wait for. (A read needs the stricter quorum
-// of answers, as ReadIndex has it.)
-bool Raft::leadership_confirmed(std::uint64_t round) const {
-  if (read_only_.last_round() < round) return false;
-  for (const auto* half : {&membership_.voters, &membership_.voters_outgoing}) {
-    if (half->empty()) continue;
-    std::size_t silent = 0;
-    for (NodeId v : *half)
-      if (v != id_ && read_only_.acked_round(v) < round) ++silent;
-    if (silent >= half->size() / 2 + 1) return false;
-  }
-  return true;
-}
-
-void Raft::vouch_for_recovered() {
-  for (auto& [id, pr] : progress_.map()) {
-    if (pr.recovery_round == 0 || !leadership_confirmed(pr.recovery_round)) continue;
-    pr.recovery_round = 0;
-    // Unless it lost its storage once more meanwhile (match fell).
-    if (pr.recovering == 0 || pr.match < pr.recovery_index) continue;
-    Message m;
-    m.type = MessageType::heartbeat;
-    m.to = id;
-    m.commit = std::min(pr.match, log_.committed());
-    m.caught_up = pr.recovering;
-    send(std::move(m));
-  }
-}
-
 void Raft::handle_heartbeat_response(const Message& m, Progress& pr) {
-  note_recovering(m, pr);
   pr.probe_sent = false;
   if (pr.state == ProgressState::replicate && pr.inflights.full()) {
     // The window stays as it is (its appends may only be slow). One empty
@@ -699,11 +653,8 @@ void Raft::handle_heartbeat_response(const Message& m, Progress& pr) {
     // the appends in flight were lost, the follower rejects this one.
     send_append(m.from, true, /*may_hold=*/injected(bug_held_until_ack));
   }
-  // Nor does it confirm this leader's leadership (a read, or its own recovery).
-  if (!m.recovering) read_only_.acknowledge(m.from, m.context);
-  maybe_confirm_recovery(pr);
+  read_only_.acknowledge(m.from, m.incarnation, m.context);
   confirm_reads();
-  vouch_for_recovered();
 }
 
 void Raft::handle_read_index(const Message& m) {
@@ -733,7 +684,7 @@ bool Raft::lease_valid() const {
   return read_only_.lease_holds(membership_, ticks_);
 }
 
-bool Raft::append_to_log(std::vector<Entry> entries) {
+void Raft::append_to_log(std::vector<Entry> entries) {
   Index next = log_.last_index() + 1;
   std::size_t bytes = 0;
   for (Entry& e : entries) {
@@ -744,7 +695,6 @@ bool Raft::append_to_log(std::vector<Entry> entries) {
   }
   log_.append(entries);
   uncommitted_bytes_ += bytes;
-  return true;
 }
 
 void Raft::broadcast_append() {
@@ -846,12 +796,12 @@ bool Raft::maybe_commit() {
     for (const auto* v : {&membership_.learners, &membership_.staging})
       counted.voters.insert(counted.voters.end(), v->begin(), v->end());
   }
-  // A follower recovering from a lost disk counts toward no commit: it may
-  // have forgotten a newer term and be serving a deposed leader (whose term
-  // it cannot know is over).
-  const Index quorum = quorum_index(counted, [this](NodeId id) {
+  // An acknowledgement counts only from the incarnation the configuration
+  // names: another one may have lost what it acknowledged.
+  const bool by_id = injected(bug_acks_by_id);
+  const Index quorum = quorum_index(counted, [this, by_id](NodeId id, std::uint64_t incarnation) {
     const Progress* pr = progress_.find(id);
-    return pr && !pr->recovering ? pr->match : Index{};
+    return pr && (by_id || pr->incarnation == incarnation) ? pr->match : Index{};
   });
   // §5.4.2: only entries of the current term are committed by counting.
   const bool first_commit = !committed_in_term();
@@ -872,7 +822,7 @@ bool Raft::committed_in_term() const { return log_.term(log_.committed()) == ter
 
 void Raft::start_read_round() {
   if (!read_only_.has_pending() || !committed_in_term()) return;
-  const std::uint64_t round = read_only_.new_round(id_, ticks_);
+  const std::uint64_t round = read_only_.new_round(id_, incarnation_, ticks_);
   read_only_.start_unstarted(round);
   broadcast_heartbeat(round);
   confirm_reads();
@@ -913,9 +863,9 @@ void Raft::fail_pending_reads() {
 void Raft::abort_transfer() { transferee_ = NodeId{}; }
 
 bool Raft::quorum_active() {
-  std::map<NodeId, bool> active;
+  Ballots active;
   for (auto& [id, pr] : progress_.map()) {
-    active[id] = id == id_ || pr.recent_active;
+    active[id] = Ballot{id == id_ || pr.recent_active, pr.incarnation};
     if (id != id_) pr.recent_active = false;
   }
   return quorum_vote(membership_, active) == VoteResult::won;
@@ -923,12 +873,20 @@ bool Raft::quorum_active() {
 
 bool Raft::is_voter(NodeId id) const { return core::is_voter(membership_, id); }
 
+bool Raft::counted() const { return core::is_voter(membership_, id_, incarnation_); }
+
+bool Raft::counts(NodeId id, const Progress& pr) const { return core::is_voter(membership_, id, pr.incarnation); }
+
+std::uint64_t Raft::named_incarnation(NodeId id) const {
+  const auto in = [id](const std::vector<NodeId>& v) { return std::find(v.begin(), v.end(), id) != v.end(); };
+  const bool incoming = in(membership_.voters) || in(membership_.learners) || in(membership_.staging);
+  return incarnation_of(membership_, id, !incoming);
+}
+
 void Raft::send(Message m) {
   m.from = id_;
+  m.incarnation = incarnation_;
   if (m.term == Term{}) m.term = term_;
-  if (m.type == MessageType::append_response || m.type == MessageType::heartbeat_response) {
-    m.recovering = recovering_ ? incarnation_ : 0;
-  }
   if (must_follow_persist(m.type)) {
     if (!injected(bug_reply_before_persist)) [[likely]] {
       persisted_msgs_.push_back(std::move(m));
@@ -986,7 +944,7 @@ std::error_code Raft::transfer_leader(NodeId to) {
     // The most up-to-date voter that is reachable and being replicated to.
     Index best;
     for (const auto& [id, pr] : progress_.map()) {
-      if (id == id_ || pr.learner || pr.recovering || !reachable(pr) || pr.state != ProgressState::replicate)
+      if (id == id_ || !counts(id, pr) || !reachable(pr) || pr.state != ProgressState::replicate)
         continue;
       if (to.is_none() || pr.match > best) {
         to = id;
@@ -1005,7 +963,7 @@ std::error_code Raft::transfer_leader(NodeId to) {
   if (!is_voter(to) || !pr) return errc::invalid_argument;
   // Refuse rather than hand leadership to a node that cannot take it: the
   // transfer blocks proposals, and a dead target would leave no leader.
-  if (!reachable(*pr) || pr->state != ProgressState::replicate || pr->recovering) return errc::unavailable;
+  if (!reachable(*pr) || pr->state != ProgressState::replicate || !counts(to, *pr)) return errc::unavailable;
   if (transferee_ == to) return {};
   transferee_ = to;
   election_elapsed_ = 0;  // the transfer gets one election timeout
@@ -1035,7 +993,7 @@ void Raft::step_down() {
 
 bool Raft::has_ready() const {
   if (ready_outstanding_) return false;
-  return HardState{term_, vote_, log_.committed(), recovering_} != persisted_hs_ || !log_.unstable_entries().empty() ||
+  return HardState{term_, vote_, log_.committed(), incarnation_} != persisted_hs_ || !log_.unstable_entries().empty() ||
          log_.unstable_snapshot() || !msgs_.empty() || !persisted_msgs_.empty() || log_.has_next_committed() ||
          !read_states_.empty() || !failed_reads_.empty();
 }
@@ -1064,7 +1022,7 @@ Ready Raft::ready() {
   ready_outstanding_ = true;
   Ready rd;
   rd.number = ++ready_number_;
-  const HardState hs{term_, vote_, log_.committed(), recovering_};
+  const HardState hs{term_, vote_, log_.committed(), incarnation_};
   if (hs != persisted_hs_) rd.hard_state = hs;
   rd.snapshot = log_.unstable_snapshot();
   if (rd.snapshot) rd.snapshot_data = std::move(snapshot_data_);
@@ -1116,31 +1074,53 @@ void Raft::advance(const Ready& rd) {
 // ---------------------------------------------------------------------------
 // Membership (thesis §4.3; core/membership.hpp)
 
-std::error_code Raft::propose_membership(const Membership& target, Proposed* where) {
+std::error_code Raft::propose_membership(const Membership& requested, Proposed* where) {
   if (where) *where = {};
   if (role_ != Role::leader) return errc::not_leader;
   if (!transferee_.is_none()) return errc::busy;
-  if (target.joint() || !membership_problem(target).empty()) return errc::invalid_argument;
+  if (requested.joint() || !membership_problem(requested).empty()) return errc::invalid_argument;
   const bool overlapping = injected(bug_overlapping_changes);
   if (membership_change_pending() && !overlapping) return errc::busy;
+  // The incarnations are the leader's to name: a voter kept keeps the one
+  // in force; a member joining is the incarnation that answers for its id.
+  Membership target = requested;
+  target.incarnations.clear();
+  for (NodeId id : members_of(target)) {
+    const Progress* pr = progress_.find(id);
+    if (std::find(membership_.voters.begin(), membership_.voters.end(), id) != membership_.voters.end()) {
+      set_incarnation(target, id, incarnation_of(membership_, id));
+    } else if (pr) {
+      set_incarnation(target, id, pr->incarnation);
+    }
+  }
   if (target == membership_) return {};
-  auto sorted = [](std::vector<NodeId> v) {
-    std::sort(v.begin(), v.end());
-    return v;
-  };
   // Learners, staging servers and addresses change no majority: one step.
-  const bool one_step = sorted(target.voters) == sorted(membership_.voters) || overlapping;
+  const bool one_step = same_voters(target, membership_) || overlapping;
   const Membership next = one_step ? target : enter_joint(membership_, target);
-  // A change that leaves no quorum of voters that answer and can vote (not
-  // recovering from a lost disk) would leave the cluster unable to elect a
+  // A change that leaves no quorum of voters that answer (in the
+  // incarnation each side names) would leave the cluster unable to elect a
   // leader should this one fail: refused (etcd's strict reconfig check).
-  std::map<NodeId, bool> able;
+  Ballots able;
   for (NodeId v : members_of(next)) {
     const Progress* pr = progress_.find(v);
-    able[v] = v == id_ || (pr && reachable(*pr) && !pr->recovering);
+    able[v] = v == id_ ? Ballot{true, incarnation_} : Ballot{pr && reachable(*pr), pr ? pr->incarnation : 0};
   }
   if (quorum_vote(next, able) != VoteResult::won) return errc::unavailable;
   append_membership(next);
+  if (where) *where = {log_.last_index(), term_};
+  return {};
+}
+
+std::error_code Raft::replace_incarnation(NodeId id, Proposed* where) {
+  if (where) *where = {};
+  if (role_ != Role::leader) return errc::not_leader;
+  if (!transferee_.is_none() || membership_change_pending()) return errc::busy;
+  const Progress* pr = progress_.find(id);
+  if (id == id_ || !pr || std::find(membership_.voters.begin(), membership_.voters.end(), id) == membership_.voters.end() ||
+      counts(id, *pr))
+    return errc::invalid_argument;
+  if (!caught_up(*pr)) return errc::unavailable;
+  append_membership(enter_joint(membership_, with_incarnation(id, pr->incarnation)));
   if (where) *where = {log_.last_index(), term_};
   return {};
 }
@@ -1182,7 +1162,7 @@ void Raft::apply_membership(const Membership& m, Index index) {
     // configuration without it is applied, and hands leadership to a voter
     // that holds its whole log, so the cluster does not wait for a timeout.
     for (const auto& [id, pr] : progress_.map()) {
-      if (id != id_ && !pr.learner && !pr.recovering && pr.match == log_.last_index() && reachable(pr)) {
+      if (id != id_ && counts(id, pr) && pr.match == log_.last_index() && reachable(pr)) {
         send_timeout_now(id);
         break;
       }
@@ -1199,7 +1179,10 @@ void Raft::rebuild_progress() {
   for (NodeId id : members_of(membership_)) {
     auto [it, added] = map.try_emplace(id, log_.last_index() + 1, options_.max_inflight_messages,
                                        options_.max_inflight_bytes);
-    if (added && id == id_) it->second.match = log_.persisted_last_index();
+    if (added) {
+      it->second.incarnation = id == id_ ? incarnation_ : named_incarnation(id);
+      if (id == id_) it->second.match = log_.persisted_last_index();
+    }
     it->second.learner = !is_voter(id);
   }
 }
@@ -1212,17 +1195,37 @@ void Raft::maybe_finish_membership_change() {
   }
   for (NodeId s : membership_.staging) {
     const Progress* pr = progress_.find(s);
-    // Caught up, and no longer recovering (it votes once promoted: a voter
-    // that cannot vote yet would weaken every quorum it joins).
-    if (!pr || pr->recovering || pr->match < log_.committed() ||
-        pr->match + options_.promote_within_entries < log_.last_index())
-      continue;
-    Membership target = membership_;
+    if (!pr || !caught_up(*pr)) continue;
+    Membership target = with_incarnation(s, pr->incarnation);
     target.staging.erase(std::find(target.staging.begin(), target.staging.end(), s));
     target.voters.push_back(s);
     append_membership(enter_joint(membership_, target));
     return;
   }
+  // A voter that came back as a new incarnation (it lost its log) and has
+  // caught up is swapped in for the one the configuration names: to Raft
+  // they are two servers, so the swap is an ordinary joint change.
+  if (!options_.auto_replace) return;
+  for (NodeId v : membership_.voters) {
+    const Progress* pr = progress_.find(v);
+    if (v == id_ || !pr || counts(v, *pr) || !caught_up(*pr)) continue;
+    append_membership(enter_joint(membership_, with_incarnation(v, pr->incarnation)));
+    return;
+  }
+}
+
+Membership Raft::with_incarnation(NodeId id, std::uint64_t incarnation) const {
+  Membership target = membership_;
+  set_incarnation(target, id, incarnation);
+  return target;
+}
+
+// Caught up: it holds every committed entry (so it knows every
+// configuration in force) and is close enough to the leader's log that
+// counting it will not stall commits for long.
+bool Raft::caught_up(const Progress& pr) const {
+  return pr.match >= log_.committed() && pr.match + options_.promote_within_entries >= log_.last_index() &&
+         pr.match > Index{};
 }
 
 }  // namespace raftkit::core

@@ -1,7 +1,7 @@
 // core/raft.hpp — the Raft protocol as a deterministic state machine.
 //
 // The core has no I/O, no clock, no threads and no global state. Everything
-// enters through four doors and leaves through one:
+// enters through these doors and leaves through one:
 //
 //   tick()                 logical time: one call per Options::tick_interval
 //   step(message)          a message from a peer (any term, any order, duplicates)
@@ -103,8 +103,12 @@ enum InjectedBug : unsigned {
   bug_overlapping_changes = 1u << 6,   ///< a second membership change is accepted while one is in flight,
                                        ///< and moves the voters without a joint step
   bug_learner_in_quorum = 1u << 7,     ///< learners and staging servers count toward a commit
-  bug_wiped_node_votes = 1u << 8,      ///< a node that lost its storage votes at once
+  bug_votes_by_id = 1u << 8,           ///< votes count by node id, whatever incarnation cast them (hole A)
   bug_held_until_ack = 1u << 9,        ///< an append batching held back waits for an acknowledgement only
+  bug_acks_by_id = 1u << 10,           ///< acknowledgements count toward a commit by node id alone (hole C)
+  bug_votes_right_after_start = 1u << 11,  ///< a restarted node grants votes before an election timeout (hole E)
+  bug_snapshot_answer_any_incarnation = 1u << 12,  ///< a snapshot answer is taken as the tracked
+                                                   ///< incarnation's, whoever sent it (hole F)
 };
 
 class Raft {
@@ -139,6 +143,14 @@ class Raft {
   /// can vote would not form a quorum of the new configuration). A change
   /// equal to the current configuration appends nothing and succeeds.
   std::error_code propose_membership(const Membership& target, Proposed* where = nullptr);
+  /// Leader only: swaps the incarnation of voter `id` that now answers (a
+  /// node that came back with an empty log) in for the one the
+  /// configuration names, through a joint configuration — what the leader
+  /// does by itself unless ProtocolOptions::auto_replace is off. Errors:
+  /// not_leader; busy (a change or transfer in flight); invalid_argument
+  /// (not a voter, or already its incarnation in force); unavailable (the
+  /// new incarnation has not caught up yet).
+  std::error_code replace_incarnation(NodeId id, Proposed* where = nullptr);
   /// Gives up leadership now (a leader whose disk stalled): becomes a
   /// follower of the same term and stops sending heartbeats.
   void step_down();
@@ -194,8 +206,18 @@ class Raft {
   /// A membership entry is committed but not yet applied: the node waits
   /// for it before it campaigns.
   bool has_unapplied_membership() const;
-  /// This node started with empty storage and may not vote yet.
-  bool recovering() const { return recovering_; }
+  /// This node's incarnation (HardState::incarnation).
+  std::uint64_t incarnation() const { return incarnation_; }
+  /// Whether the configuration in force counts this incarnation's votes
+  /// (it names this node as a voter, with this incarnation).
+  bool counted() const;
+  /// The configuration names this node's id as a voter, but another
+  /// incarnation of it: this one came back with an empty log and counts for
+  /// nothing until the leader swaps it in.
+  bool replacing() const { return is_voter(id_) && !counted(); }
+  /// Messages from another incarnation of a follower than the one the leader
+  /// tracked (since creation): each restarts that follower's progress.
+  std::uint64_t incarnation_changes() const { return incarnation_changes_; }
   const ProgressTracker& progress() const { return progress_; }
   NodeId transferee() const { return transferee_; }
   /// Leader: whether `peer` was heard from within an election timeout.
@@ -221,15 +243,11 @@ class Raft {
   void handle_vote_request(const Message& m);
   void handle_append_response(const Message& m, Progress& pr);
   void handle_heartbeat_response(const Message& m, Progress& pr);
-  void note_recovering(const Message& m, Progress& pr);
-  void maybe_confirm_recovery(Progress& pr);
-  bool leadership_confirmed(std::uint64_t round) const;
-  void vouch_for_recovered();
   void handle_read_index(const Message& m);
   void reject_read_index(const Message& m);
 
   // leader duties
-  bool append_to_log(std::vector<Entry> entries);
+  void append_to_log(std::vector<Entry> entries);
   void broadcast_append();
   void broadcast_heartbeat(std::uint64_t context);
   /// `may_hold`: batching (ProtocolOptions::batch_appends) may keep a
@@ -246,6 +264,10 @@ class Raft {
   void apply_membership(const Membership& m, Index index);
   void rebuild_progress();
   void maybe_finish_membership_change();
+  /// The configuration that moves `id` to incarnation `incarnation`.
+  Membership with_incarnation(NodeId id, std::uint64_t incarnation) const;
+  /// Whether `pr` (of `id`) has caught up enough to be promoted or swapped in.
+  bool caught_up(const Progress& pr) const;
   void append_membership(const Membership& m);
   void confirm_reads();
   void start_read_round();
@@ -255,6 +277,10 @@ class Raft {
 
   void send(Message m);
   bool is_voter(NodeId id) const;
+  /// Whether the incarnation `pr` tracks is the one the configuration counts.
+  bool counts(NodeId id, const Progress& pr) const;
+  /// The incarnation of `id` the configuration names (incoming side first).
+  std::uint64_t named_incarnation(NodeId id) const;
   bool quorum_active();
   bool lease_valid() const;
   bool reachable(const Progress& pr) const;
@@ -274,7 +300,7 @@ class Raft {
   Term term_;
   NodeId vote_;
   NodeId leader_;
-  std::map<NodeId, bool> votes_;
+  Ballots votes_;
 
   int election_elapsed_ = 0;
   int heartbeat_elapsed_ = 0;
@@ -283,9 +309,13 @@ class Raft {
   std::size_t uncommitted_bytes_ = 0;
   Index config_index_;        // where membership_ came from (0: the options)
   Index pending_conf_index_;  // leader: last membership entry appended
-  bool recovering_ = false;   // HardState::recovering
   bool leaving_ = false;      // leader: a configuration without it is appended
-  std::uint64_t incarnation_;  // ProtocolOptions::incarnation, nonzero
+  std::uint64_t incarnation_;  // HardState::incarnation, nonzero
+  // Vote requests are refused until ticks_ reaches this (one election
+  // timeout after a restart with lease reads on; else 0): the leases this
+  // node acknowledged before it restarted must run out first.
+  std::uint64_t vote_quiet_until_ = 0;
+  std::uint64_t incarnation_changes_ = 0;
 
   ReadOnly read_only_;      // ReadIndex rounds, pending reads, lease (read_only.hpp)
   std::uint64_t ticks_ = 0;  // tick() calls since creation: the lease's clock

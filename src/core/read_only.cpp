@@ -19,8 +19,8 @@ void ReadOnly::start_unstarted(std::uint64_t round) {
 }
 
 bool ReadOnly::round_acknowledged(const Membership& membership, std::uint64_t round) const {
-  std::map<NodeId, bool> acks;
-  for (const auto& [id, acked] : acked_) acks[id] = acked >= round;
+  Ballots acks;
+  for (const auto& [id, acked] : acked_) acks[id] = Ballot{acked.round >= round, acked.incarnation};
   return quorum_vote(membership, acks) == VoteResult::won;
 }
 
@@ -41,9 +41,9 @@ std::vector<PendingRead> ReadOnly::take_all() {
   return out;
 }
 
-std::uint64_t ReadOnly::new_round(NodeId self, std::uint64_t now) {
+std::uint64_t ReadOnly::new_round(NodeId self, std::uint64_t incarnation, std::uint64_t now) {
   const std::uint64_t round = ++round_;
-  acked_[self] = round;
+  acked_[self] = Acked{round, incarnation};
   if (lease_ticks_ != 0) {
     sent_at_.emplace_back(round, now);
     // A round older than the horizon can no longer give a lease.
@@ -52,9 +52,10 @@ std::uint64_t ReadOnly::new_round(NodeId self, std::uint64_t now) {
   return round;
 }
 
-void ReadOnly::acknowledge(NodeId peer, std::uint64_t round) {
-  auto& acked = acked_[peer];
-  if (round > acked) acked = round;
+void ReadOnly::acknowledge(NodeId peer, std::uint64_t incarnation, std::uint64_t round) {
+  Acked& acked = acked_[peer];
+  if (acked.incarnation != incarnation) acked = Acked{0, incarnation};
+  if (round > acked.round) acked.round = round;
 }
 
 bool ReadOnly::lease_holds(const Membership& membership, std::uint64_t now) const {

@@ -79,18 +79,16 @@ class ReadOnly {
   std::vector<PendingRead> take_all();
 
   // ---- heartbeat rounds --------------------------------------------------
-  /// Numbers a new heartbeat round sent at tick `now` by `self` (who
-  /// acknowledges it at once) and returns the number to send as context.
-  std::uint64_t new_round(NodeId self, std::uint64_t now);
-  /// `peer` answered the heartbeat of `round`.
-  void acknowledge(NodeId peer, std::uint64_t round);
+  /// Numbers a new heartbeat round sent at tick `now` by `self` (in its
+  /// `incarnation`, which acknowledges it at once) and returns the number
+  /// to send as context.
+  std::uint64_t new_round(NodeId self, std::uint64_t incarnation, std::uint64_t now);
+  /// Incarnation `incarnation` of `peer` answered the heartbeat of `round`
+  /// (an answer of another incarnation than the last one replaces it: a
+  /// round counts only from the incarnation the configuration names).
+  void acknowledge(NodeId peer, std::uint64_t incarnation, std::uint64_t round);
   /// The last round numbered (0: none yet).
   std::uint64_t last_round() const { return round_; }
-  /// The highest round `peer` answered (0: none).
-  std::uint64_t acked_round(NodeId peer) const {
-    auto it = acked_.find(peer);
-    return it == acked_.end() ? 0 : it->second;
-  }
 
   // ---- lease -------------------------------------------------------------
   /// Whether the lease holds at tick `now`: the newest round acknowledged
@@ -108,7 +106,11 @@ class ReadOnly {
   std::uint64_t horizon_ticks_;
   std::deque<PendingRead> pending_;
   std::uint64_t round_ = 0;                        // last round numbered
-  std::map<NodeId, std::uint64_t> acked_;          // highest round acknowledged per peer
+  struct Acked {
+    std::uint64_t round = 0;        // highest round acknowledged
+    std::uint64_t incarnation = 0;  // by this incarnation of the peer
+  };
+  std::map<NodeId, Acked> acked_;  // per peer
   std::deque<std::pair<std::uint64_t, std::uint64_t>> sent_at_;  // (round, tick), leases only
   bool timeout_now_sent_ = false;
 };

@@ -43,8 +43,17 @@ std::error_code Driver::start(TimePoint now, std::string& detail) {
     detail = "invalid options: " + problem;
     return errc::invalid_argument;
   }
+  // The incarnation is born with the log: a log that is empty now (even
+  // beside a surviving snapshot, which load_snapshot() records into it)
+  // is a new incarnation, and may bootstrap only when no snapshot exists
+  // either (a snapshot proves the cluster existed).
+  const bool fresh_log = store_.last_index() == Index{} && store_.snapshot_meta().index == Index{} &&
+                         store_.hard_state() == HardState{};
   if (auto ec = load_snapshot(detail)) return ec;
-  options_.protocol.bootstrap = options_.bootstrap;
+  const bool snapshot_found = store_.snapshot_meta().index != Index{};
+  options_.protocol.bootstrap = options_.bootstrap && !(fresh_log && snapshot_found);
+  if (fresh_log && snapshot_found && (bugs_ & bug_snapshot_keeps_identity)) [[unlikely]]
+    options_.protocol.bootstrap = true;
   options_.protocol.initial_addresses = options_.peers;
   options_.protocol.incarnation = next_read_context_;  // drawn at random per start
   raft_ = std::make_unique<core::Raft>(options_.protocol, store_);
@@ -61,10 +70,13 @@ std::error_code Driver::start(TimePoint now, std::string& detail) {
 void Driver::report_configuration() {
   const Membership& m = raft_->membership();
   const Term term = raft_->term();
-  if (raft_->recovering()) {
+  if (raft_->incarnation() != kBootstrapIncarnation && raft_->membership_index() == Index{} &&
+      raft_->last_index() == Index{}) {
     options_.logger.info(options_.id, term,
-                         "storage was empty and bootstrap is off: waiting, without voting, for a leader to give "
-                         "this node the log (set Options::bootstrap to start a new cluster)");
+                         "new log, incarnation {:x}: waiting for a leader to give this node the log; it counts for "
+                         "nothing until the leader swaps it into the configuration (to start a new cluster "
+                         "instead, bootstrap it: Options::bootstrap)",
+                         raft_->incarnation());
     return;
   }
   if (raft_->membership_index() == Index{}) return;  // bootstrapping from the options
@@ -167,7 +179,7 @@ void Driver::stop(std::error_code why) {
   stopped_ = true;
   if (!failure_code_) failure_code_ = why;
   if (lead_term_ != Term{}) sm_.on_leadership_lost(std::exchange(lead_term_, Term{}));
-  for (auto& [index, p] : proposals_) finish_proposal(p.done, why);
+  for (auto& [where, done] : proposals_) finish_proposal(done, why);
   proposals_.clear();
   proposal_deadlines_.clear();
   for (auto& [ctx, r] : reads_) r.done(why, {});
@@ -272,18 +284,19 @@ core::Proposed Driver::propose(Bytes command, ResultHandler done, TimePoint now,
     finish_proposal(done, ec);
     return {};
   }
-  if (auto it = proposals_.find(where.index); it != proposals_.end()) {
-    if (bugs_ & bug_proposals_by_index_only) [[unlikely]] {
-      process();
-      return where;  // the new caller is forgotten
+  if (bugs_ & (bug_proposals_by_index_only | bug_drop_on_collision)) [[unlikely]] {
+    const auto older = proposals_.lower_bound({where.index, Term{}});
+    if (older != proposals_.end() && older->first.first == where.index) {
+      if (bugs_ & bug_proposals_by_index_only) {
+        process();
+        return where;  // the new caller is forgotten
+      }
+      auto done_older = std::move(older->second);
+      proposals_.erase(older);
+      finish_proposal(done_older, errc::dropped);
     }
-    // Our log no longer holds the older proposal's entry, so it never
-    // committed (leader completeness) and never will.
-    auto older = std::move(it->second.done);
-    proposals_.erase(it);
-    finish_proposal(older, errc::dropped);
   }
-  proposals_.emplace(where.index, PendingProposal{where.term, std::move(done)});
+  proposals_.emplace(std::pair{where.index, where.term}, std::move(done));
   proposal_deadlines_.push_back({now_ + options_.request_timeout, where.index, where.term});
   if (!defer) process();
   return where;
@@ -420,14 +433,14 @@ void Driver::write_done(std::uint64_t id, std::error_code ec, const std::string&
 
 // Completes requests whose time ran out. Deadlines are queued in arrival
 // order, which is deadline order; an entry whose proposal already completed
-// (or was replaced by a newer one at its index) is skipped.
+// is skipped.
 void Driver::expire(TimePoint now) {
   while (!proposal_deadlines_.empty() && proposal_deadlines_.front().at <= now) {
     const Deadline d = proposal_deadlines_.front();
     proposal_deadlines_.pop_front();
-    auto it = proposals_.find(d.index);
-    if (it == proposals_.end() || it->second.term != d.term) continue;
-    finish_proposal(it->second.done, errc::timeout);
+    auto it = proposals_.find({d.index, d.term});
+    if (it == proposals_.end()) continue;
+    finish_proposal(it->second, errc::timeout);
     proposals_.erase(it);
   }
   for (auto it = reads_.begin(); it != reads_.end() && it->second.deadline <= now;) {
@@ -651,14 +664,17 @@ void Driver::applied(const Entry& e, Bytes result) {
   metrics_.entries_applied.add();
   metrics_.applied_index.set(static_cast<std::int64_t>(e.index.value));
   if (observer_) observer_->on_applied(e);
-  auto it = proposals_.find(e.index);
-  if (it == proposals_.end()) return;
-  if (it->second.term == e.term) {
-    finish_proposal(it->second.done, {}, std::move(result));
-  } else {
-    finish_proposal(it->second.done, errc::dropped);  // another leader's entry took the slot
+  // Every proposal that landed at this index is decided now: the one of the
+  // committed entry's term succeeded, the others never will.
+  auto it = proposals_.lower_bound({e.index, Term{}});
+  while (it != proposals_.end() && it->first.first == e.index) {
+    if (it->first.second == e.term) {
+      finish_proposal(it->second, {}, std::move(result));
+    } else {
+      finish_proposal(it->second, errc::dropped);  // another leader's entry took the slot
+    }
+    it = proposals_.erase(it);
   }
-  proposals_.erase(it);
 }
 
 void Driver::serve_reads() {
@@ -865,7 +881,9 @@ NodeStatus Driver::status(bool lists) const {
     if (lists && raft_->role() == core::Role::leader && !stopped_) {
       for (const auto& [id, pr] : raft_->progress().map()) {
         if (id == options_.id) continue;
-        s.peers.push_back({id, pr.match, pr.next, std::string(core::to_string(pr.state)), raft_->reachable(id)});
+        s.peers.push_back({id, pr.match, pr.next, std::string(core::to_string(pr.state)), raft_->reachable(id),
+                           pr.incarnation, core::is_voter(raft_->membership(), id) &&
+                                               !core::is_voter(raft_->membership(), id, pr.incarnation)});
       }
     }
   } else {
@@ -874,7 +892,8 @@ NodeStatus Driver::status(bool lists) const {
   s.snapshot_index = newest_snapshot_index();  // taken and durable, compacted behind or not yet
   if (raft_) {
     if (lists) s.membership = raft_->membership();
-    s.recovering = raft_->recovering();
+    s.incarnation = raft_->incarnation();
+    s.replacing = raft_->replacing();
   }
   s.failure = failure_;
   return s;

@@ -36,11 +36,11 @@
 //
 // CALLERS. Each proposal, read and transfer completes exactly once: with
 // success, or with the errc the node's documentation lists. A proposal that
-// lands at (index, term) succeeds only when that entry is applied; another
-// term at that index means `dropped`. A new proposal that lands at an index an
-// older one still waits for proves the older entry lost (this leader's log no
-// longer holds it, so by leader completeness it never committed): the older
-// caller gets `dropped` at once.
+// lands at (index, term) succeeds when the entry committed at that index has
+// that term, and gets `dropped` when it has another — and only then: a new
+// proposal landing at the index of an older one that still waits proves
+// nothing (the older entry was not committed *yet*, but a later leader that
+// holds it may still commit it: Figure 8 of the paper), so both wait.
 //
 // DURABILITY. A DiskWrite's `apply` performs the store writes (and the
 // snapshot file) but not the sync; the I/O side calls LogStore::sync() after
@@ -145,6 +145,10 @@ class DriverObserver {
 /// protocol's own are core::InjectedBug in the low bits).
 enum DriverBug : unsigned {
   bug_proposals_by_index_only = 1u << 16,  ///< a proposal at an index an older one holds is never completed
+  bug_drop_on_collision = 1u << 19,        ///< a proposal at an index an older one holds completes the
+                                           ///< older with `dropped` at once (hole B)
+  bug_snapshot_keeps_identity = 1u << 20,  ///< an empty log beside a surviving snapshot restarts as the
+                                           ///< bootstrap incarnation (hole D)
   bug_drop_missed_ticks = 1u << 17,        ///< a late timer counts as one tick, whatever the elapsed time
   bug_config_on_unwritten_commit = 1u << 18,  ///< a configuration is applied before its commit index is durable
 };
@@ -232,10 +236,7 @@ class Driver {
   void inject_bugs_for_testing(unsigned bugs);
 
  private:
-  struct PendingProposal {
-    Term term;
-    ResultHandler done;
-  };
+
   /// Completes a proposal's caller and counts the outcome in the metrics.
   void finish_proposal(ResultHandler& done, std::error_code ec, Bytes result = {});
   struct PendingRead {
@@ -337,7 +338,9 @@ class Driver {
   std::shared_ptr<Loading> loading_;
 
   // Waiting callers.
-  std::map<Index, PendingProposal> proposals_;
+  // Keyed by where each landed: several may wait at one index, in the terms
+  // of successive leaders; the entry committed there decides every one.
+  std::map<std::pair<Index, Term>, ResultHandler> proposals_;
   std::deque<Deadline> proposal_deadlines_;  // arrival order = deadline order
   std::map<std::uint64_t, PendingRead> reads_;  // context order = arrival order
   std::uint64_t next_read_context_;

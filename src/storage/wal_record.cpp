@@ -15,6 +15,9 @@ namespace {
 
 constexpr std::uint32_t kCrcMask = 0x9E3779B9u;
 constexpr std::uint8_t kVersion = 2;  // 2: membership with staging and addresses; recovering flag
+// The hard state's flags byte: 2 says the node's incarnation follows (0 and
+// 1, written before incarnations existed, carry none).
+constexpr std::uint8_t kHardStateWithIncarnation = 2;
 constexpr std::uint8_t kMagic0 = 'R';
 constexpr std::uint8_t kMagic1 = 'K';
 
@@ -167,7 +170,8 @@ void Encoder::hard_state(const HardState& hs) {
   u64(hs.term.value);
   u64(hs.vote.value);
   u64(hs.commit.value);
-  out_.push_back(hs.recovering ? 1 : 0);
+  out_.push_back(kHardStateWithIncarnation);
+  u64(hs.incarnation);
 }
 void Encoder::snapshot_meta(const SnapshotMeta& m) {
   u64(m.index.value);
@@ -205,10 +209,12 @@ bool Decoder::bytes(Bytes& b) {
 }
 bool Decoder::hard_state(HardState& hs) {
   std::uint8_t flags = 0;
-  if (!u64(hs.term.value) || !u64(hs.vote.value) || !u64(hs.commit.value) || !u8(flags) || flags > 1)
-    return ok_ = false;
-  hs.recovering = flags == 1;
-  return true;
+  if (!u64(hs.term.value) || !u64(hs.vote.value) || !u64(hs.commit.value) || !u8(flags)) return false;
+  // 0 and 1: written before incarnations (then a "recovering" flag): the
+  // incarnation is unknown (0) and the node's options decide it.
+  hs.incarnation = 0;
+  if (flags == kHardStateWithIncarnation) return u64(hs.incarnation);
+  return flags <= 1 || (ok_ = false);
 }
 bool Decoder::snapshot_meta(SnapshotMeta& m) {
   Bytes membership;

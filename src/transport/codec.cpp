@@ -64,6 +64,16 @@ struct Encoder {
     for (unsigned i = 0; i < ids.size(); ++i) list.set(i, ids[i].value);
   }
 
+  static void put_incarnations(capnp::List<wire::Incarnation>::Builder list,
+                               const std::map<NodeId, std::uint64_t>& incarnations) {
+    unsigned i = 0;
+    for (const auto& [id, incarnation] : incarnations) {
+      list[i].setNode(id.value);
+      list[i].setIncarnation(incarnation);
+      ++i;
+    }
+  }
+
   void put_message(wire::Message::Builder b, const Message& m) {
     b.setType(static_cast<wire::MessageType>(static_cast<std::uint16_t>(m.type)));
     b.setFrom(m.from.value);
@@ -89,8 +99,7 @@ struct Encoder {
     b.setRejectHint(m.reject_hint.value);
     b.setHintTerm(m.hint_term.value);
     b.setContext(m.context);
-    b.setRecovering(m.recovering);
-    b.setCaughtUp(m.caught_up);
+    b.setIncarnation(m.incarnation);
     if (m.snapshot) {
       auto sb = b.getSnapshot().initMeta();
       sb.setIndex(m.snapshot->index.value);
@@ -108,6 +117,9 @@ struct Encoder {
         addresses[i].setAddress(address);
         ++i;
       }
+      put_incarnations(mb.initIncarnations(static_cast<unsigned>(ms.incarnations.size())), ms.incarnations);
+      put_incarnations(mb.initOutgoingIncarnations(static_cast<unsigned>(ms.outgoing_incarnations.size())),
+                       ms.outgoing_incarnations);
     } else {
       b.getSnapshot().setNone();
     }
@@ -145,8 +157,7 @@ bool read_message(wire::Message::Reader r, Message& m) {
   m.reject_hint = Index{r.getRejectHint()};
   m.hint_term = Term{r.getHintTerm()};
   m.context = r.getContext();
-  m.recovering = r.getRecovering();
-  m.caught_up = r.getCaughtUp();
+  m.incarnation = r.getIncarnation();
   auto snap = r.getSnapshot();
   switch (snap.which()) {
     case wire::Message::Snapshot::NONE:
@@ -173,6 +184,14 @@ bool read_message(wire::Message::Reader r, Message& m) {
         if (!sm.membership.addresses.emplace(NodeId{a.getNode()}, std::string(text.begin(), text.end())).second)
           return false;
       }
+      const auto incarnations = [](capnp::List<wire::Incarnation>::Reader list, std::map<NodeId, std::uint64_t>& out) {
+        for (auto i : list)
+          if (!out.emplace(NodeId{i.getNode()}, i.getIncarnation()).second) return false;
+        return true;
+      };
+      if (!incarnations(mr.getIncarnations(), sm.membership.incarnations) ||
+          !incarnations(mr.getOutgoingIncarnations(), sm.membership.outgoing_incarnations))
+        return false;
       m.snapshot = std::move(sm);
       break;
     }

@@ -54,7 +54,7 @@
 namespace raftkit::transport {
 
 inline constexpr std::uint8_t kFrameVersion = 1;
-inline constexpr std::uint32_t kProtocolVersion = 1;  ///< carried in the handshake
+inline constexpr std::uint32_t kProtocolVersion = 2;  ///< carried in the handshake
 inline constexpr std::size_t kFrameHeaderBytes = 8;
 inline constexpr std::size_t kDefaultMaxFrameBytes = std::size_t{64} << 20;  // 64 MiB
 inline constexpr std::size_t kMaxExternalSegments = 128;

@@ -52,6 +52,13 @@ struct Membership {
   votersOutgoing @2 :List(UInt64);
   staging @3 :List(UInt64);
   addresses @4 :List(Address);
+  incarnations @5 :List(Incarnation);          # Membership::incarnations
+  outgoingIncarnations @6 :List(Incarnation);  # Membership::outgoing_incarnations
+}
+
+struct Incarnation {
+  node @0 :UInt64;
+  incarnation @1 :UInt64;
 }
 
 struct Address {
@@ -84,15 +91,14 @@ struct Message {
     meta @13 :SnapshotMeta;    # engaged optional
   }
   snapshotData @14 :Data;
-  recovering @15 :UInt64;
-  caughtUp @16 :UInt64;
+  incarnation @15 :UInt64;
 }
 
 # First frame of every TCP connection, sent by the connecting side.
 struct Handshake {
   clusterId @0 :Text;          # operator-chosen cluster name; must match exactly
   nodeId @1 :UInt64;           # the connecting node
-  protocolVersion @2 :UInt32;  # this schema's version: 1
+  protocolVersion @2 :UInt32;  # this schema's version: 2 (2: members and messages carry incarnations)
   expectedPeer @3 :UInt64;     # the node the connecting side believes it reached
 }
 

@@ -142,11 +142,11 @@ void SafetyChecker::on_apply(std::size_t n, const Entry& e, std::uint64_t state_
 
 void SafetyChecker::check_match(std::size_t leader_n, const core::Raft& leader, std::size_t follower_n,
                                 const core::Raft& follower) {
-  // A follower that lost its disk holds none of what it acknowledged; the
-  // leader forgets those acknowledgements when it hears from it again.
-  if (leader.role() != core::Role::leader || follower.term() != leader.term() || follower.recovering()) return;
+  // A follower that lost its disk holds none of what its previous
+  // incarnation acknowledged; the leader starts afresh when it hears the new one.
+  if (leader.role() != core::Role::leader || follower.term() != leader.term()) return;
   const core::Progress* pr = leader.progress().find(follower.id());
-  if (!pr || pr->match == Index{}) return;
+  if (!pr || pr->match == Index{} || pr->incarnation != follower.incarnation()) return;
   const auto theirs = follower.log().term(pr->match);
   const auto ours = leader.log().term(pr->match);
   // Behind a snapshot the entry is part of the snapshot's state: nothing to compare.

@@ -61,11 +61,16 @@ std::vector<std::pair<unsigned, std::string_view>> all_bugs() {
           {core::bug_lease_after_transfer, "lease_after_transfer"},
           {core::bug_overlapping_changes, "overlapping_changes"},
           {core::bug_learner_in_quorum, "learner_in_quorum"},
-          {core::bug_wiped_node_votes, "wiped_node_votes"},
+          {core::bug_votes_by_id, "votes_by_id"},
           {core::bug_held_until_ack, "held_until_ack"},
+          {core::bug_acks_by_id, "acks_by_id"},
+          {core::bug_votes_right_after_start, "votes_right_after_start"},
+          {core::bug_snapshot_answer_any_incarnation, "snapshot_answer_any_incarnation"},
           {runtime::bug_proposals_by_index_only, "proposals_by_index_only"},
           {runtime::bug_drop_missed_ticks, "drop_missed_ticks"},
-          {runtime::bug_config_on_unwritten_commit, "config_on_unwritten_commit"}};
+          {runtime::bug_config_on_unwritten_commit, "config_on_unwritten_commit"},
+          {runtime::bug_drop_on_collision, "drop_on_collision"},
+          {runtime::bug_snapshot_keeps_identity, "snapshot_keeps_identity"}};
 }
 
 std::optional<unsigned> parse_bugs(std::string_view text, std::string* error) {

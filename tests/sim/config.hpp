@@ -37,12 +37,14 @@ enum class Fault : std::uint8_t {
   transfer,   ///< leadership transfers requested at random moments
   stall,      ///< a node's thread is busy for a while (its events wait)
   membership, ///< the leader adds, removes or replaces a server (spare nodes wait to be added)
-  wipe,       ///< a node loses its disk and restarts empty under its old id
+  wipe,       ///< a node loses its disk (its log, its snapshots, or both) and restarts under its old id
+  hold,       ///< some messages are held for one to four election timeouts: a vote request delayed past an
+              ///< election, a message of a node's previous incarnation (or to it) reaching its next one
 };
-inline constexpr std::size_t kFaultKinds = 12;
+inline constexpr std::size_t kFaultKinds = 13;
 inline constexpr std::array<std::string_view, kFaultKinds> kFaultNames = {
     "loss", "dup", "reorder", "partition", "oneway", "crash", "disk", "drift", "transfer", "stall", "membership",
-    "wipe"};
+    "wipe", "hold"};
 
 /// A set of fault kinds, one bit per Fault.
 using FaultSet = unsigned;

@@ -16,7 +16,7 @@ namespace {
 // messages (each answer provoking more than one new message) grows without
 // bound and would never finish.
 constexpr std::size_t kMaxQueuedEvents = 100000;
-constexpr int kRevertLoss = 0, kRevertDup = 1, kRevertSpike = 2, kRevertCut = 3, kRevertClock = 4;
+constexpr int kRevertLoss = 0, kRevertDup = 1, kRevertSpike = 2, kRevertCut = 3, kRevertClock = 4, kRevertHold = 5;
 }
 
 namespace {
@@ -50,6 +50,7 @@ Simulator::Simulator(SimConfig config, Tuning tuning)
   loss_.assign(n_ * n_, 0.0);
   dup_.assign(n_ * n_, 0.0);
   spike_.assign(n_ * n_, 0.0);
+  hold_.assign(n_ * n_, 0.0);
   cut_.assign(n_ * n_, 0);
   base_delay_.assign(n_ * n_, 0);
   for (Time& d : base_delay_) d = rng_.range(tuning_.link_delay_min, tuning_.link_delay_max);
@@ -294,6 +295,7 @@ void Simulator::dispatch(const Event& e) {
           case kRevertLoss: loss_[a * n_ + b] = 0; break;
           case kRevertDup: dup_[a * n_ + b] = 0; break;
           case kRevertSpike: spike_[a * n_ + b] = 0; break;
+          case kRevertHold: hold_[a * n_ + b] = 0; break;
           case kRevertCut: cut_[a * n_ + b] = std::max(0, cut_[a * n_ + b] - 1); break;
           case kRevertClock: set_clock_rate(a, nodes_[a]->base_clock_rate); break;
         }
@@ -365,7 +367,7 @@ void Simulator::dispatch(const Event& e) {
           const core::Raft& r = nd.raft();
           nodes += fmt::format("; n{} {} term {} last {} commit {} applied {}{} config {}", k + 1,
                                core::to_string(r.role()), r.term(), r.last_index(), r.commit_index(),
-                               r.applied_index(), r.recovering() ? " recovering" : "", core::describe(r.membership()));
+                               r.applied_index(), r.replacing() ? " replacing" : "", core::describe(r.membership()));
         }
         violation("liveness",
                   fmt::format("no new entry committed within {} election timeouts ({}) after the heal at {}{}",
@@ -561,11 +563,17 @@ void Simulator::wipe_node(std::size_t n) {
   if (nd.up) crash_node(n, false);  // schedules the restart
   std::string detail;
   if (nd.store.wipe(detail)) violation("wipe", fmt::format("n{}: {}", n + 1, detail));
-  nd.snapshots = runtime::make_memory_snapshot_store();
-  nd.options.bootstrap = false;
+  // Half the time only the log's directory is lost and the snapshots
+  // survive beside it (and the operator's command line keeps --bootstrap):
+  // the node must still come back as a new incarnation.
+  const bool log_only = rng_.chance(0.5);
+  if (!log_only) {
+    nd.snapshots = runtime::make_memory_snapshot_store();
+    nd.options.bootstrap = false;
+  }
   nd.lost_disk = true;
   checker_.on_wipe(n);
-  trace({.kind = TraceKind::crash, .node = static_cast<std::uint8_t>(n + 1), .a = 0, .b = 0, .c = 2});
+  trace({.kind = TraceKind::crash, .node = static_cast<std::uint8_t>(n + 1), .a = 0, .b = log_only, .c = 2});
 }
 
 // Whether any node, up or down, holds a configuration entry it has not
@@ -804,7 +812,8 @@ void Simulator::after_step(std::size_t n) {
       cut_next_leader_ = 0;
     }
   }
-  if (nd.lost_disk && !r.recovering()) nd.lost_disk = false;  // caught up by a leader
+  // Swapped in by a leader (or no longer a voter at all).
+  if (nd.lost_disk && r.membership_index() != Index{} && !r.replacing()) nd.lost_disk = false;
   if (r.membership_index() > nd.membership_index) {
     nd.membership_index = r.membership_index();
     nd.membership = r.membership();
@@ -844,25 +853,24 @@ void Simulator::check_commit_safety() {
     auto operator<=>(const Last&) const = default;
   };
   std::vector<Last> voters;
-  std::vector<bool> refuses;
+  std::vector<std::uint64_t> incarnations;
   for (auto& nd : nodes_) {
     const LogStore& d = nd->store.durable();
     voters.push_back({d.term(d.last_index()).value_or(Term{}), d.last_index()});
-    // A wiped node that has not restarted yet holds nothing, not even the
-    // flag: it will start recovering, so it refuses too.
-    refuses.push_back(nd->lost_disk || d.hard_state().recovering);
+    // A vote counts only from the incarnation a configuration names; a
+    // wiped node that has not restarted yet has none (0) and counts nowhere.
+    incarnations.push_back(d.hard_state().incarnation);
   }
   for (std::size_t n = 0; n < n_; ++n) {
     Node& nd = *nodes_[n];
     if (!nd.up) continue;
     const core::Raft& r = nd.raft();
-    if (r.log().term(i) == committed_term || !core::is_voter(r.membership(), nd.id)) continue;
-    if (r.recovering()) continue;  // never campaigns
+    if (r.log().term(i) == committed_term || !r.counted()) continue;  // a node not counted never campaigns
     if (r.has_unapplied_membership()) continue;  // campaigns only once it applied them
     const Last mine{r.log().last_term(), r.last_index()};
-    std::map<NodeId, bool> votes;
+    core::Ballots votes;
     for (std::size_t v = 0; v < n_; ++v)
-      if (v == n || (!refuses[v] && voters[v] <= mine)) votes[NodeId{v + 1}] = true;
+      if (v == n || voters[v] <= mine) votes[NodeId{v + 1}] = core::Ballot{true, incarnations[v]};
     if (core::quorum_vote(r.membership(), votes) == core::VoteResult::won) {
       violation("leader completeness",
                 fmt::format("index {} (term {}) is committed, but n{} lacks it and its log (last {}/term {}) is at "
@@ -903,6 +911,10 @@ Time Simulator::link_delay(std::size_t from, std::size_t to) {
   const Time base = base_delay_[link];
   Time d = base + rng_.exponential(static_cast<double>(base) / 2);
   if (spike_[link] > 0 && rng_.chance(spike_[link])) d += rng_.range(20 * kMillis, 800 * kMillis);
+  if (hold_[link] > 0 && rng_.chance(hold_[link])) {
+    const Time election = tuning_.tick * tuning_.election_ticks;
+    d += rng_.range(election, 4 * election);
+  }
   return d;
 }
 
@@ -1140,6 +1152,7 @@ void Simulator::heal_all(bool final) {
   std::fill(loss_.begin(), loss_.end(), 0.0);
   std::fill(dup_.begin(), dup_.end(), 0.0);
   std::fill(spike_.begin(), spike_.end(), 0.0);
+  std::fill(hold_.begin(), hold_.end(), 0.0);
   std::fill(cut_.begin(), cut_.end(), 0);
   reverts_.clear();
   cut_next_leader_ = 0;
@@ -1203,15 +1216,24 @@ void Simulator::inject_fault() {
   switch (f) {
     case Fault::loss:
     case Fault::duplicate:
-    case Fault::reorder: {
+    case Fault::reorder:
+    case Fault::hold: {
       auto links = rng_.chance(0.5) ? all_links() : links_of(victim, true, true);
-      const double p = f == Fault::loss ? 0.05 + 0.45 * rng_.unit() : 0.05 + 0.25 * rng_.unit();
-      std::vector<double>& table = f == Fault::loss ? loss_ : f == Fault::duplicate ? dup_ : spike_;
+      const double p = f == Fault::loss   ? 0.05 + 0.45 * rng_.unit()
+                       : f == Fault::hold ? 0.02 + 0.18 * rng_.unit()
+                                          : 0.05 + 0.25 * rng_.unit();
+      std::vector<double>& table = f == Fault::loss        ? loss_
+                                   : f == Fault::duplicate ? dup_
+                                   : f == Fault::hold      ? hold_
+                                                           : spike_;
       for (auto [a, b] : links) table[a * n_ + b] = p;
       te.c = static_cast<std::uint64_t>(p * 100);
       te.d = links.size();
-      add_revert(std::move(links), f == Fault::loss ? kRevertLoss : f == Fault::duplicate ? kRevertDup : kRevertSpike,
-                 duration);
+      const int revert = f == Fault::loss        ? kRevertLoss
+                         : f == Fault::duplicate ? kRevertDup
+                         : f == Fault::hold      ? kRevertHold
+                                                 : kRevertSpike;
+      add_revert(std::move(links), revert, duration);
       break;
     }
     case Fault::partition: {
@@ -1314,9 +1336,10 @@ void Simulator::inject_fault() {
       // its vote stays without a leader (as it must: nobody can tell what
       // it had). Several nodes may be recovering at once.
       {
-        std::map<NodeId, bool> votes;
+        core::Ballots votes;
         for (std::size_t k = 0; k < n_; ++k)
-          votes[NodeId{k + 1}] = k != victim && !nodes_[k]->lost_disk && !nodes_[k]->store.durable().hard_state().recovering;
+          votes[NodeId{k + 1}] = core::Ballot{k != victim && !nodes_[k]->lost_disk,
+                                              nodes_[k]->store.durable().hard_state().incarnation};
         if (core::quorum_vote(newest_membership(), votes) != core::VoteResult::won) break;
         // Nor while a change is in flight anywhere: the next configuration
         // counts too (a joint configuration whose new half needs the wiped

@@ -278,7 +278,7 @@ class Simulator {
   // network state, indexed [from][to]
   std::size_t n_ = 0;        // nodes, spares included
   std::size_t initial_ = 0;  // the voters of the new cluster: nodes 1..initial_
-  std::vector<double> loss_, dup_, spike_;
+  std::vector<double> loss_, dup_, spike_, hold_;
   std::vector<int> cut_;
   std::vector<Time> base_delay_;
   std::vector<Message> msg_pool_;

@@ -105,6 +105,17 @@ class MemCluster {
   void isolate(std::uint64_t id) { isolated_.insert(NodeId{id}); }
   void heal() { isolated_.clear(); }
 
+  /// Node `id` loses its log store (hard state and entries) but keeps its
+  /// snapshots, and restarts with the options it had (bootstrap included).
+  void lose_log(std::uint64_t id) {
+    nodes_.at(NodeId{id}).store = make_memory_store();
+    restart(id);
+  }
+
+  /// core::InjectedBug | runtime::DriverBug flags planted in every driver
+  /// started from now on (before its start(): some act at start).
+  unsigned planted_bugs = 0;
+
   /// Restarts a node from its store: it keeps exactly what was persisted.
   void restart(std::uint64_t id) {
     auto& node = nodes_.at(NodeId{id});
@@ -205,9 +216,12 @@ class MemCluster {
     start(node, o);
   }
 
-  static void start(MemNode& node, const Options& o) {
-    node.driver = std::make_unique<runtime::Driver>(o, *node.machine, *node.store, *node.snapshots, node, 1);
+  void start(MemNode& node, const Options& o) {
+    // A fresh read nonce per start: it seeds the incarnation a new log takes.
+    node.driver = std::make_unique<runtime::Driver>(o, *node.machine, *node.store, *node.snapshots, node,
+                                                    0x9E3779B97F4A7C15ULL * ++starts_);
     node.driver->set_observer(&node);
+    if (planted_bugs) node.driver->inject_bugs_for_testing(planted_bugs);
     std::string detail;
     if (auto ec = node.driver->start(runtime::TimePoint{}, detail))
       throw std::runtime_error("MemCluster: node cannot start: " + detail);
@@ -224,6 +238,7 @@ class MemCluster {
   }
 
   std::uint64_t seed_;
+  std::uint64_t starts_ = 0;
   std::function<void(ProtocolOptions&)> tweak_;
   std::function<void(Options&)> options_tweak_;
   std::map<NodeId, std::string> peers_;

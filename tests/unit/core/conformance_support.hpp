@@ -59,6 +59,7 @@ inline Message msg(MessageType type, std::uint64_t from, std::uint64_t to, std::
   m.from = NodeId{from};
   m.to = NodeId{to};
   m.term = Term{term};
+  m.incarnation = kBootstrapIncarnation;  // every node of these tests bootstrapped its cluster
   return m;
 }
 

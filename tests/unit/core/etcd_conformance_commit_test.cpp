@@ -46,7 +46,7 @@ TEST_CASE("Commit: the quorum index is the highest index a majority holds, for o
   for (const Case& k : cases) {
     CAPTURE(k.matches);
     const Membership m = voters(k.matches.size());
-    const Index q = quorum_index(m, [&](NodeId id) { return Index{k.matches[id.value - 1]}; });
+    const Index q = quorum_index(m, [&](NodeId id, std::uint64_t) { return Index{k.matches[id.value - 1]}; });
     CHECK(q == Index{k.want});
   }
 }
@@ -171,7 +171,7 @@ TEST_CASE("Single node: after a restart it elects itself again by its timer and 
 // etcd: TestRawNodeRestart, TestNodeRestart.
 TEST_CASE("Restart: a node keeps its term, vote and commit, and hands out the committed entries not yet applied") {
   Lone n(1);
-  fill(n, 1, 10, "r", HardState{Term{1}, NodeId{2}, Index{8}, false});
+  fill(n, 1, 10, "r", HardState{Term{1}, NodeId{2}, Index{8}, kBootstrapIncarnation});
   CHECK(n.raft->term() == Term{1});
   CHECK(n.raft->vote() == NodeId{2});
   CHECK(n.raft->commit_index() == Index{8});
@@ -186,7 +186,7 @@ TEST_CASE("Restart: a node keeps its term, vote and commit, and hands out the co
 TEST_CASE("Restart: from a snapshot, committed entries start right after it") {
   Lone n(1);
   REQUIRE(!n.store->install_snapshot(SnapshotMeta{Index{5}, Term{1}, voters(3)}));
-  fill(n, 6, 10, "r", HardState{Term{1}, NodeId{}, Index{9}, false});
+  fill(n, 6, 10, "r", HardState{Term{1}, NodeId{}, Index{9}, kBootstrapIncarnation});
   CHECK(n.raft->applied_index() == Index{5});
   const core::Ready rd = n.flush();
   REQUIRE(rd.committed_entries.size() == 4);
@@ -198,7 +198,7 @@ TEST_CASE("Restart: from a snapshot, committed entries start right after it") {
 // TestNodeCommitPaginationAfterRestart.
 TEST_CASE("Restart: committed entries come in bounded pages, in order, without gaps, up to the commit index") {
   Lone n(1, {NodeId{1}, NodeId{2}}, [](ProtocolOptions& o) { o.max_bytes_per_append = 64; });  // pages of <= 256 bytes
-  fill(n, 1, 20, std::string(40, 'p'), HardState{Term{1}, NodeId{1}, Index{18}, false});
+  fill(n, 1, 20, std::string(40, 'p'), HardState{Term{1}, NodeId{1}, Index{18}, kBootstrapIncarnation});
   std::uint64_t applied = 0;
   int pages = 0;
   while (applied < 20) {

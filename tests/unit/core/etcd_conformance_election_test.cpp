@@ -75,7 +75,7 @@ void preload(Lone& n, const std::vector<std::uint64_t>& terms, std::uint64_t ter
   std::vector<Entry> es;
   for (std::size_t i = 0; i < terms.size(); ++i) es.push_back(entry(terms[i], i + 1));
   REQUIRE(!n.store->append(es));
-  REQUIRE(!n.store->save_hard_state(HardState{Term{term}, NodeId{vote}, Index{}, false}));
+  REQUIRE(!n.store->save_hard_state(HardState{Term{term}, NodeId{vote}, Index{}, kBootstrapIncarnation}));
   n.restart();
 }
 
@@ -143,14 +143,14 @@ TEST_CASE("Election: a leader with the most up-to-date log overwrites uncommitte
   // Node 1 holds an entry of term 1, node 2 one of term 2; neither committed.
   const auto seed_log = [&](std::uint64_t id, std::uint64_t term) {
     REQUIRE(!c.node(id).store->append(std::vector<Entry>{entry(term, 1)}));
-    REQUIRE(!c.node(id).store->save_hard_state(HardState{Term{term}, NodeId{}, Index{}, false}));
+    REQUIRE(!c.node(id).store->save_hard_state(HardState{Term{term}, NodeId{}, Index{}, kBootstrapIncarnation}));
     c.restart(id);
   };
   seed_log(1, 1);
   seed_log(2, 2);
   // 3, 4 and 5 voted for 2 in term 2 (its entry reached none of them).
   for (std::uint64_t id = 3; id <= 5; ++id) {
-    REQUIRE(!c.node(id).store->save_hard_state(HardState{Term{2}, NodeId{2}, Index{}, false}));
+    REQUIRE(!c.node(id).store->save_hard_state(HardState{Term{2}, NodeId{2}, Index{}, kBootstrapIncarnation}));
     c.restart(id);
   }
   // Term 2 is taken: node 1's first campaign fails but moves it to term 2.

@@ -358,6 +358,7 @@ TEST_CASE("report_unreachable: a replicating follower returns to probe from matc
   n.raft->report_unreachable(NodeId{9});  // not a member: nothing happens
 
   Lone f(2);
+  f.flush();  // its incarnation, written at first start
   f.raft->report_unreachable(NodeId{1});  // a follower has no progress to change
   CHECK(f.raft->role() == Role::follower);
   CHECK(!f.raft->has_ready());
@@ -462,9 +463,9 @@ TEST_CASE("Fast rejection: the follower's hint and the leader's answer skip whol
       o.pre_vote = false;
       o.check_quorum = false;
     });
-    fill(leader, t.leader, HardState{Term{last_term - 1}, NodeId{}, Index{}, false});
+    fill(leader, t.leader, HardState{Term{last_term - 1}, NodeId{}, Index{}, kBootstrapIncarnation});
     Lone follower(2, {NodeId{1}, NodeId{2}, NodeId{3}});
-    fill(follower, t.follower, HardState{Term{last_term}, NodeId{1}, Index{}, false});
+    fill(follower, t.follower, HardState{Term{last_term}, NodeId{1}, Index{}, kBootstrapIncarnation});
     leader.raft->campaign();  // term = last_term
     leader.flush();
     leader.step(msg(MessageType::vote_response, 3, 1, last_term));
@@ -602,7 +603,7 @@ TEST_CASE("Snapshots: no snapshot is sent to a follower the leader has not heard
 TEST_CASE("Snapshots: a follower installs a newer snapshot, follows its sender, and catches up after it") {
   Lone n(2);
   Message snap = msg(MessageType::snapshot, 1, 2, 2);
-  snap.snapshot = SnapshotMeta{Index{11}, Term{2}, Membership{{NodeId{1}, NodeId{2}, NodeId{3}}, {}, {}, {}, {}}};
+  snap.snapshot = SnapshotMeta{Index{11}, Term{2}, Membership{{NodeId{1}, NodeId{2}, NodeId{3}}, {}, {}, {}, {}, {}, {}}};
   n.step(snap);
   CHECK(n.raft->leader() == NodeId{1});
   CHECK(n.raft->term() == Term{2});
@@ -626,7 +627,7 @@ TEST_CASE("Snapshots: a snapshot at or below the commit index is not installed; 
   n.flush();
   REQUIRE(n.raft->commit_index() == Index{3});
   Message snap = msg(MessageType::snapshot, 1, 2, 1);
-  snap.snapshot = SnapshotMeta{Index{2}, Term{1}, Membership{{NodeId{1}, NodeId{2}, NodeId{3}}, {}, {}, {}, {}}};
+  snap.snapshot = SnapshotMeta{Index{2}, Term{1}, Membership{{NodeId{1}, NodeId{2}, NodeId{3}}, {}, {}, {}, {}, {}, {}}};
   n.step(snap);
   const core::Ready rd = n.flush();
   CHECK(!rd.snapshot);
@@ -657,7 +658,7 @@ TEST_CASE("Replication: a new leader brings each follower of Figure 7 to exactly
       std::vector<Entry> es;
       for (std::size_t i = 0; i < terms.size(); ++i) es.push_back(entry(terms[i], i + 1));
       REQUIRE(!c.node(id).store->append(es));
-      REQUIRE(!c.node(id).store->save_hard_state(HardState{Term{7}, NodeId{}, commit, false}));
+      REQUIRE(!c.node(id).store->save_hard_state(HardState{Term{7}, NodeId{}, commit, kBootstrapIncarnation}));
       c.restart(id);
     };
     load(1, leader_log, Index{leader_log.size()});

@@ -51,7 +51,7 @@ void check_contract(LogStore& s) {
   }
   SECTION("install_snapshot that agrees keeps the log after it") {
     REQUIRE(!s.append(make_entries(1, 10, 1, 10)));
-    REQUIRE(!s.install_snapshot(SnapshotMeta{Index{6}, Term{1}, {{NodeId{1}, NodeId{2}}, {}, {}, {}, {}}}));
+    REQUIRE(!s.install_snapshot(SnapshotMeta{Index{6}, Term{1}, {{NodeId{1}, NodeId{2}}, {}, {}, {}, {}, {}, {}}}));
     CHECK(s.first_index() == Index{7});
     CHECK(s.last_index() == Index{10});
     CHECK(s.term(Index{6}) == Term{1});
@@ -70,8 +70,8 @@ void check_contract(LogStore& s) {
     CHECK(s.last_index() == Index{21});
   }
   SECTION("hard state is stored") {
-    REQUIRE(!s.save_hard_state(HardState{Term{4}, NodeId{2}, Index{0}, false}));
-    CHECK(s.hard_state() == HardState{Term{4}, NodeId{2}, Index{0}, false});
+    REQUIRE(!s.save_hard_state(HardState{Term{4}, NodeId{2}, Index{0}, kBootstrapIncarnation}));
+    CHECK(s.hard_state() == HardState{Term{4}, NodeId{2}, Index{0}, kBootstrapIncarnation});
     CHECK(!s.sync());
   }
 }

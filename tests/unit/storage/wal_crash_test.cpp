@@ -40,7 +40,7 @@ std::vector<Step> workload() {
   };
   auto hs = [&](std::uint64_t t, std::uint64_t v, std::uint64_t c) {
     w.push_back({fmt::format("hard state {}/{}/{}", t, v, c),
-                 [=](LogStore& s) { return s.save_hard_state(HardState{Term{t}, NodeId{v}, Index{c}, false}); }});
+                 [=](LogStore& s) { return s.save_hard_state(HardState{Term{t}, NodeId{v}, Index{c}, kBootstrapIncarnation}); }});
   };
   auto snap = [&](std::uint64_t i, std::uint64_t t) {
     w.push_back({fmt::format("install snapshot {}@{}", i, t), [=](LogStore& s) {

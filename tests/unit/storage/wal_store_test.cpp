@@ -49,7 +49,7 @@ TEST_CASE("WAL reopen on the real file system restores entries, hard state and s
     std::unique_ptr<LogStore> s;
     REQUIRE(!open_wal_store(dir.path, o, s));
     for (std::uint64_t i = 1; i <= 200; i += 4) REQUIRE(!s->append(make_entries(i, 4, 1 + i / 50, 90)));
-    REQUIRE(!s->save_hard_state(HardState{Term{5}, NodeId{3}, Index{150}, false}));
+    REQUIRE(!s->save_hard_state(HardState{Term{5}, NodeId{3}, Index{150}, kBootstrapIncarnation}));
     REQUIRE(!s->sync());
     CHECK(segment_files(dir.path).size() >= 3);
     REQUIRE(!s->install_snapshot(SnapshotMeta{Index{180}, *s->term(Index{180}), {{NodeId{1}}, {}, {}, {}, {}}}));
@@ -156,7 +156,7 @@ TEST_CASE("WAL ENOSPC is reported, nothing is half-written and the store stays u
   REQUIRE(!s->append(make_entries(1, 2, 1, 100)));
   f->hook = [](FaultFs::Op op, const std::string&) { return op == FaultFs::Op::write ? ENOSPC : 0; };
   CHECK(s->append(make_entries(3, 2, 1, 100)) == errc::no_space);
-  CHECK(s->save_hard_state(HardState{Term{1}, NodeId{1}, Index{0}, false}) == errc::no_space);
+  CHECK(s->save_hard_state(HardState{Term{1}, NodeId{1}, Index{0}, kBootstrapIncarnation}) == errc::no_space);
   CHECK(s->last_index() == Index{2});
   CHECK(s->hard_state() == HardState{});
   f->hook = nullptr;
@@ -178,7 +178,7 @@ TEST_CASE("WAL a failed fdatasync poisons the store", "[storage][wal][faults]") 
   f->hook = nullptr;  // a retry would "succeed": it must not be trusted
   CHECK(s->sync() == errc::io_error);
   CHECK(s->append(make_entries(3, 1, 1, 100)) == errc::io_error);
-  CHECK(s->save_hard_state(HardState{Term{2}, NodeId{1}, Index{0}, false}) == errc::io_error);
+  CHECK(s->save_hard_state(HardState{Term{2}, NodeId{1}, Index{0}, kBootstrapIncarnation}) == errc::io_error);
   CHECK(s->install_snapshot(SnapshotMeta{Index{1}, Term{1}, {}}) == errc::io_error);
   CHECK(s->last_index() == Index{2});  // reads keep working
 }
@@ -294,9 +294,9 @@ TEST_CASE("WAL reads do not wait for a writer whose fdatasync hangs during a seg
   auto f = std::make_shared<FaultFs>();
   std::unique_ptr<LogStore> s;
   REQUIRE(!storage::open_wal_store(f, "/d", fault_options(), s));  // 4 KiB segments
-  REQUIRE(!s->save_hard_state(HardState{Term{1}, NodeId{1}, Index{0}, false}));
+  REQUIRE(!s->save_hard_state(HardState{Term{1}, NodeId{1}, Index{0}, kBootstrapIncarnation}));
   auto model = make_memory_store();  // what the reads must see while the writer hangs
-  REQUIRE(!model->save_hard_state(HardState{Term{1}, NodeId{1}, Index{0}, false}));
+  REQUIRE(!model->save_hard_state(HardState{Term{1}, NodeId{1}, Index{0}, kBootstrapIncarnation}));
 
   std::string hang_in;  // a roll syncs the full .log segment, a rewrite the new .tmp one
   std::function<std::error_code(const HangingSync&)> write;
