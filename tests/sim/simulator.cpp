@@ -552,7 +552,12 @@ void Simulator::crash_node(std::size_t n, bool storage_error) {
   ++nd.gen;
   nd.writes.clear();
   checker_.on_crash(n);
-  const Time down = storage_error ? rng_.range(300 * kMillis, 3 * kSeconds) : rng_.range(10 * kMillis, 3 * kSeconds);
+  // On lease seeds half the restarts are quick, well inside an election
+  // timeout: a lease the node acknowledged before it crashed still runs.
+  const bool quick = !storage_error && lease_seed_ && rng_.chance(0.5);
+  const Time down = storage_error ? rng_.range(300 * kMillis, 3 * kSeconds)
+                    : quick       ? rng_.range(5 * kMillis, 100 * kMillis)
+                                  : rng_.range(10 * kMillis, 3 * kSeconds);
   schedule(now_ + down, Ev::restart, static_cast<std::uint32_t>(n), nd.gen);
 }
 
@@ -564,13 +569,16 @@ void Simulator::wipe_node(std::size_t n) {
   std::string detail;
   if (nd.store.wipe(detail)) violation("wipe", fmt::format("n{}: {}", n + 1, detail));
   // Half the time only the log's directory is lost and the snapshots
-  // survive beside it (and the operator's command line keeps --bootstrap):
-  // the node must still come back as a new incarnation.
-  const bool log_only = rng_.chance(0.5);
-  if (!log_only) {
-    nd.snapshots = runtime::make_memory_snapshot_store();
-    nd.options.bootstrap = false;
-  }
+  // survive beside it, and the operator's command line keeps --bootstrap:
+  // the node must still come back as a new incarnation. (With no snapshot
+  // either, --bootstrap on an empty disk starts a new cluster: the operator
+  // error that a bootstrap cannot tell from a first start, never simulated.)
+  SnapshotMeta kept;
+  Bytes kept_data;
+  std::string ignored;
+  const bool log_only = rng_.chance(0.5) && !nd.snapshots->load(kept, kept_data, ignored);
+  if (!log_only) nd.snapshots = runtime::make_memory_snapshot_store();
+  if (!log_only) nd.options.bootstrap = false;
   nd.lost_disk = true;
   checker_.on_wipe(n);
   trace({.kind = TraceKind::crash, .node = static_cast<std::uint8_t>(n + 1), .a = 0, .b = log_only, .c = 2});
