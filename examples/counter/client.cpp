@@ -12,7 +12,7 @@
 #include <boost/asio/ssl/error.hpp>
 #include <fmt/format.h>
 
-#include "secure_stream.hpp"
+#include "raftkit/secure_stream.hpp"
 
 namespace raftkit::counter {
 

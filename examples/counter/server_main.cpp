@@ -68,7 +68,7 @@
 #include "raftkit/node.hpp"
 #include "raftkit/tcp_transport.hpp"
 #include "raftkit/tls.hpp"
-#include "secure_stream.hpp"
+#include "raftkit/secure_stream.hpp"
 #include "server_skeleton.hpp"
 
 namespace {
