@@ -2,7 +2,6 @@
 #include "transport/peer_link.hpp"
 
 #include <algorithm>
-#include <array>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -56,6 +55,10 @@ asio::awaitable<Outbox::End> Outbox::write_all(TcpContext& context, Connection& 
   auto last_write = std::chrono::steady_clock::now();
   while (!context.stopping && conn.socket().is_open()) {
     if (frames_.empty()) {
+      if (idle_after.count() == 0) {
+        co_await sleep_until(std::chrono::steady_clock::time_point::max());
+        continue;
+      }
       const auto idle_at = last_write + idle_after;
       if (std::chrono::steady_clock::now() >= idle_at) co_return End::idle;
       co_await sleep_until(idle_at);
@@ -138,7 +141,7 @@ asio::awaitable<void> PeerLink::run(std::shared_ptr<LinkEvents> events) {
       backoff = options.reconnect_initial;
       context_->counters.connected_peers.fetch_add(1);
       auto conn = conn_;
-      asio::co_spawn(context_->strand, watch_close(conn), asio::detached);
+      asio::co_spawn(context_->strand, read_answers(conn, events), asio::detached);
       events->link_up(id_);
       boost::system::error_code write_error;
       const auto end = co_await outbox_.write_all(*context_, *conn, idle_after, write_error);
@@ -243,12 +246,26 @@ asio::awaitable<std::error_code> PeerLink::handshake(Connection& conn) {
   co_return std::error_code{};
 }
 
-// The outbound connection is never read after the handshake: a completed
-// read means the peer closed it (or broke protocol). Either way it ends.
-asio::awaitable<void> PeerLink::watch_close(std::shared_ptr<Connection> conn) {
+// Reads what the peer sends back over this node's connection (see the file
+// comment) until the connection ends; then wakes the writer, which ends too.
+asio::awaitable<void> PeerLink::read_answers(std::shared_ptr<Connection> conn, std::shared_ptr<LinkEvents> events) {
   auto self = shared_from_this();
-  std::array<std::uint8_t, 1> byte{};
-  co_await conn->read(asio::buffer(byte));
+  TcpContext& ctx = *context_;
+  std::vector<std::uint64_t> buffer;
+  FramePayload payload;
+  while (!ctx.stopping) {
+    const std::error_code ec = co_await read_frame(*conn, payload, buffer, ctx.limits, ctx.counters);
+    if (ec) {
+      if (ec.category() == raftkit_category() && !ctx.stopping && conn->socket().is_open())
+        ctx.protocol_error("closing connection to node {} at {}: {}", id_, host_port_, ec.message());
+      break;
+    }
+    if (ctx.stopping) break;
+    if (auto why = events->link_frame(id_, payload); !why.empty()) {
+      ctx.protocol_error("closing connection to node {} at {}: {}", id_, host_port_, why);
+      break;
+    }
+  }
   conn->close();
   outbox_.wake();
 }

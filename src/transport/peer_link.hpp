@@ -17,8 +17,11 @@
 // is lost. A failed dial empties it, so a dead peer does not accumulate
 // stale traffic. Every drop is counted in the transport's statistics.
 //
-// The outbound connection is not read after the handshake: a completed read
-// means the peer closed it (or broke protocol), and the link ends it.
+// The outbound connection also carries answers back: a node that hears this
+// one but does not dial it (this node is not in its configuration yet, or no
+// longer) answers over the connection this node dialled. The link reads those
+// frames and hands them to LinkEvents; a read that fails means the peer
+// closed the connection (or broke protocol), and the link ends it.
 //
 // Everything runs on the transport's strand. The coroutine holds the link
 // and the LinkEvents it was started with until it ends (after remove() or
@@ -63,8 +66,8 @@ class Outbox {
   enum class End { failed, idle, closed };
   /// Writes queued frames in gathered batches (at most max_frames_per_write
   /// frames and about 1 MiB each) until a write fails, the connection is
-  /// closed, or nothing was queued for `idle_after`. A failed batch is
-  /// counted as dropped and its error left in `error`.
+  /// closed, or nothing was queued for `idle_after` (zero: never idle). A
+  /// failed batch is counted as dropped and its error left in `error`.
   boost::asio::awaitable<End> write_all(TcpContext& context, Connection& conn, std::chrono::milliseconds idle_after,
                                         boost::system::error_code& error);
 
@@ -82,6 +85,9 @@ class LinkEvents {
   virtual void link_up(NodeId peer) = 0;
   /// A dial failed (`dial_failed`) or an established connection broke.
   virtual void link_down(NodeId peer, bool dial_failed) = 0;
+  /// A frame `peer` sent back over the link's connection. Returns why it
+  /// breaks protocol (the link then closes the connection), or empty.
+  virtual std::string link_frame(NodeId peer, FramePayload& frame) = 0;
 };
 
 class PeerLink : public std::enable_shared_from_this<PeerLink> {
@@ -106,7 +112,7 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   boost::asio::awaitable<std::error_code> dial();
   boost::asio::awaitable<std::error_code> connect(Connection& conn);
   boost::asio::awaitable<std::error_code> handshake(Connection& conn);
-  boost::asio::awaitable<void> watch_close(std::shared_ptr<Connection> conn);
+  boost::asio::awaitable<void> read_answers(std::shared_ptr<Connection> conn, std::shared_ptr<LinkEvents> events);
   std::chrono::milliseconds jittered(std::chrono::milliseconds d);
   bool gone() const { return context_->stopping || removed_; }
   void interrupt();

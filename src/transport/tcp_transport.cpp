@@ -22,6 +22,12 @@
 // a snapshot acknowledgement from the handshake's node to this one. An idle
 // watcher per inbound connection closes it once no frame has arrived for
 // idle_timeout.
+//
+// Whom to dial, whom to hear. The configuration (update_peers) decides only
+// whom this node dials. Any node of the cluster that passes the handshake is
+// heard, and a node this node does not dial is answered over the connection
+// it dialled in on (the newest one from that node): a node catching up from
+// an old configuration must hear, and answer, a leader that joined later.
 #include "raftkit/tcp_transport.hpp"
 
 #include <charconv>
@@ -51,6 +57,16 @@ using asio::awaitable;
 using asio::ip::tcp;
 namespace ssl = asio::ssl;
 using namespace transport;
+
+// An accepted connection from a node, with the queue of what this node sends
+// back over it (to a node it does not dial).
+struct Inbound {
+  Inbound(std::shared_ptr<Connection> c, const Strand& strand, std::size_t capacity)
+      : conn(std::move(c)), outbox(strand, capacity) {}
+  std::shared_ptr<Connection> conn;
+  Outbox outbox;
+  bool writing = false;  // a writer coroutine drains `outbox`
+};
 
 // A snapshot being streamed to one follower, and its stall timer.
 struct OutgoingSnapshot {
@@ -206,6 +222,8 @@ class Impl : public LinkEvents, public std::enable_shared_from_this<Impl> {
     if (on_unreachable_) on_unreachable_(peer);
   }
 
+  std::string link_frame(NodeId peer, FramePayload& frame) override { return take_frame(peer, frame); }
+
  private:
   // TLS credentials, or the refusal of plaintext on a non-loopback address.
   bool security_allows(const asio::ip::address& address) {
@@ -276,18 +294,44 @@ class Impl : public LinkEvents, public std::enable_shared_from_this<Impl> {
     listener_.close();
     reload_timer_.cancel();
     for (auto& [id, link] : links_) link->stop();
-    for (auto& conn : inbound_) conn->close();
+    for (auto& in : inbound_) {
+      in->outbox.clear(ctx_->counters);
+      in->conn->close();
+      in->outbox.wake();
+    }
+    answers_.clear();
     for (auto& [id, t] : outgoing_) t->timer.cancel();
     outgoing_.clear();
     receiver_.reset();
     incoming_timer_.cancel();
   }
 
-  // Queues a frame for `to`: on the link this node dials.
+  // Queues a frame for `to`: on the link this node dials, else back over the
+  // connection `to` dialled in on, else nowhere (dropped).
   void route(NodeId to, EncodedFrame frame) {
-    auto it = links_.find(to);
-    if (ctx_->stopping || it == links_.end()) return ctx_->counters.count_dropped(1);
-    it->second->send(std::move(frame));
+    if (ctx_->stopping) return ctx_->counters.count_dropped(1);
+    if (auto it = links_.find(to); it != links_.end()) return it->second->send(std::move(frame));
+    auto it = answers_.find(to);
+    if (it == answers_.end()) return ctx_->counters.count_dropped(1);
+    const auto& in = it->second;
+    in->outbox.push(std::move(frame), ctx_->counters);
+    if (in->writing) return;
+    in->writing = true;
+    asio::co_spawn(ctx_->strand, write_answers(in), asio::detached);
+  }
+
+  bool reachable(NodeId to) const { return links_.count(to) || answers_.count(to); }
+
+  // Drains an inbound connection's queue until the connection ends.
+  awaitable<void> write_answers(std::shared_ptr<Inbound> in) {
+    auto self = shared_from_this();
+    boost::system::error_code error;
+    const auto end = co_await in->outbox.write_all(*ctx_, *in->conn, std::chrono::milliseconds(0), error);
+    if (end == Outbox::End::failed && !ctx_->stopping)
+      ctx_->log("connection from {} lost while answering: {}", in->conn->remote(), error.message());
+    in->conn->close();
+    in->outbox.clear(ctx_->counters);
+    in->writing = false;
   }
 
   void deliver(Message m) {
@@ -310,7 +354,7 @@ class Impl : public LinkEvents, public std::enable_shared_from_this<Impl> {
 
   void start_snapshot(Message msg, std::shared_ptr<const Bytes> data, std::uint32_t checksum) {
     const NodeId to = msg.to;
-    if (ctx_->stopping || !links_.count(to)) {
+    if (ctx_->stopping || !reachable(to)) {
       ctx_->counters.count_dropped(1);
       return report_snapshot_status(to, false);
     }
@@ -409,25 +453,32 @@ class Impl : public LinkEvents, public std::enable_shared_from_this<Impl> {
   awaitable<void> accept_loop() {
     auto self = shared_from_this();
     co_await listener_.accept_loop([this](tcp::socket socket, asio::ip::address, Listener::Slot slot) {
-      auto conn = std::make_shared<Connection>(std::move(socket), ctx_->tls_context());
-      inbound_.insert(conn);
+      auto in = std::make_shared<Inbound>(std::make_shared<Connection>(std::move(socket), ctx_->tls_context()),
+                                          ctx_->strand, opts_.send_queue_frames);
+      inbound_.insert(in);
       ctx_->counters.inbound.store(inbound_.size());
-      asio::co_spawn(ctx_->strand, serve_inbound(conn, std::move(slot)), asio::detached);
+      asio::co_spawn(ctx_->strand, serve_inbound(in, std::move(slot)), asio::detached);
     });
   }
 
   // The slot (a parameter, so the coroutine frame holds it) counts the
   // connection against the listener's caps until the connection ends.
-  awaitable<void> serve_inbound(std::shared_ptr<Connection> conn, Listener::Slot /*slot*/) {
+  awaitable<void> serve_inbound(std::shared_ptr<Inbound> in, Listener::Slot /*slot*/) {
     auto self = shared_from_this();
+    const auto& conn = in->conn;
     const std::string remote = conn->remote();
     boost::system::error_code ignored;
     conn->socket().set_option(tcp::no_delay(true), ignored);
     std::vector<std::uint64_t> buffer;
     const NodeId peer = co_await accept_handshake(conn, remote, buffer);
-    if (!peer.is_none() && !ctx_->stopping) co_await serve_frames(conn, peer, remote, buffer);
+    if (!peer.is_none() && !ctx_->stopping) {
+      answers_[peer] = in;  // the newest connection from `peer` carries the answers to it
+      co_await serve_frames(conn, peer, remote, buffer);
+      if (auto it = answers_.find(peer); it != answers_.end() && it->second == in) answers_.erase(it);
+    }
     conn->close();
-    inbound_.erase(conn);
+    in->outbox.wake();
+    inbound_.erase(in);
     ctx_->counters.inbound.store(inbound_.size());
   }
 
@@ -472,7 +523,6 @@ class Impl : public LinkEvents, public std::enable_shared_from_this<Impl> {
       co_return NodeId{};
     }
     std::string reason = handshake_refusal(*hello, opts_.cluster_id, opts_.self);
-    if (reason.empty() && !links_.count(hello->node)) reason = fmt::format("unknown node id {}", hello->node);
     if (reason.empty() && conn->tls()) reason = claim_refusal(hello->node, certified);
     const FramePayload answer = HandshakeReply{reason.empty(), opts_.self, reason};
     if (!reason.empty()) ctx_->protocol_error("refused connection from {} (node {}): {}", remote, hello->node, reason);
@@ -550,7 +600,8 @@ class Impl : public LinkEvents, public std::enable_shared_from_this<Impl> {
   asio::steady_timer incoming_timer_;
   SnapshotStreamLimits limits_;
   std::map<NodeId, std::shared_ptr<PeerLink>> links_;
-  std::set<std::shared_ptr<Connection>> inbound_;
+  std::set<std::shared_ptr<Inbound>> inbound_;
+  std::map<NodeId, std::shared_ptr<Inbound>> answers_;  // to a node not dialled: its newest connection here
   Transport::MessageHandler on_message_;
   Transport::UnreachableHandler on_unreachable_;
   Transport::SnapshotStatusHandler on_snapshot_status_;
