@@ -6,6 +6,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 
+#include "raftkit/host_port.hpp"
 #include "transport/handshake.hpp"
 
 namespace raftkit::transport {
@@ -15,15 +16,6 @@ using asio::ip::tcp;
 namespace ssl = asio::ssl;
 namespace {
 constexpr std::size_t kMaxBytesPerWrite = std::size_t{1} << 20;
-}
-
-bool split_host_port(const std::string& host_port, std::string& host, std::string& port) {
-  const auto colon = host_port.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == host_port.size()) return false;
-  host = host_port.substr(0, colon);
-  port = host_port.substr(colon + 1);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  return !host.empty();
 }
 
 // ---- Outbox -------------------------------------------------------------------
@@ -182,10 +174,11 @@ asio::awaitable<std::error_code> PeerLink::dial() {
 
 // Resolves the address and connects to the first endpoint that answers.
 asio::awaitable<std::error_code> PeerLink::connect(Connection& conn) {
-  std::string host, port;
-  if (!split_host_port(host_port_, host, port)) co_return errc::invalid_argument;
+  const auto address = parse_host_port(host_port_);
+  if (!address) co_return errc::invalid_argument;
+  const std::string port = std::to_string(address->port);
   tcp::resolver resolver(context_->strand);
-  auto [rec, endpoints] = co_await resolver.async_resolve(host, port, use_nothrow);
+  auto [rec, endpoints] = co_await resolver.async_resolve(address->host, port, use_nothrow);
   if (rec) co_return std::error_code(rec);
   if (context_->stopping) co_return errc::shutting_down;
   tcp::socket& socket = conn.socket();

@@ -128,7 +128,4 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   bool removed_ = false;
 };
 
-/// Splits "host:port" or "[v6]:port"; false if it is neither.
-bool split_host_port(const std::string& host_port, std::string& host, std::string& port);
-
 }  // namespace raftkit::transport

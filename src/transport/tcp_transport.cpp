@@ -30,7 +30,6 @@
 // an old configuration must hear, and answer, a leader that joined later.
 #include "raftkit/tcp_transport.hpp"
 
-#include <charconv>
 #include <chrono>
 #include <optional>
 #include <random>
@@ -41,6 +40,7 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 
+#include "raftkit/host_port.hpp"
 #include "raftkit/listener.hpp"
 #include "storage/crc32c.hpp"
 #include "transport/connection.hpp"
@@ -92,10 +92,8 @@ bool options_valid(const TcpTransportOptions& o) {
       o.snapshot_chunk_bytes + 4096 > o.max_frame_bytes || o.snapshot_window_chunks == 0 ||
       o.snapshot_stall_timeout.count() <= 0)
     return false;
-  for (const auto& [id, hp] : o.peers) {
-    std::string h, p;
-    if (id.is_none() || !split_host_port(hp, h, p)) return false;
-  }
+  for (const auto& [id, hp] : o.peers)
+    if (id.is_none() || !parse_host_port(hp)) return false;
   return true;
 }
 
@@ -656,13 +654,9 @@ TcpTransportOptions TcpTransportOptions::from(const Options& node) {
     // This node's own entry is where it listens. One that does not parse
     // as host:port is kept whole as the host, so start() refuses it
     // (invalid_argument) instead of listening somewhere else.
-    std::string host, port;
-    unsigned long value = 0;
-    const bool ok = split_host_port(address, host, port) &&
-                    std::from_chars(port.data(), port.data() + port.size(), value).ptr == port.data() + port.size() &&
-                    value > 0 && value <= 65535;
-    t.listen_host = ok ? host : address;
-    t.listen_port = ok ? static_cast<std::uint16_t>(value) : 0;
+    const auto parsed = parse_host_port(address);
+    t.listen_host = parsed ? parsed->host : address;
+    t.listen_port = parsed ? parsed->port : 0;
   }
   return t;
 }
