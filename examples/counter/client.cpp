@@ -11,6 +11,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <fmt/format.h>
+#include "raftkit/error.hpp"
 
 #include "raftkit/secure_stream.hpp"
 
@@ -281,7 +282,10 @@ struct Client::Impl {
           }
           continue;
         case ReplyKind::failed:
-          if (r.code == "busy" || r.code == "dropped") {  // nothing was done: safe to retry
+          // Nothing was done (raftkit::outcome, applied by the server); flow
+          // control and a slot lost to another leader pass by themselves: retry.
+          if (const auto ec = error_from_name(r.code);
+              outcome(ec) == RequestOutcome::not_done && (ec == errc::busy || ec == errc::dropped)) {
             last_error = fmt::format("{}: {}", target, r.message);
             std::this_thread::sleep_until(std::min(deadline, Clock::now() + opt.retry_pause));
             continue;
