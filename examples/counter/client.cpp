@@ -2,6 +2,7 @@
 
 #include <poll.h>
 
+#include <array>
 #include <thread>
 
 #include <boost/asio/connect.hpp>
@@ -22,12 +23,9 @@ using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
 std::string_view outcome_name(Outcome o) {
-  switch (o) {
-    case Outcome::ok: return "ok";
-    case Outcome::failed: return "failed";
-    case Outcome::unknown: return "unknown";
-  }
-  return "?";
+  static constexpr std::array<std::string_view, 3> kNames = {"ok", "failed", "unknown"};  // in Outcome's order
+  const auto i = static_cast<std::size_t>(o);
+  return i < kNames.size() ? kNames[i] : "?";
 }
 
 namespace {
