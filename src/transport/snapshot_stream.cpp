@@ -111,7 +111,7 @@ SnapshotReceiver::Step SnapshotReceiver::on_chunk(NodeId self, NodeId from, cons
     partial_->checksum = chunk.checksum;
     partial_->data.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(chunk.total, std::uint64_t{64} << 20)));
   }
-  Partial& in = *partial_;
+  PartialSnapshot& in = *partial_;
   in.last_chunk = now;
   if (chunk.total != in.total || chunk.checksum != in.checksum || !(chunk.message == in.message)) {
     partial_.reset();

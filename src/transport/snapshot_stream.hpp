@@ -88,6 +88,18 @@ class SnapshotTransfer {
   std::uint64_t progress_seen_ = 0;  // at the last stall check
 };
 
+/// A snapshot being received: what its chunks brought so far.
+struct PartialSnapshot {
+  std::chrono::steady_clock::time_point last_chunk;
+  NodeId from;
+  std::uint64_t transfer = 0;
+  Message message;
+  std::uint64_t total = 0;
+  std::uint32_t checksum = 0;  ///< announced by the sender
+  std::uint32_t crc = 0;       ///< of `data` so far
+  Bytes data;
+};
+
 /// The receiving side: one partial snapshot in all (only the newest
 /// leader's counts: a chunk of an older term is refused while a newer
 /// transfer is held).
@@ -116,17 +128,7 @@ class SnapshotReceiver {
   void reset() { partial_.reset(); }
 
  private:
-  struct Partial {
-    Clock::time_point last_chunk;
-    NodeId from;
-    std::uint64_t transfer = 0;
-    Message message;
-    std::uint64_t total = 0;
-    std::uint32_t checksum = 0;
-    std::uint32_t crc = 0;
-    Bytes data;
-  };
-  std::optional<Partial> partial_;
+  std::optional<PartialSnapshot> partial_;
 };
 
 }  // namespace raftkit::transport

@@ -21,9 +21,9 @@ TEST_CASE("outcome: refusals are not done, timeouts and failures are unknown, no
 }
 
 TEST_CASE("outcome: a Boost error code from a completion handler classifies as its raftkit value", "[outcome]") {
-  const boost::system::error_code busy(std::error_code(errc::busy));
+  const boost::system::error_code busy{std::error_code(errc::busy)};
   CHECK(outcome(busy) == RequestOutcome::not_done);
-  const boost::system::error_code late(std::error_code(errc::timeout));
+  const boost::system::error_code late{std::error_code(errc::timeout)};
   CHECK(outcome(late) == RequestOutcome::unknown);
 }
 
