@@ -299,3 +299,41 @@ TEST_CASE("membership: replace a node with a new one (add, then remove) under lo
   ++k.acked;  // the increment through node 2
   check_final(c, k);
 }
+
+// Issue 20, hole G: a node that replays the log from an empty store applies
+// the bootstrap configuration first, which lacks a leader that joined later.
+// The configuration must tell its transport whom to dial, not whom to hear:
+// the wiped node hears that leader, answers it, and catches up; a change
+// after it (adding node 5) goes through.
+TEST_CASE("membership: a wiped node catches up from a leader that joined after the bootstrap configuration",
+          "[integration][membership]") {
+  LocalCluster c(options(3, 2));
+  NoSanitizerReports guard{c};
+  start_cluster(c);
+  IncrementLoad load(client_options(c), 4);
+  require_progress(load, 600);
+  start_node(c, 4);
+  add_server(c, 4);
+  require_settled(c, {1, 2, 3, 4});
+  client_until_ok(c, {"transfer-leader", "4"}, T(30000));
+  REQUIRE(LocalCluster::wait_until(
+      [&] {
+        auto s = c.status(4, T(500));
+        return s && s->role == "leader";
+      },
+      T(10000)));
+
+  c.kill(2);
+  std::string err;
+  const bool wiped = c.wipe(2, err);
+  INFO(err);
+  REQUIRE(wiped);
+  start_node(c, 2);  // empty, no --bootstrap: it replays {1, 2, 3} before {1, 2, 3, 4}
+  require_settled(c, {1, 2, 3, 4});  // includes: node 2 no longer recovering
+  require_progress(load, 50);
+  start_node(c, 5);
+  add_server(c, 5);
+  require_settled(c, {1, 2, 3, 4, 5});
+  load.stop();
+  check_final(c, load.counts());
+}
