@@ -33,10 +33,6 @@
 #include "raftkit/host_port.hpp"
 
 namespace raftkit::bench::tools {
-namespace {
-namespace counter = raftkit::counter;
-using std::chrono::milliseconds;
-}  // namespace
 
 double ms_since(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();

@@ -26,7 +26,9 @@
 
 namespace raftkit::bench::tools {
 
+namespace counter = raftkit::counter;
 using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
 
 struct Common {
   int nodes = 3;
@@ -52,8 +54,6 @@ struct EngineOpts {
   std::string follower_fault = "none";   // none, kill, slow: applied to one follower for the whole window
   int slow_factor = 10;                  // slow: the follower runs 1/slow_factor of every 100 ms (SIGSTOP/SIGCONT)
 };
-
-// Applies --follower-fault to `pid` until `stop`, and samples the leader's
 
 struct FailoverOpts {
   int trials = 50;

@@ -33,10 +33,6 @@
 #include "raftkit/host_port.hpp"
 
 namespace raftkit::bench::tools {
-namespace {
-namespace counter = raftkit::counter;
-using std::chrono::milliseconds;
-}  // namespace
 
 int run_compare(const std::string& a_path, const std::string& b_path) {
   auto load = [](const std::string& p) -> std::optional<FlatJson> {

@@ -34,10 +34,6 @@
 #include "raftkit/host_port.hpp"
 
 namespace raftkit::bench::tools {
-namespace {
-namespace counter = raftkit::counter;
-using std::chrono::milliseconds;
-}  // namespace
 
 int run_counter(const Common& c, const std::string& server_binary) {
   ServerPids pids;

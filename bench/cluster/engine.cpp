@@ -34,12 +34,10 @@
 #include "raftkit/host_port.hpp"
 
 namespace raftkit::bench::tools {
-namespace {
-namespace counter = raftkit::counter;
-using std::chrono::milliseconds;
-}  // namespace
 
 namespace {
+
+// Applies --follower-fault to `pid` until `stop`, and samples the leader's
 // RSS every 500 ms meanwhile.
 class FollowerFault {
  public:

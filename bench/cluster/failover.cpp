@@ -34,10 +34,6 @@
 #include "raftkit/host_port.hpp"
 
 namespace raftkit::bench::tools {
-namespace {
-namespace counter = raftkit::counter;
-using std::chrono::milliseconds;
-}  // namespace
 
 namespace {
 struct Ack {

@@ -33,10 +33,6 @@
 #include "raftkit/host_port.hpp"
 
 namespace raftkit::bench::tools {
-namespace {
-namespace counter = raftkit::counter;
-using std::chrono::milliseconds;
-}  // namespace
 
 int run_machine(const Common& c) {
   const std::string dir = c.work_dir.empty() ? std::filesystem::temp_directory_path().string() : c.work_dir;

@@ -48,6 +48,13 @@ SnapshotTransfer transfer_of(std::shared_ptr<const Bytes> data, std::uint64_t id
   return SnapshotTransfer(metadata(term), std::move(data), crc, id);
 }
 
+// Passes one chunk to the receiver and its acknowledgement back to the sender.
+TransferVerdict pass(SnapshotTransfer& t, SnapshotReceiver& r, const SnapshotChunk& chunk,
+                     const SnapshotStreamLimits& limits) {
+  std::string why;
+  return t.on_ack(r.on_chunk(kFollower, kLeader, chunk, Clock::time_point{}, limits).ack, why);
+}
+
 // Passes every chunk to the receiver and every acknowledgement back, until
 // the sender has nothing to send; returns the last verdict.
 TransferVerdict run(SnapshotTransfer& t, SnapshotReceiver& r, std::optional<Message>& delivered,
@@ -114,7 +121,7 @@ TEST_CASE("snapshot protocol: a lost chunk is answered with a gap and the sender
   auto chunks = t.next_chunks(limits);
   REQUIRE(chunks.size() == 3);
   std::string why;
-  CHECK(t.on_ack(r.on_chunk(kFollower, kLeader, chunks[0], {}, limits).ack, why) == TransferVerdict::sending);
+  CHECK(pass(t, r, chunks[0], limits) == TransferVerdict::sending);
   // chunks[1] is lost; chunks[2] arrives past the held bytes.
   const auto gap = r.on_chunk(kFollower, kLeader, chunks[2], {}, limits).ack;
   CHECK(gap.status == Status::gap);
@@ -128,7 +135,7 @@ TEST_CASE("snapshot protocol: a lost chunk is answered with a gap and the sender
   CHECK(dup.status == Status::receiving);
   CHECK(dup.received == 100);
   std::optional<Message> delivered;
-  for (const auto& c : resent) CHECK(t.on_ack(r.on_chunk(kFollower, kLeader, c, {}, limits).ack, why) == TransferVerdict::sending);
+  for (const auto& c : resent) CHECK(pass(t, r, c, limits) == TransferVerdict::sending);
   CHECK(run(t, r, delivered, limits) == TransferVerdict::delivered);
   REQUIRE(delivered);
   CHECK(delivered->snapshot_data == *data);
@@ -140,8 +147,7 @@ TEST_CASE("snapshot protocol: a stall rewinds to the acknowledged offset; three 
   auto t = transfer_of(data_of(1000));
   SnapshotReceiver r;
   auto chunks = t.next_chunks(limits);
-  std::string why;
-  CHECK(t.on_ack(r.on_chunk(kFollower, kLeader, chunks[0], {}, limits).ack, why) == TransferVerdict::sending);
+  CHECK(pass(t, r, chunks[0], limits) == TransferVerdict::sending);
   CHECK(t.on_stall_check(limits) == TransferVerdict::sending);  // progress since the start: no stall
   CHECK(t.next_chunks(limits).size() == 1);                     // the window moved by the one acknowledged chunk
   CHECK(t.on_stall_check(limits) == TransferVerdict::sending);  // stall 1: rewind to 100
@@ -157,8 +163,7 @@ TEST_CASE("snapshot protocol: a new connection resends from the acknowledged off
   auto t = transfer_of(data_of(1000));
   SnapshotReceiver r;
   auto chunks = t.next_chunks(limits);
-  std::string why;
-  CHECK(t.on_ack(r.on_chunk(kFollower, kLeader, chunks[0], {}, limits).ack, why) == TransferVerdict::sending);
+  CHECK(pass(t, r, chunks[0], limits) == TransferVerdict::sending);
   t.next_chunks(limits);
   t.rewind();
   const auto resent = t.next_chunks(limits);
