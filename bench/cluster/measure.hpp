@@ -57,7 +57,7 @@ Percentiles percentiles(std::vector<std::uint32_t>& samples);
 Percentiles percentiles(std::vector<double>& samples);
 
 /// A flat JSON object of numbers and strings: what --json writes and
-/// --compare reads back. Parsing accepts exactly that shape and reports
+/// `raftkit-bench compare` reads back. Parsing accepts exactly that shape and reports
 /// anything else as an error (never aborts).
 struct FlatJson {
   std::vector<std::pair<std::string, std::string>> fields;  // value kept as JSON text

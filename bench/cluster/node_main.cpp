@@ -42,6 +42,7 @@
 #include <fmt/format.h>
 
 #include "measure.hpp"
+#include "raftkit/host_port.hpp"
 #include "raftkit/node.hpp"
 #include "raftkit/tcp_transport.hpp"
 #include "raftkit/wal_store.hpp"
@@ -357,9 +358,9 @@ int main(int argc, char** argv) {
       t.self = id;
       t.cluster_id = "raftkit-bench";
       const auto& self = peers.at(id);
-      const auto colon = self.rfind(':');
-      t.listen_host = self.substr(0, colon);
-      t.listen_port = static_cast<std::uint16_t>(std::stoul(self.substr(colon + 1)));
+      const auto listen = parse_host_port(self).value();  // throws on a malformed address, as stoul did
+      t.listen_host = listen.host;
+      t.listen_port = listen.port;
       for (auto& [pid, addr] : peers)
         if (pid != id) t.peers.emplace(pid, addr);
       t.send_queue_frames = c.send_queue_frames;

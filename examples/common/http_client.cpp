@@ -1,5 +1,7 @@
 #include "http_client.hpp"
 
+#include "raftkit/host_port.hpp"
+
 #include <cctype>
 
 #include <boost/asio/as_tuple.hpp>
@@ -25,12 +27,12 @@ using tcp = asio::ip::tcp;
 std::optional<HttpReply> http_request(const std::string& address, const std::string& method,
                                       const std::string& target, const std::string& body,
                                       std::chrono::milliseconds timeout, std::string& error) {
-  auto colon = address.rfind(':');
-  if (colon == std::string::npos) {
+  const auto parsed = raftkit::parse_host_port(address);
+  if (!parsed) {
     error = fmt::format("'{}' is not host:port", address);
     return std::nullopt;
   }
-  const std::string host = address.substr(0, colon), port = address.substr(colon + 1);
+  const std::string host = parsed->host, port = std::to_string(parsed->port);
   http::verb verb = http::string_to_verb(method);
   if (verb == http::verb::unknown) {
     error = fmt::format("unknown HTTP method '{}'", method);

@@ -1,5 +1,7 @@
 #include "http_server.hpp"
 
+#include "raftkit/listener.hpp"
+
 #include <algorithm>
 #include <exception>
 
@@ -87,13 +89,15 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
     Handler handler;
   };
 
-  Impl(asio::io_context& io, HttpServerOptions o) : io(io), opt(o), acceptor(io) {}
+  // One cap in all (max_connections), none per address; refusals are not logged.
+  Impl(asio::io_context& io, HttpServerOptions o)
+      : io(io), opt(o), listener(io.get_executor(), raftkit::ConnectionCaps{o.max_connections, o.max_connections},
+                                 "HTTP connections", nullptr) {}
 
   asio::io_context& io;
   HttpServerOptions opt;
-  tcp::acceptor acceptor;
+  raftkit::Listener listener;
   std::vector<Route> routes;
-  std::size_t connections = 0;
   bool stopped = false;
 
   // Exact routes first, then prefixes longest first. 404 if no path
@@ -140,28 +144,14 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
 
   asio::awaitable<void> accept_loop() {
     auto self = shared_from_this();
-    for (;;) {
-      auto [ec, sock] = co_await acceptor.async_accept(use_nothrow);
-      if (ec) {
-        if (stopped || ec == asio::error::operation_aborted) co_return;
-        continue;  // e.g. EMFILE: try the next one
-      }
-      if (connections >= opt.max_connections) {
-        boost::system::error_code ignored;
-        sock.close(ignored);
-        continue;
-      }
-      asio::co_spawn(io, session(std::move(sock)), asio::detached);
-    }
+    co_await listener.accept_loop([this](tcp::socket sock, asio::ip::address, raftkit::Listener::Slot slot) {
+      asio::co_spawn(io, session(std::move(sock), std::move(slot)), asio::detached);
+    });
   }
 
-  asio::awaitable<void> session(tcp::socket sock) {
+  // `slot` (held by the coroutine frame) counts the connection until it ends.
+  asio::awaitable<void> session(tcp::socket sock, raftkit::Listener::Slot /*slot*/) {
     auto self = shared_from_this();
-    ++connections;
-    struct Release {
-      std::size_t& n;
-      ~Release() { --n; }
-    } release{connections};
     beast::tcp_stream stream(std::move(sock));
     beast::flat_buffer buffer;
     for (;;) {
@@ -247,13 +237,8 @@ std::string HttpServer::listen(const std::string& host, std::uint16_t port) {
   boost::system::error_code ec;
   auto addr = asio::ip::make_address(host, ec);
   if (ec) return fmt::format("'{}' is not an IP address", host);
-  tcp::endpoint ep(addr, port);
-  auto& a = impl_->acceptor;
-  a.open(ep.protocol(), ec);
-  if (!ec) a.set_option(tcp::acceptor::reuse_address(true), ec);
-  if (!ec) a.bind(ep, ec);
-  if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) return fmt::format("cannot listen for HTTP on {}:{}: {}", host, port, ec.message());
+  if (auto lec = impl_->listener.listen(tcp::endpoint(addr, port)))
+    return fmt::format("cannot listen for HTTP on {}:{}: {}", host, port, lec.message());
   return {};
 }
 
@@ -264,8 +249,7 @@ void HttpServer::stop() {
   // the io_context's thread.
   asio::post(impl_->io, [impl = impl_] {
     impl->stopped = true;
-    boost::system::error_code ignored;
-    impl->acceptor.close(ignored);
+    impl->listener.close();
   });
 }
 

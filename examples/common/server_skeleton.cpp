@@ -18,6 +18,7 @@
 #include <fmt/chrono.h>
 
 #include "raftkit/error.hpp"
+#include "raftkit/host_port.hpp"
 #include "raftkit/logger.hpp"
 #include "raftkit/metrics.hpp"
 #include "raftkit/wal_store.hpp"
@@ -40,20 +41,6 @@ void print_line(std::uint64_t id, std::string_view level, std::uint64_t term, st
                                        text);
   std::fwrite(line.data(), 1, line.size(), stdout);
   std::fflush(stdout);
-}
-
-// "host:port" -> host, or nothing when the port is not 1..65535.
-std::optional<std::string> host_of(std::string_view address) {
-  const auto colon = address.rfind(':');
-  unsigned port = 0;
-  if (colon == std::string_view::npos || colon == 0 ||
-      std::from_chars(address.data() + colon + 1, address.data() + address.size(), port).ptr !=
-          address.data() + address.size() ||
-      port == 0 || port > 65535)
-    return std::nullopt;
-  std::string_view host = address.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  return std::string(host);
 }
 
 }  // namespace
@@ -129,7 +116,7 @@ std::string parse_id_map(std::string_view text, std::map<std::uint64_t, std::str
         id == 0)
       return fmt::format("'{}' is not id=host:port with a positive id", item);
     const std::string_view address = item.substr(eq + 1);
-    if (!host_of(address)) return fmt::format("'{}' is not host:port", address);
+    if (!parse_host_port(address)) return fmt::format("'{}' is not host:port", address);
     if (!out.emplace(id, std::string(address)).second) return fmt::format("node {} is listed twice", id);
   }
   return {};
@@ -142,7 +129,7 @@ std::string check_server_config(ServerConfig& cfg) {
   for (const auto& [id, address] : cfg.clients)
     if (!cfg.peers.contains(id)) return fmt::format("--clients names node {}, which is not in --peers", id);
   boost::system::error_code ec;
-  asio::ip::make_address(*host_of(cfg.peers.at(cfg.id)), ec);
+  asio::ip::make_address(parse_host_port(cfg.peers.at(cfg.id))->host, ec);
   if (ec) return fmt::format("this node's Raft address '{}' must use an IP address", cfg.peers.at(cfg.id));
   if (cfg.tls.enabled() && (cfg.tls.ca_file.empty() || cfg.tls.cert_file.empty() || cfg.tls.key_file.empty()))
     return "TLS needs all of --ca, --cert and --key";

@@ -2,6 +2,7 @@
 
 #include <poll.h>
 
+#include <array>
 #include <thread>
 
 #include <boost/asio/connect.hpp>
@@ -11,8 +12,9 @@
 #include <boost/asio/write.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <fmt/format.h>
+#include "raftkit/error.hpp"
 
-#include "secure_stream.hpp"
+#include "raftkit/secure_stream.hpp"
 
 namespace raftkit::counter {
 
@@ -21,12 +23,9 @@ using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
 std::string_view outcome_name(Outcome o) {
-  switch (o) {
-    case Outcome::ok: return "ok";
-    case Outcome::failed: return "failed";
-    case Outcome::unknown: return "unknown";
-  }
-  return "?";
+  static constexpr std::array<std::string_view, 3> kNames = {"ok", "failed", "unknown"};  // in Outcome's order
+  const auto i = static_cast<std::size_t>(o);
+  return i < kNames.size() ? kNames[i] : "?";
 }
 
 namespace {
@@ -281,7 +280,10 @@ struct Client::Impl {
           }
           continue;
         case ReplyKind::failed:
-          if (r.code == "busy" || r.code == "dropped") {  // nothing was done: safe to retry
+          // Nothing was done (raftkit::outcome, applied by the server); flow
+          // control and a slot lost to another leader pass by themselves: retry.
+          if (const auto ec = error_from_name(r.code);
+              outcome(ec) == RequestOutcome::not_done && (ec == errc::busy || ec == errc::dropped)) {
             last_error = fmt::format("{}: {}", target, r.message);
             std::this_thread::sleep_until(std::min(deadline, Clock::now() + opt.retry_pause));
             continue;

@@ -151,7 +151,7 @@ int main(int argc, char** argv) {
   auto* add = app.add_subcommand("add-server", "add a node (started first, without --bootstrap) to the cluster");
   add->add_option("id", member, "the new node's id")->required()->check(CLI::PositiveNumber);
   const auto host_port = CLI::Validator(
-      [](std::string& s) { return parse_host_port(s) ? std::string() : "not host:port: " + s; }, "HOST:PORT");
+      [](std::string& s) { return raftkit::parse_host_port(s) ? std::string() : "not host:port: " + s; }, "HOST:PORT");
   add->add_option("raft-address", raft_address, "its Raft address (host:port, as in its --peers)")
       ->required()
       ->check(host_port);

@@ -19,7 +19,7 @@
 // current members (members(), which the test keeps up to date with
 // set_members() as it adds and removes nodes). wipe() empties a stopped
 // node's data directory; its next start() has no --bootstrap either, so it
-// comes back as a recovering node under its old id.
+// comes back under its old id as a new incarnation.
 //
 // TLS (on by default): the constructor runs scripts/make-certs.sh into
 // <dir>/certs, making a CA for this run, a certificate per node and client

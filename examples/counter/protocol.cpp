@@ -202,28 +202,6 @@ std::string_view kind_name(ReplyKind k) {
   return "?";
 }
 
-std::optional<HostPort> parse_host_port(std::string_view s) {
-  HostPort hp;
-  std::string_view port;
-  if (!s.empty() && s.front() == '[') {
-    auto close = s.find(']');
-    if (close == std::string_view::npos || close + 1 >= s.size() || s[close + 1] != ':') return std::nullopt;
-    hp.host = std::string(s.substr(1, close - 1));
-    port = s.substr(close + 2);
-  } else {
-    auto colon = s.rfind(':');
-    if (colon == std::string_view::npos || s.find(':') != colon) return std::nullopt;
-    hp.host = std::string(s.substr(0, colon));
-    port = s.substr(colon + 1);
-  }
-  if (hp.host.empty() || port.empty()) return std::nullopt;
-  unsigned p = 0;
-  auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
-  if (ec != std::errc{} || ptr != port.data() + port.size() || p == 0 || p > 65535) return std::nullopt;
-  hp.port = static_cast<std::uint16_t>(p);
-  return hp;
-}
-
 namespace {
 std::vector<std::string_view> split(std::string_view s, char sep) {
   std::vector<std::string_view> parts;

@@ -10,6 +10,7 @@
 #include <variant>
 #include <vector>
 
+#include "raftkit/host_port.hpp"
 #include "raftkit/types.hpp"
 
 namespace raftkit::counter {
@@ -79,12 +80,7 @@ std::optional<Reply> decode_reply(const std::vector<std::uint8_t>& body, std::st
 
 std::string_view kind_name(ReplyKind k);
 
-/// "host:port" (or "[v6]:port") split into host and port; nullopt if malformed.
-struct HostPort {
-  std::string host;
-  std::uint16_t port = 0;
-};
-std::optional<HostPort> parse_host_port(std::string_view s);
+// Addresses parse with raftkit::parse_host_port (raftkit/host_port.hpp).
 
 
 /// "a:1,b:2" -> {"a:1","b:2"}; each must parse as host:port. Error message or empty.

@@ -68,7 +68,8 @@
 #include "raftkit/node.hpp"
 #include "raftkit/tcp_transport.hpp"
 #include "raftkit/tls.hpp"
-#include "secure_stream.hpp"
+#include "raftkit/listener.hpp"
+#include "raftkit/secure_stream.hpp"
 #include "server_skeleton.hpp"
 
 namespace {
@@ -116,7 +117,11 @@ class Server {
  public:
   Server(ServerSkeleton& server, Config cfg, std::shared_ptr<Counter> sm)
       : server_(server), io_(server.io()), cfg_(std::move(cfg)), sm_(std::move(sm)), node_(server.node()),
-        acceptor_(io_), reload_timer_(io_), hup_(io_, SIGHUP) {
+        listener_(io_.get_executor(),
+                  ConnectionCaps{cfg_.max_client_connections, cfg_.max_client_connections_per_address},
+                  "client connections", [this](const std::string& line) { server_.log_text(line); }),
+        reload_timer_(io_),
+        hup_(io_, SIGHUP) {
     self_client_ = cfg_.client_address();
   }
 
@@ -138,12 +143,8 @@ class Server {
           "everything",
           self_client_);
     }
-    tcp::endpoint ep(addr, cfg_.client_port);
-    acceptor_.open(ep.protocol(), ec);
-    if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
-    if (!ec) acceptor_.bind(ep, ec);
-    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) return fmt::format("cannot listen for clients on {}: {}", self_client_, ec.message());
+    if (auto lec = listener_.listen(tcp::endpoint(addr, cfg_.client_port)))
+      return fmt::format("cannot listen for clients on {}: {}", self_client_, lec.message());
     return {};
   }
 
@@ -169,7 +170,7 @@ class Server {
   void stop() {
     stopping_ = true;
     boost::system::error_code ignored;
-    acceptor_.close(ignored);
+    listener_.close();
     reload_timer_.cancel();
     hup_.cancel(ignored);
   }
@@ -200,45 +201,15 @@ class Server {
 
   // The client port's share of the file-change check (the transport runs its own).
   asio::awaitable<void> reload_loop() {
-    for (;;) {
-      reload_timer_.expires_after(std::chrono::milliseconds(cfg_.tls_reload_ms));
-      auto [ec] = co_await reload_timer_.async_wait(use_nothrow);
-      if (ec || stopping_) co_return;
-      std::string error;
-      if (credentials_->reload_if_changed(error) || !error.empty()) reload_client_port(error);
-    }
+    co_await watch_credential_files(
+        reload_timer_, credentials_, std::chrono::milliseconds(cfg_.tls_reload_ms),
+        [this](const std::string& error) { reload_client_port(error); }, [this] { return stopping_; });
   }
 
   asio::awaitable<void> accept_loop() {
-    for (;;) {
-      auto [ec, sock] = co_await acceptor_.async_accept(use_nothrow);
-      if (ec) {
-        if (stopping_ || ec == asio::error::operation_aborted) co_return;
-        log("accept failed: {}", ec.message());
-        continue;
-      }
-      boost::system::error_code rec;
-      const auto address = sock.remote_endpoint(rec).address();
-      if (rec) continue;
-      Tally& t = *tally_;
-      const std::size_t from_address = t.per_address.contains(address) ? t.per_address[address] : 0;
-      if (t.connections >= cfg_.max_client_connections || from_address >= cfg_.max_client_connections_per_address) {
-        ++refused_;
-        const auto now = std::chrono::steady_clock::now();
-        if (now - last_refusal_log_ >= std::chrono::seconds(1)) {
-          last_refusal_log_ = now;
-          log("refusing client connections from {}: {} open from it (cap {}), {} in total (cap {}); {} refused so far",
-              address.to_string(), from_address, cfg_.max_client_connections_per_address, t.connections,
-              cfg_.max_client_connections, refused_);
-        }
-        boost::system::error_code ignored;
-        sock.close(ignored);
-        continue;
-      }
-      ++t.connections;  // counted before serve() starts, so that a burst of accepts sees it
-      ++t.per_address[address];
-      asio::co_spawn(io_, serve(std::move(sock), address), asio::detached);
-    }
+    co_await listener_.accept_loop([this](tcp::socket sock, asio::ip::address address, Listener::Slot slot) {
+      asio::co_spawn(io_, serve(std::move(sock), std::move(address), std::move(slot)), asio::detached);
+    });
   }
 
   // Closes `stream` when `deadline` passes its expiry; ends once the stream
@@ -284,18 +255,9 @@ class Server {
     return who;
   }
 
-  // Serves one client connection (counted by accept_loop; uncounted here on exit).
-  asio::awaitable<void> serve(tcp::socket sock, asio::ip::address address) {
-    // The tally is shared: a connection still open when the process exits is
-    // destroyed with the io_context, after this Server.
-    struct Count {
-      std::shared_ptr<Tally> t;
-      asio::ip::address a;
-      ~Count() {
-        --t->connections;
-        if (--t->per_address[a] == 0) t->per_address.erase(a);
-      }
-    } count{tally_, address};
+  // Serves one client connection; `slot` (held by the coroutine frame)
+  // counts it against the listener's caps until it ends.
+  asio::awaitable<void> serve(tcp::socket sock, asio::ip::address address, Listener::Slot /*slot*/) {
     boost::system::error_code ignored;
     sock.set_option(tcp::no_delay(true), ignored);
     const std::string remote = fmt::format("{}:{}", address.to_string(), sock.remote_endpoint(ignored).port());
@@ -400,9 +362,8 @@ class Server {
     Reply r;
     r.code = std::string(error_name(ec));
     r.message = fmt::format("node {}: {}", cfg_.id, ec.message());
-    const bool nothing_done = ec == errc::busy || ec == errc::too_large || ec == errc::dropped ||
-                              ec == errc::invalid_argument;
-    r.kind = (mutating && !nothing_done) ? ReplyKind::unknown_outcome : ReplyKind::failed;
+    // A read that failed changed nothing; a write's fate is raftkit::outcome's.
+    r.kind = (mutating && outcome(ec) == RequestOutcome::unknown) ? ReplyKind::unknown_outcome : ReplyKind::failed;
     return r;
   }
 
@@ -527,17 +488,10 @@ class Server {
   std::shared_ptr<Counter> sm_;
   Node& node_;
   std::shared_ptr<TlsCredentials> credentials_;
-  tcp::acceptor acceptor_;
+  Listener listener_;
   asio::steady_timer reload_timer_;
   asio::signal_set hup_;
   std::string self_client_;
-  struct Tally {
-    std::size_t connections = 0;
-    std::map<asio::ip::address, std::size_t> per_address;
-  };
-  std::shared_ptr<Tally> tally_ = std::make_shared<Tally>();
-  std::uint64_t refused_ = 0;
-  std::chrono::steady_clock::time_point last_refusal_log_{};
   bool stopping_ = false;
 };
 

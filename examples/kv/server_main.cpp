@@ -227,12 +227,12 @@ class KvServer {
     if (ec == errc::not_leader) return not_leader(leader, req);
     const std::string message = fmt::format("node {}: {}", cfg_.id, ec.message());
     const std::string_view code = error_name(ec);
-    if (ec == errc::too_large) return error_response(413, code, message, "not_done");
-    if (ec == errc::busy || ec == errc::dropped) return error_response(503, code, message, "not_done");
-    // timeout, shutting_down, storage failures: a write may have committed.
-    const std::string_view outcome = mutating ? "unknown" : "not_done";
-    if (ec == errc::timeout) return error_response(504, code, message, outcome);
-    return error_response(503, code, message, outcome);
+    // A read that failed changed nothing; a write's fate is raftkit::outcome's
+    // (timeout, shutting_down, storage failures: it may have committed).
+    const std::string_view said = mutating && outcome(ec) == RequestOutcome::unknown ? "unknown" : "not_done";
+    if (ec == errc::too_large) return error_response(413, code, message, said);
+    if (ec == errc::timeout) return error_response(504, code, message, said);
+    return error_response(503, code, message, said);
   }
 
   // A follower cannot write: send the client to the leader named by the

@@ -5,6 +5,7 @@
 // A broken invariant is not an error value: it aborts with context.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -33,10 +34,60 @@ enum class errc {
 
 const std::error_category& raftkit_category() noexcept;
 
+/// What an error a request completed with says about the request.
+enum class RequestOutcome : std::uint8_t {
+  done,      ///< it took effect (no error)
+  not_done,  ///< it did not and never will take effect: safe to retry (at the leader, later, or changed)
+  unknown,   ///< it may or may not take effect: retry only if it is idempotent, or ask first
+};
+
+/// The one rule for "was it done?", for proposals, reads, membership changes,
+/// leadership transfers and snapshot requests alike:
+///
+/// | error                                                      | outcome    | the caller            |
+/// |------------------------------------------------------------|------------|-----------------------|
+/// | none                                                       | `done`     | —                     |
+/// | `not_leader`                                               | `not_done` | retry at the leader   |
+/// | `busy`                                                     | `not_done` | retry later           |
+/// | `dropped`                                                  | `not_done` | retry                 |
+/// | `too_large`, `invalid_argument`                            | `not_done` | change it, then retry |
+/// | `unavailable` (transfer target or quorum not reachable)    | `not_done` | retry later           |
+/// | `timeout`, `shutting_down`                                 | `unknown`  | retry idempotently    |
+/// | `io_error`, `no_space`, `corrupted`, `locked`, `compacted` | `unknown`  | retry elsewhere       |
+/// | `cluster_mismatch`, `protocol_error`, another category     | `unknown`  | retry elsewhere       |
+///
+/// A node refuses a request (`not_done`) before it puts anything in its log;
+/// once an entry may be in a log, only its commit or another leader's entry
+/// at its index (`dropped`) settles it.
+inline RequestOutcome outcome(std::error_code ec) noexcept {
+  if (!ec) return RequestOutcome::done;
+  if (ec.category() != raftkit_category()) return RequestOutcome::unknown;
+  switch (static_cast<errc>(ec.value())) {
+    case errc::not_leader:
+    case errc::busy:
+    case errc::dropped:
+    case errc::too_large:
+    case errc::invalid_argument:
+    case errc::unavailable:
+      return RequestOutcome::not_done;
+    default:
+      return RequestOutcome::unknown;
+  }
+}
+
 inline std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), raftkit_category()}; }
 /// The errc value's name ("not_leader", "timeout", ...) for machine-readable
 /// answers; "system_error" for codes of other categories.
 std::string_view error_name(std::error_code ec) noexcept;
+
+/// The errc value named `name` (error_name's inverse), for an error that
+/// crossed a process boundary by name; a name of no errc value gives a code
+/// of another category (outcome: unknown).
+inline std::error_code error_from_name(std::string_view name) noexcept {
+  for (int v = static_cast<int>(errc::not_leader); v <= static_cast<int>(errc::protocol_error); ++v)
+    if (error_name(make_error_code(static_cast<errc>(v))) == name) return make_error_code(static_cast<errc>(v));
+  return std::make_error_code(std::errc::protocol_error);
+}
 
 }  // namespace raftkit
 

@@ -1,17 +1,21 @@
 // raftkit/tcp_transport.hpp — the Transport over TCP, Cap'n Proto frames.
 //
 // Connections. Each node dials one persistent outbound connection per peer
-// and sends only on it; it receives only on the connections its peers dialled
-// in. Two one-way connections per pair keep the state machine of a
-// connection trivial (no tie-breaking of simultaneous dials) and let each
-// side reconnect on its own schedule.
+// (the members of its configuration, see update_peers) and sends on it; it
+// receives on the connections its peers dialled in. Two one-way connections
+// per pair keep the state machine of a connection trivial (no tie-breaking of
+// simultaneous dials) and let each side reconnect on its own schedule.
+// Membership tells the transport whom to dial, not whom to hear: any node of
+// the cluster that passes the handshake is heard, and a node this node does
+// not dial (a leader that joined after the configuration this node has
+// applied so far) is answered over the connection it dialled in on.
 //
 // Handshake. The dialling side's first frame is a Handshake: cluster id,
 // its node id, protocol version and the id it believes it dialled. The
 // accepting side refuses — with a log line on stderr naming the peer address
 // and the reason, a HandshakeReply carrying the reason, and a close — a peer
-// of another cluster, an unknown node id, another protocol version, or a dial
-// meant for another node. After the handshake, every frame must carry a
+// of another cluster, this node's own id (or none), another protocol version,
+// or a dial meant for another node. After the handshake, every frame must carry a
 // Message from that node to this one; anything else, a frame over the size
 // limit, or bytes that do not decode, closes that connection (logged,
 // counted in stats().protocol_errors). Never the process.
@@ -151,9 +155,9 @@ class TcpTransport : public Transport {
  public:
   /// The bound listening port, valid once start() succeeded (0 before).
   virtual std::uint16_t local_port() const = 0;
-  /// Adds a peer or changes its address (then reconnects). Thread-safe; takes
-  /// effect on the transport's strand. Inbound handshakes accept only peers
-  /// known at that moment.
+  /// Adds a peer to dial or changes its address (then reconnects).
+  /// Thread-safe; takes effect on the transport's strand. Whom this node
+  /// hears does not depend on it (see the file comment).
   virtual void set_peer(NodeId id, std::string host_port) = 0;
   /// Number of peers whose outbound connection completed its handshake.
   virtual std::size_t connected_peers() const = 0;

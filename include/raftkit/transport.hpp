@@ -89,7 +89,8 @@ class Transport {
   virtual TransportStats stats() const = 0;
   /// The cluster's configuration changed: `addresses` maps every member
   /// (possibly this node) to its address. A network transport starts
-  /// reaching new members and stops reaching removed ones; the default
+  /// dialling new members and stops dialling removed ones (it still hears,
+  /// and answers, any node of the cluster that reaches it); the default
   /// (in-process transports, which need no address) does nothing. May be
   /// called before start().
   virtual void update_peers(const std::map<NodeId, std::string>& addresses) { (void)addresses; }

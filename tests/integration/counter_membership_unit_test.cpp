@@ -109,7 +109,8 @@ TEST_CASE("counter protocol: add-server, remove-server and snapshot requests and
   i.learners = {6};
   i.staging = {4};
   i.voters_outgoing = {1, 2, 5};
-  i.recovering = true;
+  i.replacing = true;
+  i.incarnation = 0xfeedface12345678ULL;
   i.snapshot_index = 77;
   r.info = i;
   auto back = decode_reply(body_of(encode_reply(r)), err);
@@ -119,6 +120,7 @@ TEST_CASE("counter protocol: add-server, remove-server and snapshot requests and
   CHECK(back->info->learners == i.learners);
   CHECK(back->info->staging == i.staging);
   CHECK(back->info->voters_outgoing == i.voters_outgoing);
-  CHECK(back->info->recovering);
+  CHECK(back->info->replacing);
+  CHECK(back->info->incarnation == 0xfeedface12345678ULL);
   CHECK(back->info->snapshot_index == 77);
 }

@@ -111,11 +111,12 @@ void remove_server(LocalCluster& c, std::uint64_t id) {
 }
 
 // True once every member reports a settled configuration whose voters are
-// `voters` (no joint phase, nobody staging) and is not recovering.
+// `voters` (no joint phase, nobody staging) and is not waiting to be swapped
+// in as a new incarnation.
 bool settled(const LocalCluster& c, const Ids& voters) {
   for (auto id : c.members()) {
     auto s = c.status(id, T(500));
-    if (!s || !s->voters_outgoing.empty() || !s->staging.empty() || s->recovering) return false;
+    if (!s || !s->voters_outgoing.empty() || !s->staging.empty() || s->replacing) return false;
     if (Ids(s->voters.begin(), s->voters.end()) != voters) return false;
   }
   return true;
@@ -191,7 +192,7 @@ TEST_CASE("membership: grow 3 to 5 and shrink back to 3 under load; nothing ackn
       REQUIRE(o.at("reachable").as_bool());
       CHECK(o.at("voters").as_array().size() == 5);
       CHECK_FALSE(o.at("joint").as_bool());
-      CHECK_FALSE(o.at("recovering").as_bool());
+      CHECK_FALSE(o.at("replacing").as_bool());
     }
   }
   require_progress(load, 30);
@@ -255,11 +256,11 @@ TEST_CASE("membership: a follower whose data directory was wiped comes back unde
   INFO(err);
   REQUIRE(wiped);
   const auto before = load.counts().acked;
-  start_node(c, victim);  // no --bootstrap: it starts empty and recovering
+  start_node(c, victim);  // no --bootstrap: it starts empty, a new incarnation
   auto first = c.status(victim, T(2000));
-  fmt::print("    node {} restarted empty: recovering={} (right after its start)\n", victim,
-             first ? (first->recovering ? "true" : "false") : "?");
-  require_settled(c, {1, 2, 3});  // includes: the wiped node no longer recovering
+  fmt::print("    node {} restarted empty: incarnation {:x} (right after its start)\n", victim,
+             first ? first->incarnation : 0);
+  require_settled(c, {1, 2, 3});  // includes: the wiped node's new incarnation swapped in
   const auto back = c.status(victim, T(1000));
   REQUIRE(back.has_value());
   fmt::print("    node {} caught up: applied {}, snapshot {} (installed from the leader)\n", victim, back->applied,
@@ -298,4 +299,42 @@ TEST_CASE("membership: replace a node with a new one (add, then remove) under lo
   auto k = load.counts();
   ++k.acked;  // the increment through node 2
   check_final(c, k);
+}
+
+// Issue 20, hole G: a node that replays the log from an empty store applies
+// the bootstrap configuration first, which lacks a leader that joined later.
+// The configuration must tell its transport whom to dial, not whom to hear:
+// the wiped node hears that leader, answers it, and catches up; a change
+// after it (adding node 5) goes through.
+TEST_CASE("membership: a wiped node catches up from a leader that joined after the bootstrap configuration",
+          "[integration][membership]") {
+  LocalCluster c(options(3, 2));
+  NoSanitizerReports guard{c};
+  start_cluster(c);
+  IncrementLoad load(client_options(c), 4);
+  require_progress(load, 600);
+  start_node(c, 4);
+  add_server(c, 4);
+  require_settled(c, {1, 2, 3, 4});
+  client_until_ok(c, {"transfer-leader", "4"}, T(30000));
+  REQUIRE(LocalCluster::wait_until(
+      [&] {
+        auto s = c.status(4, T(500));
+        return s && s->role == "leader";
+      },
+      T(10000)));
+
+  c.kill(2);
+  std::string err;
+  const bool wiped = c.wipe(2, err);
+  INFO(err);
+  REQUIRE(wiped);
+  start_node(c, 2);  // empty, no --bootstrap: it replays {1, 2, 3} before {1, 2, 3, 4}
+  require_settled(c, {1, 2, 3, 4});  // includes: node 2's new incarnation swapped in
+  require_progress(load, 50);
+  start_node(c, 5);
+  add_server(c, 5);
+  require_settled(c, {1, 2, 3, 4, 5});
+  load.stop();
+  check_final(c, load.counts());
 }

@@ -13,6 +13,7 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "sim/runner.hpp"
 
@@ -36,12 +37,14 @@ int main(int argc, char** argv) {
   app.add_option("--nodes", nodes, "cluster size 1..7; 0 draws it from each seed")
       ->check(CLI::Range(0, 7))
       ->capture_default_str();
+  // The lists come from the tables in config.cpp, so the help never goes stale.
+  std::vector<std::string_view> bug_names;
+  for (const auto& [flag, name] : all_bugs()) bug_names.push_back(name);
   app.add_option("--faults", faults_text,
-                 "all, none, or a comma list of: loss,dup,reorder,partition,oneway,crash,disk,drift,transfer")
+                 fmt::format("all, none, or a comma list of: {}", fmt::join(kFaultNames, ",")))
       ->capture_default_str();
   app.add_option("--bugs", bugs_text,
-                 "deliberate core bugs (checker tests): none or a comma list of commit_previous_term, "
-                 "vote_ignores_log, reply_before_persist, truncate_matched, read_without_quorum")
+                 fmt::format("deliberate bugs (checker tests): none or a comma list of: {}", fmt::join(bug_names, ",")))
       ->capture_default_str();
   app.add_option("--duration", duration, "virtual seconds per seed")->capture_default_str();
   app.add_option("--clients", clients, "simulated clients per run")->capture_default_str();

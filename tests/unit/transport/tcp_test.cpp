@@ -154,10 +154,13 @@ TEST_CASE("tcp: the address book follows the configuration: new members are reac
   c->transport->send(message(3, 1, 2));
   REQUIRE(run_until(io, [&] { return a->inbox.size() == 1; }));
   CHECK(a->inbox[0] == message(3, 1, 2));
-  // b is removed: a stops sending to it (dropped, counted) and no longer
-  // accepts it as a peer; an empty book (a node that has not learned its
+  // b is removed, and b's configuration drops a: neither dials the other.
+  // Once b's connection to a is gone, a has no way to b: a message to it is
+  // dropped (counted). An empty book (a node that has not learned its
   // configuration) changes nothing.
   a->transport->update_peers({{NodeId{1}, address(*a)}, {NodeId{3}, address(*c)}});
+  b->transport->update_peers({{NodeId{2}, address(*b)}, {NodeId{3}, address(*c)}});
+  REQUIRE(run_until(io, [&] { return a->transport->inbound_connections() == 1; }));  // c's alone
   a->transport->update_peers({});
   const auto dropped = a->transport->stats().dropped;
   a->transport->send(message(1, 2, 3));
@@ -167,28 +170,73 @@ TEST_CASE("tcp: the address book follows the configuration: new members are reac
   shutdown(io, {a.get(), b.get(), c.get()});
 }
 
-TEST_CASE("tcp: a peer of another cluster, or an unknown node id, is refused", "[tcp][handshake]") {
+TEST_CASE("tcp: a peer of another cluster is refused; a node of this cluster outside the peer list is heard",
+          "[tcp][handshake]") {
   asio::io_context io;
   auto a = start_node(io, options_for(1));
   auto stranger = start_node(io, options_for(2, "other-cluster"));  // id 2 is known to a, cluster is not
-  auto unknown = start_node(io, options_for(9));                      // right cluster, unknown id
+  auto newcomer = start_node(io, options_for(9));                     // right cluster, not in a's peers
   a->transport->set_peer(NodeId{2}, address(*stranger));
   stranger->transport->set_peer(NodeId{1}, address(*a));
-  unknown->transport->set_peer(NodeId{1}, address(*a));
+  newcomer->transport->set_peer(NodeId{1}, address(*a));
   stranger->transport->send(message(2, 1, 0));
-  unknown->transport->send(message(9, 1, 0));
+  newcomer->transport->send(message(9, 1, 0));
   REQUIRE(run_until(io, [&] {
     return a->transport->stats().protocol_errors >= 2 && stranger->transport->stats().protocol_errors >= 1 &&
-           unknown->transport->stats().protocol_errors >= 1;
+           a->inbox.size() == 1;
   }));
-  CHECK(a->inbox.empty());
+  CHECK(a->inbox[0] == message(9, 1, 0));
   CHECK(stranger->transport->connected_peers() == 0);
-  CHECK(unknown->transport->connected_peers() == 0);
+  CHECK(newcomer->transport->connected_peers() == 1);
+  CHECK(newcomer->transport->stats().protocol_errors == 0);
   CHECK(!stranger->unreachable.empty());
   // a's own dial to the stranger is refused by the stranger in turn.
   REQUIRE(run_until(io, [&] { return stranger->transport->stats().protocol_errors >= 2; }));
   CHECK(a->transport->connected_peers() == 0);
-  shutdown(io, {a.get(), stranger.get(), unknown.get()});
+  shutdown(io, {a.get(), stranger.get(), newcomer.get()});
+}
+
+// Issue 20, hole G: a node catching up from an old configuration (one that
+// lacks the current leader) must hear the leader and answer it. The
+// configuration tells the transport whom to dial, not whom to hear.
+TEST_CASE("tcp: a node whose peer list lacks the sender hears it and answers it over the sender's connection",
+          "[tcp][membership]") {
+  asio::io_context io;
+  auto leader = std::make_unique<TestNode>();
+  std::vector<std::pair<NodeId, bool>> statuses;
+  leader->transport = make_tcp_transport(io.get_executor(), options_for(7));
+  leader->transport->set_snapshot_status_handler([&](NodeId id, bool ok) { statuses.emplace_back(id, ok); });
+  auto* raw = leader.get();
+  REQUIRE(!leader->transport->start([raw](Message m) { raw->inbox.push_back(std::move(m)); }));
+  auto follower = start_node(io, options_for(2));
+  auto other = start_node(io, options_for(3));
+  // The follower applied the bootstrap configuration {2, 3}; node 7 joined later.
+  follower->transport->update_peers({{NodeId{2}, address(*follower)}, {NodeId{3}, address(*other)}});
+  leader->transport->update_peers(
+      {{NodeId{7}, address(*leader)}, {NodeId{2}, address(*follower)}, {NodeId{3}, address(*other)}});
+
+  leader->transport->send(message(7, 2, 1));
+  REQUIRE(run_until(io, [&] { return follower->inbox.size() == 1; }));
+  CHECK(follower->inbox[0] == message(7, 2, 1));
+  follower->transport->send(message(2, 7, 2));  // the acknowledgement
+  REQUIRE(run_until(io, [&] { return leader->inbox.size() == 1; }));
+  CHECK(leader->inbox[0] == message(2, 7, 2));
+
+  // A snapshot too: its chunks' acknowledgements travel back the same way.
+  Message snap = message(7, 2, 3);
+  snap.type = MessageType::snapshot;
+  snap.entries.clear();
+  snap.snapshot = SnapshotMeta{Index{10}, Term{1}, {}};
+  snap.snapshot_data.assign(3000, 0x5a);
+  leader->transport->send(snap);
+  REQUIRE(run_until(io, [&] { return statuses.size() == 1 && follower->inbox.size() == 2; }));
+  CHECK(statuses[0] == std::make_pair(NodeId{2}, true));
+  CHECK(follower->inbox[1] == snap);
+
+  CHECK(follower->transport->stats().dropped == 0);
+  CHECK(follower->transport->stats().protocol_errors == 0);
+  CHECK(leader->transport->stats().protocol_errors == 0);
+  shutdown(io, {leader.get(), follower.get(), other.get()});
 }
 
 TEST_CASE("tcp: garbage, oversized frames and spoofed senders close that connection only", "[tcp][hostile]") {

@@ -1,8 +1,10 @@
-// secure_stream.hpp — a TCP connection that is plaintext or TLS, behind one
-// Asio AsyncStream interface (async_read_some / async_write_some), so that
-// asio::async_read and asio::async_write serve both. The counter's server
-// and client use it; the stream keeps the ssl::context it was made with
-// alive, so a credential reload never disturbs an open connection.
+// raftkit/secure_stream.hpp — a TCP connection that is plaintext or TLS,
+// behind one Asio AsyncStream interface (async_read_some / async_write_some),
+// so that asio::async_read and asio::async_write serve both. The TCP
+// transport's connections are made of it, and so are the examples' client
+// connections. The stream keeps the ssl::context it was made with alive, so a
+// credential reload (raftkit/tls.hpp) never disturbs an open connection.
+// Not thread-safe: one strand, one read and one write in flight at a time.
 #pragma once
 
 #include <memory>
@@ -16,7 +18,7 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream.hpp>
 
-namespace raftkit::counter {
+namespace raftkit {
 
 class SecureStream {
  public:
@@ -91,4 +93,4 @@ class SecureStream {
   std::optional<boost::asio::ssl::stream<tcp::socket>> tls_;
 };
 
-}  // namespace raftkit::counter
+}  // namespace raftkit
