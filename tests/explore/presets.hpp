@@ -1,0 +1,175 @@
+// explore/presets.hpp — the standard configurations, and for each planted
+// core bug the smallest configuration we know that exposes it. The README's
+// table and the ctest use these, so the numbers there can be re-run with
+// `raftkit-explore --preset NAME`.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/raft.hpp"
+#include "explore/model.hpp"
+
+namespace raftkit::explore {
+
+struct Preset {
+  std::string name;
+  Config config;
+  std::string about;
+};
+
+inline std::vector<Preset> presets() {
+  std::vector<Preset> out;
+  auto add = [&](std::string name, std::string about, auto&& set) {
+    Config c;
+    set(c);
+    out.push_back({std::move(name), c, std::move(about)});
+  };
+  // ---- standard configurations (no bug planted: no violation expected)
+  add("std3", "3 voters and a spare: a crash, a wipe, a proposal, the spare added and removed", [](Config& c) {
+    c.nodes = 3;
+    c.spares = 1;
+    c.crashes = 1;
+    c.wipes = 1;
+    c.proposals = 1;
+    c.changes = 2;
+    c.timeouts = 2;
+    c.ticks = 2;
+    c.depth = 12;
+  });
+  add("lease3", "3 voters with lease reads and check-quorum, global ticks: a crash, a proposal, two reads",
+      [](Config& c) {
+        c.nodes = 3;
+        c.lease = true;
+        c.check_quorum = true;
+        c.pre_vote = true;
+        c.crashes = 1;
+        c.proposals = 1;
+        c.reads = 2;
+        c.timeouts = 2;
+        c.ticks = 6;
+        c.depth = 12;
+      });
+  add("replace4", "4 voters and a spare: a replace (add the spare, remove a voter), a crash", [](Config& c) {
+    c.nodes = 4;
+    c.spares = 1;
+    c.crashes = 1;
+    c.proposals = 1;
+    c.changes = 2;
+    c.timeouts = 1;
+    c.ticks = 2;
+    c.depth = 10;
+  });
+  // ---- one per planted core bug (core::InjectedBug)
+  add("bug-commit_previous_term", "Figure 8: an entry of an earlier term committed by counting", [](Config& c) {
+    c.bugs = core::bug_commit_previous_term;
+    c.nodes = 3;
+    c.proposals = 0;
+    c.timeouts = 3;
+    c.ticks = 0;
+    c.depth = 24;
+  });
+  add("bug-vote_ignores_log", "a vote granted without the up-to-date check", [](Config& c) {
+    c.bugs = core::bug_vote_ignores_log;
+    c.nodes = 3;
+    c.proposals = 0;
+    c.timeouts = 2;
+    c.ticks = 0;
+    c.depth = 20;
+  });
+  add("bug-reply_before_persist", "votes and acknowledgements sent before the sync", [](Config& c) {
+    c.bugs = core::bug_reply_before_persist;
+    c.nodes = 3;
+    c.crashes = 1;
+    c.proposals = 0;
+    c.timeouts = 2;
+    c.ticks = 0;
+    c.depth = 16;
+  });
+  add("bug-truncate_matched", "a follower drops matched entries after a stale append", [](Config& c) {
+    c.bugs = core::bug_truncate_matched;
+    c.nodes = 3;
+    c.proposals = 1;
+    c.dups = 1;
+    c.timeouts = 1;
+    c.ticks = 0;
+    c.depth = 20;
+  });
+  add("bug-read_without_quorum", "a leader answers reads without a heartbeat round", [](Config& c) {
+    c.bugs = core::bug_read_without_quorum;
+    c.nodes = 3;
+    c.proposals = 0;
+    c.reads = 1;
+    c.timeouts = 2;
+    c.ticks = 0;
+    c.depth = 20;
+  });
+  add("bug-lease_after_transfer", "the lease comes back after a TimeoutNow", [](Config& c) {
+    c.bugs = core::bug_lease_after_transfer;
+    c.nodes = 3;
+    c.lease = true;
+    c.check_quorum = true;
+    c.proposals = 1;
+    c.reads = 1;
+    c.transfers = 1;
+    c.timeouts = 1;
+    c.ticks = 8;
+    c.depth = 30;
+  });
+  add("bug-overlapping_changes", "two membership changes in flight, without a joint step", [](Config& c) {
+    c.bugs = core::bug_overlapping_changes;
+    c.nodes = 3;
+    c.spares = 1;
+    c.changes = 2;
+    c.proposals = 0;
+    c.timeouts = 2;
+    c.ticks = 0;
+    c.depth = 30;
+  });
+  add("bug-learner_in_quorum", "a staging server counted toward a commit", [](Config& c) {
+    c.bugs = core::bug_learner_in_quorum;
+    c.nodes = 3;
+    c.spares = 1;
+    c.changes = 1;
+    c.proposals = 1;
+    c.timeouts = 2;
+    c.ticks = 0;
+    c.depth = 30;
+  });
+  add("bug-wiped_node_votes", "a wiped node votes at once", [](Config& c) {
+    c.bugs = core::bug_wiped_node_votes;
+    c.nodes = 3;
+    c.wipes = 1;
+    c.proposals = 0;
+    c.timeouts = 2;
+    c.ticks = 0;
+    c.depth = 24;
+  });
+  add("bug-held_until_ack", "an append held back until an acknowledgement that never comes (liveness)",
+      [](Config& c) {
+        c.bugs = core::bug_held_until_ack;
+        c.nodes = 3;
+        c.batch = true;
+        c.drops = 1;
+        c.proposals = 2;
+        c.timeouts = 1;
+        c.ticks = 2;
+        c.depth = 24;
+      });
+  return out;
+}
+
+inline std::optional<Config> find_preset(const std::string& name) {
+  for (const Preset& p : presets())
+    if (p.name == name) return p.config;
+  return std::nullopt;
+}
+
+inline std::string preset_names() {
+  std::string s;
+  for (const Preset& p : presets()) s += (s.empty() ? "" : ", ") + p.name;
+  return s;
+}
+
+}  // namespace raftkit::explore
