@@ -68,6 +68,9 @@ int run(int argc, char** argv) {
   app.add_option("--bugs", bugs_text, "planted bugs: none or a comma list (raftkit-sim's names)")->capture_default_str();
   app.add_option("--budget", budget, "wall-clock seconds at most (0: none)")->capture_default_str();
   app.add_flag("--dfs", dfs, "iterative deepening instead of breadth-first");
+  int dfs_start = 1;
+  app.add_option("--dfs-start", dfs_start, "iterative deepening: the first depth limit (= --depth: plain depth-first)")
+      ->capture_default_str();
   app.add_option("--max-frontier", max_frontier, "breadth-first: states kept per level")->capture_default_str();
   app.add_option("--out", out_file, "where a violation's schedule is written")->capture_default_str();
   app.add_option("--replay", replay_file, "replay a schedule written by --out (its options come from the file)");
@@ -144,6 +147,7 @@ int run(int argc, char** argv) {
   SearchLimits limits;
   limits.seconds = budget;
   limits.dfs = dfs;
+  limits.dfs_start = dfs_start;
   limits.max_frontier = max_frontier;
   if (!quiet)
     limits.progress = [](const SearchResult& r) {

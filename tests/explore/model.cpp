@@ -67,8 +67,6 @@ std::vector<Entry> whole_log(const core::Raft& r) {
   return out;
 }
 
-bool same_entry(const Entry& a, const Entry& b) { return a.term == b.term && a.type == b.type && a.payload == b.payload; }
-
 }  // namespace
 
 std::string_view to_string(EventKind k) {
@@ -129,7 +127,8 @@ std::string Config::to_args() const {
   return s;
 }
 
-Model::Model(const Config& config) : config_(config) {
+Model::Model(const Config& config)
+    : config_(config), sync_events_(config.sync_events && (config.crashes > 0 || config.wipes > 0)) {
   if (config_.lease) config_.check_quorum = true;
   for (int k = 0; k < config_.total_nodes(); ++k) proxies_.push_back(std::make_unique<ProxyStore>());
   for (int k = 0; k < config_.nodes; ++k) initial_voters_.push_back(id_of(k));
@@ -173,15 +172,26 @@ State Model::initial() {
   State s;
   s.left = {config_.crashes,   config_.wipes,     config_.drops,    config_.dups,     config_.proposals,
             config_.reads,     config_.changes,   config_.transfers, config_.timeouts, config_.ticks};
-  s.ghost.durable_commit.assign(static_cast<std::size_t>(config_.total_nodes()), 0);
+  auto g = std::make_shared<Ghost>();
+  g->durable_commit.assign(static_cast<std::size_t>(config_.total_nodes()), 0);
+  s.ghost = std::move(g);
   for (int k = 0; k < config_.total_nodes(); ++k) {
     auto n = std::make_shared<Node>();
     start(*n, k, k < config_.nodes);
     s.nodes.push_back(std::move(n));
   }
   fresh_.assign(s.nodes.size(), nullptr);
+  fresh_ghost_ = nullptr;
   seal(s);
   return s;
+}
+
+Ghost& Model::ghost(State& s) {
+  if (!fresh_ghost_) {
+    fresh_ghost_ = std::make_shared<Ghost>(*s.ghost);
+    s.ghost = fresh_ghost_;
+  }
+  return *fresh_ghost_;
 }
 
 Node& Model::own(State& s, int k) {
@@ -203,14 +213,14 @@ void Model::send(State& s, const Message& m, std::optional<Violation>& bad) {
     const auto candidate = static_cast<std::uint32_t>(grant ? m.to.value : m.from.value);
     const std::uint32_t gen = s.nodes[voter - 1]->generation;
     bool known = false;
-    for (const Ghost::Vote& v : s.ghost.votes) {
+    for (const Ghost::Vote& v : s.ghost->votes) {
       if (v.node != voter || v.generation != gen || v.term != m.term.value) continue;
       known = true;
       if (v.candidate != candidate && !bad)
         bad = Violation{"one vote per term",
                         fmt::format("n{} voted for n{} and for n{} in term {}", voter, v.candidate, candidate, m.term)};
     }
-    if (!known) s.ghost.votes.push_back({voter, gen, m.term.value, candidate});
+    if (!known) ghost(s).votes.push_back({voter, gen, m.term.value, candidate});
   }
   auto msg = std::make_shared<Msg>();
   msg->m = m;
@@ -221,12 +231,13 @@ void Model::send(State& s, const Message& m, std::optional<Violation>& bad) {
 }
 
 void Model::check_apply(State& s, int k, const Entry& e, std::optional<Violation>& bad) {
-  auto& applied = s.ghost.applied;
   const std::size_t i = e.index.value - 1;
   const std::uint64_t ph = payload_hash(e.payload) ^ static_cast<std::uint64_t>(e.type);
-  if (applied.size() <= i) applied.resize(i + 1, Ghost::Committed{0, 0, 0});
-  if (applied[i].term == 0) {
-    applied[i] = {e.term.value, ph, 0};
+  const auto& applied = s.ghost->applied;
+  if (applied.size() <= i || applied[i].term == 0) {
+    auto& a = ghost(s).applied;
+    if (a.size() <= i) a.resize(i + 1, Ghost::Committed{0, 0, 0});
+    a[i] = {e.term.value, ph, 0};
   } else if (!bad && (applied[i].term != e.term.value || applied[i].payload != ph)) {
     bad = Violation{"state machine safety",
                     fmt::format("n{} applied {}/term {} where another node applied term {}", k + 1, e.index, e.term,
@@ -237,16 +248,17 @@ void Model::check_apply(State& s, int k, const Entry& e, std::optional<Violation
 void Model::complete(State& s, int k, Node& n, const core::Ready& rd, std::optional<Violation>& bad) {
   if (rd.must_sync()) {
     n.disk.synced = n.disk.written;
-    auto& durable = s.ghost.durable_commit[static_cast<std::size_t>(k)];
+    const std::uint64_t durable = s.ghost->durable_commit[static_cast<std::size_t>(k)];
     if (n.disk.synced.hs.commit.value < durable && !bad)
       bad = Violation{"commit never goes back",
                       fmt::format("n{} synced commit {} after having synced {}", k + 1, n.disk.synced.hs.commit, durable)};
-    durable = std::max(durable, n.disk.synced.hs.commit.value);
+    if (n.disk.synced.hs.commit.value > durable)
+      ghost(s).durable_commit[static_cast<std::size_t>(k)] = n.disk.synced.hs.commit.value;
   }
   for (const Message& m : rd.persisted_messages) send(s, m, bad);
   for (const Entry& e : rd.committed_entries) check_apply(s, k, e, bad);
-  auto& reads = s.ghost.reads;
   for (const core::ReadState& r : rd.read_states) {
+    auto& reads = ghost(s).reads;
     auto it = std::find_if(reads.begin(), reads.end(), [&](const Ghost::Read& g) { return g.context == r.context; });
     if (it == reads.end()) continue;
     if (r.index.value < it->must_see && !bad)
@@ -255,7 +267,7 @@ void Model::complete(State& s, int k, Node& n, const core::Ready& rd, std::optio
     reads.erase(it);
   }
   for (const core::FailedRead& f : rd.failed_reads)
-    std::erase_if(reads, [&](const Ghost::Read& g) { return g.context == f.context; });
+    std::erase_if(ghost(s).reads, [&](const Ghost::Read& g) { return g.context == f.context; });
   n.raft->advance(rd);
 }
 
@@ -271,7 +283,7 @@ void Model::settle(State& s, int k, std::optional<Violation>& bad) {
     core::Ready rd = r.ready();
     write_ready(n.disk.written, rd);
     for (const Message& m : rd.messages) send(s, m, bad);
-    if (config_.sync_events && rd.must_sync()) {
+    if (sync_events_ && rd.must_sync()) {
       n.outstanding = std::move(rd);
       return;
     }
@@ -283,48 +295,52 @@ void Model::check(State& s, int k, std::optional<Violation>& bad) {
   if (bad) return;
   Node& n = own(s, k);
   const core::Raft& r = *n.raft;
-  auto& committed = s.ghost.committed;
-  const std::vector<Entry> log = whole_log(r);
-  auto entry_at = [&](const std::vector<Entry>& l, const core::Raft& of, Index i) -> const Entry* {
-    const Index first = of.log().first_index();
-    if (i < first || i > of.last_index()) return nullptr;
-    return &l[distance(first, i)];
+  auto entry = [](const core::Raft& of, Index i) {
+    std::vector<Entry> one;
+    (void)of.log().slice(i, i + 1, ~std::size_t{0}, one);
+    return one.empty() ? Entry{} : one.front();
   };
+  auto fingerprint = [](const Entry& e) { return payload_hash(e.payload) ^ static_cast<std::uint64_t>(e.type); };
   // Every entry this node counts as committed is the one committed there.
   for (Index i = n.checked_commit + 1; i <= r.commit_index(); ++i) {
-    const Entry* e = entry_at(log, r, i);
-    if (!e) continue;
-    const std::uint64_t ph = payload_hash(e->payload) ^ static_cast<std::uint64_t>(e->type);
-    if (committed.size() < i.value) committed.resize(i.value, Ghost::Committed{0, 0, ~std::uint64_t{0}});
-    Ghost::Committed& c = committed[i.value - 1];
-    if (c.term == 0) {
-      c.term = e->term.value;
-      c.payload = ph;
-    } else if (c.term != e->term.value || c.payload != ph) {
-      bad = Violation{"state machine safety", fmt::format("n{} committed {}/term {} where term {} was committed",
-                                                          k + 1, i, e->term, c.term)};
-      return;
+    if (i < r.log().first_index()) continue;
+    const Entry e = entry(r, i);
+    const std::uint64_t ph = fingerprint(e);
+    const auto& committed = s.ghost->committed;
+    if (committed.size() >= i.value && committed[i.value - 1].term != 0) {
+      const Ghost::Committed& c = committed[i.value - 1];
+      if (c.term != e.term.value || c.payload != ph) {
+        bad = Violation{"state machine safety", fmt::format("n{} committed {}/term {} where term {} was committed",
+                                                            k + 1, i, e.term, c.term)};
+        return;
+      }
+      if (c.known_in > r.term().value) ghost(s).committed[i.value - 1].known_in = r.term().value;
+      continue;
     }
-    c.known_in = std::min(c.known_in, r.term().value);
+    auto& c = ghost(s).committed;
+    if (c.size() < i.value) c.resize(i.value, Ghost::Committed{0, 0, ~std::uint64_t{0}});
+    c[i.value - 1] = {e.term.value, ph, r.term().value};
   }
   n.checked_commit = std::max(n.checked_commit, r.commit_index());
 
   if (r.role() == core::Role::leader) {
-    auto it = std::find_if(s.ghost.leaders.begin(), s.ghost.leaders.end(),
-                           [&](const auto& p) { return p.first == r.term().value; });
-    if (it != s.ghost.leaders.end() && it->second != static_cast<std::uint32_t>(k + 1)) {
+    const auto& leaders = s.ghost->leaders;
+    auto it = std::find_if(leaders.begin(), leaders.end(), [&](const auto& p) { return p.first == r.term().value; });
+    if (it != leaders.end() && it->second != static_cast<std::uint32_t>(k + 1)) {
       bad = Violation{"election safety", fmt::format("n{} and n{} both lead term {}", it->second, k + 1, r.term())};
       return;
     }
-    if (it == s.ghost.leaders.end()) {
-      s.ghost.leaders.emplace_back(r.term().value, static_cast<std::uint32_t>(k + 1));
-      std::sort(s.ghost.leaders.begin(), s.ghost.leaders.end());
+    if (it == leaders.end()) {
+      auto& l = ghost(s).leaders;
+      l.emplace_back(r.term().value, static_cast<std::uint32_t>(k + 1));
+      std::sort(l.begin(), l.end());
       // Leader completeness: it holds every entry committed before its term.
+      const auto& committed = s.ghost->committed;
       for (std::size_t i = 0; i < committed.size(); ++i) {
         const Ghost::Committed& c = committed[i];
         if (c.term == 0 || c.known_in >= r.term().value) continue;
-        const Entry* e = entry_at(log, r, Index{i + 1});
-        if (!e || e->term.value != c.term) {
+        const auto t = r.log().term(Index{i + 1});
+        if (!t || t->value != c.term || fingerprint(entry(r, Index{i + 1})) != c.payload) {
           bad = Violation{"leader completeness",
                           fmt::format("n{} leads term {} without entry {}/term {}, committed in term {}", k + 1,
                                       r.term(), i + 1, c.term, c.known_in)};
@@ -335,13 +351,13 @@ void Model::check(State& s, int k, std::optional<Violation>& bad) {
   }
 
   // Log matching: where two logs hold an entry of the same term at the same
-  // index, they hold the same entries up to there.
+  // index, they hold the same entries up to there (the terms of the prefix
+  // are compared, and the entries at the highest such index).
   for (std::size_t j = 0; j < s.nodes.size(); ++j) {
     if (static_cast<int>(j) == k) continue;
     const Node& o = *s.nodes[j];
     bind(o, static_cast<int>(j));
     const core::Raft& q = *o.raft;
-    const std::vector<Entry> other = whole_log(q);
     const Index first = std::max(r.log().first_index(), q.log().first_index());
     Index top{0};
     for (Index i = std::min(r.last_index(), q.last_index()); i >= first && i > Index{0}; i = i - 1) {
@@ -350,14 +366,18 @@ void Model::check(State& s, int k, std::optional<Violation>& bad) {
         break;
       }
     }
-    for (Index i = first; i <= top; ++i) {
-      const Entry* a = entry_at(log, r, i);
-      const Entry* b = entry_at(other, q, i);
-      if (a && b && !same_entry(*a, *b)) {
+    if (top == Index{0}) continue;
+    for (Index i = first; i < top; ++i) {
+      if (r.log().term(i) != q.log().term(i)) {
         bad = Violation{"log matching", fmt::format("n{} and n{} agree at {}/term {} but differ at {}", k + 1, j + 1,
                                                     top, r.log().term(top)->value, i)};
         return;
       }
+    }
+    if (fingerprint(entry(q, top)) != (bind(n, k), fingerprint(entry(r, top)))) {
+      bad = Violation{"log matching", fmt::format("n{} and n{} hold different entries {}/term {}", k + 1, j + 1, top,
+                                                  r.log().term(top)->value)};
+      return;
     }
   }
   bind(n, k);
@@ -405,7 +425,11 @@ void Model::seal(State& s) {
         static_cast<std::uint64_t>(b.proposals) << 32 | static_cast<std::uint64_t>(b.reads) << 40 |
         static_cast<std::uint64_t>(b.changes) << 48 | static_cast<std::uint64_t>(b.transfers) << 56);
   h.add(static_cast<std::uint64_t>(b.timeouts) | static_cast<std::uint64_t>(b.ticks) << 8);
-  h.add(s.ghost.hash());
+  if (fresh_ghost_) {
+    fresh_ghost_->sealed_hash = fresh_ghost_->hash();
+    fresh_ghost_ = nullptr;
+  }
+  h.add(s.ghost->sealed_hash);
   s.hash = h.done();
 }
 
@@ -454,9 +478,25 @@ void Model::enabled(const State& s, std::vector<Event>& out) const {
   }
 }
 
+// A message whose term is below the term its receiver has synced is ignored
+// on delivery, except for the answers that tell a stale leader or
+// pre-candidate of the newer term; and the receiver's durable term only
+// grows while no wipe is left. Delivering such a message is the same as
+// dropping it, so it is dropped now: states that differ only by it are one.
+void Model::collect_garbage(State& s) const {
+  if (s.left.wipes > 0) return;
+  std::erase_if(s.msgs, [&](const MsgPtr& p) {
+    const Message& m = p->m;
+    if (m.type == MessageType::append || m.type == MessageType::heartbeat || m.type == MessageType::pre_vote) return false;
+    const std::size_t to = m.to.value - 1;
+    return to < s.nodes.size() && m.term < s.nodes[to]->disk.synced.hs.term;
+  });
+}
+
 State Model::apply(const State& s, const Event& e, std::optional<Violation>& bad) {
   State t = s;
   fresh_.assign(t.nodes.size(), nullptr);
+  fresh_ghost_ = nullptr;
   std::vector<int> touched;
   const int k = e.node;
   auto find_msg = [&](std::uint64_t h) {
@@ -518,15 +558,17 @@ State Model::apply(const State& s, const Event& e, std::optional<Violation>& bad
         --t.left.wipes;
         n.disk.synced = storage::LogImage{};
         ++n.generation;
-        t.ghost.durable_commit[static_cast<std::size_t>(k)] = 0;
+        ghost(t).durable_commit[static_cast<std::size_t>(k)] = 0;
       }
       n.checked_commit = Index{};
-      std::erase_if(t.ghost.reads, [&](const Ghost::Read& r) { return r.node == static_cast<std::uint32_t>(k); });
+      if (std::any_of(t.ghost->reads.begin(), t.ghost->reads.end(),
+                      [&](const Ghost::Read& r) { return r.node == static_cast<std::uint32_t>(k); }))
+        std::erase_if(ghost(t).reads, [&](const Ghost::Read& r) { return r.node == static_cast<std::uint32_t>(k); });
       start(n, k, e.kind == EventKind::crash && k < config_.nodes);
-      if (n.raft->commit_index().value < t.ghost.durable_commit[static_cast<std::size_t>(k)] && !bad)
+      if (n.raft->commit_index().value < t.ghost->durable_commit[static_cast<std::size_t>(k)] && !bad)
         bad = Violation{"commit never goes back", fmt::format("n{} restarted with commit {} below its synced {}", k + 1,
                                                               n.raft->commit_index(),
-                                                              t.ghost.durable_commit[static_cast<std::size_t>(k)])};
+                                                              t.ghost->durable_commit[static_cast<std::size_t>(k)])};
       settle(t, k, bad);
       touched.push_back(k);
       break;
@@ -542,8 +584,9 @@ State Model::apply(const State& s, const Event& e, std::optional<Violation>& bad
     case EventKind::read: {
       --t.left.reads;
       const std::uint64_t context = static_cast<std::uint64_t>(config_.reads - t.left.reads);
-      t.ghost.reads.push_back({context, static_cast<std::uint32_t>(k), t.ghost.committed.size()});
-      if (own(t, k).raft->read_index(context)) std::erase_if(t.ghost.reads, [&](const Ghost::Read& r) { return r.context == context; });
+      ghost(t).reads.push_back({context, static_cast<std::uint32_t>(k), t.ghost->committed.size()});
+      if (own(t, k).raft->read_index(context))
+        std::erase_if(ghost(t).reads, [&](const Ghost::Read& r) { return r.context == context; });
       settle(t, k, bad);
       touched.push_back(k);
       break;
@@ -572,6 +615,7 @@ State Model::apply(const State& s, const Event& e, std::optional<Violation>& bad
       break;
   }
   for (int j : touched) check(t, j, bad);
+  collect_garbage(t);
   seal(t);
   return t;
 }

@@ -66,7 +66,7 @@ inline std::vector<Preset> presets() {
     c.bugs = core::bug_commit_previous_term;
     c.nodes = 3;
     c.proposals = 0;
-    c.timeouts = 3;
+    c.timeouts = 4;
     c.ticks = 0;
     c.depth = 24;
   });

@@ -1,6 +1,7 @@
 // explore/search.cpp — see search.hpp.
 #include "explore/search.hpp"
 
+#include <algorithm>
 #include <chrono>
 
 namespace raftkit::explore {
@@ -195,7 +196,7 @@ SearchResult deepening(Model& model, const SearchLimits& limits) {
   SearchResult r;
   const State root = model.initial();
   std::optional<Deepening> last;
-  for (int limit = 1; limit <= model.config().depth; ++limit) {
+  for (int limit = std::clamp(limits.dfs_start, 1, model.config().depth); limit <= model.config().depth; ++limit) {
     last.emplace(model, limits, r);
     r.depth = 0;
     const bool finished = last->dfs(root, limit);
@@ -243,7 +244,8 @@ Replay replay_lines(Model& model, const std::vector<std::string>& lines) {
       if (model.describe(s, e) == raw) found = &e;
     if (!found) {
       Replay r;
-      r.error = "no enabled event matches: " + raw;
+      r.error = "no enabled event matches: " + raw + "\nenabled here:";
+      for (const Event& e : events) r.error += "\n  " + model.describe(s, e);
       return r;
     }
     schedule.push_back(*found);

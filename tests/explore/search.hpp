@@ -26,6 +26,7 @@ struct SearchLimits {
   double seconds = 0;                 ///< wall-clock budget (0: none)
   std::size_t max_frontier = 400000;  ///< BFS: states kept for the next level
   bool dfs = false;
+  int dfs_start = 1;  ///< iterative deepening: the first limit (the depth bound: plain depth-first)
   /// Called about once a second with the running totals.
   std::function<void(const struct SearchResult&)> progress;
 };
