@@ -2,6 +2,7 @@
 #include "explore/model.hpp"
 
 #include <algorithm>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -220,7 +221,15 @@ void Model::send(State& s, const Message& m, std::optional<Violation>& bad) {
         bad = Violation{"one vote per term",
                         fmt::format("n{} voted for n{} and for n{} in term {}", voter, v.candidate, candidate, m.term)};
     }
-    if (!known) ghost(s).votes.push_back({voter, gen, m.term.value, candidate});
+    if (!known) {
+      // Kept sorted: the order votes were cast in is not part of the state.
+      auto& votes = ghost(s).votes;
+      const Ghost::Vote v{voter, gen, m.term.value, candidate};
+      auto key = [](const Ghost::Vote& x) { return std::tuple(x.node, x.generation, x.term); };
+      votes.insert(std::upper_bound(votes.begin(), votes.end(), v,
+                                    [&](const Ghost::Vote& x, const Ghost::Vote& y) { return key(x) < key(y); }),
+                   v);
+    }
   }
   auto msg = std::make_shared<Msg>();
   msg->m = m;
@@ -478,18 +487,36 @@ void Model::enabled(const State& s, std::vector<Event>& out) const {
   }
 }
 
-// A message whose term is below the term its receiver has synced is ignored
-// on delivery, except for the answers that tell a stale leader or
-// pre-candidate of the newer term; and the receiver's durable term only
-// grows while no wipe is left. Delivering such a message is the same as
-// dropping it, so it is dropped now: states that differ only by it are one.
+// Messages whose delivery would change nothing are dropped at once, so that
+// states differing only by such a message are one state (delivering it is
+// then the same as dropping it). Two kinds:
+//  - below the receiver's term: ignored on delivery, except an append, a
+//    heartbeat or a pre-vote, which are answered with the newer term. The
+//    receiver's term never falls below its synced term (while no wipe is
+//    left) nor below its current term (while no crash is left either);
+//  - a vote answer of the receiver's own term when it is no longer
+//    campaigning: a follower ignores it; a leader only notes the sender as
+//    heard from, which nothing reads in an untimed search without
+//    transfers or membership changes left. With a crash left a candidate
+//    could come back to the term (its requests were synced), so not then.
 void Model::collect_garbage(State& s) const {
   if (s.left.wipes > 0) return;
+  const bool monotone = s.left.crashes == 0;
+  const bool heard_unread = !config_.timed() && s.left.transfers == 0 && s.left.changes == 0;
   std::erase_if(s.msgs, [&](const MsgPtr& p) {
     const Message& m = p->m;
-    if (m.type == MessageType::append || m.type == MessageType::heartbeat || m.type == MessageType::pre_vote) return false;
     const std::size_t to = m.to.value - 1;
-    return to < s.nodes.size() && m.term < s.nodes[to]->disk.synced.hs.term;
+    if (to >= s.nodes.size()) return false;
+    const Node& n = *s.nodes[to];
+    bind(n, static_cast<int>(to));
+    const Term term = monotone ? n.raft->term() : n.disk.synced.hs.term;
+    if (m.term < term)
+      return m.type != MessageType::append && m.type != MessageType::heartbeat && m.type != MessageType::pre_vote;
+    if (monotone && m.type == MessageType::vote_response && m.term == n.raft->term()) {
+      const core::Role role = n.raft->role();
+      return role == core::Role::follower || (role == core::Role::leader && heard_unread);
+    }
+    return false;
   });
 }
 

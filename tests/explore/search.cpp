@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <chrono>
 
+#include <fmt/format.h>
+
 namespace raftkit::explore {
 namespace {
 
@@ -218,8 +220,11 @@ Replay replay_events(Model& model, const std::vector<Event>& schedule) {
   Replay out;
   State s = model.initial();
   for (const Event& e : schedule) {
-    out.lines.push_back(model.describe(s, e));
+    std::string line = model.describe(s, e);
     s = model.apply(s, e, out.violation);
+    // A note for the reader after "  # " (replay ignores it): the network after the event.
+    line += fmt::format("  # {} in flight", s.msgs.size());
+    out.lines.push_back(std::move(line));
     if (out.violation) break;
   }
   out.lines.push_back("# final state:");
@@ -236,8 +241,9 @@ Replay replay_lines(Model& model, const std::vector<std::string>& lines) {
   std::vector<Event> schedule;
   State s = model.initial();
   std::vector<Event> events;
-  for (const std::string& raw : lines) {
+  for (std::string raw : lines) {
     if (raw.empty() || raw.front() == '#') continue;
+    if (const auto note = raw.find("  # "); note != std::string::npos) raw.resize(note);
     model.enabled(s, events);
     const Event* found = nullptr;
     for (const Event& e : events)
