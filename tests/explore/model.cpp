@@ -396,7 +396,8 @@ std::uint64_t Model::node_hash(const Node& n, int k) const {
   bind(n, k);
   Hasher h;
   add_raft(h, *n.raft);
-  add_image(h, n.disk.written);
+  // The written image is the synced one plus the outstanding Ready's
+  // writes (both hashed), so it is not hashed itself.
   add_image(h, n.disk.synced);
   h.add(std::uint64_t{n.life} << 32 | n.generation);
   h.add(n.outstanding.has_value());
@@ -591,7 +592,9 @@ State Model::apply(const State& s, const Event& e, std::optional<Violation>& bad
       if (std::any_of(t.ghost->reads.begin(), t.ghost->reads.end(),
                       [&](const Ghost::Read& r) { return r.node == static_cast<std::uint32_t>(k); }))
         std::erase_if(ghost(t).reads, [&](const Ghost::Read& r) { return r.node == static_cast<std::uint32_t>(k); });
-      start(n, k, e.kind == EventKind::crash && k < config_.nodes);
+      // Only a node of the initial cluster on its first disk bootstraps (an
+      // operator passes --bootstrap to a new cluster, never to a wiped node).
+      start(n, k, k < config_.nodes && n.generation == 0);
       if (n.raft->commit_index().value < t.ghost->durable_commit[static_cast<std::size_t>(k)] && !bad)
         bad = Violation{"commit never goes back", fmt::format("n{} restarted with commit {} below its synced {}", k + 1,
                                                               n.raft->commit_index(),
