@@ -292,7 +292,7 @@ void Model::settle(State& s, int k, std::optional<Violation>& bad) {
     core::Ready rd = r.ready();
     write_ready(n.disk.written, rd);
     for (const Message& m : rd.messages) send(s, m, bad);
-    if (sync_events_ && rd.must_sync()) {
+    if (sync_events_ && (s.left.crashes > 0 || s.left.wipes > 0) && rd.must_sync()) {
       n.outstanding = std::move(rd);
       return;
     }
@@ -643,6 +643,19 @@ State Model::apply(const State& s, const Event& e, std::optional<Violation>& bad
       settle(t, k, bad);
       touched.push_back(k);
       break;
+  }
+  // Once no crash or wipe is left, nothing can tell a write in flight from
+  // a durable one: the writes still in flight complete now.
+  if (sync_events_ && t.left.crashes == 0 && t.left.wipes == 0) {
+    for (int j = 0; j < static_cast<int>(t.nodes.size()); ++j) {
+      if (!t.nodes[static_cast<std::size_t>(j)]->outstanding) continue;
+      Node& n = own(t, j);
+      core::Ready rd = std::move(*n.outstanding);
+      n.outstanding.reset();
+      complete(t, j, n, rd, bad);
+      settle(t, j, bad);
+      if (std::find(touched.begin(), touched.end(), j) == touched.end()) touched.push_back(j);
+    }
   }
   for (int j : touched) check(t, j, bad);
   collect_garbage(t);

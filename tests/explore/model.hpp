@@ -62,9 +62,10 @@ struct Config {
   std::size_t max_append_entries = 1;  ///< entries per append (1 lets appends travel apart: Figure 8)
   bool batch = false;
   /// A sync is an event of its own (else a write is durable at once). Only
-  /// a crash or a wipe can tell the difference to a schedule that delays
-  /// the messages instead, so without either budget writes are durable at
-  /// once whatever this says (a reduction of the search, not a loss).
+  /// a crash or a wipe can lose a write that is not synced; with neither
+  /// left in the budgets, writes are durable at once whatever this says (a
+  /// reduction of the search: a sync's delay then only delays messages
+  /// and applying, which other schedules mostly cover; see the README).
   bool sync_events = true;
   unsigned bugs = 0;        ///< core::InjectedBug flags in every node
 
