@@ -606,7 +606,7 @@ State Model::apply(const State& s, const Event& e, std::optional<Violation>& bad
     case EventKind::propose: {
       --t.left.proposals;
       const auto number = static_cast<std::uint8_t>(config_.proposals - t.left.proposals);
-      (void)own(t, k).raft->propose(Bytes{'p', number});
+      (void)own(t, k).raft->propose(to_bytes(fmt::format("p{}", number)));
       settle(t, k, bad);
       touched.push_back(k);
       break;
