@@ -156,11 +156,14 @@ int run(int argc, char** argv) {
     };
   fmt::print("raftkit-explore {} ({})\n", options, dfs ? "iterative deepening" : "breadth-first");
   const SearchResult r = search(model, limits);
-  fmt::print("explored {} states ({} distinct), depth {}{}, {:.2f} s, {:.0f} distinct states/s, {:.0f} explored/s\n",
-             r.transitions, r.distinct, r.depth,
-             r.violation ? "" : (r.complete ? " (exhaustive to the bound)" : " (not exhaustive: cut by time or frontier)"),
-             r.seconds, r.seconds > 0 ? static_cast<double>(r.distinct) / r.seconds : 0.0,
-             r.seconds > 0 ? static_cast<double>(r.transitions) / r.seconds : 0.0);
+  auto rate = [](std::uint64_t n, double s) { return s > 0 ? static_cast<double>(n) / s : 0.0; };
+  fmt::print(
+      "explored {} states ({} distinct), depth {}{}, {:.2f} s ({:.2f} s CPU), {:.0f} distinct states/s "
+      "({:.0f} per CPU second), {:.0f} explored/s\n",
+      r.transitions, r.distinct, r.depth,
+      r.violation ? "" : (r.complete ? " (exhaustive to the bound)" : " (not exhaustive: cut by time or frontier)"),
+      r.seconds, r.cpu_seconds, rate(r.distinct, r.seconds), rate(r.distinct, r.cpu_seconds),
+      rate(r.transitions, r.seconds));
   if (!r.violation) {
     fmt::print("no violation\n");
     return 0;

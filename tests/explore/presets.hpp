@@ -62,7 +62,7 @@ inline std::vector<Preset> presets() {
     c.changes = 2;
     c.timeouts = 1;
     c.ticks = 2;
-    c.depth = 10;
+    c.depth = 14;
   });
   // ---- one per planted core bug (core::InjectedBug)
   add("bug-commit_previous_term", "Figure 8: an entry of an earlier term committed by counting", [](Config& c) {

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 
 #include <fmt/format.h>
 
@@ -213,7 +214,10 @@ SearchResult deepening(Model& model, const SearchLimits& limits) {
 }  // namespace
 
 SearchResult search(Model& model, const SearchLimits& limits) {
-  return limits.dfs ? deepening(model, limits) : bfs(model, limits);
+  const std::clock_t cpu = std::clock();
+  SearchResult r = limits.dfs ? deepening(model, limits) : bfs(model, limits);
+  r.cpu_seconds = static_cast<double>(std::clock() - cpu) / CLOCKS_PER_SEC;
+  return r;
 }
 
 Replay replay_events(Model& model, const std::vector<Event>& schedule) {

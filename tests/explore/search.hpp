@@ -36,6 +36,7 @@ struct SearchResult {
   std::uint64_t distinct = 0;     ///< distinct states seen
   int depth = 0;                  ///< deepest level reached
   double seconds = 0;
+  double cpu_seconds = 0;         ///< CPU time of the process (the machine may be shared)
   bool complete = false;          ///< every state within the depth bound was expanded
   bool truncated = false;         ///< a level was cut at max_frontier, or the time budget ran out
   std::optional<Violation> violation;
