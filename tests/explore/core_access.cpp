@@ -128,6 +128,12 @@ void add_hard_state(Hasher& h, const HardState& hs) {
   h.add(hs.recovering);
 }
 
+void set_identity(ProtocolOptions& o, std::uint32_t life) { o.incarnation = std::uint64_t{life} * 2 + 1; }
+
+bool may_campaign_now(const core::Raft& r, unsigned bugs) {
+  return !r.recovering() || (bugs & core::bug_wiped_node_votes) != 0;
+}
+
 void add_raft(Hasher& h, const core::Raft& r) { core::RaftInspector::add_raft(h, r); }
 int election_elapsed(const core::Raft& r) { return core::RaftInspector::election_elapsed(r); }
 

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "raftkit/message.hpp"
+#include "raftkit/protocol_options.hpp"
 #include "raftkit/types.hpp"
 
 namespace raftkit::core {
@@ -51,5 +52,11 @@ void add_raft(Hasher& h, const core::Raft& r);
 int election_elapsed(const core::Raft& r);
 std::string describe_identity(const Message& m);
 std::string describe_hard_state(const HardState& hs);
+/// Names this start of a node in its options (`life` counts its starts,
+/// its disks in the high bits).
+void set_identity(ProtocolOptions& o, std::uint32_t life);
+/// Whether campaign() would do anything but return (a node recovering from
+/// a lost disk does not campaign, unless the bug lets it).
+bool may_campaign_now(const core::Raft& r, unsigned bugs);
 
 }  // namespace raftkit::explore

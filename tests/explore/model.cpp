@@ -150,7 +150,7 @@ ProtocolOptions Model::options_for(int k, std::uint32_t life, bool bootstrap) co
   o.lease_margin_ticks = 1;
   o.max_entries_per_append = config_.max_append_entries;
   o.batch_appends = config_.batch;
-  o.incarnation = std::uint64_t{life} * 2 + 1;
+  set_identity(o, life);
   o.seed = 1;
   return o;
 }
@@ -460,7 +460,7 @@ void Model::enabled(const State& s, std::vector<Event>& out) const {
     const core::Raft& r = *n.raft;
     const auto node = static_cast<std::uint8_t>(k);
     const bool leader = r.role() == core::Role::leader;
-    const bool may_campaign = !r.recovering() || (config_.bugs & core::bug_wiped_node_votes);
+    const bool may_campaign = may_campaign_now(r, config_.bugs);
     if (b.timeouts > 0 && !leader && core::is_voter(r.membership(), r.id()) && may_campaign &&
         (!config_.timed() || election_elapsed(r) >= config_.election_ticks))
       out.push_back({EventKind::timeout, node, 0, 0});
