@@ -2,6 +2,7 @@
 #include "explore/model.hpp"
 
 #include <algorithm>
+#include <functional>
 #include <tuple>
 
 #include <fmt/format.h>
@@ -60,6 +61,36 @@ void write_ready(storage::LogImage& im, const core::Ready& rd) {
     im.append(rd.entries.begin(), rd.entries.end());
   }
   if (rd.hard_state) im.hs = *rd.hard_state;
+}
+
+// The writes a Ready makes, in the order runtime::Driver makes them (a crash
+// keeps a prefix): the snapshot; the hard state with its commit capped at
+// what the store already settles (so no prefix holds entries of a term the
+// node has not recorded, nor a commit naming entries it does not hold);
+// the entries; the full commit.
+std::vector<std::function<void(storage::LogImage&)>> ready_writes(const storage::LogImage& before,
+                                                                  const core::Ready& rd) {
+  std::vector<std::function<void(storage::LogImage&)>> out;
+  if (rd.snapshot) {
+    out.push_back([meta = *rd.snapshot](storage::LogImage& im) {
+      if (!(meta.index <= im.snap.index && im.snap.index != Index{0})) im.install(meta, im.agrees(meta));
+    });
+  }
+  std::optional<HardState> commit_after;
+  if (rd.hard_state) {
+    HardState first = *rd.hard_state;
+    const Index settled = rd.entries.empty() ? before.last() : rd.entries.front().index - 1;
+    if (first.commit > settled) {
+      commit_after = first;
+      first.commit = std::max(before.hs.commit, settled);
+    }
+    out.push_back([first](storage::LogImage& im) { im.hs = first; });
+  }
+  if (!rd.entries.empty()) {
+    out.push_back([entries = rd.entries](storage::LogImage& im) { im.append(entries.begin(), entries.end()); });
+  }
+  if (commit_after) out.push_back([hs = *commit_after](storage::LogImage& im) { im.hs = hs; });
+  return out;
 }
 
 std::vector<Entry> whole_log(const core::Raft& r) {
@@ -467,7 +498,16 @@ void Model::enabled(const State& s, std::vector<Event>& out) const {
     if (!config_.timed() && leader && b.ticks > 0) out.push_back({EventKind::tick, node, 0, 0});
     if (n.outstanding) out.push_back({EventKind::sync, node, 0, 0});
     const bool has_disk = n.disk.written.hs != HardState{} || n.disk.written.last() > Index{0};
-    if (b.crashes > 0 && has_disk) out.push_back({EventKind::crash, node, 0, 0});
+    if (b.crashes > 0 && has_disk) {
+      out.push_back({EventKind::crash, node, 0, 0});
+      // A crash in the middle of the write in flight keeps a prefix of it
+      // (keeping all of it is a sync, then a crash).
+      if (n.outstanding) {
+        const std::size_t writes = ready_writes(n.disk.synced, *n.outstanding).size();
+        for (std::size_t kept = 1; kept < writes; ++kept)
+          out.push_back({EventKind::crash, node, static_cast<std::uint8_t>(kept), 0});
+      }
+    }
     if (b.wipes > 0 && (n.disk.synced.hs != HardState{} || n.disk.synced.last() > Index{0}))
       out.push_back({EventKind::wipe, node, 0, 0});
     if (leader && b.proposals > 0) out.push_back({EventKind::propose, node, 0, 0});
@@ -582,6 +622,10 @@ State Model::apply(const State& s, const Event& e, std::optional<Violation>& bad
       Node& n = own(t, k);
       if (e.kind == EventKind::crash) {
         --t.left.crashes;
+        if (e.target > 0 && n.outstanding) {
+          const auto writes = ready_writes(n.disk.synced, *n.outstanding);
+          for (std::size_t w = 0; w < e.target && w < writes.size(); ++w) writes[w](n.disk.synced);
+        }
       } else {
         --t.left.wipes;
         n.disk.synced = storage::LogImage{};
@@ -734,6 +778,9 @@ std::string Model::describe(const State& s, const Event& e) const {
     case EventKind::remove:
     case EventKind::transfer:
       return fmt::format("{} n{} (at n{})", to_string(e.kind), e.target + 1, e.node + 1);
+    case EventKind::crash:
+      if (e.target == 0) return fmt::format("crash n{}", e.node + 1);
+      return fmt::format("crash n{} keeping {} write(s) of the one in flight", e.node + 1, e.target);
     default:
       return fmt::format("{} n{}", to_string(e.kind), e.node + 1);
   }

@@ -152,7 +152,7 @@ enum class EventKind : std::uint8_t {
 struct Event {
   EventKind kind = EventKind::deliver;
   std::uint8_t node = 0;    ///< index of the node it happens at (0-based)
-  std::uint8_t target = 0;  ///< add/remove/transfer: the other node
+  std::uint8_t target = 0;  ///< add/remove/transfer: the other node; crash: writes of the one in flight kept
   std::uint64_t msg = 0;    ///< deliver/drop/duplicate: the message's hash
 };
 
