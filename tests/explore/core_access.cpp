@@ -17,6 +17,13 @@ struct RaftInspector {
       h.add(v->size());
       for (NodeId id : *v) h.add(id.value);
     }
+    for (const auto* v : {&m.incarnations, &m.outgoing_incarnations}) {
+      h.add(v->size());
+      for (const auto& [id, incarnation] : *v) {
+        h.add(id.value);
+        h.add(incarnation);
+      }
+    }
   }
 
   static void add_log(explore::Hasher& h, const LogView& log) {
@@ -40,9 +47,7 @@ struct RaftInspector {
     h.add(p.pending_snapshot.value);
     h.add(static_cast<std::uint64_t>(p.snapshot_ticks));
     h.add(p.heard_at);
-    h.add(p.recovering);
-    h.add(p.recovery_round);
-    h.add(p.recovery_index.value);
+    h.add(p.incarnation);
     h.add(p.inflights.sent_.size());
     for (const auto& s : p.inflights.sent_) h.add(s.last.value);
   }
@@ -56,9 +61,10 @@ struct RaftInspector {
       h.add(p.round);
     }
     h.add(r.round_);
-    for (const auto& [id, round] : r.acked_) {
+    for (const auto& [id, acked] : r.acked_) {
       h.add(id.value);
-      h.add(round);
+      h.add(acked.round);
+      h.add(acked.incarnation);
     }
     h.add(r.sent_at_.size());
     for (const auto& [round, tick] : r.sent_at_) {
@@ -77,10 +83,10 @@ struct RaftInspector {
   /// random generator's position (see README: the election timeout drawn
   /// last is hashed, the draws to come are not).
   static void add_raft(explore::Hasher& h, const Raft& r) {
-    static_assert(sizeof(Raft) == 3672, "core::Raft changed: hash the new fields in RaftInspector::add_raft");
-    static_assert(sizeof(LogView) == 224, "core::LogView changed: hash the new fields in add_log");
+    static_assert(sizeof(Raft) == 3888, "core::Raft changed: hash the new fields in RaftInspector::add_raft");
+    static_assert(sizeof(LogView) == 320, "core::LogView changed: hash the new fields in add_log");
     static_assert(sizeof(ReadOnly) == 240, "core::ReadOnly changed: hash the new fields in add_read_only");
-    static_assert(sizeof(Progress) == 184, "core::Progress changed: hash the new fields in add_progress");
+    static_assert(sizeof(Progress) == 168, "core::Progress changed: hash the new fields in add_progress");
     add_log(h, r.log_);
     add_membership(h, r.membership_);
     for (const auto& [id, pr] : r.progress_.map()) {
@@ -91,7 +97,10 @@ struct RaftInspector {
     h.add(r.term_.value);
     h.add(r.vote_.value);
     h.add(r.leader_.value);
-    for (const auto& [id, granted] : r.votes_) h.add(id.value * 2 + granted);
+    for (const auto& [id, ballot] : r.votes_) {
+      h.add(id.value * 2 + ballot.granted);
+      h.add(ballot.incarnation);
+    }
     h.add(static_cast<std::uint64_t>(r.election_elapsed_));
     h.add(static_cast<std::uint64_t>(r.heartbeat_elapsed_));
     h.add(static_cast<std::uint64_t>(r.randomized_timeout_));
@@ -99,9 +108,11 @@ struct RaftInspector {
     h.add(r.uncommitted_bytes_);
     h.add(r.config_index_.value);
     h.add(r.pending_conf_index_.value);
-    h.add(std::uint64_t{r.recovering_} | std::uint64_t{r.leaving_} << 1 | std::uint64_t{r.ready_outstanding_} << 2 |
+    h.add(std::uint64_t{r.leaving_} << 1 | std::uint64_t{r.ready_outstanding_} << 2 |
           std::uint64_t{r.broadcast_pending_} << 3);
     h.add(r.incarnation_);
+    h.add(r.vote_quiet_until_);
+    // incarnation_changes_ only counts (for metrics): not part of the state.
     add_read_only(h, r.read_only_);
     h.add(r.ticks_);
     explore::add_hard_state(h, r.persisted_hs_);
@@ -125,13 +136,18 @@ void add_hard_state(Hasher& h, const HardState& hs) {
   h.add(hs.term.value);
   h.add(hs.vote.value);
   h.add(hs.commit.value);
-  h.add(hs.recovering);
+  h.add(hs.incarnation);
 }
 
-void set_identity(ProtocolOptions& o, std::uint32_t life) { o.incarnation = std::uint64_t{life} * 2 + 1; }
+// The incarnation a node takes when its store names none and it does not
+// bootstrap: one per start (distinct from kBootstrapIncarnation), so a wiped
+// node comes back as a new incarnation, as the runtime's random draw makes it.
+void set_identity(ProtocolOptions& o, std::uint32_t life) { o.incarnation = std::uint64_t{life} + 10; }
 
-bool may_campaign_now(const core::Raft& r, unsigned bugs) {
-  return !r.recovering() || (bugs & core::bug_wiped_node_votes) != 0;
+bool may_campaign_now(const core::Raft& r, unsigned) {
+  // A node that came back as a new incarnation campaigns only once it
+  // counts (campaign() returns at once otherwise; the bugs do not change it).
+  return r.counted();
 }
 
 void add_raft(Hasher& h, const core::Raft& r) { core::RaftInspector::add_raft(h, r); }
@@ -154,20 +170,18 @@ std::uint64_t message_hash(const Message& m) {
     h.add(m.snapshot->term.value);
     core::RaftInspector::add_membership(h, m.snapshot->membership);
   }
-  h.add(m.recovering);
-  h.add(m.caught_up);
+  h.add(m.incarnation);
   return h.done();
 }
 
 std::string describe_identity(const Message& m) {
-  std::string out;
-  if (m.recovering) out += fmt::format(" recovering={}", m.recovering);
-  if (m.caught_up) out += fmt::format(" caught_up={}", m.caught_up);
-  return out;
+  // Only an incarnation other than a bootstrap node's is worth a word.
+  return m.incarnation > kBootstrapIncarnation ? fmt::format(" (incarnation {})", m.incarnation) : std::string{};
 }
 
 std::string describe_hard_state(const HardState& hs) {
-  return fmt::format("term {} vote n{} commit {}{}", hs.term, hs.vote, hs.commit, hs.recovering ? " recovering" : "");
+  return fmt::format("term {} vote n{} commit {}{}", hs.term, hs.vote, hs.commit,
+                     hs.incarnation > kBootstrapIncarnation ? fmt::format(" incarnation {}", hs.incarnation) : "");
 }
 
 }  // namespace raftkit::explore

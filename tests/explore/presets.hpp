@@ -145,8 +145,8 @@ inline std::vector<Preset> presets() {
     c.depth = 30;
   },
       "needs two non-voters (three voters and two staging servers, or one learner more) so that counting them outvotes the voters, and both added: over 30 events");
-  add("bug-wiped_node_votes", "a wiped node votes at once", [](Config& c) {
-    c.bugs = core::bug_wiped_node_votes;
+  add("bug-votes_by_id", "hole A: votes counted by node id, whatever incarnation cast them", [](Config& c) {
+    c.bugs = core::bug_votes_by_id;
     c.nodes = 3;
     c.wipes = 1;
     c.proposals = 0;
@@ -154,6 +154,30 @@ inline std::vector<Preset> presets() {
     c.ticks = 0;
     c.depth = 24;
   });
+  add("bug-acks_by_id", "hole C: acknowledgements counted toward a commit by node id alone", [](Config& c) {
+    c.bugs = core::bug_acks_by_id;
+    c.nodes = 3;
+    c.wipes = 1;
+    c.proposals = 1;
+    c.timeouts = 2;
+    c.ticks = 1;
+    c.depth = 24;
+  });
+  add("bug-votes_right_after_start", "hole E: a restarted node grants votes inside the leases it acknowledged",
+      [](Config& c) {
+        c.bugs = core::bug_votes_right_after_start;
+        c.nodes = 3;
+        c.lease = true;
+        c.check_quorum = true;
+        c.crashes = 1;
+        c.proposals = 1;
+        c.reads = 1;
+        c.timeouts = 2;
+        c.ticks = 6;
+        c.depth = 30;
+      },
+      "needs a quorum-acknowledged lease round, a follower's restart inside the lease, a candidate with the log and "
+      "a new commit: over 25 events, and the election timeout in ticks before the first campaign");
   add("bug-held_until_ack", "an append held back until an acknowledgement that never comes (liveness)",
       [](Config& c) {
         c.bugs = core::bug_held_until_ack;
