@@ -150,6 +150,8 @@ bool may_campaign_now(const core::Raft& r, unsigned) {
   return r.counted();
 }
 
+bool same_incarnation(const core::Progress& pr, const Message& m) { return pr.incarnation == m.incarnation; }
+
 void add_raft(Hasher& h, const core::Raft& r) { core::RaftInspector::add_raft(h, r); }
 int election_elapsed(const core::Raft& r) { return core::RaftInspector::election_elapsed(r); }
 

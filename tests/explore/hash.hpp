@@ -14,6 +14,7 @@
 
 namespace raftkit::core {
 class Raft;
+struct Progress;
 }
 
 namespace raftkit::explore {
@@ -58,5 +59,7 @@ void set_identity(ProtocolOptions& o, std::uint32_t life);
 /// Whether campaign() would do anything but return (a node recovering from
 /// a lost disk does not campaign, unless the bug lets it).
 bool may_campaign_now(const core::Raft& r, unsigned bugs);
+/// Whether `m` comes from the incarnation of its sender that `pr` tracks.
+bool same_incarnation(const core::Progress& pr, const Message& m);
 
 }  // namespace raftkit::explore

@@ -538,8 +538,8 @@ void Model::enabled(const State& s, std::vector<Event>& out) const {
 //    left) nor below its current term (while no crash is left either);
 //  - a vote answer of the receiver's own term when it is no longer
 //    campaigning: a follower ignores it; a leader only notes the sender as
-//    heard from, which nothing reads in an untimed search without
-//    transfers or membership changes left. With a crash left a candidate
+//    heard from (if it is the incarnation it tracks), which nothing reads in
+//    an untimed search without transfers or membership changes left. With a crash left a candidate
 //    could come back to the term (its requests were synced), so not then.
 void Model::collect_garbage(State& s) const {
   if (s.left.wipes > 0) return;
@@ -556,7 +556,10 @@ void Model::collect_garbage(State& s) const {
       return m.type != MessageType::append && m.type != MessageType::heartbeat && m.type != MessageType::pre_vote;
     if (monotone && m.type == MessageType::vote_response && m.term == n.raft->term()) {
       const core::Role role = n.raft->role();
-      return role == core::Role::follower || (role == core::Role::leader && heard_unread);
+      if (role == core::Role::follower) return true;
+      // A leader hearing another incarnation of the sender restarts its progress: not inert.
+      const core::Progress* pr = n.raft->progress().find(m.from);
+      return role == core::Role::leader && heard_unread && pr && same_incarnation(*pr, m);
     }
     return false;
   });

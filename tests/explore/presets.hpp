@@ -160,7 +160,7 @@ inline std::vector<Preset> presets() {
     c.wipes = 1;
     c.proposals = 1;
     c.timeouts = 2;
-    c.ticks = 1;
+    c.ticks = 0;
     c.depth = 24;
   });
   add("bug-votes_right_after_start", "hole E: a restarted node grants votes inside the leases it acknowledged",
