@@ -17,8 +17,10 @@
 // which makes `written` the `synced` image, sends `persisted_messages`,
 // applies the committed entries and calls advance(). Meanwhile new
 // messages of the node leave through take_messages(), as the driver sends
-// while a write is in flight. A crash (or a wipe) throws away the written
-// image (or both) and constructs a new Raft over what is left.
+// while a write is in flight. A crash throws away the written image (or
+// keeps a prefix of the write in flight, cut where the driver's writes can
+// be cut), a wipe both images; either constructs a new Raft over what is
+// left (after a wipe, a new incarnation that does not bootstrap).
 //
 // Ghost state — what the invariants need to remember about the past
 // (leaders per term, votes granted, entries known committed, the highest
