@@ -191,7 +191,7 @@ void Model::bind(const Node& n, int k) const { proxies_[static_cast<std::size_t>
 void Model::start(Node& n, int k, bool bootstrap) {
   ++n.life;
   n.outstanding.reset();
-  n.disk.written = n.disk.synced;
+  n.disk.written = n.disk.synced();
   bind(n, k);
   n.raft.reset();
   // A node with no disk yet restarts as what it was: a member of the
@@ -287,13 +287,13 @@ void Model::check_apply(State& s, int k, const Entry& e, std::optional<Violation
 
 void Model::complete(State& s, int k, Node& n, const core::Ready& rd, std::optional<Violation>& bad) {
   if (rd.must_sync()) {
-    n.disk.synced = n.disk.written;
+    n.disk.synced_image = std::make_shared<const storage::LogImage>(n.disk.written);
     const std::uint64_t durable = s.ghost->durable_commit[static_cast<std::size_t>(k)];
-    if (n.disk.synced.hs.commit.value < durable && !bad)
+    if (n.disk.synced().hs.commit.value < durable && !bad)
       bad = Violation{"commit never goes back",
-                      fmt::format("n{} synced commit {} after having synced {}", k + 1, n.disk.synced.hs.commit, durable)};
-    if (n.disk.synced.hs.commit.value > durable)
-      ghost(s).durable_commit[static_cast<std::size_t>(k)] = n.disk.synced.hs.commit.value;
+                      fmt::format("n{} synced commit {} after having synced {}", k + 1, n.disk.synced().hs.commit, durable)};
+    if (n.disk.synced().hs.commit.value > durable)
+      ghost(s).durable_commit[static_cast<std::size_t>(k)] = n.disk.synced().hs.commit.value;
   }
   for (const Message& m : rd.persisted_messages) send(s, m, bad);
   for (const Entry& e : rd.committed_entries) check_apply(s, k, e, bad);
@@ -430,7 +430,7 @@ std::uint64_t Model::node_hash(const Node& n, int k) const {
   add_raft(h, *n.raft);
   // The written image is the synced one plus the outstanding Ready's
   // writes (both hashed), so it is not hashed itself.
-  add_image(h, n.disk.synced);
+  add_image(h, n.disk.synced());
   h.add(std::uint64_t{n.life} << 32 | n.generation);
   h.add(n.outstanding.has_value());
   if (n.outstanding) {
@@ -504,12 +504,12 @@ void Model::enabled(const State& s, std::vector<Event>& out) const {
       // A crash in the middle of the write in flight keeps a prefix of it
       // (keeping all of it is a sync, then a crash).
       if (n.outstanding) {
-        const std::size_t writes = ready_writes(n.disk.synced, *n.outstanding).size();
+        const std::size_t writes = ready_writes(n.disk.synced(), *n.outstanding).size();
         for (std::size_t kept = 1; kept < writes; ++kept)
           out.push_back({EventKind::crash, node, static_cast<std::uint8_t>(kept), 0});
       }
     }
-    if (b.wipes > 0 && (n.disk.synced.hs != HardState{} || n.disk.synced.last() > Index{0}))
+    if (b.wipes > 0 && (n.disk.synced().hs != HardState{} || n.disk.synced().last() > Index{0}))
       out.push_back({EventKind::wipe, node, 0, 0});
     if (leader && b.proposals > 0) out.push_back({EventKind::propose, node, 0, 0});
     if (b.reads > 0 && (leader || !r.leader().is_none())) out.push_back({EventKind::read, node, 0, 0});
@@ -551,7 +551,7 @@ void Model::collect_garbage(State& s) const {
     if (to >= s.nodes.size()) return false;
     const Node& n = *s.nodes[to];
     bind(n, static_cast<int>(to));
-    const Term term = monotone ? n.raft->term() : n.disk.synced.hs.term;
+    const Term term = monotone ? n.raft->term() : n.disk.synced().hs.term;
     if (m.term < term)
       return m.type != MessageType::append && m.type != MessageType::heartbeat && m.type != MessageType::pre_vote;
     if (monotone && m.type == MessageType::vote_response && m.term == n.raft->term()) {
@@ -627,12 +627,14 @@ State Model::apply(const State& s, const Event& e, std::optional<Violation>& bad
       if (e.kind == EventKind::crash) {
         --t.left.crashes;
         if (e.target > 0 && n.outstanding) {
-          const auto writes = ready_writes(n.disk.synced, *n.outstanding);
-          for (std::size_t w = 0; w < e.target && w < writes.size(); ++w) writes[w](n.disk.synced);
+          const auto writes = ready_writes(n.disk.synced(), *n.outstanding);
+          auto image = std::make_shared<storage::LogImage>(n.disk.synced());
+          for (std::size_t w = 0; w < e.target && w < writes.size(); ++w) writes[w](*image);
+          n.disk.synced_image = std::move(image);
         }
       } else {
         --t.left.wipes;
-        n.disk.synced = storage::LogImage{};
+        n.disk.synced_image = std::make_shared<const storage::LogImage>();
         ++n.generation;
         ghost(t).durable_commit[static_cast<std::size_t>(k)] = 0;
       }
@@ -799,7 +801,7 @@ std::string Model::describe_state(const State& s) const {
     out += fmt::format("  n{}: {} term {} vote n{} commit {} applied {} log", k + 1, core::to_string(r.role()), r.term(),
                        r.vote(), r.commit_index(), r.applied_index());
     for (const Entry& e : whole_log(r)) out += fmt::format(" {}/{}", e.index, e.term);
-    out += fmt::format("; synced: {} last {}{}\n", describe_hard_state(n.disk.synced.hs), n.disk.synced.last(),
+    out += fmt::format("; synced: {} last {}{}\n", describe_hard_state(n.disk.synced().hs), n.disk.synced().last(),
                        n.outstanding ? ", a write in flight" : "");
   }
   out += fmt::format("  in flight: {} message(s)\n", s.msgs.size());

@@ -89,7 +89,10 @@ using MsgPtr = std::shared_ptr<const Msg>;
 /// The disk of a node: what the process wrote, and what a power cut keeps.
 struct Disk {
   storage::LogImage written;
-  storage::LogImage synced;
+  /// Shared between the states a node's copies are in until a sync, a
+  /// crash or a wipe changes it (most events do not).
+  std::shared_ptr<const storage::LogImage> synced_image = std::make_shared<const storage::LogImage>();
+  const storage::LogImage& synced() const { return *synced_image; }
 };
 
 /// One node: its core, its disk, the Ready being written.
