@@ -150,6 +150,15 @@ bool may_campaign_now(const core::Raft& r, unsigned) {
   return r.counted();
 }
 
+bool counted_in(const Membership& m, NodeId id, bool outgoing, const core::Raft& node) {
+  return incarnation_of(m, id, outgoing) == node.incarnation();
+}
+
+std::uint64_t counted_incarnation(const Membership& m, NodeId id, bool outgoing) {
+  return incarnation_of(m, id, outgoing);
+}
+std::uint64_t incarnation_now(const core::Raft& node) { return node.incarnation(); }
+
 bool same_incarnation(const core::Progress& pr, const Message& m) { return pr.incarnation == m.incarnation; }
 
 void add_raft(Hasher& h, const core::Raft& r) { core::RaftInspector::add_raft(h, r); }

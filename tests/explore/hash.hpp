@@ -59,6 +59,12 @@ void set_identity(ProtocolOptions& o, std::uint32_t life);
 /// Whether campaign() would do anything but return (a node recovering from
 /// a lost disk does not campaign, unless the bug lets it).
 bool may_campaign_now(const core::Raft& r, unsigned bugs);
+/// Whether `node` is the incarnation of voter `id` that `m` counts (on its
+/// incoming side, or its `outgoing` one).
+bool counted_in(const Membership& m, NodeId id, bool outgoing, const core::Raft& node);
+/// The incarnation of voter `id` that `m` counts, and a node's own.
+std::uint64_t counted_incarnation(const Membership& m, NodeId id, bool outgoing);
+std::uint64_t incarnation_now(const core::Raft& node);
 /// Whether `m` comes from the incarnation of its sender that `pr` tracks.
 bool same_incarnation(const core::Progress& pr, const Message& m);
 

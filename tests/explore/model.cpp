@@ -137,6 +137,10 @@ std::uint64_t Ghost::hash() const {
   h.add(applied.size());
   for (const Committed& c : applied) h.add(c.term ^ c.payload);
   for (std::uint64_t d : durable_commit) h.add(d);
+  for (const Dead& d : dead) {
+    h.add(std::uint64_t{d.node} << 32 ^ d.incarnation);
+    for (std::uint64_t t : d.terms) h.add(t);
+  }
   for (const Read& r : reads) {
     h.add(r.context);
     h.add(r.node);
@@ -360,6 +364,38 @@ void Model::check(State& s, int k, std::optional<Violation>& bad) {
     auto& c = ghost(s).committed;
     if (c.size() < i.value) c.resize(i.value, Ghost::Committed{0, 0, ~std::uint64_t{0}});
     c[i.value - 1] = {e.term.value, ph, r.term().value};
+  }
+  // A leader commits by counting: when its commit index rises, the entry
+  // there is on the synced disks of a quorum of the voters its
+  // configuration counts (each in the incarnation it names).
+  if (r.role() == core::Role::leader && r.commit_index() > n.checked_commit && r.commit_index() > Index{0}) {
+    const Index top = r.commit_index();
+    const Term term = *r.log().term(top);
+    const Membership& m = r.membership();
+    auto holders = [&](bool outgoing) {
+      const auto& voters = outgoing ? m.voters_outgoing : m.voters;
+      std::size_t held = 0;
+      for (NodeId v : voters) {
+        const std::size_t j = v.value - 1;
+        if (j >= s.nodes.size()) continue;
+        if (counted_in(m, v, outgoing, *s.nodes[j]->raft)) {
+          if (s.nodes[j]->disk.synced().term(top) == term) ++held;
+          continue;
+        }
+        // The incarnation counted is gone (wiped): it holds what it held.
+        for (const Ghost::Dead& d : s.ghost->dead)
+          if (d.node == j && counted_incarnation(m, v, outgoing) == d.incarnation && top.value >= 1 &&
+              top.value <= d.terms.size() && d.terms[top.value - 1] == term.value)
+            ++held;
+      }
+      return voters.empty() || held >= voters.size() / 2 + 1;
+    };
+    if (!holders(false) || !holders(true)) {
+      bad = Violation{"committed on a quorum",
+                      fmt::format("n{} committed {}/term {}, which the synced logs of a quorum of {} do not hold", k + 1,
+                                  top, term, core::describe(m))};
+      return;
+    }
   }
   n.checked_commit = std::max(n.checked_commit, r.commit_index());
 
@@ -634,6 +670,12 @@ State Model::apply(const State& s, const Event& e, std::optional<Violation>& bad
         }
       } else {
         --t.left.wipes;
+        // The incarnation dies with its disk; what it held stays on record
+        // (its messages may still be in flight, and it was counted).
+        Ghost::Dead dead{static_cast<std::uint32_t>(k), incarnation_now(*n.raft), {}};
+        for (Index i = n.disk.synced().offset() + 1; i <= n.disk.synced().last(); ++i)
+          dead.terms.push_back(n.disk.synced().term(i)->value);
+        ghost(t).dead.push_back(std::move(dead));
         n.disk.synced_image = std::make_shared<const storage::LogImage>();
         ++n.generation;
         ghost(t).durable_commit[static_cast<std::size_t>(k)] = 0;

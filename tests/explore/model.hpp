@@ -132,6 +132,13 @@ struct Ghost {
   std::vector<Committed> applied;    ///< index - 1 -> the first application (known_in unused)
   std::vector<std::uint64_t> durable_commit;  ///< per node: highest synced commit of its disk
   std::vector<Read> reads;
+  /// A wiped incarnation and the terms of the entries its synced log held.
+  struct Dead {
+    std::uint32_t node;
+    std::uint64_t incarnation;
+    std::vector<std::uint64_t> terms;  ///< index - 1 (no snapshots in the model)
+  };
+  std::vector<Dead> dead;
   std::uint64_t hash() const;
   std::uint64_t sealed_hash = 0;  ///< hash(), cached by Model::seal
 };
