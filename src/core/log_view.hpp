@@ -24,6 +24,8 @@
 namespace raftkit::core {
 
 class LogView {
+  friend struct RaftInspector;  // raftkit-explore's state hash (see Raft)
+
  public:
   /// Starts with committed = the store's hard-state commit (clamped to its
   /// last index) and applied = the store's snapshot index.

@@ -44,6 +44,8 @@ std::string_view to_string(ProgressState s);
 
 /// The appends sent to one follower and not yet acknowledged, oldest first.
 class Inflights {
+  friend struct RaftInspector;  // raftkit-explore's state hash (see Raft)
+
  public:
   Inflights(std::size_t max_messages, std::size_t max_bytes) : max_messages_(max_messages), max_bytes_(max_bytes) {}
   void add(Index last, std::size_t bytes);

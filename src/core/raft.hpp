@@ -112,6 +112,9 @@ enum InjectedBug : unsigned {
 };
 
 class Raft {
+  /// Reads the private state for raftkit-explore's state hash (tests/explore); it changes nothing.
+  friend struct RaftInspector;
+
  public:
   /// `store` is read, never written, by the core; it must outlive the Raft.
   /// Aborts if options.validate() fails (the runtime validates first).

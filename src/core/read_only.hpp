@@ -54,6 +54,8 @@ struct PendingRead {
 };
 
 class ReadOnly {
+  friend struct RaftInspector;  // raftkit-explore's state hash (see Raft)
+
  public:
   /// `lease_ticks`: how long a quorum-acknowledged round gives a lease
   /// (0: leases off). `horizon_ticks`: rounds older than this are forgotten.

@@ -1,0 +1,208 @@
+// explore/presets.hpp — the standard configurations, and for each planted
+// core bug the smallest configuration we know that exposes it. The README's
+// table and the ctest use these, so the numbers there can be re-run with
+// `raftkit-explore --preset NAME`.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/raft.hpp"
+#include "explore/model.hpp"
+
+namespace raftkit::explore {
+
+struct Preset {
+  std::string name;
+  Config config;
+  std::string about;
+  /// Empty when the search finds the planted bug within the preset's
+  /// bound in CI's time; otherwise why not (the README's table).
+  std::string beyond;
+};
+
+inline std::vector<Preset> presets() {
+  std::vector<Preset> out;
+  auto add = [&](std::string name, std::string about, auto&& set, std::string beyond = {}) {
+    Config c;
+    set(c);
+    out.push_back({std::move(name), c, std::move(about), std::move(beyond)});
+  };
+  // ---- standard configurations (no bug planted: no violation expected)
+  add("std3", "3 voters and a spare: a crash, a wipe, a proposal, the spare added and removed", [](Config& c) {
+    c.nodes = 3;
+    c.spares = 1;
+    c.crashes = 1;
+    c.wipes = 1;
+    c.proposals = 1;
+    c.changes = 2;
+    c.timeouts = 2;
+    c.ticks = 2;
+    c.depth = 12;
+  });
+  add("lease3", "3 voters with lease reads and check-quorum, global ticks: a crash, a proposal, two reads",
+      [](Config& c) {
+        c.nodes = 3;
+        c.lease = true;
+        c.check_quorum = true;
+        c.pre_vote = true;
+        c.crashes = 1;
+        c.proposals = 1;
+        c.reads = 2;
+        c.timeouts = 2;
+        c.ticks = 6;
+        c.depth = 12;
+      });
+  add("replace4", "4 voters and a spare: a replace (add the spare, remove a voter), a crash", [](Config& c) {
+    c.nodes = 4;
+    c.spares = 1;
+    c.crashes = 1;
+    c.proposals = 1;
+    c.changes = 2;
+    c.timeouts = 1;
+    c.ticks = 2;
+    c.depth = 14;
+  });
+  // ---- one per planted core bug (core::InjectedBug)
+  add("bug-commit_previous_term", "Figure 8: an entry of an earlier term committed by counting", [](Config& c) {
+    c.bugs = core::bug_commit_previous_term;
+    c.nodes = 3;
+    c.proposals = 0;
+    c.timeouts = 4;
+    c.ticks = 0;
+    c.depth = 24;
+  },
+      "needs 19 events on 3 nodes (four elections; tests/explore/traces/commit_previous_term.txt); breadth-first reaches depth 13 in 30 s");
+  add("bug-vote_ignores_log", "a vote granted without the up-to-date check", [](Config& c) {
+    c.bugs = core::bug_vote_ignores_log;
+    c.nodes = 3;
+    c.proposals = 0;
+    c.timeouts = 2;
+    c.ticks = 0;
+    c.depth = 20;
+  });
+  add("bug-reply_before_persist", "votes and acknowledgements sent before the sync", [](Config& c) {
+    c.bugs = core::bug_reply_before_persist;
+    c.nodes = 3;
+    c.crashes = 1;
+    c.proposals = 0;
+    c.timeouts = 2;
+    c.ticks = 0;
+    c.depth = 16;
+  });
+  add("bug-truncate_matched", "a follower drops matched entries after a stale append", [](Config& c) {
+    c.bugs = core::bug_truncate_matched;
+    c.nodes = 3;
+    c.proposals = 2;
+    c.dups = 1;
+    c.timeouts = 2;
+    c.ticks = 0;
+    c.depth = 20;
+  },
+      "needs 18 events on 3 nodes (two proposals, a duplicate, two elections; tests/explore/traces/truncate_matched.txt); breadth-first reaches depth 17 in 40 s");
+  add("bug-read_without_quorum", "a leader answers reads without a heartbeat round", [](Config& c) {
+    c.bugs = core::bug_read_without_quorum;
+    c.nodes = 3;
+    c.proposals = 0;
+    c.reads = 1;
+    c.timeouts = 2;
+    c.ticks = 0;
+    c.depth = 20;
+  });
+  add("bug-lease_after_transfer", "the lease comes back after a TimeoutNow", [](Config& c) {
+    c.bugs = core::bug_lease_after_transfer;
+    c.nodes = 3;
+    c.lease = true;
+    c.check_quorum = true;
+    c.proposals = 1;
+    c.reads = 1;
+    c.transfers = 1;
+    c.timeouts = 1;
+    c.ticks = 8;
+    c.depth = 30;
+  },
+      "needs a lease, a transfer abandoned after an election timeout of ticks and a new leader's commit: over 25 events");
+  add("bug-overlapping_changes", "two membership changes in flight, without a joint step", [](Config& c) {
+    c.bugs = core::bug_overlapping_changes;
+    c.nodes = 4;
+    c.spares = 1;
+    c.changes = 2;
+    c.proposals = 0;
+    c.timeouts = 2;
+    c.ticks = 0;
+    c.depth = 30;
+  },
+      "needs two changes applied and an election in each half: over 30 events on 4 nodes");
+  add("bug-learner_in_quorum", "a staging server counted toward a commit", [](Config& c) {
+    c.bugs = core::bug_learner_in_quorum;
+    c.nodes = 3;
+    c.spares = 2;
+    c.changes = 2;
+    c.proposals = 1;
+    c.timeouts = 2;
+    c.ticks = 0;
+    c.depth = 30;
+  },
+      "needs two non-voters (three voters and two staging servers, or one learner more) so that counting them outvotes the voters, and both added: over 30 events");
+  add("bug-votes_by_id", "hole A: votes counted by node id, whatever incarnation cast them", [](Config& c) {
+    c.bugs = core::bug_votes_by_id;
+    c.nodes = 3;
+    c.wipes = 1;
+    c.proposals = 0;
+    c.timeouts = 2;
+    c.ticks = 0;
+    c.depth = 24;
+  });
+  add("bug-acks_by_id", "hole C: acknowledgements counted toward a commit by node id alone", [](Config& c) {
+    c.bugs = core::bug_acks_by_id;
+    c.nodes = 3;
+    c.wipes = 1;
+    c.proposals = 1;
+    c.timeouts = 2;
+    c.ticks = 0;
+    c.depth = 24;
+  });
+  add("bug-votes_right_after_start", "hole E: a restarted node grants votes inside the leases it acknowledged",
+      [](Config& c) {
+        c.bugs = core::bug_votes_right_after_start;
+        c.nodes = 3;
+        c.lease = true;
+        c.check_quorum = true;
+        c.crashes = 1;
+        c.proposals = 1;
+        c.reads = 1;
+        c.timeouts = 2;
+        c.ticks = 6;
+        c.depth = 30;
+      },
+      "needs a quorum-acknowledged lease round, a follower's restart inside the lease, a candidate with the log and "
+      "a new commit: over 25 events, and the election timeout in ticks before the first campaign");
+  add("bug-held_until_ack", "an append held back until an acknowledgement that never comes (liveness)",
+      [](Config& c) {
+        c.bugs = core::bug_held_until_ack;
+        c.nodes = 3;
+        c.batch = true;
+        c.drops = 1;
+        c.proposals = 2;
+        c.timeouts = 1;
+        c.ticks = 2;
+        c.depth = 24;
+      },
+      "a liveness bug (a follower never converges); the explorer checks safety only");
+  return out;
+}
+
+inline std::optional<Config> find_preset(const std::string& name) {
+  for (const Preset& p : presets())
+    if (p.name == name) return p.config;
+  return std::nullopt;
+}
+
+inline std::string preset_names() {
+  std::string s;
+  for (const Preset& p : presets()) s += (s.empty() ? "" : ", ") + p.name;
+  return s;
+}
+
+}  // namespace raftkit::explore

@@ -1,0 +1,60 @@
+// explore/search.hpp — breadth-first and iterative-deepening search over the
+// Model's states.
+//
+// Breadth-first: level by level up to Config::depth; the first violation
+// found is at the smallest depth, so its schedule is a shortest one. Every
+// state reached is hashed; a state seen before is not expanded again. The
+// frontier holds whole states (nodes are shared copy-on-write), which bounds
+// how wide a level can get (SearchLimits::max_frontier).
+//
+// Iterative deepening (--dfs): depth-first to limit 1, 2, ... depth, keeping
+// for each state hash the most remaining depth it was expanded with, so a
+// state is expanded again only when reached with more room. Memory is the
+// visited table and one path; schedules found are not always the shortest.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <vector>
+
+#include "explore/model.hpp"
+
+namespace raftkit::explore {
+
+struct SearchLimits {
+  double seconds = 0;                 ///< wall-clock budget (0: none)
+  std::size_t max_frontier = 400000;  ///< BFS: states kept for the next level
+  bool dfs = false;
+  int dfs_start = 1;  ///< iterative deepening: the first limit (the depth bound: plain depth-first)
+  /// Called about once a second with the running totals.
+  std::function<void(const struct SearchResult&)> progress;
+};
+
+struct SearchResult {
+  std::uint64_t transitions = 0;  ///< events applied (states explored)
+  std::uint64_t distinct = 0;     ///< distinct states seen
+  int depth = 0;                  ///< deepest level reached
+  double seconds = 0;
+  double cpu_seconds = 0;         ///< CPU time of the process (the machine may be shared)
+  bool complete = false;          ///< every state within the depth bound was expanded
+  bool truncated = false;         ///< a level was cut at max_frontier, or the time budget ran out
+  std::optional<Violation> violation;
+  std::vector<Event> schedule;    ///< events from the initial state to the violation
+};
+
+SearchResult search(Model& model, const SearchLimits& limits);
+
+/// Replays `schedule` from the initial state; returns the lines of the
+/// trace (one per event, then the final state) and the violation, if any.
+struct Replay {
+  std::vector<std::string> lines;
+  std::optional<Violation> violation;
+  std::string error;  ///< an event of the schedule was not enabled
+};
+Replay replay_events(Model& model, const std::vector<Event>& schedule);
+/// Replays a trace written by write_trace: each line's event is the
+/// enabled event whose description matches.
+Replay replay_lines(Model& model, const std::vector<std::string>& lines);
+
+}  // namespace raftkit::explore
