@@ -256,6 +256,20 @@ class Node {
         [this](auto handler, NodeId server) { remove_server_impl(server, wrap_done(std::move(handler))); }, token,
         id);
   }
+  /// Leader only: swaps in the incarnation of voter `id` that now answers
+  /// (the node came back with an empty log, NodeStatus::replacing) for the
+  /// one the configuration names, through a joint configuration, once it
+  /// has caught up. The leader does this by itself unless
+  /// ProtocolOptions::auto_replace is off. Errors: not_leader, busy,
+  /// invalid_argument (not a voter, or its incarnation is already the one
+  /// in force), unavailable (not caught up yet); hint as async_add_server.
+  /// Signature: void(boost::system::error_code, raftkit::LeaderHint).
+  template <class Token>
+  auto async_replace_server(NodeId id, Token&& token) {
+    return boost::asio::async_initiate<Token, void(boost::system::error_code, LeaderHint)>(
+        [this](auto handler, NodeId server) { replace_server_impl(server, wrap_done(std::move(handler))); }, token,
+        id);
+  }
   /// Leader only: moves the configuration to `target` (voters, learners,
   /// staging servers and their addresses; voters_outgoing must be empty) in
   /// one joint-consensus change. Completes when the voter and learner sets
@@ -314,6 +328,7 @@ class Node {
   void transfer_impl(NodeId to, DoneHandler done);
   void add_server_impl(NodeId id, std::string address, DoneHandler done);
   void remove_server_impl(NodeId id, DoneHandler done);
+  void replace_server_impl(NodeId id, DoneHandler done);
   void change_membership_impl(Membership target, DoneHandler done);
   void snapshot_impl(DoneHandler done);
 

@@ -346,6 +346,19 @@ void Driver::remove_server(NodeId id, DoneHandler done, TimePoint now) {
   start_change(target, reached, std::move(done), now);
 }
 
+void Driver::replace_server(NodeId id, DoneHandler done, TimePoint now) {
+  if (stopped_ || !raft_) return done(refusal());
+  advance_clock(now);
+  if (!changes_.empty()) return done(errc::busy);
+  const core::Progress* pr = raft_->progress().find(id);
+  const std::uint64_t incarnation = pr ? pr->incarnation : 0;
+  if (auto ec = raft_->replace_incarnation(id)) return done(ec);
+  options_.logger.info(options_.id, raft_->term(), "replacing node {}'s incarnation by {:x}", id, incarnation);
+  auto reached = [id, incarnation](const Membership& m) { return core::is_voter(m, id, incarnation); };
+  changes_.push_back(PendingChange{std::move(reached), std::move(done), now_ + options_.membership_timeout});
+  process();
+}
+
 void Driver::change_membership(Membership target, DoneHandler done, TimePoint now) {
   if (stopped_ || !raft_) return done(refusal());
   auto set = [](std::vector<NodeId> v) {

@@ -186,6 +186,12 @@ class Driver {
   /// it has caught up (ProtocolOptions::promote_within_entries).
   void add_server(NodeId id, std::string address, DoneHandler done, TimePoint now);
   void remove_server(NodeId id, DoneHandler done, TimePoint now);
+  /// Swaps the incarnation of voter `id` that now answers (it came back
+  /// with an empty log and has caught up) in for the one the configuration
+  /// names (core::Raft::replace_incarnation): what the leader does by
+  /// itself unless ProtocolOptions::auto_replace is off. Completes once a
+  /// configuration naming the new incarnation is applied and not joint.
+  void replace_server(NodeId id, DoneHandler done, TimePoint now);
   /// General change: `target` names the voters, learners and addresses
   /// (staging servers are promoted before it counts as reached).
   void change_membership(Membership target, DoneHandler done, TimePoint now);

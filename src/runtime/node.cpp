@@ -350,6 +350,12 @@ void Node::remove_server_impl(NodeId id, DoneHandler done) {
   });
 }
 
+void Node::replace_server_impl(NodeId id, DoneHandler done) {
+  impl_->on_strand(std::move(done), [id](Impl& impl, runtime::Driver::DoneHandler d) {
+    impl.driver.replace_server(id, std::move(d), Impl::now());
+  });
+}
+
 void Node::snapshot_impl(DoneHandler done) {
   impl_->on_strand(std::move(done), [](Impl& impl, runtime::Driver::DoneHandler d) { impl.driver.snapshot_now(std::move(d)); });
 }

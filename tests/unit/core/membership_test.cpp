@@ -262,8 +262,11 @@ TEST_CASE("auto_replace off: a new incarnation waits for the operator's replace_
   }
   CHECK(c.raft(w).last_index() >= c.raft(l).commit_index());  // caught up...
   CHECK(c.raft(w).replacing());                                  // ...and still not swapped in
-  REQUIRE(!c.raft(l).replace_incarnation(NodeId{w}));
-  REQUIRE(run_until(c, [&] { return c.raft(w).counted(); }));
+  Outcome out;
+  c.node(l).driver->replace_server(NodeId{w}, out.handler(), {});
+  REQUIRE(run_until(c, [&] { return out.called; }));
+  CHECK(!out.ec);
+  CHECK(c.raft(w).counted());
 }
 
 // Thesis §4.2.3 (disruptive servers): a server removed from the
