@@ -147,7 +147,13 @@ void Raft::tick() {
   }
   if (heartbeat_elapsed_ >= options_.heartbeat_ticks) {
     heartbeat_elapsed_ = 0;
-    broadcast_heartbeat(read_only_.new_round(id_, incarnation_, ticks_));
+    // Reads waiting ride along (the round leaves after they arrived); this
+    // also carries them on should the round in flight have been lost.
+    if (read_only_.has_unstarted() && committed_in_term()) {
+      start_read_round();
+    } else {
+      broadcast_heartbeat(read_only_.new_round(id_, incarnation_, ticks_));
+    }
   }
 }
 
@@ -667,8 +673,16 @@ void Raft::handle_read_index(const Message& m) {
     send(std::move(r));
     return;
   }
-  read_only_.add({m.context, m.from, log_.committed(), 0});
-  start_read_round();
+  add_read(m.context, m.from);
+}
+
+void Raft::add_read(std::uint64_t context, NodeId requester) {
+  // The read waits for a round numbered after it arrived (flush_reads).
+  std::uint64_t round = 0;
+  if (injected(bug_read_joins_left_round) && committed_in_term()) [[unlikely]]
+    round = read_only_.last_round();  // may already be acknowledged, or be answered by a deposed follower
+  read_only_.add({context, requester, log_.committed(), round});
+  if (round != 0) confirm_reads();
 }
 
 bool Raft::lease_valid() const {
@@ -811,17 +825,24 @@ bool Raft::maybe_commit() {
   } else if (!log_.maybe_commit(quorum, term_)) {
     return false;
   }
-  if (first_commit) {
-    read_only_.set_index_of_unstarted(log_.committed());
-    start_read_round();
-  }
+  // Reads that waited for this commit go out with the next Ready's round.
+  if (first_commit) read_only_.set_index_of_unstarted(log_.committed());
   return true;
 }
 
 bool Raft::committed_in_term() const { return log_.term(log_.committed()) == term_; }
 
+bool Raft::read_round_due() const {
+  return role_ == Role::leader && read_only_.has_unstarted() && committed_in_term() &&
+         !read_only_.read_round_in_flight(membership_);
+}
+
+void Raft::flush_reads() {
+  if (read_round_due()) start_read_round();
+}
+
 void Raft::start_read_round() {
-  if (!read_only_.has_pending() || !committed_in_term()) return;
+  if (!read_only_.has_unstarted() || !committed_in_term()) return;
   const std::uint64_t round = read_only_.new_round(id_, incarnation_, ticks_);
   read_only_.start_unstarted(round);
   broadcast_heartbeat(round);
@@ -925,8 +946,7 @@ std::error_code Raft::read_index(std::uint64_t context) {
       read_states_.push_back({log_.committed(), context});
       return {};
     }
-    read_only_.add({context, id_, log_.committed(), 0});
-    start_read_round();
+    add_read(context, id_);
     return {};
   }
   if (leader_.is_none()) return errc::not_leader;
@@ -995,7 +1015,7 @@ bool Raft::has_ready() const {
   if (ready_outstanding_) return false;
   return HardState{term_, vote_, log_.committed(), incarnation_} != persisted_hs_ || !log_.unstable_entries().empty() ||
          log_.unstable_snapshot() || !msgs_.empty() || !persisted_msgs_.empty() || log_.has_next_committed() ||
-         !read_states_.empty() || !failed_reads_.empty();
+         !read_states_.empty() || !failed_reads_.empty() || read_round_due();
 }
 
 void Raft::flush_broadcast() {
@@ -1013,12 +1033,14 @@ void Raft::flush_broadcast() {
 
 std::vector<Message> Raft::take_messages() {
   flush_broadcast();
+  flush_reads();
   return std::exchange(msgs_, {});
 }
 
 Ready Raft::ready() {
   RAFTKIT_ASSERT(!ready_outstanding_, "ready() called twice without advance() (ready {})", ready_number_);
   flush_broadcast();
+  flush_reads();
   ready_outstanding_ = true;
   Ready rd;
   rd.number = ++ready_number_;

@@ -3,6 +3,7 @@
 namespace raftkit::core {
 
 void ReadOnly::reset() {
+  read_round_ = 0;
   acked_.clear();
   sent_at_.clear();
   timeout_now_sent_ = false;
@@ -14,8 +15,11 @@ void ReadOnly::set_index_of_unstarted(Index committed) {
 }
 
 void ReadOnly::start_unstarted(std::uint64_t round) {
+  if (unstarted_ == 0) return;
   for (PendingRead& r : pending_)
     if (r.round == 0) r.round = round;
+  unstarted_ = 0;
+  read_round_ = round;
 }
 
 bool ReadOnly::round_acknowledged(const Membership& membership, std::uint64_t round) const {
@@ -38,6 +42,7 @@ std::vector<PendingRead> ReadOnly::take_confirmed(const Membership& membership) 
 std::vector<PendingRead> ReadOnly::take_all() {
   std::vector<PendingRead> out(pending_.begin(), pending_.end());
   pending_.clear();
+  unstarted_ = 0;
   return out;
 }
 

@@ -17,6 +17,20 @@
 // round confirms every read that was waiting for it or an earlier one, and
 // reads are answered in arrival order.
 //
+// One round for every read waiting (thesis §6.4; etcd's server does the
+// same). A read does not send a round of its own: it waits, unstarted, and
+// the Raft starts one round for all the unstarted reads when the next Ready
+// (or take_messages) is taken — as proposals made until then share one
+// append. At most one round that carries reads is in flight: reads that
+// arrive while it is wait for the round after it, which starts once a
+// quorum acknowledged the one in flight (or with the next periodic
+// heartbeat, which carries them too, should the round's messages be lost).
+// A read never joins a round that left before it arrived: an answer to
+// that round may come from a follower that has since voted for a newer
+// leader, which may already have committed a write the read must see.
+// So n reads arriving together cost one round instead of n, and under load
+// a round per round trip confirms everything that came in meanwhile.
+//
 // Lease. Every follower that acknowledged a heartbeat reset its election
 // timer after that heartbeat left, and (with check-quorum) ignores vote
 // requests for election_ticks ticks of its own clock. So for
@@ -65,12 +79,25 @@ class ReadOnly {
   void reset();
 
   // ---- ReadIndex ---------------------------------------------------------
-  void add(const PendingRead& r) { pending_.push_back(r); }
+  /// Queues a read. `r.round` is 0 (unstarted: it waits for the next round
+  /// started) except under a deliberate bug.
+  void add(const PendingRead& r) {
+    pending_.push_back(r);
+    if (r.round == 0) ++unstarted_;
+  }
   bool has_pending() const { return !pending_.empty(); }
+  /// Reads are waiting that no round has carried yet.
+  bool has_unstarted() const { return unstarted_ != 0; }
+  /// The last round that carried reads has not yet been acknowledged by a
+  /// quorum of `membership`: reads arriving now wait for the next one.
+  bool read_round_in_flight(const Membership& membership) const {
+    return read_round_ != 0 && !round_acknowledged(membership, read_round_);
+  }
   /// The leader's first commit in its term: reads that arrived before it
   /// are served at that commit index.
   void set_index_of_unstarted(Index committed);
-  /// Reads not yet waiting for a round now wait for `round`.
+  /// Reads not yet waiting for a round now wait for `round`, a round
+  /// numbered (new_round) after every one of them arrived.
   void start_unstarted(std::uint64_t round);
   /// Removes and returns, oldest first, the reads whose round a quorum of
   /// `membership` acknowledged.
@@ -105,6 +132,8 @@ class ReadOnly {
   std::uint64_t lease_ticks_;
   std::uint64_t horizon_ticks_;
   std::deque<PendingRead> pending_;
+  std::size_t unstarted_ = 0;                      // reads in pending_ with round 0
+  std::uint64_t read_round_ = 0;                   // the last round that carried reads (0: none)
   std::uint64_t round_ = 0;                        // last round numbered
   struct Acked {
     std::uint64_t round = 0;        // highest round acknowledged
