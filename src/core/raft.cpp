@@ -680,7 +680,7 @@ void Raft::add_read(std::uint64_t context, NodeId requester) {
   // The read waits for a round numbered after it arrived (flush_reads).
   std::uint64_t round = 0;
   if (injected(bug_read_joins_left_round) && committed_in_term()) [[unlikely]]
-    round = read_only_.last_round();  // may already be acknowledged, or be answered by a deposed follower
+    round = read_only_.last_read_round();  // it left earlier, and may be acknowledged already
   read_only_.add({context, requester, log_.committed(), round});
   if (round != 0) confirm_reads();
 }

@@ -109,7 +109,7 @@ enum InjectedBug : unsigned {
   bug_votes_right_after_start = 1u << 11,  ///< a restarted node grants votes before an election timeout (hole E)
   bug_snapshot_answer_any_incarnation = 1u << 12,  ///< a snapshot answer is taken as the tracked
                                                    ///< incarnation's, whoever sent it (hole F)
-  bug_read_joins_left_round = 1u << 13,  ///< a read joins the last round sent, which left before it arrived
+  bug_read_joins_left_round = 1u << 13,  ///< a read joins the last round that carried reads, which left before it arrived
 };
 
 class Raft {

@@ -93,6 +93,8 @@ class ReadOnly {
   bool read_round_in_flight(const Membership& membership) const {
     return read_round_ != 0 && !round_acknowledged(membership, read_round_);
   }
+  /// The last round that carried reads (0: none since reset()).
+  std::uint64_t last_read_round() const { return read_round_; }
   /// The leader's first commit in its term: reads that arrived before it
   /// are served at that commit index.
   void set_index_of_unstarted(Index committed);

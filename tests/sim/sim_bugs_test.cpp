@@ -74,6 +74,16 @@ TEST_CASE("a leader serving reads without a quorum round is caught", "[sim][bugs
   expect_found({raftkit::core::bug_read_without_quorum, 3, "all", 12});
 }
 
+// Issue 25: reads are batched, one heartbeat round for every read waiting.
+// A read must wait for a round that leaves after it arrived; under the bug
+// it joins the last round that carried reads, which left earlier and may
+// already be acknowledged, so a deposed leader answers it at once from its
+// old commit index while a newer leader commits writes: a stale read, which
+// only the linearizability checker sees (first found at seed 12).
+TEST_CASE("a read joining a round that left before it arrived is caught as a stale read", "[sim][bugs][reads]") {
+  expect_found({raftkit::core::bug_read_joins_left_round, 3, "all", 12, "linearizability"});
+}
+
 // Issue 9, bug 1: pending proposals keyed by index alone. After a leader
 // loses its term with proposals in flight and regains it, a new proposal at
 // an index an old one still holds is never completed: only the caller

@@ -40,8 +40,8 @@ int main(int argc, char** argv) {
                  "all, none, or a comma list of: loss,dup,reorder,partition,oneway,crash,disk,drift,transfer")
       ->capture_default_str();
   app.add_option("--bugs", bugs_text,
-                 "deliberate core bugs (checker tests): none or a comma list of commit_previous_term, "
-                 "vote_ignores_log, reply_before_persist, truncate_matched, read_without_quorum")
+                 "deliberate bugs (checker tests): none or a comma list of names from sim/config.cpp's "
+                 "all_bugs(), e.g. commit_previous_term, read_without_quorum, read_joins_left_round")
       ->capture_default_str();
   app.add_option("--duration", duration, "virtual seconds per seed")->capture_default_str();
   app.add_option("--clients", clients, "simulated clients per run")->capture_default_str();
