@@ -8,6 +8,11 @@
 //                                      processes (WAL synced), closed-loop
 //                                      clients of the counter protocol in
 //                                      this process
+//   raftkit-bench kv       [options]   end to end: raftkit-kv-server processes
+//                                      (WAL synced), closed-loop HTTP clients
+//                                      in this process: PUTs to the leader,
+//                                      linearizable GETs to the leader or to
+//                                      every node (--read-percent, --read-from)
 //   raftkit-bench failover [options]   counter servers under client load;
 //                                      SIGKILL / SIGSTOP / leadership transfer
 //                                      of the leader, trial after trial
@@ -53,6 +58,7 @@
 
 #include "child.hpp"
 #include "client.hpp"
+#include "http_conn.hpp"
 #include "local_cluster.hpp"
 #include "measure.hpp"
 
@@ -69,6 +75,9 @@ using std::chrono::milliseconds;
 #ifndef RAFTKIT_COUNTER_SERVER_DEFAULT
 #define RAFTKIT_COUNTER_SERVER_DEFAULT "raftkit-counter-server"
 #endif
+#ifndef RAFTKIT_KV_SERVER_DEFAULT
+#define RAFTKIT_KV_SERVER_DEFAULT "raftkit-kv-server"
+#endif
 
 struct Common {
   int nodes = 3;
@@ -81,6 +90,8 @@ struct Common {
   std::string json_path;
   std::string label;
   std::string work_dir;
+  int read_percent = 0;              // engine and kv: share of operations that are linearizable reads
+  std::string read_from = "leader";  // leader or all: where the reads go
 };
 
 struct EngineOpts {
@@ -187,6 +198,10 @@ struct Result {
   double client_wire_bytes_per_op = -1;
   double rss_peak_kib_max = 0, rss_peak_kib_sum = 0;
   double leader_msgs_sent_per_op = -1, leader_msgs_received_per_op = -1;  // engine mode: the leader's transport
+  int read_percent = 0;
+  std::string read_from;
+  double reads = 0, writes = 0;  // completed in the window, by kind
+  double read_p50 = 0, read_p99 = 0, write_p50 = 0, write_p99 = 0;
   std::string detail;
 };
 
@@ -215,6 +230,14 @@ FlatJson to_json(const Result& r) {
     j.num("leader_msgs_sent_per_op", r.leader_msgs_sent_per_op);
     j.num("leader_msgs_received_per_op", r.leader_msgs_received_per_op);
   }
+  j.num("read_percent", r.read_percent);
+  j.str("read_from", r.read_from);
+  j.num("reads_per_s", r.seconds > 0 ? r.reads / r.seconds : 0);
+  j.num("writes_per_s", r.seconds > 0 ? r.writes / r.seconds : 0);
+  j.num("read_p50_us", r.read_p50);
+  j.num("read_p99_us", r.read_p99);
+  j.num("write_p50_us", r.write_p50);
+  j.num("write_p99_us", r.write_p99);
   j.num("rss_peak_kib_max", r.rss_peak_kib_max);
   j.num("rss_peak_kib_sum", r.rss_peak_kib_sum);
   j.str("detail", r.detail);
@@ -228,6 +251,12 @@ void print_result(const Result& r) {
   fmt::print("  {:<28} {:>12.0f} ops/s   ({:.0f} ops, {:.0f} errors)\n", "throughput", r.ops_per_s, r.ops, r.errors);
   fmt::print("  {:<28} p50 {:.0f}  p90 {:.0f}  p99 {:.0f}  p99.9 {:.0f}  max {:.0f}\n", "latency (us)", r.lat.p50,
              r.lat.p90, r.lat.p99, r.lat.p999, r.lat.max);
+  if (r.reads > 0) {
+    fmt::print("  {:<28} {:>12.0f} reads/s  p50 {:.0f}  p99 {:.0f} us   ({}% reads, from {})\n", "reads",
+               r.reads / r.seconds, r.read_p50, r.read_p99, r.read_percent, r.read_from);
+    fmt::print("  {:<28} {:>12.0f} writes/s p50 {:.0f}  p99 {:.0f} us\n", "writes", r.writes / r.seconds, r.write_p50,
+               r.write_p99);
+  }
   fmt::print("  {:<28} {:>12.1f} us/op\n", "CPU, all server processes", r.cpu_us_per_op);
   if (r.client_cpu_us_per_op >= 0)
     fmt::print("  {:<28} {:>12.1f} us/op\n", "CPU, client process", r.client_cpu_us_per_op);
@@ -309,6 +338,8 @@ int run_engine(const Common& c, const EngineOpts& e) {
                                   "--payload", std::to_string(c.payload),
                                   "--io-threads", std::to_string(e.io_threads)};
     a.insert(a.end(), e.passthrough.begin(), e.passthrough.end());
+    if (c.read_percent > 0) a.insert(a.end(), {"--read-percent", std::to_string(c.read_percent)});
+    if (c.read_from != "leader") a.insert(a.end(), {"--read-from", c.read_from});
     if (e.use_future) a.push_back("--use-future");
     if (e.async) a.push_back("--async");
     return a;
@@ -418,6 +449,14 @@ int run_engine(const Common& c, const EngineOpts& e) {
   r.lat.p999 = j->number("p999_us").value_or(0);
   r.lat.max = j->number("max_us").value_or(0);
   r.errors = j->number("errors").value_or(0);
+  r.read_percent = c.read_percent;
+  r.read_from = c.read_from;
+  r.reads = j->number("reads").value_or(0);
+  r.writes = j->number("writes").value_or(r.ops);
+  r.read_p50 = j->number("read_p50_us").value_or(0);
+  r.read_p99 = j->number("read_p99_us").value_or(0);
+  r.write_p50 = j->number("write_p50_us").value_or(0);
+  r.write_p99 = j->number("write_p99_us").value_or(0);
   double total_cpu = 0;
   for (double x : cpu) total_cpu += x;
   r.cpu_us_per_op = r.ops > 0 ? total_cpu / r.ops : 0;
@@ -581,6 +620,166 @@ int run_counter(const Common& c, const std::string& server_binary) {
       "raftkit-counter-server x{} (WAL, fdatasync before acknowledging), counter protocol over TCP from this "
       "process (an increment, not a {} B payload); CPU s per server in the window: {}",
       c.nodes, c.payload, per);
+  g_cluster = nullptr;
+  return finish(r, c);
+}
+
+// ---- kv mode -------------------------------------------------------------------
+
+// raftkit-kv-server processes (WAL synced) driven over HTTP by closed-loop
+// clients in this process, each on one kept-alive connection per node it
+// talks to: a write is a PUT of a --payload byte value to the leader, a
+// read a linearizable GET of a random key out of --keys (prefilled), sent
+// to the leader (--read-from leader) or to node t mod N (--read-from all).
+int run_kv(const Common& c, const std::string& server_binary, int keys) {
+  ServerPids pids;
+  counter::LocalClusterOptions lo = counter_cluster_options(c, server_binary, pids);
+  lo.snapshot_interval = 100000;
+  lo.cluster_id = "raftkit-bench-kv";
+  counter::LocalCluster cluster(lo);
+  g_cluster = &cluster;
+  std::string error;
+  if (!cluster.start_all(std::chrono::seconds(30), error)) {
+    fmt::print(stderr, "raftkit-bench: the kv servers did not start: {}\n", error);
+    return 1;
+  }
+  const auto ids = cluster.ids();
+  std::uint64_t leader = 0;
+  counter::LocalCluster::wait_until(
+      [&] {
+        for (auto id : ids) {
+          HttpConnection h(cluster.client_address(id));
+          if (h.request("GET", "/status", "", milliseconds(500)) == 200 &&
+              h.body().find("\"role\":\"leader\"") != std::string::npos) {
+            leader = id;
+            return true;
+          }
+        }
+        return false;
+      },
+      std::chrono::seconds(30));
+  if (leader == 0) {
+    fmt::print(stderr, "raftkit-bench: no kv leader within 30 s\n");
+    return 1;
+  }
+  const std::string value(c.payload, 'v');
+  const auto key = [](std::uint64_t k) { return fmt::format("/kv/k{:06}", k); };
+  {  // prefill: every key once, 16 connections to the leader
+    std::atomic<int> next{0}, failed{0};
+    std::vector<std::thread> fill;
+    for (int t = 0; t < 16; ++t)
+      fill.emplace_back([&] {
+        HttpConnection h(cluster.client_address(leader));
+        for (int k; (k = next++) < keys;)
+          if (h.request("PUT", key(static_cast<std::uint64_t>(k)), value, milliseconds(5000)) != 200) ++failed;
+      });
+    for (auto& t : fill) t.join();
+    if (failed > 0) {
+      fmt::print(stderr, "raftkit-bench: {} of the {} prefill writes failed\n", failed.load(), keys);
+      return 1;
+    }
+  }
+
+  const auto t0 = Clock::now();
+  const auto w0 = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(c.warmup));
+  const auto w1 = w0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(c.seconds));
+  const auto n = static_cast<std::size_t>(c.clients);
+  std::vector<std::vector<std::uint32_t>> wlat(n), rlat(n);
+  std::vector<std::uint64_t> errors(n, 0);
+  std::vector<std::string> first_error(n);
+  std::vector<std::thread> threads;
+  // The clients run on until the window's counters are read, so that their
+  // connections (and the servers' CPU) are still live when they are.
+  std::atomic<bool> stop{false};
+  for (std::size_t t = 0; t < n; ++t) {
+    threads.emplace_back([&, t] {
+      HttpConnection writer(cluster.client_address(leader));
+      const std::uint64_t read_node = c.read_from == "all" ? ids[t % ids.size()] : leader;
+      HttpConnection own(cluster.client_address(read_node));
+      HttpConnection& reader = read_node == leader ? writer : own;
+      std::uint64_t x = 0x9E3779B97F4A7C15ull * (t + 1);  // xorshift: the next operation and key
+      while (!stop) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        const bool read = static_cast<int>(x % 100) < c.read_percent;
+        const auto k = key((x >> 8) % static_cast<std::uint64_t>(keys));
+        const auto start = Clock::now();
+        const unsigned status = read ? reader.request("GET", k, "", milliseconds(5000))
+                                     : writer.request("PUT", k, value, milliseconds(5000));
+        const auto end = Clock::now();
+        if (end < w0 || end >= w1) continue;
+        if (status == 200 || (read && status == 404)) {
+          (read ? rlat : wlat)[t].push_back(
+              static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::microseconds>(end - start).count()));
+        } else if (errors[t]++ == 0) {
+          first_error[t] = fmt::format("{} {} -> {}", read ? "GET" : "PUT", k, status);
+        }
+      }
+    });
+  }
+  Window w;
+  w.pids = pids.all();
+  for (auto id : ids) {
+    w.raft_ports.insert(port_of(cluster.raft_address(id)));
+    w.client_ports.insert(port_of(cluster.client_address(id)));
+  }
+  std::this_thread::sleep_until(w0);  // the warm-up is part of the plan, not a readiness wait
+  const auto self0 = process_cpu_us(::getpid()).value_or(0);
+  w.begin();
+  std::this_thread::sleep_until(w1);
+  double raft_bytes = 0, client_bytes = 0;
+  const auto cpu = w.end(raft_bytes, client_bytes);
+  const auto self1 = process_cpu_us(::getpid()).value_or(0);
+  stop = true;
+  for (auto& th : threads) th.join();
+
+  std::vector<std::uint32_t> writes, reads;
+  double errs = 0;
+  std::string why;
+  for (std::size_t i = 0; i < n; ++i) {
+    writes.insert(writes.end(), wlat[i].begin(), wlat[i].end());
+    reads.insert(reads.end(), rlat[i].begin(), rlat[i].end());
+    errs += static_cast<double>(errors[i]);
+    if (why.empty()) why = first_error[i];
+  }
+  std::vector<std::uint32_t> all = writes;
+  all.insert(all.end(), reads.begin(), reads.end());
+  Result r;
+  r.mode = "kv";
+  r.label = c.label;
+  r.nodes = c.nodes;
+  r.clients = c.clients;
+  r.payload = c.payload;
+  r.seconds = c.seconds;
+  r.lat = percentiles(all);
+  r.ops = static_cast<double>(r.lat.count);
+  r.ops_per_s = r.ops / c.seconds;
+  r.errors = errs;
+  r.read_percent = c.read_percent;
+  r.read_from = c.read_from;
+  const auto pw = percentiles(writes), pr = percentiles(reads);
+  r.writes = static_cast<double>(pw.count);
+  r.reads = static_cast<double>(pr.count);
+  r.write_p50 = pw.p50;
+  r.write_p99 = pw.p99;
+  r.read_p50 = pr.p50;
+  r.read_p99 = pr.p99;
+  double total = 0;
+  for (double x : cpu) total += x;
+  r.cpu_us_per_op = r.ops > 0 ? total / r.ops : 0;
+  r.client_cpu_us_per_op = r.ops > 0 ? static_cast<double>(self1 - self0) / r.ops : 0;
+  if (have_ss()) {
+    r.wire_bytes_per_op = r.ops > 0 ? raft_bytes / r.ops : 0;
+    r.client_wire_bytes_per_op = r.ops > 0 ? client_bytes / r.ops : 0;
+  }
+  w.rss(r);
+  std::string per;
+  for (double x : cpu) per += fmt::format("{}{:.2f}", per.empty() ? "" : " + ", x / 1e6);
+  r.detail = fmt::format(
+      "raftkit-kv-server x{} (WAL, fdatasync before acknowledging), HTTP/1.1 kept alive from this process, {} keys "
+      "prefilled with {} B values, writes to the leader; CPU s per server in the window: {}; first error: {}",
+      c.nodes, keys, c.payload, per, why);
   g_cluster = nullptr;
   return finish(r, c);
 }
@@ -1036,7 +1235,7 @@ int main(int argc, char** argv) {
     s->add_option("--seconds", c.seconds, "measured window")->capture_default_str()->check(CLI::Range(0.5, 3600.0));
     s->add_option("--warmup", c.warmup, "seconds of load before the window")->capture_default_str()
         ->check(CLI::Range(0.0, 600.0));
-    s->add_option("--payload", c.payload, "bytes per command (engine mode)")->capture_default_str()
+    s->add_option("--payload", c.payload, "bytes per command (engine mode) or value (kv mode)")->capture_default_str()
         ->check(CLI::Range(1, 8 << 20));
   };
 
@@ -1071,6 +1270,26 @@ int main(int argc, char** argv) {
   add_common(cnt);
   add_load(cnt);
   cnt->add_option("--server-binary", server_binary, "raftkit-counter-server to run")->capture_default_str();
+
+  auto add_reads = [&](CLI::App* s) {
+    s->add_option("--read-percent", c.read_percent, "share of operations that are linearizable reads, %")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 100));
+    s->add_option("--read-from", c.read_from,
+                  "where reads go: leader, or all (spread over every node; engine mode: with --inproc)")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"leader", "all"}));
+  };
+  add_reads(eng);
+  std::string kv_binary = RAFTKIT_KV_SERVER_DEFAULT;
+  int kv_keys = 10000;
+  auto* kvm = app.add_subcommand("kv", "end to end through raftkit-kv-server over HTTP: PUTs and linearizable GETs");
+  add_common(kvm);
+  add_load(kvm);
+  add_reads(kvm);
+  kvm->add_option("--keys", kv_keys, "keys prefilled, read and written at random")->capture_default_str()
+      ->check(CLI::Range(1, 10000000));
+  kvm->add_option("--server-binary", kv_binary, "raftkit-kv-server to run")->capture_default_str();
 
   FailoverOpts f;
   auto* fo = app.add_subcommand("failover", "leader SIGKILL / SIGSTOP / transfer under client load");
@@ -1107,6 +1326,7 @@ int main(int argc, char** argv) {
     }
   if (eng->parsed()) return run_engine(c, e);
   if (cnt->parsed()) return run_counter(c, server_binary);
+  if (kvm->parsed()) return run_kv(c, kv_binary, kv_keys);
   if (fo->parsed()) return run_failover(c, f);
   if (mach->parsed()) return run_machine(c);
   fmt::print("{}", app.help());

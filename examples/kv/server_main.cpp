@@ -52,6 +52,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 
 #include <CLI/CLI.hpp>
@@ -207,8 +208,14 @@ class KvServer {
   // decoded result, or the HTTP answer to send instead.
   // With ?stale=ok, the node's own state now instead (not linearizable).
   asio::awaitable<std::pair<HttpResponse, std::optional<kv::Result>>> read(const HttpRequest& req, Bytes query) {
-    auto [ec, result] = stale(req) ? co_await node_.async_read_stale(std::move(query), use_nothrow)
-                                   : co_await node_.async_read(std::move(query), use_nothrow);
+    // (Two statements, not one conditional expression: g++ 12 miscompiles a
+    // co_await in each arm of ?: — the server crashed on the first GET.)
+    std::tuple<boost::system::error_code, Response> answer;
+    if (stale(req))
+      answer = co_await node_.async_read_stale(std::move(query), use_nothrow);
+    else
+      answer = co_await node_.async_read(std::move(query), use_nothrow);
+    auto& [ec, result] = answer;
     if (ec) co_return std::pair{node_error(ec, result.leader, req, /*mutating=*/false), std::nullopt};
     auto r = kv::decode_result(result.value);
     if (!r || r->status == kv::Status::malformed)
