@@ -280,7 +280,10 @@ class Raft {
   /// Leader: reads wait that no round carried yet, an entry of this term
   /// has committed, and no round that carries reads is in flight.
   bool read_round_due() const;
-  /// Starts one round for every read waiting, if read_round_due().
+  /// Follower: reads wait for a request to the leader, and one may leave.
+  bool forward_due() const;
+  /// Starts one round for every read waiting, if read_round_due(); on a
+  /// follower, sends the reads waiting to the leader in one request.
   void flush_reads();
   void start_read_round();
   void fail_pending_reads();
@@ -330,6 +333,7 @@ class Raft {
   std::uint64_t incarnation_changes_ = 0;
 
   ReadOnly read_only_;      // ReadIndex rounds, pending reads, lease (read_only.hpp)
+  ForwardedReads forwarded_;  // follower: reads on their way to the leader (read_only.hpp)
   std::uint64_t ticks_ = 0;  // tick() calls since creation: the lease's clock
 
   // output under construction

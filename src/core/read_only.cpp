@@ -1,5 +1,7 @@
 #include "core/read_only.hpp"
 
+#include <utility>
+
 namespace raftkit::core {
 
 void ReadOnly::reset() {
@@ -70,6 +72,46 @@ bool ReadOnly::lease_holds(const Membership& membership, std::uint64_t now) cons
     if (round_acknowledged(membership, round)) return now - sent_at < lease_ticks_;
   }
   return false;
+}
+
+std::uint64_t ForwardedReads::take_request(std::uint64_t now) {
+  const std::uint64_t id = next_request_++;
+  asked_[id] = Request{now, std::exchange(waiting_, {})};
+  may_send_ = false;
+  return id;
+}
+
+std::vector<std::uint64_t> ForwardedReads::answer(std::uint64_t id) {
+  auto it = asked_.find(id);
+  if (it == asked_.end()) return {};
+  std::vector<std::uint64_t> out = std::move(it->second.contexts);
+  asked_.erase(it);
+  may_send_ = true;
+  return out;
+}
+
+std::vector<std::uint64_t> ForwardedReads::tick(std::uint64_t now, std::uint64_t give_up_ticks) {
+  may_send_ = true;
+  std::vector<std::uint64_t> out;
+  for (auto it = asked_.begin(); it != asked_.end();) {
+    if (now - it->second.sent_at > give_up_ticks) {
+      out.insert(out.end(), it->second.contexts.begin(), it->second.contexts.end());
+      it = asked_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return out;
+}
+
+std::vector<std::uint64_t> ForwardedReads::take_all() {
+  std::vector<std::uint64_t> out;
+  for (auto& [id, r] : asked_) out.insert(out.end(), r.contexts.begin(), r.contexts.end());
+  out.insert(out.end(), waiting_.begin(), waiting_.end());
+  asked_.clear();
+  waiting_.clear();
+  may_send_ = true;
+  return out;
 }
 
 }  // namespace raftkit::core

@@ -44,6 +44,13 @@
 // one is sent the lease is gone for the rest of the term, even if the
 // transfer is abandoned (the message may still be in flight).
 //
+// A follower batches too (ForwardedReads): its reads wait until the next
+// Ready and leave as one read_index request to the leader, whose answer
+// serves them all; reads arriving while a request is unanswered wait for
+// the next request (sent once the answer comes, or at the next tick should
+// it be lost) — never riding on a request that left before they arrived,
+// for the same reason as above.
+//
 // This class only keeps the bookkeeping; the Raft decides when rounds go
 // out and who is answered how. It has no notion of roles: the Raft resets
 // it whenever leadership changes.
@@ -144,6 +151,44 @@ class ReadOnly {
   std::map<NodeId, Acked> acked_;  // per peer
   std::deque<std::pair<std::uint64_t, std::uint64_t>> sent_at_;  // (round, tick), leases only
   bool timeout_now_sent_ = false;
+};
+
+/// A follower's reads on their way to the leader (see the file comment).
+/// Request ids are drawn from `first_request` on (seed it with a number
+/// drawn per start, so an answer to a previous incarnation's request can
+/// never match a request of this one).
+class ForwardedReads {
+ public:
+  explicit ForwardedReads(std::uint64_t first_request) : next_request_(first_request) {}
+
+  /// A read to ask the leader about at the next flush.
+  void add(std::uint64_t context) { waiting_.push_back(context); }
+  /// Reads wait, and no request is unanswered (or a tick passed since the
+  /// last one left): the next flush may send one.
+  bool request_due() const { return !waiting_.empty() && may_send_; }
+  /// Takes the reads waiting into a new request sent at tick `now`; returns
+  /// its id (the context of the read_index message).
+  std::uint64_t take_request(std::uint64_t now);
+  /// The answer to request `id`: the reads it carried, oldest first (empty
+  /// for an unknown or already answered id).
+  std::vector<std::uint64_t> answer(std::uint64_t id);
+  /// A tick: another request may leave even though one is unanswered (its
+  /// message may be lost). Returns the reads of requests unanswered for
+  /// more than `give_up_ticks` (their callers are told it failed).
+  std::vector<std::uint64_t> tick(std::uint64_t now, std::uint64_t give_up_ticks);
+  /// Removes and returns every read, sent or not (the leader is gone).
+  std::vector<std::uint64_t> take_all();
+  bool empty() const { return waiting_.empty() && asked_.empty(); }
+
+ private:
+  struct Request {
+    std::uint64_t sent_at = 0;
+    std::vector<std::uint64_t> contexts;
+  };
+  std::vector<std::uint64_t> waiting_;
+  std::map<std::uint64_t, Request> asked_;
+  std::uint64_t next_request_;
+  bool may_send_ = true;
 };
 
 }  // namespace raftkit::core

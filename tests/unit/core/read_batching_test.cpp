@@ -190,3 +190,54 @@ TEST_CASE("Deliberate bug read_joins_left_round: a read is confirmed by a round 
   Ready rd = n.flush();
   CHECK(contexts(rd.read_states) == std::vector<std::uint64_t>{1, 2});
 }
+
+TEST_CASE("ReadIndex batching: a follower's reads waiting together go to the leader as one request") {
+  MemCluster c(3, 303);
+  const auto l = c.elect();
+  const auto f = other_than({l}, 3);
+  run_ticks(c, 1);
+  c.record = true;
+  for (std::uint64_t k = 1; k <= 10; ++k) REQUIRE(!c.raft(f).read_index(k));
+  c.stabilize();
+  REQUIRE(c.node(f).read_states.size() == 10);
+  for (std::uint64_t k = 1; k <= 10; ++k) CHECK(c.node(f).read_states[k - 1].context == k);
+  CHECK(count(c.trace, [](const Message& m) { return m.type == MessageType::read_index; }) == 1);
+  CHECK(count(c.trace, [](const Message& m) { return m.type == MessageType::read_index_response; }) == 1);
+}
+
+TEST_CASE("ReadIndex batching: a follower's read that arrives while its request is unanswered goes in the next one") {
+  MemCluster c(3, 304);
+  const auto l = c.elect();
+  const auto f = other_than({l}, 3);
+  run_ticks(c, 1);
+  c.record = true;
+  REQUIRE(!c.raft(f).read_index(1));
+  c.process_readies();  // request 1 leaves
+  REQUIRE(!c.raft(f).read_index(2));
+  c.process_readies();
+  // Nothing new leaves while request 1 is unanswered.
+  CHECK(std::count_if(c.network().begin(), c.network().end(),
+                      [](const Message& m) { return m.type == MessageType::read_index; }) == 1);
+  c.stabilize();
+  CHECK(contexts(c.node(f).read_states) == std::vector<std::uint64_t>{1, 2});
+  CHECK(count(c.trace, [](const Message& m) { return m.type == MessageType::read_index; }) == 2);
+}
+
+TEST_CASE("ReadIndex batching: a follower whose request was lost asks again at the next tick, and gives up in time") {
+  MemCluster c(3, 305);
+  const auto l = c.elect();
+  const auto f = other_than({l}, 3);
+  run_ticks(c, 1);
+  c.drop = [](const Message& m) { return m.type == MessageType::read_index_response; };
+  REQUIRE(!c.raft(f).read_index(1));
+  c.stabilize();  // request 1's answer is lost
+  REQUIRE(!c.raft(f).read_index(2));
+  c.stabilize();
+  CHECK(c.node(f).read_states.empty());
+  c.drop = nullptr;
+  run_ticks(c, 1);  // the tick lets request 2 leave; its answer arrives
+  CHECK(contexts(c.node(f).read_states) == std::vector<std::uint64_t>{2});
+  run_ticks(c, 2 * 10 + 1);  // request 1 is given up: its caller hears it failed
+  REQUIRE(c.node(f).failed_reads.size() == 1);
+  CHECK(c.node(f).failed_reads[0].context == 1);
+}
