@@ -88,8 +88,11 @@ TEST_CASE("a read joining a round that left before it arrived is caught as a sta
 // loses its term with proposals in flight and regains it, a new proposal at
 // an index an old one still holds is never completed: only the caller
 // checker sees it (the client times out either way).
+// With 4 clients it was first found at seed 1,087; once reads were batched
+// (issue 25: fewer messages per read, so other trajectories) not within
+// 10,000 seeds, and with 8 clients at seed 537.
 TEST_CASE("a caller never completed after a leader regains its term is caught", "[sim][bugs][runtime]") {
-  expect_found({raftkit::runtime::bug_proposals_by_index_only, 3, kNoMembershipFaults, 4, "callers"}, 10000);
+  expect_found({raftkit::runtime::bug_proposals_by_index_only, 3, kNoMembershipFaults, 8, "callers"}, 10000);
 }
 
 // Issue 9, bug 2: a late timer counted as one tick. A leader whose thread
@@ -113,7 +116,7 @@ TEST_CASE("a lease kept after a TimeoutNow is caught as a stale read", "[sim][bu
 // ({1,2} and {3,4,5}) do not meet. The simulator replaces nodes (add, then
 // at once remove) as an impatient operator would; the correct library
 // refuses the second change while the first is in flight. Partitions and
-// membership changes alone expose it soonest (seed 559; with one-way cuts
+// membership changes alone expose it soonest (seed 559 before reads were batched, 2,311 since; with one-way cuts
 // and stalls added it took until seed 8,326 once appends were batched).
 TEST_CASE("overlapping membership changes are caught", "[sim][bugs][membership]") {
   expect_found({raftkit::core::bug_overlapping_changes, 4, "partition,membership", 4, "leader completeness"}, 10000);
@@ -140,9 +143,13 @@ TEST_CASE("a wiped node that votes before it is caught up is caught", "[sim][bug
 // it, a lost append would hold it for ever: the follower gets nothing more
 // and never converges with the others, and once a majority is in that
 // state nothing commits (found so, as a liveness failure, under message
-// loss and stalled nodes). The heartbeat answer is what releases it.
+// loss and stalled nodes). The heartbeat answer is what releases it. Fewer
+// clients expose it sooner: with more load the window fills and the window
+// probe releases the follower. With 4 clients it was found at seed 6 until
+// reads were batched (issue 25), then not within 2,000 seeds; with 2
+// clients at seed 18.
 TEST_CASE("an append held until an acknowledgement that never comes is caught", "[sim][bugs][batching]") {
-  expect_found({raftkit::core::bug_held_until_ack, 3, "loss,stall", 4}, 2000);
+  expect_found({raftkit::core::bug_held_until_ack, 3, "loss,stall", 2}, 2000);
 }
 
 // A commit index alone is written with the next write, not synced on its
