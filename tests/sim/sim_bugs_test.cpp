@@ -116,8 +116,9 @@ TEST_CASE("a lease kept after a TimeoutNow is caught as a stale read", "[sim][bu
 // ({1,2} and {3,4,5}) do not meet. The simulator replaces nodes (add, then
 // at once remove) as an impatient operator would; the correct library
 // refuses the second change while the first is in flight. Partitions and
-// membership changes alone expose it soonest (seed 559 before reads were batched, 2,311 since; with one-way cuts
-// and stalls added it took until seed 8,326 once appends were batched).
+// membership changes alone expose it soonest (seed 559 before reads were
+// batched, 2,311 since; with one-way cuts and stalls added it took until
+// seed 8,326 once appends were batched).
 TEST_CASE("overlapping membership changes are caught", "[sim][bugs][membership]") {
   expect_found({raftkit::core::bug_overlapping_changes, 4, "partition,membership", 4, "leader completeness"}, 10000);
 }
