@@ -11,12 +11,21 @@
 #                                    (needs NURAFT_SRC: a checkout of github.com/eBay/NuRaft,
 #                                    built by NURAFT_SCRIPT; nothing of NuRaft enters this repo)
 #   scripts/bench.sh profile         perf record -g of the engine-mode leader at 16 clients
+#   scripts/bench.sh reads           read/write mixes ($MIXES, % reads) at $CLIENTS_LIST clients,
+#                                    reads at the leader and spread over every node: kv mode
+#                                    (raftkit-kv-server over HTTP) and engine mode (TCP, leader
+#                                    only; --inproc for the spread), each run of this build
+#                                    paired with the same run against BEFORE_BUILD (a build dir of
+#                                    the code before, with raftkit-kv-server and raftkit-bench-node;
+#                                    the runs alternate A B / B A), $REPEATS pairs; then the table
+#                                    of medians and of the pairs' ratios (bench/read_table.py)
 #
 # Environment (defaults in brackets):
 #   BUILD_DIR [build-bench]  SECONDS_PER_RUN [10]  CLIENTS_LIST ["1 4 16"]  REPEATS [2]
 #   PAYLOAD [256]  OUT [bench-results/<timestamp>]  TRIALS [20]
 #   ENGINE_VARIANT [] extra engine-mode arguments for one more run per cell (side-by-side)
 #   SKIP_COUNTER [0]  1: no counter-mode runs in side-by-side
+#   MIXES ["100 90 50 0"]  READ_MODES ["kv engine"]  BEFORE_BUILD []
 #   NURAFT_SRC []  NURAFT_SCRIPT [../shared/tools/nuraft-baseline.sh]  NURAFT_BUILD [/tmp/nuraft-build]
 #
 # Every process the tools start is killed when they exit (or are interrupted).
@@ -129,6 +138,41 @@ side_by_side() {
     cat "$OUT/nuraft-rows.txt"; } | tee "$OUT/summary.txt"
 }
 
+reads_one() {  # side(A|B) mode mix from clients rep
+  local side=$1 mode=$2 mix=$3 from=$4 t=$5 rep=$6 dir name args=()
+  if [[ $side == A ]]; then dir=$BEFORE_BUILD; else dir=$BUILD_DIR; fi
+  name=$mode-r$mix-$from-c$t-$side-p$rep
+  if [[ $mode == kv ]]; then
+    args=(kv --server-binary "$dir/examples/kv/raftkit-kv-server")
+  else
+    args=(engine --node-binary "$dir/bench/cluster/raftkit-bench-node")
+    [[ $from == all ]] && args+=(--inproc)
+  fi
+  "$bench" "${args[@]}" --clients "$t" --read-percent "$mix" --read-from "$from" --seconds "$SECONDS_PER_RUN" \
+    --warmup 1 --payload "$PAYLOAD" --label "$name" --json "$OUT/$name.json" >"$OUT/$name.txt" 2>&1 \
+    || echo "bench.sh: $name failed (see $OUT/$name.txt)" >&2
+}
+
+reads() {
+  [[ -n ${BEFORE_BUILD:-} ]] || { echo "bench.sh: set BEFORE_BUILD to a build dir of the code before" >&2; exit 2; }
+  mkdir -p "$OUT"
+  local rep mode mix from t
+  for rep in $(seq 1 "$REPEATS"); do
+    for mode in ${READ_MODES:-kv engine}; do
+      for mix in ${MIXES:-100 90 50 0}; do
+        for from in leader all; do
+          [[ $mix == 0 && $from == all ]] && continue  # no reads to spread
+          for t in $CLIENTS_LIST; do
+            if (( rep % 2 )); then reads_one A "$mode" "$mix" "$from" "$t" "$rep"; reads_one B "$mode" "$mix" "$from" "$t" "$rep"
+            else reads_one B "$mode" "$mix" "$from" "$t" "$rep"; reads_one A "$mode" "$mix" "$from" "$t" "$rep"; fi
+          done
+        done
+      done
+    done
+  done
+  python3 "$root/bench/read_table.py" "$OUT" | tee "$OUT/summary.txt"
+}
+
 profile() {
   mkdir -p "$OUT"
   # The engine-mode leader is node 1..3, whichever wins; record every node and report per process.
@@ -155,6 +199,7 @@ case $cmd in
   failover) mkdir -p "$OUT"; "$bench" failover --trials "$TRIALS" --csv "$OUT/failover.csv" --png "$OUT/failover.png" "$@" ;;
   side-by-side) side_by_side ;;
   profile) profile ;;
+  reads) reads ;;
   all)
     build
     table

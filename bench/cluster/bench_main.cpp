@@ -8,6 +8,11 @@
 //                                      processes (WAL synced), closed-loop
 //                                      clients of the counter protocol in
 //                                      this process
+//   raftkit-bench kv       [options]   end to end: raftkit-kv-server processes
+//                                      (WAL synced), closed-loop HTTP clients
+//                                      in this process: PUTs to the leader,
+//                                      linearizable GETs to the leader or to
+//                                      every node (--read-percent, --read-from)
 //   raftkit-bench failover [options]   counter servers under client load;
 //                                      SIGKILL / SIGSTOP / leadership transfer
 //                                      of the leader, trial after trial
@@ -85,7 +90,7 @@ int main(int argc, char** argv) {
     s->add_option("--seconds", c.seconds, "measured window")->capture_default_str()->check(CLI::Range(0.5, 3600.0));
     s->add_option("--warmup", c.warmup, "seconds of load before the window")->capture_default_str()
         ->check(CLI::Range(0.0, 600.0));
-    s->add_option("--payload", c.payload, "bytes per command (engine mode)")->capture_default_str()
+    s->add_option("--payload", c.payload, "bytes per command (engine mode) or value (kv mode)")->capture_default_str()
         ->check(CLI::Range(1, 8 << 20));
   };
 
@@ -121,6 +126,26 @@ int main(int argc, char** argv) {
   add_load(cnt);
   cnt->add_option("--server-binary", server_binary, "raftkit-counter-server to run")->capture_default_str();
 
+  auto add_reads = [&](CLI::App* s) {
+    s->add_option("--read-percent", c.read_percent, "share of operations that are linearizable reads, %")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 100));
+    s->add_option("--read-from", c.read_from,
+                  "where reads go: leader, or all (spread over every node; engine mode: with --inproc)")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"leader", "all"}));
+  };
+  add_reads(eng);
+  std::string kv_binary = RAFTKIT_KV_SERVER_DEFAULT;
+  int kv_keys = 10000;
+  auto* kvm = app.add_subcommand("kv", "end to end through raftkit-kv-server over HTTP: PUTs and linearizable GETs");
+  add_common(kvm);
+  add_load(kvm);
+  add_reads(kvm);
+  kvm->add_option("--keys", kv_keys, "keys prefilled, read and written at random")->capture_default_str()
+      ->check(CLI::Range(1, 10000000));
+  kvm->add_option("--server-binary", kv_binary, "raftkit-kv-server to run")->capture_default_str();
+
   FailoverOpts f;
   auto* fo = app.add_subcommand("failover", "leader SIGKILL / SIGSTOP / transfer under client load");
   add_common(fo);
@@ -155,6 +180,7 @@ int main(int argc, char** argv) {
     }
   if (eng->parsed()) return run_engine(c, e);
   if (cnt->parsed()) return run_counter(c, server_binary);
+  if (kvm->parsed()) return run_kv(c, kv_binary, kv_keys);
   if (fo->parsed()) return run_failover(c, f);
   if (mach->parsed()) return run_machine(c);
   fmt::print("{}", app.help());

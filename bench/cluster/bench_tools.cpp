@@ -94,6 +94,14 @@ FlatJson to_json(const Result& r) {
     j.num("leader_msgs_sent_per_op", r.leader_msgs_sent_per_op);
     j.num("leader_msgs_received_per_op", r.leader_msgs_received_per_op);
   }
+  j.num("read_percent", r.read_percent);
+  j.str("read_from", r.read_from);
+  j.num("reads_per_s", r.seconds > 0 ? r.reads / r.seconds : 0);
+  j.num("writes_per_s", r.seconds > 0 ? r.writes / r.seconds : 0);
+  j.num("read_p50_us", r.read_p50);
+  j.num("read_p99_us", r.read_p99);
+  j.num("write_p50_us", r.write_p50);
+  j.num("write_p99_us", r.write_p99);
   j.num("rss_peak_kib_max", r.rss_peak_kib_max);
   j.num("rss_peak_kib_sum", r.rss_peak_kib_sum);
   j.str("detail", r.detail);
@@ -107,6 +115,12 @@ void print_result(const Result& r) {
   fmt::print("  {:<28} {:>12.0f} ops/s   ({:.0f} ops, {:.0f} errors)\n", "throughput", r.ops_per_s, r.ops, r.errors);
   fmt::print("  {:<28} p50 {:.0f}  p90 {:.0f}  p99 {:.0f}  p99.9 {:.0f}  max {:.0f}\n", "latency (us)", r.lat.p50,
              r.lat.p90, r.lat.p99, r.lat.p999, r.lat.max);
+  if (r.reads > 0) {
+    fmt::print("  {:<28} {:>12.0f} reads/s  p50 {:.0f}  p99 {:.0f} us   ({}% reads, from {})\n", "reads",
+               r.reads / r.seconds, r.read_p50, r.read_p99, r.read_percent, r.read_from);
+    fmt::print("  {:<28} {:>12.0f} writes/s p50 {:.0f}  p99 {:.0f} us\n", "writes", r.writes / r.seconds, r.write_p50,
+               r.write_p99);
+  }
   fmt::print("  {:<28} {:>12.1f} us/op\n", "CPU, all server processes", r.cpu_us_per_op);
   if (r.client_cpu_us_per_op >= 0)
     fmt::print("  {:<28} {:>12.1f} us/op\n", "CPU, client process", r.client_cpu_us_per_op);

@@ -23,6 +23,9 @@
 #ifndef RAFTKIT_COUNTER_SERVER_DEFAULT
 #define RAFTKIT_COUNTER_SERVER_DEFAULT "raftkit-counter-server"
 #endif
+#ifndef RAFTKIT_KV_SERVER_DEFAULT
+#define RAFTKIT_KV_SERVER_DEFAULT "raftkit-kv-server"
+#endif
 
 namespace raftkit::bench::tools {
 
@@ -41,6 +44,8 @@ struct Common {
   std::string json_path;
   std::string label;
   std::string work_dir;
+  int read_percent = 0;              // engine and kv: share of operations that are linearizable reads
+  std::string read_from = "leader";  // leader or all: where the reads go
 };
 
 struct EngineOpts {
@@ -85,6 +90,10 @@ struct Result {
   double client_wire_bytes_per_op = -1;
   double rss_peak_kib_max = 0, rss_peak_kib_sum = 0;
   double leader_msgs_sent_per_op = -1, leader_msgs_received_per_op = -1;  // engine mode: the leader's transport
+  int read_percent = 0;
+  std::string read_from;
+  double reads = 0, writes = 0;  // completed in the window, by kind
+  double read_p50 = 0, read_p99 = 0, write_p50 = 0, write_p99 = 0;
   std::string detail;
 };
 
@@ -151,6 +160,7 @@ raftkit::counter::LocalClusterOptions counter_cluster_options(const Common& c, c
 
 int run_engine(const Common& c, const EngineOpts& e);
 int run_counter(const Common& c, const std::string& server_binary);
+int run_kv(const Common& c, const std::string& server_binary, int keys);
 int run_failover(const Common& c, const FailoverOpts& f);
 int run_machine(const Common& c);
 int run_compare(const std::string& a_path, const std::string& b_path);

@@ -96,6 +96,8 @@ int run_engine(const Common& c, const EngineOpts& e) {
                                   "--payload", std::to_string(c.payload),
                                   "--io-threads", std::to_string(e.io_threads)};
     a.insert(a.end(), e.passthrough.begin(), e.passthrough.end());
+    if (c.read_percent > 0) a.insert(a.end(), {"--read-percent", std::to_string(c.read_percent)});
+    if (c.read_from != "leader") a.insert(a.end(), {"--read-from", c.read_from});
     if (e.use_future) a.push_back("--use-future");
     if (e.async) a.push_back("--async");
     return a;
@@ -205,6 +207,14 @@ int run_engine(const Common& c, const EngineOpts& e) {
   r.lat.p999 = j->number("p999_us").value_or(0);
   r.lat.max = j->number("max_us").value_or(0);
   r.errors = j->number("errors").value_or(0);
+  r.read_percent = c.read_percent;
+  r.read_from = c.read_from;
+  r.reads = j->number("reads").value_or(0);
+  r.writes = j->number("writes").value_or(r.ops);
+  r.read_p50 = j->number("read_p50_us").value_or(0);
+  r.read_p99 = j->number("read_p99_us").value_or(0);
+  r.write_p50 = j->number("write_p50_us").value_or(0);
+  r.write_p99 = j->number("write_p99_us").value_or(0);
   double total_cpu = 0;
   for (double x : cpu) total_cpu += x;
   r.cpu_us_per_op = r.ops > 0 ? total_cpu / r.ops : 0;

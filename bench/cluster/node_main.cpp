@@ -9,6 +9,12 @@
 // clients live in the leader's process, so the figures measure the
 // replication engine, not a client protocol.
 //
+// --read-percent P makes P% of the operations linearizable reads
+// (Node::async_read, an empty query) instead of proposals, drawn per
+// operation. Reads go to the leader; with --inproc and --read-from all,
+// client t reads through node t mod N (every node of the cluster), while
+// its writes still go to the leader. Reads and writes are timed apart.
+//
 // Driven by raftkit-bench through stdin and stdout, one line each:
 //   out  "ready id=<id> pid=<pid>"          the node (or nodes) started
 //   out  "role <role> term <t> leader <id>" whenever this node's role changes
@@ -85,6 +91,8 @@ struct Config {
   std::size_t payload = 256;
   bool use_future = false;
   bool async = false;
+  int read_percent = 0;              // share of operations that are linearizable reads
+  std::string read_from = "leader";  // leader, or all (--inproc only): where reads go
 };
 
 std::mutex g_out_mu;
@@ -152,15 +160,44 @@ std::unique_ptr<LogStore> open_store(const Config& c, NodeId id, std::string& er
   return store;
 }
 
-// Closed-loop clients on `leader`; prints window-start, window-end, result.
-void run_load(Node& leader, Transport& transport, const Config& c) {
+// Closed-loop clients on `leader` (reads on `readers[t % size]`); prints
+// window-start, window-end, result.
+void run_load(Node& leader, const std::vector<Node*>& readers, Transport& transport, const Config& c) {
   const Bytes payload(c.payload, 0x42);
   const auto t0 = Clock::now();
   const auto w0 = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(c.warmup));
   const auto w1 = w0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(c.seconds));
-  std::vector<std::vector<std::uint32_t>> lat(static_cast<std::size_t>(c.clients));
-  std::vector<std::uint64_t> errors(static_cast<std::size_t>(c.clients), 0);
-  std::vector<std::string> first_error(static_cast<std::size_t>(c.clients));
+  const auto n = static_cast<std::size_t>(c.clients);
+  std::vector<std::vector<std::uint32_t>> lat(n), read_lat(n);
+  std::vector<std::uint64_t> errors(n, 0);
+  std::vector<std::string> first_error(n);
+  std::vector<std::uint64_t> draw(n);  // per-client xorshift state: which operation comes next
+  for (std::size_t t = 0; t < n; ++t) draw[t] = 0x9E3779B97F4A7C15ull * (t + 1);
+  const auto next_is_read = [&](std::size_t t) {
+    if (c.read_percent <= 0) return false;
+    std::uint64_t& x = draw[t];
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return static_cast<int>(x % 100) < c.read_percent;
+  };
+  // Starts one operation of client t; `done(ec)` runs on the node's executor.
+  const auto start_op = [&](std::size_t t, bool read, auto done) {
+    if (read) {
+      readers[t % readers.size()]->async_read(Bytes{}, [done](boost::system::error_code ec, Response) { done(ec); });
+    } else {
+      leader.async_propose(payload, [done](boost::system::error_code ec, Response) { done(ec); });
+    }
+  };
+  const auto record = [&](std::size_t t, bool read, boost::system::error_code ec, Clock::time_point start) {
+    const auto end = Clock::now();
+    if (ec) {
+      if (errors[t]++ == 0) first_error[t] = ec.message();
+    } else if (end >= w0 && end < w1) {
+      (read ? read_lat : lat)[t].push_back(
+          static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::microseconds>(end - start).count()));
+    }
+  };
   std::vector<std::thread> threads;
   // --async: each client is a chain of callbacks on the node's executor (no
   // thread), proposing again from each completion: many outstanding
@@ -175,25 +212,20 @@ void run_load(Node& leader, Transport& transport, const Config& c) {
       if (--async_running == 0) async_cv.notify_one();
       return;
     }
-    leader.async_propose(payload, [&, t, start](boost::system::error_code ec, Response) {
-      const auto end = Clock::now();
-      if (ec) {
-        if (errors[t]++ == 0) first_error[t] = ec.message();
-      } else if (end >= w0 && end < w1) {
-        lat[t].push_back(static_cast<std::uint32_t>(
-            std::chrono::duration_cast<std::chrono::microseconds>(end - start).count()));
-      }
+    const bool read = next_is_read(t);
+    start_op(t, read, [&, t, read, start](boost::system::error_code ec) {
+      record(t, read, ec, start);
       issue(t);
     });
   };
-  if (c.async) {
-    for (std::size_t t = 0; t < lat.size(); ++t) lat[t].reserve(1 << 16);
-    for (std::size_t t = 0; t < lat.size(); ++t) issue(t);
+  for (std::size_t t = 0; t < n; ++t) {
+    lat[t].reserve(1 << 16);
+    read_lat[t].reserve(c.read_percent > 0 ? 1 << 16 : 0);
   }
-  for (int t = 0; t < (c.async ? 0 : c.clients); ++t) {
+  if (c.async)
+    for (std::size_t t = 0; t < n; ++t) issue(t);
+  for (std::size_t t = 0; t < (c.async ? 0 : n); ++t) {
     threads.emplace_back([&, t] {
-      auto& mine = lat[static_cast<std::size_t>(t)];
-      mine.reserve(1 << 16);
       // A mutex and condition variable (not std::binary_semaphore, whose
       // libstdc++ acquire spins on sched_yield and bills the spinning to
       // the benchmark's CPU figure).
@@ -203,39 +235,31 @@ void run_load(Node& leader, Transport& transport, const Config& c) {
       while (true) {
         const auto start = Clock::now();
         if (start >= w1) break;
-        bool ok = true;
+        const bool read = next_is_read(t);
+        boost::system::error_code result;
         if (c.use_future) {
-          auto f = leader.async_propose(payload, asio::use_future);
           try {
-            f.get();
+            if (read)
+              readers[t % readers.size()]->async_read(Bytes{}, asio::use_future).get();
+            else
+              leader.async_propose(payload, asio::use_future).get();
           } catch (const boost::system::system_error& e) {
-            ok = false;
-            if (errors[static_cast<std::size_t>(t)]++ == 0) first_error[static_cast<std::size_t>(t)] = e.what();
+            result = e.code();
           }
         } else {
           // A plain callback runs on the node's executor and wakes this
           // thread directly: one hand-off, like a blocking client call.
-          boost::system::error_code result;
           done = false;
-          leader.async_propose(payload, [&](boost::system::error_code ec, Response) {
+          start_op(t, read, [&](boost::system::error_code ec) {
             std::lock_guard lk(mu);
             result = ec;
             done = true;
             cv.notify_one();
           });
-          {
-            std::unique_lock lk(mu);
-            cv.wait(lk, [&] { return done; });
-          }
-          if (result) {
-            ok = false;
-            if (errors[static_cast<std::size_t>(t)]++ == 0) first_error[static_cast<std::size_t>(t)] = result.message();
-          }
+          std::unique_lock lk(mu);
+          cv.wait(lk, [&] { return done; });
         }
-        const auto end = Clock::now();
-        if (ok && end >= w0 && end < w1)
-          mine.push_back(static_cast<std::uint32_t>(
-              std::chrono::duration_cast<std::chrono::microseconds>(end - start).count()));
+        record(t, read, result, start);
       }
     });
   }
@@ -250,15 +274,20 @@ void run_load(Node& leader, Transport& transport, const Config& c) {
     std::unique_lock lk(async_mu);
     async_cv.wait(lk, [&] { return async_running == 0; });
   }
-  std::vector<std::uint32_t> all;
+  std::vector<std::uint32_t> writes, reads, all;
   std::uint64_t errs = 0;
   std::string why;
-  for (std::size_t i = 0; i < lat.size(); ++i) {
-    all.insert(all.end(), lat[i].begin(), lat[i].end());
+  for (std::size_t i = 0; i < n; ++i) {
+    writes.insert(writes.end(), lat[i].begin(), lat[i].end());
+    reads.insert(reads.end(), read_lat[i].begin(), read_lat[i].end());
     errs += errors[i];
     if (why.empty()) why = first_error[i];
   }
+  all = writes;
+  all.insert(all.end(), reads.begin(), reads.end());
   const auto p = raftkit::bench::percentiles(all);
+  const auto pw = raftkit::bench::percentiles(writes);
+  const auto pr = raftkit::bench::percentiles(reads);
   raftkit::bench::FlatJson j;
   j.num("ops", static_cast<double>(p.count));
   j.num("seconds", c.seconds);
@@ -269,6 +298,12 @@ void run_load(Node& leader, Transport& transport, const Config& c) {
   j.num("p999_us", p.p999);
   j.num("max_us", p.max);
   j.num("mean_us", p.mean);
+  j.num("writes", static_cast<double>(pw.count));
+  j.num("write_p50_us", pw.p50);
+  j.num("write_p99_us", pw.p99);
+  j.num("reads", static_cast<double>(pr.count));
+  j.num("read_p50_us", pr.p50);
+  j.num("read_p99_us", pr.p99);
   j.num("errors", static_cast<double>(errs));
   j.str("first_error", why);
   // The leader's transport counters over the window (messages, not bytes).
@@ -319,12 +354,18 @@ int main(int argc, char** argv) {
   app.add_flag("--async", c.async,
                "clients are callback chains on the node's executor instead of threads (one outstanding "
                "proposal each)");
+  app.add_option("--read-percent", c.read_percent, "share of operations that are linearizable reads, %")
+      ->capture_default_str()->check(CLI::Range(0, 100));
+  app.add_option("--read-from", c.read_from, "where reads go: leader, or all (every node; --inproc only)")
+      ->capture_default_str()->check(CLI::IsMember({"leader", "all"}));
   CLI11_PARSE(app, argc, argv);
 
   auto fail = [](const std::string& m) {
     fmt::print(stderr, "raftkit-bench-node: error: {}\n", m);
     return 2;
   };
+  if (c.read_from == "all" && c.inproc == 0)
+    return fail("--read-from all needs --inproc (the clients live in one process)");
   if (c.store == "wal" && c.data_dir.empty()) return fail("--store wal needs --data-dir");
 
   std::map<NodeId, std::string> peers;
@@ -419,7 +460,12 @@ int main(int argc, char** argv) {
         }
         std::size_t i = 0;
         while (nodes[i].get() != lead) ++i;
-        run_load(*lead, *transports[i], c);
+        std::vector<Node*> readers{lead};
+        if (c.read_from == "all") {
+          readers.clear();
+          for (auto& node : nodes) readers.push_back(node.get());
+        }
+        run_load(*lead, readers, *transports[i], c);
       }
     }
     g_stop = true;

@@ -320,7 +320,7 @@ Client::Client(ClientOptions options) : impl_(std::make_unique<Impl>()) {
 Client::~Client() = default;
 
 Result Client::incr(std::int64_t n) { return impl_->call(IncrRequest{n}, true); }
-Result Client::get() { return impl_->call(GetRequest{}, false); }
+Result Client::get(bool stale) { return impl_->call(GetRequest{stale}, false); }
 Result Client::transfer_leader(std::uint64_t target) { return impl_->call(TransferLeaderRequest{target}, false); }
 
 Result Client::add_server(std::uint64_t id, const std::string& raft_address, const std::string& client_address) {

@@ -77,7 +77,10 @@ class Client {
   Client& operator=(const Client&) = delete;
 
   Result incr(std::int64_t n = 1);
-  Result get();
+  /// Linearizable, answered by the server asked (no redirect). `stale`:
+  /// that server's own value at once — NOT linearizable, it may miss
+  /// increments that completed.
+  Result get(bool stale = false);
   Result transfer_leader(std::uint64_t target);
   /// Membership changes, sent to the leader like incr. Each attempt may take
   /// the whole call timeout (adding a server waits for it to catch up). An

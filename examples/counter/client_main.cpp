@@ -139,7 +139,9 @@ int main(int argc, char** argv) {
   std::int64_t n = 1;
   auto* incr = app.add_subcommand("incr", "add n (default 1) and print the new value");
   incr->add_option("n", n, "amount (may be negative)");
-  auto* get = app.add_subcommand("get", "print the value (linearizable read)");
+  auto* get = app.add_subcommand("get", "print the value (linearizable read, on any server)");
+  bool stale = false;
+  get->add_flag("--stale", stale, "NOT linearizable: the first server's own value at once (may miss increments)");
   auto* status = app.add_subcommand("status", "print each server's role, term, leader, commit and applied index");
   bool json = false;
   status->add_flag("--json", json, "print one JSON document (for scripts) instead of a table");
@@ -182,7 +184,7 @@ int main(int argc, char** argv) {
     return report(r, "incr");
   }
   if (get->parsed()) {
-    auto r = client.get();
+    auto r = client.get(stale);
     if (r.outcome == Outcome::ok) fmt::print("{}\n", r.value);
     return report(r, "get");
   }

@@ -14,12 +14,13 @@ $Cxx.namespace("raftkit::counter::wire");
 struct Request {
   union {
     incr @0 :Int64;            # add this (may be negative) and return the new value
-    get @1 :Void;              # linearizable read of the value
+    get @1 :Void;              # linearizable read of the value, served by any node (no redirect)
     status @2 :Void;           # this node's view; never redirected
     transferLeader @3 :UInt64; # hand leadership to this node id
     addServer @4 :AddServer;   # add a node (leader; redirected like incr)
     removeServer @5 :UInt64;   # remove this node id (leader; redirected)
     snapshot @6 :Void;         # take a snapshot now on the node asked; never redirected
+    getStale @7 :Void;         # NOT linearizable: the value as the node asked has applied it, at once
   }
 }
 

@@ -52,7 +52,10 @@ std::vector<std::uint8_t> encode_request(const Request& r) {
       [&](const auto& q) {
         using T = std::decay_t<decltype(q)>;
         if constexpr (std::is_same_v<T, IncrRequest>) b.setIncr(q.delta);
-        else if constexpr (std::is_same_v<T, GetRequest>) b.setGet();
+        else if constexpr (std::is_same_v<T, GetRequest>) {
+          if (q.stale) b.setGetStale();
+          else b.setGet();
+        }
         else if constexpr (std::is_same_v<T, StatusRequest>) b.setStatus();
         else if constexpr (std::is_same_v<T, TransferLeaderRequest>) b.setTransferLeader(q.target);
         else if constexpr (std::is_same_v<T, AddServerRequest>) {
@@ -125,6 +128,7 @@ std::optional<Request> decode_request(const std::vector<std::uint8_t>& body, std
     switch (r.which()) {
       case wire::Request::INCR: return Request{IncrRequest{r.getIncr()}};
       case wire::Request::GET: return Request{GetRequest{}};
+      case wire::Request::GET_STALE: return Request{GetRequest{true}};
       case wire::Request::STATUS: return Request{StatusRequest{}};
       case wire::Request::TRANSFER_LEADER: return Request{TransferLeaderRequest{r.getTransferLeader()}};
       case wire::Request::ADD_SERVER: {

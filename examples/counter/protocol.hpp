@@ -21,7 +21,9 @@ inline constexpr std::size_t kMaxFrameBody = 64 * 1024;
 inline constexpr std::size_t kFrameHeader = 4;
 
 struct IncrRequest { std::int64_t delta = 1; };
-struct GetRequest {};
+/// A read of the value: linearizable, or (stale) the node's own value now,
+/// which may miss increments that completed elsewhere.
+struct GetRequest { bool stale = false; };
 struct StatusRequest {};
 struct TransferLeaderRequest { std::uint64_t target = 0; };
 struct AddServerRequest {

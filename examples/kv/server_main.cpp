@@ -17,10 +17,12 @@
 //
 //   PUT    /kv/<key>                 body = value       200 {"ok":true}
 //   GET    /kv/<key>                 linearizable       200 {"key":k,"value":v} | 404
+//   GET    /kv/<key>?stale=ok        NOT linearizable   (this node's state now; see below)
 //   DELETE /kv/<key>                                    200 {"ok":true} | 404
 //   POST   /kv/<key>?cas=<expected>  body = new value   200 {"ok":true}
 //                                                       | 409 {"error":"cas_conflict","current":v|null}
 //   GET    /kv?from=a&to=b&limit=n   keys in [a, b)     200 {"items":[{"key":k,"value":v},...],"more":bool}
+//                                    (linearizable; &stale=ok as for GET)
 //   GET    /status                   this node's view   200 {"id":..,"role":..,"leader":..,...}
 //   GET    /metrics                  Prometheus text
 //
@@ -32,6 +34,15 @@
 // leader (clients that follow redirects keep method and body), with the
 // leader's id and address in the body; with no leader known, 503.
 //
+// Reads are served by every node, linearizably and without a redirect: a
+// follower asks the leader for the read index (one heartbeat round of the
+// leader's confirms every read waiting) and answers from its own copy once
+// it has applied that far. Send reads to any node to spread them. A client
+// that accepts an old answer may add ?stale=ok: the node answers from its
+// own state at once (Node::async_read_stale), asking no one — a follower
+// that lags or is cut off, or a deposed leader, may miss writes that have
+// completed. Such an answer carries "stale": true.
+//
 // The set-up every example server shares (command line, data directory,
 // WAL store, TCP transport, log lines, role changes, clean shutdown) is
 // examples/common/server_skeleton.hpp; this file is the key-value part.
@@ -41,6 +52,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 
 #include <CLI/CLI.hpp>
@@ -162,7 +174,9 @@ class KvServer {
     auto r = co_await read(req, kv::get_query(req.path_rest));
     if (!r.second) co_return r.first;
     if (r.second->status == kv::Status::not_found) co_return error_response(404, "not_found", "no such key", "not_done");
-    co_return json_response(200, {{"key", req.path_rest}, {"value", r.second->value.value_or("")}});
+    json::object body{{"key", req.path_rest}, {"value", r.second->value.value_or("")}};
+    if (stale(req)) body["stale"] = true;
+    co_return json_response(200, std::move(body));
   }
 
   asio::awaitable<HttpResponse> scan(HttpRequest req) {
@@ -179,14 +193,29 @@ class KvServer {
     if (!r.second) co_return r.first;
     json::array items;
     for (auto& [k, v] : r.second->items) items.push_back(json::object{{"key", k}, {"value", v}});
-    co_return json_response(200, {{"items", std::move(items)}, {"more", r.second->more}});
+    json::object body{{"items", std::move(items)}, {"more", r.second->more}};
+    if (stale(req)) body["stale"] = true;
+    co_return json_response(200, std::move(body));
+  }
+
+  static bool stale(const HttpRequest& req) {
+    auto it = req.query.find("stale");
+    return it != req.query.end() && it->second == "ok";
   }
 
   // A linearizable read: on a follower, the node asks the leader how far the
   // log is committed and waits until it has applied that far. Returns the
   // decoded result, or the HTTP answer to send instead.
+  // With ?stale=ok, the node's own state now instead (not linearizable).
   asio::awaitable<std::pair<HttpResponse, std::optional<kv::Result>>> read(const HttpRequest& req, Bytes query) {
-    auto [ec, result] = co_await node_.async_read(std::move(query), use_nothrow);
+    // (Two statements, not one conditional expression: g++ 12 miscompiles a
+    // co_await in each arm of ?: — the server crashed on the first GET.)
+    std::tuple<boost::system::error_code, Response> answer;
+    if (stale(req))
+      answer = co_await node_.async_read_stale(std::move(query), use_nothrow);
+    else
+      answer = co_await node_.async_read(std::move(query), use_nothrow);
+    auto& [ec, result] = answer;
     if (ec) co_return std::pair{node_error(ec, result.leader, req, /*mutating=*/false), std::nullopt};
     auto r = kv::decode_result(result.value);
     if (!r || r->status == kv::Status::malformed)

@@ -92,6 +92,7 @@ struct MetricsSnapshot {
   ProposalFailures proposals_failed;      ///< counters: proposals completed with an error
   std::uint64_t reads_received = 0;       ///< counter: async_read calls that reached the node
   std::uint64_t reads_failed = 0;         ///< counter: reads completed with an error
+  std::uint64_t reads_stale = 0;          ///< counter: async_read_stale calls served (not linearizable)
   std::int64_t pending_requests = 0;      ///< gauge: proposals and reads waiting now
 
   // The log and the state machine.
@@ -188,6 +189,7 @@ class MetricsRegistry {
   MetricCounter proposals_committed;  ///< see MetricsSnapshot::proposals_committed
   MetricCounter reads_received;       ///< see MetricsSnapshot::reads_received
   MetricCounter reads_failed;         ///< see MetricsSnapshot::reads_failed
+  MetricCounter reads_stale;          ///< see MetricsSnapshot::reads_stale
   MetricGauge pending_requests;       ///< see MetricsSnapshot::pending_requests
 
   MetricCounter entries_committed;  ///< see MetricsSnapshot::entries_committed

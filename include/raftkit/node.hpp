@@ -204,12 +204,32 @@ class Node {
 
   /// A linearizable read (ReadIndex): completes with StateMachine::query in
   /// Response::value. Works on any node: a follower asks the leader for the
-  /// read index. Signature: void(boost::system::error_code,
-  /// raftkit::Response).
+  /// read index and answers from its own state machine once it has applied
+  /// that far, so reads spread over the replicas. The leader confirms every
+  /// read waiting with one heartbeat round (reads arriving meanwhile share
+  /// the next one). Errors: not_leader (no leader known, or it lost its
+  /// leadership before confirming), timeout, busy, shutting_down.
+  /// Signature: void(boost::system::error_code, raftkit::Response).
   template <class Token>
   auto async_read(Bytes query, Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, Response)>(
         [this](auto handler, Bytes q) { read_impl(std::move(q), wrap_result(std::move(handler))); }, token,
+        std::move(query));
+  }
+
+  /// NOT linearizable — for callers who opt out: completes with
+  /// StateMachine::query on this node's state as it is now, without asking
+  /// the leader and without waiting. It never returns what was not
+  /// committed, but it may miss writes that already completed (this node may
+  /// lag, or be a leader already deposed), and two stale reads on different
+  /// nodes may see time go backwards. Cheaper than async_read (no round
+  /// trip); use it where an old answer is acceptable (caches, dashboards).
+  /// Errors: shutting_down. Signature: void(boost::system::error_code,
+  /// raftkit::Response).
+  template <class Token>
+  auto async_read_stale(Bytes query, Token&& token) {
+    return boost::asio::async_initiate<Token, void(boost::system::error_code, Response)>(
+        [this](auto handler, Bytes q) { read_stale_impl(std::move(q), wrap_result(std::move(handler))); }, token,
         std::move(query));
   }
 
@@ -325,6 +345,7 @@ class Node {
   boost::asio::any_io_executor executor() const;
   void propose_impl(Bytes command, ResultHandler done);
   void read_impl(Bytes query, ResultHandler done);
+  void read_stale_impl(Bytes query, ResultHandler done);
   void transfer_impl(NodeId to, DoneHandler done);
   void add_server_impl(NodeId id, std::string address, DoneHandler done);
   void remove_server_impl(NodeId id, DoneHandler done);

@@ -57,7 +57,8 @@ Raft::Raft(const ProtocolOptions& options, const LogStore& store)
       log_(store),
       rng_(options.seed * 0x9E3779B97F4A7C15ULL + options.id.value),
       read_only_(options.lease_reads ? static_cast<std::uint64_t>(options.election_ticks - options.lease_margin_ticks) : 0,
-                 static_cast<std::uint64_t>(options.election_ticks)) {
+                 static_cast<std::uint64_t>(options.election_ticks)),
+      forwarded_(options.incarnation | (std::uint64_t{1} << 63)) {
   const std::string problem = options.validate();
   RAFTKIT_ASSERT(problem.empty(), "invalid ProtocolOptions: {}", problem);
   const HardState hs = store.hard_state();
@@ -118,6 +119,11 @@ void Raft::tick() {
   ++ticks_;
   ++election_elapsed_;
   if (role_ != Role::leader) {
+    // A request whose answer is lost must not hold the reads behind it, nor
+    // its own for ever (their callers hear not_leader and may retry).
+    if (!forwarded_.empty())
+      for (std::uint64_t context : forwarded_.tick(ticks_, 2 * static_cast<std::uint64_t>(options_.election_ticks)))
+        failed_reads_.push_back({context, leader_});
     if (counted() && election_elapsed_ >= randomized_timeout_) {
       election_elapsed_ = 0;
       campaign(options_.pre_vote, false);
@@ -147,7 +153,13 @@ void Raft::tick() {
   }
   if (heartbeat_elapsed_ >= options_.heartbeat_ticks) {
     heartbeat_elapsed_ = 0;
-    broadcast_heartbeat(read_only_.new_round(id_, incarnation_, ticks_));
+    // Reads waiting ride along (the round leaves after they arrived); this
+    // also carries them on should the round in flight have been lost.
+    if (read_only_.has_unstarted() && committed_in_term()) {
+      start_read_round();
+    } else {
+      broadcast_heartbeat(read_only_.new_round(id_, incarnation_, ticks_));
+    }
   }
 }
 
@@ -428,10 +440,13 @@ void Raft::step_follower(const Message& m) {
       campaign(false, true);
       break;
     case MessageType::read_index_response:
-      if (m.reject) {
-        failed_reads_.push_back({m.context, leader_ == m.from ? NodeId{} : leader_});
-      } else {
-        read_states_.push_back({m.index, m.context});
+      // The answer to one request: it serves (or fails) every read it carried.
+      for (std::uint64_t context : forwarded_.answer(m.context)) {
+        if (m.reject) {
+          failed_reads_.push_back({context, leader_ == m.from ? NodeId{} : leader_});
+        } else {
+          read_states_.push_back({m.index, context});
+        }
       }
       break;
     case MessageType::read_index:
@@ -667,8 +682,16 @@ void Raft::handle_read_index(const Message& m) {
     send(std::move(r));
     return;
   }
-  read_only_.add({m.context, m.from, log_.committed(), 0});
-  start_read_round();
+  add_read(m.context, m.from);
+}
+
+void Raft::add_read(std::uint64_t context, NodeId requester) {
+  // The read waits for a round numbered after it arrived (flush_reads).
+  std::uint64_t round = 0;
+  if (injected(bug_read_joins_left_round) && committed_in_term()) [[unlikely]]
+    round = read_only_.last_read_round();  // it left earlier, and may be acknowledged already
+  read_only_.add({context, requester, log_.committed(), round});
+  if (round != 0) confirm_reads();
 }
 
 bool Raft::lease_valid() const {
@@ -811,17 +834,33 @@ bool Raft::maybe_commit() {
   } else if (!log_.maybe_commit(quorum, term_)) {
     return false;
   }
-  if (first_commit) {
-    read_only_.set_index_of_unstarted(log_.committed());
-    start_read_round();
-  }
+  // Reads that waited for this commit go out with the next Ready's round.
+  if (first_commit) read_only_.set_index_of_unstarted(log_.committed());
   return true;
 }
 
 bool Raft::committed_in_term() const { return log_.term(log_.committed()) == term_; }
 
+bool Raft::read_round_due() const {
+  return role_ == Role::leader && read_only_.has_unstarted() && committed_in_term() &&
+         !read_only_.read_round_in_flight(membership_);
+}
+
+bool Raft::forward_due() const { return role_ == Role::follower && !leader_.is_none() && forwarded_.request_due(); }
+
+void Raft::flush_reads() {
+  if (read_round_due()) start_read_round();
+  if (forward_due()) {
+    Message m;
+    m.type = MessageType::read_index;
+    m.to = leader_;
+    m.context = forwarded_.take_request(ticks_);
+    send(std::move(m));
+  }
+}
+
 void Raft::start_read_round() {
-  if (!read_only_.has_pending() || !committed_in_term()) return;
+  if (!read_only_.has_unstarted() || !committed_in_term()) return;
   const std::uint64_t round = read_only_.new_round(id_, incarnation_, ticks_);
   read_only_.start_unstarted(round);
   broadcast_heartbeat(round);
@@ -845,6 +884,9 @@ void Raft::confirm_reads() {
 }
 
 void Raft::fail_pending_reads() {
+  // A follower's reads asked of (or waiting for) a leader it no longer follows.
+  if (!forwarded_.empty())
+    for (std::uint64_t context : forwarded_.take_all()) failed_reads_.push_back({context, NodeId{}});
   if (!read_only_.has_pending()) return;
   for (const PendingRead& r : read_only_.take_all()) {
     if (r.requester == id_) {
@@ -925,16 +967,12 @@ std::error_code Raft::read_index(std::uint64_t context) {
       read_states_.push_back({log_.committed(), context});
       return {};
     }
-    read_only_.add({context, id_, log_.committed(), 0});
-    start_read_round();
+    add_read(context, id_);
     return {};
   }
   if (leader_.is_none()) return errc::not_leader;
-  Message m;
-  m.type = MessageType::read_index;
-  m.to = leader_;
-  m.context = context;
-  send(std::move(m));
+  // Asked of the leader with the next Ready, with every read waiting then.
+  forwarded_.add(context);
   return {};
 }
 
@@ -995,7 +1033,7 @@ bool Raft::has_ready() const {
   if (ready_outstanding_) return false;
   return HardState{term_, vote_, log_.committed(), incarnation_} != persisted_hs_ || !log_.unstable_entries().empty() ||
          log_.unstable_snapshot() || !msgs_.empty() || !persisted_msgs_.empty() || log_.has_next_committed() ||
-         !read_states_.empty() || !failed_reads_.empty();
+         !read_states_.empty() || !failed_reads_.empty() || read_round_due() || forward_due();
 }
 
 void Raft::flush_broadcast() {
@@ -1013,12 +1051,14 @@ void Raft::flush_broadcast() {
 
 std::vector<Message> Raft::take_messages() {
   flush_broadcast();
+  flush_reads();
   return std::exchange(msgs_, {});
 }
 
 Ready Raft::ready() {
   RAFTKIT_ASSERT(!ready_outstanding_, "ready() called twice without advance() (ready {})", ready_number_);
   flush_broadcast();
+  flush_reads();
   ready_outstanding_ = true;
   Ready rd;
   rd.number = ++ready_number_;

@@ -109,6 +109,7 @@ enum InjectedBug : unsigned {
   bug_votes_right_after_start = 1u << 11,  ///< a restarted node grants votes before an election timeout (hole E)
   bug_snapshot_answer_any_incarnation = 1u << 12,  ///< a snapshot answer is taken as the tracked
                                                    ///< incarnation's, whoever sent it (hole F)
+  bug_read_joins_left_round = 1u << 13,  ///< a read joins the last round that carried reads, which left before it arrived
 };
 
 class Raft {
@@ -127,8 +128,12 @@ class Raft {
   /// too_large.
   std::error_code propose(Bytes payload, Proposed* where = nullptr);
   /// Starts a linearizable read. On a leader the read is confirmed by a
-  /// heartbeat round; on a follower it is forwarded to the leader. The
-  /// answer comes back in a later Ready's read_states or failed_reads.
+  /// heartbeat round (read_only.hpp): one round, started when the next
+  /// Ready or take_messages() is taken, confirms every read waiting then,
+  /// and a read that arrives while such a round is in flight waits for the
+  /// next. On a follower it is forwarded to the leader, which batches it the
+  /// same way. The answer comes back in a later Ready's read_states or
+  /// failed_reads.
   std::error_code read_index(std::uint64_t context);
   /// Leader only: hand leadership to `to` once it has caught up; `to` = 0
   /// picks the most up-to-date reachable voter. Refused with
@@ -273,6 +278,16 @@ class Raft {
   bool caught_up(const Progress& pr) const;
   void append_membership(const Membership& m);
   void confirm_reads();
+  /// Leader: queues a read (its own or a follower's) for the next round.
+  void add_read(std::uint64_t context, NodeId requester);
+  /// Leader: reads wait that no round carried yet, an entry of this term
+  /// has committed, and no round that carries reads is in flight.
+  bool read_round_due() const;
+  /// Follower: reads wait for a request to the leader, and one may leave.
+  bool forward_due() const;
+  /// Starts one round for every read waiting, if read_round_due(); on a
+  /// follower, sends the reads waiting to the leader in one request.
+  void flush_reads();
   void start_read_round();
   void fail_pending_reads();
   void abort_transfer();
@@ -321,6 +336,7 @@ class Raft {
   std::uint64_t incarnation_changes_ = 0;
 
   ReadOnly read_only_;      // ReadIndex rounds, pending reads, lease (read_only.hpp)
+  ForwardedReads forwarded_;  // follower: reads on their way to the leader (read_only.hpp)
   std::uint64_t ticks_ = 0;  // tick() calls since creation: the lease's clock
 
   // output under construction

@@ -1,8 +1,11 @@
 #include "core/read_only.hpp"
 
+#include <utility>
+
 namespace raftkit::core {
 
 void ReadOnly::reset() {
+  read_round_ = 0;
   acked_.clear();
   sent_at_.clear();
   timeout_now_sent_ = false;
@@ -14,8 +17,11 @@ void ReadOnly::set_index_of_unstarted(Index committed) {
 }
 
 void ReadOnly::start_unstarted(std::uint64_t round) {
+  if (unstarted_ == 0) return;
   for (PendingRead& r : pending_)
     if (r.round == 0) r.round = round;
+  unstarted_ = 0;
+  read_round_ = round;
 }
 
 bool ReadOnly::round_acknowledged(const Membership& membership, std::uint64_t round) const {
@@ -38,6 +44,7 @@ std::vector<PendingRead> ReadOnly::take_confirmed(const Membership& membership) 
 std::vector<PendingRead> ReadOnly::take_all() {
   std::vector<PendingRead> out(pending_.begin(), pending_.end());
   pending_.clear();
+  unstarted_ = 0;
   return out;
 }
 
@@ -65,6 +72,46 @@ bool ReadOnly::lease_holds(const Membership& membership, std::uint64_t now) cons
     if (round_acknowledged(membership, round)) return now - sent_at < lease_ticks_;
   }
   return false;
+}
+
+std::uint64_t ForwardedReads::take_request(std::uint64_t now) {
+  const std::uint64_t id = next_request_++;
+  asked_[id] = Request{now, std::exchange(waiting_, {})};
+  may_send_ = false;
+  return id;
+}
+
+std::vector<std::uint64_t> ForwardedReads::answer(std::uint64_t id) {
+  auto it = asked_.find(id);
+  if (it == asked_.end()) return {};
+  std::vector<std::uint64_t> out = std::move(it->second.contexts);
+  asked_.erase(it);
+  may_send_ = true;
+  return out;
+}
+
+std::vector<std::uint64_t> ForwardedReads::tick(std::uint64_t now, std::uint64_t give_up_ticks) {
+  may_send_ = true;
+  std::vector<std::uint64_t> out;
+  for (auto it = asked_.begin(); it != asked_.end();) {
+    if (now - it->second.sent_at > give_up_ticks) {
+      out.insert(out.end(), it->second.contexts.begin(), it->second.contexts.end());
+      it = asked_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return out;
+}
+
+std::vector<std::uint64_t> ForwardedReads::take_all() {
+  std::vector<std::uint64_t> out;
+  for (auto& [id, r] : asked_) out.insert(out.end(), r.contexts.begin(), r.contexts.end());
+  out.insert(out.end(), waiting_.begin(), waiting_.end());
+  asked_.clear();
+  waiting_.clear();
+  may_send_ = true;
+  return out;
 }
 
 }  // namespace raftkit::core

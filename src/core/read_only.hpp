@@ -17,6 +17,20 @@
 // round confirms every read that was waiting for it or an earlier one, and
 // reads are answered in arrival order.
 //
+// One round for every read waiting (thesis §6.4; etcd's server does the
+// same). A read does not send a round of its own: it waits, unstarted, and
+// the Raft starts one round for all the unstarted reads when the next Ready
+// (or take_messages) is taken — as proposals made until then share one
+// append. At most one round that carries reads is in flight: reads that
+// arrive while it is wait for the round after it, which starts once a
+// quorum acknowledged the one in flight (or with the next periodic
+// heartbeat, which carries them too, should the round's messages be lost).
+// A read never joins a round that left before it arrived: an answer to
+// that round may come from a follower that has since voted for a newer
+// leader, which may already have committed a write the read must see.
+// So n reads arriving together cost one round instead of n, and under load
+// a round per round trip confirms everything that came in meanwhile.
+//
 // Lease. Every follower that acknowledged a heartbeat reset its election
 // timer after that heartbeat left, and (with check-quorum) ignores vote
 // requests for election_ticks ticks of its own clock. So for
@@ -29,6 +43,13 @@
 // once, and voters grant it although they just heard the leader — so after
 // one is sent the lease is gone for the rest of the term, even if the
 // transfer is abandoned (the message may still be in flight).
+//
+// A follower batches too (ForwardedReads): its reads wait until the next
+// Ready and leave as one read_index request to the leader, whose answer
+// serves them all; reads arriving while a request is unanswered wait for
+// the next request (sent once the answer comes, or at the next tick should
+// it be lost) — never riding on a request that left before they arrived,
+// for the same reason as above.
 //
 // This class only keeps the bookkeeping; the Raft decides when rounds go
 // out and who is answered how. It has no notion of roles: the Raft resets
@@ -67,12 +88,27 @@ class ReadOnly {
   void reset();
 
   // ---- ReadIndex ---------------------------------------------------------
-  void add(const PendingRead& r) { pending_.push_back(r); }
+  /// Queues a read. `r.round` is 0 (unstarted: it waits for the next round
+  /// started) except under a deliberate bug.
+  void add(const PendingRead& r) {
+    pending_.push_back(r);
+    if (r.round == 0) ++unstarted_;
+  }
   bool has_pending() const { return !pending_.empty(); }
+  /// Reads are waiting that no round has carried yet.
+  bool has_unstarted() const { return unstarted_ != 0; }
+  /// The last round that carried reads has not yet been acknowledged by a
+  /// quorum of `membership`: reads arriving now wait for the next one.
+  bool read_round_in_flight(const Membership& membership) const {
+    return read_round_ != 0 && !round_acknowledged(membership, read_round_);
+  }
+  /// The last round that carried reads (0: none since reset()).
+  std::uint64_t last_read_round() const { return read_round_; }
   /// The leader's first commit in its term: reads that arrived before it
   /// are served at that commit index.
   void set_index_of_unstarted(Index committed);
-  /// Reads not yet waiting for a round now wait for `round`.
+  /// Reads not yet waiting for a round now wait for `round`, a round
+  /// numbered (new_round) after every one of them arrived.
   void start_unstarted(std::uint64_t round);
   /// Removes and returns, oldest first, the reads whose round a quorum of
   /// `membership` acknowledged.
@@ -107,6 +143,8 @@ class ReadOnly {
   std::uint64_t lease_ticks_;
   std::uint64_t horizon_ticks_;
   std::deque<PendingRead> pending_;
+  std::size_t unstarted_ = 0;                      // reads in pending_ with round 0
+  std::uint64_t read_round_ = 0;                   // the last round that carried reads (0: none)
   std::uint64_t round_ = 0;                        // last round numbered
   struct Acked {
     std::uint64_t round = 0;        // highest round acknowledged
@@ -115,6 +153,44 @@ class ReadOnly {
   std::map<NodeId, Acked> acked_;  // per peer
   std::deque<std::pair<std::uint64_t, std::uint64_t>> sent_at_;  // (round, tick), leases only
   bool timeout_now_sent_ = false;
+};
+
+/// A follower's reads on their way to the leader (see the file comment).
+/// Request ids are drawn from `first_request` on (seed it with a number
+/// drawn per start, so an answer to a previous incarnation's request can
+/// never match a request of this one).
+class ForwardedReads {
+ public:
+  explicit ForwardedReads(std::uint64_t first_request) : next_request_(first_request) {}
+
+  /// A read to ask the leader about at the next flush.
+  void add(std::uint64_t context) { waiting_.push_back(context); }
+  /// Reads wait, and no request is unanswered (or a tick passed since the
+  /// last one left): the next flush may send one.
+  bool request_due() const { return !waiting_.empty() && may_send_; }
+  /// Takes the reads waiting into a new request sent at tick `now`; returns
+  /// its id (the context of the read_index message).
+  std::uint64_t take_request(std::uint64_t now);
+  /// The answer to request `id`: the reads it carried, oldest first (empty
+  /// for an unknown or already answered id).
+  std::vector<std::uint64_t> answer(std::uint64_t id);
+  /// A tick: another request may leave even though one is unanswered (its
+  /// message may be lost). Returns the reads of requests unanswered for
+  /// more than `give_up_ticks` (their callers are told it failed).
+  std::vector<std::uint64_t> tick(std::uint64_t now, std::uint64_t give_up_ticks);
+  /// Removes and returns every read, sent or not (the leader is gone).
+  std::vector<std::uint64_t> take_all();
+  bool empty() const { return waiting_.empty() && asked_.empty(); }
+
+ private:
+  struct Request {
+    std::uint64_t sent_at = 0;
+    std::vector<std::uint64_t> contexts;
+  };
+  std::vector<std::uint64_t> waiting_;
+  std::map<std::uint64_t, Request> asked_;
+  std::uint64_t next_request_;
+  bool may_send_ = true;
 };
 
 }  // namespace raftkit::core

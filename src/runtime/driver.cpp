@@ -317,6 +317,12 @@ void Driver::read(Bytes query, ResultHandler done, TimePoint now) {
   process();
 }
 
+void Driver::read_stale(BytesView query, ResultHandler done) {
+  if (stopped_ || !raft_) return done(refusal(), {});
+  metrics_.reads_stale.add();
+  done({}, sm_.query(query));
+}
+
 void Driver::transfer(NodeId to, DoneHandler done, TimePoint now) {
   if (stopped_ || !raft_) return done(refusal());
   advance_clock(now);

@@ -175,7 +175,15 @@ class Driver {
   /// error). `defer`: the caller calls poll() soon (after the other
   /// proposals it has queued), so they replicate in one append per follower.
   core::Proposed propose(Bytes command, ResultHandler done, TimePoint now, bool defer = false);
+  /// A linearizable read, on any node: the core confirms a read index (a
+  /// follower asks the leader, which batches it with every read waiting),
+  /// and `done` gets StateMachine::query once this node applied that far.
   void read(Bytes query, ResultHandler done, TimePoint now);
+  /// NOT linearizable: StateMachine::query on this node's state now, at
+  /// once, without asking anyone. It may miss writes that completed
+  /// elsewhere (a lagging follower, a leader already deposed); never a value
+  /// that was not committed. For callers that opted out (Node::async_read_stale).
+  void read_stale(BytesView query, ResultHandler done);
   void transfer(NodeId to, DoneHandler done, TimePoint now);
   /// Membership changes (leader only; one at a time, errc::busy otherwise).
   /// Each completes once this node has applied a configuration that is no

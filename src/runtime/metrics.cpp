@@ -78,6 +78,7 @@ MetricsSnapshot MetricsRegistry::snapshot() const noexcept {
   s.proposals_failed.other = failed_other_.value();
   s.reads_received = reads_received.value();
   s.reads_failed = reads_failed.value();
+  s.reads_stale = reads_stale.value();
   s.pending_requests = pending_requests.value();
   s.entries_committed = entries_committed.value();
   s.entries_applied = entries_applied.value();
@@ -177,6 +178,8 @@ std::string to_prometheus(const MetricsSnapshot& s, NodeId node) {
   e.counter("raftkit_reads_received_total", "Linearizable reads (async_read) that reached this node.",
             s.reads_received);
   e.counter("raftkit_reads_failed_total", "Reads completed with an error.", s.reads_failed);
+  e.counter("raftkit_reads_stale_total", "Stale local reads (async_read_stale, not linearizable) served.",
+            s.reads_stale);
   e.gauge("raftkit_pending_requests", "Proposals and reads waiting at this node.", s.pending_requests);
   e.counter("raftkit_entries_committed_total", "Log entries this node learned are committed.", s.entries_committed);
   e.counter("raftkit_entries_applied_total", "Log entries applied to the state machine.", s.entries_applied);

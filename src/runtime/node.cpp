@@ -332,6 +332,13 @@ void Node::read_impl(Bytes query, ResultHandler done) {
   });
 }
 
+void Node::read_stale_impl(Bytes query, ResultHandler done) {
+  asio::dispatch(impl_->strand, [impl = impl_, query = std::move(query), done = std::move(done)]() mutable {
+    if (!impl->started) return done(errc::shutting_down, {});
+    impl->driver.read_stale(query, with_hint(impl->driver, std::move(done)));
+  });
+}
+
 void Node::transfer_impl(NodeId to, DoneHandler done) {
   impl_->on_strand(std::move(done), [to](Impl& impl, runtime::Driver::DoneHandler d) {
     impl.driver.transfer(to, std::move(d), Impl::now());

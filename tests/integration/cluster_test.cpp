@@ -272,6 +272,20 @@ TEST_CASE("a follower's not-leader answer names the leader (the refusal's own hi
   REQUIRE(r.outcome == Outcome::ok);
   CHECK(r.server == c.client_address(leader.id));
   CHECK(r.attempts == 2);  // the follower's refusal, then the leader
+  // A read is served by the follower itself (no redirect) and sees the
+  // increment that completed; a stale get answers from its own value, which
+  // has it by then (the linearizable read waited until it was applied).
+  Client reader(o);  // a new client: it knows only the follower, and no leader yet
+  const auto g = reader.get();
+  INFO(g.message);
+  REQUIRE(g.outcome == Outcome::ok);
+  CHECK(g.server == c.client_address(follower));
+  CHECK(g.attempts == 1);
+  CHECK(g.value == r.value);
+  const auto s = reader.get(/*stale=*/true);
+  REQUIRE(s.outcome == Outcome::ok);
+  CHECK(s.server == c.client_address(follower));
+  CHECK(s.value == r.value);
 }
 
 // A port nothing listens on right now (the kernel's choice of an ephemeral one).

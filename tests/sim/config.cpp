@@ -66,6 +66,7 @@ std::vector<std::pair<unsigned, std::string_view>> all_bugs() {
           {core::bug_acks_by_id, "acks_by_id"},
           {core::bug_votes_right_after_start, "votes_right_after_start"},
           {core::bug_snapshot_answer_any_incarnation, "snapshot_answer_any_incarnation"},
+          {core::bug_read_joins_left_round, "read_joins_left_round"},
           {runtime::bug_proposals_by_index_only, "proposals_by_index_only"},
           {runtime::bug_drop_missed_ticks, "drop_missed_ticks"},
           {runtime::bug_config_on_unwritten_commit, "config_on_unwritten_commit"},

@@ -24,11 +24,40 @@ TEST_CASE("ReadIndex: a follower asked for a read it cannot serve answers at onc
   const auto f2 = other_than({l, f1}, 3);
   Message req = msg(MessageType::read_index, f2, f1, c.raft(l).term().value);
   req.context = 77;  // f2 took f1 for the leader
+  c.record = true;
   c.raft(f1).step(req);
   c.stabilize();
-  REQUIRE(c.node(f2).failed_reads.size() == 1);
-  CHECK(c.node(f2).failed_reads[0].context == 77);
+  CHECK(count(c.trace, [&](const Message& m) {
+          return m.type == MessageType::read_index_response && m.from == NodeId{f1} && m.to == NodeId{f2} &&
+                 m.reject && m.context == 77;
+        }) == 1);
+  // (f2 asked nothing under that id: it serves nothing on the answer.)
   CHECK(c.node(f2).read_states.empty());
+}
+
+// raftkit rule: a follower that asked a node that no longer leads hears the
+// refusal, and its callers hear not_leader (with the hint) at once.
+TEST_CASE("ReadIndex: a follower's reads asked of a node that does not lead fail at once") {
+  MemCluster c(3, 205);
+  const auto l = c.elect();
+  const auto f = other_than({l}, 3);
+  run_ticks(c, 1);
+  REQUIRE(!c.raft(f).read_index(5));
+  REQUIRE(!c.raft(f).read_index(6));
+  c.process_readies();  // the request leaves for l
+  auto& net = c.network();
+  const auto req = std::find_if(net.begin(), net.end(), [&](const Message& m) { return m.type == MessageType::read_index; });
+  REQUIRE(req != net.end());
+  // l is no leader any more when it arrives (a candidate refuses it).
+  Message refusal = msg(MessageType::read_index_response, l, f, c.raft(f).term().value);
+  refusal.reject = true;
+  refusal.context = req->context;
+  net.clear();
+  c.raft(f).step(refusal);
+  c.process_readies();
+  REQUIRE(c.node(f).failed_reads.size() == 2);
+  CHECK(c.node(f).failed_reads[0].context == 5);
+  CHECK(c.node(f).failed_reads[1].context == 6);
 }
 
 namespace {

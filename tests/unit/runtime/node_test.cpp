@@ -299,6 +299,37 @@ TEST_CASE("Node: a follower refuses proposals with not_leader and knows the lead
   CHECK(value == "7");  // linearizable: sees the write that completed before
 }
 
+TEST_CASE("Node: concurrent linearizable reads on every node all see the write that completed before them") {
+  Cluster c(3);
+  const auto l = c.wait_for_leader();
+  REQUIRE(!c.propose(l, 5).first);
+  std::vector<std::future<std::pair<std::error_code, std::string>>> reads;
+  for (int k = 0; k < 30; ++k)
+    reads.push_back(results([&](auto h) { c.node(static_cast<std::uint64_t>(k % 3 + 1)).async_read(Bytes{}, h); }));
+  for (auto& r : reads) {
+    auto [ec, value] = wait(std::move(r));
+    REQUIRE(!ec);
+    CHECK(value == "5");
+  }
+}
+
+TEST_CASE("Node: a stale read answers from the node's own state at once, even cut off from the leader") {
+  Cluster c(3);
+  const auto l = c.wait_for_leader();
+  REQUIRE(!c.propose(l, 3).first);
+  const auto f = others(l)[0];
+  REQUIRE(c.wait_until([&] { return c.node(f).status().applied >= c.node(l).status().commit; }));
+  c.partition(f);
+  REQUIRE(!c.propose(l, 4).first);  // the other follower makes the quorum
+  auto [ec, value] = wait(results([&](auto h) { c.node(f).async_read_stale(Bytes{}, h); }));
+  REQUIRE(!ec);
+  CHECK(value == "3");  // not linearizable: it misses the write that completed
+  auto [lec, lvalue] = wait(results([&](auto h) { c.node(l).async_read_stale(Bytes{}, h); }));
+  REQUIRE(!lec);
+  CHECK(lvalue == "7");
+  CHECK(c.node(f).metrics().reads_stale == 1);
+}
+
 TEST_CASE("Node: a not_leader completion carries the leader's id and address; so does a success") {
   Cluster c(3);
   const auto l = c.wait_for_leader();
