@@ -160,6 +160,8 @@ class ReadOnly {
 /// drawn per start, so an answer to a previous incarnation's request can
 /// never match a request of this one).
 class ForwardedReads {
+  friend struct RaftInspector;  // raftkit-explore's state hash (see Raft)
+
  public:
   explicit ForwardedReads(std::uint64_t first_request) : next_request_(first_request) {}
 

@@ -72,6 +72,22 @@ struct RaftInspector {
       h.add(tick);
     }
     h.add(r.timeout_now_sent_);
+    h.add(r.unstarted_);
+    h.add(r.read_round_);
+  }
+
+  static void add_forwarded(explore::Hasher& h, const ForwardedReads& f) {
+    h.add(f.waiting_.size());
+    for (std::uint64_t c : f.waiting_) h.add(c);
+    h.add(f.asked_.size());
+    for (const auto& [id, req] : f.asked_) {
+      h.add(id);
+      h.add(req.sent_at);
+      h.add(req.contexts.size());
+      for (std::uint64_t c : req.contexts) h.add(c);
+    }
+    h.add(f.next_request_);
+    h.add(f.may_send_);
   }
 
   static void add_messages(explore::Hasher& h, const std::vector<Message>& v) {
@@ -83,10 +99,11 @@ struct RaftInspector {
   /// random generator's position (see README: the election timeout drawn
   /// last is hashed, the draws to come are not).
   static void add_raft(explore::Hasher& h, const Raft& r) {
-    static_assert(sizeof(Raft) == 3888, "core::Raft changed: hash the new fields in RaftInspector::add_raft");
+    static_assert(sizeof(Raft) == 3992, "core::Raft changed: hash the new fields in RaftInspector::add_raft");
     static_assert(sizeof(LogView) == 320, "core::LogView changed: hash the new fields in add_log");
-    static_assert(sizeof(ReadOnly) == 240, "core::ReadOnly changed: hash the new fields in add_read_only");
+    static_assert(sizeof(ReadOnly) == 256, "core::ReadOnly changed: hash the new fields in add_read_only");
     static_assert(sizeof(Progress) == 168, "core::Progress changed: hash the new fields in add_progress");
+    static_assert(sizeof(ForwardedReads) == 88, "core::ForwardedReads changed: hash the new fields in add_forwarded");
     add_log(h, r.log_);
     add_membership(h, r.membership_);
     for (const auto& [id, pr] : r.progress_.map()) {
@@ -114,6 +131,7 @@ struct RaftInspector {
     h.add(r.vote_quiet_until_);
     // incarnation_changes_ only counts (for metrics): not part of the state.
     add_read_only(h, r.read_only_);
+    add_forwarded(h, r.forwarded_);
     h.add(r.ticks_);
     explore::add_hard_state(h, r.persisted_hs_);
     add_messages(h, r.msgs_);
