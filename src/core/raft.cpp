@@ -58,6 +58,8 @@ Raft::Raft(const ProtocolOptions& options, const LogStore& store)
       rng_(options.seed * 0x9E3779B97F4A7C15ULL + options.id.value),
       read_only_(options.lease_reads ? static_cast<std::uint64_t>(options.election_ticks - options.lease_margin_ticks) : 0,
                  static_cast<std::uint64_t>(options.election_ticks)),
+      // Request ids of this start: the runtime draws options.incarnation at
+      // random on every start (Driver), so they never meet an earlier start's.
       forwarded_(options.incarnation | (std::uint64_t{1} << 63)) {
   const std::string problem = options.validate();
   RAFTKIT_ASSERT(problem.empty(), "invalid ProtocolOptions: {}", problem);

@@ -79,7 +79,8 @@ TEST_CASE("a leader serving reads without a quorum round is caught", "[sim][bugs
 // it joins the last round that carried reads, which left earlier and may
 // already be acknowledged, so a deposed leader answers it at once from its
 // old commit index while a newer leader commits writes: a stale read, which
-// only the linearizability checker sees (first found at seed 18).
+// only the linearizability checker sees (first found at seed 18 on e467ff1,
+// seed 10 since the incarnation change).
 TEST_CASE("a read joining a round that left before it arrived is caught as a stale read", "[sim][bugs][reads]") {
   expect_found({raftkit::core::bug_read_joins_left_round, 3, "all", 12, "linearizability"});
 }
@@ -90,7 +91,8 @@ TEST_CASE("a read joining a round that left before it arrived is caught as a sta
 // checker sees it (the client times out either way).
 // With 4 clients it was first found at seed 1,087; once reads were batched
 // (issue 25: fewer messages per read, so other trajectories) not within
-// 10,000 seeds, and with 8 clients at seed 537.
+// 10,000 seeds, and with 8 clients at seed 537 (1,194 since the
+// incarnation change).
 TEST_CASE("a caller never completed after a leader regains its term is caught", "[sim][bugs][runtime]") {
   expect_found({raftkit::runtime::bug_proposals_by_index_only, 3, kNoMembershipFaults, 8, "callers"}, 10000);
 }
@@ -172,7 +174,7 @@ TEST_CASE("a late snapshot answer of a previous incarnation taken as the new one
 // clients expose it sooner: with more load the window fills and the window
 // probe releases the follower. With 4 clients it was found at seed 6 until
 // reads were batched (issue 25), then not within 2,000 seeds; with 2
-// clients at seed 18.
+// clients at seed 18 (5 since the incarnation change).
 TEST_CASE("an append held until an acknowledgement that never comes is caught", "[sim][bugs][batching]") {
   expect_found({raftkit::core::bug_held_until_ack, 3, "loss,stall", 2, "liveness"}, 2000);
 }
