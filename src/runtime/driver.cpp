@@ -43,17 +43,16 @@ std::error_code Driver::start(TimePoint now, std::string& detail) {
     detail = "invalid options: " + problem;
     return errc::invalid_argument;
   }
-  // The incarnation is born with the log: a log that is empty now (even
-  // beside a surviving snapshot, which load_snapshot() records into it)
-  // is a new incarnation, and may bootstrap only when no snapshot exists
-  // either (a snapshot proves the cluster existed).
-  const bool fresh_log = store_.last_index() == Index{} && store_.snapshot_meta().index == Index{} &&
-                         store_.hard_state() == HardState{};
   if (auto ec = load_snapshot(detail)) return ec;
-  const bool snapshot_found = store_.snapshot_meta().index != Index{};
-  options_.protocol.bootstrap = options_.bootstrap && !(fresh_log && snapshot_found);
-  if (fresh_log && snapshot_found && (bugs_ & bug_snapshot_keeps_identity)) [[unlikely]]
-    options_.protocol.bootstrap = true;
+  // A snapshot proves the cluster existed: a node that has one never
+  // bootstraps, whatever its options say. The incarnation is born with the
+  // log, so a log lost beside surviving snapshots (recorded into the empty
+  // log by load_snapshot(), perhaps before a crash, with no incarnation
+  // written yet) comes back as a new incarnation.
+  const bool snapshot_found = snapshot_meta_.index != Index{};
+  options_.protocol.bootstrap = options_.bootstrap && !snapshot_found;
+  if (bugs_ & bug_snapshot_keeps_identity) [[unlikely]]
+    options_.protocol.bootstrap = options_.bootstrap;
   options_.protocol.initial_addresses = options_.peers;
   options_.protocol.incarnation = next_read_context_;  // drawn at random per start
   raft_ = std::make_unique<core::Raft>(options_.protocol, store_);

@@ -131,6 +131,17 @@ std::uint64_t hole_d(unsigned bugs, MemCluster& c) {
 
 }  // namespace
 
+// Found by the simulator (seed 755, 5 nodes): the snapshot recorded into the
+// empty log at start is durable before the new incarnation is; a crash in
+// between must not turn the node back into its bootstrap identity.
+TEST_CASE("Hole D: a crash right after a log-less start keeps the node a new incarnation") {
+  MemCluster c(3);
+  const std::uint64_t f = hole_d(0, c);
+  c.restart(f);  // crash: the write holding its incarnation never completed
+  CHECK(c.raft(f).incarnation() != kBootstrapIncarnation);
+  CHECK(c.raft(f).replacing());
+}
+
 TEST_CASE("Hole D: an empty log beside a surviving snapshot is a new incarnation, bootstrap flag or not") {
   {
     MemCluster c(3);
