@@ -14,7 +14,7 @@ namespace raftkit::storage {
 namespace {
 
 constexpr std::uint32_t kCrcMask = 0x9E3779B9u;
-constexpr std::uint8_t kVersion = 2;  // 2: membership with staging and addresses; recovering flag
+constexpr std::uint8_t kVersion = 2;  // 2: membership with staging and addresses; a hard state flags byte
 // The hard state's flags byte: 2 says the node's incarnation follows (0 and
 // 1, written before incarnations existed, carry none).
 constexpr std::uint8_t kHardStateWithIncarnation = 2;
