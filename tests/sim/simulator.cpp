@@ -1059,11 +1059,12 @@ void Simulator::client_arrive(std::size_t n, const ClientPacket& p) {
   const std::uint64_t id = track(kind, n);
   auto done = [this, id, n, client = p.client, op_id = p.op](std::error_code ec, Bytes out) {
     completed(id, ec);
-    // Refusals did nothing; timeouts, shutdown and store failures leave the
-    // outcome unknown.
-    const bool refused = ec == errc::not_leader || ec == errc::busy || ec == errc::too_large ||
-                         ec == errc::dropped || ec == errc::invalid_argument || ec == errc::unavailable;
-    const OpStatus status = !ec ? OpStatus::ok : refused ? OpStatus::failed : OpStatus::unknown;
+    // The library's one rule (raftkit::outcome): refusals did nothing;
+    // timeouts, shutdown and store failures leave the outcome unknown.
+    const RequestOutcome o = outcome(ec);
+    const OpStatus status = o == RequestOutcome::done       ? OpStatus::ok
+                            : o == RequestOutcome::not_done ? OpStatus::failed
+                                                            : OpStatus::unknown;
     const NodeId hint = ec == errc::not_leader ? nodes_[n]->raft().leader() : NodeId{};
     reply(n, client, op_id, status, decode_output(out), hint);
   };
