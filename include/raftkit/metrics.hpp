@@ -107,6 +107,10 @@ struct MetricsSnapshot {
   std::uint64_t elections_started = 0;  ///< counter: campaigns this node started (real votes, not pre-votes)
   std::uint64_t elections_won = 0;      ///< counter: times this node became leader
   std::uint64_t leader_changes = 0;     ///< counter: times the leader this node knows changed (to a new id or to none)
+  /// counter: on a leader, messages from another incarnation of a follower
+  /// than the one it tracked (a node that lost its log, or a late message
+  /// of its previous incarnation); each restarts that follower's progress
+  std::uint64_t incarnation_changes = 0;
 
   // Storage.
   HistogramSnapshot log_append_us;  ///< histogram: one log write (Ready persisted), µs, fsync included
@@ -202,6 +206,7 @@ class MetricsRegistry {
   MetricCounter elections_started;  ///< see MetricsSnapshot::elections_started
   MetricCounter elections_won;      ///< see MetricsSnapshot::elections_won
   MetricCounter leader_changes;     ///< see MetricsSnapshot::leader_changes
+  MetricCounter incarnation_changes;  ///< see MetricsSnapshot::incarnation_changes
 
   MetricHistogram log_append_us;  ///< see MetricsSnapshot::log_append_us
   MetricHistogram log_fsync_us;   ///< see MetricsSnapshot::log_fsync_us

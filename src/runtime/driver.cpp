@@ -611,6 +611,10 @@ void Driver::observe_changes() {
     last_leader_ = raft_->leader();
   }
   metrics_.term.set(static_cast<std::int64_t>(raft_->term().value));
+  if (const std::uint64_t changes = raft_->incarnation_changes(); changes != incarnation_changes_seen_) {
+    metrics_.incarnation_changes.add(changes - incarnation_changes_seen_);
+    incarnation_changes_seen_ = changes;
+  }
   const Index commit = raft_->commit_index();
   if (commit > last_commit_) {
     metrics_.entries_committed.add(distance(last_commit_, commit));

@@ -315,6 +315,7 @@ class Driver {
   NodeId last_leader_;
   Term lead_term_;  // the term this node leads in, as last told to the state machine; 0: not leading
   Index last_commit_;
+  std::uint64_t incarnation_changes_seen_ = 0;  // raft_->incarnation_changes() last added to the metrics
   unsigned bugs_ = 0;
 
   bool stopped_ = false;

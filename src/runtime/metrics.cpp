@@ -89,6 +89,7 @@ MetricsSnapshot MetricsRegistry::snapshot() const noexcept {
   s.elections_started = elections_started.value();
   s.elections_won = elections_won.value();
   s.leader_changes = leader_changes.value();
+  s.incarnation_changes = incarnation_changes.value();
   s.log_append_us = log_append_us.snapshot();
   s.log_fsync_us = log_fsync_us.snapshot();
   s.snapshot_bytes = snapshot_bytes.snapshot();
@@ -190,6 +191,8 @@ std::string to_prometheus(const MetricsSnapshot& s, NodeId node) {
   e.counter("raftkit_elections_started_total", "Elections this node started as a candidate.", s.elections_started);
   e.counter("raftkit_elections_won_total", "Times this node became leader.", s.elections_won);
   e.counter("raftkit_leader_changes_total", "Times the leader known to this node changed.", s.leader_changes);
+  e.counter("raftkit_incarnation_changes_total",
+            "Messages from another incarnation of a follower than the one the leader tracked.", s.incarnation_changes);
   e.histogram("raftkit_log_append_seconds", "Duration of one log write, fsync included.", s.log_append_us, 1e-6);
   e.histogram("raftkit_log_fsync_seconds", "Duration of one fsync of the log.", s.log_fsync_us, 1e-6);
   e.histogram("raftkit_snapshot_bytes", "Size of each snapshot saved.", s.snapshot_bytes, 1.0);

@@ -210,6 +210,7 @@ TEST_CASE("A wiped node rejoins under its old id as a new incarnation: counted f
   const Progress& pr = *c.raft(l).progress().find(NodeId{w});
   CHECK(pr.incarnation == c.raft(w).incarnation());
   CHECK(pr.match == Index{});
+  CHECK(c.node(l).driver->metrics().snapshot().incarnation_changes == 1);
   REQUIRE(run_until(c, [&] { return c.raft(w).counted(); }));
   CHECK(c.raft(w).last_index() >= c.raft(l).commit_index());
   CHECK(incarnation_of(c.raft(l).membership(), NodeId{w}) == c.raft(w).incarnation());
