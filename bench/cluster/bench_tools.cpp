@@ -137,6 +137,26 @@ void print_result(const Result& r) {
   fmt::print("  machine: {}\n", machine_line());
 }
 
+std::string cpu_seconds_text(const std::vector<double>& cpu_us) {
+  std::string text;
+  for (double x : cpu_us) text += fmt::format("{}{:.2f}", text.empty() ? "" : " + ", x / 1e6);
+  return text;
+}
+
+std::string client_window_figures(Result& r, const Window& w, const std::vector<double>& cpu_us,
+                                  std::uint64_t self_cpu_us, double raft_bytes, double client_bytes) {
+  double total = 0;
+  for (double x : cpu_us) total += x;
+  r.cpu_us_per_op = r.ops > 0 ? total / r.ops : 0;
+  r.client_cpu_us_per_op = r.ops > 0 ? static_cast<double>(self_cpu_us) / r.ops : 0;
+  if (have_ss()) {
+    r.wire_bytes_per_op = r.ops > 0 ? raft_bytes / r.ops : 0;
+    r.client_wire_bytes_per_op = r.ops > 0 ? client_bytes / r.ops : 0;
+  }
+  w.rss(r);
+  return cpu_seconds_text(cpu_us);
+}
+
 int finish(const Result& r, const Common& c) {
   print_result(r);
   if (!c.json_path.empty()) {

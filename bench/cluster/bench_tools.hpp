@@ -100,6 +100,9 @@ struct Result {
 /// Prints `r`, writes it as JSON if asked; the exit status of a tool.
 int finish(const Result& r, const Common& c);
 
+/// Each process's CPU seconds of a window, "0.81 + 0.40 + 0.39", from µs.
+std::string cpu_seconds_text(const std::vector<double>& cpu_us);
+
 // A window's CPU and RSS over a set of processes.
 struct Window {
   std::vector<pid_t> pids;
@@ -124,7 +127,7 @@ struct Window {
     }
     return d;
   }
-  void rss(Result& r) {
+  void rss(Result& r) const {
     for (pid_t p : pids) {
       const double k = static_cast<double>(process_peak_rss_kib(p).value_or(0));
       r.rss_peak_kib_max = std::max(r.rss_peak_kib_max, k);
@@ -132,6 +135,13 @@ struct Window {
     }
   }
 };
+
+/// The per-operation figures of a window of closed-loop clients run from
+/// this process (r.ops set): the servers' CPU (`cpu_us`, one per server),
+/// this process's (`self_cpu_us`), wire bytes and peak RSS. Returns
+/// cpu_seconds_text(cpu_us) for the detail line.
+std::string client_window_figures(Result& r, const Window& w, const std::vector<double>& cpu_us,
+                                  std::uint64_t self_cpu_us, double raft_bytes, double client_bytes);
 
 /// The counter servers of the counter and failover modes, and their pids.
 extern raftkit::counter::LocalCluster* g_cluster;

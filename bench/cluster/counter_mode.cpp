@@ -117,17 +117,7 @@ int run_counter(const Common& c, const std::string& server_binary) {
   r.ops = static_cast<double>(r.lat.count);
   r.ops_per_s = r.ops / c.seconds;
   r.errors = errs;
-  double total = 0;
-  for (double x : cpu) total += x;
-  r.cpu_us_per_op = r.ops > 0 ? total / r.ops : 0;
-  r.client_cpu_us_per_op = r.ops > 0 ? static_cast<double>(self1 - self0) / r.ops : 0;
-  if (have_ss()) {
-    r.wire_bytes_per_op = r.ops > 0 ? raft_bytes / r.ops : 0;
-    r.client_wire_bytes_per_op = r.ops > 0 ? client_bytes / r.ops : 0;
-  }
-  w.rss(r);
-  std::string per;
-  for (double x : cpu) per += fmt::format("{}{:.2f}", per.empty() ? "" : " + ", x / 1e6);
+  const std::string per = client_window_figures(r, w, cpu, self1 - self0, raft_bytes, client_bytes);
   r.detail = fmt::format(
       "raftkit-counter-server x{} (WAL, fdatasync before acknowledging), counter protocol over TCP from this "
       "process (an increment, not a {} B payload); CPU s per server in the window: {}",

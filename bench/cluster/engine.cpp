@@ -224,8 +224,7 @@ int run_engine(const Common& c, const EngineOpts& e) {
     r.leader_msgs_received_per_op = j->number("leader_msgs_received").value_or(0) / r.ops;
   }
   w.rss(r);
-  std::string per;
-  for (double x : cpu) per += fmt::format("{}{:.2f}", per.empty() ? "" : " + ", x / 1e6);
+  const std::string per = cpu_seconds_text(cpu);
   if (!rss_line.empty())
     r.detail = fmt::format("follower fault '{}' (slow factor {}) during the window; leader RSS MiB every 0.5 s:{}. ",
                            e.follower_fault, e.slow_factor, rss_line);

@@ -157,17 +157,7 @@ int run_kv(const Common& c, const std::string& server_binary, int keys) {
   r.write_p99 = pw.p99;
   r.read_p50 = pr.p50;
   r.read_p99 = pr.p99;
-  double total = 0;
-  for (double x : cpu) total += x;
-  r.cpu_us_per_op = r.ops > 0 ? total / r.ops : 0;
-  r.client_cpu_us_per_op = r.ops > 0 ? static_cast<double>(self1 - self0) / r.ops : 0;
-  if (have_ss()) {
-    r.wire_bytes_per_op = r.ops > 0 ? raft_bytes / r.ops : 0;
-    r.client_wire_bytes_per_op = r.ops > 0 ? client_bytes / r.ops : 0;
-  }
-  w.rss(r);
-  std::string per;
-  for (double x : cpu) per += fmt::format("{}{:.2f}", per.empty() ? "" : " + ", x / 1e6);
+  const std::string per = client_window_figures(r, w, cpu, self1 - self0, raft_bytes, client_bytes);
   r.detail = fmt::format(
       "raftkit-kv-server x{} (WAL, fdatasync before acknowledging), HTTP/1.1 kept alive from this process, {} keys "
       "prefilled with {} B values, writes to the leader; CPU s per server in the window: {}; first error: {}",
