@@ -325,19 +325,21 @@ bool LocalCluster::start(std::uint64_t id, std::chrono::milliseconds timeout, st
   return wait_ready(id, Clock::now() + timeout, error);
 }
 
-bool LocalCluster::wipe(std::uint64_t id, std::string& error) {
+bool LocalCluster::wipe(std::uint64_t id, std::string& error, Loss loss) {
   if (running(id)) {
     error = fmt::format("node {} is running: stop it before wiping its data directory", id);
     return false;
   }
+  const bool all = loss == Loss::everything;
+  const fs::path path = all ? fs::path(procs_.at(id)->data_dir) : fs::path(procs_.at(id)->data_dir) / "wal";
   std::error_code ec;
-  fs::remove_all(procs_.at(id)->data_dir, ec);
+  fs::remove_all(path, ec);
   if (ec) {
-    error = fmt::format("removing {}: {}", procs_.at(id)->data_dir, ec.message());
+    error = fmt::format("removing {}: {}", path.string(), ec.message());
     return false;
   }
   std::lock_guard lk(mu_);
-  procs_.at(id)->lines.push_back("--- data directory wiped");
+  procs_.at(id)->lines.push_back(all ? "--- data directory wiped" : "--- WAL directory wiped (snapshots kept)");
   return true;
 }
 

@@ -18,7 +18,7 @@
 // "add-server ..."). A node started later gets --peers naming itself and the
 // current members (members(), which the test keeps up to date with
 // set_members() as it adds and removes nodes). wipe() empties a stopped
-// node's data directory; its next start() has no --bootstrap either, so it
+// node's data directory (or only its WAL); its next start() has no --bootstrap either, so it
 // comes back under its old id as a new incarnation.
 //
 // TLS (on by default): the constructor runs scripts/make-certs.sh into
@@ -96,9 +96,12 @@ class LocalCluster {
   bool start_all(std::chrono::milliseconds timeout, std::string& error);
   /// (Re)starts one node with its ports and data directory.
   bool start(std::uint64_t id, std::chrono::milliseconds timeout, std::string& error);
-  /// Removes a stopped node's data directory (a lost disk). False with
-  /// `error` if the node is running.
-  bool wipe(std::uint64_t id, std::string& error);
+  /// What wipe() removes: the whole data directory (a lost disk), or only
+  /// its write-ahead log, the snapshots kept (a lost WAL volume).
+  enum class Loss { everything, wal_only };
+  /// Removes a stopped node's data directory, or the part `loss` names.
+  /// False with `error` if the node is running.
+  bool wipe(std::uint64_t id, std::string& error, Loss loss = Loss::everything);
   /// The nodes this harness believes are members (initially 1..nodes).
   std::set<std::uint64_t> members() const;
   void set_members(std::set<std::uint64_t> ids);

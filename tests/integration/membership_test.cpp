@@ -164,6 +164,61 @@ void check_final(const LocalCluster& c, const LoadCounts& k) {
   CHECK(same);
 }
 
+// A snapshot on node 1 (the `snapshot` command, as a process), then on the
+// others (the client library): with --snapshot-trailing-entries 0 every log
+// is compacted, so a node that lost its log can only catch up by installing
+// the leader's snapshot. Returns node 1's snapshot index.
+std::uint64_t snapshot_everywhere(const LocalCluster& c) {
+  std::string out;
+  const int rc = c.run_client({"snapshot"}, T(10000), out);
+  INFO(out);
+  REQUIRE(rc == 0);
+  const auto index = std::strtoull(out.c_str(), nullptr, 10);
+  CHECK(index > 0);
+  auto s = c.status(1, T(1000));
+  REQUIRE(s.has_value());
+  CHECK(s->snapshot_index >= index);
+  fmt::print("    snapshot on node 1 at index {}\n", index);
+  Client admin(c.client_options("admin"));
+  for (std::uint64_t id : {2u, 3u}) {
+    // A follower snapshots what it has applied: let it reach node 1's index first.
+    REQUIRE(LocalCluster::wait_until(
+        [&] {
+          auto s = c.status(id, T(1000));
+          return s && s->applied >= index;
+        },
+        T(5000)));
+    const auto r = admin.snapshot(c.client_address(id));
+    INFO(r.message);
+    REQUIRE(r.outcome == Outcome::ok);
+    CHECK(r.value >= static_cast<std::int64_t>(index));
+  }
+  return index;
+}
+
+// Stops `victim` (SIGKILL), removes what `loss` names, restarts it without
+// --bootstrap and waits until its new incarnation is swapped in.
+void lose_and_restart(LocalCluster& c, std::uint64_t victim, LocalCluster::Loss loss) {
+  c.kill(victim);
+  std::string err;
+  const bool wiped = c.wipe(victim, err, loss);
+  INFO(err);
+  REQUIRE(wiped);
+  start_node(c, victim);  // no --bootstrap: an empty WAL is a new incarnation
+  auto first = c.status(victim, T(2000));
+  fmt::print("    node {} restarted: incarnation {:x} (right after its start)\n", victim,
+             first ? first->incarnation : 0);
+  require_settled(c, {1, 2, 3});  // includes: the new incarnation swapped in
+}
+
+// The load goes on for `n` more acknowledgements, stops, and the count is
+// checked on every member.
+void finish(const LocalCluster& c, IncrementLoad& load, std::uint64_t n) {
+  require_progress(load, n);
+  load.stop();
+  check_final(c, load.counts());
+}
+
 }  // namespace
 
 TEST_CASE("membership: grow 3 to 5 and shrink back to 3 under load; nothing acknowledged is lost",
@@ -217,58 +272,65 @@ TEST_CASE("membership: a follower whose data directory was wiped comes back unde
   const LeaderInfo leader = start_cluster(c);
   IncrementLoad load(client_options(c), 4);
   require_progress(load, 50);
-  // A snapshot on node 1 (the `snapshot` command, as a process), then on
-  // the others (the client library): every log is compacted, so the wiped
-  // node can only catch up by installing the leader's snapshot.
-  std::uint64_t snapshot_index = 0;
-  {
-    std::string out;
-    const int rc = c.run_client({"snapshot"}, T(10000), out);
-    INFO(out);
-    REQUIRE(rc == 0);
-    const auto index = std::strtoull(out.c_str(), nullptr, 10);
-    CHECK(index > 0);
-    auto s = c.status(1, T(1000));
-    REQUIRE(s.has_value());
-    CHECK(s->snapshot_index >= index);
-    fmt::print("    snapshot on node 1 at index {}\n", index);
-    snapshot_index = index;
-    Client admin(c.client_options("admin"));
-    for (std::uint64_t id : {2u, 3u}) {
-      // A follower snapshots what it has applied: let it reach node 1's index first.
-      REQUIRE(LocalCluster::wait_until(
-          [&] {
-            auto s = c.status(id, T(1000));
-            return s && s->applied >= index;
-          },
-          T(5000)));
-      const auto r = admin.snapshot(c.client_address(id));
-      INFO(r.message);
-      REQUIRE(r.outcome == Outcome::ok);
-      CHECK(r.value >= static_cast<std::int64_t>(index));
-    }
-  }
+  const std::uint64_t snapshot_index = snapshot_everywhere(c);
 
   const std::uint64_t victim = leader.id == 3 ? 2 : 3;
-  c.kill(victim);
-  std::string err;
-  const bool wiped = c.wipe(victim, err);
-  INFO(err);
-  REQUIRE(wiped);
-  const auto before = load.counts().acked;
-  start_node(c, victim);  // no --bootstrap: it starts empty, a new incarnation
-  auto first = c.status(victim, T(2000));
-  fmt::print("    node {} restarted empty: incarnation {:x} (right after its start)\n", victim,
-             first ? first->incarnation : 0);
-  require_settled(c, {1, 2, 3});  // includes: the wiped node's new incarnation swapped in
+  lose_and_restart(c, victim, LocalCluster::Loss::everything);
   const auto back = c.status(victim, T(1000));
   REQUIRE(back.has_value());
   fmt::print("    node {} caught up: applied {}, snapshot {} (installed from the leader)\n", victim, back->applied,
              back->snapshot_index);
   CHECK(back->snapshot_index >= snapshot_index);  // its history came in a snapshot
-  REQUIRE(LocalCluster::wait_until([&] { return load.counts().acked >= before + 50; }, T(10000)));
-  load.stop();
-  check_final(c, load.counts());
+  finish(c, load, 50);
+}
+
+// Issue 20, hole D with real processes: the WAL volume alone is lost, the
+// snapshot directory survives. The node must not take the snapshot for its
+// old identity (it would vote and acknowledge as the old incarnation with
+// none of its promises); it restarts as a new incarnation, keeps its
+// snapshot as a starting point and is swapped in by the leader.
+TEST_CASE("membership: a follower that lost only its WAL (snapshots kept) rejoins as a new incarnation under load",
+          "[integration][membership]") {
+  auto opts = options(3, 0);
+  opts.extra_server_args = {"--snapshot-trailing-entries", "0"};
+  LocalCluster c(opts);
+  NoSanitizerReports guard{c};
+  const LeaderInfo leader = start_cluster(c);
+  IncrementLoad load(client_options(c), 4);
+  require_progress(load, 50);
+  snapshot_everywhere(c);
+  require_progress(load, 50);  // entries past the snapshot, in the WAL that is about to go
+  const std::uint64_t victim = leader.id == 3 ? 2 : 3;
+  const auto old = c.status(victim, T(1000));
+  REQUIRE(old.has_value());
+  lose_and_restart(c, victim, LocalCluster::Loss::wal_only);
+  const auto back = c.status(victim, T(1000));
+  REQUIRE(back.has_value());
+  fmt::print("    node {}: incarnation {:x} before, {:x} after; applied {} before, {} after\n", victim, old->incarnation,
+             back->incarnation, old->applied, back->applied);
+  CHECK(back->incarnation != old->incarnation);
+  CHECK(back->applied >= old->applied);
+  finish(c, load, 50);
+}
+
+// A wiped *leader*: the others elect without it, and it comes back as a new
+// incarnation of a follower. Nothing it acknowledged as leader is lost.
+TEST_CASE("membership: a leader whose data directory was wiped comes back as a new incarnation under load",
+          "[integration][membership]") {
+  LocalCluster c(options(3, 0));
+  NoSanitizerReports guard{c};
+  const LeaderInfo leader = start_cluster(c);
+  IncrementLoad load(client_options(c), 4);
+  require_progress(load, 100);
+  const auto old = c.status(leader.id, T(1000));
+  REQUIRE(old.has_value());
+  lose_and_restart(c, leader.id, LocalCluster::Loss::everything);
+  const auto back = c.status(leader.id, T(1000));
+  REQUIRE(back.has_value());
+  fmt::print("    node {} (the leader) wiped: incarnation {:x} before, {:x} after, role now {}\n", leader.id,
+             old->incarnation, back->incarnation, back->role);
+  CHECK(back->incarnation != old->incarnation);
+  finish(c, load, 50);
 }
 
 TEST_CASE("membership: replace a node with a new one (add, then remove) under load; redirects reach the new node",
