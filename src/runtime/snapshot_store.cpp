@@ -34,7 +34,10 @@ class FileSnapshotStore final : public SnapshotStore {
 };
 
 // The data is produced into a fresh buffer and swapped in under the lock, so
-// a failed save leaves the previous snapshot, as a file store does.
+// a failed save leaves the previous snapshot, as a file store does. A save
+// that finishes after a newer one (a snapshot taken while a received one
+// was installed) keeps the newer, as the file store's load() picks the
+// highest index.
 class MemorySnapshotStore final : public SnapshotStore {
  public:
   std::error_code load(const SnapshotConsumer& consume, std::string& detail) override {
@@ -61,6 +64,7 @@ class MemorySnapshotStore final : public SnapshotStore {
     }
     auto data = std::make_shared<const Bytes>(std::move(writer.bytes));
     std::lock_guard lock(mu_);
+    if (meta.index < meta_.index) return {};
     meta_ = meta;
     data_ = std::move(data);
     return {};
