@@ -97,14 +97,7 @@ Raft::Raft(const ProtocolOptions& options, const LogStore& store)
     // it into the configuration.
     incarnation_ = options.incarnation >= 2 ? options.incarnation : 2 + rng_() % (~std::uint64_t{0} - 2);
   }
-  if (config_index_ == Index{} && incarnation_ == kBootstrapIncarnation) {
-    // A new cluster (or one restarted before its first leader wrote the
-    // configuration to the log): the options name the voters, each in its
-    // bootstrap incarnation.
-    membership_ = Membership{options.initial_voters, {}, {}, {}, {}, {}, {}};
-    for (const auto& [id, address] : options.initial_addresses)
-      if (is_member(membership_, id)) membership_.addresses.emplace(id, address);
-  }
+  if (config_index_ == Index{} && incarnation_ == kBootstrapIncarnation) membership_ = bootstrap_membership(options);
   // A restart: a lease this node acknowledged before may still run on its
   // leader (thesis §4.2.3 and §6.4.1); only leases depend on it.
   if (!untouched && options.lease_reads) vote_quiet_until_ = static_cast<std::uint64_t>(options.election_ticks);
@@ -112,6 +105,26 @@ Raft::Raft(const ProtocolOptions& options, const LogStore& store)
   vote_ = hs.vote;
   become_follower(term_, NodeId{});
   vote_ = hs.vote;  // become_follower keeps the vote of an unchanged term
+}
+
+// The configuration of a node that bootstrapped its cluster and knows no
+// configuration committed yet. Its log, if not empty, starts with the entry
+// the cluster's first leader wrote (become_leader): that entry, not this
+// start's options, is the cluster's configuration, so a node restarted with
+// edited peers neither counts votes by them nor writes them to the log as a
+// second configuration without a joint step. An empty log: the options name
+// the voters, each in its bootstrap incarnation.
+Membership Raft::bootstrap_membership(const ProtocolOptions& options) const {
+  if (log_.last_index() >= Index{1} && log_.first_index() == Index{1}) {
+    std::vector<Entry> first;
+    if (!log_.slice(Index{1}, Index{2}, std::size_t{4} << 20, first) && !first.empty() &&
+        first.front().type == EntryType::membership)
+      if (auto m = decode_membership(first.front().payload)) return std::move(*m);
+  }
+  Membership m{options.initial_voters, {}, {}, {}, {}, {}, {}};
+  for (const auto& [id, address] : options.initial_addresses)
+    if (is_member(m, id)) m.addresses.emplace(id, address);
+  return m;
 }
 
 // ---------------------------------------------------------------------------
@@ -259,8 +272,9 @@ void Raft::become_leader() {
   // A no-op in the new term lets the leader commit, and so learn, every
   // entry of earlier terms (§3.6.2, Figure 3.7); reads wait for it (§6.4).
   // The first leader of a new cluster writes the configuration it was
-  // started with instead, so from then on the log holds it.
-  if (config_index_ == Index{}) {
+  // started with instead, so from then on the log holds it. A log that is
+  // not empty already starts with that entry (bootstrap_membership()).
+  if (log_.last_index() == Index{}) {
     append_to_log({Entry{term_, Index{}, EntryType::membership, encode_membership(membership_)}});
     pending_conf_index_ = log_.last_index();
   } else {

@@ -214,6 +214,7 @@ class Raft {
   /// A membership entry is committed but not yet applied: the node waits
   /// for it before it campaigns.
   bool has_unapplied_membership() const;
+  Membership bootstrap_membership(const ProtocolOptions& options) const;
   /// This node's incarnation (HardState::incarnation).
   std::uint64_t incarnation() const { return incarnation_; }
   /// Whether the configuration in force counts this incarnation's votes

@@ -310,3 +310,31 @@ TEST_CASE("Disruptive servers: vote requests from outside the configuration are 
   n.step(vote_from(9));
   CHECK(n.raft->term() == Term{5});
 }
+
+// A bootstrap node that holds the first leader's configuration entry but
+// not its commit restarts with edited peers ({1..5}: an operator added two
+// after add-server, or a typo). Counting votes by its options would let it
+// lead with voters the cluster never agreed to, and its first entry as
+// leader would write them as a second configuration without a joint step:
+// from {1,2,3} straight to {1,2,3,4,5}, two disjoint majorities ({1,2} and
+// {3,4,5}). The configuration in its log is the cluster's: it counts by
+// {1,2,3}, and as leader appends a no-op.
+TEST_CASE("Bootstrap: a node restarted before it knows the first configuration committed counts by the one in its log") {
+  raftkit::conformance::Lone n2(2, ids({1, 2, 3}), [](ProtocolOptions& o) { o.pre_vote = false; });
+  Membership first{ids({1, 2, 3}), {}, {}, {}, {}, {}, {}};
+  n2.step(raftkit::conformance::append_msg(
+      1, 2, 1, 0, 0, {Entry{Term{1}, Index{1}, EntryType::membership, encode_membership(first)}}, /*commit=*/0));
+  n2.flush();
+  n2.options.initial_voters = ids({1, 2, 3, 4, 5});
+  n2.restart();
+  CHECK(n2.raft->membership().voters == ids({1, 2, 3}));
+  n2.raft->campaign();
+  n2.flush();
+  REQUIRE(n2.raft->role() == Role::candidate);
+  n2.step(raftkit::conformance::vote_msg(MessageType::vote_response, 3, 2, n2.raft->term().value, 0, 0));
+  REQUIRE(n2.raft->role() == Role::leader);  // two of {1,2,3}
+  const core::Ready rd = n2.flush();
+  REQUIRE(rd.entries.size() == 1);
+  CHECK(rd.entries.front().index == Index{2});
+  CHECK(rd.entries.front().type == EntryType::noop);
+}
