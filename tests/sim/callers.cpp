@@ -1,0 +1,81 @@
+#include "sim/callers.hpp"
+
+#include <fmt/format.h>
+
+#include "raftkit/error.hpp"
+#include "sim/cluster.hpp"
+
+namespace raftkit::sim {
+
+namespace {
+std::string_view describe(RequestKind k) {
+  switch (k) {
+    case RequestKind::propose: return "proposal";
+    case RequestKind::read: return "read";
+    case RequestKind::transfer: return "transfer";
+    case RequestKind::membership: return "membership change";
+  }
+  return "?";
+}
+}  // namespace
+
+std::uint64_t Callers::track(RequestKind kind, std::size_t n) {
+  Request r;
+  r.kind = kind;
+  r.node = n;
+  r.gen = cluster_.gen(n);
+  r.issued = w_.now;
+  requests_.push_back(r);
+  return requests_.size() - 1;
+}
+
+void Callers::completed(std::uint64_t id, std::error_code ec) {
+  Request& r = requests_[id];
+  if (++r.completions > 1) {
+    w_.fail("callers", fmt::format("request {} at n{} completed {} times (last with '{}')", id, r.node + 1,
+                                   r.completions, ec ? ec.message() : "success"));
+    return;
+  }
+  if (r.kind == RequestKind::membership && !ec) ++w_.stats.membership_changes;
+  if (r.kind != RequestKind::propose) return;
+  if (ec == errc::dropped) r.dropped = true;
+  if (ec) return;
+  r.succeeded = true;
+  const core::Raft& raft = cluster_.node(r.node).raft();
+  if (r.index == Index{} || raft.commit_index() < r.index || raft.log().term(r.index) != r.term)
+    w_.fail("callers", fmt::format("proposal {} at n{} succeeded, but ({}, {}) is not committed there", id,
+                                   r.node + 1, r.index, r.term));
+}
+
+void Callers::abandon(std::size_t n, std::uint64_t gen) {
+  for (Request& r : requests_)
+    if (r.node == n && r.gen == gen && r.completions == 0) r.abandoned = true;
+}
+
+void Callers::check() const {
+  // Answers are owed within request_timeout of the node's clock (drift and
+  // stalls included, well under 5 s) unless the node crashed.
+  for (std::size_t id = 0; id < requests_.size(); ++id) {
+    const Request& r = requests_[id];
+    if (r.abandoned) continue;
+    if (r.completions == 0 && r.issued + 5 * kSeconds < w_.now) {
+      w_.fail("callers", fmt::format("{} {} issued at n{} at {} was never completed", describe(r.kind), id,
+                                     r.node + 1, format_time(r.issued)));
+      return;
+    }
+    if (r.kind != RequestKind::propose || r.index == Index{}) continue;
+    const std::optional<Term> committed = w_.checker.committed_term(r.index);
+    if (r.succeeded && committed && *committed != r.term) {
+      w_.fail("callers", fmt::format("proposal {} succeeded at ({}, {}), but term {} committed there", id, r.index,
+                                     r.term, *committed));
+      return;
+    }
+    if (r.dropped && committed && *committed == r.term) {
+      w_.fail("callers", fmt::format("proposal {} was reported dropped, but ({}, {}) committed", id, r.index,
+                                     r.term));
+      return;
+    }
+  }
+}
+
+}  // namespace raftkit::sim
