@@ -196,14 +196,14 @@ void Cluster::on(const ev::Poll& e) {
 void Cluster::on(const ev::Unreachable& e) {
   SimNode& nd = *nodes_[e.node];
   if (!current(nd, e.gen) || defer_if_stalled(e.node, e)) return;
-  nd.driver->report_unreachable(e.peer);
+  nd.driver->report_unreachable(NodeId{e.peer});
   after_step(e.node);
 }
 
 void Cluster::on(const ev::SnapshotReport& e) {
   SimNode& nd = *nodes_[e.node];
   if (!current(nd, e.gen) || defer_if_stalled(e.node, e)) return;
-  nd.driver->report_snapshot(e.peer, e.delivered);
+  nd.driver->report_snapshot(NodeId{e.peer}, e.delivered);
   after_step(e.node);
 }
 

@@ -53,7 +53,7 @@ void Network::drop(const Message& m, std::size_t from, std::size_t to) {
   report_snapshot_fate(m, false);
   // A transport notices a dead link now and then and says so.
   if (cut_[from * n_ + to] > 0 && w_.rng.chance(0.05))
-    w_.schedule(w_.now + kMillis, ev::Unreachable{from, cluster_->gen(from), NodeId{to + 1}});
+    w_.schedule(w_.now + kMillis, ev::Unreachable{from, cluster_->gen(from), static_cast<std::uint32_t>(to + 1)});
 }
 
 void Network::send(const Message& m) {
@@ -99,7 +99,7 @@ void Network::send(const Message& m) {
 void Network::report_snapshot_fate(const Message& m, bool delivered) {
   if (m.type != MessageType::snapshot || w_.rng.chance(0.2)) return;
   const std::size_t from = m.from.value - 1;
-  w_.schedule(w_.now + kMillis, ev::SnapshotReport{from, cluster_->gen(from), m.to, delivered});
+  w_.schedule(w_.now + kMillis, ev::SnapshotReport{from, cluster_->gen(from), static_cast<std::uint32_t>(m.to.value), delivered});
 }
 
 std::vector<double>& Network::table(LinkFaultKind kind) {

@@ -41,3 +41,28 @@ TEST_CASE("verbose output does not change the run", "[sim]") {
   CHECK(quiet.trace_hash == loud.trace_hash);
   CHECK(lines >= loud.stats.events);  // at least one line per event
 }
+
+// The traces of a few runs, pinned: a change meant to be a pure refactoring
+// of the simulator (or of the code it runs) must leave them as they are. A
+// change of behaviour updates them, and its commit says why. (The values
+// hold for one build platform: the clocks' drift and the delays go through
+// floating point and libm.)
+TEST_CASE("pinned traces: a refactoring changes no event", "[sim]") {
+  struct Pinned {
+    std::uint64_t seed;
+    int nodes;
+    std::uint64_t hash;
+  };
+  const Pinned pinned[] = {
+      {1, 3, 0x735a0ffc7637fdf6}, {1, 5, 0x3aaa5821be51d1c3}, {2, 3, 0x95b0e3f7a8a1e6e6},
+      {2, 5, 0xb290aa9fe8e69376}, {3, 3, 0xfa6e7cb8bb53c3c4}, {3, 5, 0x60b335529c5334db},
+      {1234567, 3, 0xfefc2bc5b9ed55d9}, {1234567, 5, 0xbb1215fc58cb63ae},
+  };
+  for (const Pinned& p : pinned) {
+    SimConfig c;
+    c.seed = p.seed;
+    c.nodes = p.nodes;
+    INFO("seed " << p.seed << " nodes " << p.nodes);
+    CHECK(run_simulation(c).trace_hash == p.hash);
+  }
+}

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <functional>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -20,6 +21,31 @@
 namespace {
 volatile std::sig_atomic_t g_stop = 0;
 void on_signal(int) { g_stop = 1; }
+
+// --soak: seeds in chunks until Ctrl-C, a summary every 10 s.
+int run_soak(const raftkit::sim::SimConfig& base, raftkit::sim::SeedRange seeds,
+         const std::function<void(const raftkit::sim::RunResult&)>& report) {
+  using namespace raftkit::sim;
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  Summary total;
+  auto last_print = std::chrono::steady_clock::now();
+  std::uint64_t next = seeds.first;
+  while (!g_stop) {
+    constexpr std::uint64_t kChunk = 16;
+    const Summary s = run_seeds(base, {next, next + kChunk - 1}, report, [] { return g_stop != 0; });
+    total.stats.add(s.stats);
+    total.wall_seconds += s.wall_seconds;
+    next += kChunk;
+    if (std::chrono::steady_clock::now() - last_print > std::chrono::seconds(10)) {
+      last_print = std::chrono::steady_clock::now();
+      fmt::print("[soak, next seed {}] {}\n", next, format_summary(total));
+      std::fflush(stdout);
+    }
+  }
+  fmt::print("{}\n", format_summary(total));
+  return total.stats.violations == 0 ? 0 : 1;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -94,23 +120,5 @@ int main(int argc, char** argv) {
     return s.stats.violations == 0 ? 0 : 1;
   }
 
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
-  Summary total;
-  auto last_print = std::chrono::steady_clock::now();
-  std::uint64_t next = seeds.first;
-  while (!g_stop) {
-    constexpr std::uint64_t kChunk = 16;
-    const Summary s = run_seeds(base, {next, next + kChunk - 1}, report, [] { return g_stop != 0; });
-    total.stats.add(s.stats);
-    total.wall_seconds += s.wall_seconds;
-    next += kChunk;
-    if (std::chrono::steady_clock::now() - last_print > std::chrono::seconds(10)) {
-      last_print = std::chrono::steady_clock::now();
-      fmt::print("[soak, next seed {}] {}\n", next, format_summary(total));
-      std::fflush(stdout);
-    }
-  }
-  fmt::print("{}\n", format_summary(total));
-  return total.stats.violations == 0 ? 0 : 1;
+  return run_soak(base, seeds, report);
 }

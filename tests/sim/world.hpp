@@ -60,8 +60,8 @@ struct SyncDone { std::size_t node; std::uint64_t gen; };
 struct PowerCut { std::size_t node; std::uint64_t gen; };
 struct Restart { std::size_t node; std::uint64_t gen; };
 struct Poll { std::size_t node; std::uint64_t gen; };  ///< deferred proposals go out
-struct Unreachable { std::size_t node; std::uint64_t gen; NodeId peer; };
-struct SnapshotReport { std::size_t node; std::uint64_t gen; NodeId peer; bool delivered; };
+struct Unreachable { std::size_t node; std::uint64_t gen; std::uint32_t peer; };  ///< peer: its NodeId's value
+struct SnapshotReport { std::size_t node; std::uint64_t gen; std::uint32_t peer; bool delivered; };
 struct ClientArrive { std::size_t node; std::uint32_t slot; };  ///< a pooled request (Clients)
 struct ClientReply { std::uint32_t slot; };                      ///< a pooled answer (Clients)
 struct ClientTimeout { int client; std::uint64_t op; };
