@@ -385,6 +385,7 @@ class Simulator::NodeIo final : public runtime::DriverIo {
   NodeIo(Simulator& sim, std::size_t n) : sim_(sim), n_(n) {}
   void send(Message m) override { sim_.send(m); }
   void persist(std::shared_ptr<runtime::DiskWrite> w) override { sim_.persist(n_, std::move(w)); }
+  void read_snapshot(std::shared_ptr<runtime::SnapshotRead> r) override { sim_.read_snapshot(n_, std::move(r)); }
 
  private:
   Simulator& sim_;
@@ -699,10 +700,23 @@ void Simulator::stop_node(std::size_t n) {
 // DriverIo::persist: the writes reach the store (unsynced) now; the sync
 // completes after a random latency, after every earlier write's.
 void Simulator::persist(std::size_t n, std::shared_ptr<runtime::DiskWrite> w) {
-  Node& nd = *nodes_[n];
   PendingWrite pw;
   pw.ec = w->apply(pw.what);
-  pw.write = std::move(w);
+  pw.id = w->id;
+  queue_io(n, std::move(pw));
+}
+
+// DriverIo::read_snapshot: read now, reported in the writes' queue.
+void Simulator::read_snapshot(std::size_t n, std::shared_ptr<runtime::SnapshotRead> r) {
+  PendingWrite pw;
+  r->run();
+  pw.id = r->id;
+  pw.read = std::move(r);
+  queue_io(n, std::move(pw));
+}
+
+void Simulator::queue_io(std::size_t n, PendingWrite pw) {
+  Node& nd = *nodes_[n];
   const bool failed = static_cast<bool>(pw.ec);
   nd.writes.push_back(std::move(pw));
   if (nd.power_cut_armed) {
@@ -729,11 +743,15 @@ void Simulator::complete_sync(std::size_t n) {
   if (!ec) checker_.on_synced(n, nd.store.durable().hard_state());
   trace({.kind = TraceKind::sync_done, .node = static_cast<std::uint8_t>(n + 1), .a = nd.store.last_index().value,
          .b = nd.store.hard_state().commit.value, .c = ec ? 1u : 0u});
-  nd.driver->write_done(pw.write->id, ec, pw.what);
+  if (pw.read && !ec) {
+    nd.driver->snapshot_read_done(*pw.read);
+  } else {
+    nd.driver->write_done(pw.id, ec, pw.what);  // a failed sync fails the driver, whichever work it ended
+  }
   if (nd.driver->stopped()) {
     // A failed write or sync stops the node for good: it never acks after
     // it. The process is restarted later on what the disk kept.
-    trace({.kind = TraceKind::storage_error, .node = static_cast<std::uint8_t>(n + 1), .a = pw.write->id});
+    trace({.kind = TraceKind::storage_error, .node = static_cast<std::uint8_t>(n + 1), .a = pw.id});
     crash_node(n, true);
   }
 }

@@ -150,8 +150,11 @@ class Simulator {
   class SimMachine;
   class Observer;
 
+  // A DiskWrite or a SnapshotRead: both wait in one queue and complete in
+  // order (a snapshot read syncs the log store too, as a write would).
   struct PendingWrite {
-    std::shared_ptr<runtime::DiskWrite> write;
+    std::uint64_t id = 0;
+    std::shared_ptr<runtime::SnapshotRead> read;  // set for a read
     std::error_code ec;  // from apply(); the sync is tried at completion
     std::string what;
   };
@@ -230,6 +233,8 @@ class Simulator {
   void set_clock_rate(std::size_t n, double rate);
   bool defer_if_stalled(const Event& e);
   void persist(std::size_t n, std::shared_ptr<runtime::DiskWrite> w);
+  void read_snapshot(std::size_t n, std::shared_ptr<runtime::SnapshotRead> r);
+  void queue_io(std::size_t n, PendingWrite pw);
   void complete_sync(std::size_t n);
   void after_step(std::size_t n);
   std::uint64_t track(Request::Kind kind, std::size_t n);
