@@ -506,18 +506,6 @@ void Driver::send(Message m) {
 
 // ---- status -------------------------------------------------------------------
 
-namespace {
-NodeRole public_role(core::Role r) {
-  switch (r) {
-    case core::Role::follower: return NodeRole::follower;
-    case core::Role::pre_candidate: return NodeRole::pre_candidate;
-    case core::Role::candidate: return NodeRole::candidate;
-    case core::Role::leader: return NodeRole::leader;
-  }
-  return NodeRole::follower;
-}
-}  // namespace
-
 // The one place that turns a leader's id into an address. The address comes
 // from the options' peer list for now.
 LeaderHint Driver::leader_hint() const {
@@ -538,7 +526,7 @@ NodeStatus Driver::status(bool lists) const {
   NodeStatus s;
   s.id = options_.id;
   if (raft_) {
-    s.role = stopped_ ? NodeRole::stopped : public_role(raft_->role());
+    s.role = stopped_ ? NodeRole::stopped : raft_->role();
     s.term = raft_->term();
     s.leader = stopped_ ? NodeId{} : raft_->leader();
     s.commit = raft_->commit_index();
