@@ -70,88 +70,15 @@
 #include "raftkit/metrics.hpp"
 #include "raftkit/options.hpp"
 #include "raftkit/state_machine.hpp"
+#include "raftkit/status.hpp"
 #include "raftkit/transport.hpp"
 
 namespace raftkit {
-
-/// A node's role, as NodeStatus reports it.
-enum class NodeRole : std::uint8_t {
-  follower,       ///< follows a leader, or waits to hear from one
-  pre_candidate,  ///< checks whether an election could win (pre-vote), term unchanged
-  candidate,      ///< asks for votes in a new term
-  leader,         ///< accepts proposals and replicates them
-  starting,       ///< constructed, start() not called yet (or it failed)
-  stopped,        ///< stop() was called, or the node stopped on an error (NodeStatus::failure)
-};
-
-/// The role's name: "follower", "pre-candidate", "candidate", "leader",
-/// "starting", "stopped" (what the examples print and serve as JSON).
-constexpr std::string_view to_string(NodeRole role) noexcept {
-  switch (role) {
-    case NodeRole::follower: return "follower";
-    case NodeRole::pre_candidate: return "pre-candidate";
-    case NodeRole::candidate: return "candidate";
-    case NodeRole::leader: return "leader";
-    case NodeRole::starting: return "starting";
-    case NodeRole::stopped: return "stopped";
-  }
-  return "unknown";
-}
-
-/// Where the leader is, as one node knew it when a request completed (see
-/// THE LEADER HINT in the file comment).
-struct LeaderHint {
-  NodeId id;            ///< the leader; 0 when unknown (an election is on, or this node stopped)
-  std::string address;  ///< its Raft address ("host:port" from Options::peers); empty when unknown
-  /// True when a leader is known.
-  bool known() const noexcept { return !id.is_none(); }
-  /// Equal when both fields are.
-  friend bool operator==(const LeaderHint&, const LeaderHint&) = default;
-};
 
 /// What async_propose and async_read complete with, next to the error.
 struct Response {
   Bytes value;        ///< StateMachine::apply (propose) or query (read) result; empty on error
   LeaderHint leader;  ///< the leader when the request completed; on not_leader, where to redirect
-};
-
-/// What a leader knows of one follower.
-struct PeerStatus {
-  NodeId id;         ///< the follower
-  Index match;       ///< highest index known replicated there
-  Index next;        ///< next index to send
-  std::string state; ///< "probe", "replicate" or "snapshot"
-  bool active = false;  ///< heard from within an election timeout
-  /// The incarnation of the follower that answers (its log's identity).
-  std::uint64_t incarnation = 0;
-  /// That incarnation is not the one the configuration counts (the node
-  /// lost its log and came back): the leader swaps it in once it caught up.
-  bool replacing = false;
-};
-
-/// A consistent view of a node, for monitoring and client redirection.
-struct NodeStatus {
-  NodeId id;         ///< this node
-  NodeRole role = NodeRole::starting;  ///< see NodeRole; to_string() or fmt gives its name
-  Term term;         ///< the current term
-  NodeId leader;     ///< 0 when unknown
-  Index commit;      ///< highest index known committed
-  Index applied;     ///< highest index applied to the state machine
-  Index last_index;  ///< last index in the log (durable or not)
-  Index snapshot_index;  ///< the newest snapshot, loaded or taken
-  std::string failure;  ///< why the node stopped, if it stopped on an error
-  std::vector<PeerStatus> peers;  ///< on the leader: every other member's progress (refreshed every tick)
-  /// The configuration in force (applied): voters, learners, staging
-  /// servers, addresses; voters_outgoing is non-empty during a change.
-  /// Refreshed as soon as it changes; the other fields after every input.
-  Membership membership;
-  /// This node's incarnation: born with its write-ahead log (see
-  /// Membership::incarnations).
-  std::uint64_t incarnation = 0;
-  /// The configuration names this node's id as a voter but another
-  /// incarnation of it (this one started with an empty log): it receives
-  /// the log and counts for nothing until the leader swaps it in.
-  bool replacing = false;
 };
 
 /// A Raft node: see the file comment.
@@ -357,14 +284,3 @@ class Node {
 };
 
 }  // namespace raftkit
-
-/// \cond fmt_plumbing
-// Formats a NodeRole as its name ("pre-candidate"), so `fmt::format("{}", role)` works.
-template <>
-struct fmt::formatter<raftkit::NodeRole> : fmt::formatter<std::string_view> {
-  // Writes the role's name, honouring width and alignment specs.
-  auto format(raftkit::NodeRole role, fmt::format_context& ctx) const {
-    return fmt::formatter<std::string_view>::format(raftkit::to_string(role), ctx);
-  }
-};
-/// \endcond

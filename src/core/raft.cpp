@@ -11,16 +11,6 @@
 
 namespace raftkit::core {
 
-std::string_view to_string(Role r) {
-  switch (r) {
-    case Role::follower: return "follower";
-    case Role::pre_candidate: return "pre-candidate";
-    case Role::candidate: return "candidate";
-    case Role::leader: return "leader";
-  }
-  return "unknown";
-}
-
 namespace {
 
 // What an entry counts toward max_uncommitted_bytes: commands only. The
@@ -404,6 +394,8 @@ void Raft::step(const Message& m) {
     case Role::candidate:
     case Role::pre_candidate: step_candidate(m); break;
     case Role::follower: step_follower(m); break;
+    case Role::starting:
+    case Role::stopped: break;  // the runtime's roles, never a core's
   }
 }
 

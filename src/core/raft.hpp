@@ -48,12 +48,15 @@
 #include "raftkit/log_store.hpp"
 #include "raftkit/message.hpp"
 #include "raftkit/protocol_options.hpp"
+#include "raftkit/status.hpp"
 #include "raftkit/types.hpp"
 
 namespace raftkit::core {
 
-enum class Role : std::uint8_t { follower, pre_candidate, candidate, leader };
-std::string_view to_string(Role r);
+/// A core's role: the first four of the public NodeRole, the one role enum
+/// (a core is never `starting` or `stopped`: those are the runtime's).
+using Role = NodeRole;
+using raftkit::to_string;  // to_string(Role): the role's name
 
 /// A linearizable read may be served once the state machine has applied
 /// `index`. `context` is the caller's read_index() argument.

@@ -27,12 +27,15 @@
 //                  in log order, waiting callers are completed, advance().
 //
 // INPUTS are the only way anything happens: tick(now), step(message),
-// propose/read/transfer(..., now), report_unreachable(peer), write_done(...)
-// and stop(). `now` is a monotonic TimePoint chosen by the caller: steady
-// clock time in Node, the node's drifting local clock in the simulator. Time
-// is used for the tick cadence (every elapsed tick interval is one core
-// tick, missed ones included, so a stalled thread cannot stretch a lease), for
-// request deadlines and for disk-stall detection.
+// propose/read/transfer(..., now), report_unreachable(peer), write_done(...),
+// snapshot_read_done(...) and stop(). `now` is a monotonic TimePoint chosen
+// by the caller: steady clock time in Node, the node's drifting local clock
+// in the simulator. Time is used for the tick cadence (every elapsed tick
+// interval is one core tick, missed ones included, so a stalled thread
+// cannot stretch a lease), for request deadlines and for disk-stall
+// detection. The driver reads no clock: the metrics' durations (a
+// snapshot's capture, save, restore, send) come from the caller's
+// DriverIo::metrics_clock(), which nothing else depends on.
 //
 // CALLERS. Each proposal, read and transfer completes exactly once: with
 // success, or with the errc the node's documentation lists. A proposal that
@@ -41,6 +44,7 @@
 // proposal landing at the index of an older one that still waits proves
 // nothing (the older entry was not committed *yet*, but a later leader that
 // holds it may still commit it: Figure 8 of the paper), so both wait.
+// The waiting callers live in runtime/pending_requests.hpp.
 //
 // DURABILITY. A DiskWrite's `apply` performs the store writes (and the
 // snapshot file) but not the sync; the I/O side calls LogStore::sync() after
@@ -55,91 +59,40 @@
 // SnapshotStore and the snapshot recorded in the log store inside a
 // DiskWrite — on Node's snapshot thread, while applies and log writes go on;
 // the driver adds no thread of its own. Its bytes are not kept in memory:
-// when a follower needs a snapshot, they are read back from the store (again
-// in a snapshot-only write) and moved into the message sent. (The snapshot
+// when a follower needs a snapshot, they are read back from the store (a
+// SnapshotRead, beside the log writes) and moved into the message sent. (The snapshot
 // loaded at start, and one received from a leader, are already in memory:
 // they are kept for the first follower that needs them.) A snapshot that the state machine
 // cannot restore stops the driver with a clear error. The log store records
 // a taken snapshot (and so discards the log behind it) in a second write,
 // once Options::snapshot_trailing_entries entries follow it and, on a
 // leader, no follower is receiving an older snapshot (it needs the log right
-// after that one next).
+// after that one next). The lifecycle, with its explicit state, lives in
+// runtime/snapshot_lifecycle.hpp.
 //
 // Not thread-safe: one thread (or strand) calls every member.
 #pragma once
 
-#include <chrono>
 #include <cstdint>
-#include <deque>
 #include <functional>
-#include <map>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <system_error>
-#include <vector>
 
 #include "core/raft.hpp"
 #include "raftkit/log_store.hpp"
 #include "raftkit/metrics.hpp"
-#include "raftkit/node.hpp"
 #include "raftkit/options.hpp"
 #include "raftkit/state_machine.hpp"
+#include "raftkit/status.hpp"
+#include "runtime/driver_io.hpp"
+#include "runtime/pending_requests.hpp"
+#include "runtime/snapshot_lifecycle.hpp"
 #include "runtime/snapshot_store.hpp"
 
 namespace raftkit::runtime {
-
-/// Monotonic time since an arbitrary epoch (the caller's clock).
-using TimePoint = std::chrono::nanoseconds;
-
-/// One unit of durable work. `apply` performs the writes (it may run on
-/// another thread; the core reads the store meanwhile); the I/O side then
-/// calls LogStore::sync() and reports both to Driver::write_done(id, ...).
-struct DiskWrite {
-  std::uint64_t id = 0;
-  /// Writes without syncing. On error, `what` says which step failed.
-  std::function<std::error_code(std::string& what)> apply;
-  /// Set on a snapshot's serialisation: it touches only the SnapshotStore
-  /// (which syncs its own file), never the LogStore, so the I/O side may run
-  /// it beside the log writes (Node: on its own thread, so a long snapshot
-  /// never holds up appends) and needs no LogStore::sync() after it; its
-  /// completion may then be reported out of hand-out order. Running it in
-  /// order, as the simulator does, is correct too.
-  bool snapshot_only = false;
-};
-
-/// What the driver needs from the world around it.
-class DriverIo {
- public:
-  virtual ~DriverIo() = default;
-  /// Hands a message to the transport. Never blocks.
-  virtual void send(Message m) = 0;
-  /// Makes `w` durable: w->apply(), then LogStore::sync(), then
-  /// Driver::write_done() on the driver's thread — never from inside this
-  /// call. Writes complete in the order they are handed out (except that a
-  /// snapshot_only write may complete out of order; see DiskWrite).
-  virtual void persist(std::shared_ptr<DiskWrite> w) = 0;
-  /// The configuration in force changed (members, addresses): a network
-  /// transport learns the new members' addresses and forgets the removed.
-  /// Called before any message for a new member is sent.
-  virtual void members_changed(const Membership&) {}
-};
-
-/// Optional observer for the simulator's checkers and for metrics. Called on
-/// the driver's thread; must not call back into the driver.
-class DriverObserver {
- public:
-  virtual ~DriverObserver() = default;
-  /// A Ready was taken from the core (before anything of it happens).
-  virtual void on_ready(const core::Raft&, const core::Ready&) {}
-  /// A committed entry was applied (every type, in log order).
-  virtual void on_applied(const Entry&) {}
-  /// The state machine was replaced by a snapshot.
-  virtual void on_snapshot_loaded(const SnapshotMeta&) {}
-  /// The state machine's snapshot at `meta.index` is durable.
-  virtual void on_snapshot_taken(const SnapshotMeta&) {}
-};
 
 /// Deliberate runtime bugs, for the simulator's checker tests only (the
 /// protocol's own are core::InjectedBug in the low bits).
@@ -215,6 +168,8 @@ class Driver {
   void report_snapshot(NodeId peer, bool ok);
   /// The write handed out with id `id` finished (its sync included).
   void write_done(std::uint64_t id, std::error_code ec, const std::string& what);
+  /// The SnapshotRead handed out to DriverIo::read_snapshot() finished.
+  void snapshot_read_done(SnapshotRead& r);
   /// Stops for good: every waiting caller completes with `why`; later inputs
   /// are ignored and later requests refused. Idempotent.
   void stop(std::error_code why);
@@ -224,8 +179,9 @@ class Driver {
   /// Why the driver stopped on an error (empty after a plain stop()).
   const std::string& failure() const { return failure_; }
   const core::Raft& raft() const { return *raft_; }
-  const SnapshotMeta& snapshot_meta() const { return snapshot_meta_; }
-  std::size_t pending_requests() const { return proposals_.size() + reads_.size() + transfers_.size(); }
+  /// The newest snapshot the log store records.
+  const SnapshotMeta& snapshot_meta() const { return snapshot_.recorded(); }
+  std::size_t pending_requests() const { return pending_.size(); }
   /// `lists`: false leaves NodeStatus::peers and ::membership empty (the
   /// figures alone allocate nothing, for a status refreshed on every input).
   NodeStatus status(bool lists = true) const;
@@ -237,7 +193,7 @@ class Driver {
 
   /// Re-reads the newest snapshot from the snapshot store into the state
   /// machine (an operator restored one; tests that compact by hand).
-  std::error_code reload_snapshot(std::string& detail) { return load_snapshot(detail); }
+  std::error_code reload_snapshot(std::string& detail) { return snapshot_.load(detail); }
   /// Takes and handles whatever Ready the core has; for tests that step the
   /// core directly.
   void poll() {
@@ -245,63 +201,29 @@ class Driver {
   }
   core::Raft& core_for_testing() { return *raft_; }
 
-  void set_observer(DriverObserver* o) { observer_ = o; }
+  void set_observer(DriverObserver* o) {
+    observer_ = o;
+    snapshot_.set_observer(o);
+  }
   /// core::InjectedBug | DriverBug flags; test targets only.
   void inject_bugs_for_testing(unsigned bugs);
 
  private:
-
-  /// Completes a proposal's caller and counts the outcome in the metrics.
-  void finish_proposal(ResultHandler& done, std::error_code ec, Bytes result = {});
-  struct PendingRead {
-    Bytes query;
-    ResultHandler done;
-    TimePoint deadline;
-    std::optional<Index> index;  // set once the leader confirmed the read index
-  };
-  struct PendingTransfer {
-    NodeId to;
-    DoneHandler done;
-    TimePoint deadline;
-  };
-  struct PendingChange {
-    std::function<bool(const Membership&)> reached;
-    DoneHandler done;
-    TimePoint deadline;
-  };
-  struct Deadline {
-    TimePoint at;
-    Index index;
-    Term term;
-  };
-
-  std::error_code load_snapshot(std::string& detail);
-  std::error_code restore(SnapshotReader& in, std::string& detail);
+  void decide_bootstrap();
   void advance_clock(TimePoint now);
   void process();
+  void persist_ready(std::shared_ptr<core::Ready> rd, std::optional<HardState> hs);
   void finish(core::Ready& rd);
   void apply_committed(std::span<const Entry> entries);
   void applied(const Entry& e, Bytes result);
-  void serve_reads();
-  void complete_transfers();
-  void start_change(const Membership& target, std::function<bool(const Membership&)> reached, DoneHandler done,
-                    TimePoint now);
-  void complete_changes();
-  void expire(TimePoint now);
+  void start_change(const Membership& target, PendingRequests::Goal reached, DoneHandler done, TimePoint now);
   void check_disk_stall(TimePoint now);
-  void maybe_snapshot();
-  void maybe_compact();
-  void fetch_snapshot_to_send();
-  Index newest_snapshot_index() const { return taken_meta_ ? taken_meta_->index : snapshot_meta_.index; }
-  void take_snapshot();
-  void snapshot_for_waiters();
   void send(Message m);
   void fail(std::error_code ec, const std::string& what);
   void observe_changes();
   void report_configuration();
   std::error_code refusal() const;
   bool too_many_pending() const;
-  std::shared_ptr<DiskWrite> new_write(std::function<std::error_code(std::string&)> apply);
 
   Options options_;
   StateMachine& sm_;
@@ -311,6 +233,9 @@ class Driver {
   std::unique_ptr<core::Raft> raft_;
   DriverObserver* observer_ = nullptr;
   MetricsRegistry metrics_;
+  IoIds ids_;  // DiskWrite and SnapshotRead ids, in hand-out order
+  PendingRequests pending_;
+  SnapshotLifecycle snapshot_;
   core::Role last_role_ = core::Role::follower;
   NodeId last_leader_;
   Term lead_term_;  // the term this node leads in, as last told to the state machine; 0: not leading
@@ -322,55 +247,19 @@ class Driver {
   std::string failure_;
   std::error_code failure_code_;
 
-  // Time.
+  // Time: the latest the caller gave, and the last interval ticked into the core.
   TimePoint last_tick_{};
   TimePoint now_{};
 
-  // Durable work in flight, in hand-out order.
-  std::uint64_t next_write_ = 0;
-  std::shared_ptr<core::Ready> persisting_;  // the Ready whose write is in flight
-  HardState written_hs_;                     // the last hard state handed to a write (or loaded)
+  // The Ready whose write is in flight (one at a time, in hand-out order).
+  std::shared_ptr<core::Ready> persisting_;
+  HardState written_hs_;                       // the last hard state handed to a write (or loaded)
   std::optional<HardState> unwritten_commit_;  // a newer commit index, written with the next write
   std::uint64_t persisting_id_ = 0;
   TimePoint persist_started_{};
   bool stall_reported_ = false;
-  std::uint64_t snapshot_write_id_ = 0;  // nonzero while a snapshot is being saved
-  SnapshotMeta snapshot_in_flight_;
-  std::uint64_t bytes_since_snapshot_ = 0;  // entry_bytes() applied since the newest snapshot
-  // Taken and durable in the snapshot store, not yet recorded in the log store.
-  std::optional<SnapshotMeta> taken_meta_;
-  std::uint64_t compaction_write_id_ = 0;  // nonzero while the log store records a snapshot
-  SnapshotMeta compacting_meta_;
-  bool force_compaction_ = false;  // a follower needs a snapshot: record the taken one now
-  // Reading the recorded snapshot's bytes to send them (snapshot thread).
-  struct Loading {
-    SnapshotMeta meta;
-    Bytes data;
-    std::error_code ec;
-    std::string detail;
-  };
-  std::uint64_t loading_write_id_ = 0;
-  std::shared_ptr<Loading> loading_;
 
-  // Waiting callers.
-  // Keyed by where each landed: several may wait at one index, in the terms
-  // of successive leaders; the entry committed there decides every one.
-  std::map<std::pair<Index, Term>, ResultHandler> proposals_;
-  std::deque<Deadline> proposal_deadlines_;  // arrival order = deadline order
-  std::map<std::uint64_t, PendingRead> reads_;  // context order = arrival order
-  std::uint64_t next_read_context_;
-  std::vector<PendingTransfer> transfers_;
-  std::vector<PendingChange> changes_;  // one, except under core::bug_overlapping_changes
-  // snapshot_now() callers, each with the applied index its snapshot must reach.
-  std::vector<std::pair<Index, DoneHandler>> snapshot_waiters_;
   Index members_seen_ = Index{~std::uint64_t{0}};  // membership_index() last told to members_changed()
-
-  // Snapshot transfers to followers in flight, since when (metrics only).
-  std::map<NodeId, std::chrono::steady_clock::time_point> snapshot_sends_;
-
-  // The newest snapshot, loaded or taken.
-  SnapshotMeta snapshot_meta_;
-  std::shared_ptr<Bytes> snapshot_data_;  // its bytes, read for the next follower that needs them (or as received)
 };
 
 }  // namespace raftkit::runtime

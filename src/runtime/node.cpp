@@ -211,6 +211,19 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl>, runtime::DriverIo 
     });
   }
 
+  // A snapshot's bytes are read back on the snapshot thread too.
+  void read_snapshot(std::shared_ptr<runtime::SnapshotRead> r) override {
+    asio::post(snapshotter, [self = shared_from_this(), r = std::move(r)] {
+      r->run();
+      asio::dispatch(self->strand, [self, r] {
+        self->driver.snapshot_read_done(*r);
+        self->after_input();
+      });
+    });
+  }
+
+  runtime::TimePoint metrics_clock() override { return now(); }
+
   // Every input refreshes the figures; the lists (the peers' progress, the
   // configuration), which allocate, are rebuilt on ticks and whenever the
   // role or the configuration changes, so they lag by at most a tick.

@@ -23,6 +23,7 @@ class NodeIo final : public runtime::DriverIo {
   NodeIo(Cluster& cluster, Network& network, std::size_t n) : cluster_(cluster), net_(network), n_(n) {}
   void send(Message m) override { net_.send(m); }
   void persist(std::shared_ptr<runtime::DiskWrite> w) override { cluster_.persist(n_, std::move(w)); }
+  void read_snapshot(std::shared_ptr<runtime::SnapshotRead> r) override { cluster_.read_snapshot(n_, std::move(r)); }
 
  private:
   Cluster& cluster_;
@@ -213,10 +214,23 @@ void Cluster::on(const ev::SnapshotReport& e) {
 // The writes reach the store (unsynced) now; the sync completes after a
 // random latency, after every earlier write's.
 void Cluster::persist(std::size_t n, std::shared_ptr<runtime::DiskWrite> w) {
-  SimNode& nd = *nodes_[n];
   PendingWrite pw;
   pw.ec = w->apply(pw.what);
-  pw.write = std::move(w);
+  pw.id = w->id;
+  queue_io(n, std::move(pw));
+}
+
+// DriverIo::read_snapshot: read now, reported in the writes' queue.
+void Cluster::read_snapshot(std::size_t n, std::shared_ptr<runtime::SnapshotRead> r) {
+  PendingWrite pw;
+  r->run();
+  pw.id = r->id;
+  pw.read = std::move(r);
+  queue_io(n, std::move(pw));
+}
+
+void Cluster::queue_io(std::size_t n, PendingWrite pw) {
+  SimNode& nd = *nodes_[n];
   const bool failed = static_cast<bool>(pw.ec);
   nd.writes.push_back(std::move(pw));
   if (nd.power_cut_armed) {
@@ -242,11 +256,15 @@ void Cluster::complete_sync(std::size_t n) {
   if (!ec && (ec = nd.store.sync())) pw.what = "syncing the log";
   if (!ec) w_.checker.on_synced(n, nd.store.durable().hard_state());
   w_.trace(traced::Synced{n, nd.store.last_index(), nd.store.hard_state().commit, static_cast<bool>(ec)});
-  nd.driver->write_done(pw.write->id, ec, pw.what);
+  if (pw.read && !ec) {
+    nd.driver->snapshot_read_done(*pw.read);
+  } else {
+    nd.driver->write_done(pw.id, ec, pw.what);  // a failed sync fails the driver, whichever work it ended
+  }
   if (nd.driver->stopped()) {
     // A failed write or sync stops the node for good: it never acks after
     // it. The process is restarted later on what the disk kept.
-    w_.trace(traced::WriteFailed{n, pw.write->id});
+    w_.trace(traced::WriteFailed{n, pw.id});
     crash(n, true);
   }
 }

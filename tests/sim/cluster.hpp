@@ -48,8 +48,11 @@ class NodeObserver;
 
 runtime::TimePoint as_time_point(Time t);
 
+// A DiskWrite or a SnapshotRead: both wait in one queue and complete in
+// order (a snapshot read syncs the log store too, as a write would).
 struct PendingWrite {
-  std::shared_ptr<runtime::DiskWrite> write;
+  std::uint64_t id = 0;
+  std::shared_ptr<runtime::SnapshotRead> read;  // set for a read
   std::error_code ec;  // from apply(); the sync is tried at completion
   std::string what;
 };
@@ -133,7 +136,9 @@ class Cluster {
   friend class NodeIo;
   friend class NodeObserver;
   void persist(std::size_t n, std::shared_ptr<runtime::DiskWrite> w);
+  void read_snapshot(std::size_t n, std::shared_ptr<runtime::SnapshotRead> r);
   void complete_sync(std::size_t n);
+  void queue_io(std::size_t n, PendingWrite pw);
   void cut_power(std::size_t n, std::size_t keep);
   void schedule_tick(std::size_t n);
   bool current(const SimNode& nd, std::uint64_t gen) const { return nd.up && nd.gen == gen; }

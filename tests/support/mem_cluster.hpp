@@ -40,10 +40,12 @@ struct MemNode final : runtime::DriverIo, runtime::DriverObserver {
   std::vector<core::FailedRead> failed_reads;   // reads that could not be served
   std::deque<Message>* net = nullptr;
   std::deque<std::shared_ptr<runtime::DiskWrite>> writes;  // handed out, not yet completed
+  std::deque<std::shared_ptr<runtime::SnapshotRead>> reads;  // snapshot reads handed out, not yet completed
   std::size_t readies = 0;
 
   void send(Message m) override { net->push_back(std::move(m)); }
   void persist(std::shared_ptr<runtime::DiskWrite> w) override { writes.push_back(std::move(w)); }
+  void read_snapshot(std::shared_ptr<runtime::SnapshotRead> r) override { reads.push_back(std::move(r)); }
   void on_ready(const core::Raft&, const core::Ready& rd) override {
     ++readies;
     read_states.insert(read_states.end(), rd.read_states.begin(), rd.read_states.end());
@@ -120,6 +122,7 @@ class MemCluster {
   void restart(std::uint64_t id) {
     auto& node = nodes_.at(NodeId{id});
     node.writes.clear();
+    node.reads.clear();
     start(node, options_.at(NodeId{id}));
   }
 
@@ -140,14 +143,21 @@ class MemCluster {
     for (auto& [id, node] : nodes_) {
       const std::size_t before = node.readies;
       node.driver->poll();
-      while (!node.writes.empty()) {
+      while (!node.writes.empty() || !node.reads.empty()) {
+        any = true;
+        if (node.writes.empty()) {  // writes first: a read completes after the writes before it
+          auto r = std::move(node.reads.front());
+          node.reads.pop_front();
+          r->run();
+          node.driver->snapshot_read_done(*r);
+          continue;
+        }
         auto w = std::move(node.writes.front());
         node.writes.pop_front();
         std::string what;
         std::error_code ec = w->apply(what);
         if (!ec) ec = node.store->sync();
         node.driver->write_done(w->id, ec, what);  // takes the next Ready, if any
-        any = true;
       }
       any = any || node.readies != before;
     }

@@ -65,6 +65,9 @@ void become(Lone& n, Role role) {
       n.flush();
       n.step(msg(MessageType::vote_response, 2, 1, n.raft->term().value));
       break;
+    case Role::starting:
+    case Role::stopped:
+      FAIL("not a core's role");
   }
   n.flush();
   REQUIRE(n.raft->role() == role);

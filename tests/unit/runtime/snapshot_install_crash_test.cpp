@@ -52,8 +52,16 @@ struct SyncIo final : runtime::DriverIo {
   LogStore* store = nullptr;
   std::deque<std::shared_ptr<runtime::DiskWrite>> writes;
   void send(Message) override {}
+  std::deque<std::shared_ptr<runtime::SnapshotRead>> reads;
   void persist(std::shared_ptr<runtime::DiskWrite> w) override { writes.push_back(std::move(w)); }
+  void read_snapshot(std::shared_ptr<runtime::SnapshotRead> r) override { reads.push_back(std::move(r)); }
   void run(runtime::Driver& d) {
+    while (!reads.empty()) {
+      auto r = reads.front();
+      reads.pop_front();
+      r->run();
+      d.snapshot_read_done(*r);
+    }
     while (!writes.empty()) {
       auto w = writes.front();
       writes.pop_front();
