@@ -27,11 +27,6 @@ Driver::Driver(Options options, StateMachine& machine, LogStore& store, Snapshot
       // match one of ours. The top bit stays clear, so they never wrap.
       next_read_context_((read_nonce & ~(std::uint64_t{1} << 63)) | 1) {}
 
-void Driver::inject_bugs_for_testing(unsigned bugs) {
-  bugs_ = bugs;
-  if (raft_) raft_->inject_bugs_for_testing(bugs & 0xffffu);
-}
-
 // ---- lifecycle --------------------------------------------------------------
 
 std::error_code Driver::start(TimePoint now, std::string& detail) {
@@ -51,13 +46,15 @@ std::error_code Driver::start(TimePoint now, std::string& detail) {
   // written yet) comes back as a new incarnation.
   const bool snapshot_found = snapshot_meta_.index != Index{};
   options_.protocol.bootstrap = options_.bootstrap && !snapshot_found;
-  if (bugs_ & bug_snapshot_keeps_identity) [[unlikely]]
+  if (planted(bug_snapshot_keeps_identity)) [[unlikely]]
     options_.protocol.bootstrap = options_.bootstrap;
   options_.protocol.initial_addresses = options_.peers;
   options_.protocol.incarnation = next_read_context_;  // drawn at random per start
   raft_ = std::make_unique<core::Raft>(options_.protocol, store_);
   written_hs_ = store_.hard_state();
-  if (bugs_) raft_->inject_bugs_for_testing(bugs_ & 0xffffu);
+#ifdef RAFTKIT_PLANTED_BUGS
+  raft_->plant_bugs(bugs_.protocol);
+#endif
   now_ = last_tick_ = now;
   report_configuration();
   observe_changes();
@@ -218,7 +215,7 @@ void Driver::advance_clock(TimePoint now) {
   if (ticks == 0) return;
   // Every elapsed interval is a tick, missed ones included: the lease and
   // the election timers measure time, not how often this thread got to run.
-  if (bugs_ & bug_drop_missed_ticks) [[unlikely]] {
+  if (planted(bug_drop_missed_ticks)) [[unlikely]] {
     ticks = 1;
     last_tick_ = now_;
   } else if (ticks > kMaxTicksPerCall) {
@@ -283,10 +280,10 @@ core::Proposed Driver::propose(Bytes command, ResultHandler done, TimePoint now,
     finish_proposal(done, ec);
     return {};
   }
-  if (bugs_ & (bug_proposals_by_index_only | bug_drop_on_collision)) [[unlikely]] {
+  if (planted(bug_proposals_by_index_only) || planted(bug_drop_on_collision)) [[unlikely]] {
     const auto older = proposals_.lower_bound({where.index, Term{}});
     if (older != proposals_.end() && older->first.first == where.index) {
-      if (bugs_ & bug_proposals_by_index_only) {
+      if (planted(bug_proposals_by_index_only)) {
         process();
         return where;  // the new caller is forgotten
       }
@@ -379,7 +376,7 @@ void Driver::change_membership(Membership target, DoneHandler done, TimePoint no
 void Driver::start_change(const Membership& target, std::function<bool(const Membership&)> reached, DoneHandler done,
                           TimePoint now) {
   advance_clock(now);
-  if (!changes_.empty() && !(bugs_ & core::bug_overlapping_changes)) return done(errc::busy);
+  if (!changes_.empty() && !planted(core::bug_overlapping_changes)) return done(errc::busy);
   const Membership& current = raft_->membership();
   if (!current.joint() && reached(current) && target == current) return done({});
   if (auto ec = raft_->propose_membership(target)) return done(ec);
@@ -520,7 +517,7 @@ void Driver::process() {
     // leader stuck in the joint configuration that still needed it).
     std::optional<HardState> hs = rd->hard_state;
     const bool applies_config =
-        !(bugs_ & bug_config_on_unwritten_commit) &&
+        !planted(bug_config_on_unwritten_commit) &&
         std::any_of(rd->committed_entries.begin(), rd->committed_entries.end(),
                     [](const Entry& e) { return e.type == EntryType::membership; });
     const auto commit_only = [&](HardState h) {

@@ -86,6 +86,7 @@
 #include "raftkit/node.hpp"
 #include "raftkit/options.hpp"
 #include "raftkit/state_machine.hpp"
+#include "runtime/planted_bugs.hpp"
 #include "runtime/snapshot_store.hpp"
 
 namespace raftkit::runtime {
@@ -139,18 +140,6 @@ class DriverObserver {
   virtual void on_snapshot_loaded(const SnapshotMeta&) {}
   /// The state machine's snapshot at `meta.index` is durable.
   virtual void on_snapshot_taken(const SnapshotMeta&) {}
-};
-
-/// Deliberate runtime bugs, for the simulator's checker tests only (the
-/// protocol's own are core::InjectedBug in the low bits).
-enum DriverBug : unsigned {
-  bug_proposals_by_index_only = 1u << 16,  ///< a proposal at an index an older one holds is never completed
-  bug_drop_on_collision = 1u << 19,        ///< a proposal at an index an older one holds completes the
-                                           ///< older with `dropped` at once (hole B)
-  bug_snapshot_keeps_identity = 1u << 20,  ///< an empty log beside a surviving snapshot restarts as the
-                                           ///< bootstrap incarnation (hole D)
-  bug_drop_missed_ticks = 1u << 17,        ///< a late timer counts as one tick, whatever the elapsed time
-  bug_config_on_unwritten_commit = 1u << 18,  ///< a configuration is applied before its commit index is durable
 };
 
 class Driver {
@@ -246,8 +235,15 @@ class Driver {
   core::Raft& core_for_testing() { return *raft_; }
 
   void set_observer(DriverObserver* o) { observer_ = o; }
-  /// core::InjectedBug | DriverBug flags; test targets only.
-  void inject_bugs_for_testing(unsigned bugs);
+#ifdef RAFTKIT_PLANTED_BUGS
+  /// Switches on deliberate bugs in this driver and in every core it starts,
+  /// for the checkers' own tests: only in a build with planted bugs
+  /// (runtime/planted_bugs.hpp).
+  void plant_bugs(const PlantedBugs& bugs) {
+    bugs_ = bugs;
+    if (raft_) raft_->plant_bugs(bugs.protocol);
+  }
+#endif
 
  private:
 
@@ -316,7 +312,15 @@ class Driver {
   Term lead_term_;  // the term this node leads in, as last told to the state machine; 0: not leading
   Index last_commit_;
   std::uint64_t incarnation_changes_seen_ = 0;  // raft_->incarnation_changes() last added to the metrics
-  unsigned bugs_ = 0;
+#ifdef RAFTKIT_PLANTED_BUGS
+  PlantedBugs bugs_;
+  bool planted(DriverBug b) const { return bugs_.driver.has(b); }
+  bool planted(core::ProtocolBug b) const { return bugs_.protocol.has(b); }
+#else
+  // No planted bugs in this build: every check is a constant `false`.
+  static consteval bool planted(DriverBug) { return false; }
+  static consteval bool planted(core::ProtocolBug) { return false; }
+#endif
 
   bool stopped_ = false;
   std::string failure_;
@@ -360,7 +364,7 @@ class Driver {
   std::map<std::uint64_t, PendingRead> reads_;  // context order = arrival order
   std::uint64_t next_read_context_;
   std::vector<PendingTransfer> transfers_;
-  std::vector<PendingChange> changes_;  // one, except under core::bug_overlapping_changes
+  std::vector<PendingChange> changes_;  // one, except under the planted core::bug_overlapping_changes
   // snapshot_now() callers, each with the applied index its snapshot must reach.
   std::vector<std::pair<Index, DoneHandler>> snapshot_waiters_;
   Index members_seen_ = Index{~std::uint64_t{0}};  // membership_index() last told to members_changed()

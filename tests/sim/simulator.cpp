@@ -505,7 +505,9 @@ void Simulator::start_node(std::size_t n) {
   nd.observer = std::make_unique<Observer>(*this, n);
   nd.driver = std::make_unique<runtime::Driver>(nd.options, *nd.sm, nd.store, *nd.snapshots, *nd.io, rng_.next());
   nd.driver->set_observer(nd.observer.get());
-  if (config_.bugs) nd.driver->inject_bugs_for_testing(config_.bugs);
+#ifdef RAFTKIT_PLANTED_BUGS
+  if (!config_.bugs.empty()) nd.driver->plant_bugs(config_.bugs);
+#endif
   ++nd.gen;
   nd.writes.clear();
   nd.last_sync_at = now_;
