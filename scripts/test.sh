@@ -8,7 +8,10 @@
 #
 # The default run (CI's) then compiles the Release configuration of the
 # library and the example server (build-rel/: every build type must build
-# warning-free) and runs each libFuzzer target for RAFTKIT_FUZZ_SECONDS
+# warning-free), checks that its libraries hold no trace of the planted bugs
+# (nm: cmake/check_no_planted_bugs.cmake), installs it and builds a consumer
+# project against the installed package (tests/consumer; a build with
+# planted bugs refuses to install, so the test build cannot), and runs each libFuzzer target for RAFTKIT_FUZZ_SECONDS
 # (default 20; 0 skips) from its seed corpus (scripts/fuzz.sh, clang, in
 # build-fuzz/). ccache is used when installed.
 #
@@ -42,6 +45,14 @@ if [[ "$mode" == default ]]; then
     -DRAFTKIT_BUILD_BENCH=OFF "${launcher[@]}" >/dev/null
   cmake --build build-rel -j "$jobs" --target raftkit raftkit-counter-server
   echo "test.sh: Release build of raftkit and raftkit-counter-server: ok ($((SECONDS - start)) s)"
+  cmake -DNM="$(command -v nm)" -DLIBS=build-rel/src/libraftkit.a,build-rel/src/core/libraftkit_core.a \
+    -P cmake/check_no_planted_bugs.cmake
+  echo "test.sh: no planted-bug symbol in the Release libraries: ok"
+  start=$SECONDS
+  cmake -DRAFTKIT_BUILD_DIR="$PWD/build-rel" -DRAFTKIT_SOURCE_DIR="$PWD" -DWORK_DIR="$PWD/build-rel/consumer-test" \
+    -DCXX="$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' build-rel/CMakeCache.txt)" -DCXX_FLAGS= \
+    "-DLAUNCHER=$(command -v ccache || true)" -P tests/consumer/run.cmake
+  echo "test.sh: the installed Release package builds a consumer project: ok ($((SECONDS - start)) s)"
   fuzz_seconds=${RAFTKIT_FUZZ_SECONDS:-20}
   if [[ "$fuzz_seconds" != 0 ]]; then
     start=$SECONDS

@@ -79,7 +79,7 @@ std::error_code LogView::slice(Index lo, Index hi, std::size_t max_bytes, std::v
 }
 
 std::optional<Index> LogView::maybe_append(Index prev, Term prev_term, Index commit,
-                                           const std::vector<Entry>& entries, bool truncate_matched) {
+                                           const std::vector<Entry>& entries) {
   if (!matches(prev, prev_term)) return std::nullopt;
   const Index last_new = prev + entries.size();
   // Find the first entry we do not already have with the same term. Entries
@@ -90,11 +90,6 @@ std::optional<Index> LogView::maybe_append(Index prev, Term prev_term, Index com
     RAFTKIT_ASSERT(e.index == prev + (k + 1), "append entries not contiguous: {} after {}", e.index, prev);
     if (!matches(e.index, e.term)) break;
     ++k;
-  }
-  if (truncate_matched && !entries.empty() && last_index() > last_new && entries.front().index > committed_) {
-    append(entries);
-    commit_to(std::min(commit, last_new));
-    return last_new;
   }
   if (k < entries.size()) {
     // A correct leader never contradicts a committed entry (leader

@@ -52,10 +52,7 @@ class LogView {
   /// min(commit, last new index), and returns the last new index.
   /// nullopt: no match at (prev, prev_term), or `entries` contradict a
   /// committed entry (only a broken or hostile peer sends that).
-  /// `truncate_matched` is a deliberate bug for the simulator's tests: it
-  /// replaces everything after `prev`, even entries that match.
-  std::optional<Index> maybe_append(Index prev, Term prev_term, Index commit, const std::vector<Entry>& entries,
-                                    bool truncate_matched = false);
+  std::optional<Index> maybe_append(Index prev, Term prev_term, Index commit, const std::vector<Entry>& entries);
   /// Leader side: appends entries whose indexes continue the log.
   Index append(const std::vector<Entry>& entries);
 

@@ -50,15 +50,19 @@ inline Index quorum_index(const Membership& m, const IndexOf& index_of) {
 }
 
 /// A ballot counts only if it comes from the incarnation the side names
-/// (`any_incarnation`: by id alone, the planted bugs' rule).
-inline VoteResult majority_vote(const Membership& m, bool outgoing, const Ballots& votes, bool any_incarnation) {
+/// (`ById`: by id alone, whatever incarnation cast it — only the planted
+/// bug core::bug_votes_by_id asks for that).
+template <bool ById = false>
+VoteResult majority_vote(const Membership& m, bool outgoing, const Ballots& votes) {
   const std::vector<NodeId>& voters = outgoing ? m.voters_outgoing : m.voters;
   if (voters.empty()) return VoteResult::won;
   std::size_t yes = 0, no = 0;
   for (NodeId v : voters) {
     auto it = votes.find(v);
     if (it == votes.end()) continue;
-    if (!any_incarnation && it->second.incarnation != incarnation_of(m, v, outgoing)) continue;
+    if constexpr (!ById) {
+      if (it->second.incarnation != incarnation_of(m, v, outgoing)) continue;
+    }
     (it->second.granted ? yes : no)++;
   }
   const std::size_t q = voters.size() / 2 + 1;
@@ -67,9 +71,10 @@ inline VoteResult majority_vote(const Membership& m, bool outgoing, const Ballot
   return VoteResult::pending;
 }
 
-inline VoteResult quorum_vote(const Membership& m, const Ballots& votes, bool any_incarnation = false) {
-  const VoteResult a = majority_vote(m, false, votes, any_incarnation);
-  const VoteResult b = majority_vote(m, true, votes, any_incarnation);
+template <bool ById = false>
+VoteResult quorum_vote(const Membership& m, const Ballots& votes) {
+  const VoteResult a = majority_vote<ById>(m, false, votes);
+  const VoteResult b = majority_vote<ById>(m, true, votes);
   if (a == VoteResult::lost || b == VoteResult::lost) return VoteResult::lost;
   if (a == VoteResult::won && b == VoteResult::won) return VoteResult::won;
   return VoteResult::pending;

@@ -296,7 +296,7 @@ void Raft::campaign(bool pre_vote, bool transfer) {
     request = MessageType::vote;
   }
   votes_[id_] = Ballot{true, incarnation_};
-  if (quorum_vote(membership_, votes_, injected(bug_votes_by_id)) == VoteResult::won) {  // a single voter
+  if (tally_votes() == VoteResult::won) {  // a single voter
     if (pre_vote) {
       campaign(false, transfer);
     } else {
@@ -318,8 +318,14 @@ void Raft::campaign(bool pre_vote, bool transfer) {
   }
 }
 
+VoteResult Raft::tally_votes() const {
+  if (planted(bug_votes_by_id)) [[unlikely]]
+    return quorum_vote<true>(membership_, votes_);
+  return quorum_vote(membership_, votes_);
+}
+
 void Raft::poll_votes() {
-  switch (quorum_vote(membership_, votes_, injected(bug_votes_by_id))) {
+  switch (tally_votes()) {
     case VoteResult::won:
       if (role_ == Role::pre_candidate) {
         campaign(false, false);
@@ -407,14 +413,14 @@ void Raft::handle_vote_request(const Message& m) {
   // still runs: it grants nothing for one election timeout, unless the
   // leader itself asked for the election (thesis §4.2.3, for a restart).
   const bool quiet =
-      ticks_ < vote_quiet_until_ && m.context != kTransferContext && !injected(bug_votes_right_after_start);
+      ticks_ < vote_quiet_until_ && m.context != kTransferContext && !planted(bug_votes_right_after_start);
   const bool can_vote =
       !quiet && (vote_ == m.from || (vote_.is_none() && leader_.is_none()) || (pre && m.term > term_));
   Message r;
   r.type = pre ? MessageType::pre_vote_response : MessageType::vote_response;
   r.to = m.from;
   // §5.4.1: only to a candidate whose log is at least as up to date.
-  if (can_vote && (injected(bug_vote_ignores_log) || log_.is_up_to_date(m.index, m.log_term))) {
+  if (can_vote && (planted(bug_vote_ignores_log) || log_.is_up_to_date(m.index, m.log_term))) {
     r.term = m.term;
     if (!pre) {
       election_elapsed_ = 0;
@@ -519,7 +525,17 @@ void Raft::handle_append(const Message& m) {
     send(std::move(r));
     return;
   }
-  if (auto last = log_.maybe_append(m.index, m.log_term, m.commit, m.entries, injected(bug_truncate_matched))) {
+  std::optional<Index> last;
+  const Index last_new = m.index + m.entries.size();
+  if (planted(bug_truncate_matched) && !m.entries.empty() && log_.matches(m.index, m.log_term) &&
+      log_.last_index() > last_new && m.entries.front().index > log_.committed()) [[unlikely]] {
+    log_.append(m.entries);  // a stale append replaces everything after its `prev`, matching entries too
+    log_.commit_to(std::min(m.commit, last_new));
+    last = last_new;
+  } else {
+    last = log_.maybe_append(m.index, m.log_term, m.commit, m.entries);
+  }
+  if (last) {
     r.index = *last;
   } else {
     // §5.3 with the optimisation of §3.5: tell the leader where our log
@@ -581,7 +597,7 @@ void Raft::step_leader(const Message& m) {
     // arrive late). Nothing either acknowledged holds for the other: the
     // progress starts afresh for the one speaking, and its statements count
     // only where the configuration names it (maybe_commit).
-    const bool any = m.type == MessageType::snapshot_response && injected(bug_snapshot_answer_any_incarnation);
+    const bool any = m.type == MessageType::snapshot_response && planted(bug_snapshot_answer_any_incarnation);
     if (!any) {
       pr->restart_as(m.incarnation);
       ++incarnation_changes_;
@@ -674,7 +690,7 @@ void Raft::handle_heartbeat_response(const Message& m, Progress& pr) {
     // A probing follower, even a caught-up one, gets a probe: its answer
     // moves it back to replicate. Nothing is held back for batching now: if
     // the appends in flight were lost, the follower rejects this one.
-    send_append(m.from, true, /*may_hold=*/injected(bug_held_until_ack));
+    send_append(m.from, true, /*may_hold=*/planted(bug_held_until_ack));
   }
   read_only_.acknowledge(m.from, m.incarnation, m.context);
   confirm_reads();
@@ -696,7 +712,7 @@ void Raft::handle_read_index(const Message& m) {
 void Raft::add_read(std::uint64_t context, NodeId requester) {
   // The read waits for a round numbered after it arrived (flush_reads).
   std::uint64_t round = 0;
-  if (injected(bug_read_joins_left_round) && committed_in_term()) [[unlikely]]
+  if (planted(bug_read_joins_left_round) && committed_in_term()) [[unlikely]]
     round = read_only_.last_read_round();  // it left earlier, and may be acknowledged already
   read_only_.add({context, requester, log_.committed(), round});
   if (round != 0) confirm_reads();
@@ -709,7 +725,7 @@ bool Raft::lease_valid() const {
   // votes of followers that acknowledged our heartbeats: no lease for the
   // rest of this term (read_only.hpp; tikv/raft-rs#234, etcd-io/etcd#12704).
   if (read_only_.timeout_now_sent()) {
-    if (!injected(bug_lease_after_transfer)) [[likely]]
+    if (!planted(bug_lease_after_transfer)) [[likely]]
       return false;
   }
   return read_only_.lease_holds(membership_, ticks_);
@@ -822,21 +838,23 @@ bool Raft::send_append(NodeId to, bool send_if_empty, bool may_hold) {
 }
 
 bool Raft::maybe_commit() {
-  Membership counted = membership_;
-  if (injected(bug_learner_in_quorum)) [[unlikely]] {
+  const Membership* counted = &membership_;
+  Membership with_learners;
+  if (planted(bug_learner_in_quorum)) [[unlikely]] {
+    with_learners = membership_;
     for (const auto* v : {&membership_.learners, &membership_.staging})
-      counted.voters.insert(counted.voters.end(), v->begin(), v->end());
+      with_learners.voters.insert(with_learners.voters.end(), v->begin(), v->end());
+    counted = &with_learners;
   }
   // An acknowledgement counts only from the incarnation the configuration
   // names: another one may have lost what it acknowledged.
-  const bool by_id = injected(bug_acks_by_id);
-  const Index quorum = quorum_index(counted, [this, by_id](NodeId id, std::uint64_t incarnation) {
+  const Index quorum = quorum_index(*counted, [this](NodeId id, std::uint64_t incarnation) {
     const Progress* pr = progress_.find(id);
-    return pr && (by_id || pr->incarnation == incarnation) ? pr->match : Index{};
+    return pr && (pr->incarnation == incarnation || planted(bug_acks_by_id)) ? pr->match : Index{};
   });
   // §5.4.2: only entries of the current term are committed by counting.
   const bool first_commit = !committed_in_term();
-  if (injected(bug_commit_previous_term)) [[unlikely]] {
+  if (planted(bug_commit_previous_term)) [[unlikely]] {
     const auto t = log_.term(std::min(quorum, log_.last_index()));
     if (!t || !log_.maybe_commit(std::min(quorum, log_.last_index()), *t)) return false;
   } else if (!log_.maybe_commit(quorum, term_)) {
@@ -938,7 +956,7 @@ void Raft::send(Message m) {
   m.incarnation = incarnation_;
   if (m.term == Term{}) m.term = term_;
   if (must_follow_persist(m.type)) {
-    if (!injected(bug_reply_before_persist)) [[likely]] {
+    if (!planted(bug_reply_before_persist)) [[likely]] {
       persisted_msgs_.push_back(std::move(m));
       return;
     }
@@ -971,7 +989,7 @@ std::error_code Raft::propose(Bytes payload, Proposed* where) {
 
 std::error_code Raft::read_index(std::uint64_t context) {
   if (role_ == Role::leader) {
-    if (lease_valid() || injected(bug_read_without_quorum)) {
+    if (lease_valid() || planted(bug_read_without_quorum)) {
       read_states_.push_back({log_.committed(), context});
       return {};
     }
@@ -1127,7 +1145,7 @@ std::error_code Raft::propose_membership(const Membership& requested, Proposed* 
   if (role_ != Role::leader) return errc::not_leader;
   if (!transferee_.is_none()) return errc::busy;
   if (requested.joint() || !membership_problem(requested).empty()) return errc::invalid_argument;
-  const bool overlapping = injected(bug_overlapping_changes);
+  const bool overlapping = planted(bug_overlapping_changes);
   if (membership_change_pending() && !overlapping) return errc::busy;
   // The incarnations are the leader's to name: a voter kept keeps the one
   // in force; a member joining is the incarnation that answers for its id.

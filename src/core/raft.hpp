@@ -43,6 +43,7 @@
 
 #include "core/log_view.hpp"
 #include "core/membership.hpp"
+#include "core/planted_bugs.hpp"
 #include "core/progress.hpp"
 #include "core/read_only.hpp"
 #include "raftkit/log_store.hpp"
@@ -92,27 +93,6 @@ struct Ready {
 struct Proposed {
   Index index;
   Term term;
-};
-
-/// Deliberate protocol bugs, switched on only by the simulator's own tests
-/// to show that its checkers catch them. Never set in a real node.
-enum InjectedBug : unsigned {
-  bug_commit_previous_term = 1u << 0,  ///< commit earlier-term entries by counting (Figure 8)
-  bug_vote_ignores_log = 1u << 1,      ///< grant votes without the up-to-date check
-  bug_reply_before_persist = 1u << 2,  ///< send votes and acks before the fsync
-  bug_truncate_matched = 1u << 3,      ///< follower drops matching entries after a stale append
-  bug_read_without_quorum = 1u << 4,   ///< leader answers reads without a heartbeat round
-  bug_lease_after_transfer = 1u << 5,  ///< lease reads resume after a TimeoutNow was sent in the term
-  bug_overlapping_changes = 1u << 6,   ///< a second membership change is accepted while one is in flight,
-                                       ///< and moves the voters without a joint step
-  bug_learner_in_quorum = 1u << 7,     ///< learners and staging servers count toward a commit
-  bug_votes_by_id = 1u << 8,           ///< votes count by node id, whatever incarnation cast them (hole A)
-  bug_held_until_ack = 1u << 9,        ///< an append batching held back waits for an acknowledgement only
-  bug_acks_by_id = 1u << 10,           ///< acknowledgements count toward a commit by node id alone (hole C)
-  bug_votes_right_after_start = 1u << 11,  ///< a restarted node grants votes before an election timeout (hole E)
-  bug_snapshot_answer_any_incarnation = 1u << 12,  ///< a snapshot answer is taken as the tracked
-                                                   ///< incarnation's, whoever sent it (hole F)
-  bug_read_joins_left_round = 1u << 13,  ///< a read joins the last round that carried reads, which left before it arrived
 };
 
 class Raft {
@@ -193,8 +173,11 @@ class Raft {
   /// Acknowledges that everything in `rd` was persisted, sent and applied.
   void advance(const Ready& rd);
 
-  /// For the simulator's checker tests only: see InjectedBug.
-  void inject_bugs_for_testing(unsigned bugs) { bugs_ = bugs; }
+#ifdef RAFTKIT_PLANTED_BUGS
+  /// Switches on deliberate bugs, for the checkers' own tests: only in a
+  /// build with planted bugs (planted_bugs.hpp).
+  void plant_bugs(ProtocolBugs bugs) { bugs_ = bugs; }
+#endif
 
   // ---- introspection (read-only, for the runtime, tests and the simulator)
   NodeId id() const { return id_; }
@@ -244,6 +227,8 @@ class Raft {
   void reset(Term term);
   void campaign(bool pre_vote, bool transfer);
   void poll_votes();
+  /// The election's outcome so far (votes_ against membership_).
+  VoteResult tally_votes() const;
 
   // message handling
   void step_leader(const Message& m);
@@ -308,8 +293,13 @@ class Raft {
   bool reachable(const Progress& pr) const;
 
   void reset_randomized_timeout();
-  /// The one test hook: whether deliberate bug `b` is switched on.
-  bool injected(InjectedBug b) const { return (bugs_ & b) != 0; }
+  /// Whether deliberate bug `b` is switched on: a constant `false`, with no
+  /// trace in the code, unless the build has planted bugs.
+#ifdef RAFTKIT_PLANTED_BUGS
+  bool planted(ProtocolBug b) const { return bugs_.has(b); }
+#else
+  static consteval bool planted(ProtocolBug) { return false; }
+#endif
 
   NodeId id_;
   ProtocolOptions options_;
@@ -353,7 +343,9 @@ class Raft {
   Bytes snapshot_data_;  // received with a snapshot, handed out with it
   bool ready_outstanding_ = false;
   bool broadcast_pending_ = false;  // proposals appended since the last Ready: replicate them in it
-  unsigned bugs_ = 0;
+#ifdef RAFTKIT_PLANTED_BUGS
+  ProtocolBugs bugs_;
+#endif
 };
 
 }  // namespace raftkit::core

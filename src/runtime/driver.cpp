@@ -25,11 +25,6 @@ Driver::Driver(Options options, StateMachine& machine, LogStore& store, Snapshot
       pending_(metrics_, read_nonce),
       snapshot_(options_, machine, store, snapshots, io, metrics_, ids_) {}
 
-void Driver::inject_bugs_for_testing(unsigned bugs) {
-  bugs_ = bugs;
-  if (raft_) raft_->inject_bugs_for_testing(bugs & 0xffffu);
-}
-
 // ---- lifecycle --------------------------------------------------------------
 
 std::error_code Driver::start(TimePoint now, std::string& detail) {
@@ -47,7 +42,9 @@ std::error_code Driver::start(TimePoint now, std::string& detail) {
   options_.protocol.incarnation = pending_.peek_read_context();  // drawn at random per start
   raft_ = std::make_unique<core::Raft>(options_.protocol, store_);
   written_hs_ = store_.hard_state();
-  if (bugs_) raft_->inject_bugs_for_testing(bugs_ & 0xffffu);
+#ifdef RAFTKIT_PLANTED_BUGS
+  raft_->plant_bugs(bugs_.protocol);
+#endif
   now_ = last_tick_ = now;
   report_configuration();
   observe_changes();
@@ -64,7 +61,7 @@ std::error_code Driver::start(TimePoint now, std::string& detail) {
 void Driver::decide_bootstrap() {
   const bool snapshot_found = snapshot_.recorded().index != Index{};
   options_.protocol.bootstrap = options_.bootstrap && !snapshot_found;
-  if (bugs_ & bug_snapshot_keeps_identity) [[unlikely]]
+  if (planted(bug_snapshot_keeps_identity)) [[unlikely]]
     options_.protocol.bootstrap = options_.bootstrap;
 }
 
@@ -128,7 +125,7 @@ void Driver::advance_clock(TimePoint now) {
   if (ticks == 0) return;
   // Every elapsed interval is a tick, missed ones included: the lease and
   // the election timers measure time, not how often this thread got to run.
-  if (bugs_ & bug_drop_missed_ticks) [[unlikely]] {
+  if (planted(bug_drop_missed_ticks)) [[unlikely]] {
     ticks = 1;
     last_tick_ = now_;
   } else if (ticks > kMaxTicksPerCall) {
@@ -180,9 +177,9 @@ core::Proposed Driver::propose(Bytes command, ResultHandler done, TimePoint now,
     pending_.finish_proposal(done, ec);
     return {};
   }
-  if (bugs_ & (bug_proposals_by_index_only | bug_drop_on_collision)) [[unlikely]] {
+  if (planted(bug_proposals_by_index_only) || planted(bug_drop_on_collision)) [[unlikely]] {
     if (pending_.proposal_waits_at(where.index)) {
-      if (bugs_ & bug_proposals_by_index_only) {
+      if (planted(bug_proposals_by_index_only)) {
         process();
         return where;  // the new caller is forgotten
       }
@@ -268,7 +265,7 @@ void Driver::change_membership(Membership target, DoneHandler done, TimePoint no
 
 void Driver::start_change(const Membership& target, PendingRequests::Goal reached, DoneHandler done, TimePoint now) {
   advance_clock(now);
-  if (pending_.changing_membership() && !(bugs_ & core::bug_overlapping_changes)) return done(errc::busy);
+  if (pending_.changing_membership() && !planted(core::bug_overlapping_changes)) return done(errc::busy);
   const Membership& current = raft_->membership();
   if (!current.joint() && reached(current) && target == current) return done({});
   if (auto ec = raft_->propose_membership(target)) return done(ec);
@@ -331,7 +328,7 @@ void Driver::process() {
     // leader stuck in the joint configuration that still needed it).
     std::optional<HardState> hs = rd->hard_state;
     const bool applies_config =
-        !(bugs_ & bug_config_on_unwritten_commit) &&
+        !planted(bug_config_on_unwritten_commit) &&
         std::any_of(rd->committed_entries.begin(), rd->committed_entries.end(),
                     [](const Entry& e) { return e.type == EntryType::membership; });
     const auto commit_only = [&](HardState h) {

@@ -89,22 +89,11 @@
 #include "raftkit/status.hpp"
 #include "runtime/driver_io.hpp"
 #include "runtime/pending_requests.hpp"
+#include "runtime/planted_bugs.hpp"
 #include "runtime/snapshot_lifecycle.hpp"
 #include "runtime/snapshot_store.hpp"
 
 namespace raftkit::runtime {
-
-/// Deliberate runtime bugs, for the simulator's checker tests only (the
-/// protocol's own are core::InjectedBug in the low bits).
-enum DriverBug : unsigned {
-  bug_proposals_by_index_only = 1u << 16,  ///< a proposal at an index an older one holds is never completed
-  bug_drop_on_collision = 1u << 19,        ///< a proposal at an index an older one holds completes the
-                                           ///< older with `dropped` at once (hole B)
-  bug_snapshot_keeps_identity = 1u << 20,  ///< an empty log beside a surviving snapshot restarts as the
-                                           ///< bootstrap incarnation (hole D)
-  bug_drop_missed_ticks = 1u << 17,        ///< a late timer counts as one tick, whatever the elapsed time
-  bug_config_on_unwritten_commit = 1u << 18,  ///< a configuration is applied before its commit index is durable
-};
 
 class Driver {
  public:
@@ -205,8 +194,15 @@ class Driver {
     observer_ = o;
     snapshot_.set_observer(o);
   }
-  /// core::InjectedBug | DriverBug flags; test targets only.
-  void inject_bugs_for_testing(unsigned bugs);
+#ifdef RAFTKIT_PLANTED_BUGS
+  /// Switches on deliberate bugs in this driver and in every core it starts,
+  /// for the checkers' own tests: only in a build with planted bugs
+  /// (runtime/planted_bugs.hpp).
+  void plant_bugs(const PlantedBugs& bugs) {
+    bugs_ = bugs;
+    if (raft_) raft_->plant_bugs(bugs.protocol);
+  }
+#endif
 
  private:
   void decide_bootstrap();
@@ -241,7 +237,15 @@ class Driver {
   Term lead_term_;  // the term this node leads in, as last told to the state machine; 0: not leading
   Index last_commit_;
   std::uint64_t incarnation_changes_seen_ = 0;  // raft_->incarnation_changes() last added to the metrics
-  unsigned bugs_ = 0;
+#ifdef RAFTKIT_PLANTED_BUGS
+  PlantedBugs bugs_;
+  bool planted(DriverBug b) const { return bugs_.driver.has(b); }
+  bool planted(core::ProtocolBug b) const { return bugs_.protocol.has(b); }
+#else
+  // No planted bugs in this build: every check is a constant `false`.
+  static consteval bool planted(DriverBug) { return false; }
+  static consteval bool planted(core::ProtocolBug) { return false; }
+#endif
 
   bool stopped_ = false;
   std::string failure_;

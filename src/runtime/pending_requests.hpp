@@ -123,7 +123,7 @@ class PendingRequests {
   std::map<std::uint64_t, PendingRead> reads_;  // context order = arrival order
   std::uint64_t next_read_context_;
   std::vector<PendingTransfer> transfers_;
-  std::vector<PendingChange> changes_;  // one, except under core::bug_overlapping_changes
+  std::vector<PendingChange> changes_;  // one, except under the planted core::bug_overlapping_changes
 };
 
 }  // namespace raftkit::runtime

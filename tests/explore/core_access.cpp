@@ -130,6 +130,8 @@ struct RaftInspector {
     h.add(r.incarnation_);
     h.add(r.vote_quiet_until_);
     // incarnation_changes_ only counts (for metrics): not part of the state.
+    // bugs_ (only in a build with planted bugs; its size hides in padding,
+    // so sizeof(Raft) is the same without): the Config's, in every node alike.
     add_read_only(h, r.read_only_);
     add_forwarded(h, r.forwarded_);
     h.add(r.ticks_);
@@ -162,7 +164,7 @@ void add_hard_state(Hasher& h, const HardState& hs) {
 // node comes back as a new incarnation, as the runtime's random draw makes it.
 void set_identity(ProtocolOptions& o, std::uint32_t life) { o.incarnation = std::uint64_t{life} + 10; }
 
-bool may_campaign_now(const core::Raft& r, unsigned) {
+bool may_campaign_now(const core::Raft& r) {
   // A node that came back as a new incarnation campaigns only once it
   // counts (campaign() returns at once otherwise; the bugs do not change it).
   return r.counted();

@@ -85,7 +85,10 @@ int run(int argc, char** argv) {
       if (!preset.empty()) {
         auto p = find_preset(preset);
         if (!p) {
-          fmt::print(stderr, "raftkit-explore: unknown preset '{}' (known: {})\n", preset, preset_names());
+          fmt::print(stderr, "raftkit-explore: unknown preset '{}' (known: {}){}\n", preset, preset_names(),
+                     !raftkit::sim::kPlantedBugs && preset.starts_with("bug-")
+                         ? fmt::format("; {}", raftkit::sim::kNoPlantedBugs)
+                         : std::string{});
           return 2;
         }
         c = *p;
@@ -125,9 +128,15 @@ int run(int argc, char** argv) {
     fmt::print(stderr, "raftkit-explore: {}\n", error);
     return 2;
   }
-  if (*bugs != 0) c.bugs = *bugs;
+  if (!bugs->driver.empty()) {
+    fmt::print(stderr, "raftkit-explore: --bugs {}: the driver's bugs are not modelled (the search runs cores only)\n",
+               bugs_text);
+    return 2;
+  }
+  if (!bugs->empty()) c.bugs = bugs->protocol;
   Model model(c);
-  const std::string options = c.to_args() + (c.bugs ? " --bugs " + raftkit::sim::format_bugs(c.bugs) : "");
+  const std::string options =
+      c.to_args() + (c.bugs.empty() ? "" : " --bugs " + raftkit::sim::format_bugs({c.bugs, {}}));
 
   if (!replay_file.empty()) {
     Replay r = replay_lines(model, trace_lines);

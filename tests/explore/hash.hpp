@@ -57,8 +57,8 @@ std::string describe_hard_state(const HardState& hs);
 /// its disks in the high bits).
 void set_identity(ProtocolOptions& o, std::uint32_t life);
 /// Whether campaign() would do anything but return (a node recovering from
-/// a lost disk does not campaign, unless the bug lets it).
-bool may_campaign_now(const core::Raft& r, unsigned bugs);
+/// a lost disk does not campaign; no planted bug changes that).
+bool may_campaign_now(const core::Raft& r);
 /// Whether `node` is the incarnation of voter `id` that `m` counts (on its
 /// incoming side, or its `outgoing` one).
 bool counted_in(const Membership& m, NodeId id, bool outgoing, const core::Raft& node);

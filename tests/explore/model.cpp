@@ -201,7 +201,9 @@ void Model::start(Node& n, int k, bool bootstrap) {
   // A node with no disk yet restarts as what it was: a member of the
   // initial cluster bootstraps, a spare or a wiped node waits for a leader.
   n.raft.emplace(options_for(k, n.life | n.generation << 16, bootstrap), *proxies_[static_cast<std::size_t>(k)]);
-  n.raft->inject_bugs_for_testing(config_.bugs);
+#ifdef RAFTKIT_PLANTED_BUGS
+  n.raft->plant_bugs(config_.bugs);
+#endif
 }
 
 State Model::initial() {
@@ -528,7 +530,7 @@ void Model::enabled(const State& s, std::vector<Event>& out) const {
     const core::Raft& r = *n.raft;
     const auto node = static_cast<std::uint8_t>(k);
     const bool leader = r.role() == core::Role::leader;
-    const bool may_campaign = may_campaign_now(r, config_.bugs);
+    const bool may_campaign = may_campaign_now(r);
     if (b.timeouts > 0 && !leader && core::is_voter(r.membership(), r.id()) && may_campaign &&
         (!config_.timed() || election_elapsed(r) >= config_.election_ticks))
       out.push_back({EventKind::timeout, node, 0, 0});

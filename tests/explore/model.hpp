@@ -69,7 +69,9 @@ struct Config {
   /// reduction of the search: a sync's delay then only delays messages
   /// and applying, which other schedules mostly cover; see the README).
   bool sync_events = true;
-  unsigned bugs = 0;        ///< core::InjectedBug flags in every node
+  /// Deliberate protocol bugs in every node (always none in a build without
+  /// planted bugs, RAFTKIT_PLANTED_BUGS).
+  core::ProtocolBugs bugs;
 
   /// Global ticks (every node's clock advances together) instead of
   /// leader-only heartbeats: needed wherever leases or check-quorum decide.

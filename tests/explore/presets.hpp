@@ -64,7 +64,8 @@ inline std::vector<Preset> presets() {
     c.ticks = 2;
     c.depth = 14;
   });
-  // ---- one per planted core bug (core::InjectedBug)
+#ifdef RAFTKIT_PLANTED_BUGS
+  // ---- one per planted core bug (core::ProtocolBug; a build with planted bugs only)
   add("bug-commit_previous_term", "Figure 8: an entry of an earlier term committed by counting", [](Config& c) {
     c.bugs = core::bug_commit_previous_term;
     c.nodes = 3;
@@ -190,6 +191,7 @@ inline std::vector<Preset> presets() {
         c.depth = 24;
       },
       "a liveness bug (a follower never converges); the explorer checks safety only");
+#endif
   return out;
 }
 

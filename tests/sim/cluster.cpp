@@ -288,7 +288,9 @@ void Cluster::start(std::size_t n) {
   nd.driver =
       std::make_unique<runtime::Driver>(nd.options, *nd.sm, nd.store, *nd.snapshots, *nd.io, w_.rng.next());
   nd.driver->set_observer(nd.observer.get());
-  if (w_.config.bugs) nd.driver->inject_bugs_for_testing(w_.config.bugs);
+#ifdef RAFTKIT_PLANTED_BUGS
+  if (!w_.config.bugs.empty()) nd.driver->plant_bugs(w_.config.bugs);
+#endif
   ++nd.gen;
   nd.writes.clear();
   nd.last_sync_at = w_.now;

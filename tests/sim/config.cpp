@@ -52,7 +52,7 @@ std::string format_faults(FaultSet faults) {
   return fmt::format("{}", fmt::join(names, ","));
 }
 
-std::vector<std::pair<unsigned, std::string_view>> all_bugs() {
+std::vector<std::pair<runtime::PlantedBugs, std::string_view>> all_bugs() {
   return {{core::bug_commit_previous_term, "commit_previous_term"},
           {core::bug_vote_ignores_log, "vote_ignores_log"},
           {core::bug_reply_before_persist, "reply_before_persist"},
@@ -74,9 +74,13 @@ std::vector<std::pair<unsigned, std::string_view>> all_bugs() {
           {runtime::bug_snapshot_keeps_identity, "snapshot_keeps_identity"}};
 }
 
-std::optional<unsigned> parse_bugs(std::string_view text, std::string* error) {
-  if (text == "none" || text.empty()) return 0u;
-  unsigned bugs = 0;
+std::optional<runtime::PlantedBugs> parse_bugs(std::string_view text, std::string* error) {
+  if (text == "none" || text.empty()) return runtime::PlantedBugs{};
+  if (!kPlantedBugs) {
+    if (error) *error = fmt::format("bugs '{}': {}", text, kNoPlantedBugs);
+    return std::nullopt;
+  }
+  runtime::PlantedBugs bugs;
   for (std::string_view part : split_commas(text)) {
     if (part.starts_with("bug_")) part.remove_prefix(4);
     bool found = false;
@@ -94,10 +98,10 @@ std::optional<unsigned> parse_bugs(std::string_view text, std::string* error) {
   return bugs;
 }
 
-std::string format_bugs(unsigned bugs) {
+std::string format_bugs(const runtime::PlantedBugs& bugs) {
   std::vector<std::string_view> names;
   for (auto [flag, name] : all_bugs())
-    if (bugs & flag) names.push_back(name);
+    if (bugs.contains(flag)) names.push_back(name);
   if (names.empty()) return "none";
   return fmt::format("{}", fmt::join(names, ","));
 }
@@ -124,7 +128,7 @@ std::string format_time(Time t) { return fmt::format("{}.{:06}s", t / kSeconds, 
 std::string replay_command(const SimConfig& c) {
   std::string cmd = fmt::format("raftkit-sim --seeds {}..{} --nodes {} --faults {}", c.seed, c.seed, c.nodes,
                                 format_faults(c.faults));
-  if (c.bugs != 0) cmd += fmt::format(" --bugs {}", format_bugs(c.bugs));
+  if (!c.bugs.empty()) cmd += fmt::format(" --bugs {}", format_bugs(c.bugs));
   if (c.duration != SimConfig{}.duration) cmd += fmt::format(" --duration {}", c.duration / kMillis / 1000.0);
   if (c.clients != SimConfig{}.clients) cmd += fmt::format(" --clients {}", c.clients);
   if (!c.check_linearizability) cmd += " --no-linearizability";
@@ -136,7 +140,7 @@ std::string format_violation(const RunResult& r) {
   const Violation& v = *r.violation;
   std::string out = fmt::format("VIOLATION ({}) at {} in seed {} ({} nodes, faults {}{}):\n  {}\n", v.kind,
                                 format_time(v.at), r.config.seed, r.config.nodes, format_faults(r.config.faults),
-                                r.config.bugs ? ", bugs " + format_bugs(r.config.bugs) : std::string{}, v.what);
+                                !r.config.bugs.empty() ? ", bugs " + format_bugs(r.config.bugs) : std::string{}, v.what);
   out += fmt::format("replay: {}\n", replay_command(r.config));
   if (!v.recent_events.empty()) {
     out += fmt::format("last {} events:\n", v.recent_events.size());

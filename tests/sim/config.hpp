@@ -18,6 +18,8 @@
 #include <string_view>
 #include <vector>
 
+#include "runtime/planted_bugs.hpp"
+
 namespace raftkit::sim {
 
 /// Virtual time in microseconds since the start of a run.
@@ -57,21 +59,33 @@ std::optional<FaultSet> parse_faults(std::string_view text, std::string* error);
 /// The canonical spelling: "all", "none", or the list.
 std::string format_faults(FaultSet faults);
 
-/// "none" or a comma-separated list of core::InjectedBug and
+/// Whether this build has planted bugs (CMake option RAFTKIT_PLANTED_BUGS).
+#ifdef RAFTKIT_PLANTED_BUGS
+inline constexpr bool kPlantedBugs = true;
+#else
+inline constexpr bool kPlantedBugs = false;
+#endif
+/// What a tool says when asked for a planted bug in a build without them.
+inline constexpr std::string_view kNoPlantedBugs =
+    "this build has no planted bugs (configure with -DRAFTKIT_PLANTED_BUGS=ON)";
+
+/// "none" or a comma-separated list of core::ProtocolBug and
 /// runtime::DriverBug names without the "bug_" prefix (commit_previous_term,
-/// vote_ignores_log, proposals_by_index_only, ...).
-std::optional<unsigned> parse_bugs(std::string_view text, std::string* error);
-std::string format_bugs(unsigned bugs);
-/// Each InjectedBug flag with its name.
-std::vector<std::pair<unsigned, std::string_view>> all_bugs();
+/// vote_ignores_log, proposals_by_index_only, ...). Anything but "none" is an
+/// error (kNoPlantedBugs) in a build without planted bugs.
+std::optional<runtime::PlantedBugs> parse_bugs(std::string_view text, std::string* error);
+std::string format_bugs(const runtime::PlantedBugs& bugs);
+/// Each planted bug (a set of one) with its name.
+std::vector<std::pair<runtime::PlantedBugs, std::string_view>> all_bugs();
 
 struct SimConfig {
   std::uint64_t seed = 1;
   /// Cluster size 1..7; 0 draws it from the seed.
   int nodes = 3;
   FaultSet faults = kAllFaults;
-  /// core::InjectedBug flags switched on in every node (checker tests only).
-  unsigned bugs = 0;
+  /// Deliberate bugs switched on in every node (checker tests only; always
+  /// none in a build without planted bugs).
+  runtime::PlantedBugs bugs;
   /// Virtual length of the run.
   Time duration = 30 * kSeconds;
   /// Concurrent simulated clients.

@@ -1,5 +1,5 @@
 // The checkers bite: with each deliberate bug switched on (a protocol bug in
-// the core, core::InjectedBug, or a runtime bug in the driver,
+// the core, core::ProtocolBug, or a runtime bug in the driver,
 // runtime::DriverBug), the simulator finds a violation within a bounded
 // number of seeds. Each case names the fault mix that exposes its bug and,
 // where it matters, the checker that must be the one to find it; the first
@@ -16,8 +16,9 @@ using namespace raftkit::sim;
 
 namespace {
 
+// Built only with planted bugs (RAFTKIT_PLANTED_BUGS).
 struct BugCase {
-  unsigned bug;
+  raftkit::runtime::PlantedBugs bug;
   int nodes;
   const char* faults;
   int clients;

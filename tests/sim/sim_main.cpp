@@ -69,9 +69,11 @@ int main(int argc, char** argv) {
   app.add_option("--faults", faults_text,
                  fmt::format("all, none, or a comma list of: {}", fmt::join(kFaultNames, ",")))
       ->capture_default_str();
-  app.add_option("--bugs", bugs_text,
-                 fmt::format("deliberate bugs (checker tests): none or a comma list of: {}", fmt::join(bug_names, ",")))
-      ->capture_default_str();
+  const std::string bugs_help =
+      kPlantedBugs
+          ? fmt::format("deliberate bugs (checker tests): none or a comma list of: {}", fmt::join(bug_names, ","))
+          : fmt::format("deliberate bugs (checker tests): none; {}", kNoPlantedBugs);
+  app.add_option("--bugs", bugs_text, bugs_help)->capture_default_str();
   app.add_option("--duration", duration, "virtual seconds per seed")->capture_default_str();
   app.add_option("--clients", clients, "simulated clients per run")->capture_default_str();
   app.add_flag("--soak", soak, "run seeds until stopped (Ctrl-C), printing a summary every 10 s");
@@ -112,7 +114,7 @@ int main(int argc, char** argv) {
   };
   fmt::print("raftkit-sim: seeds {}..{}{} nodes={} faults={}{}\n", seeds.first, soak ? "" : std::to_string(seeds.last),
              soak ? " (soak)" : "", nodes, format_faults(base.faults),
-             base.bugs ? " bugs=" + format_bugs(base.bugs) : std::string{});
+             !base.bugs.empty() ? " bugs=" + format_bugs(base.bugs) : std::string{});
 
   if (!soak) {
     const Summary s = run_seeds(base, seeds, report);

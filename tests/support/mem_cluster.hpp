@@ -114,9 +114,10 @@ class MemCluster {
     restart(id);
   }
 
-  /// core::InjectedBug | runtime::DriverBug flags planted in every driver
-  /// started from now on (before its start(): some act at start).
-  unsigned planted_bugs = 0;
+  /// Deliberate bugs planted in every driver started from now on (before
+  /// its start(): some act at start). Only in a build with planted bugs
+  /// (RAFTKIT_PLANTED_BUGS); elsewhere a node refuses to start with any.
+  runtime::PlantedBugs planted_bugs;
 
   /// Restarts a node from its store: it keeps exactly what was persisted.
   void restart(std::uint64_t id) {
@@ -231,7 +232,12 @@ class MemCluster {
     node.driver = std::make_unique<runtime::Driver>(o, *node.machine, *node.store, *node.snapshots, node,
                                                     0x9E3779B97F4A7C15ULL * ++starts_);
     node.driver->set_observer(&node);
-    if (planted_bugs) node.driver->inject_bugs_for_testing(planted_bugs);
+#ifdef RAFTKIT_PLANTED_BUGS
+    node.driver->plant_bugs(planted_bugs);
+#else
+    if (!planted_bugs.empty())
+      throw std::logic_error("MemCluster: this build has no planted bugs (configure with -DRAFTKIT_PLANTED_BUGS=ON)");
+#endif
     std::string detail;
     if (auto ec = node.driver->start(runtime::TimePoint{}, detail))
       throw std::runtime_error("MemCluster: node cannot start: " + detail);
