@@ -56,9 +56,6 @@ class LogStore {
   virtual std::error_code append(std::span<const Entry> entries) = 0;
   /// Replaces the hard state.
   virtual std::error_code save_hard_state(const HardState& hs) = 0;
-  /// Discards entries up to and including `upto`, which must be covered by
-  /// the installed snapshot (upto <= snapshot_meta().index).
-  virtual std::error_code compact(Index upto) = 0;
   /// Records a snapshot: entries up to meta.index are discarded; entries
   /// after it are kept only if the log agrees at meta.index/meta.term.
   virtual std::error_code install_snapshot(const SnapshotMeta& meta) = 0;

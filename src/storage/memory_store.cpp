@@ -38,14 +38,6 @@ class MemoryStore final : public LogStore {
     image_.update([&](LogImage& im) { im.hs = hs; });
     return {};
   }
-  std::error_code compact(Index upto) override {
-    return image_.update([&](LogImage& im) -> std::error_code {
-      if (upto <= im.offset()) return {};
-      if (upto > im.last() || upto > im.snap.index) return errc::invalid_argument;
-      im.compact(upto);
-      return {};
-    });
-  }
   std::error_code install_snapshot(const SnapshotMeta& meta) override {
     image_.update([&](LogImage& im) {
       if (meta.index <= im.snap.index && im.snap.index != Index{0}) return;

@@ -56,7 +56,8 @@ enum class RecordType : std::uint8_t {
   entries = 2,     ///< first index + entries; drops any existing tail from that index (the truncation)
   hard_state = 3,  ///< term, vote, commit, flags (2: the incarnation follows), incarnation
   snapshot = 4,    ///< snapshot meta + whether the log after it was kept
-  compact = 5,     ///< entries up to an index discarded
+  compact = 5,     ///< entries up to an index discarded; written by older versions only (LogStore had a
+                   ///< compact() the library never called), still replayed so their WALs open
 };
 
 inline constexpr std::size_t kRecordHeaderSize = 12;

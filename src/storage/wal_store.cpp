@@ -27,7 +27,7 @@
 // are applied to (no gap, no entry behind the snapshot); if one does not, the
 // store reports corruption.
 //
-// Reclaiming space. install_snapshot() and compact() drop entries from memory
+// Reclaiming space. install_snapshot() drops entries from memory
 // at once; the files are reclaimed by a rewrite: when there is more than one
 // segment and at most half of the bytes on disk are still live, the live state
 // (checkpoint + entries after the snapshot) is written to wal-<next>.tmp,
@@ -186,20 +186,6 @@ class WalStore final : public LogStore {
     Encoder(payload).hard_state(hs);
     if (auto ec = write_record_locked(RecordType::hard_state, payload)) return ec;
     image_.update([&](LogImage& im) { im.hs = hs; });
-    return {};
-  }
-
-  std::error_code compact(Index upto) override {
-    std::lock_guard lock(write_mu_);
-    if (failed_) return failed_;
-    const LogImage& im = image_.writer_view();
-    if (upto <= im.offset()) return {};
-    if (upto > im.last() || upto > im.snap.index) return errc::invalid_argument;
-    Bytes payload;
-    Encoder(payload).u64(upto.value);
-    if (auto ec = write_record_locked(RecordType::compact, payload)) return ec;
-    image_.update([&](LogImage& m) { m.compact(upto); });
-    maybe_rewrite_locked();
     return {};
   }
 
@@ -394,7 +380,7 @@ class WalStore final : public LogStore {
         st.install(meta, kept == 1);
         return {};
       }
-      case RecordType::compact: {
+      case RecordType::compact: {  // older versions only: still replayed
         std::uint64_t upto = 0;
         if (!dec.u64(upto) || !dec.done()) return bad("malformed compact record");
         if (Index{upto} <= st.offset()) return {};

@@ -29,7 +29,6 @@ class ProxyStore final : public LogStore {
   }
   std::error_code append(std::span<const Entry>) override { return errc::invalid_argument; }
   std::error_code save_hard_state(const HardState&) override { return errc::invalid_argument; }
-  std::error_code compact(Index) override { return errc::invalid_argument; }
   std::error_code install_snapshot(const SnapshotMeta&) override { return errc::invalid_argument; }
   std::error_code sync() override { return {}; }
   bool performs_io() const override { return false; }

@@ -81,7 +81,6 @@ std::error_code SimStore::apply(LogStore& store, const Write& w) {
   switch (w.kind) {
     case Write::Kind::append: return store.append(w.entries);
     case Write::Kind::save_hard_state: return store.save_hard_state(w.hs);
-    case Write::Kind::compact: return store.compact(w.upto);
     case Write::Kind::install_snapshot: return store.install_snapshot(w.meta);
   }
   return {};
@@ -94,7 +93,7 @@ std::error_code SimStore::append(std::span<const Entry> entries) {
     if (auto ec = wal_->append(entries)) return broken_ = true, ec;
   }
   if (auto ec = current_->append(entries)) return ec;
-  Write w{Write::Kind::append, std::vector<Entry>(entries.begin(), entries.end()), {}, {}, {}};
+  Write w{Write::Kind::append, std::vector<Entry>(entries.begin(), entries.end()), {}, {}};
   journal_.push_back(std::move(w));
   return {};
 }
@@ -105,17 +104,7 @@ std::error_code SimStore::save_hard_state(const HardState& hs) {
     if (auto ec = wal_->save_hard_state(hs)) return broken_ = true, ec;
   }
   if (auto ec = current_->save_hard_state(hs)) return ec;
-  journal_.push_back(Write{Write::Kind::save_hard_state, {}, hs, {}, {}});
-  return {};
-}
-
-std::error_code SimStore::compact(Index upto) {
-  if (auto ec = check_writable()) return ec;
-  if (wal_) {
-    if (auto ec = wal_->compact(upto)) return broken_ = true, ec;
-  }
-  if (auto ec = current_->compact(upto)) return ec;
-  journal_.push_back(Write{Write::Kind::compact, {}, {}, upto, {}});
+  journal_.push_back(Write{Write::Kind::save_hard_state, {}, hs, {}});
   return {};
 }
 
@@ -125,7 +114,7 @@ std::error_code SimStore::install_snapshot(const SnapshotMeta& meta) {
     if (auto ec = wal_->install_snapshot(meta)) return broken_ = true, ec;
   }
   if (auto ec = current_->install_snapshot(meta)) return ec;
-  journal_.push_back(Write{Write::Kind::install_snapshot, {}, {}, {}, meta});
+  journal_.push_back(Write{Write::Kind::install_snapshot, {}, {}, meta});
   return {};
 }
 

@@ -63,12 +63,11 @@ class SimStore final : public LogStore {
   }
   std::error_code append(std::span<const Entry> entries) override;
   std::error_code save_hard_state(const HardState& hs) override;
-  std::error_code compact(Index upto) override;
   std::error_code install_snapshot(const SnapshotMeta& meta) override;
   std::error_code sync() override;
 
   // ---- simulator controls
-  /// The next write (append/save/compact/install) fails with io_error.
+  /// The next write (append/save/install) fails with io_error.
   void fail_next_write() { fail_write_ = true; }
   /// The next sync fails with io_error (after which writes are refused).
   void fail_next_sync() { fail_sync_ = true; }
@@ -94,10 +93,9 @@ class SimStore final : public LogStore {
   // One journaled write (a plain struct: g++ 12 warns falsely about
   // std::variant moves under the sanitizers).
   struct Write {
-    enum class Kind : std::uint8_t { append, save_hard_state, compact, install_snapshot } kind;
+    enum class Kind : std::uint8_t { append, save_hard_state, install_snapshot } kind;
     std::vector<Entry> entries;  // append
     HardState hs;                // save_hard_state
-    Index upto;                  // compact
     SnapshotMeta meta;           // install_snapshot
   };
 

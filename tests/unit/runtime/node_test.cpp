@@ -68,7 +68,6 @@ class FailingStore final : public LogStore {
   }
   std::error_code append(std::span<const Entry> e) override { return inner_->append(e); }
   std::error_code save_hard_state(const HardState& hs) override { return inner_->save_hard_state(hs); }
-  std::error_code compact(Index upto) override { return inner_->compact(upto); }
   std::error_code install_snapshot(const SnapshotMeta& m) override { return inner_->install_snapshot(m); }
   std::error_code sync() override {
     while (*stalled) std::this_thread::sleep_for(1ms);  // a hung device

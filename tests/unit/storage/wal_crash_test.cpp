@@ -68,7 +68,6 @@ std::vector<Step> workload() {
   snap(100, 4);  // disagrees: drops the log
   append(101, 3, 4, 50);
   sync();
-  w.push_back({"compact 100", [](LogStore& s) { return s.compact(Index{100}); }});
   append(104, 1, 4, 5000);  // bigger than a segment
   sync();
   append(105, 2, 4, 64);
@@ -278,4 +277,48 @@ TEST_CASE("WAL bad record followed by valid records names file and offset", "[st
   std::string detail;
   CHECK(storage::open_wal_store(fs, "/data", options(), s, &detail) == errc::corrupted);
   CHECK(detail == fmt::format("{}: corrupted at offset {}: bad record followed by a valid record at offset {}", seg, first, second));
+}
+
+// Older versions wrote a `compact` record (LogStore::compact, which the
+// library never called and which is gone): their WALs still open, with the
+// record replayed; one that names entries beyond the snapshot is corruption.
+TEST_CASE("WAL a compact record written by an older version is still replayed", "[storage][wal][compat]") {
+  auto old_wal = [](std::uint64_t upto) {
+    auto fs = std::make_shared<FaultFs>();
+    std::unique_ptr<LogStore> s;
+    REQUIRE(!storage::open_wal_store(fs, "/data", options(), s));
+    REQUIRE(!s->append(make_entries(1, 10, 1, 50)));
+    REQUIRE(!s->install_snapshot(SnapshotMeta{Index{4}, Term{1}, {{NodeId{1}}, {}, {}, {}, {}}}));
+    REQUIRE(!s->sync());
+    s.reset();
+    const std::string seg = "/data/wal-0000000000000001.log";
+    Bytes content = fs->contents(seg);
+    std::size_t size = content.size();  // the end of the last record: zeros follow
+    while (size > 0 && content[size - 1] == 0) --size;
+    content.resize(size);
+    Bytes payload;
+    storage::Encoder(payload).u64(upto);
+    storage::frame_record(content, storage::RecordType::compact, payload);
+    fs->put(seg, content);
+    return fs;
+  };
+  SECTION("up to the snapshot: replayed, the store as it was") {
+    auto fs = old_wal(4);
+    std::unique_ptr<LogStore> s;
+    std::string detail;
+    REQUIRE(!storage::open_wal_store(fs, "/data", options(), s, &detail));
+    CHECK(s->snapshot_meta().index == Index{4});
+    CHECK(s->first_index() == Index{5});
+    CHECK(s->last_index() == Index{10});
+    CHECK(s->term(Index{10}) == Term{1});
+    REQUIRE(!s->append(make_entries(11, 1, 2, 50)));  // and it takes writes after it
+    CHECK(s->last_index() == Index{11});
+  }
+  SECTION("beyond the snapshot: corruption, named") {
+    auto fs = old_wal(8);
+    std::unique_ptr<LogStore> s;
+    std::string detail;
+    CHECK(storage::open_wal_store(fs, "/data", options(), s, &detail) == errc::corrupted);
+    CHECK(detail.find("compact record beyond the snapshot") != std::string::npos);
+  }
 }

@@ -1,5 +1,5 @@
 // Thousands of random appends (with conflicting tails), hard states,
-// snapshot installs (agreeing and not), compactions, syncs and reopens; after
+// snapshot installs (agreeing and not), syncs and reopens; after
 // every reopen the WAL store must equal the memory store that saw the same
 // operations, and every operation must return the same error as on the model.
 #include <random>
@@ -40,9 +40,6 @@ void random_run(std::uint64_t seed, int ops, const std::function<std::error_code
       const Term term = (t && pick(0, 3) != 0) ? *t : Term{++max_term};
       const SnapshotMeta meta{i, term, {{NodeId{pick(1, 5)}}, {}, {}, {}, {}}};
       REQUIRE(model->install_snapshot(meta) == wal->install_snapshot(meta));
-    } else if (r < 67) {
-      const Index upto{pick(0, model->snapshot_meta().index.value + 1)};
-      REQUIRE(model->compact(upto) == wal->compact(upto));
     } else if (r < 67 + sync_percent) {
       REQUIRE(!wal->sync());
     } else if (r < 67 + sync_percent + 4) {
