@@ -27,6 +27,13 @@ Driver::Driver(Options options, StateMachine& machine, LogStore& store, Snapshot
       // match one of ours. The top bit stays clear, so they never wrap.
       next_read_context_((read_nonce & ~(std::uint64_t{1} << 63)) | 1) {}
 
+#ifdef RAFTKIT_PLANTED_BUGS
+void Driver::plant_bugs(const PlantedBugs& bugs) {
+  bugs_ = bugs;
+  if (raft_) raft_->plant_bugs(bugs.protocol);
+}
+#endif
+
 // ---- lifecycle --------------------------------------------------------------
 
 std::error_code Driver::start(TimePoint now, std::string& detail) {
