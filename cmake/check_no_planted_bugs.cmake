@@ -3,7 +3,8 @@
 # Fails when a library built without planted bugs (RAFTKIT_PLANTED_BUGS=OFF)
 # still names one: any symbol (demangled) with "bug", "inject" or "planted"
 # in it, in any case ("debug" aside). Run by scripts/test.sh on the Release
-# build, and by the ctest no_planted_bugs in a test build without them.
+# build, and by the ctest planted_bugs_nm (which, in a build with planted
+# bugs, expects it to find them).
 cmake_minimum_required(VERSION 3.22)
 
 if(NOT NM OR NOT LIBS)

@@ -318,6 +318,10 @@ void Raft::campaign(bool pre_vote, bool transfer) {
   }
 }
 
+#ifdef RAFTKIT_PLANTED_BUGS
+void Raft::plant_bugs(ProtocolBugs bugs) { bugs_ = bugs; }
+#endif
+
 VoteResult Raft::tally_votes() const {
   if (planted(bug_votes_by_id)) [[unlikely]]
     return quorum_vote<true>(membership_, votes_);

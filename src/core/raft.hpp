@@ -176,7 +176,7 @@ class Raft {
 #ifdef RAFTKIT_PLANTED_BUGS
   /// Switches on deliberate bugs, for the checkers' own tests: only in a
   /// build with planted bugs (planted_bugs.hpp).
-  void plant_bugs(ProtocolBugs bugs) { bugs_ = bugs; }
+  void plant_bugs(ProtocolBugs bugs);
 #endif
 
   // ---- introspection (read-only, for the runtime, tests and the simulator)

@@ -25,6 +25,13 @@ Driver::Driver(Options options, StateMachine& machine, LogStore& store, Snapshot
       pending_(metrics_, read_nonce),
       snapshot_(options_, machine, store, snapshots, io, metrics_, ids_) {}
 
+#ifdef RAFTKIT_PLANTED_BUGS
+void Driver::plant_bugs(const PlantedBugs& bugs) {
+  bugs_ = bugs;
+  if (raft_) raft_->plant_bugs(bugs.protocol);
+}
+#endif
+
 // ---- lifecycle --------------------------------------------------------------
 
 std::error_code Driver::start(TimePoint now, std::string& detail) {

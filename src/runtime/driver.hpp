@@ -198,10 +198,7 @@ class Driver {
   /// Switches on deliberate bugs in this driver and in every core it starts,
   /// for the checkers' own tests: only in a build with planted bugs
   /// (runtime/planted_bugs.hpp).
-  void plant_bugs(const PlantedBugs& bugs) {
-    bugs_ = bugs;
-    if (raft_) raft_->plant_bugs(bugs.protocol);
-  }
+  void plant_bugs(const PlantedBugs& bugs);
 #endif
 
  private:
