@@ -46,7 +46,8 @@ bool Listener::admit(const asio::ip::address& address) {
   const auto it = t.per_address.find(address);
   const std::size_t from_address = it == t.per_address.end() ? 0 : it->second;
   // An address that holds none may use the slots kept for new addresses.
-  const std::size_t room = from_address == 0 ? caps_.total : caps_.total - std::min(caps_.reserved_for_new, caps_.total);
+  const std::size_t kept = std::min(caps_.reserved_for_new, caps_.total);
+  const std::size_t room = from_address == 0 ? caps_.total : caps_.total - kept;
   if (t.open.load() < room && from_address < caps_.per_address) {
     // Counted here, not when the connection's server starts: a burst of
     // accepts must see the connections accepted just before it.
