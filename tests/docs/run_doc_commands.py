@@ -111,16 +111,20 @@ def run_file(path, source, build):
     script = "set -euo pipefail\n" + "\n".join(
         f"echo '>>> {rel}:{line}'\n{body}" for line, body in run)
     env = dict(os.environ, TMPDIR=os.path.join(d, "tmp"))
-    proc = subprocess.Popen(["bash", "-c", script], cwd=d, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True, text=True)
-    try:
-        out, _ = proc.communicate(timeout=FILE_TIMEOUT_S)
-        timed_out = False
-    except subprocess.TimeoutExpired:
+    # Output to a file, not a pipe: servers left in the background keep a
+    # pipe open, and the file's end is bash's end, not theirs.
+    log_path = os.path.join(d, "output.log")
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(["bash", "-c", script], cwd=d, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            proc.wait(timeout=FILE_TIMEOUT_S)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            timed_out = True
         kill_group(proc)
-        out, _ = proc.communicate()
-        timed_out = True
-    kill_group(proc)
+        proc.wait()
+    out = open(log_path, encoding="utf-8", errors="replace").read()
     ok = proc.returncode == 0 and not timed_out
     missing = [e for e in expect if e not in out]
     ok = ok and not missing
