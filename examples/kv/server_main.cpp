@@ -280,11 +280,19 @@ class KvServer {
   // redirected to a node that is no longer leader is redirected again.
   HttpResponse not_leader(const LeaderHint& leader, const HttpRequest& req) {
     auto it = cfg_.clients.find(leader.id.value);
-    if (!leader.known() || leader.id.value == cfg_.id || it == cfg_.clients.end())
+    if (!leader.known() || leader.id.value == cfg_.id || it == cfg_.clients.end()) {
+      // A node no cluster has reached (term 0, empty log) waits for a leader
+      // that may never come: the nodes' first start forgot --bootstrap.
+      const NodeStatus st = node_.status();
+      const std::string_view hint = st.term.value == 0 && st.last_index.value == 0
+                                        ? " (no cluster has reached this node yet: if this is a new cluster, were its "
+                                          "nodes started with --bootstrap?)"
+                                        : "; retry";
       return json_response(503, {{"error", "not_leader"},
-                                 {"message", fmt::format("node {} does not lead and knows no leader; retry", cfg_.id)},
+                                 {"message", fmt::format("node {} does not lead and knows no leader{}", cfg_.id, hint)},
                                  {"outcome", "not_done"},
                                  {"leader", 0}});
+    }
     auto r = json_response(307, {{"error", "not_leader"},
                                  {"message", fmt::format("node {} does not lead; node {} does", cfg_.id, leader.id)},
                                  {"outcome", "not_done"},

@@ -201,6 +201,7 @@ TEST_CASE("kv server: three nodes first started without --bootstrap never lead a
   REQUIRE(refused);
   CHECK(refused->status == 503);
   CHECK(refused->body.find("knows no leader") != std::string::npos);
+  CHECK(refused->body.find("started with --bootstrap?") != std::string::npos);
   for (auto id : cluster.ids()) {
     const std::string log = cluster.output_tail(id, 50);
     CHECK(log.find("restart it with --bootstrap") != std::string::npos);
