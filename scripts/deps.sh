@@ -8,6 +8,7 @@ packages=(
   libboost1.81-dev libssl-dev openssl
   capnproto libcapnp-dev
   libfmt-dev catch2 libbenchmark-dev libcli11-dev
+  python3 curl  # the docs test (tests/docs) runs the README's commands
 )
 # clang is only needed for the libFuzzer targets; install it when asked.
 if [[ "${RAFTKIT_WITH_FUZZ:-0}" == 1 ]]; then packages+=(clang libclang-rt-14-dev); fi

@@ -89,10 +89,13 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
     Handler handler;
   };
 
-  // One cap in all (max_connections), none per address; refusals are not logged.
   Impl(asio::io_context& io, HttpServerOptions o)
-      : io(io), opt(o), listener(io.get_executor(), raftkit::ConnectionCaps{o.max_connections, o.max_connections},
-                                 "HTTP connections", nullptr) {}
+      : io(io),
+        opt(o),
+        listener(io.get_executor(),
+                 raftkit::ConnectionCaps{o.max_connections, o.max_connections_per_address,
+                                         o.reserved_for_new_addresses},
+                 "HTTP connections", o.log) {}
 
   asio::io_context& io;
   HttpServerOptions opt;
@@ -154,12 +157,11 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
     auto self = shared_from_this();
     beast::tcp_stream stream(std::move(sock));
     beast::flat_buffer buffer;
-    for (;;) {
+    for (bool first = true;; first = false) {
       http::request_parser<http::string_body> parser;
       parser.body_limit(opt.max_body_bytes);
       parser.header_limit(16 * 1024);
-      stream.expires_after(opt.idle_timeout);
-      auto [ec, n] = co_await http::async_read(stream, buffer, parser, use_nothrow);
+      const auto ec = co_await read_request(stream, buffer, parser, first);
       HttpResponse r;
       bool close_after = false;
       unsigned version = 11;
@@ -201,6 +203,29 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
     }
     boost::system::error_code ignored;
     stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  }
+
+  // Reads one request into `parser`. A kept-alive connection may wait
+  // idle_timeout for the next request to begin; the head must then be
+  // complete within header_timeout (a new connection's first head within
+  // header_timeout of its opening: an opener that sends nothing, or dribbles
+  // its head, holds its slot a few seconds, not the idle timeout); the body
+  // may stall idle_timeout at most.
+  asio::awaitable<boost::system::error_code> read_request(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                                                          http::request_parser<http::string_body>& parser,
+                                                          bool first) {
+    if (!first && buffer.size() == 0) {
+      stream.expires_after(opt.idle_timeout);
+      auto [ec, n] = co_await stream.async_read_some(buffer.prepare(4096), use_nothrow);
+      if (ec) co_return ec;
+      buffer.commit(n);
+    }
+    stream.expires_after(opt.header_timeout);
+    auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, use_nothrow);
+    if (hec || parser.is_done()) co_return hec;
+    stream.expires_after(opt.idle_timeout);
+    auto [bec, bn] = co_await http::async_read(stream, buffer, parser, use_nothrow);
+    co_return bec;
   }
 
   // After refusing a request whose body is still arriving (413, 431), close

@@ -6,8 +6,13 @@
 // server parses requests, percent-decodes the path and the query string,
 // picks the route and writes the response. It is meant for an admin or
 // client API of a replicated service, not for the open internet: no TLS, no
-// chunked uploads, bodies capped (1 MiB by default), a bounded number of
-// connections, and an idle connection is closed after a timeout.
+// chunked uploads, bodies capped (1 MiB by default). It does hold out
+// against a connection flood: connections are capped in total and per
+// source address, with slots kept for addresses not seen yet (one busy or
+// hostile client cannot lock the others out), a connection must send a
+// whole request head within a few seconds of its first byte (of its
+// opening, for a new connection), and an idle one is closed after a
+// timeout.
 //
 // Handlers run on the io_context's thread; they may co_await anything
 // (node_->async_propose(..., use_awaitable)). A handler that throws gets a
@@ -55,8 +60,21 @@ struct HttpServerOptions {
   std::size_t max_body_bytes = 1 << 20;
   /// Connections beyond this are closed at once.
   std::size_t max_connections = 256;
-  /// A connection that sends nothing for this long is closed.
+  /// Connections from one IP address beyond this are closed at once.
+  std::size_t max_connections_per_address = 32;
+  /// Of max_connections, slots kept for addresses that hold no connection
+  /// (raftkit::ConnectionCaps::reserved_for_new); < max_connections.
+  std::size_t reserved_for_new_addresses = 32;
+  /// A request head (request line and headers) must arrive within this
+  /// time: from the connection's opening for its first request, from the
+  /// first byte for the next ones. A slow or silent opener is closed.
+  std::chrono::milliseconds header_timeout{5000};
+  /// A kept-alive connection that starts no new request for this long, or a
+  /// body that stalls this long, is closed.
   std::chrono::milliseconds idle_timeout{30000};
+  /// Receives the server's log lines (connections refused for a cap, at most
+  /// one a second); empty: none.
+  std::function<void(const std::string&)> log;
 };
 
 class HttpServer {

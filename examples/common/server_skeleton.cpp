@@ -186,6 +186,7 @@ std::string ServerSkeleton::open(std::shared_ptr<StateMachine> machine, const st
   for (const auto& [id, address] : cfg_.peers) peers.emplace(NodeId{id}, address);
   Options opt = Options::from_peers(NodeId{cfg_.id}, peers);
   opt.bootstrap = cfg_.bootstrap;
+  opt.bootstrap_name = "--bootstrap";  // the library's log lines name the flag the operator types
   opt.cluster_id = cfg_.cluster_id;
   opt.tick_interval = std::chrono::milliseconds(cfg_.tick_ms);
   opt.request_timeout = std::chrono::milliseconds(cfg_.request_timeout_ms);

@@ -379,6 +379,8 @@ int LocalCluster::run_client(const std::vector<std::string>& args, std::chrono::
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+void LocalCluster::bootstrap_next_start(std::uint64_t id) { procs_.at(id)->started_once = false; }
+
 bool LocalCluster::start_all(std::chrono::milliseconds timeout, std::string& error) {
   const auto deadline = Clock::now() + timeout;
   const auto initial = members();
@@ -391,7 +393,7 @@ bool LocalCluster::start_all(std::chrono::milliseconds timeout, std::string& err
       return false;
     }
     bool ok = true;
-    for (auto id : initial) procs_.at(id)->started_once = false;  // a retry bootstraps afresh
+    for (auto id : initial) procs_.at(id)->started_once = !opt_.bootstrap;  // a retry bootstraps afresh
     for (auto id : initial)
       if (!spawn(id, error)) return false;
     for (auto id : initial)

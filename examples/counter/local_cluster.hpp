@@ -72,6 +72,9 @@ struct LocalClusterOptions {
   bool tls = true;
   /// The certificate script (default: scripts/make-certs.sh of the source tree).
   std::string make_certs_script;
+  /// The initial nodes' first start has --bootstrap. False: not (a
+  /// newcomer's mistake, for tests); bootstrap_next_start() then adds it.
+  bool bootstrap = true;
   /// Extra nodes (ids nodes+1 ...) not in the initial cluster; see the file comment.
   std::size_t spares = 0;
   /// raftkit-counter, for run_client().
@@ -96,6 +99,8 @@ class LocalCluster {
   bool start_all(std::chrono::milliseconds timeout, std::string& error);
   /// (Re)starts one node with its ports and data directory.
   bool start(std::uint64_t id, std::chrono::milliseconds timeout, std::string& error);
+  /// The next start(id) has --bootstrap, whatever the data directory holds.
+  void bootstrap_next_start(std::uint64_t id);
   /// What wipe() removes: the whole data directory (a lost disk), or only
   /// its write-ahead log, the snapshots kept (a lost WAL volume).
   enum class Loss { everything, wal_only };

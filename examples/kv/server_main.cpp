@@ -43,12 +43,21 @@
 // that lags or is cut off, or a deposed leader, may miss writes that have
 // completed. Such an answer carries "stale": true.
 //
+// The HTTP port holds out against a connection flood: at most
+// --max-client-connections (256) open, --max-client-connections-per-address
+// (32) from one IP address, an eighth of the total kept for addresses that
+// hold none, and a connection that has not sent a whole request head within
+// --client-header-timeout-ms (5 s) of opening (or of the request's first
+// byte) is closed; a kept-alive one after --client-idle-timeout-ms (30 s).
+//
 // The set-up every example server shares (command line, data directory,
 // WAL store, TCP transport, log lines, role changes, clean shutdown) is
 // examples/common/server_skeleton.hpp; this file is the key-value part.
 // Prints "ready id=... raft=... client=..." once both ports listen, one
 // line per role change, and exits with 0 on SIGTERM/SIGINT.
+#include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -75,6 +84,7 @@ using boost::beast::http::verb;
 using raftkit::examples::HttpRequest;
 using raftkit::examples::HttpResponse;
 using raftkit::examples::HttpServer;
+using raftkit::examples::HttpServerOptions;
 using raftkit::examples::metrics_response;
 using raftkit::examples::ServerConfig;
 using raftkit::examples::ServerSkeleton;
@@ -100,8 +110,8 @@ HttpResponse error_response(unsigned status, std::string_view code, std::string_
 
 class KvServer {
  public:
-  KvServer(ServerSkeleton& server, std::shared_ptr<kv::KvStateMachine> sm)
-      : cfg_(server.config()), sm_(std::move(sm)), node_(server.node()), http_(server.io()) {
+  KvServer(ServerSkeleton& server, std::shared_ptr<kv::KvStateMachine> sm, HttpServerOptions http_options)
+      : cfg_(server.config()), sm_(std::move(sm)), node_(server.node()), http_(server.io(), std::move(http_options)) {
     http_.route(verb::put, "/kv/", [this](HttpRequest r) { return put(std::move(r)); });
     http_.route(verb::get, "/kv/", [this](HttpRequest r) { return get(std::move(r)); });
     http_.route(verb::delete_, "/kv/", [this](HttpRequest r) { return remove(std::move(r)); });
@@ -270,11 +280,19 @@ class KvServer {
   // redirected to a node that is no longer leader is redirected again.
   HttpResponse not_leader(const LeaderHint& leader, const HttpRequest& req) {
     auto it = cfg_.clients.find(leader.id.value);
-    if (!leader.known() || leader.id.value == cfg_.id || it == cfg_.clients.end())
+    if (!leader.known() || leader.id.value == cfg_.id || it == cfg_.clients.end()) {
+      // A node no cluster has reached (term 0, empty log) waits for a leader
+      // that may never come: the nodes' first start forgot --bootstrap.
+      const NodeStatus st = node_.status();
+      const std::string_view hint = st.term.value == 0 && st.last_index.value == 0
+                                        ? " (no cluster has reached this node yet: if this is a new cluster, were its "
+                                          "nodes started with --bootstrap?)"
+                                        : "; retry";
       return json_response(503, {{"error", "not_leader"},
-                                 {"message", fmt::format("node {} does not lead and knows no leader; retry", cfg_.id)},
+                                 {"message", fmt::format("node {} does not lead and knows no leader{}", cfg_.id, hint)},
                                  {"outcome", "not_done"},
                                  {"leader", 0}});
+    }
     auto r = json_response(307, {{"error", "not_leader"},
                                  {"message", fmt::format("node {} does not lead; node {} does", cfg_.id, leader.id)},
                                  {"outcome", "not_done"},
@@ -290,6 +308,47 @@ class KvServer {
   HttpServer http_;
 };
 
+// The HTTP port's limits (see HttpServerOptions): a connection flood from
+// one address, or many connections that never finish a request, must not
+// lock the other clients out.
+struct HttpLimits {
+  std::size_t max_connections = 256;
+  std::size_t max_per_address = 32;
+  int header_timeout_ms = 5000;
+  int idle_timeout_ms = 30000;
+};
+
+void add_http_options(CLI::App& app, HttpLimits& l) {
+  app.add_option("--max-client-connections", l.max_connections, "open HTTP connections at most")
+      ->capture_default_str()
+      ->check(CLI::Range(2, 1000000));
+  app.add_option("--max-client-connections-per-address", l.max_per_address,
+                 "open HTTP connections from one IP address at most (an eighth of the total is kept for addresses "
+                 "holding none)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  app.add_option("--client-header-timeout-ms", l.header_timeout_ms,
+                 "close a connection that has not sent a whole request head within this time (of its opening, or "
+                 "of the request's first byte)")
+      ->capture_default_str()
+      ->check(CLI::Range(10, 600000));
+  app.add_option("--client-idle-timeout-ms", l.idle_timeout_ms,
+                 "close a kept-alive connection that starts no request for this long")
+      ->capture_default_str()
+      ->check(CLI::Range(10, 86400000));
+}
+
+HttpServerOptions http_options(const HttpLimits& l, ServerSkeleton& server) {
+  HttpServerOptions o;
+  o.max_connections = l.max_connections;
+  o.max_connections_per_address = l.max_per_address;
+  o.reserved_for_new_addresses = std::max<std::size_t>(1, l.max_connections / 8);
+  o.header_timeout = std::chrono::milliseconds(l.header_timeout_ms);
+  o.idle_timeout = std::chrono::milliseconds(l.idle_timeout_ms);
+  o.log = [&server](const std::string& line) { server.log_text(line); };
+  return o;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -298,13 +357,15 @@ int main(int argc, char** argv) {
   cfg.cluster_id = "raftkit-kv";
   CLI::App app{"raftkit replicated key-value store: one server (node) of the cluster"};
   raftkit::examples::add_server_options(app, cfg, /*with_tls=*/false);
+  HttpLimits limits;
+  add_http_options(app, limits);
   CLI11_PARSE(app, argc, argv);
   if (auto e = raftkit::examples::check_server_config(cfg); !e.empty()) return raftkit::examples::fail(cfg, e, 2);
 
   ServerSkeleton server(cfg);
   auto sm = std::make_shared<kv::KvStateMachine>();
   if (auto e = server.open(sm); !e.empty()) return raftkit::examples::fail(cfg, e, 1);
-  KvServer kv(server, sm);
+  KvServer kv(server, sm, http_options(limits, server));
   if (auto e = kv.listen(); !e.empty()) return raftkit::examples::fail(cfg, e, 1);
   return server.run([&kv] { kv.stop(); });
 }

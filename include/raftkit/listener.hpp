@@ -5,7 +5,10 @@
 // hostile-input surfaces with the same rules: at most `caps.total` accepted
 // connections open at once and at most `caps.per_address` from one IP
 // address; beyond, a new connection is closed at once, counted in
-// refused(), and logged at most once a second. An accepted connection holds
+// refused(), and logged at most once a second. `caps.reserved_for_new`
+// slots of the total are kept for addresses that hold no connection yet: a
+// flood from addresses already connected stops short of them, so a client
+// that was not part of it can still get in. An accepted connection holds
 // a Slot; the connection counts against the caps until the last copy of its
 // Slot is destroyed (the count outlives the Listener, so a connection that
 // ends after its server is gone is uncounted safely).
@@ -36,6 +39,8 @@ namespace raftkit {
 struct ConnectionCaps {
   std::size_t total = 256;       ///< open at once, in all; > 0
   std::size_t per_address = 16;  ///< open at once from one IP address; > 0
+  /// Of `total`, slots only an address holding no connection may take; < total.
+  std::size_t reserved_for_new = 0;
 };
 
 class Listener {

@@ -28,9 +28,15 @@ struct Options {
   /// with an empty store waits, without voting, until a leader has given it
   /// the log (it is being added, or its disk was wiped): a wiped node can
   /// never vote as if it still had the log it lost. Set it on the first
-  /// start of each node of a new cluster only; it is ignored once the store
-  /// holds anything. Default false.
+  /// start of each node of a new cluster only; it is ignored once the node
+  /// took part in a cluster (its store holds a term, an entry or a
+  /// snapshot). A node that only ever waited — started without it, and
+  /// never reached by a leader — may still be bootstrapped by a later start
+  /// with it. Default false.
   bool bootstrap = false;
+  /// How the operator turns `bootstrap` on, as the log lines about it name
+  /// it: a server passes its command-line flag (e.g. "--bootstrap").
+  std::string bootstrap_name = "Options::bootstrap";
   /// A membership change (Node::async_add_server and friends) not finished
   /// within this time completes with errc::timeout; it may still finish
   /// (adding a server waits for it to catch up, which a large snapshot

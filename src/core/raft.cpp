@@ -75,7 +75,21 @@ Raft::Raft(const ProtocolOptions& options, const LogStore& store)
     lo = batch.back().index + 1;
   }
   // A store that never heard of a term, an entry or a snapshot belongs to a
-  // node that never took part in anything: it may still bootstrap.
+  // node that never took part in anything: it may still bootstrap, even
+  // though an earlier start without bootstrap gave it a random incarnation
+  // (a newcomer who forgot the flag, then restarts with it). Switching that
+  // incarnation for the bootstrap one is safe:
+  // - the random incarnation was never counted anywhere: a configuration
+  //   names a new incarnation only once a leader swapped it in, after it
+  //   caught up, so a counted node has received entries (last index > 0);
+  //   and it never voted (a vote is cast in a term > 0, made durable first);
+  // - it said nothing that counts: every answer it sends carries the term it
+  //   answers, durable before it leaves, and the store holds term 0;
+  // - so the node is, as far as any cluster can tell, a node starting for
+  //   the first time with bootstrap on, which is what it becomes. (That an
+  //   empty store may be a wiped disk of a node that did take part is the
+  //   same risk as any first start with bootstrap: the operator's flag says
+  //   it is not.)
   const bool untouched = store.last_index() == Index{} && snap.index == Index{} && hs.term == Term{};
   if (options.bootstrap && (hs.incarnation == 0 || untouched)) {
     incarnation_ = kBootstrapIncarnation;

@@ -74,19 +74,34 @@ void Driver::decide_bootstrap() {
 
 // One line at start saying where the configuration comes from, so an
 // operator sees at once a peer list the log overrides or a node that waits.
+// Whether the bootstrap flag was followed is said here too, naming the flag
+// as the operator knows it (Options::bootstrap_name).
 void Driver::report_configuration() {
   const Membership& m = raft_->membership();
   const Term term = raft_->term();
+  const std::string& flag = options_.bootstrap_name;
   if (raft_->incarnation() != kBootstrapIncarnation && raft_->membership_index() == Index{} &&
       raft_->last_index() == Index{}) {
+    if (options_.bootstrap) {
+      // The core refused it: the store is not untouched (core::Raft's constructor).
+      const std::string holds =
+          snapshot_meta_.index != Index{} ? "holds a snapshot" : fmt::format("has heard of term {}", term);
+      options_.logger.warn(options_.id, term,
+                           "{} ignored: this node's store {}, so it has taken part in a cluster; new log, "
+                           "incarnation {:x}: waiting for that cluster's leader to give this node the log",
+                           flag, holds, raft_->incarnation());
+      return;
+    }
     options_.logger.info(options_.id, term,
                          "new log, incarnation {:x}: waiting for a leader to give this node the log; it counts for "
                          "nothing until the leader swaps it into the configuration (to start a new cluster "
-                         "instead, bootstrap it: Options::bootstrap)",
-                         raft_->incarnation());
+                         "instead, restart it with {}: a node no cluster has reached yet may still bootstrap)",
+                         raft_->incarnation(), flag);
     return;
   }
   if (raft_->membership_index() == Index{}) return;  // bootstrapping from the options
+  if (options_.bootstrap)
+    options_.logger.info(options_.id, term, "{} ignored: the log already holds the configuration", flag);
   std::vector<NodeId> given;
   for (const auto& [id, address] : options_.peers) given.push_back(id);
   if (given != core::members_of(m))

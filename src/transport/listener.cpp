@@ -1,6 +1,8 @@
 // transport/listener.cpp — see raftkit/listener.hpp.
 #include "raftkit/listener.hpp"
 
+#include <algorithm>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
@@ -43,7 +45,10 @@ bool Listener::admit(const asio::ip::address& address) {
   Tally& t = *tally_;
   const auto it = t.per_address.find(address);
   const std::size_t from_address = it == t.per_address.end() ? 0 : it->second;
-  if (t.open.load() < caps_.total && from_address < caps_.per_address) {
+  // An address that holds none may use the slots kept for new addresses.
+  const std::size_t kept = std::min(caps_.reserved_for_new, caps_.total);
+  const std::size_t room = from_address == 0 ? caps_.total : caps_.total - kept;
+  if (t.open.load() < room && from_address < caps_.per_address) {
     // Counted here, not when the connection's server starts: a burst of
     // accepts must see the connections accepted just before it.
     ++t.per_address[address];
@@ -54,9 +59,10 @@ bool Listener::admit(const asio::ip::address& address) {
   const auto now = std::chrono::steady_clock::now();
   if (log_ && now - last_refusal_log_ >= std::chrono::seconds(1)) {
     last_refusal_log_ = now;
-    log_(fmt::format("refusing {} from {}: {} open from this address (cap {}), {} in total (cap {}); {} refused so far",
+    log_(fmt::format("refusing {} from {}: {} open from this address (cap {}), {} in total (cap {}, {} of them kept "
+                     "for new addresses); {} refused so far",
                      what_, address.to_string(), from_address, caps_.per_address, t.open.load(), caps_.total,
-                     refused_.load()));
+                     caps_.reserved_for_new, refused_.load()));
   }
   return false;
 }

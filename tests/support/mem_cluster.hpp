@@ -89,6 +89,9 @@ class MemCluster {
     restart(id);
   }
 
+  /// The bootstrap flag of node `id`'s next restart().
+  void set_bootstrap(std::uint64_t id, bool on) { options_.at(NodeId{id}).bootstrap = on; }
+
   core::Raft& raft(std::uint64_t id) { return *nodes_.at(NodeId{id}).raft; }
   MemNode& node(std::uint64_t id) { return nodes_.at(NodeId{id}); }
   std::map<NodeId, MemNode>& nodes() { return nodes_; }
