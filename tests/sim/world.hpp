@@ -61,7 +61,6 @@ struct PowerCut { std::size_t node; std::uint64_t gen; };
 struct Restart { std::size_t node; std::uint64_t gen; };
 struct Poll { std::size_t node; std::uint64_t gen; };  ///< deferred proposals go out
 struct Unreachable { std::size_t node; std::uint64_t gen; std::uint32_t peer; };  ///< peer: its NodeId's value
-struct SnapshotReport { std::size_t node; std::uint64_t gen; std::uint32_t peer; bool delivered; };
 struct ClientArrive { std::size_t node; std::uint32_t slot; };  ///< a pooled request (Clients)
 struct ClientReply { std::uint32_t slot; };                      ///< a pooled answer (Clients)
 struct ClientTimeout { int client; std::uint64_t op; };
@@ -72,12 +71,17 @@ struct Nemesis {};
 struct Revert { std::uint64_t id; };
 struct Probe {};
 struct LivenessDeadline { Time healed_at; };
+struct StreamDeliver { std::size_t to; std::uint32_t slot; };  ///< a pooled chunk or ack (Network)
+/// A snapshot transfer's stall timer (SnapshotStreams).
+struct StreamStallCheck { std::size_t node; std::uint64_t gen; std::uint32_t to; std::uint32_t transfer; };
+struct StreamExpire { std::size_t node; std::uint64_t gen; };  ///< a partial snapshot's timer
 }  // namespace ev
 
 using EventBody = std::variant<ev::Tick, ev::Deliver, ev::SyncDone, ev::PowerCut, ev::Restart, ev::Poll,
-                               ev::Unreachable, ev::SnapshotReport, ev::ClientArrive, ev::ClientReply,
+                               ev::Unreachable, ev::ClientArrive, ev::ClientReply,
                                ev::ClientTimeout, ev::ClientNext, ev::PhaseStart, ev::PhaseEnd, ev::Nemesis,
-                               ev::Revert, ev::Probe, ev::LivenessDeadline>;
+                               ev::Revert, ev::Probe, ev::LivenessDeadline, ev::StreamDeliver,
+                               ev::StreamStallCheck, ev::StreamExpire>;
 
 struct Event {
   Time at;
