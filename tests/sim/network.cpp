@@ -54,7 +54,7 @@ void Network::drop(const Message& m, std::size_t from, std::size_t to) {
   w_.trace(traced::Dropped{traced::summarize(m)});
   // A transport notices a dead link now and then and says so.
   if (cut_[from * n_ + to] > 0 && w_.rng.chance(0.05))
-    w_.schedule(w_.now + kMillis, ev::Unreachable{from, cluster_->gen(from), static_cast<std::uint32_t>(to + 1)});
+    w_.schedule(w_.now + kMillis, ev::Unreachable{static_cast<std::uint32_t>(from), static_cast<std::uint32_t>(to + 1), cluster_->gen(from)});
 }
 
 void Network::send(const Message& m) {

@@ -39,8 +39,9 @@ void SnapshotStreams::start(const Message& m) {
   const std::uint64_t id = s.next_transfer++;
   s.out.erase(to);  // a newer snapshot replaces the one in flight
   s.out.emplace(to, transport::SnapshotTransfer(std::move(metadata), std::move(data), checksum, id));
-  w_.schedule(w_.now + stall_timeout(), ev::StreamStallCheck{from, s.gen, static_cast<std::uint32_t>(to),
-                                                              static_cast<std::uint32_t>(id)});
+  w_.schedule(w_.now + stall_timeout(), ev::StreamStallCheck{static_cast<std::uint16_t>(from),
+                                                              static_cast<std::uint16_t>(to),
+                                                              static_cast<std::uint32_t>(id), s.gen});
   pump(from, to);
 }
 
