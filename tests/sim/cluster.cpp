@@ -10,6 +10,7 @@
 #include "sim/cluster_checks.hpp"
 #include "sim/nemesis.hpp"
 #include "sim/network.hpp"
+#include "sim/snapshot_streams.hpp"
 
 namespace raftkit::sim {
 
@@ -105,7 +106,8 @@ SimNode::SimNode() : snapshots(runtime::make_memory_snapshot_store()) {}
 SimNode::~SimNode() = default;
 const sim::StateMachine& SimNode::state() const { return sm->state; }
 
-void Cluster::attach(Nemesis& nemesis, Callers& callers, ClusterChecks& checks) {
+void Cluster::attach(Nemesis& nemesis, Callers& callers, ClusterChecks& checks, SnapshotStreams& streams) {
+  streams_ = &streams;
   nemesis_ = &nemesis;
   callers_ = &callers;
   checks_ = &checks;
@@ -159,14 +161,30 @@ void Cluster::on(const ev::Deliver& e) {
   SimNode& nd = *nodes_[to];
   if (!nd.up || net_.is_cut(from, to)) {
     w_.trace(traced::Dropped{traced::summarize(m)});
-    net_.report_snapshot_fate(m, false);
     return;
   }
   w_.trace(traced::Delivered{traced::summarize(m)});
-  net_.report_snapshot_fate(m, true);
   if (m.type == MessageType::timeout_now) nemesis_->on_timeout_now_delivered(from);
   nd.driver->step(m);
   after_step(to);
+}
+
+void Cluster::receive(std::size_t n, const Message& m) {
+  w_.trace(traced::Delivered{traced::summarize(m)});
+  nodes_[n]->driver->step(m);
+  after_step(n);
+}
+
+void Cluster::on(const ev::StreamDeliver& e) {
+  if (nodes_[e.to]->up && defer_if_stalled(e.to, e)) return;
+  const Network::StreamPacket p = net_.take_stream(e.slot);
+  const bool dropped = !nodes_[e.to]->up || net_.is_cut(p.from, p.to);
+  w_.trace(traced::summarize(p.from, p.to, p.body, dropped));
+  if (dropped) return;
+  if (const auto* chunk = std::get_if<transport::SnapshotChunk>(&p.body))
+    streams_->on_chunk(p.to, p.from, *chunk);
+  else
+    streams_->on_ack(p.to, std::get<transport::SnapshotAck>(p.body));
 }
 
 void Cluster::on(const ev::SyncDone& e) {
@@ -198,13 +216,6 @@ void Cluster::on(const ev::Unreachable& e) {
   SimNode& nd = *nodes_[e.node];
   if (!current(nd, e.gen) || defer_if_stalled(e.node, e)) return;
   nd.driver->report_unreachable(NodeId{e.peer});
-  after_step(e.node);
-}
-
-void Cluster::on(const ev::SnapshotReport& e) {
-  SimNode& nd = *nodes_[e.node];
-  if (!current(nd, e.gen) || defer_if_stalled(e.node, e)) return;
-  nd.driver->report_snapshot(NodeId{e.peer}, e.delivered);
   after_step(e.node);
 }
 

@@ -42,6 +42,7 @@ class Network;
 class Nemesis;
 class Callers;
 class ClusterChecks;
+class SnapshotStreams;
 class NodeIo;
 class SimMachine;
 class NodeObserver;
@@ -91,7 +92,7 @@ struct SimNode {
 class Cluster {
  public:
   Cluster(World& world, Network& network) : w_(world), net_(network) {}
-  void attach(Nemesis& nemesis, Callers& callers, ClusterChecks& checks);
+  void attach(Nemesis& nemesis, Callers& callers, ClusterChecks& checks, SnapshotStreams& streams);
   void add(std::unique_ptr<SimNode> node) { nodes_.push_back(std::move(node)); }
 
   std::size_t size() const { return nodes_.size(); }
@@ -127,7 +128,9 @@ class Cluster {
   void on(const ev::Restart& e);
   void on(const ev::Poll& e);
   void on(const ev::Unreachable& e);
-  void on(const ev::SnapshotReport& e);
+  void on(const ev::StreamDeliver& e);
+  /// A message reaches node n's driver (a snapshot that streamed in whole).
+  void receive(std::size_t n, const Message& m);
   /// A node whose thread is stalled handles nothing until the stall ends:
   /// true if the event was put off until then.
   bool defer_if_stalled(std::size_t n, const EventBody& e);
@@ -148,6 +151,7 @@ class Cluster {
   Nemesis* nemesis_ = nullptr;
   Callers* callers_ = nullptr;
   ClusterChecks* checks_ = nullptr;
+  SnapshotStreams* streams_ = nullptr;
   std::vector<std::unique_ptr<SimNode>> nodes_;
 };
 

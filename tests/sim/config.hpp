@@ -7,7 +7,7 @@
 //
 // Fault kinds are named on the command line (`--faults loss,crash`); adding a
 // kind means adding it to the enum, to kFaultNames, and teaching the nemesis
-// (simulator.cpp) how to inject and heal it.
+// (Nemesis::inject_fault in nemesis.cpp) how to inject and heal it.
 #pragma once
 
 #include <array>

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "sim/cluster.hpp"
+#include "sim/snapshot_streams.hpp"
 #include "transport/codec.hpp"
 
 namespace raftkit::sim {
@@ -16,6 +17,7 @@ Network::Network(World& world, std::size_t nodes) : w_(world), n_(nodes) {
   hold_.assign(n_ * n_, 0.0);
   cut_.assign(n_ * n_, 0);
   base_delay_.assign(n_ * n_, 0);
+  stream_last_.assign(n_ * n_, 0);
   for (Time& d : base_delay_) d = w_.rng.range(w_.tuning.link_delay_min, w_.tuning.link_delay_max);
 }
 
@@ -50,15 +52,15 @@ Time Network::link_delay(std::size_t from, std::size_t to) {
 
 void Network::drop(const Message& m, std::size_t from, std::size_t to) {
   w_.trace(traced::Dropped{traced::summarize(m)});
-  report_snapshot_fate(m, false);
   // A transport notices a dead link now and then and says so.
   if (cut_[from * n_ + to] > 0 && w_.rng.chance(0.05))
-    w_.schedule(w_.now + kMillis, ev::Unreachable{from, cluster_->gen(from), static_cast<std::uint32_t>(to + 1)});
+    w_.schedule(w_.now + kMillis, ev::Unreachable{static_cast<std::uint32_t>(from), static_cast<std::uint32_t>(to + 1), cluster_->gen(from)});
 }
 
 void Network::send(const Message& m) {
   const std::size_t from = m.from.value - 1, to = m.to.value - 1;
   if (from >= n_ || to >= n_) return;
+  if (m.type == MessageType::snapshot) return streams_->start(m);
   const std::size_t link = from * n_ + to;
   if (cut_[link] > 0 || (loss_[link] > 0 && w_.rng.chance(loss_[link]))) {
     drop(m, from, to);
@@ -94,12 +96,35 @@ void Network::send(const Message& m) {
   }
 }
 
-// The transport tells the sender what became of a snapshot (a stream that
-// finished or broke); now and then the report itself is lost.
-void Network::report_snapshot_fate(const Message& m, bool delivered) {
-  if (m.type != MessageType::snapshot || w_.rng.chance(0.2)) return;
-  const std::size_t from = m.from.value - 1;
-  w_.schedule(w_.now + kMillis, ev::SnapshotReport{from, cluster_->gen(from), static_cast<std::uint32_t>(m.to.value), delivered});
+void Network::send_stream(std::size_t from, std::size_t to,
+                          std::variant<transport::SnapshotChunk, transport::SnapshotAck> body) {
+  const std::size_t link = from * n_ + to;
+  StreamPacket p{from, to, std::move(body)};
+  if (cut_[link] > 0 || (loss_[link] > 0 && w_.rng.chance(loss_[link]))) {
+    w_.trace(traced::summarize(p.from, p.to, p.body, true));
+    return;
+  }
+  const int copies = dup_[link] > 0 && w_.rng.chance(dup_[link]) ? 2 : 1;
+  for (int k = 0; k < copies; ++k) {
+    std::uint32_t slot;
+    if (!stream_free_.empty()) {
+      slot = stream_free_.back();
+      stream_free_.pop_back();
+      stream_pool_[slot] = p;
+    } else {
+      stream_pool_.push_back(p);
+      slot = static_cast<std::uint32_t>(stream_pool_.size() - 1);
+    }
+    // One connection per link: a stream's packets arrive in the order sent.
+    stream_last_[link] = std::max(stream_last_[link], w_.now + link_delay(from, to));
+    w_.schedule(stream_last_[link], ev::StreamDeliver{to, slot});
+  }
+}
+
+Network::StreamPacket Network::take_stream(std::uint32_t slot) {
+  StreamPacket p = std::move(stream_pool_[slot]);
+  stream_free_.push_back(slot);
+  return p;
 }
 
 std::vector<double>& Network::table(LinkFaultKind kind) {

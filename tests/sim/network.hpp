@@ -7,21 +7,27 @@
 // judged when sent (loss, cut) and again when delivered (Simulator: a cut
 // that began meanwhile drops it too; a down node receives nothing). On half
 // the seeds every message goes through the wire codec, as the TCP transport
-// sends it. The transport's reports come back to the sender: now and then a
-// cut link is reported unreachable, and the fate of a snapshot message
-// (delivered or not) is reported, unless the report itself is lost.
+// sends it. Now and then the transport reports a cut link unreachable to the
+// sender. Snapshots are streamed in chunks (snapshot_streams.hpp) whose
+// chunks and acknowledgements face the same links, in order (one connection
+// per link: a stream packet never overtakes an earlier one; loss still makes
+// gaps).
 #pragma once
 
 #include <cstdint>
 #include <utility>
 #include <vector>
 
+#include <variant>
+
 #include "raftkit/message.hpp"
+#include "transport/codec.hpp"
 #include "sim/world.hpp"
 
 namespace raftkit::sim {
 
 class Cluster;
+class SnapshotStreams;
 
 using Link = std::pair<std::size_t, std::size_t>;  ///< (from, to), node indexes
 using Links = std::vector<Link>;
@@ -33,15 +39,24 @@ class Network {
  public:
   /// Draws every link's base delay.
   Network(World& world, std::size_t nodes);
-  void attach(const Cluster& cluster) { cluster_ = &cluster; }
+  void attach(const Cluster& cluster, SnapshotStreams& streams) {
+    cluster_ = &cluster;
+    streams_ = &streams;
+  }
 
-  /// Sends m (from a node's driver): judged now, delivered as ev::Deliver.
+  /// Sends m (from a node's driver): judged now, delivered as ev::Deliver;
+  /// a snapshot is streamed (SnapshotStreams) in chunks sent by send_stream().
   void send(const Message& m);
+  /// A snapshot stream's chunk or acknowledgement, delivered as ev::StreamDeliver.
+  struct StreamPacket {
+    std::size_t from = 0, to = 0;
+    std::variant<transport::SnapshotChunk, transport::SnapshotAck> body;
+  };
+  void send_stream(std::size_t from, std::size_t to, std::variant<transport::SnapshotChunk, transport::SnapshotAck> body);
+  StreamPacket take_stream(std::uint32_t slot);
   /// The message an ev::Deliver carries (its slot is freed).
   Message take(std::uint32_t slot);
   bool is_cut(std::size_t from, std::size_t to) const { return cut_[from * n_ + to] > 0; }
-  /// The transport reports what became of a snapshot message (see above).
-  void report_snapshot_fate(const Message& m, bool delivered);
 
   // Faults.
   void set_fault(LinkFaultKind kind, const Links& links, double p);
@@ -66,15 +81,19 @@ class Network {
 
   World& w_;
   const Cluster* cluster_ = nullptr;
+  SnapshotStreams* streams_ = nullptr;
   std::size_t n_;
   bool chaos_ = false;
   // Indexed [from * n_ + to].
   std::vector<double> loss_, dup_, spike_, hold_;
   std::vector<int> cut_;
   std::vector<Time> base_delay_;
+  std::vector<Time> stream_last_;  // when the last stream packet on the link arrives
   // Messages in flight, by slot.
   std::vector<Message> msg_pool_;
   std::vector<std::uint32_t> msg_free_;
+  std::vector<StreamPacket> stream_pool_;
+  std::vector<std::uint32_t> stream_free_;
 };
 
 }  // namespace raftkit::sim

@@ -47,9 +47,10 @@ Simulator::Simulator(SimConfig config, Tuning tuning)
       callers_(world_, cluster_),
       checks_(world_, cluster_, callers_),
       nemesis_(world_, network_, cluster_, callers_, checks_),
-      clients_(world_, cluster_, callers_) {
-  network_.attach(cluster_);
-  cluster_.attach(nemesis_, callers_, checks_);
+      clients_(world_, cluster_, callers_),
+      streams_(world_, network_, cluster_) {
+  network_.attach(cluster_, streams_);
+  cluster_.attach(nemesis_, callers_, checks_, streams_);
   Rng& rng = world_.rng;
   SeedProfile& profile = world_.profile;
   SeedSetup s;
@@ -135,7 +136,9 @@ struct Simulator::Dispatch {
   void operator()(const ev::Restart& e) const { s.cluster_.on(e); }
   void operator()(const ev::Poll& e) const { s.cluster_.on(e); }
   void operator()(const ev::Unreachable& e) const { s.cluster_.on(e); }
-  void operator()(const ev::SnapshotReport& e) const { s.cluster_.on(e); }
+  void operator()(const ev::StreamDeliver& e) const { s.cluster_.on(e); }
+  void operator()(const ev::StreamStallCheck& e) const { s.streams_.on(e); }
+  void operator()(const ev::StreamExpire& e) const { s.streams_.on(e); }
   void operator()(const ev::ClientArrive& e) const { s.clients_.on(e); }
   void operator()(const ev::ClientReply& e) const { s.clients_.on(e); }
   void operator()(const ev::ClientTimeout& e) const { s.clients_.on(e); }

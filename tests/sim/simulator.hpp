@@ -11,6 +11,7 @@
 //                      the trace, the first violation
 //   cluster.hpp        the nodes: drivers, disks, clocks, crashes, restarts
 //   network.hpp        the links between nodes, their delays and faults
+//   snapshot_streams.hpp  the transport's snapshot streams, run on the network
 //   nemesis.hpp        chaos phases and heals; faults on links, nodes, disks
 //   clients.hpp        clients with one operation in flight each
 //   callers.hpp        the caller checker: every request answered once
@@ -42,6 +43,7 @@
 #include "sim/cluster_checks.hpp"
 #include "sim/nemesis.hpp"
 #include "sim/network.hpp"
+#include "sim/snapshot_streams.hpp"
 #include "sim/world.hpp"
 
 namespace raftkit::sim {
@@ -64,6 +66,7 @@ class Simulator {
   ClusterChecks checks_;
   Nemesis nemesis_;
   Clients clients_;
+  SnapshotStreams streams_;
 };
 
 /// Runs one seed.

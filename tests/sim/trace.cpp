@@ -15,6 +15,13 @@ MessageSummary summarize(const Message& m) {
                         .entries = static_cast<std::uint32_t>(m.entries.size()),
                         .reject = m.reject};
 }
+TraceEvent summarize(std::size_t from, std::size_t to,
+                     const std::variant<transport::SnapshotChunk, transport::SnapshotAck>& packet, bool dropped) {
+  if (const auto* c = std::get_if<transport::SnapshotChunk>(&packet))
+    return Chunk{from, to, c->transfer, c->offset, c->bytes().size(), dropped};
+  const auto& a = std::get<transport::SnapshotAck>(packet);
+  return ChunkAck{from, to, a.transfer, a.received, a.status, dropped};
+}
 }  // namespace traced
 
 namespace {
@@ -72,6 +79,9 @@ struct Pack {
   Packed operator()(const traced::LivenessShown&) const { return {K::liveness, 0, 0, 0, 1}; }
   Packed operator()(const traced::SnapshotTaken& e) const { return {K::snapshot, num(e.node), 0, 0, e.index.value, 0}; }
   Packed operator()(const traced::SnapshotLoaded& e) const { return {K::snapshot, num(e.node), 0, 0, e.index.value, 1}; }
+  Packed operator()(const traced::Chunk& e) const { return {K::chunk, num(e.to), num(e.from), e.dropped, e.transfer, e.offset, e.length}; }
+  Packed operator()(const traced::ChunkAck& e) const { return {K::chunk_ack, num(e.to), num(e.from), e.dropped, e.transfer, e.received, static_cast<std::uint64_t>(e.status)}; }
+  Packed operator()(const traced::StreamEnded& e) const { return {K::stream_end, num(e.from), num(e.to), 0, e.transfer, e.delivered}; }
 };
 // clang-format on
 
@@ -176,6 +186,15 @@ struct Format {
   std::string operator()(const traced::LivenessShown&) const { return "liveness: a write committed after the heal"; }
   std::string operator()(const traced::SnapshotTaken& e) const { return fmt::format("n{} took snapshot at {}", e.node + 1, e.index); }
   std::string operator()(const traced::SnapshotLoaded& e) const { return fmt::format("n{} loaded snapshot at {}", e.node + 1, e.index); }
+  std::string operator()(const traced::Chunk& e) const {
+    return fmt::format("{}n{} <- n{} snapshot chunk (transfer {}, offset {}, {} bytes)", e.dropped ? "dropped: " : "", e.to + 1, e.from + 1, e.transfer, e.offset, e.length);
+  }
+  std::string operator()(const traced::ChunkAck& e) const {
+    return fmt::format("{}n{} <- n{} snapshot ack (transfer {}, received {}, status {})", e.dropped ? "dropped: " : "", e.to + 1, e.from + 1, e.transfer, e.received, static_cast<int>(e.status));
+  }
+  std::string operator()(const traced::StreamEnded& e) const {
+    return fmt::format("n{} snapshot stream to n{} (transfer {}) {}", e.from + 1, e.to + 1, e.transfer, e.delivered ? "delivered" : "FAILED");
+  }
 };
 // clang-format on
 

@@ -22,7 +22,10 @@
 #include <vector>
 
 #include "core/raft.hpp"
+#include <variant>
+
 #include "raftkit/message.hpp"
+#include "transport/codec.hpp"
 #include "sim/config.hpp"
 #include "sim/workload.hpp"
 
@@ -31,7 +34,7 @@ namespace raftkit::sim {
 /// The kind number each event is hashed under (several structs share one).
 enum class TraceKind : std::uint8_t {
   tick, deliver, drop, send /* unused, keeps the numbers */, ready, sync_done, role, crash, restart, storage_error, fault, heal, client_call,
-  client_done, client_timeout, liveness, snapshot,
+  client_done, client_timeout, liveness, snapshot, chunk, chunk_ack, stream_end,
 };
 
 namespace traced {
@@ -96,6 +99,11 @@ struct LivenessShown {};  ///< a write committed after the heal
 struct SnapshotTaken { std::size_t node; Index index; };
 struct SnapshotLoaded { std::size_t node; Index index; };
 
+// Snapshot streams (snapshot_streams.hpp), on arrival or when dropped.
+struct Chunk { std::size_t from, to; std::uint64_t transfer, offset, length; bool dropped; };
+struct ChunkAck { std::size_t from, to; std::uint64_t transfer, received; transport::SnapshotAck::Status status; bool dropped; };
+struct StreamEnded { std::size_t from, to; std::uint64_t transfer; bool delivered; };
+
 }  // namespace traced
 
 using TraceEvent =
@@ -104,9 +112,16 @@ using TraceEvent =
                  traced::StartFailed, traced::WriteFailed, traced::FaultDrawn, traced::LinkFault, traced::Partition,
                  traced::OneWayCut, traced::CrashFault, traced::Disk, traced::Stall, traced::Drift, traced::Transfer,
                  traced::MembershipChange, traced::Healed, traced::ClientCall, traced::ClientDone,
-                 traced::ClientTimeout, traced::LivenessShown, traced::SnapshotTaken, traced::SnapshotLoaded>;
+                 traced::ClientTimeout, traced::LivenessShown, traced::SnapshotTaken, traced::SnapshotLoaded,
+                 traced::Chunk, traced::ChunkAck, traced::StreamEnded>;
 
 std::string format_event(Time at, const TraceEvent& e);
+
+namespace traced {
+/// A stream's chunk or acknowledgement from `from` to `to`.
+TraceEvent summarize(std::size_t from, std::size_t to,
+                     const std::variant<transport::SnapshotChunk, transport::SnapshotAck>& packet, bool dropped);
+}
 
 class Trace {
  public:

@@ -53,6 +53,7 @@ struct SeedProfile {
 
 /// Events. `node` is a node's index; `gen` its generation when the event
 /// was scheduled (an event for an earlier life of the node is ignored).
+/// None is larger than 16 bytes, so that a queued Event takes 40.
 namespace ev {
 struct Tick { std::size_t node; std::uint64_t gen; };
 struct Deliver { std::size_t to; std::uint32_t slot; };  ///< a pooled Message (Network)
@@ -60,8 +61,7 @@ struct SyncDone { std::size_t node; std::uint64_t gen; };
 struct PowerCut { std::size_t node; std::uint64_t gen; };
 struct Restart { std::size_t node; std::uint64_t gen; };
 struct Poll { std::size_t node; std::uint64_t gen; };  ///< deferred proposals go out
-struct Unreachable { std::size_t node; std::uint64_t gen; std::uint32_t peer; };  ///< peer: its NodeId's value
-struct SnapshotReport { std::size_t node; std::uint64_t gen; std::uint32_t peer; bool delivered; };
+struct Unreachable { std::uint32_t node, peer; std::uint64_t gen; };  ///< peer: its NodeId's value
 struct ClientArrive { std::size_t node; std::uint32_t slot; };  ///< a pooled request (Clients)
 struct ClientReply { std::uint32_t slot; };                      ///< a pooled answer (Clients)
 struct ClientTimeout { int client; std::uint64_t op; };
@@ -72,18 +72,24 @@ struct Nemesis {};
 struct Revert { std::uint64_t id; };
 struct Probe {};
 struct LivenessDeadline { Time healed_at; };
+struct StreamDeliver { std::size_t to; std::uint32_t slot; };  ///< a pooled chunk or ack (Network)
+/// A snapshot transfer's stall timer (SnapshotStreams).
+struct StreamStallCheck { std::uint16_t node, to; std::uint32_t transfer; std::uint64_t gen; };
+struct StreamExpire { std::size_t node; std::uint64_t gen; };  ///< a partial snapshot's timer
 }  // namespace ev
 
 using EventBody = std::variant<ev::Tick, ev::Deliver, ev::SyncDone, ev::PowerCut, ev::Restart, ev::Poll,
-                               ev::Unreachable, ev::SnapshotReport, ev::ClientArrive, ev::ClientReply,
+                               ev::Unreachable, ev::ClientArrive, ev::ClientReply,
                                ev::ClientTimeout, ev::ClientNext, ev::PhaseStart, ev::PhaseEnd, ev::Nemesis,
-                               ev::Revert, ev::Probe, ev::LivenessDeadline>;
+                               ev::Revert, ev::Probe, ev::LivenessDeadline, ev::StreamDeliver,
+                               ev::StreamStallCheck, ev::StreamExpire>;
 
 struct Event {
   Time at;
   std::uint64_t seq;
   EventBody body;
 };
+static_assert(sizeof(Event) <= 40);
 
 class World {
  public:
@@ -91,7 +97,7 @@ class World {
       : config(std::move(config)), tuning(tuning), rng(this->config.seed * 0x2545F4914F6CDD1DULL + 7),
         checker(nodes) {}
 
-  void schedule(Time at, EventBody body) { queue_.push(Event{at, seq_++, std::move(body)}); }
+  void schedule(Time at, const EventBody& body) { queue_.emplace(at, seq_++, body); }
   bool has_events() const { return !queue_.empty(); }
   const Event& next_event() const { return queue_.top(); }
   void pop_event() { queue_.pop(); }
