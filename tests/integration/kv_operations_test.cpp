@@ -23,6 +23,7 @@
 
 #include "http_client.hpp"
 #include "integration_support.hpp"
+#include "kv_support.hpp"
 #include "local_cluster.hpp"
 
 namespace {
@@ -31,21 +32,11 @@ namespace json = boost::json;
 using raftkit::counter::LocalCluster;
 using raftkit::counter::LocalClusterOptions;
 using raftkit::examples::http_request;
+using raftkit::integration::kv_status;
 using raftkit::integration::outputs;
 using raftkit::integration::T;
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
-
-std::optional<json::object> status_of(const LocalCluster& c, std::uint64_t id) {
-  if (!c.running(id)) return std::nullopt;
-  std::string error;
-  auto r = http_request(c.client_address(id), "GET", "/status", "", T(1000), error);
-  if (!r || r->status != 200) return std::nullopt;
-  boost::system::error_code ec;
-  auto v = json::parse(r->body, ec);
-  if (ec || !v.is_object()) return std::nullopt;
-  return v.as_object();
-}
 
 std::uint16_t port_of(const std::string& address) {
   return static_cast<std::uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
@@ -127,7 +118,7 @@ TEST_CASE("kv server: a connection flood from one address does not lock out anot
   INFO(outputs(cluster));
   REQUIRE(LocalCluster::wait_until(
       [&] {
-        auto st = status_of(cluster, 1);
+        auto st = kv_status(cluster, 1);
         return st && st->at("role").as_string() == "leader";
       },
       T(10000)));
@@ -191,7 +182,7 @@ TEST_CASE("kv server: three nodes first started without --bootstrap never lead a
   INFO(outputs(cluster));
   auto anyone_leads = [&] {
     for (auto id : cluster.ids())
-      if (auto st = status_of(cluster, id); st && st->at("leader").to_number<std::uint64_t>() != 0) return true;
+      if (auto st = kv_status(cluster, id); st && st->at("leader").to_number<std::uint64_t>() != 0) return true;
     return false;
   };
   // Several election timeouts (0.25-0.5 s each): nobody campaigns.

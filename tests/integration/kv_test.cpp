@@ -27,6 +27,7 @@
 #include "http_client.hpp"
 #include "http_server.hpp"
 #include "integration_support.hpp"
+#include "kv_support.hpp"
 #include "kv_state_machine.hpp"
 #include "local_cluster.hpp"
 #include "prometheus_text.hpp"
@@ -40,22 +41,12 @@ using raftkit::examples::http_request;
 using raftkit::examples::HttpReply;
 using raftkit::examples::parse_prometheus_text;
 using raftkit::examples::percent_encode;
+using raftkit::integration::kv_status;
 using raftkit::integration::outputs;
 using raftkit::integration::scale;
 using raftkit::integration::T;
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
-
-std::optional<json::object> status_of(const LocalCluster& c, std::uint64_t id) {
-  if (!c.running(id)) return std::nullopt;
-  std::string error;
-  auto r = http_request(c.client_address(id), "GET", "/status", "", T(1000), error);
-  if (!r || r->status != 200) return std::nullopt;
-  boost::system::error_code ec;
-  auto v = json::parse(r->body, ec);
-  if (ec || !v.is_object()) return std::nullopt;
-  return v.as_object();
-}
 
 // A leader that a majority of the cluster's nodes (itself included) name.
 std::optional<std::uint64_t> wait_for_leader(const LocalCluster& c, milliseconds timeout,
@@ -66,7 +57,7 @@ std::optional<std::uint64_t> wait_for_leader(const LocalCluster& c, milliseconds
         std::map<std::uint64_t, std::size_t> votes;
         std::set<std::uint64_t> leaders;
         for (auto id : c.ids()) {
-          auto st = status_of(c, id);
+          auto st = kv_status(c, id);
           if (!st) continue;
           auto leader = st->at("leader").to_number<std::uint64_t>();
           if (leader != 0) ++votes[leader];
@@ -318,7 +309,7 @@ TEST_CASE("kv: acknowledged writes survive SIGKILL of the leader and reach every
     // one included, holds one (its status says from which index).
     for (auto id : cluster.ids()) {
       INFO("node " << id);
-      auto st = status_of(cluster, id);
+      auto st = kv_status(cluster, id);
       REQUIRE(st);
       CHECK(st->at("snapshot_index").to_number<std::uint64_t>() > 0);
       if (id == *leader) continue;  // restarted: its counters began again at 0
