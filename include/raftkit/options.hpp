@@ -90,8 +90,9 @@ struct Options {
   /// the log grows further before it is compacted. Unused without
   /// snapshot_dir.
   std::uint64_t snapshot_write_bytes_per_second = 0;
-  /// Protocol knobs; protocol.id and protocol.initial_voters are filled
-  /// from `id` and `peers` by from_peers().
+  /// Protocol knobs. Its id, initial_voters, initial_addresses and
+  /// bootstrap are not read: `id`, `peers` and `bootstrap` above are the
+  /// one source of them (core_options()).
   ProtocolOptions protocol;
   /// Where the node's log lines go, and from which level. Default: one line
   /// per message to stderr, level info and above (Logger::to_stderr()).
@@ -102,6 +103,9 @@ struct Options {
 
   /// Options for node `id` of the cluster `peers`, with defaults elsewhere.
   static Options from_peers(NodeId id, std::map<NodeId, std::string> peers);
+  /// The core's options: `protocol` with id, initial_voters (the ids of
+  /// `peers`), initial_addresses (`peers`) and bootstrap taken from here.
+  ProtocolOptions core_options() const;
 
   /// Empty if valid, else a message naming the first bad field.
   std::string validate() const;

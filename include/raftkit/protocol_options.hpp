@@ -14,7 +14,10 @@
 
 namespace raftkit {
 
-/// The protocol core's knobs; validate() checks them.
+/// The protocol core's knobs; validate() checks them. Through the runtime
+/// (raftkit::Options::protocol) the first four fields, which say who this
+/// node is and how its cluster began, come from Options::id, peers and
+/// bootstrap (Options::core_options()); only the core used alone sets them.
 struct ProtocolOptions {
   /// This node. Nonzero.
   NodeId id;
@@ -30,9 +33,9 @@ struct ProtocolOptions {
   /// waits to be given the log by a leader (false: a server being added, or
   /// one whose disk was wiped; it is a new incarnation of its id and counts
   /// for nothing until a leader swaps it into the configuration). Ignored
-  /// when the store holds a term, an entry or a snapshot. The runtime's
-  /// Options::bootstrap defaults to false; the core alone (tests) defaults
-  /// to true.
+  /// when the store holds a term, an entry or a snapshot. Defaults to true
+  /// for the core alone (tests); Options::bootstrap, which the runtime
+  /// uses instead, defaults to false.
   bool bootstrap = true;
   /// A staging server (Membership::staging) is promoted to voter once its
   /// log is within this many entries of the leader's and holds every

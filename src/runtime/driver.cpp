@@ -44,10 +44,10 @@ std::error_code Driver::start(TimePoint now, std::string& detail) {
     return errc::invalid_argument;
   }
   if (auto ec = snapshot_.load(detail)) return ec;
-  decide_bootstrap();
-  options_.protocol.initial_addresses = options_.peers;
-  options_.protocol.incarnation = pending_.peek_read_context();  // drawn at random per start
-  raft_ = std::make_unique<core::Raft>(options_.protocol, store_);
+  ProtocolOptions core = options_.core_options();
+  core.bootstrap = may_bootstrap();
+  core.incarnation = pending_.peek_read_context();  // drawn at random per start
+  raft_ = std::make_unique<core::Raft>(core, store_);
   written_hs_ = store_.hard_state();
 #ifdef RAFTKIT_PLANTED_BUGS
   raft_->plant_bugs(bugs_.protocol);
@@ -65,11 +65,11 @@ std::error_code Driver::start(TimePoint now, std::string& detail) {
 // log, so a log lost beside surviving snapshots (recorded into the empty
 // log by SnapshotLifecycle::load(), perhaps before a crash, with no
 // incarnation written yet) comes back as a new incarnation.
-void Driver::decide_bootstrap() {
+bool Driver::may_bootstrap() const {
   const bool snapshot_found = snapshot_.recorded().index != Index{};
-  options_.protocol.bootstrap = options_.bootstrap && !snapshot_found;
   if (planted(bug_snapshot_keeps_identity)) [[unlikely]]
-    options_.protocol.bootstrap = options_.bootstrap;
+    return options_.bootstrap;
+  return options_.bootstrap && !snapshot_found;
 }
 
 // One line at start saying where the configuration comes from, so an

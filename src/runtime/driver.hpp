@@ -202,7 +202,7 @@ class Driver {
 #endif
 
  private:
-  void decide_bootstrap();
+  bool may_bootstrap() const;
   void advance_clock(TimePoint now);
   void process();
   void persist_ready(std::shared_ptr<core::Ready> rd, std::optional<HardState> hs);

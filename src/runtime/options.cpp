@@ -8,11 +8,18 @@ Options Options::from_peers(NodeId id, std::map<NodeId, std::string> peers) {
   Options o;
   o.id = id;
   o.peers = std::move(peers);
-  o.protocol.id = id;
-  o.protocol.initial_voters.clear();
-  for (const auto& [peer, address] : o.peers) o.protocol.initial_voters.push_back(peer);
   o.protocol.seed = id.value;
   return o;
+}
+
+ProtocolOptions Options::core_options() const {
+  ProtocolOptions p = protocol;
+  p.id = id;
+  p.initial_voters.clear();
+  for (const auto& [peer, address] : peers) p.initial_voters.push_back(peer);
+  p.initial_addresses = peers;
+  p.bootstrap = bootstrap;
+  return p;
 }
 
 std::string Options::validate() const {
@@ -29,9 +36,8 @@ std::string Options::validate() const {
   if (membership_timeout.count() <= 0) return "membership_timeout must be positive";
   if (disk_stall_timeout.count() <= 0) return "disk_stall_timeout must be positive";
   if (max_pending_requests == 0) return "max_pending_requests must be positive";
-  if (protocol.id != id) return "protocol.id must equal id (use Options::from_peers)";
   if (!logger.has_sink()) return "logger has no sink (use raftkit::Logger::discard() to drop log lines)";
-  if (auto p = protocol.validate(); !p.empty()) return "protocol." + p;
+  if (auto p = core_options().validate(); !p.empty()) return "protocol." + p;
   return {};
 }
 
