@@ -1,6 +1,7 @@
 #include "raft_page.hpp"
 
 #include <chrono>
+#include <set>
 #include <vector>
 
 #include <boost/json.hpp>
@@ -27,10 +28,18 @@ json::value ms_ago(const NodeStatus& s, const std::optional<std::chrono::nanosec
   return duration_cast<milliseconds>(s.now - *t).count();
 }
 
+// Every node the configuration names, in id order.
+std::set<NodeId> members(const Membership& m) {
+  std::set<NodeId> ids;
+  for (const auto* list : {&m.voters, &m.voters_outgoing, &m.learners, &m.staging}) ids.insert(list->begin(), list->end());
+  for (const auto& [id, address] : m.addresses) ids.insert(id);
+  return ids;
+}
+
 json::object configuration_json(const Membership& m) {
   json::object addresses, incarnations;
   for (const auto& [id, address] : m.addresses) addresses[std::to_string(id.value)] = address;
-  for (const auto& [id, inc] : m.incarnations) incarnations[std::to_string(id.value)] = fmt::format("{:x}", inc);
+  for (NodeId id : members(m)) incarnations[std::to_string(id.value)] = fmt::format("{:x}", incarnation_of(m, id));
   return {{"voters", id_array(m.voters)},   {"voters_outgoing", id_array(m.voters_outgoing)},
           {"joint", m.joint()},             {"learners", id_array(m.learners)},
           {"staging", id_array(m.staging)}, {"addresses", std::move(addresses)},
@@ -71,9 +80,11 @@ std::string configuration_table(const Membership& m) {
   t += row("learners", ids_text(m.learners));
   t += row("staging", ids_text(m.staging));
   t += "</table>\n<table>\n<tr><th>node</th><th>address</th><th>incarnation</th></tr>\n";
-  for (const auto& [id, address] : m.addresses)
-    t += fmt::format("<tr><td>{}</td><td>{}</td><td>{:x}</td></tr>\n", id.value, html_escape(address),
-                     incarnation_of(m, id));
+  for (NodeId id : members(m)) {
+    const auto address = m.addresses.find(id);
+    t += fmt::format("<tr><td>{}</td><td>{}</td><td>{:x}</td></tr>\n", id.value,
+                     address == m.addresses.end() ? "" : html_escape(address->second), incarnation_of(m, id));
+  }
   return t + "</table>\n";
 }
 

@@ -18,6 +18,7 @@
 #include "http_client.hpp"
 #include "integration_support.hpp"
 #include "local_cluster.hpp"
+#include "raft_page.hpp"
 
 namespace {
 
@@ -74,6 +75,7 @@ void check_leader_page(const boost::json::object& doc, std::uint64_t leader) {
   CHECK(config.at("learners").as_array().empty());
   CHECK(config.at("staging").as_array().empty());
   CHECK(config.at("addresses").as_object().size() == 3);
+  CHECK(config.at("incarnations").as_object().size() == 3);
   const auto& peers = doc.at("peers").as_array();
   REQUIRE(peers.size() == 2);
   for (const auto& p : peers) {
@@ -173,4 +175,22 @@ TEST_CASE("/raft: a 3-node counter cluster's pages; the survivor of a lost major
   INFO(out);
   CHECK(rc == 1);  // two servers do not answer
   CHECK(out.find("no leader: " + expected) != std::string::npos);
+}
+
+TEST_CASE("/raft's HTML escapes every text it shows; its JSON carries the diagnosis", "[integration]") {
+  raftkit::NodeStatus s;
+  s.id = raftkit::NodeId{7};
+  s.role = raftkit::NodeRole::stopped;
+  s.failure = "<script>alert('x')</script> & \"more\"";
+  s.membership.voters = {raftkit::NodeId{7}};
+  s.membership.addresses = {{raftkit::NodeId{7}, "<b>host</b>:1"}};
+  const std::string html = raftkit::examples::raft_status_html(s);
+  CHECK(html.find("<script>") == std::string::npos);
+  CHECK(html.find("<b>host") == std::string::npos);
+  CHECK(html.find("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;more&quot;") != std::string::npos);
+  CHECK(html.find("No leader: stopped: &lt;script&gt;") != std::string::npos);
+  CHECK(html.find("&lt;b&gt;host&lt;/b&gt;:1") != std::string::npos);
+  const auto doc = raftkit::examples::raft_status_json(s);
+  CHECK(doc.at("diagnosis").as_string() == "stopped: " + s.failure);
+  CHECK(doc.at("configuration").at("incarnations").at("7").as_string() == "1");
 }
