@@ -31,7 +31,8 @@ json::value ms_ago(const NodeStatus& s, const std::optional<std::chrono::nanosec
 // Every node the configuration names, in id order.
 std::set<NodeId> members(const Membership& m) {
   std::set<NodeId> ids;
-  for (const auto* list : {&m.voters, &m.voters_outgoing, &m.learners, &m.staging}) ids.insert(list->begin(), list->end());
+  for (const auto* list : {&m.voters, &m.voters_outgoing, &m.learners, &m.staging})
+    ids.insert(list->begin(), list->end());
   for (const auto& [id, address] : m.addresses) ids.insert(id);
   return ids;
 }
@@ -127,7 +128,8 @@ std::string html_escape(std::string_view text) {
 
 json::object raft_status_json(const NodeStatus& s) {
   json::array contacts, peers;
-  for (const PeerContact& c : s.contacts) contacts.push_back(json::object{{"id", c.id.value}, {"last_heard_ms_ago", ms_ago(s, c.last_heard)}});
+  for (const PeerContact& c : s.contacts)
+    contacts.push_back(json::object{{"id", c.id.value}, {"last_heard_ms_ago", ms_ago(s, c.last_heard)}});
   for (const PeerStatus& p : s.peers)
     peers.push_back(json::object{{"id", p.id.value},       {"match", p.match.value},
                                  {"next", p.next.value},   {"state", p.state},

@@ -101,8 +101,8 @@ void add_server_options(CLI::App& app, ServerConfig& cfg, bool with_tls) {
 
 void add_metrics_option(CLI::App& app, ServerConfig& cfg) {
   app.add_option("--metrics-port", cfg.metrics_port,
-                 "serve Prometheus metrics at http://<client-host>:<port>/metrics and the node's view of the cluster at /raft "
-                 "(HTML) and /raft.json (plaintext, read-only; 0: off)")
+                 "serve Prometheus metrics at http://<client-host>:<port>/metrics and the node's view of the "
+                 "cluster at /raft (HTML) and /raft.json (plaintext, read-only; 0: off)")
       ->capture_default_str()
       ->check(CLI::Range(0, 65535));
 }
@@ -219,9 +219,10 @@ int ServerSkeleton::run(std::function<void()> on_shutdown) {
     metrics_http_->route(boost::beast::http::verb::get, "/metrics",
                          [this](HttpRequest) -> asio::awaitable<HttpResponse> { co_return metrics_response(*node_); });
     for (const char* path : {"/raft", "/raft.json"})
-      metrics_http_->route(boost::beast::http::verb::get, path, [this](HttpRequest req) -> asio::awaitable<HttpResponse> {
-        co_return raft_response(node_->status(), req);
-      });
+      metrics_http_->route(boost::beast::http::verb::get, path,
+                           [this](HttpRequest req) -> asio::awaitable<HttpResponse> {
+                             co_return raft_response(node_->status(), req);
+                           });
     if (auto e = metrics_http_->listen(cfg_.client_host, cfg_.metrics_port); !e.empty()) {
       fmt::print(stderr, "{}: error: metrics port: {}\n", cfg_.program, e);
       return 1;

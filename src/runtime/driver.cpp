@@ -587,7 +587,8 @@ NodeStatus Driver::status(bool lists) const {
 std::vector<PeerContact> Driver::contacts() const {
   std::set<NodeId> ids;
   const Membership& m = raft_->membership();
-  for (const auto* list : {&m.voters, &m.voters_outgoing, &m.learners, &m.staging}) ids.insert(list->begin(), list->end());
+  for (const auto* list : {&m.voters, &m.voters_outgoing, &m.learners, &m.staging})
+    ids.insert(list->begin(), list->end());
   for (const auto& [id, address] : options_.peers) ids.insert(id);
   ids.erase(options_.id);
   std::vector<PeerContact> out;
