@@ -22,6 +22,7 @@
 #include "raftkit/logger.hpp"
 #include "raftkit/metrics.hpp"
 #include "raftkit/wal_store.hpp"
+#include "raft_page.hpp"
 
 namespace raftkit::examples {
 
@@ -100,7 +101,8 @@ void add_server_options(CLI::App& app, ServerConfig& cfg, bool with_tls) {
 
 void add_metrics_option(CLI::App& app, ServerConfig& cfg) {
   app.add_option("--metrics-port", cfg.metrics_port,
-                 "serve Prometheus metrics at http://<client-host>:<port>/metrics (plaintext, read-only; 0: off)")
+                 "serve Prometheus metrics at http://<client-host>:<port>/metrics and the node's view of the "
+                 "cluster at /raft (HTML) and /raft.json (plaintext, read-only; 0: off)")
       ->capture_default_str()
       ->check(CLI::Range(0, 65535));
 }
@@ -216,6 +218,11 @@ int ServerSkeleton::run(std::function<void()> on_shutdown) {
     metrics_http_ = std::make_unique<HttpServer>(io_);
     metrics_http_->route(boost::beast::http::verb::get, "/metrics",
                          [this](HttpRequest) -> asio::awaitable<HttpResponse> { co_return metrics_response(*node_); });
+    for (const char* path : {"/raft", "/raft.json"})
+      metrics_http_->route(boost::beast::http::verb::get, path,
+                           [this](HttpRequest req) -> asio::awaitable<HttpResponse> {
+                             co_return raft_response(node_->status(), req);
+                           });
     if (auto e = metrics_http_->listen(cfg_.client_host, cfg_.metrics_port); !e.empty()) {
       fmt::print(stderr, "{}: error: metrics port: {}\n", cfg_.program, e);
       return 1;

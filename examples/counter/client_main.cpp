@@ -31,7 +31,7 @@
 //                 "client_address": "127.0.0.1:8001", "voters": [1, 2, 3],
 //                 "learners": [], "staging": [], "voters_outgoing": [],
 //                 "joint": false, "replacing": false, "incarnation": "1",
-//                 "snapshot_index": 0},
+//                 "snapshot_index": 0, "diagnosis": ""},
 //                {"server": "127.0.0.1:8002", "reachable": false,
 //                 "error": "connection refused"}, ...]}
 // ("leader" is 0 when the server knows no leader; "role" is one of follower,
@@ -41,7 +41,11 @@
 // added and vote once caught up; "incarnation" (hexadecimal) is born with
 // the node's log, and "replacing" is true on a node that came back with an
 // empty log under its old id: the configuration still names its previous
-// incarnation, and the leader swaps the new one in once it has caught up.)
+// incarnation, and the leader swaps the new one in once it has caught up.
+// "diagnosis" is empty when the server knows a leader, else one line saying
+// why it knows none, e.g. "no quorum: nodes 2 and 3 unreachable for 12 s"
+// (raftkit::diagnose(), the line the server's /raft page shows); the table
+// prints it under the server's row.)
 // Exit codes: 0 done, 1 failed (nothing was done), 3 unknown outcome (an
 // increment may or may not have been applied), 2 bad usage.
 #include <cstdint>
@@ -103,7 +107,8 @@ boost::json::object status_json(const std::string& server, const std::optional<N
           {"joint", !info->voters_outgoing.empty()},
           {"replacing", info->replacing},
           {"incarnation", fmt::format("{:x}", info->incarnation)},
-          {"snapshot_index", info->snapshot_index}};
+          {"snapshot_index", info->snapshot_index},
+          {"diagnosis", info->diagnosis}};
 }
 
 // "voters 1,2,3 | learners 4 | staging 5 | joint, old voters 1,2" (empty parts left out).
@@ -231,6 +236,7 @@ int main(int argc, char** argv) {
                info->applied, info->value, info->snapshot_index, configuration_text(*info),
                info->replacing ? "  REPLACING (new incarnation: counts once the leader swaps it in)" : "",
                info->failure.empty() ? "" : "  failure: " + info->failure);
+    if (!info->diagnosis.empty()) fmt::print("{:<22} no leader: {}\n", "", info->diagnosis);
   }
   if (json) fmt::print("{}\n", boost::json::serialize(boost::json::object{{"servers", std::move(servers)}}));
   return rc;

@@ -49,6 +49,7 @@ struct NodeInfo {
   replacing @14 :Bool;               # a new incarnation (empty log) the leader has not swapped in yet
   snapshotIndex @15 :UInt64;         # the newest snapshot, taken or loaded
   incarnation @16 :UInt64;           # this node's incarnation (born with its log)
+  diagnosis @17 :Text;               # why no leader is known, in one line (raftkit::diagnose); empty if one is
 }
 
 enum ReplyKind {

@@ -208,6 +208,8 @@ bool LocalCluster::spawn(std::uint64_t id, std::string& error) {
   if (!p.started_once) args.push_back("--bootstrap");
   p.started_once = true;
   args.insert(args.end(), opt_.extra_server_args.begin(), opt_.extra_server_args.end());
+  if (opt_.server_args)
+    for (std::string& a : opt_.server_args(id)) args.push_back(std::move(a));
   if (!certs_dir_.empty()) {
     for (const std::string& a :
          {std::string("--ca"), certs_dir_ + "/ca.pem", std::string("--cert"),

@@ -68,6 +68,8 @@ struct LocalClusterOptions {
   std::function<void(std::uint64_t id, const std::string& line)> on_output;
   /// Appended to every server's command line (e.g. limits for a test).
   std::vector<std::string> extra_server_args;
+  /// Appended to one server's command line after those (e.g. its own --metrics-port).
+  std::function<std::vector<std::string>(std::uint64_t id)> server_args;
   /// Mutual TLS on both ports of every server, with certificates made for the run.
   bool tls = true;
   /// The certificate script (default: scripts/make-certs.sh of the source tree).

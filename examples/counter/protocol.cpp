@@ -106,6 +106,7 @@ std::vector<std::uint8_t> encode_reply(const Reply& r) {
     i.setReplacing(r.info->replacing);
     i.setIncarnation(r.info->incarnation);
     i.setSnapshotIndex(r.info->snapshot_index);
+    i.setDiagnosis(r.info->diagnosis);
   }
   return frame(mb);
 }
@@ -187,6 +188,7 @@ std::optional<Reply> decode_reply(const std::vector<std::uint8_t>& body, std::st
       n.replacing = i.getReplacing();
       n.incarnation = i.getIncarnation();
       n.snapshot_index = i.getSnapshotIndex();
+      n.diagnosis = text(i.getDiagnosis());
       out.info = std::move(n);
     }
     return out;

@@ -54,6 +54,7 @@ struct NodeInfo {
   bool replacing = false;
   std::uint64_t incarnation = 0;
   std::uint64_t snapshot_index = 0;
+  std::string diagnosis;  ///< why no leader is known (raftkit::diagnose()); empty when one is
 };
 
 enum class ReplyKind { ok, not_leader, failed, unknown_outcome };

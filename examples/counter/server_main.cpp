@@ -66,6 +66,7 @@
 
 #include "counter_state_machine.hpp"
 #include "protocol.hpp"
+#include "raftkit/diagnose.hpp"
 #include "raftkit/error.hpp"
 #include "raftkit/node.hpp"
 #include "raftkit/tcp_transport.hpp"
@@ -433,6 +434,7 @@ class Server {
       i.replacing = st.replacing;
       i.incarnation = st.incarnation;
       i.snapshot_index = st.snapshot_index.value;
+      i.diagnosis = raftkit::diagnose(st);
       r.kind = ReplyKind::ok;
       r.info = std::move(i);
       co_return r;

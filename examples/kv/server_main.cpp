@@ -25,6 +25,8 @@
 //                                    (linearizable; &stale=ok as for GET)
 //   GET    /status                   this node's view   200 {"id":..,"role":..,"leader":..,...}
 //   GET    /metrics                  Prometheus text
+//   GET    /raft, /raft.json         this node's view of the cluster, HTML or
+//                                    JSON (examples/common/raft_page.hpp)
 //
 // Failures answer {"error": <code>, "message": <text>, "outcome": ...}
 // where outcome is "not_done" (nothing happened: safe to retry anything)
@@ -72,6 +74,7 @@
 
 #include "http_server.hpp"
 #include "kv_state_machine.hpp"
+#include "raft_page.hpp"
 #include "raftkit/error.hpp"
 #include "raftkit/node.hpp"
 #include "server_skeleton.hpp"
@@ -121,6 +124,10 @@ class KvServer {
     http_.route(verb::get, "/metrics", [this](HttpRequest) -> asio::awaitable<HttpResponse> {
       co_return metrics_response(node_);
     });
+    for (const char* path : {"/raft", "/raft.json"})
+      http_.route(verb::get, path, [this](HttpRequest r) -> asio::awaitable<HttpResponse> {
+        co_return raft_response(node_.status(), r);
+      });
   }
 
   // Binds the HTTP port and starts accepting. An error message, or empty.

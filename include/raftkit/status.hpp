@@ -4,7 +4,9 @@
 // nothing of the Node's executor. raftkit/node.hpp includes it.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -64,6 +66,18 @@ struct PeerStatus {
   bool replacing = false;
 };
 
+/// When this node last heard from another node: any message received from
+/// it (an append or its answer, a vote or pre-vote, a heartbeat), on every
+/// node, whatever its role. Times are on the caller's monotonic clock (the
+/// one it gives the node's inputs: steady_clock in Node), to a tick.
+struct PeerContact {
+  NodeId id;  ///< the other node
+  /// When the last message from it arrived; nullopt: none since this node started.
+  std::optional<std::chrono::nanoseconds> last_heard;
+  /// Equal when both fields are.
+  friend bool operator==(const PeerContact&, const PeerContact&) = default;
+};
+
 /// A consistent view of a node, for monitoring and client redirection.
 struct NodeStatus {
   NodeId id;         ///< this node
@@ -87,6 +101,23 @@ struct NodeStatus {
   /// incarnation of it (this one started with an empty log): it receives
   /// the log and counts for nothing until the leader swaps it in.
   bool replacing = false;
+
+  // ---- time, for raftkit::diagnose() (raftkit/diagnose.hpp) ----
+  /// The time of the node's latest input, on the caller's monotonic clock
+  /// (the status describes this moment); 0 before start.
+  std::chrono::nanoseconds now{0};
+  /// When the node started (same clock).
+  std::chrono::nanoseconds started_at{0};
+  /// Every other node of the configuration (and of Options::peers), with
+  /// when it was last heard from (refreshed with `peers`).
+  std::vector<PeerContact> contacts;
+  /// A log write in flight since then (same clock); nullopt: none.
+  std::optional<std::chrono::nanoseconds> disk_write_since;
+  /// A node not heard from for longer than this counts as unreachable: the
+  /// election timeout (Options::tick_interval × ProtocolOptions::election_ticks).
+  std::chrono::nanoseconds contact_timeout{0};
+  /// A write in flight for longer than this is a stalled disk (Options::disk_stall_timeout).
+  std::chrono::nanoseconds disk_stall_timeout{0};
 };
 
 }  // namespace raftkit

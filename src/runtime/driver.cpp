@@ -1,6 +1,7 @@
 #include "runtime/driver.hpp"
 
 #include <algorithm>
+#include <set>
 #include <utility>
 
 #include <fmt/format.h>
@@ -52,7 +53,7 @@ std::error_code Driver::start(TimePoint now, std::string& detail) {
 #ifdef RAFTKIT_PLANTED_BUGS
   raft_->plant_bugs(bugs_.protocol);
 #endif
-  now_ = last_tick_ = now;
+  now_ = last_tick_ = started_at_ = now;
   report_configuration();
   observe_changes();
   return {};
@@ -162,6 +163,9 @@ void Driver::advance_clock(TimePoint now) {
 void Driver::step(const Message& m) {
   if (stopped_ || !raft_) return;
   metrics_.messages_received.add();
+  // Heard from it now, to a tick: the latest time the caller gave (a
+  // message carries no time, and the driver reads no clock).
+  if (!m.from.is_none() && m.from != options_.id) heard_[m.from] = now_;
   raft_->step(m);
   process();
 }
@@ -569,7 +573,30 @@ NodeStatus Driver::status(bool lists) const {
     s.replacing = raft_->replacing();
   }
   s.failure = failure_;
+  s.now = now_;
+  s.started_at = started_at_;
+  if (persisting_) s.disk_write_since = persist_started_;
+  s.contact_timeout = std::chrono::duration_cast<TimePoint>(options_.tick_interval) * options_.protocol.election_ticks;
+  s.disk_stall_timeout = options_.disk_stall_timeout;
+  if (lists && raft_) s.contacts = contacts();
   return s;
+}
+
+// Every other node the configuration or the options name, with when it
+// was last heard from.
+std::vector<PeerContact> Driver::contacts() const {
+  std::set<NodeId> ids;
+  const Membership& m = raft_->membership();
+  for (const auto* list : {&m.voters, &m.voters_outgoing, &m.learners, &m.staging})
+    ids.insert(list->begin(), list->end());
+  for (const auto& [id, address] : options_.peers) ids.insert(id);
+  ids.erase(options_.id);
+  std::vector<PeerContact> out;
+  for (NodeId id : ids) {
+    auto it = heard_.find(id);
+    out.push_back({id, it == heard_.end() ? std::nullopt : std::optional<TimePoint>(it->second)});
+  }
+  return out;
 }
 
 }  // namespace raftkit::runtime

@@ -75,6 +75,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -216,6 +217,7 @@ class Driver {
   void observe_changes();
   void report_configuration();
   std::error_code refusal() const;
+  std::vector<PeerContact> contacts() const;
   bool too_many_pending() const;
 
   Options options_;
@@ -251,6 +253,8 @@ class Driver {
   // Time: the latest the caller gave, and the last interval ticked into the core.
   TimePoint last_tick_{};
   TimePoint now_{};
+  TimePoint started_at_{};
+  std::map<NodeId, TimePoint> heard_;  // when a message from each peer last arrived (now_ then)
 
   // The Ready whose write is in flight (one at a time, in hand-out order).
   std::shared_ptr<core::Ready> persisting_;

@@ -241,6 +241,7 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl>, runtime::DriverIo 
     if (!lists) {
       s.peers = std::move(status.peers);
       s.membership = std::move(status.membership);
+      s.contacts = std::move(status.contacts);
     }
     status = std::move(s);
   }

@@ -17,6 +17,7 @@
 #include <boost/asio/use_future.hpp>
 #include <catch2/catch.hpp>
 
+#include "raftkit/diagnose.hpp"
 #include "raftkit/node.hpp"
 #include "raftkit/tcp_transport.hpp"
 #include "raftkit/testing/faulty_transport.hpp"
@@ -735,4 +736,39 @@ TEST_CASE("Node: one call serves every completion token: callback, use_future, u
   auto [ec, value] = wait(std::move(from_coroutine));
   REQUIRE(!ec);
   CHECK(value == "5/5");
+}
+
+TEST_CASE("Node: status tracks when each peer was last heard from; a cut-off follower's diagnosis names both others") {
+  Cluster c(3);
+  const auto l = c.wait_for_leader();
+  REQUIRE(l != 0);
+  const auto f = others(l)[0];
+  const auto g = others(l)[1];
+  REQUIRE(c.wait_until([&] { return c.node(f).status().leader == NodeId{l}; }));
+  // The follower hears the leader's heartbeats: a recent contact, no diagnosis.
+  REQUIRE(c.wait_until([&] {
+    const NodeStatus s = c.node(f).status();
+    for (const PeerContact& p : s.contacts)
+      if (p.id == NodeId{l}) return p.last_heard && s.now - *p.last_heard <= s.contact_timeout;
+    return false;
+  }));
+  {
+    const NodeStatus s = c.node(f).status();
+    CHECK(s.contacts.size() == 2);
+    CHECK(s.now >= s.started_at);
+    CHECK(s.contact_timeout > std::chrono::nanoseconds::zero());
+    CHECK(diagnose(s).empty());
+  }
+  c.partition(l);
+  c.partition(g);
+  const std::string expected =
+      fmt::format("no quorum: nodes {} and {} unreachable for ", std::min(l, g), std::max(l, g));
+  std::string why;
+  CHECK(c.wait_until([&] {
+    why = diagnose(c.node(f).status());
+    return why.starts_with(expected);
+  }));
+  INFO(why);
+  c.heal_all();
+  CHECK(c.wait_until([&] { return diagnose(c.node(f).status()).empty(); }));
 }
