@@ -85,7 +85,7 @@ void Driver::report_configuration() {
     if (options_.bootstrap) {
       // The core refused it: the store is not untouched (core::Raft's constructor).
       const std::string holds =
-          snapshot_meta_.index != Index{} ? "holds a snapshot" : fmt::format("has heard of term {}", term);
+          snapshot_meta().index != Index{} ? "holds a snapshot" : fmt::format("has heard of term {}", term);
       options_.logger.warn(options_.id, term,
                            "{} ignored: this node's store {}, so it has taken part in a cluster; new log, "
                            "incarnation {:x}: waiting for that cluster's leader to give this node the log",
