@@ -276,7 +276,8 @@ void Driver::replace_server(NodeId id, DoneHandler done, TimePoint now) {
 void Driver::update_server(NodeId id, std::string address, DoneHandler done, TimePoint now) {
   if (stopped_ || !raft_) return done(refusal());
   Membership target = raft_->membership();
-  if (address.empty() || target.joint() || !core::is_member(target, id)) return done(errc::invalid_argument);
+  if (address.empty() || !core::is_member(target, id)) return done(errc::invalid_argument);
+  if (target.joint()) return done(errc::busy);  // a change is half done: this one waits for it
   target.addresses[id] = address;
   auto reached = [id, address = std::move(address)](const Membership& m) {
     auto it = m.addresses.find(id);
