@@ -326,6 +326,9 @@ Result Client::transfer_leader(std::uint64_t target) { return impl_->call(Transf
 Result Client::add_server(std::uint64_t id, const std::string& raft_address, const std::string& client_address) {
   return impl_->call(AddServerRequest{id, raft_address, client_address}, true, impl_->opt.call_timeout);
 }
+Result Client::update_server(std::uint64_t id, const std::string& raft_address, const std::string& client_address) {
+  return impl_->call(UpdateServerRequest{id, raft_address, client_address}, true, impl_->opt.call_timeout);
+}
 Result Client::remove_server(std::uint64_t id) {
   return impl_->call(RemoveServerRequest{id}, true, impl_->opt.call_timeout);
 }

@@ -87,6 +87,9 @@ class Client {
   /// unknown outcome (timeout, lost connection) is not retried; both are
   /// idempotent, so the caller may simply ask again.
   Result add_server(std::uint64_t id, const std::string& raft_address, const std::string& client_address);
+  /// Changes member `id`'s Raft and client addresses (it moved); its
+  /// client address first, then the configuration. Restart it there after.
+  Result update_server(std::uint64_t id, const std::string& raft_address, const std::string& client_address);
   Result remove_server(std::uint64_t id);
   /// Takes a snapshot now on `server` (no redirect); value = its index.
   Result snapshot(const std::string& server);

@@ -6,6 +6,7 @@
 //   raftkit-counter --servers ... transfer-leader 2
 //   raftkit-counter --servers ... add-server 4 127.0.0.1:7004 127.0.0.1:8004
 //   raftkit-counter --servers ... remove-server 1
+//   raftkit-counter --servers ... update-server 2 10.0.0.12:7002 10.0.0.12:8002
 //   raftkit-counter --servers 127.0.0.1:8002 snapshot
 //   raftkit-counter --ca ca.pem --cert client-alice.pem --key client-alice.key --servers ... incr
 //
@@ -21,7 +22,12 @@
 // itself and the current members. It receives the log as a non-voting
 // staging member and becomes a voter once it has caught up; add-server
 // returns then. remove-server returns once the node is no member. Both are
-// idempotent: after an unknown outcome, ask again. snapshot goes to the
+// idempotent: after an unknown outcome, ask again. update-server changes a
+// member's Raft and client addresses (it moved) through the log, without
+// removing it: the node keeps its id, log and vote; restart it on the new
+// address afterwards (its --peers naming that address for itself) and the
+// others dial it there. It returns once the leader has applied the change,
+// and is idempotent too. snapshot goes to the
 // first of --servers only and prints the index of the snapshot taken.
 // status asks every server for its own view and prints a table, or with
 // --json one JSON document for scripts and monitoring:
@@ -163,6 +169,14 @@ int main(int argc, char** argv) {
       ->required()
       ->check(host_port);
   add->add_option("client-address", client_address, "its client address (host:port)")->required()->check(host_port);
+  auto* update = app.add_subcommand("update-server", "change a member's addresses (it moved); restart it there after");
+  update->add_option("id", member, "the member's id")->required()->check(CLI::PositiveNumber);
+  update->add_option("raft-address", raft_address, "its new Raft address (host:port, as in its new --peers)")
+      ->required()
+      ->check(host_port);
+  update->add_option("client-address", client_address, "its new client address (host:port)")
+      ->required()
+      ->check(host_port);
   auto* remove = app.add_subcommand("remove-server", "remove a node from the cluster");
   remove->add_option("id", member, "the node to remove")->required()->check(CLI::PositiveNumber);
   auto* snapshot = app.add_subcommand("snapshot", "take a snapshot now on the first of --servers; print its index");
@@ -202,6 +216,12 @@ int main(int argc, char** argv) {
     auto r = client.add_server(member, raft_address, client_address);
     if (r.outcome == Outcome::ok) fmt::print("node {} is a voter now\n", member);
     return report(r, "add-server");
+  }
+  if (update->parsed()) {
+    auto r = client.update_server(member, raft_address, client_address);
+    if (r.outcome == Outcome::ok)
+      fmt::print("node {} is at {} (clients: {}) now; restart it there\n", member, raft_address, client_address);
+    return report(r, "update-server");
   }
   if (remove->parsed()) {
     auto r = client.remove_server(member);

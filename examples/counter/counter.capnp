@@ -21,6 +21,7 @@ struct Request {
     removeServer @5 :UInt64;   # remove this node id (leader; redirected)
     snapshot @6 :Void;         # take a snapshot now on the node asked; never redirected
     getStale @7 :Void;         # NOT linearizable: the value as the node asked has applied it, at once
+    updateServer @8 :AddServer; # change a member's Raft and client addresses (leader; redirected)
   }
 }
 

@@ -113,36 +113,62 @@ void LocalCluster::emergency_kill() noexcept {
   }
 }
 
-bool LocalCluster::pick_ports() {
-  // Ports below Linux's ephemeral range (32768+), so that no outgoing
-  // connection of another node can be holding one when a node restarts.
-  std::random_device rd;
-  std::mt19937 rng(rd());
+namespace {
+
+bool bindable(std::uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// A port not in `chosen` that binds now, added to `chosen`; 0 if none found.
+// Ports below Linux's ephemeral range (32768+), so that no outgoing
+// connection of another node can be holding one when a node restarts.
+std::uint16_t fresh_port(std::set<std::uint16_t>& chosen) {
+  static thread_local std::mt19937 rng{std::random_device{}()};
   std::uniform_int_distribution<int> dist(20000, 32000);
-  std::set<std::uint16_t> chosen;
-  auto bindable = [](std::uint16_t port) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return false;
-    int one = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    ::close(fd);
-    return ok;
-  };
-  for (auto& [id, p] : procs_) {
-    for (std::uint16_t* port : {&p->raft_port, &p->client_port}) {
-      int tries = 0;
-      do {
-        *port = static_cast<std::uint16_t>(dist(rng));
-        if (++tries > 1000) return false;
-      } while (chosen.contains(*port) || !bindable(*port));
-      chosen.insert(*port);
-    }
+  for (int tries = 0; tries < 1000; ++tries) {
+    const auto port = static_cast<std::uint16_t>(dist(rng));
+    if (chosen.contains(port) || !bindable(port)) continue;
+    chosen.insert(port);
+    return port;
   }
+  return 0;
+}
+
+}  // namespace
+
+bool LocalCluster::pick_ports() {
+  std::set<std::uint16_t> chosen;
+  for (auto& [id, p] : procs_)
+    for (std::uint16_t* port : {&p->raft_port, &p->client_port})
+      if ((*port = fresh_port(chosen)) == 0) return false;
+  return true;
+}
+
+bool LocalCluster::move_ports(std::uint64_t id, std::string& error) {
+  if (running(id)) {
+    error = fmt::format("node {} is running: stop it before moving it to new ports", id);
+    return false;
+  }
+  std::set<std::uint16_t> chosen;  // no node's current port
+  for (auto& [pid, p] : procs_) chosen.insert({p->raft_port, p->client_port});
+  Proc& p = *procs_.at(id);
+  const std::uint16_t raft = fresh_port(chosen), client = fresh_port(chosen);
+  if (raft == 0 || client == 0) {
+    error = "no free port found";
+    return false;
+  }
+  p.raft_port = raft;
+  p.client_port = client;
   return true;
 }
 

@@ -109,6 +109,12 @@ class LocalCluster {
   /// Removes a stopped node's data directory, or the part `loss` names.
   /// False with `error` if the node is running.
   bool wipe(std::uint64_t id, std::string& error, Loss loss = Loss::everything);
+  /// Gives stopped node `id` two new ports (Raft and clients), free now and
+  /// never used by any node of this cluster: its next start() listens there
+  /// and client_address() / raft_address() name them (a machine that moved;
+  /// tell the cluster with run_client "update-server ..."). False with
+  /// `error` if the node is running or no free port was found.
+  bool move_ports(std::uint64_t id, std::string& error);
   /// The nodes this harness believes are members (initially 1..nodes).
   std::set<std::uint64_t> members() const;
   void set_members(std::set<std::uint64_t> ids);

@@ -63,6 +63,11 @@ std::vector<std::uint8_t> encode_request(const Request& r) {
           a.setId(q.id);
           a.setRaftAddress(q.raft_address);
           a.setClientAddress(q.client_address);
+        } else if constexpr (std::is_same_v<T, UpdateServerRequest>) {
+          auto a = b.initUpdateServer();
+          a.setId(q.id);
+          a.setRaftAddress(q.raft_address);
+          a.setClientAddress(q.client_address);
         } else if constexpr (std::is_same_v<T, RemoveServerRequest>) b.setRemoveServer(q.id);
         else b.setSnapshot();
       },
@@ -135,6 +140,10 @@ std::optional<Request> decode_request(const std::vector<std::uint8_t>& body, std
       case wire::Request::ADD_SERVER: {
         auto a = r.getAddServer();
         return Request{AddServerRequest{a.getId(), text(a.getRaftAddress()), text(a.getClientAddress())}};
+      }
+      case wire::Request::UPDATE_SERVER: {
+        auto a = r.getUpdateServer();
+        return Request{UpdateServerRequest{a.getId(), text(a.getRaftAddress()), text(a.getClientAddress())}};
       }
       case wire::Request::REMOVE_SERVER: return Request{RemoveServerRequest{r.getRemoveServer()}};
       case wire::Request::SNAPSHOT: return Request{SnapshotRequest{}};

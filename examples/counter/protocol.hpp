@@ -33,8 +33,14 @@ struct AddServerRequest {
 };
 struct RemoveServerRequest { std::uint64_t id = 0; };
 struct SnapshotRequest {};
+/// A member that moved: its new Raft and client addresses.
+struct UpdateServerRequest {
+  std::uint64_t id = 0;
+  std::string raft_address;
+  std::string client_address;
+};
 using Request = std::variant<IncrRequest, GetRequest, StatusRequest, TransferLeaderRequest, AddServerRequest,
-                             RemoveServerRequest, SnapshotRequest>;
+                             RemoveServerRequest, SnapshotRequest, UpdateServerRequest>;
 
 struct NodeInfo {
   std::uint64_t id = 0;

@@ -96,7 +96,7 @@ struct Config : ServerConfig {
 ClientRole required_role(const Request& req) {
   if (std::holds_alternative<IncrRequest>(req)) return ClientRole::write;
   if (std::holds_alternative<GetRequest>(req) || std::holds_alternative<StatusRequest>(req)) return ClientRole::read;
-  return ClientRole::admin;  // transfer-leader, add-server, remove-server, snapshot
+  return ClientRole::admin;  // transfer-leader, add-server, update-server, remove-server, snapshot
 }
 
 std::string_view request_name(const Request& req) {
@@ -105,6 +105,7 @@ std::string_view request_name(const Request& req) {
   if (std::holds_alternative<StatusRequest>(req)) return "status";
   if (std::holds_alternative<AddServerRequest>(req)) return "add-server";
   if (std::holds_alternative<RemoveServerRequest>(req)) return "remove-server";
+  if (std::holds_alternative<UpdateServerRequest>(req)) return "update-server";
   if (std::holds_alternative<SnapshotRequest>(req)) return "snapshot";
   return "transfer-leader";
 }
@@ -440,6 +441,7 @@ class Server {
       co_return r;
     }
     if (auto* add = std::get_if<AddServerRequest>(&req)) co_return co_await add_server(*add);
+    if (auto* update = std::get_if<UpdateServerRequest>(&req)) co_return co_await update_server(*update);
     if (auto* remove = std::get_if<RemoveServerRequest>(&req)) {
       auto [ec, leader] = co_await node_.async_remove_server(NodeId{remove->id}, use_nothrow);
       if (ec) co_return error_reply(ec, true, leader);
@@ -488,6 +490,32 @@ class Server {
     auto [pec, result] = co_await node_.async_propose(client_address_command(add.id, add.client_address), use_nothrow);
     if (pec) co_return error_reply(pec, true, result.leader);
     auto [ec, leader] = co_await node_.async_add_server(NodeId{add.id}, add.raft_address, use_nothrow);
+    if (ec) co_return error_reply(ec, true, leader);
+    r.kind = ReplyKind::ok;
+    r.leader_id = cfg_.id;
+    co_return r;
+  }
+
+  // A member moved: its new client address is committed first (redirects
+  // point there), then its Raft address, through the log in one step
+  // (Node::async_update_server; no majority moves). Both are idempotent.
+  asio::awaitable<Reply> update_server(const UpdateServerRequest& up) {
+    Reply r;
+    const auto& m = node_.status().membership;
+    const bool member = std::count(m.voters.begin(), m.voters.end(), NodeId{up.id}) > 0 ||
+                        std::count(m.learners.begin(), m.learners.end(), NodeId{up.id}) > 0 ||
+                        std::count(m.staging.begin(), m.staging.end(), NodeId{up.id}) > 0;
+    if (up.id == 0 || !parse_host_port(up.raft_address) || !parse_host_port(up.client_address) ||
+        up.client_address.size() > Counter::kMaxAddress || (node_.status().role == NodeRole::leader && !member)) {
+      r.kind = ReplyKind::failed;
+      r.code = "invalid_argument";
+      r.message = member ? "update-server needs two host:port addresses (Raft, clients)"
+                         : fmt::format("node {} is no member of this cluster (add-server adds one)", up.id);
+      co_return r;
+    }
+    auto [pec, result] = co_await node_.async_propose(client_address_command(up.id, up.client_address), use_nothrow);
+    if (pec) co_return error_reply(pec, true, result.leader);
+    auto [ec, leader] = co_await node_.async_update_server(NodeId{up.id}, up.raft_address, use_nothrow);
     if (ec) co_return error_reply(ec, true, leader);
     r.kind = ReplyKind::ok;
     r.leader_id = cfg_.id;

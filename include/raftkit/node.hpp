@@ -217,6 +217,24 @@ class Node {
         [this](auto handler, NodeId server) { replace_server_impl(server, wrap_done(std::move(handler))); }, token,
         id);
   }
+  /// Leader only: changes the Raft address ("host:port") of member `id` in
+  /// the configuration, through the log, keeping the node, its log and its
+  /// vote (a machine that moved: no remove and re-add). Voters and their
+  /// incarnations stay as they are, so no majority moves and the change is
+  /// one step, never joint. Once it is applied every member's transport
+  /// dials the new address; restart the node there (its own listen address
+  /// being the new one). Completes when the configuration naming `address`
+  /// is applied on this leader. Errors: not_leader, busy, invalid_argument
+  /// (`id` is no member, or `address` is empty), unavailable, timeout; hint
+  /// as async_add_server. Signature: void(boost::system::error_code, raftkit::LeaderHint).
+  template <class Token>
+  auto async_update_server(NodeId id, std::string address, Token&& token) {
+    return boost::asio::async_initiate<Token, void(boost::system::error_code, LeaderHint)>(
+        [this](auto handler, NodeId server, std::string addr) {
+          update_server_impl(server, std::move(addr), wrap_done(std::move(handler)));
+        },
+        token, id, std::move(address));
+  }
   /// Leader only: moves the configuration to `target` (voters, learners,
   /// staging servers and their addresses; voters_outgoing must be empty) in
   /// one joint-consensus change. Completes when the voter and learner sets
@@ -277,6 +295,7 @@ class Node {
   void add_server_impl(NodeId id, std::string address, DoneHandler done);
   void remove_server_impl(NodeId id, DoneHandler done);
   void replace_server_impl(NodeId id, DoneHandler done);
+  void update_server_impl(NodeId id, std::string address, DoneHandler done);
   void change_membership_impl(Membership target, DoneHandler done);
   void snapshot_impl(DoneHandler done);
 

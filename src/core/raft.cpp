@@ -1179,6 +1179,13 @@ std::error_code Raft::propose_membership(const Membership& requested, Proposed* 
   }
   if (target == membership_) return {};
   // Learners, staging servers and addresses change no majority: one step.
+  // A change of address only (Node::async_update_server) is the plainest
+  // case: the same voters in the same incarnations decide before and after
+  // the entry, so every quorum of the old configuration is one of the new
+  // and no two leaders can be chosen by disjoint majorities. An address is
+  // no part of the protocol's safety, only where the transport dials; a
+  // member the old address no longer reaches is merely unreachable until
+  // the entry is applied, which is what a crash would do.
   const bool one_step = same_voters(target, membership_) || overlapping;
   const Membership next = one_step ? target : enter_joint(membership_, target);
   // A change that leaves no quorum of voters that answer (in the

@@ -277,6 +277,19 @@ void Driver::replace_server(NodeId id, DoneHandler done, TimePoint now) {
   process();
 }
 
+void Driver::update_server(NodeId id, std::string address, DoneHandler done, TimePoint now) {
+  if (stopped_ || !raft_) return done(refusal());
+  Membership target = raft_->membership();
+  if (address.empty() || !core::is_member(target, id)) return done(errc::invalid_argument);
+  if (target.joint()) return done(errc::busy);  // a change is half done: this one waits for it
+  target.addresses[id] = address;
+  auto reached = [id, address = std::move(address)](const Membership& m) {
+    auto it = m.addresses.find(id);
+    return it != m.addresses.end() && it->second == address;
+  };
+  start_change(target, reached, std::move(done), now);
+}
+
 void Driver::change_membership(Membership target, DoneHandler done, TimePoint now) {
   if (stopped_ || !raft_) return done(refusal());
   auto set = [](std::vector<NodeId> v) {

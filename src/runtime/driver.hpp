@@ -143,6 +143,12 @@ class Driver {
   /// itself unless ProtocolOptions::auto_replace is off. Completes once a
   /// configuration naming the new incarnation is applied and not joint.
   void replace_server(NodeId id, DoneHandler done, TimePoint now);
+  /// Names `address` as member `id`'s address in the configuration, through
+  /// the log, in one step (no joint configuration: the voters and their
+  /// incarnations stay, so no majority moves). Completes once a
+  /// configuration naming that address is applied. invalid_argument if `id`
+  /// is no member or `address` is empty.
+  void update_server(NodeId id, std::string address, DoneHandler done, TimePoint now);
   /// General change: `target` names the voters, learners and addresses
   /// (staging servers are promoted before it counts as reached).
   void change_membership(Membership target, DoneHandler done, TimePoint now);

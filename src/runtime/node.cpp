@@ -377,6 +377,12 @@ void Node::replace_server_impl(NodeId id, DoneHandler done) {
   });
 }
 
+void Node::update_server_impl(NodeId id, std::string address, DoneHandler done) {
+  impl_->on_strand(std::move(done), [id, address = std::move(address)](Impl& impl, runtime::Driver::DoneHandler d) {
+    impl.driver.update_server(id, address, std::move(d), Impl::now());
+  });
+}
+
 void Node::snapshot_impl(DoneHandler done) {
   impl_->on_strand(std::move(done), [](Impl& impl, runtime::Driver::DoneHandler d) { impl.driver.snapshot_now(std::move(d)); });
 }

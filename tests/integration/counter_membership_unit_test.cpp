@@ -97,6 +97,12 @@ TEST_CASE("counter protocol: add-server, remove-server and snapshot requests and
   auto remove = decode_request(body_of(encode_request(RemoveServerRequest{2})), err);
   REQUIRE(remove.has_value());
   CHECK(std::get<RemoveServerRequest>(*remove).id == 2);
+  auto update = decode_request(body_of(encode_request(UpdateServerRequest{3, "10.0.0.3:7013", "10.0.0.3:8013"})), err);
+  REQUIRE(update.has_value());
+  const auto& u = std::get<UpdateServerRequest>(*update);  // not taken for an add-server
+  CHECK(u.id == 3);
+  CHECK(u.raft_address == "10.0.0.3:7013");
+  CHECK(u.client_address == "10.0.0.3:8013");
   auto snap = decode_request(body_of(encode_request(SnapshotRequest{})), err);
   REQUIRE(snap.has_value());
   CHECK(std::holds_alternative<SnapshotRequest>(*snap));

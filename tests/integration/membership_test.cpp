@@ -400,3 +400,57 @@ TEST_CASE("membership: a wiped node catches up from a leader that joined after t
   load.stop();
   check_final(c, load.counts());
 }
+
+// Issue 24, item 3: a machine that moved. A follower is stopped, given new
+// ports (Raft and clients), update-server tells the cluster its new
+// addresses through the log (one step: same voters, no joint phase), and it
+// restarts there. The cluster serves throughout; the moved node catches up;
+// it can then lead, and a client that knows only another node is
+// redirected to its new client address (the replicated address book).
+TEST_CASE("membership: a follower moved to new ports with update-server keeps its id and log under load",
+          "[integration][membership]") {
+  LocalCluster c(options(3, 0));
+  NoSanitizerReports guard{c};
+  const LeaderInfo leader = start_cluster(c);
+  IncrementLoad load(client_options(c), 4);
+  require_progress(load, 30);
+
+  const std::uint64_t moved = leader.id == 3 ? 2 : 3;
+  const auto before = c.status(moved, T(1000));
+  REQUIRE(before.has_value());
+  const std::string old_raft = c.raft_address(moved), old_client = c.client_address(moved);
+  REQUIRE(c.terminate(moved, T(5000)));
+  std::string err;
+  const bool ports = c.move_ports(moved, err);
+  INFO(err);
+  REQUIRE(ports);
+  fmt::print("    node {} moves: Raft {} -> {}, clients {} -> {}\n", moved, old_raft, c.raft_address(moved), old_client,
+             c.client_address(moved));
+  client_until_ok(c, {"update-server", std::to_string(moved), c.raft_address(moved), c.client_address(moved)},
+                  T(30000));
+  require_progress(load, 30);  // two voters of three serve while it is away
+  start_node(c, moved);        // --peers names its new address for itself
+  require_settled(c, {1, 2, 3});
+  const auto after = c.status(moved, T(1000));
+  REQUIRE(after.has_value());
+  CHECK(after->incarnation == before->incarnation);  // the same node, log and vote: not a new member
+  CHECK(after->client_address == c.client_address(moved));
+  CHECK(after->voters_outgoing.empty());
+  require_progress(load, 30);
+
+  // It leads, and a client that knows only another node finds it there.
+  client_until_ok(c, {"transfer-leader", std::to_string(moved)}, T(30000));
+  const std::uint64_t other = moved == 1 ? 2 : 1;
+  ClientOptions only_other = client_options(c);
+  only_other.servers = {c.client_address(other)};
+  Client via_other(only_other);
+  const auto r = via_other.incr(1);
+  INFO(r.message << "\n" << outputs(c));
+  REQUIRE(r.outcome == Outcome::ok);
+  CHECK(r.server == c.client_address(moved));
+  require_progress(load, 30);
+  load.stop();
+  auto k = load.counts();
+  ++k.acked;  // the increment through the other node
+  check_final(c, k);
+}
