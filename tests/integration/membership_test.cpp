@@ -197,8 +197,8 @@ std::uint64_t snapshot_everywhere(const LocalCluster& c) {
 }
 
 // Stops `victim` (SIGKILL), removes what `loss` names, restarts it without
-// --bootstrap and waits until its new incarnation is swapped in.
-void lose_and_restart(LocalCluster& c, std::uint64_t victim, LocalCluster::Loss loss) {
+// --bootstrap and waits until its new incarnation is swapped in among `voters`.
+void lose_and_restart(LocalCluster& c, std::uint64_t victim, LocalCluster::Loss loss, const Ids& voters = {1, 2, 3}) {
   c.kill(victim);
   std::string err;
   const bool wiped = c.wipe(victim, err, loss);
@@ -208,7 +208,7 @@ void lose_and_restart(LocalCluster& c, std::uint64_t victim, LocalCluster::Loss 
   auto first = c.status(victim, T(2000));
   fmt::print("    node {} restarted: incarnation {:x} (right after its start)\n", victim,
              first ? first->incarnation : 0);
-  require_settled(c, {1, 2, 3});  // includes: the new incarnation swapped in
+  require_settled(c, voters);  // includes: the new incarnation swapped in
 }
 
 // The load goes on for `n` more acknowledgements, stops, and the count is
@@ -386,13 +386,8 @@ TEST_CASE("membership: a wiped node catches up from a leader that joined after t
       },
       T(10000)));
 
-  c.kill(2);
-  std::string err;
-  const bool wiped = c.wipe(2, err);
-  INFO(err);
-  REQUIRE(wiped);
-  start_node(c, 2);  // empty, no --bootstrap: it replays {1, 2, 3} before {1, 2, 3, 4}
-  require_settled(c, {1, 2, 3, 4});  // includes: node 2's new incarnation swapped in
+  // Empty, no --bootstrap: node 2 replays {1, 2, 3} before {1, 2, 3, 4}.
+  lose_and_restart(c, 2, LocalCluster::Loss::everything, {1, 2, 3, 4});
   require_progress(load, 50);
   start_node(c, 5);
   add_server(c, 5);
