@@ -28,6 +28,11 @@ int run_kv(const Common& c, const std::string& server_binary, int keys) {
   counter::LocalClusterOptions lo = counter_cluster_options(c, server_binary, pids);
   lo.snapshot_interval = 100000;
   lo.cluster_id = "raftkit-bench-kv";
+  // Every client connection comes from 127.0.0.1: lift the server's
+  // per-address cap (32 by default) above what this run opens.
+  const auto conns = std::to_string(c.clients + 32);
+  lo.extra_server_args = {"--max-client-connections", std::to_string(c.clients + 256),
+                          "--max-client-connections-per-address", conns};
   counter::LocalCluster cluster(lo);
   g_cluster = &cluster;
   std::string error;
