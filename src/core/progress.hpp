@@ -31,10 +31,10 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <string_view>
 
+#include "core/fifo.hpp"
 #include "raftkit/types.hpp"
 
 namespace raftkit::core {
@@ -61,7 +61,7 @@ class Inflights {
     Index last;
     std::size_t bytes;
   };
-  std::deque<Sent> sent_;
+  Fifo<Sent> sent_;
   std::size_t bytes_ = 0;
   std::size_t max_messages_;
   std::size_t max_bytes_;

@@ -45,7 +45,7 @@ Raft::Raft(const ProtocolOptions& options, const LogStore& store)
     : id_(options.id),
       options_(options),
       log_(store),
-      rng_(options.seed * 0x9E3779B97F4A7C15ULL + options.id.value),
+      rng_{options.seed * 0x9E3779B97F4A7C15ULL + options.id.value},
       read_only_(options.lease_reads ? static_cast<std::uint64_t>(options.election_ticks - options.lease_margin_ticks) : 0,
                  static_cast<std::uint64_t>(options.election_ticks)),
       // Request ids of this start: the runtime draws options.incarnation at

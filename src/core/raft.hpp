@@ -35,9 +35,7 @@
 
 #include <cstdint>
 #include <optional>
-#include <random>
 #include <system_error>
-#include <deque>
 #include <map>
 #include <vector>
 
@@ -306,7 +304,19 @@ class Raft {
   LogView log_;
   Membership membership_;
   ProgressTracker progress_;
-  std::mt19937_64 rng_;
+  /// SplitMix64 (Steele, Lea and Flood, 2014): eight bytes of state, ample
+  /// for election timeouts and an incarnation. (std::mt19937_64 was 2.5 kB,
+  /// copied with every Raft the explorer copies.)
+  struct Rng {
+    std::uint64_t state;
+    std::uint64_t operator()() {
+      std::uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
+      z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+      z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+      return z ^ (z >> 31);
+    }
+  };
+  Rng rng_;
 
   Role role_ = Role::follower;
   Term term_;

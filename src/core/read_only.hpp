@@ -57,10 +57,10 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <vector>
 
+#include "core/fifo.hpp"
 #include "core/quorum.hpp"
 #include "raftkit/types.hpp"
 
@@ -142,7 +142,7 @@ class ReadOnly {
 
   std::uint64_t lease_ticks_;
   std::uint64_t horizon_ticks_;
-  std::deque<PendingRead> pending_;
+  Fifo<PendingRead> pending_;
   std::size_t unstarted_ = 0;                      // reads in pending_ with round 0
   std::uint64_t read_round_ = 0;                   // the last round that carried reads (0: none)
   std::uint64_t round_ = 0;                        // last round numbered
@@ -151,7 +151,7 @@ class ReadOnly {
     std::uint64_t incarnation = 0;  // by this incarnation of the peer
   };
   std::map<NodeId, Acked> acked_;  // per peer
-  std::deque<std::pair<std::uint64_t, std::uint64_t>> sent_at_;  // (round, tick), leases only
+  Fifo<std::pair<std::uint64_t, std::uint64_t>> sent_at_;  // (round, tick), leases only
   bool timeout_now_sent_ = false;
 };
 

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 #include "raftkit/message.hpp"
@@ -34,17 +35,33 @@ struct Hasher {
   }
 };
 
+/// Bytes eight at a time (the last word zero-padded), then the length.
+inline void add_bytes(Hasher& h, const Payload& p) {
+  const std::uint8_t* b = p.data();
+  std::size_t n = p.size();
+  for (; n >= 8; b += 8, n -= 8) {
+    std::uint64_t w;
+    std::memcpy(&w, b, 8);
+    h.add(w);
+  }
+  if (n > 0) {
+    std::uint64_t w = 0;
+    std::memcpy(&w, b, n);
+    h.add(w);
+  }
+  h.add(p.size());
+}
+
 inline std::uint64_t payload_hash(const Payload& p) {
   Hasher h;
-  for (std::uint8_t b : p) h.add(b);
+  add_bytes(h, p);
   return h.done();
 }
 
 inline void add_entry(Hasher& h, const Entry& e) {
   h.add(e.index.value);
   h.add(e.term.value | std::uint64_t{static_cast<std::uint8_t>(e.type)} << 56);
-  h.add(e.payload.size());
-  for (std::uint8_t b : e.payload) h.add(b);
+  add_bytes(h, e.payload);
 }
 
 // Defined in core_access.cpp: the fields the recovery rework changes.
