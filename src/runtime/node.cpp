@@ -61,6 +61,7 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl>, runtime::DriverIo 
   bool started = false;
   bool stopped = false;
   bool flush_scheduled = false;
+  ClusterStanding told_standing;
 
   mutable std::mutex status_mu;
   NodeStatus status;
@@ -81,8 +82,10 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl>, runtime::DriverIo 
     std::string detail;
     if (auto ec = driver.start(now(), detail)) {
       logger.error(id, Term{}, "cannot start: {}", detail);
+      update_status();
       return ec;
     }
+    update_standing();  // before the transport answers anyone
     std::weak_ptr<Impl> weak = weak_from_this();
     transport->set_snapshot_status_handler([weak](NodeId peer, bool delivered) {
       if (auto self = weak.lock())
@@ -224,10 +227,24 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl>, runtime::DriverIo 
 
   runtime::TimePoint metrics_clock() override { return now(); }
 
+  std::optional<std::vector<PeerStanding>> probe_peers(const std::map<NodeId, std::string>& peers,
+                                                        std::chrono::milliseconds wait) override {
+    return transport->probe_peers(peers, wait);
+  }
+
+  // What the transport tells a node that dials this one; pushed on change.
+  void update_standing() {
+    const ClusterStanding s = driver.standing();
+    if (s == told_standing) return;
+    told_standing = s;
+    transport->set_standing(s);
+  }
+
   // Every input refreshes the figures; the lists (the peers' progress, the
   // configuration), which allocate, are rebuilt on ticks and whenever the
   // role or the configuration changes, so they lag by at most a tick.
   void update_status(bool lists = false) {
+    if (driver.started()) update_standing();
     const Index config = driver.started() ? driver.raft().membership_index() : Index{};
     NodeStatus s = driver.status(false);
     if (lists || config != status_config || s.role != status_role) {
