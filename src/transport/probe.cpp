@@ -6,6 +6,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <fmt/format.h>
 
 #include "raftkit/host_port.hpp"
@@ -50,37 +51,63 @@ asio::awaitable<std::string> connect(Connection& conn, const Strand& strand, con
   co_return cec.message();
 }
 
-// Dials one peer, exchanges the handshake, reads its standing. `conn` is
-// closed by the caller's deadline if the peer is slow: every wait here then
-// ends with an error.
-asio::awaitable<void> ask(std::shared_ptr<TcpContext> ctx, std::shared_ptr<Connection> conn, PeerStanding& out) {
+// Dials one peer, exchanges the handshake, reads its standing. Returns
+// whether another try may do better: the peer could not be reached or the
+// connection broke (not yet listening, starting up), as opposed to an
+// answer or a refusal (another cluster, a certificate that does not fit).
+asio::awaitable<bool> ask(std::shared_ptr<TcpContext> ctx, std::shared_ptr<Connection> conn, PeerStanding& out) {
   if (auto why = co_await connect(*conn, ctx->strand, out.address); !why.empty()) {
     out.problem = why;
-    co_return;
+    co_return true;
   }
   if (conn->tls()) {
     if (auto tec = co_await conn->handshake(ssl::stream_base::client)) {
       out.problem = "TLS handshake failed: " + describe_tls_error(conn->ssl_handle(), tec);
-      co_return;
+      co_return true;
     }
     const auto identities = peer_identities(conn->ssl_handle());
     if (auto why = dialled_certificate_refusal(identities, ctx->options.cluster_id, out.id); !why.empty()) {
       out.problem = why;
-      co_return;
+      co_return false;
     }
   }
   const FramePayload hello = Handshake{ctx->options.cluster_id, ctx->options.self, kProtocolVersion, out.id};
   if (auto ec = co_await write_frame(*conn, hello, ctx->limits)) {
     out.problem = "sending the handshake: " + ec.message();
-    co_return;
+    co_return true;
   }
   FramePayload answer;
   std::vector<std::uint64_t> buffer;
   if (auto ec = co_await read_frame(*conn, answer, buffer, ctx->limits, ctx->counters)) {
     out.problem = "no handshake reply: " + ec.message();
-    co_return;
+    co_return true;
   }
   read_standing(answer, out);
+  co_return false;
+}
+
+// Asks one peer until it answers or `deadline` passes, a new connection
+// every 100 ms: a peer of a cluster restarted at once may start listening
+// a moment after this node. Not inlined into its non-coroutine caller:
+// g++ 12 then mistakes Asio's frame allocator for a mismatched delete.
+[[gnu::noinline]] asio::awaitable<void> probe_one(std::shared_ptr<TcpContext> ctx, PeerStanding& out,
+                                std::chrono::steady_clock::time_point deadline) {
+  asio::steady_timer pause(ctx->strand);
+  for (;;) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) co_return;
+    auto conn = std::make_shared<Connection>(tcp::socket(ctx->strand), ctx->tls_context());
+    bool again = false;
+    {
+      Watchdog watchdog(ctx->strand, left, conn);
+      again = co_await ask(ctx, conn, out);
+    }
+    conn->close();
+    if (!again) co_return;
+    pause.expires_after(std::chrono::milliseconds(100));
+    co_await pause.async_wait(use_nothrow);
+  }
 }
 
 }  // namespace
@@ -101,25 +128,14 @@ std::vector<PeerStanding> probe_standings(const TcpTransportOptions& options,
       return out;
     }
   }
-  // One deadline per connection; each finished probe drops them all once
-  // every probe has finished, so run() returns then, not at the deadline.
-  std::vector<std::unique_ptr<Watchdog>> deadlines;
-  std::size_t finished = 0;
-  const auto began = std::chrono::steady_clock::now();
-  for (auto& p : out) {
-    auto conn = std::make_shared<Connection>(tcp::socket(ctx->strand), ctx->tls_context());
-    deadlines.push_back(std::make_unique<Watchdog>(ctx->strand, wait, conn));
-    asio::co_spawn(ctx->strand, ask(ctx, conn, p), [&, conn, peer = &p](std::exception_ptr e) {
-      conn->close();
-      if (e && peer->problem.empty()) peer->problem = "the probe failed";
-      if (!peer->reached && std::chrono::steady_clock::now() - began >= wait)
-        peer->problem = fmt::format("no answer within {} ms ({})", wait.count(), peer->problem);
-      if (++finished == out.size()) deadlines.clear();
-    });
-  }
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  for (auto& p : out) asio::co_spawn(ctx->strand, probe_one(ctx, p, deadline), asio::detached);
   io.run_for(wait + std::chrono::milliseconds(500));  // a name lookup is not cancelled by the deadline
-  for (auto& p : out)
-    if (!p.reached && p.problem.empty()) p.problem = fmt::format("no answer within {} ms", wait.count());
+  for (auto& p : out) {
+    if (p.reached || std::chrono::steady_clock::now() < deadline) continue;
+    p.problem = p.problem.empty() ? fmt::format("no answer within {} ms", wait.count())
+                                  : fmt::format("no answer within {} ms (last try: {})", wait.count(), p.problem);
+  }
   return out;
 }
 

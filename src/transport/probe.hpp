@@ -8,8 +8,11 @@
 // handshake.hpp): Handshake out, HandshakeReply in, whose member, leader
 // and commit fields carry the peer's ClusterStanding; then the connection
 // is closed. The accepting side sees an ordinary connection that ends.
-// Everything is bounded by one deadline: a peer that has not answered by
-// then is reported not reached, with the reason.
+// A peer that cannot be reached, or breaks the connection, is dialled
+// again every 100 ms (a cluster restarted at once: its nodes start
+// listening one after the other); an answer or a refusal ends it. One
+// deadline bounds everything: a peer that has not answered by then is
+// reported not reached, with the last reason.
 #pragma once
 
 #include <chrono>

@@ -85,9 +85,10 @@ TEST_CASE("A whole cluster's first start with bootstrap on every node is never r
 TEST_CASE("A first node that campaigned alone for long does not make the second one's first start a refusal") {
   // Without pre-vote a lone node's term climbs: it has voted, in terms > 0,
   // and still knows no leader and no commit: not a member.
+  // The other two are not up yet (cut off: they elect nothing either).
   MemCluster c = probing_cluster(/*pre_vote=*/false);
   REQUIRE(c.wipe_and_bootstrap(1).empty());
-  c.isolate(1);
+  for (std::uint64_t id = 1; id <= 3; ++id) c.isolate(id);
   for (int i = 0; i < 100; ++i) {
     c.tick_all();
     c.stabilize();
