@@ -230,8 +230,11 @@ int ServerSkeleton::run(std::function<void()> on_shutdown) {
     metrics_http_->start();
   }
   if (auto ec = node_->start()) {
+    // The node's own reason (a refused bootstrap, a snapshot that does not
+    // load) says more than the error code.
+    const std::string why = node_->status().failure;
     fmt::print(stderr, "{}: error: cannot start the node (Raft address {}): {}\n", cfg_.program,
-               cfg_.peers.at(cfg_.id), ec.message());
+               cfg_.peers.at(cfg_.id), why.empty() ? ec.message() : why);
     return 1;
   }
   signals_.async_wait([this](const boost::system::error_code& ec, int sig) {

@@ -39,6 +39,7 @@ struct LocalCluster::Proc {
   bool eof = false;    // guarded by mu_
   bool stopped = false;
   bool started_once = false;  // later starts keep the data directory: no --bootstrap
+  int exit_status = -1;        // of the last life reaped: its exit code, or -1 (killed by a signal, or none yet)
   std::deque<std::string> lines;  // guarded by mu_
 };
 
@@ -409,6 +410,8 @@ int LocalCluster::run_client(const std::vector<std::string>& args, std::chrono::
 
 void LocalCluster::bootstrap_next_start(std::uint64_t id) { procs_.at(id)->started_once = false; }
 
+int LocalCluster::exit_status(std::uint64_t id) const { return procs_.at(id)->exit_status; }
+
 bool LocalCluster::start_all(std::chrono::milliseconds timeout, std::string& error) {
   const auto deadline = Clock::now() + timeout;
   const auto initial = members();
@@ -444,6 +447,7 @@ void LocalCluster::reap(Proc& p, bool force) {
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
     p.pid.store(-1);
+    p.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   }
   if (p.stdin_w >= 0) {
     ::close(p.stdin_w);
@@ -498,6 +502,7 @@ bool LocalCluster::terminate(std::uint64_t id, std::chrono::milliseconds timeout
   }
   if (exited) {
     p.pid.store(-1);
+    p.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     reap(p, false);
     return WIFEXITED(status) && WEXITSTATUS(status) == 0;
   }

@@ -103,6 +103,9 @@ class LocalCluster {
   bool start(std::uint64_t id, std::chrono::milliseconds timeout, std::string& error);
   /// The next start(id) has --bootstrap, whatever the data directory holds.
   void bootstrap_next_start(std::uint64_t id);
+  /// The exit code of node `id`'s last life that ended and was reaped (a
+  /// start that failed included); -1 if a signal ended it or none has.
+  int exit_status(std::uint64_t id) const;
   /// What wipe() removes: the whole data directory (a lost disk), or only
   /// its write-ahead log, the snapshots kept (a lost WAL volume).
   enum class Loss { everything, wal_only };

@@ -98,9 +98,14 @@ class Node {
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
 
-  /// Loads the latest snapshot into the state machine, starts the transport
-  /// and the ticker. Errors: invalid_argument (bad options; see
-  /// Options::validate), corrupted (snapshot file), or the transport's error.
+  /// Starts the transport (its input waits for the rest), loads the latest
+  /// snapshot into the state machine, starts the core and the ticker. A
+  /// node about to bootstrap on an empty store first asks its peers, which
+  /// blocks this call up to Options::bootstrap_probe_timeout for peers that
+  /// do not answer (see Options::bootstrap). Errors: invalid_argument (bad
+  /// options, see Options::validate; or a bootstrap refused because a peer
+  /// belongs to the cluster already: status().failure says which and what
+  /// to do), corrupted (snapshot file), or the transport's error.
   std::error_code start();
   /// Stops the node: no more input from the transport, no more ticks, every
   /// waiting call completes with shutting_down, an in-flight disk write

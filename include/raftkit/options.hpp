@@ -33,7 +33,21 @@ struct Options {
   /// snapshot). A node that only ever waited — started without it, and
   /// never reached by a leader — may still be bootstrapped by a later start
   /// with it. Default false.
+  ///
+  /// A node that would bootstrap (its store is empty: term 0, no entry, no
+  /// snapshot) first asks its peers through the transport
+  /// (Transport::probe_peers, waiting at most bootstrap_probe_timeout): if
+  /// one answers that it belongs to this cluster already (it knows a
+  /// committed entry or a leader: ClusterStanding::member), Node::start()
+  /// refuses with invalid_argument and NodeStatus::failure says which node
+  /// answered and what to do (start without the flag: the node then joins
+  /// as a new incarnation). An empty store beside running peers is a wiped
+  /// disk, whose bootstrap would found a second cluster under the same ids.
+  /// A peer that does not answer does not hold a first start up (logged).
   bool bootstrap = false;
+  /// How long a node about to bootstrap waits for its peers' answers (see
+  /// `bootstrap`), all peers at once. Default 3 s.
+  std::chrono::milliseconds bootstrap_probe_timeout{3000};
   /// How the operator turns `bootstrap` on, as the log lines about it name
   /// it: a server passes its command-line flag (e.g. "--bootstrap").
   std::string bootstrap_name = "Options::bootstrap";

@@ -29,9 +29,12 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <system_error>
+#include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
 
@@ -49,6 +52,30 @@ struct TransportStats {
   std::uint64_t protocol_errors = 0;  ///< connections closed for malformed bytes or a refused handshake
   std::uint64_t bytes_sent = 0;       ///< frame bytes written (network transports; 0 in process)
   std::uint64_t bytes_received = 0;   ///< frame bytes read (network transports; 0 in process)
+};
+
+/// What a node says of itself to a node that dials it: whether it belongs to
+/// a cluster of this cluster id that got going. A node about to bootstrap
+/// on an empty store asks its peers first (Transport::probe_peers) and
+/// refuses to start if one of them is a member (see Options::bootstrap).
+struct ClusterStanding {
+  /// It knows a committed entry of this cluster (commit > 0) or a leader of
+  /// it (itself included). A node whose cluster has not elected a leader
+  /// yet — every node of a first start, however long the first one has
+  /// waited for the others — is not, nor one that waits empty for a leader.
+  bool member = false;
+  NodeId leader;  ///< whom it believes leads now (none: unknown)
+  Index commit;   ///< its commit index
+  friend bool operator==(const ClusterStanding&, const ClusterStanding&) = default;
+};
+
+/// One peer's answer to Transport::probe_peers.
+struct PeerStanding {
+  NodeId id;
+  std::string address;
+  bool reached = false;      ///< it answered (and accepted) the handshake
+  ClusterStanding standing;  ///< what it said of itself, when reached
+  std::string problem;       ///< why it was not reached, when not
 };
 
 /// How a node's messages leave and arrive (see the file comment).
@@ -94,6 +121,23 @@ class Transport {
   /// (in-process transports, which need no address) does nothing. May be
   /// called before start().
   virtual void update_peers(const std::map<NodeId, std::string>& addresses) { (void)addresses; }
+
+  /// What this node says of itself to a node that dials it (the node keeps
+  /// it current). Any thread. Default: nothing is said (the peers' probes
+  /// find no member here).
+  virtual void set_standing(const ClusterStanding& standing) { (void)standing; }
+  /// Asks every node of `peers` (id -> address; this node's own entry is
+  /// skipped) what it says of itself, all at once, and waits at most `wait`
+  /// for the answers: a peer that has not answered by then, or refused the
+  /// handshake, is reported not reached, with the reason. Blocks the
+  /// calling thread; needs neither start() nor a running executor. The
+  /// node calls it before it bootstraps. Default: nullopt, this transport
+  /// cannot ask (the node then bootstraps without asking, and says so).
+  virtual std::optional<std::vector<PeerStanding>> probe_peers(const std::map<NodeId, std::string>& peers,
+                                                                std::chrono::milliseconds wait) {
+    (void)peers, (void)wait;
+    return std::nullopt;
+  }
 };
 
 /// A hub connecting in-process transports: many nodes in one process.

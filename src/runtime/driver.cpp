@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "raftkit/error.hpp"
+#include "runtime/bootstrap_check.hpp"
 
 namespace raftkit::runtime {
 
@@ -45,6 +46,7 @@ std::error_code Driver::start(TimePoint now, std::string& detail) {
     return errc::invalid_argument;
   }
   if (auto ec = snapshot_.load(detail)) return ec;
+  if (auto ec = check_bootstrap(detail)) return ec;
   ProtocolOptions core = options_.core_options();
   core.bootstrap = may_bootstrap();
   core.incarnation = pending_.peek_read_context();  // drawn at random per start
@@ -71,6 +73,44 @@ bool Driver::may_bootstrap() const {
   if (planted(bug_snapshot_keeps_identity)) [[unlikely]]
     return options_.bootstrap;
   return options_.bootstrap && !snapshot_found;
+}
+
+// A node about to found a cluster on an empty store first asks its peers
+// whether that cluster runs already (runtime/bootstrap_check.hpp). Nothing
+// is written before the answer: a refused start leaves the store empty.
+std::error_code Driver::check_bootstrap(std::string& detail) {
+  const bool empty = store_.last_index() == Index{} && store_.snapshot_meta().index == Index{} &&
+                     store_.hard_state().term == Term{};
+  if (!empty || !may_bootstrap()) return {};
+  const std::string& flag = options_.bootstrap_name;
+  auto answers = io_.probe_peers(options_.peers, options_.bootstrap_probe_timeout);
+  if (!answers) {
+    if (options_.peers.size() > 1)
+      options_.logger.info(options_.id, Term{}, "{}: the transport cannot ask the peers whether the cluster runs "
+                           "already; founding it without asking", flag);
+    return {};
+  }
+  std::size_t answered = 0;
+  for (const PeerStanding& a : *answers) {
+    if (a.reached) {
+      ++answered;
+      continue;
+    }
+    options_.logger.warn(options_.id, Term{}, "{}: node {} at {} did not answer ({}); going on without it: a new "
+                         "cluster's first start may find its peers not started yet", flag, a.id, a.address, a.problem);
+  }
+  if (auto why = bootstrap_refusal(options_.id, options_.cluster_id, flag, *answers); !why.empty()) {
+    detail = failure_ = why;
+    return errc::invalid_argument;
+  }
+  options_.logger.info(options_.id, Term{}, "{}: {} of {} peers answered, none belongs to cluster '{}' yet: "
+                       "founding it", flag, answered, answers->size(), options_.cluster_id);
+  return {};
+}
+
+ClusterStanding Driver::standing() const {
+  if (!raft_) return {};
+  return standing_of(raft_->commit_index(), raft_->leader());
 }
 
 // One line at start saying where the configuration comes from, so an

@@ -109,7 +109,10 @@ class Driver {
 
   /// Validates the options, loads the newest snapshot into the state
   /// machine, creates the core. Errors: invalid_argument, corrupted, the
-  /// snapshot store's error; `detail` says what.
+  /// snapshot store's error; `detail` says what. A node about to bootstrap
+  /// on an empty store first asks its peers (DriverIo::probe_peers) and
+  /// refuses with invalid_argument if one belongs to the cluster already
+  /// (runtime/bootstrap_check.hpp); failure() then says so too.
   std::error_code start(TimePoint now, std::string& detail);
 
   void tick(TimePoint now);
@@ -174,6 +177,8 @@ class Driver {
   bool stopped() const { return stopped_; }
   /// Why the driver stopped on an error (empty after a plain stop()).
   const std::string& failure() const { return failure_; }
+  /// What this node says of itself to a peer that asks (bootstrap_check.hpp).
+  ClusterStanding standing() const;
   const core::Raft& raft() const { return *raft_; }
   /// The newest snapshot the log store records.
   const SnapshotMeta& snapshot_meta() const { return snapshot_.recorded(); }
@@ -210,6 +215,7 @@ class Driver {
 
  private:
   bool may_bootstrap() const;
+  std::error_code check_bootstrap(std::string& detail);
   void advance_clock(TimePoint now);
   void process();
   void persist_ready(std::shared_ptr<core::Ready> rd, std::optional<HardState> hs);

@@ -8,11 +8,14 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <system_error>
 
 #include "core/raft.hpp"
+#include "raftkit/transport.hpp"
 #include "raftkit/types.hpp"
 #include "runtime/snapshot_store.hpp"
 
@@ -78,6 +81,15 @@ class DriverIo {
   /// decides depends on it. May be called from the thread that runs a
   /// DiskWrite. Default: no clock (those durations are recorded as zero).
   virtual TimePoint metrics_clock() { return TimePoint{}; }
+  /// Asks `peers` what they say of themselves, waiting at most `wait`, on
+  /// the caller's thread (Transport::probe_peers), before the driver
+  /// bootstraps a node on an empty store. Default: nullopt, no way to ask
+  /// (the simulator's nodes: it bootstraps without asking, as before).
+  virtual std::optional<std::vector<PeerStanding>> probe_peers(const std::map<NodeId, std::string>& peers,
+                                                                std::chrono::milliseconds wait) {
+    (void)peers, (void)wait;
+    return std::nullopt;
+  }
 };
 
 /// Optional observer for the simulator's checkers and for metrics. Called on

@@ -9,6 +9,8 @@
 // copy that any thread may read.
 #include "raftkit/node.hpp"
 
+#include <algorithm>
+#include <atomic>
 #include <future>
 #include <random>
 #include <mutex>
@@ -20,6 +22,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <fmt/format.h>
 
+#include "runtime/bootstrap_check.hpp"
 #include "runtime/driver.hpp"
 #include "runtime/snapshot_store.hpp"
 
@@ -61,6 +64,8 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl>, runtime::DriverIo 
   bool started = false;
   bool stopped = false;
   bool flush_scheduled = false;
+  std::atomic<bool> accepting{false};  // the driver has started: the transport's input goes to it
+  ClusterStanding told_standing;
 
   mutable std::mutex status_mu;
   NodeStatus status;
@@ -73,44 +78,63 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl>, runtime::DriverIo 
   }
   static runtime::TimePoint now() { return Clock::now().time_since_epoch(); }
 
+  // The transport starts first, so a node about to bootstrap already
+  // answers the peers that ask it while it asks them (a whole cluster
+  // started at once finds each other at once), saying what its store says
+  // (a restarted member is a member while its snapshot loads). Its input is
+  // dropped until the driver has started: no handler touches the driver
+  // before that, whichever thread runs the executor.
   std::error_code start() {
     if (transport->self() != id) {
       logger.error(id, Term{}, "transport is bound to node {}", transport->self());
       return errc::invalid_argument;
     }
+    told_standing = runtime::standing_of(std::max(store->hard_state().commit, store->snapshot_meta().index), NodeId{});
+    transport->set_standing(told_standing);
+    if (auto ec = start_transport()) return ec;
     std::string detail;
     if (auto ec = driver.start(now(), detail)) {
       logger.error(id, Term{}, "cannot start: {}", detail);
+      transport->stop();
+      update_status();
       return ec;
     }
+    update_standing();
+    accepting.store(true, std::memory_order_release);
+    started = true;
+    update_status();
+    asio::dispatch(strand, [self = shared_from_this()] { self->schedule_tick(Clock::now()); });
+    return {};
+  }
+
+  std::error_code start_transport() {
     std::weak_ptr<Impl> weak = weak_from_this();
-    transport->set_snapshot_status_handler([weak](NodeId peer, bool delivered) {
-      if (auto self = weak.lock())
+    auto live = [weak]() -> std::shared_ptr<Impl> {
+      auto self = weak.lock();
+      return self && self->accepting.load(std::memory_order_acquire) ? self : nullptr;
+    };
+    transport->set_snapshot_status_handler([live](NodeId peer, bool delivered) {
+      if (auto self = live())
         asio::dispatch(self->strand, [self, peer, delivered] {
           self->driver.report_snapshot(peer, delivered);
           self->after_input();
         });
     });
-    auto ec = transport->start(
-        [weak](Message m) {
-          if (auto self = weak.lock())
+    return transport->start(
+        [live](Message m) {
+          if (auto self = live())
             asio::dispatch(self->strand, [self, m = std::move(m)] {
               self->driver.step(m);
               self->after_input();
             });
         },
-        [weak](NodeId peer) {
-          if (auto self = weak.lock())
+        [live](NodeId peer) {
+          if (auto self = live())
             asio::dispatch(self->strand, [self, peer] {
               self->driver.report_unreachable(peer);
               self->after_input();
             });
         });
-    if (ec) return ec;
-    started = true;
-    update_status();
-    asio::dispatch(strand, [self = shared_from_this()] { self->schedule_tick(Clock::now()); });
-    return {};
   }
 
   // On the strand.
@@ -224,10 +248,24 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl>, runtime::DriverIo 
 
   runtime::TimePoint metrics_clock() override { return now(); }
 
+  std::optional<std::vector<PeerStanding>> probe_peers(const std::map<NodeId, std::string>& peers,
+                                                        std::chrono::milliseconds wait) override {
+    return transport->probe_peers(peers, wait);
+  }
+
+  // What the transport tells a node that dials this one; pushed on change.
+  void update_standing() {
+    const ClusterStanding s = driver.standing();
+    if (s == told_standing) return;
+    told_standing = s;
+    transport->set_standing(s);
+  }
+
   // Every input refreshes the figures; the lists (the peers' progress, the
   // configuration), which allocate, are rebuilt on ticks and whenever the
   // role or the configuration changes, so they lag by at most a tick.
   void update_status(bool lists = false) {
+    if (driver.started()) update_standing();
     const Index config = driver.started() ? driver.raft().membership_index() : Index{};
     NodeStatus s = driver.status(false);
     if (lists || config != status_config || s.role != status_role) {

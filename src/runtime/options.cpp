@@ -25,7 +25,13 @@ ProtocolOptions Options::core_options() const {
 std::string Options::validate() const {
   if (id.is_none()) return "id must be nonzero";
   if (peers.empty()) return "peers must list every voter, this node included";
-  if (!peers.count(id)) return fmt::format("peers must include this node (id {})", id.value);
+  if (!peers.count(id)) {
+    if (bootstrap)
+      return fmt::format("peers must include this node (id {}): with {} they are the voters of the new cluster, "
+                         "and a cluster this node is no voter of is not its to found",
+                         id.value, bootstrap_name);
+    return fmt::format("peers must include this node (id {})", id.value);
+  }
   for (const auto& [peer, address] : peers) {
     if (peer.is_none()) return "peers must not contain node id 0";
     if (address.empty()) return fmt::format("peer {} has no address", peer.value);
@@ -35,6 +41,7 @@ std::string Options::validate() const {
   if (request_timeout.count() <= 0) return "request_timeout must be positive";
   if (membership_timeout.count() <= 0) return "membership_timeout must be positive";
   if (disk_stall_timeout.count() <= 0) return "disk_stall_timeout must be positive";
+  if (bootstrap_probe_timeout.count() <= 0) return "bootstrap_probe_timeout must be positive";
   if (max_pending_requests == 0) return "max_pending_requests must be positive";
   if (!logger.has_sink()) return "logger has no sink (use raftkit::Logger::discard() to drop log lines)";
   if (auto p = core_options().validate(); !p.empty()) return "protocol." + p;

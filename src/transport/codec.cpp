@@ -252,7 +252,8 @@ std::error_code decode_aligned(kj::ArrayPtr<const capnp::word> words, FramePaylo
       auto h = frame.getHandshakeReply();
       auto reason = h.getReason();
       if (reason.size() > 4096) return errc::protocol_error;
-      out = HandshakeReply{h.getAccepted(), NodeId{h.getNodeId()}, std::string(reason.cStr(), reason.size())};
+      out = HandshakeReply{h.getAccepted(), NodeId{h.getNodeId()}, std::string(reason.cStr(), reason.size()),
+                           h.getMember(), NodeId{h.getLeader()}, Index{h.getCommit()}};
       return {};
     }
     default:
@@ -334,6 +335,9 @@ std::error_code encode_frame(FramePayload payload, EncodedFrame& out, const Code
       rb.setAccepted(r.accepted);
       rb.setNodeId(r.node.value);
       rb.setReason(capnp::Text::Reader(r.reason.data(), r.reason.size()));
+      rb.setMember(r.member);
+      rb.setLeader(r.leader.value);
+      rb.setCommit(r.commit.value);
     }
 
     auto segments = state->builder.getSegmentsForOutput();

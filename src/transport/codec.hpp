@@ -84,6 +84,12 @@ struct HandshakeReply {
   bool accepted = false;
   NodeId node;
   std::string reason;
+  /// What the accepting node says of itself (ClusterStanding): a node about
+  /// to bootstrap refuses to if it is a member. A peer of an older version
+  /// sends none of these: not a member.
+  bool member = false;
+  NodeId leader;
+  Index commit;
   friend bool operator==(const HandshakeReply&, const HandshakeReply&) = default;
 };
 

@@ -6,7 +6,9 @@
 // mutex, that it is still running, so a stopped node never sees a message.
 // No queue bound: the executor's queue is the queue, and in-process senders
 // are the test's own code. No serialization: messages are moved, not encoded
-// (codec coverage lives in the codec tests and the TCP transport).
+// (codec coverage lives in the codec tests and the TCP transport). A probe
+// before a bootstrap (probe_peers) reads the standing each endpoint was
+// told (set_standing), under that endpoint's mutex.
 #include <map>
 #include <mutex>
 
@@ -23,6 +25,7 @@ struct Endpoint {
   std::mutex mutex;
   Transport::MessageHandler on_message;
   bool running = false;
+  ClusterStanding standing;  // what a probe of this node finds
   std::atomic<std::uint64_t> sent{0}, received{0}, dropped{0};
 };
 
@@ -84,6 +87,33 @@ class InprocTransport final : public Transport {
   }
 
   NodeId self() const override { return endpoint_->id; }
+
+  void set_standing(const ClusterStanding& standing) override {
+    std::lock_guard lock(endpoint_->mutex);
+    endpoint_->standing = standing;
+  }
+
+  // A peer's answer is read from its endpoint at once: a started one
+  // answers, one not started (or stopped) is not reached.
+  std::optional<std::vector<PeerStanding>> probe_peers(const std::map<NodeId, std::string>& peers,
+                                                        std::chrono::milliseconds) override {
+    std::vector<PeerStanding> out;
+    for (const auto& [id, address] : peers) {
+      if (id == endpoint_->id) continue;
+      PeerStanding p{id, address, false, {}, "not started"};
+      std::shared_ptr<Endpoint> peer;
+      {
+        std::lock_guard lock(hub_->mutex);
+        if (auto it = hub_->endpoints.find(id); it != hub_->endpoints.end()) peer = it->second;
+      }
+      if (peer) {
+        std::lock_guard lock(peer->mutex);
+        if (peer->running) p = PeerStanding{id, address, true, peer->standing, {}};
+      }
+      out.push_back(std::move(p));
+    }
+    return out;
+  }
 
   TransportStats stats() const override {
     TransportStats s;

@@ -107,6 +107,12 @@ struct HandshakeReply {
   accepted @0 :Bool;
   nodeId @1 :UInt64;           # the accepting node
   reason @2 :Text;             # why it refused (empty when accepted)
+  # What the accepting node says of itself (raftkit::ClusterStanding), for a
+  # node that asks before it bootstraps (it refuses to if `member`). Absent
+  # (false, 0) from an older peer.
+  member @3 :Bool;             # it knows a committed entry or a leader of this cluster
+  leader @4 :UInt64;           # whom it believes leads (0: unknown)
+  commit @5 :UInt64;           # its commit index
 }
 
 # One piece of a snapshot streamed from a leader to a follower. A snapshot

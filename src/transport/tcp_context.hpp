@@ -6,13 +6,15 @@
 // every connection closed for malformed bytes or a refused handshake goes
 // through it, so stats().protocol_errors and the log lines agree.
 //
-// Thread safety: everything but the counters is touched only on `strand`;
-// the counters are atomics, read from any thread by stats() and friends.
+// Thread safety: everything but the counters and the standing is touched
+// only on `strand`; the counters are atomics, read from any thread by
+// stats() and friends; the standing is behind a mutex (the node sets it).
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <utility>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -80,10 +82,23 @@ struct TcpContext {
     counters.protocol_errors.fetch_add(1, std::memory_order_relaxed);
     log(format, std::forward<Args>(args)...);
   }
+  /// What this node says of itself in its handshake replies (any thread).
+  void set_standing(const ClusterStanding& s) {
+    std::lock_guard lock(standing_mu_);
+    standing_ = s;
+  }
+  ClusterStanding standing() const {
+    std::lock_guard lock(standing_mu_);
+    return standing_;
+  }
   /// The TLS context new connections take (nullptr: plaintext).
   std::shared_ptr<boost::asio::ssl::context> tls_context() const {
     return credentials ? credentials->context() : nullptr;
   }
+
+ private:
+  mutable std::mutex standing_mu_;
+  ClusterStanding standing_;
 };
 
 }  // namespace raftkit::transport

@@ -46,6 +46,7 @@
 #include "transport/connection.hpp"
 #include "transport/handshake.hpp"
 #include "transport/peer_link.hpp"
+#include "transport/probe.hpp"
 #include "transport/snapshot_stream.hpp"
 #include "transport/tcp_context.hpp"
 
@@ -201,6 +202,7 @@ class Impl : public LinkEvents, public std::enable_shared_from_this<Impl> {
   }
 
   NodeId self() const { return opts_.self; }
+  TcpContext& context() { return *ctx_; }
   std::uint16_t local_port() const { return local_port_.load(); }
   std::size_t connected_peers() const { return ctx_->counters.connected_peers.load(); }
   std::size_t inbound_connections() const { return ctx_->counters.inbound.load(); }
@@ -522,7 +524,8 @@ class Impl : public LinkEvents, public std::enable_shared_from_this<Impl> {
     }
     std::string reason = handshake_refusal(*hello, opts_.cluster_id, opts_.self);
     if (reason.empty() && conn->tls()) reason = claim_refusal(hello->node, certified);
-    const FramePayload answer = HandshakeReply{reason.empty(), opts_.self, reason};
+    const ClusterStanding st = reason.empty() ? ctx_->standing() : ClusterStanding{};
+    const FramePayload answer = HandshakeReply{reason.empty(), opts_.self, reason, st.member, st.leader, st.commit};
     if (!reason.empty()) ctx_->protocol_error("refused connection from {} (node {}): {}", remote, hello->node, reason);
     const NodeId peer = hello->node;
     const std::error_code wec = co_await write_frame(*conn, answer, ctx_->limits);
@@ -634,6 +637,11 @@ class TcpTransportImpl final : public TcpTransport {
   std::size_t inbound_connections() const override { return impl_->inbound_connections(); }
   std::uint64_t refused_connections() const override { return impl_->refused_connections(); }
   std::string reload_credentials() override { return impl_->reload_credentials(); }
+  void set_standing(const ClusterStanding& standing) override { impl_->context().set_standing(standing); }
+  std::optional<std::vector<PeerStanding>> probe_peers(const std::map<NodeId, std::string>& peers,
+                                                        std::chrono::milliseconds wait) override {
+    return transport::probe_standings(impl_->context().options, peers, wait);
+  }
 
  private:
   std::shared_ptr<Impl> impl_;

@@ -9,8 +9,10 @@
 #include <initializer_list>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "core/raft.hpp"
@@ -52,6 +54,13 @@ struct MemNode final : runtime::DriverIo, runtime::DriverObserver {
     failed_reads.insert(failed_reads.end(), rd.failed_reads.begin(), rd.failed_reads.end());
   }
   void on_applied(const Entry& e) override { applied.push_back(e); }
+  // Set by MemCluster while this node starts, if the cluster answers probes.
+  std::function<std::vector<PeerStanding>(const std::map<NodeId, std::string>&)> probe;
+  std::optional<std::vector<PeerStanding>> probe_peers(const std::map<NodeId, std::string>& peers,
+                                                        std::chrono::milliseconds) override {
+    if (!probe) return std::nullopt;
+    return probe(peers);
+  }
 };
 
 /// Cores joined by an in-memory network, each behind the runtime's Driver
@@ -124,11 +133,39 @@ class MemCluster {
 
   /// Restarts a node from its store: it keeps exactly what was persisted.
   void restart(std::uint64_t id) {
+    if (auto why = try_restart(id); !why.empty()) throw std::runtime_error("MemCluster: node cannot start: " + why);
+  }
+
+  /// As restart(), but a start the driver refuses returns why (empty: it
+  /// started). A refused node stays down (no core: it neither ticks nor
+  /// answers) until a later restart succeeds.
+  std::string try_restart(std::uint64_t id) {
     auto& node = nodes_.at(NodeId{id});
     node.writes.clear();
     node.reads.clear();
-    start(node, options_.at(NodeId{id}));
+    return start(node, options_.at(NodeId{id}), NodeId{id});
   }
+
+  /// Node `id`'s store is replaced by an empty one (its disk is wiped) and
+  /// it restarts with bootstrap on, as a service file with the flag would;
+  /// returns why the start was refused, or empty.
+  std::string wipe_and_bootstrap(std::uint64_t id) {
+    auto& node = nodes_.at(NodeId{id});
+    node.store = make_memory_store();
+    node.snapshots = runtime::make_memory_snapshot_store();
+    node.applied.clear();
+    options_.at(NodeId{id}).bootstrap = true;
+    return try_restart(id);
+  }
+
+  /// Whether a node about to bootstrap on an empty store asks its peers
+  /// first (DriverIo::probe_peers): a started node answers with its
+  /// driver's standing, unless it or the asker is isolated (not reached).
+  /// Off (the default): it founds its cluster without asking.
+  bool probing = false;
+
+  /// Whether node `id` runs (its last start was not refused).
+  bool running(std::uint64_t id) { return nodes_.at(NodeId{id}).raft != nullptr; }
 
   /// Compacts node `id`'s log up to `meta.index` behind a snapshot, as the
   /// driver's snapshot policy would (the state machine here is empty).
@@ -185,7 +222,8 @@ class MemCluster {
 
   void tick_all(int n = 1) {
     for (int i = 0; i < n; ++i)
-      for (auto& [id, node] : nodes_) node.raft->tick();
+      for (auto& [id, node] : nodes_)
+        if (node.raft) node.raft->tick();
   }
 
   /// Ticks every node and stabilizes until some node leads; returns its id
@@ -204,7 +242,7 @@ class MemCluster {
     std::uint64_t best = 0;
     Term best_term;
     for (auto& [id, node] : nodes_) {
-      if (node.raft->role() == core::Role::leader && node.raft->term() >= best_term) {
+      if (node.raft && node.raft->role() == core::Role::leader && node.raft->term() >= best_term) {
         best = id.value;
         best_term = node.raft->term();
       }
@@ -230,7 +268,27 @@ class MemCluster {
     start(node, o);
   }
 
+  std::vector<PeerStanding> probe_from(NodeId asker, const std::map<NodeId, std::string>& peers) {
+    std::vector<PeerStanding> out;
+    for (const auto& [id, address] : peers) {
+      if (id == asker) continue;
+      auto it = nodes_.find(id);
+      if (it == nodes_.end() || !it->second.raft)
+        out.push_back(PeerStanding{id, address, false, {}, "not started"});
+      else if (isolated_.count(id) || isolated_.count(asker))
+        out.push_back(PeerStanding{id, address, false, {}, "isolated"});
+      else
+        out.push_back(PeerStanding{id, address, true, it->second.driver->standing(), {}});
+    }
+    return out;
+  }
+
   void start(MemNode& node, const Options& o) {
+    if (auto why = start(node, o, o.id); !why.empty()) throw std::runtime_error("MemCluster: node cannot start: " + why);
+  }
+
+  std::string start(MemNode& node, const Options& o, NodeId id) {
+    node.raft = nullptr;
     // A fresh read nonce per start: it seeds the incarnation a new log takes.
     node.driver = std::make_unique<runtime::Driver>(o, *node.machine, *node.store, *node.snapshots, node,
                                                     0x9E3779B97F4A7C15ULL * ++starts_);
@@ -242,9 +300,13 @@ class MemCluster {
       throw std::logic_error("MemCluster: this build has no planted bugs (configure with -DRAFTKIT_PLANTED_BUGS=ON)");
 #endif
     std::string detail;
-    if (auto ec = node.driver->start(runtime::TimePoint{}, detail))
-      throw std::runtime_error("MemCluster: node cannot start: " + detail);
+    // The probe lives only while this start runs (`this` may move later).
+    if (probing) node.probe = [this, id](const std::map<NodeId, std::string>& peers) { return probe_from(id, peers); };
+    const std::error_code ec = node.driver->start(runtime::TimePoint{}, detail);
+    node.probe = nullptr;
+    if (ec) return detail.empty() ? ec.message() : detail;
     node.raft = &node.driver->core_for_testing();
+    return {};
   }
 
   void deliver(const Message& m) {

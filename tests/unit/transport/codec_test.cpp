@@ -90,11 +90,18 @@ TEST_CASE("codec: handshake and reply round-trip", "[codec]") {
   REQUIRE(std::holds_alternative<Handshake>(p));
   CHECK(std::get<Handshake>(p) == h);
 
-  HandshakeReply r{false, NodeId{9}, "wrong cluster"};
+  HandshakeReply r{false, NodeId{9}, "wrong cluster", false, {}, {}};
   REQUIRE(!encode_frame(r, f));
   REQUIRE(!decode_frame(f.to_bytes(), p));
   REQUIRE(std::holds_alternative<HandshakeReply>(p));
   CHECK(std::get<HandshakeReply>(p) == r);
+
+  // What a node says of itself, for a node about to bootstrap.
+  HandshakeReply member{true, NodeId{9}, {}, true, NodeId{2}, Index{57}};
+  REQUIRE(!encode_frame(member, f));
+  REQUIRE(!decode_frame(f.to_bytes(), p));
+  REQUIRE(std::holds_alternative<HandshakeReply>(p));
+  CHECK(std::get<HandshakeReply>(p) == member);
 
   Message m;
   CHECK(decode(f.to_bytes(), m) == errc::protocol_error);  // a reply is not a Message

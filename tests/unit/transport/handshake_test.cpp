@@ -53,10 +53,10 @@ TEST_CASE("handshake: another cluster, another protocol version, a misdialled no
 }
 
 TEST_CASE("handshake: the dialling side accepts only an accepting reply from the node it dialled", "[handshake]") {
-  CHECK(reply_refusal(FramePayload{HandshakeReply{true, NodeId{2}, {}}}, NodeId{2}).empty());
-  CHECK(mentions(reply_refusal(FramePayload{HandshakeReply{false, NodeId{2}, "cluster id 'x'"}}, NodeId{2}),
+  CHECK(reply_refusal(FramePayload{HandshakeReply{true, NodeId{2}, {}, false, {}, {}}}, NodeId{2}).empty());
+  CHECK(mentions(reply_refusal(FramePayload{HandshakeReply{false, NodeId{2}, "cluster id 'x'", false, {}, {}}}, NodeId{2}),
                  "refused our handshake: cluster id 'x'"));
-  CHECK(mentions(reply_refusal(FramePayload{HandshakeReply{true, NodeId{3}, {}}}, NodeId{2}),
+  CHECK(mentions(reply_refusal(FramePayload{HandshakeReply{true, NodeId{3}, {}, false, {}, {}}}, NodeId{2}),
                  "dialled node 2 but node 3 answered"));
   CHECK(mentions(reply_refusal(FramePayload{hello(2, 1)}, NodeId{2}), "expected a handshake reply"));
 }

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <map>
 #include <thread>
 
 #include <boost/asio/connect.hpp>
@@ -345,5 +346,66 @@ TEST_CASE("tcp: send() from another thread while the io_context runs elsewhere",
   a->stop();
   b->stop();
   guard.reset();
+  runner.join();
+}
+
+// The probe a node runs before it bootstraps (Transport::probe_peers): the
+// answering transports run on their own thread, as a running cluster's do;
+// the probe blocks the test's thread and needs no running executor.
+TEST_CASE("tcp: a probe reads each peer's standing; a peer that is down, silent or of another cluster is not reached",
+          "[tcp][probe]") {
+  asio::io_context io;
+  auto guard = asio::make_work_guard(io);
+  auto member = start_node(io, options_for(2));
+  auto fresh = start_node(io, options_for(3));
+  auto other = start_node(io, options_for(4, "another-cluster"));
+  member->transport->set_standing(ClusterStanding{true, NodeId{2}, Index{57}});
+  // A port nobody listens on, and one that accepts but never answers.
+  std::uint16_t down_port = 0;
+  {
+    tcp::acceptor a(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    down_port = a.local_endpoint().port();
+  }
+  tcp::acceptor silent(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  std::thread runner([&io] { io.run(); });
+
+  auto asker = make_tcp_transport(io.get_executor(), options_for(1));  // not started: a node before its start
+  const std::map<NodeId, std::string> peers = {
+      {NodeId{1}, "127.0.0.1:1"},  // itself: skipped
+      {NodeId{2}, address(*member)},
+      {NodeId{3}, address(*fresh)},
+      {NodeId{4}, address(*other)},
+      {NodeId{5}, fmt::format("127.0.0.1:{}", down_port)},
+      {NodeId{6}, fmt::format("127.0.0.1:{}", silent.local_endpoint().port())}};
+  const auto began = std::chrono::steady_clock::now();
+  const auto answers = asker->probe_peers(peers, std::chrono::milliseconds(700));
+  const auto took = std::chrono::steady_clock::now() - began;
+  REQUIRE(answers.has_value());
+  REQUIRE(answers->size() == 5);
+  std::map<std::uint64_t, PeerStanding> by_id;
+  for (const auto& a : *answers) by_id[a.id.value] = a;
+  CHECK(by_id[2].reached);
+  CHECK(by_id[2].standing == ClusterStanding{true, NodeId{2}, Index{57}});
+  CHECK(by_id[3].reached);
+  CHECK_FALSE(by_id[3].standing.member);  // told nothing: not a member
+  CHECK_FALSE(by_id[4].reached);
+  CHECK(by_id[4].problem.find("cluster id") != std::string::npos);
+  CHECK_FALSE(by_id[5].reached);
+  CHECK_FALSE(by_id[5].problem.empty());
+  CHECK_FALSE(by_id[6].reached);
+  CHECK(by_id[6].problem.find("no answer within 700 ms") != std::string::npos);
+  CHECK(took < std::chrono::milliseconds(1500));  // one deadline for all, not one per peer
+
+  // Without a silent peer the probe returns as soon as every answer is in.
+  const std::map<NodeId, std::string> quick = {{NodeId{2}, address(*member)}, {NodeId{3}, address(*fresh)}};
+  const auto quick_began = std::chrono::steady_clock::now();
+  const auto quick_answers = asker->probe_peers(quick, std::chrono::seconds(20));
+  CHECK(std::chrono::steady_clock::now() - quick_began < std::chrono::seconds(10));
+  REQUIRE(quick_answers.has_value());
+  CHECK(quick_answers->size() == 2);
+
+  silent.close();
+  guard.reset();
+  for (auto* n : {member.get(), fresh.get(), other.get()}) n->transport->stop();
   runner.join();
 }

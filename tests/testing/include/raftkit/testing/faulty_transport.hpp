@@ -50,6 +50,12 @@ class FaultyTransport final : public Transport {
   void send(Message msg) override;
   void stop() override;
   NodeId self() const override { return inner_->self(); }
+  /// Passed to the inner transport (the fault rules apply to messages only).
+  void set_standing(const ClusterStanding& standing) override { inner_->set_standing(standing); }
+  std::optional<std::vector<PeerStanding>> probe_peers(const std::map<NodeId, std::string>& peers,
+                                                        std::chrono::milliseconds wait) override {
+    return inner_->probe_peers(peers, wait);
+  }
   /// The inner transport's stats, with fault drops added to `dropped`.
   TransportStats stats() const override;
 
