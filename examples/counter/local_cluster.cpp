@@ -354,6 +354,21 @@ bool LocalCluster::start(std::uint64_t id, std::chrono::milliseconds timeout, st
   return wait_ready(id, Clock::now() + timeout, error);
 }
 
+bool LocalCluster::start_together(const std::vector<std::uint64_t>& ids, std::chrono::milliseconds timeout,
+                                  std::string& error) {
+  for (auto id : ids)
+    if (running(id)) {
+      error = fmt::format("node {} is already running", id);
+      return false;
+    }
+  for (auto id : ids)
+    if (!spawn(id, error)) return false;
+  const auto deadline = Clock::now() + timeout;
+  for (auto id : ids)
+    if (!wait_ready(id, deadline, error)) return false;
+  return true;
+}
+
 bool LocalCluster::wipe(std::uint64_t id, std::string& error, Loss loss) {
   if (running(id)) {
     error = fmt::format("node {} is running: stop it before wiping its data directory", id);

@@ -101,6 +101,10 @@ class LocalCluster {
   bool start_all(std::chrono::milliseconds timeout, std::string& error);
   /// (Re)starts one node with its ports and data directory.
   bool start(std::uint64_t id, std::chrono::milliseconds timeout, std::string& error);
+  /// (Re)starts the nodes `ids` at once (each spawned before any is waited
+  /// for), keeping their data directories: a cluster restarted together.
+  bool start_together(const std::vector<std::uint64_t>& ids, std::chrono::milliseconds timeout,
+                      std::string& error);
   /// The next start(id) has --bootstrap, whatever the data directory holds.
   void bootstrap_next_start(std::uint64_t id);
   /// The exit code of node `id`'s last life that ended and was reaped (a

@@ -197,3 +197,14 @@ TEST_CASE("The window the rule leaves: a voter wiped before anything committed, 
   CHECK(c.raft(voter).term() < term);
   CHECK(c.raft(voter).vote() == NodeId{});
 }
+
+TEST_CASE("A bootstrap whose peers leave the node out is refused, naming the flag") {
+  Options o = Options::from_peers(NodeId{4}, {{NodeId{1}, "a:1"}, {NodeId{2}, "b:1"}, {NodeId{3}, "c:1"}});
+  o.bootstrap = true;
+  o.bootstrap_name = "--bootstrap";
+  const std::string why = o.validate();
+  INFO(why);
+  CHECK(has(why, "peers must include this node (id 4): with --bootstrap they are the voters of the new cluster"));
+  o.bootstrap = false;
+  CHECK(has(o.validate(), "peers must include this node (id 4)"));
+}
