@@ -15,7 +15,7 @@ deadline.
 
 usage: live_page_test.py --demo DEMO --server SERVER --screenshot PNG
 Needs Debian's chromium, chromium-driver and python3-selenium
-(scripts/deps.sh --test installs them).
+(RAFTKIT_WITH_BROWSER=1 scripts/deps.sh installs them; scripts/test.sh does).
 """
 import argparse
 import http.client
@@ -35,7 +35,7 @@ try:
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 except ImportError:
-    sys.exit("live_page_test: python3-selenium is missing (scripts/deps.sh --test installs it)")
+    sys.exit("live_page_test: python3-selenium is missing (RAFTKIT_WITH_BROWSER=1 scripts/deps.sh installs it)")
 
 
 def fail(message):
