@@ -214,7 +214,7 @@ function drawChart(s) {
     const next = i + 1 < s.chart.length ? s.chart[i + 1][0] : t1;
     if (p[0] < t0) return;
     g.fillStyle = COLORS[p[2]] || "#d6d9de";
-    g.fillRect(x(p[0]), bottom + 4, Math.max(1, x(next) - x(p[0])), band);
+    g.fillRect(x(p[0]), bottom + 4, Math.max(1, x(next) - x(p[0]) + 0.5), band);  // + 0.5: no seams
   });
   g.strokeStyle = "#1d2330";
   g.lineWidth = 1.6;

@@ -138,7 +138,7 @@ def browser(profile_dir):
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1280,1040", "--hide-scrollbars", f"--user-data-dir={profile_dir}"):
+                "--window-size=1280,1140", "--hide-scrollbars", f"--user-data-dir={profile_dir}"):
         options.add_argument(arg)
     service = Service(executable_path=shutil.which("chromedriver") or "/usr/bin/chromedriver")
     return webdriver.Chrome(service=service, options=options)
