@@ -260,6 +260,39 @@ class Demo {
   int failed_ = 0;
 };
 
+// Ctrl-C / SIGTERM / SIGHUP: the handler only writes to a pipe (whichever
+// thread it interrupts); a thread then kills the servers, removes their data
+// and exits. With --web the first signal stops the page's io_context instead
+// (a clean stop), and a second one kills. False if the pipe failed.
+bool watch_signals() {
+  if (::pipe2(g_signal_pipe, O_CLOEXEC) != 0) {
+    fmt::print(stderr, "raftkit-counter-demo: pipe: {}\n", std::strerror(errno));
+    return false;
+  }
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  for (int s : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(s, &sa, nullptr);
+  std::thread([] {
+    char c = 0;
+    while (::read(g_signal_pipe[0], &c, 1) < 0 && errno == EINTR) {
+    }
+    if (auto* io = g_web_io.exchange(nullptr)) {
+      io->stop();
+      while (::read(g_signal_pipe[0], &c, 1) < 0 && errno == EINTR) {
+      }
+    }
+    fmt::print(stderr, "\ninterrupted: killing the servers and removing their data\n");
+    if (auto* c = g_cluster.load()) {
+      c->emergency_kill();
+      std::error_code ec;
+      std::filesystem::remove_all(c->directory(), ec);
+    }
+    std::_Exit(130);
+  }).detach();
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -288,34 +321,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  // Ctrl-C / SIGTERM / SIGHUP: the handler only writes to a pipe (whichever
-  // thread it interrupts); a thread then kills the servers, removes their
-  // data and exits.
-  if (::pipe2(g_signal_pipe, O_CLOEXEC) != 0) {
-    fmt::print(stderr, "raftkit-counter-demo: pipe: {}\n", std::strerror(errno));
-    return 1;
-  }
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  for (int s : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(s, &sa, nullptr);
-  std::thread([] {
-    char c = 0;
-    while (::read(g_signal_pipe[0], &c, 1) < 0 && errno == EINTR) {
-    }
-    if (auto* io = g_web_io.exchange(nullptr)) {  // --web: a clean stop; a second signal kills
-      io->stop();
-      while (::read(g_signal_pipe[0], &c, 1) < 0 && errno == EINTR) {
-      }
-    }
-    fmt::print(stderr, "\ninterrupted: killing the servers and removing their data\n");
-    if (auto* c = g_cluster.load()) {
-      c->emergency_kill();
-      std::error_code ec;
-      std::filesystem::remove_all(c->directory(), ec);
-    }
-    std::_Exit(130);
-  }).detach();
+  if (!watch_signals()) return 1;
 
   LocalClusterOptions o;
   o.server_binary = server;

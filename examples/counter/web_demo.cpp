@@ -178,6 +178,9 @@ void Monitor::run() {
       std::optional<Clock::time_point> keep_from;
       {
         std::lock_guard lk(mu_);
+        // A measurement that found no answer in a minute (no newer leader, or
+        // no increment acknowledged by another node) is given up.
+        if (pending_ && last_prune - pending_->t > std::chrono::seconds(60)) pending_.reset();
         if (pending_) keep_from = pending_->t;
       }
       load_.forget_acks_before(keep_from.value_or(last_prune - std::chrono::seconds(5)));

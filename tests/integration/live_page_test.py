@@ -182,10 +182,15 @@ def drive(driver, url):
     print("timeline:", entry[0])
     if not re.search(r"\d+ ms", driver.find_element(By.ID, "failover").text):
         fail("the Last failover box shows no time")
+    # Writes resumed under the new leader, so the counter now exceeds anything
+    # the killed node applied: once its own counter passes this value, it has
+    # entries from the new leader.
+    at_restart = number(driver, "counter")
     driver.find_element(By.ID, f"restart-{old}").click()
-    wait_for(f"node {old} back as a follower, its counter past {before}",
+    wait_for(f"node {old} back as a follower of node {new}, its counter past {at_restart}",
              lambda: driver.find_element(By.ID, f"node-{old}").get_attribute("data-role") == "follower"
-             and number(driver, f"value-{old}") > before, 20)
+             and number(driver, f"value-{old}") > at_restart
+             and number(driver, f"term-{old}") == number(driver, f"term-{new}"), 20)
     print(f"node {old} restarted from the page, shown as a follower that caught up")
     follower = next(i for i in (1, 2, 3) if i != new)
     driver.find_element(By.ID, f"pause-{follower}").click()
