@@ -7,6 +7,9 @@
 # demo makes for the run (scripts/make-certs.sh, the openssl command), and a
 # client whose certificate holds only the read role is shown being refused.
 # Extra arguments go to the demo (e.g. --verbose, --tick-ms 20).
+# --web: instead a live page of the cluster under load on 127.0.0.1 (its URL
+# printed; --web-port N, 0 for any free port), with buttons to kill, pause,
+# resume and restart nodes, until Ctrl-C.
 # The in-process demo on the bare protocol core: build/examples/counter/raftkit-inproc-demo
 # Installs missing Debian packages first (scripts/deps.sh, needs root).
 set -euo pipefail

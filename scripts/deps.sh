@@ -12,6 +12,9 @@ packages=(
 )
 # clang is only needed for the libFuzzer targets; install it when asked.
 if [[ "${RAFTKIT_WITH_FUZZ:-0}" == 1 ]]; then packages+=(clang libclang-rt-14-dev); fi
+# A headless browser only for the test suite (scripts/test.sh asks): the live
+# page of `scripts/demo.sh --web` is tested in it (tests/integration/live_page_test.py).
+if [[ "${RAFTKIT_WITH_BROWSER:-0}" == 1 ]]; then packages+=(chromium chromium-driver python3-selenium); fi
 
 missing=()
 for p in "${packages[@]}"; do

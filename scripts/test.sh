@@ -15,7 +15,9 @@
 # (default 20; 0 skips) from its seed corpus (scripts/fuzz.sh, clang, in
 # build-fuzz/). ccache is used when installed.
 #
-# Installs missing Debian packages first (scripts/deps.sh, needs root).
+# Installs missing Debian packages first (scripts/deps.sh, needs root), with
+# the headless browser of the live-page test (chromium, chromium-driver,
+# python3-selenium), which the demo does not need.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,7 +31,7 @@ case "$mode" in
   *) echo "usage: $0 [--asan|--tsan|--soak]" >&2; exit 2 ;;
 esac
 
-scripts/deps.sh
+RAFTKIT_WITH_BROWSER=1 scripts/deps.sh
 jobs=$(nproc 2>/dev/null || echo 2)
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)

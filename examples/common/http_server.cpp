@@ -3,6 +3,7 @@
 #include "raftkit/listener.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <exception>
 
 #include <boost/asio/as_tuple.hpp>
@@ -118,9 +119,15 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
     return best;
   }
 
-  asio::awaitable<HttpResponse> dispatch(const http::request<http::string_body>& raw) {
+  asio::awaitable<HttpResponse> dispatch(const http::request<http::string_body>& raw, const asio::ip::address& peer) {
     HttpRequest req;
     req.method = raw.method();
+    req.peer = peer;
+    for (const auto& field : raw) {
+      std::string name(field.name_string());
+      std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+      req.headers[std::move(name)] = std::string(field.value());
+    }
     req.target = std::string(raw.target());
     std::string_view target = raw.target();
     std::string_view path = target.substr(0, target.find('?'));
@@ -147,13 +154,13 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
 
   asio::awaitable<void> accept_loop() {
     auto self = shared_from_this();
-    co_await listener.accept_loop([this](tcp::socket sock, asio::ip::address, raftkit::Listener::Slot slot) {
-      asio::co_spawn(io, session(std::move(sock), std::move(slot)), asio::detached);
+    co_await listener.accept_loop([this](tcp::socket sock, asio::ip::address peer, raftkit::Listener::Slot slot) {
+      asio::co_spawn(io, session(std::move(sock), peer, std::move(slot)), asio::detached);
     });
   }
 
   // `slot` (held by the coroutine frame) counts the connection until it ends.
-  asio::awaitable<void> session(tcp::socket sock, raftkit::Listener::Slot /*slot*/) {
+  asio::awaitable<void> session(tcp::socket sock, asio::ip::address peer, raftkit::Listener::Slot /*slot*/) {
     auto self = shared_from_this();
     beast::tcp_stream stream(std::move(sock));
     beast::flat_buffer buffer;
@@ -179,7 +186,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
         version = raw.version();
         keep_alive = raw.keep_alive();
         try {
-          r = co_await dispatch(raw);
+          r = co_await dispatch(raw, peer);
         } catch (const std::exception& e) {
           r = plain(500, fmt::format("internal error: {}", e.what()));
           close_after = true;
@@ -266,6 +273,8 @@ std::string HttpServer::listen(const std::string& host, std::uint16_t port) {
     return fmt::format("cannot listen for HTTP on {}:{}: {}", host, port, lec.message());
   return {};
 }
+
+std::uint16_t HttpServer::port() const { return impl_->listener.port(); }
 
 void HttpServer::start() { asio::co_spawn(impl_->io, impl_->accept_loop(), asio::detached); }
 

@@ -30,6 +30,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/http/verb.hpp>
 
@@ -45,6 +46,10 @@ struct HttpRequest {
   std::string body;
   /// For a prefix route: the decoded path after the prefix.
   std::string path_rest;
+  /// The request's header fields, names in lower case (the last of repeated ones).
+  std::map<std::string, std::string> headers;
+  /// The address the connection came from.
+  boost::asio::ip::address peer;
 };
 
 /// What a handler answers. `headers` are added as given (e.g. Location).
@@ -94,6 +99,8 @@ class HttpServer {
   /// Binds host:port (host must be an IP address). Returns an error message,
   /// or empty on success.
   std::string listen(const std::string& host, std::uint16_t port);
+  /// The bound port after a successful listen() (the one chosen for port 0).
+  std::uint16_t port() const;
   /// Starts accepting connections (after listen()).
   void start();
   /// Stops accepting; open connections finish their current request.

@@ -3,7 +3,9 @@
 // concurrently), kills the leader with SIGKILL under load, measures the
 // failover, checks that every acknowledged increment survived, restarts the
 // old leader and shows it catch up, then stops everything. Exit code 0 only
-// if every check held.
+// if every check held. With --web it instead serves a live page of the
+// cluster under load, with buttons to kill, pause and restart nodes
+// (web_demo.hpp), until Ctrl-C.
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
@@ -18,11 +20,13 @@
 #include <thread>
 
 #include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
 #include <fmt/format.h>
 
 #include "client.hpp"
 #include "load.hpp"
 #include "local_cluster.hpp"
+#include "web_demo.hpp"
 
 #ifndef RAFTKIT_COUNTER_SERVER_DEFAULT
 #define RAFTKIT_COUNTER_SERVER_DEFAULT "raftkit-counter-server"
@@ -54,6 +58,7 @@ std::string default_server_binary(const char* argv0) {
 }
 
 std::atomic<LocalCluster*> g_cluster{nullptr};
+std::atomic<boost::asio::io_context*> g_web_io{nullptr};  // --web: the first signal stops it
 int g_signal_pipe[2] = {-1, -1};
 
 extern "C" void on_signal(int) {
@@ -255,33 +260,14 @@ class Demo {
   int failed_ = 0;
 };
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  CLI::App app{"raftkit replicated counter demo: a 3-node cluster of real processes, a leader killed under load"};
-  std::string server = default_server_binary(argv[0]);
-  int tick_ms = 50;
-  int clients = 4;
-  bool verbose = false, keep = false;
-  app.add_option("--server-binary", server, "path of raftkit-counter-server")->capture_default_str();
-  app.add_option("--tick-ms", tick_ms, "protocol tick of the servers (election timeout: 10-20 ticks)")
-      ->capture_default_str()
-      ->check(CLI::Range(5, 1000));
-  app.add_option("--clients", clients, "concurrent clients")->capture_default_str()->check(CLI::Range(1, 64));
-  app.add_flag("--verbose,-v", verbose, "show the servers' own log lines");
-  app.add_flag("--keep", keep, "keep the data directories");
-  CLI11_PARSE(app, argc, argv);
-  if (::access(server.c_str(), X_OK) != 0) {
-    fmt::print(stderr, "raftkit-counter-demo: cannot execute the server '{}' (use --server-binary)\n", server);
-    return 2;
-  }
-
-  // Ctrl-C / SIGTERM / SIGHUP: the handler only writes to a pipe (whichever
-  // thread it interrupts); a thread then kills the servers, removes their
-  // data and exits.
+// Ctrl-C / SIGTERM / SIGHUP: the handler only writes to a pipe (whichever
+// thread it interrupts); a thread then kills the servers, removes their data
+// and exits. With --web the first signal stops the page's io_context instead
+// (a clean stop), and a second one kills. False if the pipe failed.
+bool watch_signals() {
   if (::pipe2(g_signal_pipe, O_CLOEXEC) != 0) {
     fmt::print(stderr, "raftkit-counter-demo: pipe: {}\n", std::strerror(errno));
-    return 1;
+    return false;
   }
   struct sigaction sa {};
   sa.sa_handler = on_signal;
@@ -291,6 +277,11 @@ int main(int argc, char** argv) {
     char c = 0;
     while (::read(g_signal_pipe[0], &c, 1) < 0 && errno == EINTR) {
     }
+    if (auto* io = g_web_io.exchange(nullptr)) {
+      io->stop();
+      while (::read(g_signal_pipe[0], &c, 1) < 0 && errno == EINTR) {
+      }
+    }
     fmt::print(stderr, "\ninterrupted: killing the servers and removing their data\n");
     if (auto* c = g_cluster.load()) {
       c->emergency_kill();
@@ -299,6 +290,38 @@ int main(int argc, char** argv) {
     }
     std::_Exit(130);
   }).detach();
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"raftkit replicated counter demo: a 3-node cluster of real processes, a leader killed under load"};
+  std::string server = default_server_binary(argv[0]);
+  int tick_ms = 50;
+  int clients = 4;
+  bool verbose = false, keep = false, web = false;
+  int web_port = 8090;
+  app.add_option("--server-binary", server, "path of raftkit-counter-server")->capture_default_str();
+  app.add_option("--tick-ms", tick_ms, "protocol tick of the servers (election timeout: 10-20 ticks)")
+      ->capture_default_str()
+      ->check(CLI::Range(5, 1000));
+  app.add_option("--clients", clients, "concurrent clients")->capture_default_str()->check(CLI::Range(1, 64));
+  app.add_flag("--verbose,-v", verbose, "show the servers' own log lines");
+  app.add_flag("--keep", keep, "keep the data directories");
+  app.add_flag("--web", web,
+               "serve a live page of the cluster under load, with buttons to kill, pause and restart nodes, "
+               "on 127.0.0.1 until Ctrl-C (--clients default: 2)");
+  app.add_option("--web-port", web_port, "the live page's port on 127.0.0.1 (0: any free port)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 65535));
+  CLI11_PARSE(app, argc, argv);
+  if (::access(server.c_str(), X_OK) != 0) {
+    fmt::print(stderr, "raftkit-counter-demo: cannot execute the server '{}' (use --server-binary)\n", server);
+    return 2;
+  }
+
+  if (!watch_signals()) return 1;
 
   LocalClusterOptions o;
   o.server_binary = server;
@@ -311,7 +334,17 @@ int main(int argc, char** argv) {
     LocalCluster cluster(o);
     g_cluster = &cluster;
     try {
-      rc = Demo(cluster, clients).run();
+      if (web) {
+        boost::asio::io_context io;
+        g_web_io = &io;
+        WebDemoOptions w;
+        w.port = static_cast<std::uint16_t>(web_port);
+        w.clients = app.count("--clients") ? clients : 2;
+        rc = run_web_demo(cluster, w, io);
+        g_web_io = nullptr;
+      } else {
+        rc = Demo(cluster, clients).run();
+      }
     } catch (const Fatal& e) {
       fmt::print("FAILED: {}\n", e.what());
       for (auto id : cluster.ids()) fmt::print("last output of node {}:\n{}", id, cluster.output_tail(id, 15));

@@ -62,13 +62,21 @@ class IncrementLoad {
     return best;
   }
 
+  /// Forgets the acknowledgements recorded before `t` (first_ack_after() no
+  /// longer sees them): a load that runs for hours keeps its memory bounded.
+  void forget_acks_before(Clock::time_point t) {
+    std::lock_guard lk(mu_);
+    acks_.erase(acks_.begin(), std::partition_point(acks_.begin(), acks_.end(),
+                                                    [t](const auto& a) { return a.first < t; }));
+  }
+
  private:
   void run(ClientOptions o) {
     Client c(o);
     while (!stop_) {
       auto r = c.incr(1);
-      const auto now = Clock::now();
       std::lock_guard lk(mu_);
+      const auto now = Clock::now();  // under the lock: acks_ stays in time order
       switch (r.outcome) {
         case Outcome::ok:
           ++counts_.acked;
