@@ -1,7 +1,8 @@
 // Issue 24, a full disk, with real processes: node 3's data directory is a
 // 16 MiB tmpfs, filled by a filler file while clients increment the counter.
-// Node 3 must say so (status, its diagnosis, the raftkit_disk_full gauge),
-// refuse increments with no_space, lead nothing, and keep running; the
+// Node 3, the leader then, must step down, say so (status, its diagnosis,
+// the raftkit_disk_full gauge), refuse increments with no_space, lead
+// nothing, and keep running; the
 // other two are a quorum and keep serving. Once the filler is removed node 3
 // resumes by itself (no restart) and catches up, and every acknowledged
 // increment is in the final value.
@@ -180,6 +181,13 @@ TEST_CASE("a full disk: the node refuses, says so, the others serve, it resumes 
   Load load(co, 3);
   REQUIRE(LocalCluster::wait_until([&] { return load.ok >= 100; }, T(20000)));
 
+  // Node 3 leads when its disk fills: it must step down, and the others take over.
+  REQUIRE(LocalCluster::wait_until([&] {
+    if (Client(c.client_options("admin")).transfer_leader(kFull).outcome != Outcome::ok) return false;
+    auto s = c.status(kFull, T(2000));
+    return s && s->role == "leader";
+  }, T(20000)));
+
   const std::string filler = data_dir + "/filler";
   const std::uint64_t filled = fill(filler, err);
   REQUIRE(err.empty());
@@ -194,6 +202,7 @@ TEST_CASE("a full disk: the node refuses, says so, the others serve, it resumes 
   CHECK(full_status->role != "stopped");
   CHECK(full_status->diagnosis.starts_with("disk full for "));
   CHECK(disk_full_gauge(ports.at(kFull)) == 1);
+  CHECK(c.output_tail(kFull, 400).find("stepping down as leader") != std::string::npos);
 
   // It refuses increments itself (nothing was done: "failed"), ...
   ClientOptions only_full = co;
