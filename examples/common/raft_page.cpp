@@ -70,6 +70,8 @@ std::string summary_table(const NodeStatus& s) {
   t += row("incarnation", fmt::format("{:x}{}", s.incarnation, s.replacing ? " (replacing: not swapped in yet)" : ""));
   if (s.disk_write_since)
     t += row("log write in flight", duration_text(s.now - *s.disk_write_since));
+  if (s.disk_full_since)
+    t += row("disk full", "for " + duration_text(s.now - *s.disk_full_since) + ": writes refused with no_space");
   if (!s.failure.empty()) t += row("failure", s.failure);
   return t + "</table>\n";
 }
@@ -148,6 +150,7 @@ json::object raft_status_json(const NodeStatus& s) {
           {"failure", s.failure},
           {"diagnosis", diagnose(s)},
           {"disk_write_ms", ms_ago(s, s.disk_write_since)},
+          {"disk_full_ms", ms_ago(s, s.disk_full_since)},
           {"configuration", configuration_json(s.membership)},
           {"contacts", std::move(contacts)},
           {"peers", std::move(peers)}};

@@ -12,7 +12,7 @@
 //   {"id": 1, "role": "follower", "term": 3, "leader": 2, "commit": 12,
 //    "applied": 12, "last_index": 12, "snapshot_index": 0,
 //    "incarnation": "1", "replacing": false, "failure": "", "diagnosis": "",
-//    "disk_write_ms": null,
+//    "disk_write_ms": null, "disk_full_ms": null,
 //    "configuration": {"voters": [1, 2, 3], "voters_outgoing": [],
 //      "joint": false, "learners": [], "staging": [],
 //      "addresses": {"1": "127.0.0.1:7001", ...}, "incarnations": {"1": "1", ...}},
@@ -21,7 +21,9 @@
 //               "active": true, "incarnation": "1", "replacing": false}]}
 // (incarnations are hexadecimal strings; "peers" is empty except on the
 // leader; "last_heard_ms_ago" is null for a node not heard from since this
-// one started; "disk_write_ms" is how long the log write in flight has been.)
+// one started; "disk_write_ms" is how long the log write in flight has been;
+// "disk_full_ms" how long the disk has been full: log writes refused with
+// no_space, retried until space is freed, null when it is not.)
 #pragma once
 
 #include <string>

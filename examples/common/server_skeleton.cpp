@@ -75,6 +75,11 @@ void add_server_options(CLI::App& app, ServerConfig& cfg, bool with_tls) {
   app.add_option("--snapshot-trailing-entries", cfg.snapshot_trailing_entries,
                  "entries of log kept behind a snapshot, so a follower a little behind is served from the log")
       ->capture_default_str();
+  app.add_option("--wal-segment-bytes", cfg.wal_segment_bytes,
+                 "size of a write-ahead-log segment file; the open one is extended (zero-filled) up to it ahead of "
+                 "the records, so a full disk is met when a segment is extended or started")
+      ->capture_default_str()
+      ->check(CLI::Range(std::uint64_t{4096}, std::uint64_t{1} << 40));
   app.add_flag("--bootstrap", cfg.bootstrap,
                "start a new cluster of --peers if the data directory is empty; only on the first start of each "
                "node of a new cluster (a node started without it waits for a leader to add it)");
@@ -172,7 +177,9 @@ std::string ServerSkeleton::open(std::shared_ptr<StateMachine> machine, const st
 
   std::unique_ptr<LogStore> store;
   std::string detail;
-  if (auto ec = open_wal_store((dir / "wal").string(), WalOptions{}, store, &detail)) {
+  WalOptions wal;
+  wal.segment_bytes = cfg_.wal_segment_bytes;
+  if (auto ec = open_wal_store((dir / "wal").string(), wal, store, &detail)) {
     if (ec == errc::locked)
       return fmt::format("the data directory {} is in use by another process ({}); is another server running with "
                          "this --data-dir?",

@@ -72,6 +72,7 @@ struct ServerConfig {
   int request_timeout_ms = 2000;
   std::uint64_t snapshot_interval = 10000;
   std::uint64_t snapshot_trailing_entries = 1000;  ///< --snapshot-trailing-entries (Options)
+  std::uint64_t wal_segment_bytes = 64ull << 20;   ///< --wal-segment-bytes (WalOptions::segment_bytes)
   bool exit_on_stdin_eof = false;
   bool bootstrap = false;  ///< --bootstrap: start a new cluster if the data directory is empty
   /// With add_metrics_option(): serve GET /metrics (Prometheus text) over
@@ -95,7 +96,7 @@ struct ServerConfig {
 
 /// Registers the shared options (--id, --peers, --clients, --client-host,
 /// --client-port, --data-dir, --cluster-id, --tick-ms, --election-ticks,
-/// --request-timeout-ms, --snapshot-interval, --exit-on-stdin-eof; with TLS
+/// --request-timeout-ms, --snapshot-interval, --wal-segment-bytes, --exit-on-stdin-eof; with TLS
 /// also --ca, --cert, --key, --tls-reload-ms, --insecure,
 /// --handshake-timeout-ms) on `app`, writing into `cfg`.
 void add_server_options(CLI::App& app, ServerConfig& cfg, bool with_tls);

@@ -288,6 +288,15 @@ struct Client::Impl {
             std::this_thread::sleep_until(std::min(deadline, Clock::now() + opt.retry_pause));
             continue;
           }
+          // A server whose disk is full refused it: another may lead (a
+          // full server never does).
+          if (error_from_name(r.code) == errc::no_space) {
+            last_error = fmt::format("{}: {}", target, r.message);
+            leader.clear();
+            target = advance();
+            pause();
+            continue;
+          }
           res.outcome = Outcome::failed;
           res.message = r.message;
           return res;

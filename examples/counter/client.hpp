@@ -13,7 +13,8 @@
 //            been applied, now or later.
 // An increment is retried only when the previous attempt certainly did
 // nothing: the request was not completely written, or the server answered
-// not-leader, busy or dropped. It is never retried after an unknown outcome
+// not-leader, busy, dropped or no_space (that server's disk is full: the
+// next server is asked). It is never retried after an unknown outcome
 // (the counter has no idempotency keys), so it is applied at most once.
 // Reads (get), status and transfer-leader have no such hazard and are
 // retried on other servers after a timeout.

@@ -37,7 +37,7 @@
 //                 "client_address": "127.0.0.1:8001", "voters": [1, 2, 3],
 //                 "learners": [], "staging": [], "voters_outgoing": [],
 //                 "joint": false, "replacing": false, "incarnation": "1",
-//                 "snapshot_index": 0, "diagnosis": ""},
+//                 "snapshot_index": 0, "diagnosis": "", "disk_full": false},
 //                {"server": "127.0.0.1:8002", "reachable": false,
 //                 "error": "connection refused"}, ...]}
 // ("leader" is 0 when the server knows no leader; "role" is one of follower,
@@ -51,7 +51,10 @@
 // "diagnosis" is empty when the server knows a leader, else one line saying
 // why it knows none, e.g. "no quorum: nodes 2 and 3 unreachable for 12 s"
 // (raftkit::diagnose(), the line the server's /raft page shows); the table
-// prints it under the server's row.)
+// prints it under the server's row. "disk_full" is true while the server's
+// log writes are refused for want of space: it refuses increments with
+// no_space, neither leads nor votes, and resumes by itself once space is
+// freed; its diagnosis then says "disk full for ...".)
 // Exit codes: 0 done, 1 failed (nothing was done), 3 unknown outcome (an
 // increment may or may not have been applied), 2 bad usage.
 #include <cstdint>
@@ -114,7 +117,8 @@ boost::json::object status_json(const std::string& server, const std::optional<N
           {"replacing", info->replacing},
           {"incarnation", fmt::format("{:x}", info->incarnation)},
           {"snapshot_index", info->snapshot_index},
-          {"diagnosis", info->diagnosis}};
+          {"diagnosis", info->diagnosis},
+          {"disk_full", info->disk_full}};
 }
 
 // "voters 1,2,3 | learners 4 | staging 5 | joint, old voters 1,2" (empty parts left out).
@@ -251,12 +255,14 @@ int main(int argc, char** argv) {
       fmt::print("{:<22} unreachable: {}\n", s, err);
       continue;
     }
-    fmt::print("{:<22} {:>4} {:<14} {:>5} {:>7} {:>8} {:>8} {:>10} {:>8}  {}{}{}\n", s, info->id, info->role,
+    fmt::print("{:<22} {:>4} {:<14} {:>5} {:>7} {:>8} {:>8} {:>10} {:>8}  {}{}{}{}\n", s, info->id, info->role,
                info->term, info->leader == 0 ? std::string("-") : std::to_string(info->leader), info->commit,
                info->applied, info->value, info->snapshot_index, configuration_text(*info),
                info->replacing ? "  REPLACING (new incarnation: counts once the leader swaps it in)" : "",
+               info->disk_full ? "  DISK FULL (writes refused with no_space)" : "",
                info->failure.empty() ? "" : "  failure: " + info->failure);
-    if (!info->diagnosis.empty()) fmt::print("{:<22} no leader: {}\n", "", info->diagnosis);
+    if (!info->diagnosis.empty())
+      fmt::print("{:<22} {}{}\n", "", info->disk_full ? "" : "no leader: ", info->diagnosis);
   }
   if (json) fmt::print("{}\n", boost::json::serialize(boost::json::object{{"servers", std::move(servers)}}));
   return rc;

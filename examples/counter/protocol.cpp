@@ -112,6 +112,7 @@ std::vector<std::uint8_t> encode_reply(const Reply& r) {
     i.setIncarnation(r.info->incarnation);
     i.setSnapshotIndex(r.info->snapshot_index);
     i.setDiagnosis(r.info->diagnosis);
+    i.setDiskFull(r.info->disk_full);
   }
   return frame(mb);
 }
@@ -198,6 +199,7 @@ std::optional<Reply> decode_reply(const std::vector<std::uint8_t>& body, std::st
       n.incarnation = i.getIncarnation();
       n.snapshot_index = i.getSnapshotIndex();
       n.diagnosis = text(i.getDiagnosis());
+      n.disk_full = i.getDiskFull();
       out.info = std::move(n);
     }
     return out;

@@ -61,6 +61,7 @@ struct NodeInfo {
   std::uint64_t incarnation = 0;
   std::uint64_t snapshot_index = 0;
   std::string diagnosis;  ///< why no leader is known (raftkit::diagnose()); empty when one is
+  bool disk_full = false;  ///< log writes are refused with no_space (NodeStatus::disk_full_since)
 };
 
 enum class ReplyKind { ok, not_leader, failed, unknown_outcome };

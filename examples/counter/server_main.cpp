@@ -436,6 +436,7 @@ class Server {
       i.incarnation = st.incarnation;
       i.snapshot_index = st.snapshot_index.value;
       i.diagnosis = raftkit::diagnose(st);
+      i.disk_full = st.disk_full_since.has_value();
       r.kind = ReplyKind::ok;
       r.info = std::move(i);
       co_return r;

@@ -254,7 +254,8 @@ class KvServer {
                    {"snapshot_index", st.snapshot_index.value},
                    {"keys", sm_->local_size()},
                    {"http", cfg_.client_address()},
-                   {"failure", st.failure}};
+                   {"failure", st.failure},
+                   {"disk_full", st.disk_full_since.has_value()}};
     if (auto it = cfg_.clients.find(st.leader.value); it != cfg_.clients.end()) o["leader_http"] = it->second;
     co_return json_response(200, o);
   }

@@ -6,6 +6,11 @@
 // THE RULE, first match wins:
 //   - the node stopped: "stopped: <why>";
 //   - it has not started: "starting: the node is not running yet";
+//   - its disk is full (NodeStatus::disk_full_since), whether or not it
+//     knows a leader, since it cannot follow one (it acknowledges nothing
+//     it has not written): "disk full for 12 s: log writes fail with
+//     no_space; this node refuses writes and neither leads, votes nor
+//     acknowledges until space is freed (it retries by itself)";
 //   - it knows a leader (or leads): "" (nothing to explain);
 //   - a log write has been in flight longer than disk_stall_timeout:
 //     "disk stalled for 3 s: a log write has not finished";
@@ -35,7 +40,7 @@
 namespace raftkit {
 
 /// One line saying why `status` shows no leader (see the file comment);
-/// empty when the node knows a leader or is one.
+/// empty when the node knows a leader or is one (and its disk is not full).
 std::string diagnose(const NodeStatus& status);
 
 /// "450 ms" under a second, "12 s" above (whole seconds, rounded down).

@@ -26,7 +26,8 @@ enum class errc {
                          ///< the target is unreachable or lagging (pick another)
   corrupted,             ///< storage: checksums failed; the data cannot be trusted
   io_error,              ///< storage: a write or sync failed; the store refuses further writes
-  no_space,              ///< storage: the disk is full; nothing was acknowledged
+  no_space,              ///< storage: the disk is full; the node refused the request before anything entered
+                         ///< its log (it resumes by itself once space is freed): retry elsewhere or later
   locked,                ///< storage: another process holds the data directory
   cluster_mismatch,      ///< transport: the peer belongs to another cluster
   protocol_error,        ///< transport: malformed or oversized bytes from a peer
@@ -52,8 +53,9 @@ enum class RequestOutcome : std::uint8_t {
 /// | `dropped`                                                  | `not_done` | retry                 |
 /// | `too_large`, `invalid_argument`                            | `not_done` | change it, then retry |
 /// | `unavailable` (transfer target or quorum not reachable)    | `not_done` | retry later           |
+/// | `no_space` (this node's disk is full)                      | `not_done` | retry elsewhere/later |
 /// | `timeout`, `shutting_down`                                 | `unknown`  | retry idempotently    |
-/// | `io_error`, `no_space`, `corrupted`, `locked`, `compacted` | `unknown`  | retry elsewhere       |
+/// | `io_error`, `corrupted`, `locked`, `compacted`             | `unknown`  | retry elsewhere       |
 /// | `cluster_mismatch`, `protocol_error`, another category     | `unknown`  | retry elsewhere       |
 ///
 /// A node refuses a request (`not_done`) before it puts anything in its log;
@@ -69,6 +71,7 @@ inline RequestOutcome outcome(std::error_code ec) noexcept {
     case errc::too_large:
     case errc::invalid_argument:
     case errc::unavailable:
+    case errc::no_space:
       return RequestOutcome::not_done;
     default:
       return RequestOutcome::unknown;

@@ -48,7 +48,11 @@ class LogStore {
   virtual std::error_code entries(Index lo, Index hi, std::size_t max_bytes, std::vector<Entry>& out) const = 0;
 
   // ---- write side (used by the runtime) ----------------------------------
-  // None of these is durable until sync() returns success.
+  // None of these is durable until sync() returns success. A write that
+  // fails with errc::no_space (the disk is full) must leave the store as it
+  // was and usable: the runtime waits and makes the same write again later
+  // (a node with a full disk does not stop). Any other write error, and
+  // any sync() error, stops the node.
 
   /// Appends contiguous entries. If the first has index <= last_index(), the
   /// existing entries from that index on are dropped first (a conflicting

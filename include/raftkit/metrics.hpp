@@ -115,6 +115,12 @@ struct MetricsSnapshot {
   // Storage.
   HistogramSnapshot log_append_us;  ///< histogram: one log write (Ready persisted), µs, fsync included
   HistogramSnapshot log_fsync_us;   ///< histogram: one fsync/fdatasync of the log, µs
+  /// gauge: 1 while the disk is full (a log write was refused with
+  /// no_space and no retry has succeeded yet), else 0
+  std::int64_t disk_full = 0;
+  /// counter: writes refused with no_space (log writes and their retries,
+  /// snapshot saves)
+  std::uint64_t no_space_writes = 0;
 
   // Snapshots.
   HistogramSnapshot snapshot_bytes;        ///< histogram: size of each snapshot saved, bytes
@@ -210,6 +216,8 @@ class MetricsRegistry {
 
   MetricHistogram log_append_us;  ///< see MetricsSnapshot::log_append_us
   MetricHistogram log_fsync_us;   ///< see MetricsSnapshot::log_fsync_us
+  MetricGauge disk_full;          ///< see MetricsSnapshot::disk_full
+  MetricCounter no_space_writes;  ///< see MetricsSnapshot::no_space_writes
 
   MetricHistogram snapshot_bytes;     ///< see MetricsSnapshot::snapshot_bytes
   MetricHistogram snapshot_save_us;   ///< see MetricsSnapshot::snapshot_save_us

@@ -25,7 +25,9 @@
 //   errc::timeout             no answer in Options::request_timeout: the
 //                             command MAY still commit (retry idempotently)
 //   errc::shutting_down       the node stopped first: outcome unknown
-//   errc::io_error, no_space  the store failed; the node has stopped
+//   errc::no_space            this node's disk is full: refused, nothing was
+//                             done; it resumes by itself once space is freed
+//   errc::io_error            the store failed; the node has stopped
 //
 // THE LEADER HINT. Every completion carries, next to the error, the leader
 // as this node knew it at the moment the request completed (LeaderHint: its

@@ -71,6 +71,12 @@ struct Options {
   /// down (a stalled disk must not hold the cluster hostage). Its ticks never
   /// wait on the disk; while a write is stalled it sends nothing.
   std::chrono::milliseconds disk_stall_timeout{2000};
+  /// A log write the disk refused for want of space (errc::no_space) is
+  /// tried again this often. Meanwhile the node acknowledges nothing it
+  /// has not written: it refuses proposals with no_space, steps down if it
+  /// leads, neither campaigns nor votes, and says so (NodeStatus::disk_full_since,
+  /// the raftkit_disk_full gauge); the first retry that succeeds resumes it.
+  std::chrono::milliseconds disk_full_retry{500};
   /// Directory for snapshot files; empty keeps snapshots in memory only.
   std::string snapshot_dir;
   /// Take a snapshot after this many entries applied since the last one

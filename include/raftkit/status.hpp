@@ -113,6 +113,12 @@ struct NodeStatus {
   std::vector<PeerContact> contacts;
   /// A log write in flight since then (same clock); nullopt: none.
   std::optional<std::chrono::nanoseconds> disk_write_since;
+  /// The disk has been full since then (same clock): a log write was
+  /// refused with no_space and no retry has succeeded yet. Meanwhile the
+  /// node refuses proposals with errc::no_space, does not lead, vote or
+  /// acknowledge entries, and retries every Options::disk_full_retry;
+  /// nullopt: not full.
+  std::optional<std::chrono::nanoseconds> disk_full_since;
   /// A node not heard from for longer than this counts as unreachable: the
   /// election timeout (Options::tick_interval × ProtocolOptions::election_ticks).
   std::chrono::nanoseconds contact_timeout{0};

@@ -289,7 +289,7 @@ void Raft::become_leader() {
 void Raft::campaign() { campaign(options_.pre_vote, false); }
 
 void Raft::campaign(bool pre_vote, bool transfer) {
-  if (role_ == Role::leader || !counted()) return;
+  if (role_ == Role::leader || !counted() || campaigns_held_) return;
   // A configuration known committed but not yet applied would decide this
   // election; counting votes in the older one could elect a node with a
   // quorum the newer configuration never agreed to (etcd's hup() waits too).

@@ -143,6 +143,12 @@ class Raft {
   /// Gives up leadership now (a leader whose disk stalled): becomes a
   /// follower of the same term and stops sending heartbeats.
   void step_down();
+  /// While held (a node whose disk is full: it could not persist its vote),
+  /// this node starts no election, pre-vote included, whatever its timers
+  /// or a TimeoutNow say; it still follows a leader. Released, it campaigns
+  /// again when its election timeout next elapses.
+  void hold_campaigns(bool held) { campaigns_held_ = held; }
+  bool campaigns_held() const { return campaigns_held_; }
   /// Starts an election now (as if the election timeout elapsed).
   void campaign();
   /// The transport could not reach `peer`: stop streaming to it and probe.
@@ -331,6 +337,7 @@ class Raft {
   std::size_t uncommitted_bytes_ = 0;
   Index config_index_;        // where membership_ came from (0: the options)
   Index pending_conf_index_;  // leader: last membership entry appended
+  bool campaigns_held_ = false;  // hold_campaigns()
   bool leaving_ = false;      // leader: a configuration without it is appended
   std::uint64_t incarnation_;  // HardState::incarnation, nonzero
   // Vote requests are refused until ticks_ reaches this (one election

@@ -79,6 +79,10 @@ std::string duration_text(nanoseconds d) {
 std::string diagnose(const NodeStatus& s) {
   if (s.role == NodeRole::stopped) return s.failure.empty() ? "stopped" : "stopped: " + s.failure;
   if (s.role == NodeRole::starting) return "starting: the node is not running yet";
+  if (s.disk_full_since)
+    return fmt::format("disk full for {}: log writes fail with no_space; this node refuses writes and neither leads, "
+                       "votes nor acknowledges until space is freed (it retries by itself)",
+                       duration_text(s.now - *s.disk_full_since));
   if (s.role == NodeRole::leader || !s.leader.is_none()) return {};
   if (s.disk_write_since && s.now - *s.disk_write_since >= s.disk_stall_timeout)
     return fmt::format("disk stalled for {}: a log write has not finished", duration_text(s.now - *s.disk_write_since));

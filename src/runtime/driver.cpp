@@ -177,6 +177,7 @@ void Driver::tick(TimePoint now) {
   advance_clock(now);
   check_disk_stall(now_);
   pending_.expire(now_);
+  if (disk_full() && now_ >= disk_retry_at_) retry_refused_write();
   process();
 }
 
@@ -234,6 +235,10 @@ core::Proposed Driver::propose(Bytes command, ResultHandler done, TimePoint now,
     return {};
   }
   advance_clock(now);
+  if (disk_full()) {
+    pending_.finish_proposal(done, errc::no_space);
+    return {};
+  }
   if (too_many_pending()) {
     pending_.finish_proposal(done, errc::busy);
     return {};
@@ -344,6 +349,7 @@ void Driver::change_membership(Membership target, DoneHandler done, TimePoint no
 
 void Driver::start_change(const Membership& target, PendingRequests::Goal reached, DoneHandler done, TimePoint now) {
   advance_clock(now);
+  if (disk_full()) return done(errc::no_space);
   if (pending_.changing_membership() && !planted(core::bug_overlapping_changes)) return done(errc::busy);
   const Membership& current = raft_->membership();
   if (!current.joint() && reached(current) && target == current) return done({});
@@ -356,9 +362,14 @@ void Driver::start_change(const Membership& target, PendingRequests::Goal reache
 
 void Driver::write_done(std::uint64_t id, std::error_code ec, const std::string& what) {
   if (stopped_ || !raft_) return;
+  if (ec == errc::no_space && planted(bug_ack_failed_write)) [[unlikely]]
+    ec = {};
+  if (ec == errc::no_space) return write_refused(id, what);  // see A FULL DISK in driver.hpp
   if (ec) return fail(ec, what);
   if (snapshot_.write_done(id, *raft_)) return process();  // a snapshot saved or recorded
   if (!persisting_ || id != persisting_id_) return;
+  if (disk_full()) disk_space_back();
+  persisting_write_.reset();
   auto rd = std::move(persisting_);
   snapshot_.set_receiving(false);
   persisting_id_ = 0;
@@ -374,7 +385,7 @@ void Driver::snapshot_read_done(SnapshotRead& r) {
 // Ticks go on while a write is in flight; a leader whose own write has not
 // finished in time steps down, so a healthy node can take over.
 void Driver::check_disk_stall(TimePoint now) {
-  if (!persisting_ || now - persist_started_ < options_.disk_stall_timeout) return;
+  if (persisting_id_ == 0 || now - persist_started_ < options_.disk_stall_timeout) return;
   if (!stall_reported_) {
     options_.logger.warn(options_.id, raft_->term(), "log write stalled for more than {} ms{}",
                          options_.disk_stall_timeout.count(),
@@ -474,6 +485,7 @@ void Driver::persist_ready(std::shared_ptr<core::Ready> rd, std::optional<HardSt
     return {};
   });
   persisting_id_ = w->id;
+  persisting_write_ = w;
   io_.persist(std::move(w));
 }
 
@@ -628,7 +640,8 @@ NodeStatus Driver::status(bool lists) const {
   s.failure = failure_;
   s.now = now_;
   s.started_at = started_at_;
-  if (persisting_) s.disk_write_since = persist_started_;
+  if (persisting_id_ != 0) s.disk_write_since = persist_started_;
+  s.disk_full_since = disk_full_since_;
   s.contact_timeout = std::chrono::duration_cast<TimePoint>(options_.tick_interval) * options_.protocol.election_ticks;
   s.disk_stall_timeout = options_.disk_stall_timeout;
   if (lists && raft_) s.contacts = contacts();

@@ -52,6 +52,19 @@
 // were handed out. A failed write or sync stops the driver for good (the store
 // refuses later writes; see log_store.hpp): nothing is acknowledged after it.
 //
+// A FULL DISK is the exception: a log write refused with errc::no_space left
+// the store as it was (a WAL cuts off a partial record; a failed fsync is
+// never no_space there), so the node waits instead of stopping. Its Ready
+// stays unpersisted — none of its acknowledgements or votes leave, nothing
+// after it is applied — and the same write is handed out again every
+// Options::disk_full_retry until one succeeds; then the cycle resumes where
+// it was. Meanwhile proposals and membership changes are refused with
+// no_space, a leader steps down and the node starts no election
+// (core::Raft::hold_campaigns): it still answers heartbeats and serves stale
+// reads and its status (disk_full_since, the disk_full gauge). A snapshot
+// save refused with no_space is dropped (the next interval takes another);
+// a snapshot record refused so is tried again later (maybe_record).
+//
 // SNAPSHOTS. Every Options::snapshot_interval applied entries, or
 // Options::snapshot_interval_bytes of applied entries, the state
 // machine's capture_snapshot() runs here (on the caller's thread, and cheap:
@@ -224,6 +237,11 @@ class Driver {
   void applied(const Entry& e, Bytes result);
   void start_change(const Membership& target, PendingRequests::Goal reached, DoneHandler done, TimePoint now);
   void check_disk_stall(TimePoint now);
+  // The full disk (driver_disk_full.cpp).
+  void write_refused(std::uint64_t id, const std::string& what);
+  void retry_refused_write();
+  void disk_space_back();
+  bool disk_full() const { return disk_full_since_.has_value(); }
   void send(Message m);
   void fail(std::error_code ec, const std::string& what);
   void observe_changes();
@@ -272,7 +290,10 @@ class Driver {
   std::shared_ptr<core::Ready> persisting_;
   HardState written_hs_;                       // the last hard state handed to a write (or loaded)
   std::optional<HardState> unwritten_commit_;  // a newer commit index, written with the next write
-  std::uint64_t persisting_id_ = 0;
+  std::uint64_t persisting_id_ = 0;                // 0: none in flight (or waiting for a retry: disk full)
+  std::shared_ptr<DiskWrite> persisting_write_;    // persisting_'s write, handed out again while the disk is full
+  std::optional<TimePoint> disk_full_since_;       // a log write was refused with no_space then
+  TimePoint disk_retry_at_{};                      // when the refused write is handed out again
   TimePoint persist_started_{};
   bool stall_reported_ = false;
 

@@ -92,6 +92,8 @@ MetricsSnapshot MetricsRegistry::snapshot() const noexcept {
   s.incarnation_changes = incarnation_changes.value();
   s.log_append_us = log_append_us.snapshot();
   s.log_fsync_us = log_fsync_us.snapshot();
+  s.disk_full = disk_full.value();
+  s.no_space_writes = no_space_writes.value();
   s.snapshot_bytes = snapshot_bytes.snapshot();
   s.snapshot_save_us = snapshot_save_us.snapshot();
   s.snapshot_capture_us = snapshot_capture_us.snapshot();
@@ -195,6 +197,9 @@ std::string to_prometheus(const MetricsSnapshot& s, NodeId node) {
             "Messages from another incarnation of a follower than the one the leader tracked.", s.incarnation_changes);
   e.histogram("raftkit_log_append_seconds", "Duration of one log write, fsync included.", s.log_append_us, 1e-6);
   e.histogram("raftkit_log_fsync_seconds", "Duration of one fsync of the log.", s.log_fsync_us, 1e-6);
+  e.gauge("raftkit_disk_full", "1 while a log write is refused for want of disk space, else 0.", s.disk_full);
+  e.counter("raftkit_no_space_writes_total", "Writes (log and snapshot) the disk refused for want of space.",
+            s.no_space_writes);
   e.histogram("raftkit_snapshot_bytes", "Size of each snapshot saved.", s.snapshot_bytes, 1.0);
   e.histogram("raftkit_snapshot_save_seconds", "Duration of saving one snapshot.", s.snapshot_save_us, 1e-6);
   e.histogram("raftkit_snapshot_capture_seconds", "Duration of the state machine's snapshot capture on the strand.",

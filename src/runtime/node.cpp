@@ -191,6 +191,14 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl>, runtime::DriverIo 
   // carries the leader hint.
   void on_strand(DoneHandler done, std::function<void(Impl&, runtime::Driver::DoneHandler)> op);
 
+  // A failed sync is no full disk to wait out, whatever it says: after a
+  // failed fsync the kernel may have dropped the dirty pages, and a later
+  // one could "succeed" without them. The node stops (log_store.hpp).
+  static std::error_code sync_failed(std::error_code ec, std::string& what) {
+    what = "syncing the log";
+    return ec == errc::no_space ? std::error_code(errc::io_error) : ec;
+  }
+
   // The write and its sync run on the disk thread; the strand keeps going
   // (a store that performs no I/O is written on the strand).
   // A snapshot's serialisation runs on a thread of its own, beside the log
@@ -210,7 +218,7 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl>, runtime::DriverIo 
     if (!store->performs_io()) {  // nothing can block: write here, report as the next handler
       std::string what;
       std::error_code ec = w->apply(what);
-      if (!ec && (ec = store->sync())) what = "syncing the log";
+      if (!ec && (ec = store->sync())) ec = sync_failed(ec, what);
       asio::post(strand, [self = shared_from_this(), w = std::move(w), ec, what = std::move(what)] {
         self->driver.write_done(w->id, ec, what);
         self->after_input();
@@ -225,7 +233,7 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl>, runtime::DriverIo 
       const auto written = Clock::now();
       metrics.log_append_us.record(written - started);
       if (!ec) {
-        if ((ec = self->store->sync())) what = "syncing the log";
+        if ((ec = self->store->sync())) ec = sync_failed(ec, what);
         metrics.log_fsync_us.record(Clock::now() - written);
       }
       asio::dispatch(self->strand, [self, w, ec, what = std::move(what)] {

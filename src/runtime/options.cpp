@@ -42,6 +42,7 @@ std::string Options::validate() const {
   if (membership_timeout.count() <= 0) return "membership_timeout must be positive";
   if (disk_stall_timeout.count() <= 0) return "disk_stall_timeout must be positive";
   if (bootstrap_probe_timeout.count() <= 0) return "bootstrap_probe_timeout must be positive";
+  if (disk_full_retry.count() <= 0) return "disk_full_retry must be positive";
   if (max_pending_requests == 0) return "max_pending_requests must be positive";
   if (!logger.has_sink()) return "logger has no sink (use raftkit::Logger::discard() to drop log lines)";
   if (auto p = core_options().validate(); !p.empty()) return "protocol." + p;

@@ -20,6 +20,8 @@ enum DriverBug : unsigned {
                                           ///< older with `dropped` at once (hole B)
   bug_snapshot_keeps_identity = 1u << 4,  ///< an empty log beside a surviving snapshot restarts as the
                                           ///< bootstrap incarnation (hole D)
+  bug_ack_failed_write = 1u << 5,         ///< a log write refused with no_space counts as done: its
+                                          ///< acknowledgements leave for entries the store lacks
 };
 using DriverBugs = core::BugSet<DriverBug>;
 

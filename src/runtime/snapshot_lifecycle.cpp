@@ -130,6 +130,7 @@ void SnapshotLifecycle::maybe_take(const core::Raft& raft) {
   const bool by_bytes = options_.snapshot_interval_bytes != 0 &&
                         bytes_since_snapshot_ >= options_.snapshot_interval_bytes && applied > newest_index();
   if (!by_entries && !by_bytes) return;
+  if (applied < retake_at_) return;  // the disk refused the last save
   take(raft);
 }
 
@@ -224,6 +225,22 @@ bool SnapshotLifecycle::write_done(std::uint64_t id, const core::Raft& raft) {
   }
   if (recording_ && recording_->write_id == id) {
     recorded(raft);
+    return true;
+  }
+  return false;
+}
+
+bool SnapshotLifecycle::write_refused(std::uint64_t id, const core::Raft& raft) {
+  if (saving_ && saving_->write_id == id) {
+    options_.logger.warn(options_.id, raft.term(), "disk full: the snapshot at index {} was not saved; the next "
+                         "is taken {} entries on", saving_->meta.index, options_.snapshot_interval);
+    retake_at_ = raft.applied_index() + std::max<std::uint64_t>(options_.snapshot_interval, 1);
+    saving_.reset();
+    fail_waiters(errc::no_space);
+    return true;
+  }
+  if (recording_ && recording_->write_id == id) {
+    recording_.reset();  // maybe_record() tries again after the next apply
     return true;
   }
   return false;

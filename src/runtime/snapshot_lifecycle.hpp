@@ -87,6 +87,12 @@ class SnapshotLifecycle {
   /// Routes the successful write `id` to saved() or recorded(); false if it
   /// is no write of this lifecycle.
   bool write_done(std::uint64_t id, const core::Raft& raft);
+  /// The write `id` was refused with no_space (it left nothing behind):
+  /// a refused save is dropped (its snapshot_now() callers hear no_space;
+  /// the next is taken another snapshot_interval on), a refused record is
+  /// tried again by the next maybe_record(). False if it is no write of
+  /// this lifecycle.
+  bool write_refused(std::uint64_t id, const core::Raft& raft);
   /// A SnapshotRead finished; false if it is no read in flight here.
   bool read_done(SnapshotRead& r, Term term);
 
@@ -137,6 +143,7 @@ class SnapshotLifecycle {
   std::optional<std::uint64_t> reading_;  // the SnapshotRead in flight
 
   std::uint64_t bytes_since_snapshot_ = 0;  // entry_bytes() applied since the newest snapshot
+  Index retake_at_;  // after a save refused with no_space: no snapshot is taken by interval before this index
   // snapshot_now() callers, each with the applied index its snapshot must reach.
   std::vector<std::pair<Index, DoneHandler>> waiters_;
   // Snapshot transfers to followers in flight, since when (metrics only).

@@ -423,7 +423,12 @@ class WalStore final : public LogStore {
       file_end_ = new_end;
     }
     if (auto ec = file_->write_at(open_size_, frames)) {
-      if (ec == std::errc::no_space_on_device && !file_->truncate(open_size_)) return errc::no_space;
+      // Cut back to the last whole record: the next write starts there, so
+      // no torn piece of this one ever sits between two records.
+      if (ec == std::errc::no_space_on_device && !file_->truncate(open_size_)) {
+        file_end_ = open_size_;
+        return errc::no_space;
+      }
       poison_locked(fmt::format("write to {} failed: {}", path(segments_.back(), "log"), ec.message()));
       return storage::to_store_error(ec);
     }
@@ -438,6 +443,7 @@ class WalStore final : public LogStore {
       poison_locked(fmt::format("truncate of {} failed: {}", path(segments_.back(), "log"), ec.message()));
       return failed_;
     }
+    file_end_ = open_size_;  // stays so if the next segment cannot be created (no_space): the next write tries again
     if (auto ec = file_->sync()) {
       poison_locked(fmt::format("fdatasync of {} failed: {}", path(segments_.back(), "log"), ec.message()));
       return failed_;

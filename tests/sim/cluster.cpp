@@ -226,6 +226,7 @@ void Cluster::on(const ev::Unreachable& e) {
 // random latency, after every earlier write's.
 void Cluster::persist(std::size_t n, std::shared_ptr<runtime::DiskWrite> w) {
   PendingWrite pw;
+  nodes_[n]->store.set_full(w_.now < nodes_[n]->disk_full_until);
   pw.ec = w->apply(pw.what);
   pw.id = w->id;
   queue_io(n, std::move(pw));

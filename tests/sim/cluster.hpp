@@ -78,6 +78,7 @@ struct SimNode {
   Time last_sync_at = 0;
   bool power_cut_armed = false;        // crash at the next write
   bool slow_next_sync = false;         // the next sync hangs for a while
+  Time disk_full_until = 0;            // its disk refuses writes (no_space) until then
   bool poll_pending = false;           // deferred proposals wait for an ev::Poll
   bool lost_disk = false;              // wiped, and not yet caught up by a leader
   Membership membership;               // the newest configuration it applied (kept while down)

@@ -70,6 +70,7 @@ std::vector<std::pair<runtime::PlantedBugs, std::string_view>> all_bugs() {
           {runtime::bug_proposals_by_index_only, "proposals_by_index_only"},
           {runtime::bug_drop_missed_ticks, "drop_missed_ticks"},
           {runtime::bug_config_on_unwritten_commit, "config_on_unwritten_commit"},
+          {runtime::bug_ack_failed_write, "ack_failed_write"},
           {runtime::bug_drop_on_collision, "drop_on_collision"},
           {runtime::bug_snapshot_keeps_identity, "snapshot_keeps_identity"}};
 }

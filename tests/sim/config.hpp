@@ -34,7 +34,7 @@ enum class Fault : std::uint8_t {
   partition,  ///< symmetric partitions (split, or one node isolated)
   oneway,     ///< one-way link cuts (a hears b, b does not hear a)
   crash,      ///< crash and restart, losing what was not synced
-  disk,       ///< storage write or sync errors (the node stops)
+  disk,       ///< storage write or sync errors (the node stops), a hanging sync, a full disk for a while
   drift,      ///< per-node clock-rate drift (ticks run fast or slow)
   transfer,   ///< leadership transfers requested at random moments
   stall,      ///< a node's thread is busy for a while (its events wait)

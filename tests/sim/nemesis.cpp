@@ -47,6 +47,7 @@ void Nemesis::heal_all(bool final) {
     cluster_.set_clock_rate(n, nd.base_clock_rate);
     nd.power_cut_armed = false;
     nd.slow_next_sync = false;
+    nd.disk_full_until = 0;
     nd.store.disarm();
   }
   w_.trace(traced::Healed{true});
@@ -214,12 +215,15 @@ TraceEvent Nemesis::crash(std::size_t victim) {
 }
 
 TraceEvent Nemesis::disk(std::size_t victim) {
-  const auto shape = static_cast<traced::DiskFault>(w_.rng.below(3));
+  const auto shape = static_cast<traced::DiskFault>(w_.rng.below(4));
   SimNode& nd = cluster_.node(victim);
   switch (shape) {
     case traced::DiskFault::fail_write: nd.store.fail_next_write(); break;
     case traced::DiskFault::fail_sync: nd.store.fail_next_sync(); break;
     case traced::DiskFault::slow_sync: nd.slow_next_sync = true; break;  // the leader must step down, not hold the cluster
+    case traced::DiskFault::full:  // it must refuse, step down and resume, never ack what it did not write
+      nd.disk_full_until = std::max(nd.disk_full_until, w_.now + w_.rng.range(100 * kMillis, 3 * kSeconds));
+      break;
   }
   return traced::Disk{victim, shape};
 }

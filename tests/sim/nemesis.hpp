@@ -9,7 +9,7 @@
 //
 // Faults on links (loss, duplication, delay spikes, holds, partitions,
 // one-way cuts) are set in the Network; faults on nodes (crashes, power
-// cuts, clean stops, failing or hanging disks, stalls, clock drift, wiped
+// cuts, clean stops, failing, hanging or full disks, stalls, clock drift, wiped
 // disks) go to the Cluster; operators' requests (leadership transfer,
 // membership changes) go to the leader's driver. A fault that outlives its
 // duration is undone by an ev::Revert naming what to undo.

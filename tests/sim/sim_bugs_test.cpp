@@ -189,3 +189,11 @@ TEST_CASE("an append held until an acknowledgement that never comes is caught", 
 TEST_CASE("a configuration applied before its commit index is durable is caught", "[sim][bugs][runtime]") {
   expect_found({raftkit::runtime::bug_config_on_unwritten_commit, 0, "all", 4, "liveness"}, 10000);
 }
+
+// Issue 24: a full disk refuses a log write with no_space and leaves the
+// store as it was; the node must wait and write it again. A driver that
+// takes the refusal for success sends the acknowledgements of entries its
+// store does not hold: the leader counts copies that do not exist.
+TEST_CASE("an acknowledgement of a write the full disk refused is caught", "[sim][bugs][runtime][disk]") {
+  expect_found({raftkit::runtime::bug_ack_failed_write, 3, "disk", 4, "acknowledged entries stay"}, 2000);
+}

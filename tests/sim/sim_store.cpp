@@ -46,6 +46,7 @@ std::error_code SimStore::use_wal(std::string& detail) {
       fail_sync_ = false;
       return EIO;
     }
+    if (full_ && (op == test::FaultFs::Op::write || op == test::FaultFs::Op::create)) return ENOSPC;
     return 0;
   };
   return reopen_wal(detail);
@@ -55,7 +56,7 @@ std::error_code SimStore::wipe(std::string& detail) {
   current_ = make_memory_store();
   durable_ = make_memory_store();
   journal_.clear();
-  fail_write_ = fail_sync_ = broken_ = false;
+  fail_write_ = fail_sync_ = broken_ = full_ = false;
   return wal_ ? use_wal(detail) : std::error_code{};
 }
 
@@ -69,6 +70,7 @@ std::error_code SimStore::reopen_wal(std::string& detail) {
 
 std::error_code SimStore::check_writable() {
   if (broken_) return errc::io_error;
+  if (full_ && !wal_) return errc::no_space;
   if (fail_write_ && !wal_) {
     fail_write_ = false;
     broken_ = true;
@@ -90,7 +92,7 @@ std::error_code SimStore::append(std::span<const Entry> entries) {
   if (entries.empty()) return {};
   if (auto ec = check_writable()) return ec;
   if (wal_) {
-    if (auto ec = wal_->append(entries)) return broken_ = true, ec;
+    if (auto ec = wal_->append(entries)) return refused(ec);
   }
   if (auto ec = current_->append(entries)) return ec;
   Write w{Write::Kind::append, std::vector<Entry>(entries.begin(), entries.end()), {}, {}};
@@ -101,7 +103,7 @@ std::error_code SimStore::append(std::span<const Entry> entries) {
 std::error_code SimStore::save_hard_state(const HardState& hs) {
   if (auto ec = check_writable()) return ec;
   if (wal_) {
-    if (auto ec = wal_->save_hard_state(hs)) return broken_ = true, ec;
+    if (auto ec = wal_->save_hard_state(hs)) return refused(ec);
   }
   if (auto ec = current_->save_hard_state(hs)) return ec;
   journal_.push_back(Write{Write::Kind::save_hard_state, {}, hs, {}});
@@ -111,7 +113,7 @@ std::error_code SimStore::save_hard_state(const HardState& hs) {
 std::error_code SimStore::install_snapshot(const SnapshotMeta& meta) {
   if (auto ec = check_writable()) return ec;
   if (wal_) {
-    if (auto ec = wal_->install_snapshot(meta)) return broken_ = true, ec;
+    if (auto ec = wal_->install_snapshot(meta)) return refused(ec);
   }
   if (auto ec = current_->install_snapshot(meta)) return ec;
   journal_.push_back(Write{Write::Kind::install_snapshot, {}, {}, meta});
@@ -139,8 +141,15 @@ std::error_code SimStore::sync() {
   return {};
 }
 
+// A WAL write failed: no_space leaves the WAL usable (and unchanged); any
+// other error has poisoned it.
+std::error_code SimStore::refused(std::error_code ec) {
+  if (ec != errc::no_space) broken_ = true;
+  return ec;
+}
+
 std::error_code SimStore::crash(std::size_t keep, std::uint64_t random, std::string& detail) {
-  fail_write_ = fail_sync_ = broken_ = false;
+  fail_write_ = fail_sync_ = broken_ = full_ = false;
   if (!wal_) {
     for (std::size_t i = 0; i < keep && i < journal_.size(); ++i) {
       if (apply(*durable_, journal_[i])) std::abort();

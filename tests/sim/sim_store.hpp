@@ -27,6 +27,8 @@
 // fail with io_error. As a real store must after a failed fsync, SimStore
 // then refuses every later write until the node crashes and restarts; the
 // simulator stops the node at once, so a node whose sync failed never acks.
+// A full disk (set_full) refuses writes with no_space and leaves the store
+// as it was; the node waits and writes again (Driver: A FULL DISK).
 #pragma once
 
 #include <cstddef>
@@ -71,6 +73,10 @@ class SimStore final : public LogStore {
   void fail_next_write() { fail_write_ = true; }
   /// The next sync fails with io_error (after which writes are refused).
   void fail_next_sync() { fail_sync_ = true; }
+  /// While full, every write fails with no_space and changes nothing (with
+  /// the WAL: its file system refuses writes and file creations with ENOSPC,
+  /// so the WAL's own no_space path runs, torn half-writes included).
+  void set_full(bool full) { full_ = full; }
   /// Cancels armed failures that have not fired yet.
   void disarm() { fail_write_ = fail_sync_ = false; }
   /// Number of writes made since the last successful sync.
@@ -100,6 +106,7 @@ class SimStore final : public LogStore {
   };
 
   std::error_code check_writable();
+  std::error_code refused(std::error_code ec);
   const LogStore& reader() const { return wal_ ? *wal_ : *current_; }
   std::error_code reopen_wal(std::string& detail);
   static std::error_code apply(LogStore& store, const Write& w);
@@ -113,6 +120,7 @@ class SimStore final : public LogStore {
   bool fail_write_ = false;
   bool fail_sync_ = false;
   bool broken_ = false;
+  bool full_ = false;
 };
 
 }  // namespace raftkit::sim

@@ -135,6 +135,7 @@ std::string_view name(traced::DiskFault d) {
     case traced::DiskFault::fail_write: return "the next write fails";
     case traced::DiskFault::fail_sync: return "the next sync fails";
     case traced::DiskFault::slow_sync: return "the next sync hangs";
+    case traced::DiskFault::full: return "the disk is full for a while";
   }
   return "?";
 }

@@ -82,7 +82,7 @@ struct OneWayCut { std::size_t victim; OneWay shape; };
 /// crash: roll 0-3 crash now, 4-7 at the next sync, 8-9 several nodes at
 /// their next sync, 10-11 a clean stop.
 struct CrashFault { std::size_t victim; std::uint64_t roll; };
-enum class DiskFault : std::uint8_t { fail_write, fail_sync, slow_sync };
+enum class DiskFault : std::uint8_t { fail_write, fail_sync, slow_sync, full };
 struct Disk { std::size_t victim; DiskFault shape; };
 struct Stall { std::size_t victim; Time millis; std::size_t links_cut; };
 struct Drift { std::size_t victim; std::uint64_t rate_percent; };

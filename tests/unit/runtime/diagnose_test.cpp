@@ -90,6 +90,22 @@ TEST_CASE("diagnose: a stalled disk comes before everything but a known leader",
   CHECK(diagnose(s).starts_with("no quorum: "));
 }
 
+TEST_CASE("diagnose: a full disk is said even when a leader is known (the node cannot follow it)", "[diagnose]") {
+  NodeStatus s = base();
+  s.leader = NodeId{2};
+  CHECK(diagnose(s).empty());
+  s.disk_full_since = s.now - 12s;
+  s.disk_write_since = s.now - 3s;  // and a retry in flight: the full disk is what matters
+  CHECK(diagnose(s) == "disk full for 12 s: log writes fail with no_space; this node refuses writes and neither "
+                       "leads, votes nor acknowledges until space is freed (it retries by itself)");
+  s.leader = NodeId{};
+  s.contacts.clear();  // no quorum either: the disk is said first
+  CHECK(diagnose(s).starts_with("disk full for 12 s: "));
+  s.role = NodeRole::stopped;
+  s.failure = "syncing the log: Input/output error";
+  CHECK(diagnose(s) == "stopped: syncing the log: Input/output error");
+}
+
 TEST_CASE("diagnose: a node no configuration names waits to be added", "[diagnose]") {
   NodeStatus s = base();
   s.membership = {};

@@ -689,6 +689,86 @@ TEST_CASE("Node: a leader whose fsync hangs during a WAL segment roll steps down
   for (auto& f : pending) REQUIRE(f.wait_for(30s) == std::future_status::ready);
 }
 
+// Issue 24: a full disk. Node `id`'s FaultFs refuses writes and file
+// creations with ENOSPC (writing half of each first, as a real device may)
+// while `full` is set; its WAL cuts the half record off and stays usable.
+std::shared_ptr<std::atomic<bool>> fill_disk(Cluster& c, std::uint64_t id) {
+  auto full = std::make_shared<std::atomic<bool>>(true);
+  c.fs_.at(id)->hook = [full](test::FaultFs::Op op, const std::string&) {
+    return *full && (op == test::FaultFs::Op::write || op == test::FaultFs::Op::create) ? ENOSPC : 0;
+  };
+  return full;
+}
+
+TEST_CASE("Node: a leader whose disk fills steps down, refuses writes with no_space and resumes by itself") {
+  Cluster c(3, 0, "faultfs", [](Options& o) { o.disk_full_retry = 50ms; });
+  const auto l = c.wait_for_leader();
+  REQUIRE(!c.propose(l, 1).first);
+  std::int64_t acked = 1;
+  auto full = fill_disk(c, l);
+  // Its own write of this entry fails: the others may still commit it.
+  auto caught = results([&](auto h) { c.node(l).async_propose(to_bytes("1000"), h); });
+  REQUIRE(c.wait_until([&] { return c.node(l).status().disk_full_since.has_value(); }));
+  REQUIRE(c.wait_until([&] { return c.node(l).status().role != NodeRole::leader; }));
+  CHECK(c.node(l).metrics().disk_full == 1);
+  CHECK(c.node(l).metrics().no_space_writes >= 1);
+  CHECK(diagnose(c.node(l).status()).starts_with("disk full for "));
+  const auto [refused, value] = c.propose(l, 7);
+  CHECK(refused == errc::no_space);
+  CHECK(outcome(refused) == RequestOutcome::not_done);
+  // The other two are a quorum: they elect one of themselves and go on.
+  const auto fresh = c.wait_for_leader(others(l));
+  REQUIRE(fresh != 0);
+  for (int k = 0; k < 20; ++k) {
+    REQUIRE(!c.propose(fresh, 10).first);
+    acked += 10;
+  }
+  CHECK(c.node(l).status().role != NodeRole::leader);  // it does not campaign while full
+  const auto still = c.node(l).status();
+  CHECK(still.disk_full_since.has_value());
+  CHECK(still.applied < c.node(fresh).status().applied);  // nothing it has not written is applied either
+
+  *full = false;  // space freed: no restart, no operator
+  REQUIRE(c.wait_until([&] { return !c.node(l).status().disk_full_since.has_value(); }));
+  REQUIRE(c.wait_until([&] { return c.node(l).status().applied >= c.node(fresh).status().commit; }));
+  CHECK(c.node(l).metrics().disk_full == 0);
+  REQUIRE(caught.wait_for(30s) == std::future_status::ready);
+  const auto [caught_ec, caught_value] = caught.get();
+  if (!caught_ec) acked += 1000;
+  const std::int64_t total = std::stoll(c.read(fresh).second);
+  CHECK((total == acked || (caught_ec && outcome(caught_ec) != RequestOutcome::not_done && total == acked + 1000)));
+  for (std::uint64_t id : {1, 2, 3}) CHECK(std::stoll(c.read(id).second) == total);
+  REQUIRE(!c.propose(c.wait_for_leader(), 1).first);  // and it may lead again
+}
+
+// A full follower acknowledges nothing it has not written: with the other
+// follower cut off, the leader cannot commit, and commits what waited as
+// soon as the full follower's disk has room again.
+TEST_CASE("Node: a follower whose disk is full does not acknowledge; it catches up when space is freed") {
+  Cluster c(3, 0, "faultfs", [](Options& o) { o.disk_full_retry = 50ms; });
+  const auto l = c.wait_for_leader();
+  REQUIRE(!c.propose(l, 1).first);
+  const auto f = others(l)[0], g = others(l)[1];
+  auto full = fill_disk(c, f);
+  c.partition(g);
+  const Index before = c.node(l).status().commit;
+  std::vector<std::future<Result>> waiting;
+  for (int k = 0; k < 5; ++k) waiting.push_back(results([&](auto h) { c.node(l).async_propose(to_bytes("1"), h); }));
+  REQUIRE(c.wait_until([&] { return c.node(f).status().disk_full_since.has_value(); }));
+  // Bounded wait for something that must not happen: a commit counted on f's ack.
+  CHECK(!c.wait_until([&] { return c.node(l).status().commit > before; }, 500ms));
+  CHECK(c.node(l).status().role == NodeRole::leader);
+  *full = false;
+  for (auto& w : waiting) {
+    REQUIRE(w.wait_for(30s) == std::future_status::ready);
+    CHECK(!w.get().first);
+  }
+  CHECK(!c.node(f).status().disk_full_since.has_value());
+  c.heal_all();
+  REQUIRE(c.wait_until([&] { return c.node(g).status().applied == c.node(l).status().commit; }));
+  for (std::uint64_t id : {1, 2, 3}) CHECK(c.read(id).second == "6");
+}
+
 TEST_CASE("Node: status shows the leader's view of every follower") {
   Cluster c(3);
   const auto l = c.wait_for_leader();

@@ -12,9 +12,9 @@ using namespace raftkit;
 TEST_CASE("outcome: refusals are not done, timeouts and failures are unknown, no error is done", "[outcome]") {
   CHECK(outcome(std::error_code{}) == RequestOutcome::done);
   for (errc e : {errc::not_leader, errc::busy, errc::dropped, errc::too_large, errc::invalid_argument,
-                 errc::unavailable})
+                 errc::unavailable, errc::no_space})
     CHECK(outcome(e) == RequestOutcome::not_done);
-  for (errc e : {errc::timeout, errc::shutting_down, errc::io_error, errc::no_space, errc::corrupted, errc::locked,
+  for (errc e : {errc::timeout, errc::shutting_down, errc::io_error, errc::corrupted, errc::locked,
                  errc::compacted, errc::cluster_mismatch, errc::protocol_error})
     CHECK(outcome(e) == RequestOutcome::unknown);
   CHECK(outcome(std::make_error_code(std::errc::connection_reset)) == RequestOutcome::unknown);

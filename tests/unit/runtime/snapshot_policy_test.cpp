@@ -3,7 +3,11 @@
 // log right after a snapshot a follower is still receiving.
 #include <catch2/catch.hpp>
 
+#include <cerrno>
+
+#include "runtime/snapshot_store.hpp"
 #include "support/mem_cluster.hpp"
+#include "unit/storage/fault_fs.hpp"
 
 using namespace raftkit;
 
@@ -60,4 +64,42 @@ TEST_CASE("snapshot policy: no compaction behind a snapshot a follower is still 
   for (int i = 0; i < 100 && c.raft(f).applied_index() < c.raft(l).applied_index(); ++i) run_ticks(c, 1);
   CHECK(c.raft(f).applied_index() == c.raft(l).applied_index());
   CHECK(c.node(l).store->snapshot_meta().index > first);
+}
+
+// Issue 24: a snapshot the full disk refuses (the file store cuts its
+// temporary file off and answers no_space) is skipped: the node neither
+// stops nor counts as full (its log writes go through), and takes the next
+// snapshot another interval on, once the disk has room.
+TEST_CASE("snapshot policy: a save the full disk refuses is skipped; a later one is taken", "[runtime][snapshot][disk]") {
+  test::MemCluster c(3, 5, {}, [](Options& o) {
+    o.snapshot_interval = 10;
+    o.snapshot_trailing_entries = 0;
+  });
+  const auto l = c.elect();
+  REQUIRE(l != 0);
+  const auto f = other(l);
+  auto fs = std::make_shared<test::FaultFs>();
+  bool full = true;
+  fs->hook = [&full](test::FaultFs::Op op, const std::string&) {
+    return full && op == test::FaultFs::Op::write ? ENOSPC : 0;
+  };
+  c.node(f).snapshots = runtime::make_file_snapshot_store(fs, "/snap");
+  c.restart(f);
+  run_ticks(c, 5);
+  propose(c, l, 15);
+  run_ticks(c, 2);
+  auto& driver = *c.node(f).driver;
+  REQUIRE(c.raft(f).applied_index() == c.raft(l).applied_index());
+  CHECK(!driver.stopped());
+  CHECK(driver.metrics().no_space_writes.value() >= 1);
+  CHECK(driver.metrics().disk_full.value() == 0);
+  CHECK(!driver.status().disk_full_since);
+  CHECK(c.node(f).store->snapshot_meta().index == Index{});  // nothing saved, nothing compacted
+  CHECK(c.node(l).store->snapshot_meta().index > Index{});   // the leader's disk has room
+  full = false;
+  propose(c, l, 25);
+  run_ticks(c, 2);
+  CHECK(c.raft(f).applied_index() == c.raft(l).applied_index());
+  CHECK(c.node(f).store->snapshot_meta().index > Index{});
+  CHECK(!driver.stopped());
 }
