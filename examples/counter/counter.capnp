@@ -51,6 +51,7 @@ struct NodeInfo {
   snapshotIndex @15 :UInt64;         # the newest snapshot, taken or loaded
   incarnation @16 :UInt64;           # this node's incarnation (born with its log)
   diagnosis @17 :Text;               # why no leader is known, in one line (raftkit::diagnose); empty if one is
+  generation @18 :UInt64;            # the cluster generation (1 as bootstrapped, +1 per --force-new-cluster)
 }
 
 enum ReplyKind {

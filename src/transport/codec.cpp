@@ -100,6 +100,7 @@ struct Encoder {
     b.setHintTerm(m.hint_term.value);
     b.setContext(m.context);
     b.setIncarnation(m.incarnation);
+    b.setGeneration(m.generation);
     if (m.snapshot) {
       auto sb = b.getSnapshot().initMeta();
       sb.setIndex(m.snapshot->index.value);
@@ -158,6 +159,7 @@ bool read_message(wire::Message::Reader r, Message& m) {
   m.hint_term = Term{r.getHintTerm()};
   m.context = r.getContext();
   m.incarnation = r.getIncarnation();
+  m.generation = r.getGeneration();
   auto snap = r.getSnapshot();
   switch (snap.which()) {
     case wire::Message::Snapshot::NONE:
@@ -222,7 +224,7 @@ std::error_code decode_aligned(kj::ArrayPtr<const capnp::word> words, FramePaylo
       auto id = h.getClusterId();
       if (id.size() > kMaxClusterIdBytes) return errc::protocol_error;
       out = Handshake{std::string(id.cStr(), id.size()), NodeId{h.getNodeId()}, h.getProtocolVersion(),
-                      NodeId{h.getExpectedPeer()}};
+                      NodeId{h.getExpectedPeer()}, h.getGeneration()};
       return {};
     }
     case wire::Frame::SNAPSHOT_CHUNK: {
@@ -310,6 +312,7 @@ std::error_code encode_frame(FramePayload payload, EncodedFrame& out, const Code
       hb.setNodeId(h->node.value);
       hb.setProtocolVersion(h->protocol_version);
       hb.setExpectedPeer(h->expected_peer.value);
+      hb.setGeneration(h->generation);
     } else if (const auto* c = std::get_if<SnapshotChunk>(&state->payload)) {
       auto cb = root.initSnapshotChunk();
       enc.put_message(cb.initMessage(), c->message);
