@@ -111,6 +111,9 @@ Raft::Raft(const ProtocolOptions& options, const LogStore& store)
   // leader gives it its own (admits_generation).
   const bool holds_log = store.last_index() != Index{} || snap.index != Index{};
   generation_ = hs.generation != 0 ? hs.generation : (holds_log || incarnation_ == kBootstrapIncarnation) ? 1 : 0;
+  // A derived generation is derived the same way at every start: it needs
+  // no write of its own (it goes with the next hard state written).
+  persisted_hs_.generation = generation_;
   term_ = hs.term;
   vote_ = hs.vote;
   become_follower(term_, NodeId{});
