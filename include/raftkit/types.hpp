@@ -162,6 +162,13 @@ struct Membership {
   /// The same for `voters_outgoing`: non-empty only in a joint
   /// configuration (a replacement names one id with two incarnations).
   std::map<NodeId, std::uint64_t> outgoing_incarnations = {};
+  /// The cluster generation this configuration belongs to (see
+  /// HardState::generation); 0 for the first one (a cluster never
+  /// recovered). A recovery from a lost majority writes a configuration of
+  /// the next generation, and every configuration after it (and every
+  /// snapshot) carries it on, so a node that rebuilds its log from a kept
+  /// snapshot knows which history that snapshot belongs to.
+  std::uint64_t generation = 0;
   /// Whether a change is half done (a second decision set is in force).
   bool joint() const { return !voters_outgoing.empty(); }
   friend bool operator==(const Membership&, const Membership&) = default;

@@ -105,20 +105,34 @@ Raft::Raft(const ProtocolOptions& options, const LogStore& store)
   // A restart: a lease this node acknowledged before may still run on its
   // leader (thesis §4.2.3 and §6.4.1); only leases depend on it.
   if (!untouched && options.lease_reads) vote_quiet_until_ = static_cast<std::uint64_t>(options.election_ticks);
-  // The generation: the one recorded, else 1 for a node of the cluster as
-  // it was bootstrapped (it bootstraps, or its store holds a log written
-  // before generations were recorded); a new node has none (0) until a
-  // leader gives it its own (admits_generation).
-  const bool holds_log = store.last_index() != Index{} || snap.index != Index{};
-  generation_ = hs.generation != 0 ? hs.generation : (holds_log || incarnation_ == kBootstrapIncarnation) ? 1 : 0;
-  // A derived generation is derived the same way at every start: it needs
-  // no write of its own (it goes with the next hard state written).
-  persisted_hs_.generation = generation_;
+  derive_generation(hs, snap, store.last_index());
   term_ = hs.term;
   vote_ = hs.vote;
   become_follower(term_, NodeId{});
   vote_ = hs.vote;  // become_follower keeps the vote of an unchanged term
   if (options.force_new_cluster) force_new_cluster();
+}
+
+// The generation: the one recorded; else that of the configuration in force
+// (1 if it names none) for a node that bootstraps or whose log was written
+// before generations were recorded; else, for a new log over a kept
+// snapshot, that snapshot's (so a snapshot of a generation left behind by a
+// recovery is refused, never taken for the new history); else none (0)
+// until a leader gives it its own (admits_generation).
+void Raft::derive_generation(const HardState& hs, const SnapshotMeta& snap, Index stored_last) {
+  const auto named = [](const Membership& m) { return std::max<std::uint64_t>(1, m.generation); };
+  if (hs.generation != 0) {
+    generation_ = hs.generation;
+  } else if (incarnation_ == kBootstrapIncarnation || (hs.incarnation != 0 && stored_last != Index{})) {
+    generation_ = named(membership_);
+    // Derived the same way at every start: it needs no write of its own (it
+    // goes with the next hard state written).
+    persisted_hs_.generation = generation_;
+  } else if (snap.index != Index{}) {
+    generation_ = named(snap.membership);
+  } else {
+    generation_ = 0;
+  }
 }
 
 // Recovery from a lost majority. The survivor keeps its log and state and
@@ -148,6 +162,7 @@ void Raft::force_new_cluster() {
   if (auto it = last->addresses.find(id_); it != last->addresses.end()) forced.addresses.emplace(id_, it->second);
   set_incarnation(forced, id_, incarnation_);
   generation_ += 1;
+  forced.generation = generation_;
   become_follower(term_.next(), NodeId{});
   vote_ = id_;  // this term is the recovery's: this node votes for no one else in it
   append_to_log({Entry{term_, Index{}, EntryType::membership, encode_membership(forced)}});
@@ -1249,6 +1264,7 @@ std::error_code Raft::propose_membership(const Membership& requested, Proposed* 
       set_incarnation(target, id, pr->incarnation);
     }
   }
+  target.generation = membership_.generation;  // the leader's, as the incarnations
   if (target == membership_) return {};
   // Learners, staging servers and addresses change no majority: one step.
   // A change of address only (Node::async_update_server) is the plainest

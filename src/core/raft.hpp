@@ -245,6 +245,8 @@ class Raft {
 
   /// The forced start of ProtocolOptions::force_new_cluster (constructor).
   void force_new_cluster();
+  /// Sets generation_ at start from what the store holds (constructor).
+  void derive_generation(const HardState& hs, const SnapshotMeta& snap, Index stored_last);
   /// Whether `m` comes from this node's generation (adopting the leader's
   /// when this node has none yet); counts a refusal otherwise.
   bool admits_generation(const Message& m);

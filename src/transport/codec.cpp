@@ -121,6 +121,7 @@ struct Encoder {
       put_incarnations(mb.initIncarnations(static_cast<unsigned>(ms.incarnations.size())), ms.incarnations);
       put_incarnations(mb.initOutgoingIncarnations(static_cast<unsigned>(ms.outgoing_incarnations.size())),
                        ms.outgoing_incarnations);
+      mb.setGeneration(ms.generation);
     } else {
       b.getSnapshot().setNone();
     }
@@ -194,6 +195,7 @@ bool read_message(wire::Message::Reader r, Message& m) {
       if (!incarnations(mr.getIncarnations(), sm.membership.incarnations) ||
           !incarnations(mr.getOutgoingIncarnations(), sm.membership.outgoing_incarnations))
         return false;
+      sm.membership.generation = mr.getGeneration();
       m.snapshot = std::move(sm);
       break;
     }

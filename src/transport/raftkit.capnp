@@ -54,6 +54,7 @@ struct Membership {
   addresses @4 :List(Address);
   incarnations @5 :List(Incarnation);          # Membership::incarnations
   outgoingIncarnations @6 :List(Incarnation);  # Membership::outgoing_incarnations
+  generation @7 :UInt64;                       # Membership::generation (0: the first)
 }
 
 struct Incarnation {

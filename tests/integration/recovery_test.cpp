@@ -122,6 +122,95 @@ void require_settled(const LocalCluster& c, const std::set<std::uint64_t>& voter
   REQUIRE(ok);
 }
 
+// Nodes 2 and 3 die; node 3's data directory is set aside first (an old
+// member that will come back), then both are wiped. Returns node 1's value
+// then: what the survivor had applied.
+std::int64_t lose_majority(LocalCluster& c, const fs::path& old3) {
+  c.kill(2);
+  c.kill(3);
+  fs::copy(fs::path(c.directory()) / "node3", old3, fs::copy_options::recursive);
+  for (std::uint64_t id : {2u, 3u}) {
+    std::string err;
+    const bool wiped = c.wipe(id, err);
+    INFO(err);
+    REQUIRE(wiped);
+  }
+  auto last = c.status(1, T(2000));
+  REQUIRE(last.has_value());
+  fmt::print("    survivor node 1: applied {}, last index {}, value {}, generation {}\n", last->applied,
+             last->last_index, last->value, last->generation);
+  CHECK(last->generation == 1);
+  return last->value;
+}
+
+// The operator's recovery: stop the survivor, start it once with both flags.
+void recover(LocalCluster& c, Flags& flags, Printed& printed, std::int64_t survivor_value) {
+  c.kill(1);
+  flags.force.insert(1);
+  start_node(c, 1);
+  flags.force.clear();  // one start only
+  c.set_members({1});
+  require_settled(c, {1}, 2);
+  REQUIRE(printed.any(1, "--force-new-cluster --accept-data-loss: recovered from a lost majority as generation 2"));
+  auto recovered = c.status(1, T(2000));
+  REQUIRE(recovered.has_value());
+  fmt::print("    recovered node 1: value {}, commit {}, generation {}\n", recovered->value, recovered->commit,
+             recovered->generation);
+  CHECK(recovered->value >= survivor_value);
+}
+
+// The old member comes back with its old data (generation 1, the old
+// configuration): the recovered cluster refuses it, and it learns nothing.
+void old_member_returns(LocalCluster& c, Printed& printed, const fs::path& old3, const IncrementLoad& load) {
+  fs::remove_all(fs::path(c.directory()) / "node3");
+  fs::rename(old3, fs::path(c.directory()) / "node3");
+  start_node(c, 3);
+  const bool refused = LocalCluster::wait_until(
+      [&] { return printed.any(1, "node 3 is from generation 1 of cluster 'integration-recovery'"); }, T(15000));
+  INFO(outputs(c));
+  CHECK(refused);
+  CHECK(printed.any(1, "wipe node 3 and add it as a new member"));
+  require_progress(load, 30);  // the recovered cluster serves on
+  auto old = c.status(3, T(2000));
+  REQUIRE(old.has_value());
+  fmt::print("    old node 3: generation {}, role {}, value {}, voters {}\n", old->generation, old->role, old->value,
+             old->voters);
+  CHECK(old->generation == 1);
+  CHECK(old->voters.size() == 3);
+  CHECK(old->role != "leader");
+  c.kill(3);
+}
+
+// The final count holds everything the survivor had applied plus every
+// increment acknowledged since, nothing beyond what was ever attempted, and
+// every member has applied it.
+void check_final(const LocalCluster& c, std::int64_t survivor_value, const LoadCounts& k1, const LoadCounts& k2) {
+  Client client(client_options(c));
+  const auto r = client.get();
+  INFO(r.message << "\n" << outputs(c));
+  REQUIRE(r.outcome == Outcome::ok);
+  fmt::print("    final counter {}: survivor had {}, acknowledged after recovery {} (unknown {}), before {} "
+             "(unknown {})\n",
+             r.value, survivor_value, k2.acked, k2.unknown, k1.acked, k1.unknown);
+  CHECK(r.value >= survivor_value + static_cast<std::int64_t>(k2.acked));
+  CHECK(r.value <= static_cast<std::int64_t>(k1.acked + k1.unknown + k2.acked + k2.unknown));
+  std::string values;
+  const bool same = LocalCluster::wait_until(
+      [&] {
+        values.clear();
+        bool all = true;
+        for (auto id : c.members()) {
+          auto s = c.status(id, T(500));
+          values += fmt::format(" node {}={}", id, s ? std::to_string(s->value) : "?");
+          all = all && s && s->value == r.value && s->generation == 2;
+        }
+        return all;
+      },
+      T(15000));
+  fmt::print("    every member's value:{}\n", values);
+  CHECK(same);
+}
+
 }  // namespace
 
 TEST_CASE("recovery: lose 2 of 3 under load, force a new cluster from the survivor, add 2 fresh nodes; an old "
@@ -140,42 +229,10 @@ TEST_CASE("recovery: lose 2 of 3 under load, force a new cluster from the surviv
   REQUIRE(c.wait_for_leader(T(10000)).has_value());
   IncrementLoad before(client_options(c), 4);
   require_progress(before, 200);
-
-  // The majority is lost: nodes 2 and 3 die. Node 3's disk is set aside (an
-  // old member that will come back), then both are wiped.
-  c.kill(2);
-  c.kill(3);
   const fs::path old3 = fs::path(c.directory()) / "old-node3";
-  fs::copy(fs::path(c.directory()) / "node3", old3, fs::copy_options::recursive);
-  for (std::uint64_t id : {2u, 3u}) {
-    std::string err;
-    const bool wiped = c.wipe(id, err);
-    INFO(err);
-    REQUIRE(wiped);
-  }
+  const std::int64_t survivor_value = lose_majority(c, old3);
   before.stop();
-  const LoadCounts k1 = before.counts();
-  // What the survivor had applied: it must all be there after the recovery.
-  auto last = c.status(1, T(2000));
-  REQUIRE(last.has_value());
-  fmt::print("    survivor node 1: applied {}, last index {}, value {}, generation {}\n", last->applied,
-             last->last_index, last->value, last->generation);
-  CHECK(last->generation == 1);
-  const std::int64_t survivor_value = last->value;
-
-  // The operator's recovery: stop the survivor, restart it with both flags.
-  c.kill(1);
-  flags->force.insert(1);
-  start_node(c, 1);
-  flags->force.clear();  // one start only
-  c.set_members({1});
-  require_settled(c, {1}, 2);
-  REQUIRE(printed->any(1, "--force-new-cluster --accept-data-loss: recovered from a lost majority as generation 2"));
-  auto recovered = c.status(1, T(2000));
-  REQUIRE(recovered.has_value());
-  fmt::print("    recovered node 1: value {}, commit {}, generation {}\n", recovered->value, recovered->commit,
-             recovered->generation);
-  CHECK(recovered->value >= survivor_value);
+  recover(c, *flags, *printed, survivor_value);
 
   // Two fresh nodes, new ids, empty data directories, added as new members.
   IncrementLoad after(client_options(c), 4);
@@ -189,53 +246,7 @@ TEST_CASE("recovery: lose 2 of 3 under load, force a new cluster from the surviv
   }
   require_settled(c, {1, 4, 5}, 2);
   require_progress(after, 30);
-
-  // The old member comes back with its old data (generation 1, the old
-  // configuration): the recovered cluster refuses it, it learns nothing.
-  fs::remove_all(fs::path(c.directory()) / "node3");
-  fs::rename(old3, fs::path(c.directory()) / "node3");
-  start_node(c, 3);
-  const bool refused = LocalCluster::wait_until(
-      [&] { return printed->any(1, "node 3 is from generation 1 of cluster 'integration-recovery'"); }, T(15000));
-  INFO(outputs(c));
-  CHECK(refused);
-  CHECK(printed->any(1, "wipe node 3 and add it as a new member"));
-  require_progress(after, 30);  // the recovered cluster serves on
-  auto old = c.status(3, T(2000));
-  REQUIRE(old.has_value());
-  fmt::print("    old node 3: generation {}, role {}, value {}, voters {}\n", old->generation, old->role, old->value,
-             old->voters);
-  CHECK(old->generation == 1);
-  CHECK(old->voters.size() == 3);
-  CHECK(old->role != "leader");
-  c.kill(3);
-
+  old_member_returns(c, *printed, old3, after);
   after.stop();
-  const LoadCounts k2 = after.counts();
-  Client client(client_options(c));
-  const auto r = client.get();
-  INFO(r.message << "\n" << outputs(c));
-  REQUIRE(r.outcome == Outcome::ok);
-  fmt::print("    final counter {}: survivor had {}, acknowledged after recovery {} (unknown {}), before {} "
-             "(unknown {})\n",
-             r.value, survivor_value, k2.acked, k2.unknown, k1.acked, k1.unknown);
-  // Everything the survivor had applied, plus every increment acknowledged
-  // since; nothing beyond what was ever attempted.
-  CHECK(r.value >= survivor_value + static_cast<std::int64_t>(k2.acked));
-  CHECK(r.value <= static_cast<std::int64_t>(k1.acked + k1.unknown + k2.acked + k2.unknown));
-  std::string values;
-  const bool same = LocalCluster::wait_until(
-      [&] {
-        values.clear();
-        bool all = true;
-        for (auto id : c.members()) {
-          auto s = c.status(id, T(500));
-          values += fmt::format(" node {}={}", id, s ? std::to_string(s->value) : "?");
-          all = all && s && s->value == r.value && s->generation == 2;
-        }
-        return all;
-      },
-      T(15000));
-  fmt::print("    every member's value:{}\n", values);
-  CHECK(same);
+  check_final(c, survivor_value, before.counts(), after.counts());
 }

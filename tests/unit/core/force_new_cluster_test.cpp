@@ -270,3 +270,46 @@ TEST_CASE("Bootstrapped nodes are generation 1; messages carry the sender's gene
   REQUIRE(!c.trace.empty());
   for (const Message& m : c.trace) CHECK(m.generation == 1);
 }
+
+TEST_CASE("A log rebuilt over a kept snapshot takes that snapshot's generation: an old one is refused, a new one "
+          "swapped in") {
+  MemCluster c(3, 29);
+  lose_majority_and_recover(c);
+  REQUIRE(leader_among(c, {1}) == 1);
+  // Old member 2 compacts its generation-1 log, then loses the log and
+  // keeps the snapshot: its history is not the recovered cluster's.
+  Raft& two = c.raft(2);
+  c.compact(2, SnapshotMeta{two.applied_index(), two.log().term(two.applied_index()).value(), two.membership()});
+  c.lose_log(2);
+  CHECK(c.raft(2).generation() == 1);
+  c.heal();
+  for (std::uint64_t id : {4, 5}) add_fresh(c, 1, id);
+  commit_some(c, 1, 3, "generation 2");
+  CHECK(c.raft(1).membership().generation == 2);  // every configuration after the recovery carries it
+  // Member 4 of the new generation does the same: its snapshot carries
+  // generation 2, so it comes back and is swapped in as a new incarnation.
+  Raft& four = c.raft(4);
+  c.compact(4, SnapshotMeta{four.applied_index(), four.log().term(four.applied_index()).value(), four.membership()});
+  const std::uint64_t old_incarnation = c.raft(4).incarnation();
+  c.lose_log(4);
+  CHECK(c.raft(4).generation() == 2);
+  CHECK(c.raft(4).incarnation() != old_incarnation);
+  CHECK(run_until(c, [&] { return c.raft(4).counted() && !c.raft(1).membership().joint(); }));
+  commit_some(c, 1, 1, "after the swap");
+  CHECK(c.raft(4).commit_index() == c.raft(1).commit_index());
+  CHECK(c.raft(2).generation() == 1);
+  CHECK(c.raft(2).membership().voters.size() == 3);
+}
+
+TEST_CASE("The configuration's generation survives its byte encoding; generation 0 keeps the older format") {
+  Membership m{ids({1}), {}, {}, {}, {{NodeId{1}, "a:1"}}, {}, {}};
+  const Bytes first = encode_membership(m);
+  CHECK(first.front() == 2);
+  m.generation = 3;
+  const Bytes recovered = encode_membership(m);
+  CHECK(recovered.front() == 3);
+  const auto back = decode_membership(recovered);
+  REQUIRE(back.has_value());
+  CHECK(*back == m);
+  CHECK(describe(m).find("generation 3") != std::string::npos);
+}
