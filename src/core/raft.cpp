@@ -1162,9 +1162,9 @@ void Raft::step_down() {
 
 bool Raft::has_ready() const {
   if (ready_outstanding_) return false;
-  return HardState{term_, vote_, log_.committed(), incarnation_, generation_} != persisted_hs_ || !log_.unstable_entries().empty() ||
-         log_.unstable_snapshot() || !msgs_.empty() || !persisted_msgs_.empty() || log_.has_next_committed() ||
-         !read_states_.empty() || !failed_reads_.empty() || read_round_due() || forward_due();
+  return HardState{term_, vote_, log_.committed(), incarnation_, generation_} != persisted_hs_ ||
+         !log_.unstable_entries().empty() || log_.unstable_snapshot() || !msgs_.empty() || !persisted_msgs_.empty() ||
+         log_.has_next_committed() || !read_states_.empty() || !failed_reads_.empty() || read_round_due() || forward_due();
 }
 
 void Raft::flush_broadcast() {
