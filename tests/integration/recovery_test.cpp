@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -151,12 +152,24 @@ void recover(LocalCluster& c, Flags& flags, Printed& printed, std::int64_t survi
   flags.force.clear();  // one start only
   c.set_members({1});
   require_settled(c, {1}, 2);
-  REQUIRE(printed.any(1, "--force-new-cluster --accept-data-loss: recovered from a lost majority as generation 2"));
-  auto recovered = c.status(1, T(2000));
+  // Its log says what it did (stderr: read by its own thread, so polled).
+  CHECK(LocalCluster::wait_until(
+      [&] {
+        return printed.any(1, "--force-new-cluster --accept-data-loss: recovered from a lost majority as generation 2");
+      },
+      T(5000)));
+  // It replays its log (now all committed) into the counter.
+  std::optional<NodeInfo> recovered;
+  const bool replayed = LocalCluster::wait_until(
+      [&] {
+        recovered = c.status(1, T(500));
+        return recovered && recovered->value >= survivor_value && recovered->applied >= recovered->commit;
+      },
+      T(10000));
   REQUIRE(recovered.has_value());
   fmt::print("    recovered node 1: value {}, commit {}, generation {}\n", recovered->value, recovered->commit,
              recovered->generation);
-  CHECK(recovered->value >= survivor_value);
+  CHECK(replayed);
 }
 
 // The old member comes back with its old data (generation 1, the old
