@@ -68,6 +68,7 @@ std::string summary_table(const NodeStatus& s) {
   t += row("last index", std::to_string(s.last_index.value));
   t += row("snapshot", s.snapshot_index.value == 0 ? "none" : "up to index " + std::to_string(s.snapshot_index.value));
   t += row("incarnation", fmt::format("{:x}{}", s.incarnation, s.replacing ? " (replacing: not swapped in yet)" : ""));
+  t += row("generation", std::to_string(s.generation));
   if (s.disk_write_since)
     t += row("log write in flight", duration_text(s.now - *s.disk_write_since));
   if (s.disk_full_since)
@@ -146,6 +147,7 @@ json::object raft_status_json(const NodeStatus& s) {
           {"last_index", s.last_index.value},
           {"snapshot_index", s.snapshot_index.value},
           {"incarnation", fmt::format("{:x}", s.incarnation)},
+          {"generation", s.generation},
           {"replacing", s.replacing},
           {"failure", s.failure},
           {"diagnosis", diagnose(s)},

@@ -83,6 +83,14 @@ void add_server_options(CLI::App& app, ServerConfig& cfg, bool with_tls) {
   app.add_flag("--bootstrap", cfg.bootstrap,
                "start a new cluster of --peers if the data directory is empty; only on the first start of each "
                "node of a new cluster (a node started without it waits for a leader to add it)");
+  auto* force = app.add_flag("--force-new-cluster", cfg.force_new_cluster,
+                             "recover from a lost majority: this node (pick the one with the highest last index in "
+                             "`status`) becomes the only voter of a new cluster generation, keeping its data; entries "
+                             "a majority committed without it are lost; needs --accept-data-loss; for one start only");
+  auto* accept = app.add_flag("--accept-data-loss", cfg.accept_data_loss,
+                              "say that --force-new-cluster may lose entries committed without this node");
+  force->needs(accept);
+  accept->needs(force);
   app.add_flag("--exit-on-stdin-eof", cfg.exit_on_stdin_eof,
                "shut down when stdin closes (for a parent process that starts this server)");
   if (!with_tls) return;
@@ -196,6 +204,10 @@ std::string ServerSkeleton::open(std::shared_ptr<StateMachine> machine, const st
   Options opt = Options::from_peers(NodeId{cfg_.id}, peers);
   opt.bootstrap = cfg_.bootstrap;
   opt.bootstrap_name = "--bootstrap";  // the library's log lines name the flag the operator types
+  opt.force_new_cluster = cfg_.force_new_cluster;
+  opt.accept_data_loss = cfg_.accept_data_loss;
+  opt.force_new_cluster_name = "--force-new-cluster";
+  opt.accept_data_loss_name = "--accept-data-loss";
   opt.cluster_id = cfg_.cluster_id;
   opt.tick_interval = std::chrono::milliseconds(cfg_.tick_ms);
   opt.request_timeout = std::chrono::milliseconds(cfg_.request_timeout_ms);

@@ -75,6 +75,8 @@ struct ServerConfig {
   std::uint64_t wal_segment_bytes = 64ull << 20;   ///< --wal-segment-bytes (WalOptions::segment_bytes)
   bool exit_on_stdin_eof = false;
   bool bootstrap = false;  ///< --bootstrap: start a new cluster if the data directory is empty
+  bool force_new_cluster = false;  ///< --force-new-cluster: recover from a lost majority (Options::force_new_cluster)
+  bool accept_data_loss = false;   ///< --accept-data-loss: required with --force-new-cluster
   /// With add_metrics_option(): serve GET /metrics (Prometheus text) over
   /// plain HTTP on client_host at this port. 0: no metrics port.
   std::uint16_t metrics_port = 0;

@@ -116,6 +116,7 @@ boost::json::object status_json(const std::string& server, const std::optional<N
           {"joint", !info->voters_outgoing.empty()},
           {"replacing", info->replacing},
           {"incarnation", fmt::format("{:x}", info->incarnation)},
+          {"generation", info->generation},
           {"snapshot_index", info->snapshot_index},
           {"diagnosis", info->diagnosis},
           {"disk_full", info->disk_full}};
@@ -239,8 +240,8 @@ int main(int argc, char** argv) {
   }
   (void)status;
   if (!json)
-    fmt::print("{:<22} {:>4} {:<14} {:>5} {:>7} {:>8} {:>8} {:>10} {:>8}  {}\n", "server", "id", "role", "term",
-               "leader", "commit", "applied", "value", "snapshot", "configuration");
+    fmt::print("{:<22} {:>4} {:<14} {:>5} {:>7} {:>8} {:>8} {:>8} {:>10} {:>8} {:>3}  {}\n", "server", "id", "role",
+               "term", "leader", "commit", "applied", "last", "value", "snapshot", "gen", "configuration");
   int rc = 0;
   boost::json::array servers;
   for (const auto& s : opt.servers) {
@@ -255,9 +256,10 @@ int main(int argc, char** argv) {
       fmt::print("{:<22} unreachable: {}\n", s, err);
       continue;
     }
-    fmt::print("{:<22} {:>4} {:<14} {:>5} {:>7} {:>8} {:>8} {:>10} {:>8}  {}{}{}{}\n", s, info->id, info->role,
-               info->term, info->leader == 0 ? std::string("-") : std::to_string(info->leader), info->commit,
-               info->applied, info->value, info->snapshot_index, configuration_text(*info),
+    fmt::print("{:<22} {:>4} {:<14} {:>5} {:>7} {:>8} {:>8} {:>8} {:>10} {:>8} {:>3}  {}{}{}{}\n", s, info->id,
+               info->role, info->term, info->leader == 0 ? std::string("-") : std::to_string(info->leader),
+               info->commit, info->applied, info->last_index, info->value, info->snapshot_index, info->generation,
+               configuration_text(*info),
                info->replacing ? "  REPLACING (new incarnation: counts once the leader swaps it in)" : "",
                info->disk_full ? "  DISK FULL (writes refused with no_space)" : "",
                info->failure.empty() ? "" : "  failure: " + info->failure);

@@ -52,6 +52,7 @@ struct NodeInfo {
   incarnation @16 :UInt64;           # this node's incarnation (born with its log)
   diagnosis @17 :Text;               # why no leader is known, in one line (raftkit::diagnose); empty if one is
   diskFull @18 :Bool;                # log writes are refused with no_space (retried until space is freed)
+  generation @19 :UInt64;            # the cluster generation (1 as bootstrapped, +1 per --force-new-cluster)
 }
 
 enum ReplyKind {

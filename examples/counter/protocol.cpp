@@ -110,6 +110,7 @@ std::vector<std::uint8_t> encode_reply(const Reply& r) {
     ids(i.initVotersOutgoing(static_cast<unsigned>(r.info->voters_outgoing.size())), r.info->voters_outgoing);
     i.setReplacing(r.info->replacing);
     i.setIncarnation(r.info->incarnation);
+    i.setGeneration(r.info->generation);
     i.setSnapshotIndex(r.info->snapshot_index);
     i.setDiagnosis(r.info->diagnosis);
     i.setDiskFull(r.info->disk_full);
@@ -197,6 +198,7 @@ std::optional<Reply> decode_reply(const std::vector<std::uint8_t>& body, std::st
       for (auto id : i.getVotersOutgoing()) n.voters_outgoing.push_back(id);
       n.replacing = i.getReplacing();
       n.incarnation = i.getIncarnation();
+      n.generation = i.getGeneration();
       n.snapshot_index = i.getSnapshotIndex();
       n.diagnosis = text(i.getDiagnosis());
       n.disk_full = i.getDiskFull();

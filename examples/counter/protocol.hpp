@@ -59,6 +59,7 @@ struct NodeInfo {
   std::vector<std::uint64_t> voters_outgoing;  ///< non-empty: a joint configuration
   bool replacing = false;
   std::uint64_t incarnation = 0;
+  std::uint64_t generation = 0;  ///< the cluster generation (raftkit::Status::generation)
   std::uint64_t snapshot_index = 0;
   std::string diagnosis;  ///< why no leader is known (raftkit::diagnose()); empty when one is
   bool disk_full = false;  ///< log writes are refused with no_space (NodeStatus::disk_full_since)

@@ -434,6 +434,7 @@ class Server {
       i.voters_outgoing = ids(st.membership.voters_outgoing);
       i.replacing = st.replacing;
       i.incarnation = st.incarnation;
+      i.generation = st.generation;
       i.snapshot_index = st.snapshot_index.value;
       i.diagnosis = raftkit::diagnose(st);
       i.disk_full = st.disk_full_since.has_value();

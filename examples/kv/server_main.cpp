@@ -251,6 +251,7 @@ class KvServer {
                    {"commit", st.commit.value},
                    {"applied", st.applied.value},
                    {"last_index", st.last_index.value},
+                   {"generation", st.generation},
                    {"snapshot_index", st.snapshot_index.value},
                    {"keys", sm_->local_size()},
                    {"http", cfg_.client_address()},

@@ -56,6 +56,10 @@ struct Message {
   /// acknowledgement counts only where the counting configuration names
   /// this incarnation of `from` (Membership::incarnations).
   std::uint64_t incarnation = 0;
+  /// The sender's cluster generation (HardState::generation; 0: a new node
+  /// that has not heard from a leader yet). A node drops every message of
+  /// another nonzero generation than its own (core::Raft::step).
+  std::uint64_t generation = 0;
   friend bool operator==(const Message&, const Message&) = default;
 };
 

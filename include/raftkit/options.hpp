@@ -51,6 +51,26 @@ struct Options {
   /// How the operator turns `bootstrap` on, as the log lines about it name
   /// it: a server passes its command-line flag (e.g. "--bootstrap").
   std::string bootstrap_name = "Options::bootstrap";
+  /// Recovery from a lost majority (both this and accept_data_loss must be
+  /// set; one alone is invalid). At this start the node becomes the only
+  /// voter of a new configuration, keeping its log and state machine, in a
+  /// new cluster generation; the other nodes are then added as new members
+  /// (with empty stores), and a member of the old generation that comes
+  /// back is refused, never merged. What can be lost: entries a majority
+  /// committed without this node (pick as survivor the reachable node with
+  /// the highest last index in its status). Entries this node holds that
+  /// were never committed become committed. Refused (Node::start fails
+  /// with invalid_argument) on an empty store. Set it for one start only:
+  /// each start with it is a new recovery, which drops the members added
+  /// since. Default false. See examples/guides/operations.md.
+  bool force_new_cluster = false;
+  /// The operator's acknowledgement that force_new_cluster loses the
+  /// entries described there. Default false.
+  bool accept_data_loss = false;
+  /// How the operator turns these two on, as error and log lines name them
+  /// (a server passes its command-line flags).
+  std::string force_new_cluster_name = "Options::force_new_cluster";
+  std::string accept_data_loss_name = "Options::accept_data_loss";
   /// A membership change (Node::async_add_server and friends) not finished
   /// within this time completes with errc::timeout; it may still finish
   /// (adding a server waits for it to catch up, which a large snapshot
@@ -124,7 +144,8 @@ struct Options {
   /// Options for node `id` of the cluster `peers`, with defaults elsewhere.
   static Options from_peers(NodeId id, std::map<NodeId, std::string> peers);
   /// The core's options: `protocol` with id, initial_voters (the ids of
-  /// `peers`), initial_addresses (`peers`) and bootstrap taken from here.
+  /// `peers`), initial_addresses (`peers`), bootstrap and force_new_cluster
+  /// (when accept_data_loss is set too) taken from here.
   ProtocolOptions core_options() const;
 
   /// Empty if valid, else a message naming the first bad field.

@@ -37,6 +37,16 @@ struct ProtocolOptions {
   /// for the core alone (tests); Options::bootstrap, which the runtime
   /// uses instead, defaults to false.
   bool bootstrap = true;
+  /// Recovery from a lost majority, at this start: this node becomes the
+  /// only voter of a new configuration, appended in a new term and
+  /// committed by fiat with everything its log holds, in a new cluster
+  /// generation (HardState::generation + 1). Members of the old generation
+  /// are refused from then on. Entries committed by a majority that did
+  /// not include this node are lost. The store must not be empty (the
+  /// runtime refuses that before the core, which aborts). Each start with
+  /// it set is a new recovery: set it for one start only. The runtime sets
+  /// it from Options::force_new_cluster and Options::accept_data_loss.
+  bool force_new_cluster = false;
   /// A staging server (Membership::staging) is promoted to voter once its
   /// log is within this many entries of the leader's and holds every
   /// committed entry, so adding a server never stalls commits for long.

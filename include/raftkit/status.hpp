@@ -97,6 +97,10 @@ struct NodeStatus {
   /// This node's incarnation: born with its write-ahead log (see
   /// Membership::incarnations).
   std::uint64_t incarnation = 0;
+  /// This node's cluster generation: 1 as bootstrapped, one more after each
+  /// recovery from a lost majority (Options::force_new_cluster); 0 for a
+  /// new node no leader has reached yet.
+  std::uint64_t generation = 0;
   /// The configuration names this node's id as a voter but another
   /// incarnation of it (this one started with an empty log): it receives
   /// the log and counts for nothing until the leader swaps it in.

@@ -138,6 +138,13 @@ class Transport {
     (void)peers, (void)wait;
     return std::nullopt;
   }
+  /// This node's cluster generation changed (HardState::generation: set at
+  /// start, given to a new node by its first leader, raised by a recovery
+  /// from a lost majority). A network transport says it in each handshake
+  /// and refuses peers of another nonzero generation, with a reason naming
+  /// which node to wipe; the default does nothing (the core drops messages
+  /// of another generation anyway). Any thread; may be called before start().
+  virtual void set_generation(std::uint64_t generation) { (void)generation; }
 };
 
 /// A hub connecting in-process transports: many nodes in one process.

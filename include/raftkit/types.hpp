@@ -162,6 +162,13 @@ struct Membership {
   /// The same for `voters_outgoing`: non-empty only in a joint
   /// configuration (a replacement names one id with two incarnations).
   std::map<NodeId, std::uint64_t> outgoing_incarnations = {};
+  /// The cluster generation this configuration belongs to (see
+  /// HardState::generation); 0 for the first one (a cluster never
+  /// recovered). A recovery from a lost majority writes a configuration of
+  /// the next generation, and every configuration after it (and every
+  /// snapshot) carries it on, so a node that rebuilds its log from a kept
+  /// snapshot knows which history that snapshot belongs to.
+  std::uint64_t generation = 0;
   /// Whether a change is half done (a second decision set is in force).
   bool joint() const { return !voters_outgoing.empty(); }
   friend bool operator==(const Membership&, const Membership&) = default;
@@ -185,6 +192,15 @@ struct HardState {
   /// chooses one and the first Ready persists it). Born with the log: a
   /// node whose log is lost comes back as a new incarnation of its id.
   std::uint64_t incarnation = 0;
+  /// The cluster generation this node belongs to: 1 for a cluster as it was
+  /// bootstrapped, one more for each recovery from a lost majority
+  /// (ProtocolOptions::force_new_cluster). 0 in a store never written (or
+  /// written before generations existed): the core then derives it (1 for a
+  /// node that holds a log or bootstraps; a new node's stays 0 until the
+  /// first leader that reaches it gives it its own). Nodes of different
+  /// generations never exchange messages: an old member that comes back
+  /// after a recovery is refused, never merged.
+  std::uint64_t generation = 0;
   friend bool operator==(const HardState&, const HardState&) = default;
 };
 

@@ -12,9 +12,12 @@ namespace raftkit::core {
 namespace {
 
 // 1: voters, learners, outgoing, staging, addresses (every member the
-//    bootstrap incarnation); 2: then the incoming and outgoing incarnations.
+//    bootstrap incarnation); 2: then the incoming and outgoing incarnations;
+// 3: then the generation (written only when nonzero, so configurations of a
+//    cluster never recovered keep their format-2 bytes).
 constexpr std::uint8_t kFormatWithoutIncarnations = 1;
-constexpr std::uint8_t kFormat = 2;
+constexpr std::uint8_t kFormatWithIncarnations = 2;
+constexpr std::uint8_t kFormat = 3;
 constexpr std::size_t kMaxMembers = 4096;      // far above any sane cluster
 constexpr std::size_t kMaxAddressBytes = 1024;  // a host:port, a URL at most
 
@@ -135,7 +138,7 @@ std::string membership_problem(const Membership& m) {
 
 Bytes encode_membership(const Membership& m) {
   Bytes out;
-  out.push_back(kFormat);
+  out.push_back(m.generation != 0 ? kFormat : kFormatWithIncarnations);
   for (const auto* v : {&m.voters, &m.learners, &m.voters_outgoing, &m.staging}) {
     put32(out, static_cast<std::uint32_t>(v->size()));
     for (NodeId id : *v) put64(out, id.value);
@@ -153,13 +156,15 @@ Bytes encode_membership(const Membership& m) {
       put64(out, incarnation);
     }
   }
+  if (m.generation != 0) put64(out, m.generation);
   return out;
 }
 
 std::optional<Membership> decode_membership(BytesView bytes) {
   Reader r{bytes};
   const std::uint64_t format = r.uint(1);
-  if (format != kFormat && format != kFormatWithoutIncarnations) return std::nullopt;
+  if (format != kFormat && format != kFormatWithIncarnations && format != kFormatWithoutIncarnations)
+    return std::nullopt;
   Membership m;
   m.voters = r.ids();
   m.learners = r.ids();
@@ -175,8 +180,10 @@ std::optional<Membership> decode_membership(BytesView bytes) {
     r.pos += len;
     if (!m.addresses.emplace(id, std::move(address)).second) return std::nullopt;
   }
-  if (format == kFormat && !(r.incarnations(m.incarnations) && r.incarnations(m.outgoing_incarnations)))
+  if (format >= kFormatWithIncarnations &&
+      !(r.incarnations(m.incarnations) && r.incarnations(m.outgoing_incarnations)))
     return std::nullopt;
+  if (format == kFormat && (m.generation = r.uint(8)) == 0) return std::nullopt;
   if (!r.ok || r.pos != bytes.size() || !membership_problem(m).empty()) return std::nullopt;
   return m;
 }
@@ -219,6 +226,7 @@ std::string describe(const Membership& m) {
   };
   if (!m.incarnations.empty()) s += fmt::format(" incarnations {}", incarnations(m.incarnations));
   if (!m.outgoing_incarnations.empty()) s += fmt::format(" outgoing incarnations {}", incarnations(m.outgoing_incarnations));
+  if (m.generation != 0) s += fmt::format(" generation {}", m.generation);
   return s;
 }
 

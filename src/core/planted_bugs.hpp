@@ -56,6 +56,8 @@ enum ProtocolBug : unsigned {
   bug_snapshot_answer_any_incarnation = 1u << 12,  ///< a snapshot answer is taken as the tracked
                                                    ///< incarnation's, whoever sent it (hole F)
   bug_read_joins_left_round = 1u << 13,  ///< a read joins the last round that carried reads, which left before it arrived
+  bug_generations_merge = 1u << 14,      ///< messages of another cluster generation are heard (a recovered
+                                         ///< cluster and its old members merge)
 };
 using ProtocolBugs = BugSet<ProtocolBug>;
 

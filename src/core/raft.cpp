@@ -105,10 +105,72 @@ Raft::Raft(const ProtocolOptions& options, const LogStore& store)
   // A restart: a lease this node acknowledged before may still run on its
   // leader (thesis §4.2.3 and §6.4.1); only leases depend on it.
   if (!untouched && options.lease_reads) vote_quiet_until_ = static_cast<std::uint64_t>(options.election_ticks);
+  derive_generation(hs, snap, store.last_index());
   term_ = hs.term;
   vote_ = hs.vote;
   become_follower(term_, NodeId{});
   vote_ = hs.vote;  // become_follower keeps the vote of an unchanged term
+  if (options.force_new_cluster) force_new_cluster();
+}
+
+// The generation: the one recorded; else that of the configuration in force
+// (1 if it names none) for a node that bootstraps or whose log was written
+// before generations were recorded; else, for a new log over a kept
+// snapshot, that snapshot's (so a snapshot of a generation left behind by a
+// recovery is refused, never taken for the new history); else none (0)
+// until a leader gives it its own (admits_generation).
+void Raft::derive_generation(const HardState& hs, const SnapshotMeta& snap, Index stored_last) {
+  const auto named = [](const Membership& m) { return std::max<std::uint64_t>(1, m.generation); };
+  if (hs.generation != 0) {
+    generation_ = hs.generation;
+  } else if (incarnation_ == kBootstrapIncarnation || (hs.incarnation != 0 && stored_last != Index{})) {
+    generation_ = named(membership_);
+    // Derived the same way at every start: it needs no write of its own (it
+    // goes with the next hard state written).
+    persisted_hs_.generation = generation_;
+  } else if (snap.index != Index{}) {
+    generation_ = named(snap.membership);
+  } else {
+    generation_ = 0;
+  }
+}
+
+// Recovery from a lost majority. The survivor keeps its log and state and
+// becomes, in a new term and a new generation, the only voter of a new
+// configuration (keeping its own address and incarnation). That entry and
+// every entry before it are committed by the operator's decision, not by a
+// quorum: entries this node holds but the old cluster never committed are
+// committed now, and entries the old cluster committed without this node
+// are lost. The new term (with this node's vote) is never reused by it, and
+// the new generation makes every member of the old one a stranger
+// (admits_generation), whatever its term or log: the old and the new
+// cluster can never exchange an entry, a vote or an acknowledgement.
+void Raft::force_new_cluster() {
+  RAFTKIT_ASSERT(log_.last_index() != Index{}, "force_new_cluster on node {}: its store is empty", id_);
+  Membership forced{{id_}, {}, {}, {}, {}, {}, {}};
+  // This node's address as its log last named it (the last configuration
+  // appended, committed or not).
+  std::optional<Membership> last = membership_;
+  for (Index lo = log_.first_index(), hi = log_.last_index(); lo <= hi;) {
+    std::vector<Entry> batch;
+    if (log_.slice(lo, hi + 1, std::size_t{4} << 20, batch) || batch.empty()) break;
+    for (const Entry& e : batch)
+      if (e.type == EntryType::membership)
+        if (auto m = decode_membership(e.payload)) last = std::move(m);
+    lo = batch.back().index + 1;
+  }
+  if (auto it = last->addresses.find(id_); it != last->addresses.end()) forced.addresses.emplace(id_, it->second);
+  set_incarnation(forced, id_, incarnation_);
+  generation_ += 1;
+  forced.generation = generation_;
+  become_follower(term_.next(), NodeId{});
+  vote_ = id_;  // this term is the recovery's: this node votes for no one else in it
+  append_to_log({Entry{term_, Index{}, EntryType::membership, encode_membership(forced)}});
+  uncommitted_bytes_ = 0;
+  log_.commit_to(log_.last_index());
+  membership_ = std::move(forced);
+  config_index_ = log_.last_index();
+  become_follower(term_, NodeId{});  // progress for the new configuration
 }
 
 // The configuration of a node that bootstrapped its cluster and knows no
@@ -365,6 +427,7 @@ void Raft::poll_votes() {
 
 void Raft::step(const Message& m) {
   if (!well_formed(m, id_)) return;
+  if (!admits_generation(m)) return;
   const bool vote_request = m.type == MessageType::vote || m.type == MessageType::pre_vote;
 
   if (m.term > term_) {
@@ -421,6 +484,29 @@ void Raft::step(const Message& m) {
     case Role::starting:
     case Role::stopped: break;  // the runtime's roles, never a core's
   }
+}
+
+// A recovered cluster and the members of the generation it left behind
+// must never merge: an old member's log may hold entries the old majority
+// committed without the survivor, and the survivor's log entries the old
+// cluster never committed; either side taking the other's entries (or
+// votes, or acknowledgements) would break state machine safety. So any
+// message of another generation is dropped before its term is even looked
+// at (an old member's higher term must not depose the new leader). A new
+// node (generation 0) takes the generation of the first leader that
+// reaches it, and its own messages carry 0 until then, which every node
+// hears.
+bool Raft::admits_generation(const Message& m) {
+  if (m.generation == generation_ || m.generation == 0 || planted(bug_generations_merge)) return true;
+  if (generation_ == 0) {
+    const bool from_leader =
+        m.type == MessageType::append || m.type == MessageType::heartbeat || m.type == MessageType::snapshot;
+    if (from_leader) generation_ = m.generation;
+    return true;
+  }
+  ++generation_refusals_;
+  last_refusal_ = {m.from, m.generation};
+  return false;
 }
 
 void Raft::handle_vote_request(const Message& m) {
@@ -972,6 +1058,7 @@ std::uint64_t Raft::named_incarnation(NodeId id) const {
 void Raft::send(Message m) {
   m.from = id_;
   m.incarnation = incarnation_;
+  m.generation = generation_;
   if (m.term == Term{}) m.term = term_;
   if (must_follow_persist(m.type)) {
     if (!planted(bug_reply_before_persist)) [[likely]] {
@@ -1075,9 +1162,9 @@ void Raft::step_down() {
 
 bool Raft::has_ready() const {
   if (ready_outstanding_) return false;
-  return HardState{term_, vote_, log_.committed(), incarnation_} != persisted_hs_ || !log_.unstable_entries().empty() ||
-         log_.unstable_snapshot() || !msgs_.empty() || !persisted_msgs_.empty() || log_.has_next_committed() ||
-         !read_states_.empty() || !failed_reads_.empty() || read_round_due() || forward_due();
+  return HardState{term_, vote_, log_.committed(), incarnation_, generation_} != persisted_hs_ ||
+         !log_.unstable_entries().empty() || log_.unstable_snapshot() || !msgs_.empty() || !persisted_msgs_.empty() ||
+         log_.has_next_committed() || !read_states_.empty() || !failed_reads_.empty() || read_round_due() || forward_due();
 }
 
 void Raft::flush_broadcast() {
@@ -1106,7 +1193,7 @@ Ready Raft::ready() {
   ready_outstanding_ = true;
   Ready rd;
   rd.number = ++ready_number_;
-  const HardState hs{term_, vote_, log_.committed(), incarnation_};
+  const HardState hs{term_, vote_, log_.committed(), incarnation_, generation_};
   if (hs != persisted_hs_) rd.hard_state = hs;
   rd.snapshot = log_.unstable_snapshot();
   if (rd.snapshot) rd.snapshot_data = std::move(snapshot_data_);
@@ -1177,6 +1264,7 @@ std::error_code Raft::propose_membership(const Membership& requested, Proposed* 
       set_incarnation(target, id, pr->incarnation);
     }
   }
+  target.generation = membership_.generation;  // the leader's, as the incarnations
   if (target == membership_) return {};
   // Learners, staging servers and addresses change no majority: one step.
   // A change of address only (Node::async_update_server) is the plainest

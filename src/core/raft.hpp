@@ -217,6 +217,19 @@ class Raft {
   /// Messages from another incarnation of a follower than the one the leader
   /// tracked (since creation): each restarts that follower's progress.
   std::uint64_t incarnation_changes() const { return incarnation_changes_; }
+  /// This node's cluster generation (HardState::generation): 0 only for a
+  /// new node no leader has reached yet.
+  std::uint64_t generation() const { return generation_; }
+  /// A message refused because its sender is of another generation.
+  struct GenerationRefusal {
+    NodeId from;                  ///< who sent it
+    std::uint64_t generation = 0;  ///< the sender's generation
+  };
+  /// Messages dropped since creation because their sender is of another
+  /// generation (an old member that came back after a recovery, or this
+  /// node is the old member), and the last such sender.
+  std::uint64_t generation_refusals() const { return generation_refusals_; }
+  GenerationRefusal last_generation_refusal() const { return last_refusal_; }
   const ProgressTracker& progress() const { return progress_; }
   NodeId transferee() const { return transferee_; }
   /// Leader: whether `peer` was heard from within an election timeout.
@@ -233,6 +246,14 @@ class Raft {
   void poll_votes();
   /// The election's outcome so far (votes_ against membership_).
   VoteResult tally_votes() const;
+
+  /// The forced start of ProtocolOptions::force_new_cluster (constructor).
+  void force_new_cluster();
+  /// Sets generation_ at start from what the store holds (constructor).
+  void derive_generation(const HardState& hs, const SnapshotMeta& snap, Index stored_last);
+  /// Whether `m` comes from this node's generation (adopting the leader's
+  /// when this node has none yet); counts a refusal otherwise.
+  bool admits_generation(const Message& m);
 
   // message handling
   void step_leader(const Message& m);
@@ -345,6 +366,9 @@ class Raft {
   // node acknowledged before it restarted must run out first.
   std::uint64_t vote_quiet_until_ = 0;
   std::uint64_t incarnation_changes_ = 0;
+  std::uint64_t generation_ = 0;  // HardState::generation (0: not given yet)
+  std::uint64_t generation_refusals_ = 0;
+  GenerationRefusal last_refusal_;
 
   ReadOnly read_only_;      // ReadIndex rounds, pending reads, lease (read_only.hpp)
   ForwardedReads forwarded_;  // follower: reads on their way to the leader (read_only.hpp)

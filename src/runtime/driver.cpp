@@ -46,6 +46,12 @@ std::error_code Driver::start(TimePoint now, std::string& detail) {
     return errc::invalid_argument;
   }
   if (auto ec = snapshot_.load(detail)) return ec;
+  if (options_.force_new_cluster && store_.last_index() == Index{} && store_.snapshot_meta().index == Index{}) {
+    detail = fmt::format("{} refused: this node's store is empty, there is nothing to recover from (start it on "
+                         "the data directory of the surviving node)",
+                         options_.force_new_cluster_name);
+    return errc::invalid_argument;
+  }
   if (auto ec = check_bootstrap(detail)) return ec;
   ProtocolOptions core = options_.core_options();
   core.bootstrap = may_bootstrap();
@@ -57,6 +63,13 @@ std::error_code Driver::start(TimePoint now, std::string& detail) {
 #endif
   now_ = last_tick_ = started_at_ = now;
   report_configuration();
+  if (options_.force_new_cluster)
+    options_.logger.warn(options_.id, raft_->term(),
+                         "{} {}: recovered from a lost majority as generation {}, the only voter ({}), committing "
+                         "its whole log up to {}; add the other nodes as new members, and restart this node "
+                         "without these flags",
+                         options_.force_new_cluster_name, options_.accept_data_loss_name, raft_->generation(),
+                         core::describe(raft_->membership()), raft_->commit_index());
   observe_changes();
   return {};
 }
@@ -489,6 +502,25 @@ void Driver::persist_ready(std::shared_ptr<core::Ready> rd, std::optional<HardSt
   io_.persist(std::move(w));
 }
 
+// Tells the transport this node's generation when it changes, and logs
+// once per sender and generation the messages refused for another one.
+void Driver::observe_generation() {
+  if (raft_->generation() != generation_seen_) {
+    generation_seen_ = raft_->generation();
+    io_.generation_changed(generation_seen_);
+  }
+  if (raft_->generation_refusals() == generation_refusals_seen_) return;
+  generation_refusals_seen_ = raft_->generation_refusals();
+  const auto refused = raft_->last_generation_refusal();
+  if (!refusals_logged_.emplace(refused.from, refused.generation).second) return;
+  const bool sender_old = refused.generation < generation_seen_;
+  options_.logger.warn(options_.id, raft_->term(),
+                       "refusing messages from node {} of generation {} (this node is at generation {}): {} is "
+                       "from before a recovery from a lost majority; wipe it and add it as a new member",
+                       refused.from, refused.generation, generation_seen_,
+                       sender_old ? fmt::format("node {}", refused.from) : std::string("this node"));
+}
+
 // Keeps the gauges current and counts elections and leader changes.
 void Driver::observe_changes() {
   metrics_.pending_requests.set(static_cast<std::int64_t>(pending_requests()));
@@ -517,6 +549,7 @@ void Driver::observe_changes() {
     last_leader_ = raft_->leader();
   }
   metrics_.term.set(static_cast<std::int64_t>(raft_->term().value));
+  observe_generation();
   if (const std::uint64_t changes = raft_->incarnation_changes(); changes != incarnation_changes_seen_) {
     metrics_.incarnation_changes.add(changes - incarnation_changes_seen_);
     incarnation_changes_seen_ = changes;
@@ -635,6 +668,7 @@ NodeStatus Driver::status(bool lists) const {
   if (raft_) {
     if (lists) s.membership = raft_->membership();
     s.incarnation = raft_->incarnation();
+    s.generation = raft_->generation();
     s.replacing = raft_->replacing();
   }
   s.failure = failure_;

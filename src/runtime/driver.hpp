@@ -91,6 +91,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <system_error>
@@ -245,6 +246,7 @@ class Driver {
   void send(Message m);
   void fail(std::error_code ec, const std::string& what);
   void observe_changes();
+  void observe_generation();
   void report_configuration();
   std::error_code refusal() const;
   std::vector<PeerContact> contacts() const;
@@ -266,6 +268,9 @@ class Driver {
   Term lead_term_;  // the term this node leads in, as last told to the state machine; 0: not leading
   Index last_commit_;
   std::uint64_t incarnation_changes_seen_ = 0;  // raft_->incarnation_changes() last added to the metrics
+  std::uint64_t generation_seen_ = ~std::uint64_t{0};  // raft_->generation() last told to the I/O side
+  std::uint64_t generation_refusals_seen_ = 0;        // raft_->generation_refusals() last looked at
+  std::set<std::pair<NodeId, std::uint64_t>> refusals_logged_;  // refused senders (id, generation) logged once
 #ifdef RAFTKIT_PLANTED_BUGS
   PlantedBugs bugs_;
   bool planted(DriverBug b) const { return bugs_.driver.has(b); }

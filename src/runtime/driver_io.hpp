@@ -76,6 +76,9 @@ class DriverIo {
   /// transport learns the new members' addresses and forgets the removed.
   /// Called before any message for a new member is sent.
   virtual void members_changed(const Membership&) {}
+  /// This node's cluster generation changed (HardState::generation): a
+  /// network transport says it in its handshakes (Transport::set_generation).
+  virtual void generation_changed(std::uint64_t) {}
   /// The caller's monotonic clock, read only to time work for the metrics
   /// (a snapshot's capture, restore, save and send); nothing the driver
   /// decides depends on it. May be called from the thread that runs a

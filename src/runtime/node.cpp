@@ -186,6 +186,7 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl>, runtime::DriverIo 
   void send(Message m) override { transport->send(std::move(m)); }
 
   void members_changed(const Membership& m) override { transport->update_peers(m.addresses); }
+  void generation_changed(std::uint64_t generation) override { transport->set_generation(generation); }
 
   // Runs `op` on the strand once the node has started; its completion
   // carries the leader hint.

@@ -19,6 +19,7 @@ ProtocolOptions Options::core_options() const {
   for (const auto& [peer, address] : peers) p.initial_voters.push_back(peer);
   p.initial_addresses = peers;
   p.bootstrap = bootstrap;
+  p.force_new_cluster = force_new_cluster && accept_data_loss;
   return p;
 }
 
@@ -37,6 +38,12 @@ std::string Options::validate() const {
     if (address.empty()) return fmt::format("peer {} has no address", peer.value);
   }
   if (cluster_id.empty()) return "cluster_id must not be empty";
+  if (force_new_cluster && !accept_data_loss)
+    return fmt::format("{} needs {}: a recovery from a lost majority loses the entries a majority committed "
+                       "without this node; say that you accept it",
+                       force_new_cluster_name, accept_data_loss_name);
+  if (accept_data_loss && !force_new_cluster)
+    return fmt::format("{} is only meaningful with {}", accept_data_loss_name, force_new_cluster_name);
   if (tick_interval.count() <= 0) return "tick_interval must be positive";
   if (request_timeout.count() <= 0) return "request_timeout must be positive";
   if (membership_timeout.count() <= 0) return "membership_timeout must be positive";

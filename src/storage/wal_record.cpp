@@ -16,8 +16,10 @@ namespace {
 constexpr std::uint32_t kCrcMask = 0x9E3779B9u;
 constexpr std::uint8_t kVersion = 2;  // 2: membership with staging and addresses; a hard state flags byte
 // The hard state's flags byte: 2 says the node's incarnation follows (0 and
-// 1, written before incarnations existed, carry none).
+// 1, written before incarnations existed, carry none); 3 says the
+// incarnation and then the cluster generation follow.
 constexpr std::uint8_t kHardStateWithIncarnation = 2;
+constexpr std::uint8_t kHardStateWithGeneration = 3;
 constexpr std::uint8_t kMagic0 = 'R';
 constexpr std::uint8_t kMagic1 = 'K';
 
@@ -170,8 +172,9 @@ void Encoder::hard_state(const HardState& hs) {
   u64(hs.term.value);
   u64(hs.vote.value);
   u64(hs.commit.value);
-  out_.push_back(kHardStateWithIncarnation);
+  out_.push_back(kHardStateWithGeneration);
   u64(hs.incarnation);
+  u64(hs.generation);
 }
 void Encoder::snapshot_meta(const SnapshotMeta& m) {
   u64(m.index.value);
@@ -213,7 +216,9 @@ bool Decoder::hard_state(HardState& hs) {
   // 0 and 1: written before incarnations (then a "recovering" flag): the
   // incarnation is unknown (0) and the node's options decide it.
   hs.incarnation = 0;
+  hs.generation = 0;  // before generations: the core derives it
   if (flags == kHardStateWithIncarnation) return u64(hs.incarnation);
+  if (flags == kHardStateWithGeneration) return u64(hs.incarnation) && u64(hs.generation);
   return flags <= 1 || (ok_ = false);
 }
 bool Decoder::snapshot_meta(SnapshotMeta& m) {

@@ -54,7 +54,7 @@ namespace raftkit::storage {
 enum class RecordType : std::uint8_t {
   checkpoint = 1,  ///< full reset: hard state + snapshot meta, log emptied; starts a rewritten segment
   entries = 2,     ///< first index + entries; drops any existing tail from that index (the truncation)
-  hard_state = 3,  ///< term, vote, commit, flags (2: the incarnation follows), incarnation
+  hard_state = 3,  ///< term, vote, commit, flags (2: the incarnation follows; 3: it, then the generation)
   snapshot = 4,    ///< snapshot meta + whether the log after it was kept
   compact = 5,     ///< entries up to an index discarded; written by older versions only (LogStore had a
                    ///< compact() the library never called), still replayed so their WALs open

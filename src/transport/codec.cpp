@@ -100,6 +100,7 @@ struct Encoder {
     b.setHintTerm(m.hint_term.value);
     b.setContext(m.context);
     b.setIncarnation(m.incarnation);
+    b.setGeneration(m.generation);
     if (m.snapshot) {
       auto sb = b.getSnapshot().initMeta();
       sb.setIndex(m.snapshot->index.value);
@@ -120,6 +121,7 @@ struct Encoder {
       put_incarnations(mb.initIncarnations(static_cast<unsigned>(ms.incarnations.size())), ms.incarnations);
       put_incarnations(mb.initOutgoingIncarnations(static_cast<unsigned>(ms.outgoing_incarnations.size())),
                        ms.outgoing_incarnations);
+      mb.setGeneration(ms.generation);
     } else {
       b.getSnapshot().setNone();
     }
@@ -158,6 +160,7 @@ bool read_message(wire::Message::Reader r, Message& m) {
   m.hint_term = Term{r.getHintTerm()};
   m.context = r.getContext();
   m.incarnation = r.getIncarnation();
+  m.generation = r.getGeneration();
   auto snap = r.getSnapshot();
   switch (snap.which()) {
     case wire::Message::Snapshot::NONE:
@@ -192,6 +195,7 @@ bool read_message(wire::Message::Reader r, Message& m) {
       if (!incarnations(mr.getIncarnations(), sm.membership.incarnations) ||
           !incarnations(mr.getOutgoingIncarnations(), sm.membership.outgoing_incarnations))
         return false;
+      sm.membership.generation = mr.getGeneration();
       m.snapshot = std::move(sm);
       break;
     }
@@ -222,7 +226,7 @@ std::error_code decode_aligned(kj::ArrayPtr<const capnp::word> words, FramePaylo
       auto id = h.getClusterId();
       if (id.size() > kMaxClusterIdBytes) return errc::protocol_error;
       out = Handshake{std::string(id.cStr(), id.size()), NodeId{h.getNodeId()}, h.getProtocolVersion(),
-                      NodeId{h.getExpectedPeer()}};
+                      NodeId{h.getExpectedPeer()}, h.getGeneration()};
       return {};
     }
     case wire::Frame::SNAPSHOT_CHUNK: {
@@ -311,6 +315,7 @@ std::error_code encode_frame(FramePayload payload, EncodedFrame& out, const Code
       hb.setNodeId(h->node.value);
       hb.setProtocolVersion(h->protocol_version);
       hb.setExpectedPeer(h->expected_peer.value);
+      hb.setGeneration(h->generation);
     } else if (const auto* c = std::get_if<SnapshotChunk>(&state->payload)) {
       auto cb = root.initSnapshotChunk();
       enc.put_message(cb.initMessage(), c->message);

@@ -76,6 +76,7 @@ struct Handshake {
   NodeId node;
   std::uint32_t protocol_version = kProtocolVersion;
   NodeId expected_peer;  ///< who the connecting node thinks it dialled
+  std::uint64_t generation = 0;  ///< the connecting node's cluster generation (0: none yet)
   friend bool operator==(const Handshake&, const Handshake&) = default;
 };
 

@@ -5,7 +5,22 @@
 
 namespace raftkit::transport {
 
-std::string handshake_refusal(const Handshake& hello, std::string_view cluster_id, NodeId self) {
+std::string generation_refusal(NodeId other, std::uint64_t other_generation, NodeId self, std::uint64_t generation,
+                               std::string_view cluster_id) {
+  if (other_generation == 0 || generation == 0 || other_generation == generation) return {};
+  if (other_generation < generation)
+    return fmt::format("node {} is from generation {} of cluster '{}'; this cluster was recovered from a lost "
+                       "majority (force-new-cluster) and node {} is at generation {}: wipe node {} and add it as a "
+                       "new member",
+                       other, other_generation, cluster_id, self, generation, other);
+  return fmt::format("node {} is at generation {} of cluster '{}' but this node ({}) is from generation {}: the "
+                     "cluster was recovered from a lost majority (force-new-cluster) without this node; wipe node {} "
+                     "and add it as a new member",
+                     other, other_generation, cluster_id, self, generation, self);
+}
+
+std::string handshake_refusal(const Handshake& hello, std::string_view cluster_id, NodeId self,
+                              std::uint64_t generation) {
   if (hello.protocol_version != kProtocolVersion)
     return fmt::format("protocol version {} (this node speaks {})", hello.protocol_version, kProtocolVersion);
   if (hello.cluster_id != cluster_id)
@@ -13,7 +28,7 @@ std::string handshake_refusal(const Handshake& hello, std::string_view cluster_i
   if (hello.expected_peer != self)
     return fmt::format("node {} dialled node {}, but this is node {}", hello.node, hello.expected_peer, self);
   if (hello.node.is_none() || hello.node == self) return fmt::format("unknown node id {}", hello.node);
-  return {};
+  return generation_refusal(hello.node, hello.generation, self, generation, cluster_id);
 }
 
 std::string reply_refusal(const FramePayload& answer, NodeId dialled) {

@@ -6,8 +6,8 @@
 // logs the reasons; tests/unit/transport/handshake_test.cpp checks the rules.
 //
 // The exchange: the dialling side sends Handshake{cluster id, its node id,
-// protocol version, the node it believes it dialled}; the accepting side
-// answers HandshakeReply{accepted, its node id, reason}. With TLS, both
+// protocol version, the node it believes it dialled, its generation}; the
+// accepting side answers HandshakeReply{accepted, its node id, reason}. With TLS, both
 // sides first check the certificate the other presented: it must name a
 // node of this cluster (raftkit://CLUSTER/node/ID), on the dialling side the
 // node it dialled, on the accepting side the node the Handshake claims.
@@ -28,11 +28,24 @@ namespace raftkit::transport {
 /// configuration decides whom a node dials, not whom it hears (a node
 /// catching up from an old configuration must hear the leader that joined
 /// later).
-std::string handshake_refusal(const Handshake& hello, std::string_view cluster_id, NodeId self);
+/// `generation` is this node's cluster generation (0: none yet): a node of
+/// another nonzero generation is refused (generation_refusal()).
+std::string handshake_refusal(const Handshake& hello, std::string_view cluster_id, NodeId self,
+                              std::uint64_t generation = 0);
 
 /// Dialling side: why the answer to a handshake sent to `dialled` is
-/// refused, or empty.
+/// refused, or empty. (The generations are compared by the accepting side,
+/// which knows both: its reason then names the node to wipe.)
 std::string reply_refusal(const FramePayload& answer, NodeId dialled);
+
+/// Why node `self` at `generation` of `cluster_id` refuses node `other` at
+/// `other_generation`, or empty: both nonzero and different means one of
+/// them is from before a recovery from a lost majority (force_new_cluster),
+/// and the two must never exchange a message. The reason says which one to
+/// wipe and add again as a new member. 0 (a new node, or a peer that does
+/// not say) is never refused here.
+std::string generation_refusal(NodeId other, std::uint64_t other_generation, NodeId self, std::uint64_t generation,
+                               std::string_view cluster_id);
 
 /// The node of `cluster_id` that a certificate's identities name, or the
 /// reason there is none (`node` is then left alone).

@@ -213,7 +213,8 @@ asio::awaitable<std::error_code> PeerLink::handshake(Connection& conn) {
       co_return errc::cluster_mismatch;
     }
   }
-  const FramePayload hello = Handshake{ctx.options.cluster_id, ctx.options.self, kProtocolVersion, id_};
+  const std::uint64_t generation = ctx.generation.load(std::memory_order_relaxed);
+  const FramePayload hello = Handshake{ctx.options.cluster_id, ctx.options.self, kProtocolVersion, id_, generation};
   const std::error_code hello_ec = co_await write_frame(conn, hello, ctx.limits);
   if (hello_ec) co_return hello_ec;
   FramePayload answer;

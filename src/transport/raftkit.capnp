@@ -54,6 +54,7 @@ struct Membership {
   addresses @4 :List(Address);
   incarnations @5 :List(Incarnation);          # Membership::incarnations
   outgoingIncarnations @6 :List(Incarnation);  # Membership::outgoing_incarnations
+  generation @7 :UInt64;                       # Membership::generation (0: the first)
 }
 
 struct Incarnation {
@@ -92,6 +93,7 @@ struct Message {
   }
   snapshotData @14 :Data;
   incarnation @15 :UInt64;
+  generation @16 :UInt64;      # the sender's cluster generation (0: a new node no leader reached yet)
 }
 
 # First frame of every TCP connection, sent by the connecting side.
@@ -100,6 +102,7 @@ struct Handshake {
   nodeId @1 :UInt64;           # the connecting node
   protocolVersion @2 :UInt32;  # this schema's version: 2 (2: members and messages carry incarnations)
   expectedPeer @3 :UInt64;     # the node the connecting side believes it reached
+  generation @4 :UInt64;       # the connecting node's cluster generation (0: a new node, or not known)
 }
 
 # The accepting side's answer. On refusal it closes the connection after it.

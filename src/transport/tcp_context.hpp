@@ -70,6 +70,9 @@ struct TcpContext {
   TransportCounters counters;
   std::shared_ptr<TlsCredentials> credentials;  ///< set by start() when TLS is on
   bool stopping = false;                        ///< stop() began: every loop unwinds
+  /// This node's cluster generation (Transport::set_generation), said in
+  /// each handshake; a peer of another generation is refused. Any thread.
+  std::atomic<std::uint64_t> generation{0};
 
   /// One warn-level line, "transport: ...".
   template <typename... Args>

@@ -175,6 +175,8 @@ class Impl : public LinkEvents, public std::enable_shared_from_this<Impl> {
   // The configuration's address book: new members are dialled, moved ones
   // redialled, removed ones dropped. An empty book (a node that has not
   // learned its configuration yet) changes nothing.
+  void set_generation(std::uint64_t generation) { ctx_->generation.store(generation, std::memory_order_relaxed); }
+
   void update_peers(const std::map<NodeId, std::string>& addresses) {
     if (addresses.empty()) return;
     for (const auto& [id, address] : addresses) {
@@ -522,7 +524,8 @@ class Impl : public LinkEvents, public std::enable_shared_from_this<Impl> {
       ctx_->protocol_error("closing connection from {}: the first frame is not a handshake", remote);
       co_return NodeId{};
     }
-    std::string reason = handshake_refusal(*hello, opts_.cluster_id, opts_.self);
+    const std::uint64_t generation = ctx_->generation.load(std::memory_order_relaxed);
+    std::string reason = handshake_refusal(*hello, opts_.cluster_id, opts_.self, generation);
     if (reason.empty() && conn->tls()) reason = claim_refusal(hello->node, certified);
     const ClusterStanding st = reason.empty() ? ctx_->standing() : ClusterStanding{};
     const FramePayload answer = HandshakeReply{reason.empty(), opts_.self, reason, st.member, st.leader, st.commit};
@@ -633,6 +636,7 @@ class TcpTransportImpl final : public TcpTransport {
   std::uint16_t local_port() const override { return impl_->local_port(); }
   void set_peer(NodeId id, std::string host_port) override { impl_->set_peer(id, std::move(host_port)); }
   void update_peers(const std::map<NodeId, std::string>& addresses) override { impl_->update_peers(addresses); }
+  void set_generation(std::uint64_t generation) override { impl_->set_generation(generation); }
   std::size_t connected_peers() const override { return impl_->connected_peers(); }
   std::size_t inbound_connections() const override { return impl_->inbound_connections(); }
   std::uint64_t refused_connections() const override { return impl_->refused_connections(); }

@@ -24,6 +24,7 @@ struct RaftInspector {
         h.add(incarnation);
       }
     }
+    h.add(m.generation);
   }
 
   static void add_log(explore::Hasher& h, const LogView& log) {
@@ -129,7 +130,9 @@ struct RaftInspector {
           std::uint64_t{r.broadcast_pending_} << 3);
     h.add(r.incarnation_);
     h.add(r.vote_quiet_until_);
-    // incarnation_changes_ only counts (for metrics): not part of the state.
+    h.add(r.generation_);
+    // incarnation_changes_, generation_refusals_ and last_refusal_ only
+    // count (for metrics and logs): not part of the state.
     // bugs_ (only in a build with planted bugs; its size hides in padding,
     // so sizeof(Raft) is the same without): the Config's, in every node alike.
     add_read_only(h, r.read_only_);
@@ -157,6 +160,7 @@ void add_hard_state(Hasher& h, const HardState& hs) {
   h.add(hs.vote.value);
   h.add(hs.commit.value);
   h.add(hs.incarnation);
+  h.add(hs.generation);
 }
 
 // The incarnation a node takes when its store names none and it does not
@@ -202,6 +206,7 @@ std::uint64_t message_hash(const Message& m) {
     core::RaftInspector::add_membership(h, m.snapshot->membership);
   }
   h.add(m.incarnation);
+  h.add(m.generation);
   return h.done();
 }
 

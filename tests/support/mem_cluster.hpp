@@ -100,6 +100,8 @@ class MemCluster {
 
   /// The bootstrap flag of node `id`'s next restart().
   void set_bootstrap(std::uint64_t id, bool on) { options_.at(NodeId{id}).bootstrap = on; }
+  /// The options of node `id`'s next restart().
+  Options& options(std::uint64_t id) { return options_.at(NodeId{id}); }
 
   core::Raft& raft(std::uint64_t id) { return *nodes_.at(NodeId{id}).raft; }
   MemNode& node(std::uint64_t id) { return nodes_.at(NodeId{id}); }

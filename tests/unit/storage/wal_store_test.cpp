@@ -49,7 +49,8 @@ TEST_CASE("WAL reopen on the real file system restores entries, hard state and s
     std::unique_ptr<LogStore> s;
     REQUIRE(!open_wal_store(dir.path, o, s));
     for (std::uint64_t i = 1; i <= 200; i += 4) REQUIRE(!s->append(make_entries(i, 4, 1 + i / 50, 90)));
-    REQUIRE(!s->save_hard_state(HardState{Term{5}, NodeId{3}, Index{150}, kBootstrapIncarnation}));
+    // Generation 3: the hard state of a node recovered twice (force_new_cluster).
+    REQUIRE(!s->save_hard_state(HardState{Term{5}, NodeId{3}, Index{150}, kBootstrapIncarnation, 3}));
     REQUIRE(!s->sync());
     CHECK(segment_files(dir.path).size() >= 3);
     REQUIRE(!s->install_snapshot(SnapshotMeta{Index{180}, *s->term(Index{180}), {{NodeId{1}}, {}, {}, {}, {}}}));
@@ -62,6 +63,7 @@ TEST_CASE("WAL reopen on the real file system restores entries, hard state and s
   std::unique_ptr<LogStore> s;
   REQUIRE(!open_wal_store(dir.path, o, s));
   CHECK(image_of(*s) == before);
+  CHECK(s->hard_state().generation == 3);  // through the rewrite into one segment, too
   CHECK(s->first_index() == Index{181});
   CHECK(s->last_index() == Index{203});
 }

@@ -82,7 +82,7 @@ TEST_CASE("codec: large aligned payloads are referenced in place, not copied, an
 }
 
 TEST_CASE("codec: handshake and reply round-trip", "[codec]") {
-  Handshake h{"cluster-a", NodeId{7}, kProtocolVersion, NodeId{9}};
+  Handshake h{"cluster-a", NodeId{7}, kProtocolVersion, NodeId{9}, 2};
   EncodedFrame f;
   REQUIRE(!encode_frame(h, f));
   FramePayload p;

@@ -89,3 +89,21 @@ TEST_CASE("handshake: a node's own certificate must name it", "[handshake][tls]"
   CHECK(mentions(why, "n1.pem"));
   CHECK(mentions(why, "raftkit://c1/node/1"));
 }
+
+TEST_CASE("handshake: a node of another cluster generation is refused, saying which node to wipe", "[handshake]") {
+  Handshake old = hello(2, 1);
+  old.generation = 1;
+  // This node was recovered (generation 2): the old member 2 is told to be wiped.
+  const std::string why = handshake_refusal(old, "c1", NodeId{1}, 2);
+  CHECK(mentions(why, "node 2 is from generation 1 of cluster 'c1'"));
+  CHECK(mentions(why, "node 1 is at generation 2"));
+  CHECK(mentions(why, "wipe node 2 and add it as a new member"));
+  // The other way round: this node (1) is the old one.
+  Handshake newer = hello(2, 1);
+  newer.generation = 3;
+  CHECK(mentions(handshake_refusal(newer, "c1", NodeId{1}, 2), "wipe node 1 and add it as a new member"));
+  // Same generation, or a side that has none yet (a new node), is heard.
+  CHECK(handshake_refusal(old, "c1", NodeId{1}, 1).empty());
+  CHECK(handshake_refusal(hello(2, 1), "c1", NodeId{1}, 2).empty());
+  CHECK(handshake_refusal(old, "c1", NodeId{1}, 0).empty());
+}

@@ -36,11 +36,13 @@ inline Message full_message(MessageType type) {
   m.reject_hint = Index{30};
   m.hint_term = Term{5};
   m.context = 0xdeadbeefcafef00dULL;
+  m.generation = 3;
   m.snapshot = SnapshotMeta{Index{20}, Term{4},
                             Membership{{NodeId{1}, NodeId{2}, NodeId{3}}, {NodeId{4}}, {NodeId{1}, NodeId{5}}, {NodeId{6}},
                                        {{NodeId{1}, "10.0.0.1:7001"}, {NodeId{6}, "[::1]:7006"}},
                                        {{NodeId{3}, 0x3333}, {NodeId{6}, 0x6666}},
-                                       {{NodeId{5}, 0x5555}}}};
+                                       {{NodeId{5}, 0x5555}},
+                                       3}};
   m.snapshot_data = Bytes(2048, 0x11);
   m.snapshot_data[7] = 0x99;
   return m;
