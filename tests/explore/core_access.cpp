@@ -100,8 +100,8 @@ struct RaftInspector {
   /// random generator's position (see README: the election timeout drawn
   /// last is hashed, the draws to come are not).
   static void add_raft(explore::Hasher& h, const Raft& r) {
-    static_assert(sizeof(Raft) == 1400, "core::Raft changed: hash the new fields in RaftInspector::add_raft");
-    static_assert(sizeof(LogView) == 320, "core::LogView changed: hash the new fields in add_log");
+    static_assert(sizeof(Raft) == 1456, "core::Raft changed: hash the new fields in RaftInspector::add_raft");
+    static_assert(sizeof(LogView) == 328, "core::LogView changed: hash the new fields in add_log");
     static_assert(sizeof(ReadOnly) == 160, "core::ReadOnly changed: hash the new fields in add_read_only");
     static_assert(sizeof(Progress) == 120, "core::Progress changed: hash the new fields in add_progress");
     static_assert(sizeof(ForwardedReads) == 88, "core::ForwardedReads changed: hash the new fields in add_forwarded");
