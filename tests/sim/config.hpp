@@ -92,6 +92,9 @@ struct SimConfig {
   int clients = 4;
   /// Check the client histories for linearizability at the end of the run.
   bool check_linearizability = true;
+  /// Seeds that run the real WAL run it as one group of a shared log
+  /// (storage/shared_log.hpp) beside a neighbour group (see sim_store.hpp).
+  bool shared_log = false;
   /// When set, receives every event of the run as a readable line.
   std::function<void(std::string_view)> verbose;
 };

@@ -19,7 +19,9 @@ using namespace raftkit::test;
 
 namespace {
 
-std::vector<GroupStep> workload() {
+/// `sync_each`: the host syncs after every write too (more write boundaries,
+/// each batch one group's record).
+std::vector<GroupStep> workload(bool sync_each = false) {
   std::vector<GroupStep> w;
   auto append = [&](GroupId g, std::uint64_t first, std::uint64_t n, std::uint64_t term, std::size_t size) {
     w.push_back({fmt::format("group {} append {}+{} t{}", g, first, n, term), g,
@@ -65,7 +67,13 @@ std::vector<GroupStep> workload() {
   append(1, 27, 2, 2, 64);
   append(7, 53, 1, 4, 64);
   hs(7, 4, 52);
-  return w;
+  if (!sync_each) return w;
+  std::vector<GroupStep> each;
+  for (std::size_t k = 0; k < w.size(); ++k) {
+    each.push_back(w[k]);
+    if (w[k].op && k + 3 < w.size()) each.push_back({"host sync", 0, nullptr});
+  }
+  return each;
 }
 
 struct RunResult {
@@ -111,7 +119,9 @@ std::optional<std::string> check_recovery(const std::shared_ptr<FaultFs>& disk, 
 
 TEST_CASE("shared log crash at every write boundary recovers every group at one step between acked and issued",
           "[storage][shared_log][crash]") {
-  const auto w = workload();
+  const bool sync_each = GENERATE(false, true);
+  INFO("host sync after every write: " << sync_each);
+  const auto w = workload(sync_each);
   const auto images = model_images(w);
   std::int64_t total = 0;
   {
