@@ -26,8 +26,11 @@
 // every group that has state.
 //
 // Thread safety: every method may be called from any thread; views may be
-// used concurrently. Errors after a failed write or fdatasync: the whole log
-// refuses further writes (errc::io_error), every group alike.
+// used concurrently. Errors: a failed write or fdatasync (ENOSPC included,
+// since other groups' staged records went with it) stops the whole log:
+// every later write of every group returns errc::io_error. Destroying the
+// log does not sync: staged records never synced are dropped (none of them
+// was acknowledged).
 #pragma once
 
 #include <cstdint>

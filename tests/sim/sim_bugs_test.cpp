@@ -11,6 +11,7 @@
 #include "runtime/driver.hpp"
 #include "sim/runner.hpp"
 #include "sim/simulator.hpp"
+#include "storage/shared_log.hpp"
 
 using namespace raftkit::sim;
 
@@ -188,4 +189,28 @@ TEST_CASE("an append held until an acknowledgement that never comes is caught", 
 // server was retired (here: wiped) on the strength of the completed change.
 TEST_CASE("a configuration applied before its commit index is durable is caught", "[sim][bugs][runtime]") {
   expect_found({raftkit::runtime::bug_config_on_unwritten_commit, 0, "all", 4, "liveness"}, 10000);
+}
+
+// The shared log's planted bug: after a crash, an entries record that
+// follows another group's entries record is replayed into that group. The
+// recovery check after every crash (sim_store.hpp) finds it.
+TEST_CASE("a shared log record replayed into the wrong group is caught", "[sim][bugs][shared_log]") {
+  SimConfig base;
+  base.nodes = 3;
+  base.faults = *parse_faults("crash", nullptr);
+  base.shared_log = true;
+  base.shared_log_bugs = raftkit::storage::bug_replay_into_wrong_group;
+  std::optional<RunResult> found;
+  std::uint64_t tried = 0;
+  for (std::uint64_t seed = 1; seed <= 200 && !found; ++seed) {
+    SimConfig c = base;
+    c.seed = seed;
+    RunResult r = run_simulation(c);
+    ++tried;
+    if (r.violation) found = std::move(r);
+  }
+  REQUIRE(found);
+  CHECK(found->violation->kind == "wal recovery");
+  fmt::print("shared log bug found after {} seed(s): {} — {}\n  replay: {}\n", tried, found->violation->kind,
+             found->violation->what.substr(0, 200), replay_command(found->config));
 }

@@ -36,8 +36,9 @@ std::string difference(const LogStore& a, const LogStore& b) {
 SimStore::SimStore() : current_(make_memory_store()), durable_(make_memory_store()), ndurable_(make_memory_store()) {}
 SimStore::~SimStore() = default;
 
-std::error_code SimStore::use_wal(std::string& detail, bool shared) {
+std::error_code SimStore::use_wal(std::string& detail, bool shared, unsigned shared_bugs) {
   shared_mode_ = shared;
+  shared_bugs_ = shared_bugs;
   close_wal();
   fs_ = std::make_shared<test::FaultFs>();
   // Armed faults reach the WAL as the file system's errors.
@@ -61,7 +62,7 @@ std::error_code SimStore::wipe(std::string& detail) {
   ndurable_ = make_memory_store();
   journal_.clear();
   fail_write_ = fail_sync_ = broken_ = false;
-  return wal_ ? use_wal(detail, shared_mode_) : std::error_code{};
+  return wal_ ? use_wal(detail, shared_mode_, shared_bugs_) : std::error_code{};
 }
 
 void SimStore::close_wal() {
@@ -76,6 +77,9 @@ std::error_code SimStore::reopen_wal(std::string& detail) {
     storage::SharedLogOptions options;
     options.segment_bytes = 16 << 10;  // small segments: rolls and deletions happen
     options.logger = Logger::discard();
+#ifdef RAFTKIT_PLANTED_BUGS
+    options.planted_bugs = shared_bugs_;
+#endif
     if (auto ec = storage::open_shared_log(fs_, kWalDir, options, shared_, &detail)) return ec;
     wal_ = shared_->group(kGroup);
     neighbour_ = shared_->group(kNeighbour);

@@ -59,7 +59,7 @@ class SimStore final : public LogStore {
   /// Puts the WAL (`shared`: a shared log's group) on a fresh FaultFs
   /// underneath (call before any write). Errors: the log's open error, with
   /// `detail`.
-  std::error_code use_wal(std::string& detail, bool shared = false);
+  std::error_code use_wal(std::string& detail, bool shared = false, unsigned shared_bugs = 0);
   bool uses_wal() const { return wal_ != nullptr; }
 
   // ---- LogStore: reads see the current (process) image
@@ -127,6 +127,7 @@ class SimStore final : public LogStore {
   std::shared_ptr<test::FaultFs> fs_;
   std::unique_ptr<LogStore> wal_;
   bool shared_mode_ = false;
+  unsigned shared_bugs_ = 0;  // storage::SharedLogBug bits (planted-bug builds)
   std::unique_ptr<storage::SharedLog> shared_;  // shared mode: wal_ and neighbour_ are its groups
   std::unique_ptr<LogStore> neighbour_;
   std::unique_ptr<LogStore> ndurable_;          // the neighbour's durable image
