@@ -34,7 +34,7 @@ std::uint32_t get32(const std::uint8_t* p) {
   return v;
 }
 
-bool valid_type(std::uint8_t t) { return t >= 1 && t <= 5; }
+bool valid_type(std::uint8_t t) { return t >= 1 && t <= kMaxRecordType; }
 
 /// The header at `off` verifies (magic, version, checksum, type, length bound).
 bool header_ok(BytesView file, std::uint64_t off, std::uint32_t& length) {
@@ -158,6 +158,26 @@ SegmentScan scan_segment(BytesView file, bool last) {
 
 // ---- payload encoding ------------------------------------------------------
 
+void frame_entries(Bytes& out, RecordType type, BytesView prefix, std::span<const Entry> entries) {
+  Bytes payload;
+  auto it = entries.begin();
+  while (it != entries.end()) {
+    payload.assign(prefix.begin(), prefix.end());
+    Encoder enc(payload);
+    enc.u64(it->index.value);
+    const std::size_t count_at = payload.size();
+    enc.u32(0);  // count, patched below
+    std::uint32_t count = 0;
+    for (; it != entries.end() && (count == 0 || payload.size() + it->payload.size() < kEntriesChunkBytes); ++it, ++count) {
+      enc.u64(it->term.value);
+      enc.u8(static_cast<std::uint8_t>(it->type));
+      enc.bytes(it->payload);
+    }
+    put32(payload.data() + count_at, count);
+    frame_record(out, type, payload);
+  }
+}
+
 void Encoder::u32(std::uint32_t v) {
   for (int i = 0; i < 4; ++i) out_.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
 }
@@ -220,6 +240,23 @@ bool Decoder::hard_state(HardState& hs) {
   if (flags == kHardStateWithIncarnation) return u64(hs.incarnation);
   if (flags == kHardStateWithGeneration) return u64(hs.incarnation) && u64(hs.generation);
   return flags <= 1 || (ok_ = false);
+}
+bool Decoder::entries(Index& first, std::vector<Entry>& out) {
+  std::uint64_t first_index = 0;
+  std::uint32_t count = 0;
+  if (!u64(first_index) || !u32(count) || count == 0 || count > remaining() / kEntryRecordOverhead) return ok_ = false;
+  first = Index{first_index};
+  out.assign(count, Entry{});
+  for (std::uint32_t i = 0; i < count; ++i) {
+    Entry& e = out[i];
+    std::uint8_t type = 0;
+    Bytes payload;
+    e.index = Index{first_index + i};
+    if (!u64(e.term.value) || !u8(type) || type > 2 || !bytes(payload)) return false;
+    e.type = static_cast<EntryType>(type);
+    e.payload = std::move(payload);
+  }
+  return true;
 }
 bool Decoder::snapshot_meta(SnapshotMeta& m) {
   Bytes membership;

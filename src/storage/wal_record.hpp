@@ -44,6 +44,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -58,7 +59,15 @@ enum class RecordType : std::uint8_t {
   snapshot = 4,    ///< snapshot meta + whether the log after it was kept
   compact = 5,     ///< entries up to an index discarded; written by older versions only (LogStore had a
                    ///< compact() the library never called), still replayed so their WALs open
+  // The shared log's records (storage/shared_log.hpp): the same payloads,
+  // each after the u64 id of the group it belongs to; a WAL store never
+  // writes them and refuses them on replay.
+  group_entries = 6,     ///< group + an entries payload
+  group_hard_state = 7,  ///< group + a hard state payload
+  group_snapshot = 8,    ///< group + a snapshot payload
+  release = 9,           ///< segments before a sequence number are no longer needed (no group)
 };
+inline constexpr std::uint8_t kMaxRecordType = 9;
 
 inline constexpr std::size_t kRecordHeaderSize = 12;
 inline constexpr std::size_t kRecordTrailerSize = 4;
@@ -93,6 +102,16 @@ std::optional<RecordView> parse_record(BytesView file, std::uint64_t offset);
 
 // ---- payload encoding ------------------------------------------------------
 
+/// Bytes an entries payload spends on one entry besides its payload.
+inline constexpr std::uint64_t kEntryRecordOverhead = 8 + 1 + 4;
+/// Entries records are split at about this many payload bytes.
+inline constexpr std::size_t kEntriesChunkBytes = 1u << 20;
+
+/// Appends records of type `type` for the contiguous `entries` to `out`,
+/// split at kEntriesChunkBytes; each payload starts with `prefix` (the
+/// shared log's group id), then the first index, the count and the entries.
+void frame_entries(Bytes& out, RecordType type, BytesView prefix, std::span<const Entry> entries);
+
 class Encoder {
  public:
   explicit Encoder(Bytes& out) : out_(out) {}
@@ -118,6 +137,8 @@ class Decoder {
   bool bytes(Bytes& b);
   bool hard_state(HardState& hs);
   bool snapshot_meta(SnapshotMeta& m);
+  /// An entries payload (after any prefix): first index, count, entries.
+  bool entries(Index& first, std::vector<Entry>& out);
   bool done() const { return ok_ && pos_ == in_.size(); }
   std::size_t remaining() const { return in_.size() - pos_; }
 
@@ -127,5 +148,8 @@ class Decoder {
   std::size_t pos_ = 0;
   bool ok_ = true;
 };
+
+/// Decoder::entries, then the payload must end.
+inline bool decode_entries(Decoder& dec, Index& first, std::vector<Entry>& out) { return dec.entries(first, out) && dec.done(); }
 
 }  // namespace raftkit::storage

@@ -133,6 +133,8 @@ std::string replay_command(const SimConfig& c) {
   if (c.duration != SimConfig{}.duration) cmd += fmt::format(" --duration {}", c.duration / kMillis / 1000.0);
   if (c.clients != SimConfig{}.clients) cmd += fmt::format(" --clients {}", c.clients);
   if (!c.check_linearizability) cmd += " --no-linearizability";
+  if (c.shared_log) cmd += " --shared-log";
+  if (c.shared_log_bugs != 0) cmd += fmt::format(" --shared-log-bugs {}", c.shared_log_bugs);
   return cmd + " --verbose";
 }
 

@@ -92,6 +92,12 @@ struct SimConfig {
   int clients = 4;
   /// Check the client histories for linearizability at the end of the run.
   bool check_linearizability = true;
+  /// Seeds that run the real WAL run it as one group of a shared log
+  /// (storage/shared_log.hpp) beside a neighbour group (see sim_store.hpp).
+  bool shared_log = false;
+  /// storage::SharedLogBug bits planted in those shared logs (checker tests
+  /// only; no effect in a build without planted bugs).
+  unsigned shared_log_bugs = 0;
   /// When set, receives every event of the run as a readable line.
   std::function<void(std::string_view)> verbose;
 };

@@ -11,6 +11,7 @@
 #include "runtime/driver.hpp"
 #include "sim/runner.hpp"
 #include "sim/simulator.hpp"
+#include "storage/shared_log.hpp"
 
 using namespace raftkit::sim;
 
@@ -196,4 +197,28 @@ TEST_CASE("a configuration applied before its commit index is durable is caught"
 // store does not hold: the leader counts copies that do not exist.
 TEST_CASE("an acknowledgement of a write the full disk refused is caught", "[sim][bugs][runtime][disk]") {
   expect_found({raftkit::runtime::bug_ack_failed_write, 3, "disk", 4, "acknowledged entries stay"}, 2000);
+}
+
+// The shared log's planted bug: after a crash, an entries record that
+// follows another group's entries record is replayed into that group. The
+// recovery check after every crash (sim_store.hpp) finds it.
+TEST_CASE("a shared log record replayed into the wrong group is caught", "[sim][bugs][shared_log]") {
+  SimConfig base;
+  base.nodes = 3;
+  base.faults = *parse_faults("crash", nullptr);
+  base.shared_log = true;
+  base.shared_log_bugs = raftkit::storage::bug_replay_into_wrong_group;
+  std::optional<RunResult> found;
+  std::uint64_t tried = 0;
+  for (std::uint64_t seed = 1; seed <= 200 && !found; ++seed) {
+    SimConfig c = base;
+    c.seed = seed;
+    RunResult r = run_simulation(c);
+    ++tried;
+    if (r.violation) found = std::move(r);
+  }
+  REQUIRE(found);
+  CHECK(found->violation->kind == "wal recovery");
+  fmt::print("shared log bug found after {} seed(s): {} — {}\n  replay: {}\n", tried, found->violation->kind,
+             found->violation->what.substr(0, 200), replay_command(found->config));
 }

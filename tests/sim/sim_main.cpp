@@ -55,7 +55,8 @@ int main(int argc, char** argv) {
   int nodes = 3;
   std::string faults_text = "all";
   std::string bugs_text = "none";
-  bool soak = false, verbose = false, no_lin = false;
+  bool soak = false, verbose = false, no_lin = false, shared_log = false;
+  unsigned shared_log_bugs = 0;
   double duration = static_cast<double>(SimConfig{}.duration) / kSeconds;
   int clients = SimConfig{}.clients;
   app.add_option("--seeds", seeds_text, "seed range A..B (inclusive), or A; with --soak, A.. starts at A")
@@ -79,6 +80,8 @@ int main(int argc, char** argv) {
   app.add_flag("--soak", soak, "run seeds until stopped (Ctrl-C), printing a summary every 10 s");
   app.add_flag("--verbose", verbose, "print every event of every run");
   app.add_flag("--no-linearizability", no_lin, "skip the linearizability check of client histories");
+  app.add_flag("--shared-log", shared_log, "seeds that run the WAL run it as one group of a shared log");
+  app.add_option("--shared-log-bugs", shared_log_bugs, "storage::SharedLogBug bits planted in the shared logs");
   CLI11_PARSE(app, argc, argv);
 
   SimConfig base;
@@ -106,6 +109,8 @@ int main(int argc, char** argv) {
   base.duration = static_cast<Time>(duration * kSeconds);
   base.clients = clients;
   base.check_linearizability = !no_lin;
+  base.shared_log = shared_log;
+  base.shared_log_bugs = shared_log_bugs;
   if (verbose) base.verbose = [](std::string_view line) { fmt::print("{}\n", line); };
 
   auto report = [](const RunResult& r) {

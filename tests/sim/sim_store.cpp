@@ -12,6 +12,8 @@ namespace raftkit::sim {
 
 namespace {
 constexpr const char* kWalDir = "/wal";
+constexpr storage::GroupId kGroup = 3, kNeighbour = 4;
+constexpr std::uint64_t kNeighbourTermShift = 1000;
 
 // What differs between two stores' contents (hard state, snapshot, the
 // entries' terms and payloads); empty when they hold the same.
@@ -31,10 +33,13 @@ std::string difference(const LogStore& a, const LogStore& b) {
 }
 }  // namespace
 
-SimStore::SimStore() : current_(make_memory_store()), durable_(make_memory_store()) {}
+SimStore::SimStore() : current_(make_memory_store()), durable_(make_memory_store()), ndurable_(make_memory_store()) {}
 SimStore::~SimStore() = default;
 
-std::error_code SimStore::use_wal(std::string& detail) {
+std::error_code SimStore::use_wal(std::string& detail, bool shared, unsigned shared_bugs) {
+  shared_mode_ = shared;
+  shared_bugs_ = shared_bugs;
+  close_wal();
   fs_ = std::make_shared<test::FaultFs>();
   // Armed faults reach the WAL as the file system's errors.
   fs_->hook = [this](test::FaultFs::Op op, const std::string&) {
@@ -55,13 +60,32 @@ std::error_code SimStore::use_wal(std::string& detail) {
 std::error_code SimStore::wipe(std::string& detail) {
   current_ = make_memory_store();
   durable_ = make_memory_store();
+  ndurable_ = make_memory_store();
   journal_.clear();
   fail_write_ = fail_sync_ = broken_ = full_ = false;
-  return wal_ ? use_wal(detail) : std::error_code{};
+  return wal_ ? use_wal(detail, shared_mode_, shared_bugs_) : std::error_code{};
+}
+
+void SimStore::close_wal() {
+  neighbour_.reset();
+  wal_.reset();
+  shared_.reset();
 }
 
 std::error_code SimStore::reopen_wal(std::string& detail) {
-  wal_.reset();
+  close_wal();
+  if (shared_mode_) {
+    storage::SharedLogOptions options;
+    options.segment_bytes = 16 << 10;  // small segments: rolls and deletions happen
+    options.logger = Logger::discard();
+#ifdef RAFTKIT_PLANTED_BUGS
+    options.planted_bugs = shared_bugs_;
+#endif
+    if (auto ec = storage::open_shared_log(fs_, kWalDir, options, shared_, &detail)) return ec;
+    wal_ = shared_->group(kGroup);
+    neighbour_ = shared_->group(kNeighbour);
+    return {};
+  }
   WalOptions options;
   options.segment_bytes = 16 << 10;  // small segments: rolls and rewrites happen
   options.logger = Logger::discard();
@@ -93,6 +117,9 @@ std::error_code SimStore::append(std::span<const Entry> entries) {
   if (auto ec = check_writable()) return ec;
   if (wal_) {
     if (auto ec = wal_->append(entries)) return refused(ec);
+    if (neighbour_) {
+      if (auto ec = neighbour_->append(shifted(Write{Write::Kind::append, std::vector<Entry>(entries.begin(), entries.end()), {}, {}}).entries)) return refused(ec);
+    }
   }
   if (auto ec = current_->append(entries)) return ec;
   Write w{Write::Kind::append, std::vector<Entry>(entries.begin(), entries.end()), {}, {}};
@@ -104,6 +131,9 @@ std::error_code SimStore::save_hard_state(const HardState& hs) {
   if (auto ec = check_writable()) return ec;
   if (wal_) {
     if (auto ec = wal_->save_hard_state(hs)) return refused(ec);
+    if (neighbour_) {
+      if (auto ec = neighbour_->save_hard_state(shifted(Write{Write::Kind::save_hard_state, {}, hs, {}}).hs)) return refused(ec);
+    }
   }
   if (auto ec = current_->save_hard_state(hs)) return ec;
   journal_.push_back(Write{Write::Kind::save_hard_state, {}, hs, {}});
@@ -114,6 +144,9 @@ std::error_code SimStore::install_snapshot(const SnapshotMeta& meta) {
   if (auto ec = check_writable()) return ec;
   if (wal_) {
     if (auto ec = wal_->install_snapshot(meta)) return refused(ec);
+    if (neighbour_) {
+      if (auto ec = neighbour_->install_snapshot(shifted(Write{Write::Kind::install_snapshot, {}, {}, meta}).meta)) return refused(ec);
+    }
   }
   if (auto ec = current_->install_snapshot(meta)) return ec;
   journal_.push_back(Write{Write::Kind::install_snapshot, {}, {}, meta});
@@ -123,7 +156,7 @@ std::error_code SimStore::install_snapshot(const SnapshotMeta& meta) {
 std::error_code SimStore::sync() {
   if (broken_) return errc::io_error;
   if (wal_) {
-    if (auto ec = wal_->sync()) return broken_ = true, ec;
+    if (auto ec = shared_ ? shared_->sync() : wal_->sync()) return broken_ = true, ec;
   } else if (fail_sync_) {
     fail_sync_ = false;
     broken_ = true;
@@ -136,6 +169,7 @@ std::error_code SimStore::sync() {
       fmt::print(stderr, "SimStore: replaying a synced write failed: {}\n", ec.message());
       std::abort();
     }
+    if (shared_mode_ && apply(*ndurable_, shifted(w))) std::abort();
   }
   journal_.clear();
   return {};
@@ -160,7 +194,7 @@ std::error_code SimStore::crash(std::size_t keep, std::uint64_t random, std::str
   }
   // The disk keeps a prefix of the pending operations, the last write torn
   // at a random byte half the time.
-  wal_.reset();  // the process is gone (its lock too)
+  close_wal();  // the process is gone (its lock too)
   const std::size_t pending = fs_->pending();
   const std::size_t kept = pending == 0 ? 0 : static_cast<std::size_t>(random % (pending + 1));
   std::optional<std::size_t> tear;
@@ -176,22 +210,53 @@ std::error_code SimStore::crash(std::size_t keep, std::uint64_t random, std::str
   }
   // What came back must be what was synced plus some prefix of the writes
   // made since: nothing synced lost, nothing reordered, nothing invented.
-  auto image = clone(*durable_);
-  std::string diff = difference(*wal_, *image);
-  for (std::size_t k = 0; k < journal_.size() && !diff.empty(); ++k) {
-    if (apply(*image, journal_[k])) std::abort();
-    diff = difference(*wal_, *image);
+  std::size_t kept_writes = 0, neighbour_writes = 0;
+  std::string diff = prefix_difference(*wal_, *durable_, false, kept_writes);
+  if (diff.empty() && neighbour_) {
+    diff = prefix_difference(*neighbour_, *ndurable_, true, neighbour_writes);
+    if (!diff.empty()) diff = "the neighbour group: " + diff;
+    if (diff.empty() && neighbour_writes > kept_writes) diff = "the neighbour group is ahead of the group written before it";
   }
   if (!diff.empty()) {
-    detail = fmt::format("after a crash the WAL holds neither the synced state nor it plus a prefix of the {} later "
+    detail = fmt::format("after a crash the {} holds neither the synced state nor it plus a prefix of the {} later "
                          "writes (first difference from the longest: {})",
-                         journal_.size(), diff);
+                         shared_ ? "shared log" : "WAL", journal_.size(), diff);
     return errc::corrupted;
+  }
+  if (neighbour_) {
+    // Each of its writes follows the group's, so the cut may have kept the
+    // group's last write without the neighbour's copy: write the copy again
+    // (durably) so the two stay in step.
+    for (std::size_t k = neighbour_writes; k < kept_writes; ++k) {
+      if (auto ec = apply(*neighbour_, shifted(journal_[k]))) return detail = "re-writing the neighbour failed", ec;
+    }
+    if (auto ec = shared_->sync()) return detail = "syncing the neighbour failed", ec;
+    ndurable_ = clone(*neighbour_);
   }
   journal_.clear();
   current_ = clone(*wal_);
   durable_ = clone(*wal_);
   return {};
+}
+
+SimStore::Write SimStore::shifted(const Write& w) {
+  Write out = w;
+  for (Entry& e : out.entries) e.term = Term{e.term.value + kNeighbourTermShift};
+  out.hs.term = Term{out.hs.term.value + kNeighbourTermShift};
+  out.meta.term = Term{out.meta.term.value + kNeighbourTermShift};
+  return out;
+}
+
+std::string SimStore::prefix_difference(const LogStore& got, const LogStore& durable, bool shift, std::size_t& matched) const {
+  auto image = clone(durable);
+  std::string diff = difference(got, *image);
+  matched = 0;
+  for (std::size_t k = 0; k < journal_.size() && !diff.empty(); ++k) {
+    if (apply(*image, shift ? shifted(journal_[k]) : journal_[k])) std::abort();
+    diff = difference(got, *image);
+    matched = k + 1;
+  }
+  return diff;
 }
 
 std::unique_ptr<LogStore> SimStore::clone(const LogStore& from) {

@@ -23,6 +23,14 @@
 // the memory images are rebuilt from it. A WAL that refuses to reopen, or
 // reopens without something a successful sync made durable, is a violation.
 //
+// THE SHARED LOG. With SimConfig::shared_log those seeds run the node's log
+// as one group of a shared log (storage/shared_log.hpp) instead, beside a
+// neighbour group that gets every write too, its terms shifted by
+// kNeighbourTermShift; sync() is the shared log's batch sync (one fdatasync
+// for both groups). After a crash both groups must hold their synced state
+// plus a prefix of their later writes: a record replayed into the other
+// group, or lost, is a violation.
+//
 // Storage faults: the simulator can arm the next write or the next sync to
 // fail with io_error. As a real store must after a failed fsync, SimStore
 // then refuses every later write until the node crashes and restarts; the
@@ -37,6 +45,7 @@
 #include <vector>
 
 #include "raftkit/log_store.hpp"
+#include "storage/shared_log.hpp"
 
 namespace raftkit::test {
 class FaultFs;
@@ -49,9 +58,10 @@ class SimStore final : public LogStore {
   SimStore();
   ~SimStore() override;
 
-  /// Puts the WAL on a fresh FaultFs underneath (call before any write).
-  /// Errors: the WAL's open error, with `detail`.
-  std::error_code use_wal(std::string& detail);
+  /// Puts the WAL (`shared`: a shared log's group) on a fresh FaultFs
+  /// underneath (call before any write). Errors: the log's open error, with
+  /// `detail`.
+  std::error_code use_wal(std::string& detail, bool shared = false, unsigned shared_bugs = 0);
   bool uses_wal() const { return wal_ != nullptr; }
 
   // ---- LogStore: reads see the current (process) image
@@ -109,7 +119,13 @@ class SimStore final : public LogStore {
   std::error_code refused(std::error_code ec);
   const LogStore& reader() const { return wal_ ? *wal_ : *current_; }
   std::error_code reopen_wal(std::string& detail);
+  void close_wal();
   static std::error_code apply(LogStore& store, const Write& w);
+  static Write shifted(const Write& w);
+  /// What differs between `got` and `durable` plus every prefix of the
+  /// journal (shifted for the neighbour); empty when one matches, whose
+  /// length `matched` receives.
+  std::string prefix_difference(const LogStore& got, const LogStore& durable, bool shift, std::size_t& matched) const;
   static std::unique_ptr<LogStore> clone(const LogStore& from);
 
   std::unique_ptr<LogStore> current_;
@@ -117,6 +133,11 @@ class SimStore final : public LogStore {
   std::vector<Write> journal_;
   std::shared_ptr<test::FaultFs> fs_;
   std::unique_ptr<LogStore> wal_;
+  bool shared_mode_ = false;
+  unsigned shared_bugs_ = 0;  // storage::SharedLogBug bits (planted-bug builds)
+  std::unique_ptr<storage::SharedLog> shared_;  // shared mode: wal_ and neighbour_ are its groups
+  std::unique_ptr<LogStore> neighbour_;
+  std::unique_ptr<LogStore> ndurable_;          // the neighbour's durable image
   bool fail_write_ = false;
   bool fail_sync_ = false;
   bool broken_ = false;

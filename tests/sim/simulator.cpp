@@ -121,7 +121,7 @@ std::unique_ptr<SimNode> Simulator::make_node(std::size_t i, const SeedSetup& s)
   node->clock_rate = node->base_clock_rate;
   if (s.use_wal) {
     std::string detail;
-    if (auto ec = node->store.use_wal(detail)) world_.fail("wal", fmt::format("cannot open: {}", detail));
+    if (auto ec = node->store.use_wal(detail, world_.config.shared_log, world_.config.shared_log_bugs)) world_.fail("wal", fmt::format("cannot open: {}", detail));
   }
   return node;
 }

@@ -6,6 +6,7 @@
 #include "raftkit/error.hpp"
 #include "storage_util.hpp"
 #include "fault_fs.hpp"
+#include "storage/shared_log.hpp"
 
 using namespace raftkit;
 using namespace raftkit::test;
@@ -92,4 +93,19 @@ TEST_CASE("WAL store on the real file system keeps the LogStore contract", "[sto
   std::unique_ptr<LogStore> s;
   REQUIRE(!open_wal_store(dir.path, {}, s));
   check_contract(*s);
+}
+
+TEST_CASE("a shared log's group view keeps the LogStore contract", "[storage][shared_log]") {
+  std::unique_ptr<storage::SharedLog> log;
+  storage::SharedLogOptions o;
+  o.segment_bytes = 4096;
+  REQUIRE(!storage::open_shared_log(std::make_shared<FaultFs>(), "/d", o, log));
+  // Another group writes around it into the same log, same indexes.
+  auto other = log->group(1);
+  REQUIRE(!other->append(make_entries(1, 8, 5, 300)));
+  auto s = log->group(2);
+  check_contract(*s);
+  CHECK(other->last_index() == Index{8});
+  CHECK(other->term(Index{8}) == Term{5});
+  CHECK(!log->sync());
 }
