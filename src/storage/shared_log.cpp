@@ -406,9 +406,10 @@ std::error_code Core::publish(std::map<GroupId, Replayed>& st, std::string& deta
     g.hs_seg = r.hs_seg;
     g.snap_seg = r.snap_seg;
     for (const auto& [i, e] : r.log) g.on_entries(Index{i}, e.second);
-    g.image.update([&](LogImage& im) {
-      im.reset(r.hs, r.snap);
-      for (auto& [i, e] : r.log) im.log.push_back(std::move(e.first));
+    Replayed& rep = r;  // (a structured binding; clang 14 does not capture one)
+    g.image.update([&rep](LogImage& im) {
+      im.reset(rep.hs, rep.snap);
+      for (auto& [i, e] : rep.log) im.log.push_back(std::move(e.first));
     });
   }
   return {};
