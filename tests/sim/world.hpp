@@ -97,7 +97,7 @@ class World {
       : config(std::move(config)), tuning(tuning), rng(this->config.seed * 0x2545F4914F6CDD1DULL + 7),
         checker(nodes) {}
 
-  void schedule(Time at, const EventBody& body) { queue_.emplace(at, seq_++, body); }
+  void schedule(Time at, const EventBody& body) { queue_.push(Event{at, seq_++, body}); }
   bool has_events() const { return !queue_.empty(); }
   const Event& next_event() const { return queue_.top(); }
   void pop_event() { queue_.pop(); }
