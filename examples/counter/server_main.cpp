@@ -371,6 +371,38 @@ class Server {
     return r;
   }
 
+  // This node as `status` shows it.
+  NodeInfo status_info() const {
+    NodeStatus st = node_.status();
+    NodeInfo i;
+    i.id = cfg_.id;
+    i.role = std::string(to_string(st.role));
+    i.term = st.term.value;
+    i.leader = st.leader.value;
+    i.commit = st.commit.value;
+    i.applied = st.applied.value;
+    i.last_index = st.last_index.value;
+    i.value = sm_->local_value();
+    i.failure = st.failure;
+    i.client_address = self_client_;
+    const auto ids = [](const std::vector<NodeId>& v) {
+      std::vector<std::uint64_t> out;
+      for (NodeId n : v) out.push_back(n.value);
+      return out;
+    };
+    i.voters = ids(st.membership.voters);
+    i.learners = ids(st.membership.learners);
+    i.staging = ids(st.membership.staging);
+    i.voters_outgoing = ids(st.membership.voters_outgoing);
+    i.replacing = st.replacing;
+    i.incarnation = st.incarnation;
+    i.generation = st.generation;
+    i.snapshot_index = st.snapshot_index.value;
+    i.diagnosis = raftkit::diagnose(st);
+    i.disk_full = st.disk_full_since.has_value();
+    return i;
+  }
+
   asio::awaitable<Reply> handle(const Request& req) {
     Reply r;
     if (stopping_) {
@@ -411,35 +443,8 @@ class Server {
       co_return r;
     }
     if (std::holds_alternative<StatusRequest>(req)) {
-      NodeStatus st = node_.status();
-      NodeInfo i;
-      i.id = cfg_.id;
-      i.role = std::string(to_string(st.role));
-      i.term = st.term.value;
-      i.leader = st.leader.value;
-      i.commit = st.commit.value;
-      i.applied = st.applied.value;
-      i.last_index = st.last_index.value;
-      i.value = sm_->local_value();
-      i.failure = st.failure;
-      i.client_address = self_client_;
-      const auto ids = [](const std::vector<NodeId>& v) {
-        std::vector<std::uint64_t> out;
-        for (NodeId n : v) out.push_back(n.value);
-        return out;
-      };
-      i.voters = ids(st.membership.voters);
-      i.learners = ids(st.membership.learners);
-      i.staging = ids(st.membership.staging);
-      i.voters_outgoing = ids(st.membership.voters_outgoing);
-      i.replacing = st.replacing;
-      i.incarnation = st.incarnation;
-      i.generation = st.generation;
-      i.snapshot_index = st.snapshot_index.value;
-      i.diagnosis = raftkit::diagnose(st);
-      i.disk_full = st.disk_full_since.has_value();
       r.kind = ReplyKind::ok;
-      r.info = std::move(i);
+      r.info = status_info();
       co_return r;
     }
     if (auto* add = std::get_if<AddServerRequest>(&req)) co_return co_await add_server(*add);
