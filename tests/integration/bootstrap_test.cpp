@@ -36,14 +36,6 @@ LocalClusterOptions options() {
   return o;
 }
 
-ClientOptions client_options(const LocalCluster& c) {
-  ClientOptions o = c.client_options("writer");
-  o.connect_timeout = T(500);
-  o.attempt_timeout = T(2500);
-  o.call_timeout = T(10000);
-  return o;
-}
-
 void require_progress(const IncrementLoad& load, std::uint64_t n) {
   const auto from = load.counts().acked;
   REQUIRE(LocalCluster::wait_until([&] { return load.counts().acked >= from + n; }, T(10000)));

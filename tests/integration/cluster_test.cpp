@@ -46,14 +46,6 @@ LocalClusterOptions cluster_options(std::size_t nodes) {
 }
 
 // The tests' clients hold the "writer" certificate (role write).
-ClientOptions client_options(const LocalCluster& c) {
-  ClientOptions o = c.client_options("writer");
-  o.connect_timeout = T(500);
-  o.attempt_timeout = T(2500);  // above the servers' request timeout
-  o.call_timeout = T(10000);
-  return o;
-}
-
 std::int64_t read_counter(const LocalCluster& c) {
   Client client(client_options(c));
   auto r = client.get();

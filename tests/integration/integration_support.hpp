@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <string>
 
@@ -33,6 +34,25 @@ inline double scale() {
 /// `ms` milliseconds, scaled.
 inline std::chrono::milliseconds T(int ms) {
   return std::chrono::milliseconds(static_cast<long long>(ms * scale()));
+}
+
+/// A writing client's options: each attempt outlasts the servers' request
+/// timeout, the whole call a failover.
+inline counter::ClientOptions client_options(const counter::LocalCluster& c) {
+  counter::ClientOptions o = c.client_options("writer");
+  o.connect_timeout = T(500);
+  o.attempt_timeout = T(2500);
+  o.call_timeout = T(10000);
+  return o;
+}
+
+/// Starts node `id` and waits until it is ready; fails the test with the
+/// reason otherwise.
+inline void start_node(counter::LocalCluster& c, std::uint64_t id) {
+  std::string err;
+  const bool ok = c.start(id, T(15000), err);
+  INFO(err);
+  REQUIRE(ok);
 }
 
 /// The last 25 output lines of every server, for a failure message.

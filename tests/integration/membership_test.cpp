@@ -46,21 +46,6 @@ LocalClusterOptions options(std::size_t nodes, std::size_t spares) {
   return o;
 }
 
-ClientOptions client_options(const LocalCluster& c) {
-  ClientOptions o = c.client_options("writer");
-  o.connect_timeout = T(500);
-  o.attempt_timeout = T(2500);
-  o.call_timeout = T(10000);
-  return o;
-}
-
-void start_node(LocalCluster& c, std::uint64_t id) {
-  std::string err;
-  const bool ok = c.start(id, T(15000), err);
-  INFO(err);
-  REQUIRE(ok);
-}
-
 // Starts every node; returns the leader once there is one.
 LeaderInfo start_cluster(LocalCluster& c) {
   std::string err;

@@ -71,21 +71,6 @@ LocalClusterOptions options(const std::shared_ptr<Flags>& flags, const std::shar
   return o;
 }
 
-ClientOptions client_options(const LocalCluster& c) {
-  ClientOptions o = c.client_options("writer");
-  o.connect_timeout = T(500);
-  o.attempt_timeout = T(2500);
-  o.call_timeout = T(10000);
-  return o;
-}
-
-void start_node(LocalCluster& c, std::uint64_t id) {
-  std::string err;
-  const bool ok = c.start(id, T(15000), err);
-  INFO(err);
-  REQUIRE(ok);
-}
-
 void client_until_ok(const LocalCluster& c, const std::vector<std::string>& args, milliseconds timeout) {
   std::string out;
   int rc = -1, attempts = 0;
