@@ -13,7 +13,10 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "core/raft.hpp"
 #include "raftkit/log_store.hpp"
@@ -22,6 +25,22 @@
 #include "runtime/snapshot_store.hpp"
 
 namespace raftkit::test {
+
+/// Log lines kept for a test to search, each "node N: message".
+struct LogLines {
+  std::vector<std::string> all;
+  bool any(const std::string& part) const {
+    for (const auto& l : all)
+      if (l.find(part) != std::string::npos) return true;
+    return false;
+  }
+  /// A logger that appends to `all` (this object must outlive it).
+  Logger logger() {
+    return Logger([this](LogLevel, NodeId node, Term, std::string_view m) {
+      all.push_back(fmt::format("node {}: {}", node, m));
+    });
+  }
+};
 
 /// A state machine that remembers nothing: the core tests look at entries.
 struct NullMachine final : StateMachine {

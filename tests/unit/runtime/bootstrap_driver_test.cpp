@@ -16,22 +16,13 @@ using raftkit::test::MemCluster;
 
 namespace {
 
-struct Lines {
-  std::vector<std::string> all;
-  bool any(const std::string& part) const {
-    for (const auto& l : all)
-      if (l.find(part) != std::string::npos) return true;
-    return false;
-  }
-};
+using Lines = raftkit::test::LogLines;
 
 // Three nodes whose log lines go to `lines`, with the flag named as a server names it.
 MemCluster cluster(Lines& lines) {
   return MemCluster(3, 1, {}, [&lines](Options& o) {
     o.bootstrap_name = "--bootstrap";
-    o.logger = Logger([&lines](LogLevel, NodeId node, Term, std::string_view m) {
-      lines.all.push_back(fmt::format("node {}: {}", node, m));
-    });
+    o.logger = lines.logger();
   });
 }
 

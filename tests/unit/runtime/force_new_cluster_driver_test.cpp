@@ -17,22 +17,13 @@ using raftkit::test::MemCluster;
 
 namespace {
 
-struct Lines {
-  std::vector<std::string> all;
-  bool any(const std::string& part) const {
-    for (const auto& l : all)
-      if (l.find(part) != std::string::npos) return true;
-    return false;
-  }
-};
+using Lines = raftkit::test::LogLines;
 
 MemCluster cluster(Lines& lines) {
   return MemCluster(3, 5, {}, [&lines](Options& o) {
     o.force_new_cluster_name = "--force-new-cluster";
     o.accept_data_loss_name = "--accept-data-loss";
-    o.logger = Logger([&lines](LogLevel, NodeId node, Term, std::string_view m) {
-      lines.all.push_back(fmt::format("node {}: {}", node, m));
-    });
+    o.logger = lines.logger();
   });
 }
 
