@@ -22,6 +22,9 @@ enum DriverBug : unsigned {
                                           ///< bootstrap incarnation (hole D)
   bug_ack_failed_write = 1u << 5,         ///< a log write refused with no_space counts as done: its
                                           ///< acknowledgements leave for entries the store lacks
+  bug_hear_only_members = 1u << 6,        ///< the transport hears only the nodes its configuration names,
+                                          ///< as the TCP transport did (hole G; planted where the transport
+                                          ///< is modelled: the simulator's network)
 };
 using DriverBugs = core::BugSet<DriverBug>;
 

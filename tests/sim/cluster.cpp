@@ -25,6 +25,7 @@ class NodeIo final : public runtime::DriverIo {
   void send(Message m) override { net_.send(m); }
   void persist(std::shared_ptr<runtime::DiskWrite> w) override { cluster_.persist(n_, std::move(w)); }
   void read_snapshot(std::shared_ptr<runtime::SnapshotRead> r) override { cluster_.read_snapshot(n_, std::move(r)); }
+  void members_changed(const Membership& m) override { cluster_.set_dialled(n_, m.addresses); }
 
  private:
   Cluster& cluster_;
@@ -294,6 +295,8 @@ void Cluster::cut_power(std::size_t n, std::size_t keep) {
 
 void Cluster::start(std::size_t n) {
   SimNode& nd = *nodes_[n];
+  nd.dials = 0;
+  set_dialled(n, nd.options.peers);  // a new process's transport knows its --peers
   nd.sm = std::make_unique<SimMachine>();
   nd.io = std::make_unique<NodeIo>(*this, net_, n);
   nd.observer = std::make_unique<NodeObserver>(*this, w_, n);
@@ -397,6 +400,31 @@ void Cluster::wipe(std::size_t n) {
   nd.lost_disk = true;
   w_.checker.on_wipe(n);
   w_.trace(traced::Wiped{n, log_only});
+}
+
+// ---------------------------------------------------------------------------
+// Connections
+
+// The address book replaces the last one; an empty book (a node that has not
+// learned its configuration yet) changes nothing, as in the TCP transport.
+void Cluster::set_dialled(std::size_t n, const std::map<NodeId, std::string>& addresses) {
+  if (addresses.empty()) return;
+  std::uint32_t dials = 0;
+  for (const auto& [id, address] : addresses)
+    if (id.value >= 1 && id.value <= nodes_.size()) dials |= 1u << (id.value - 1);
+  nodes_[n]->dials = dials;
+}
+
+// A message passes over the connection `from` dials, or over the one `to`
+// dialled in on. The planted hole G is the old rule: a transport heard only
+// the nodes its configuration named and sent only to them, so both ends had
+// to name each other.
+bool Cluster::connected(std::size_t from, std::size_t to) const {
+  const bool out = (nodes_[from]->dials >> to) & 1u;
+  const bool in = (nodes_[to]->dials >> from) & 1u;
+  if (w_.config.bugs.driver.has(runtime::bug_hear_only_members)) [[unlikely]]
+    return out && in;
+  return out || in;
 }
 
 // ---------------------------------------------------------------------------

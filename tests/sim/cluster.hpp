@@ -21,11 +21,21 @@
 // first. A wipe empties the disk and restarts the node under its old id
 // without bootstrap: it must not vote before a leader vouched it caught up.
 //
+// CONNECTIONS. Each node's transport is modelled as the TCP transport
+// behaves: it dials the nodes of its --peers, then of each configuration the
+// driver reports (DriverIo::members_changed, TcpTransport::update_peers),
+// and hears any node of the cluster; a node it does not dial is answered
+// over the connection that node dialled in on. So a message passes when
+// either end dials the other. A node catching up from an old configuration
+// (a wiped node replaying the log from its start) still hears the leader
+// that joined later (issue 20, hole G).
+//
 // After every step of a driver, after_step() feeds the checkers.
 #pragma once
 
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -81,6 +91,7 @@ struct SimNode {
   Time disk_full_until = 0;            // its disk refuses writes (no_space) until then
   bool poll_pending = false;           // deferred proposals wait for an ev::Poll
   bool lost_disk = false;              // wiped, and not yet caught up by a leader
+  std::uint32_t dials = 0;             // the nodes its transport dials (bit k: node k+1)
   Membership membership;               // the newest configuration it applied (kept while down)
   Index membership_index;
   core::Role last_role = core::Role::follower;
@@ -116,6 +127,10 @@ class Cluster {
   /// for a new leader).
   void after_step(std::size_t n);
 
+  /// Whether a message from `from` reaches `to` over the TCP transport's
+  /// connections (see connected() in cluster.cpp).
+  bool connected(std::size_t from, std::size_t to) const;
+
   // Questions about the whole cluster.
   std::optional<std::size_t> leader() const;
   const Membership& newest_membership() const;
@@ -140,6 +155,7 @@ class Cluster {
   friend class NodeIo;
   friend class NodeObserver;
   void persist(std::size_t n, std::shared_ptr<runtime::DiskWrite> w);
+  void set_dialled(std::size_t n, const std::map<NodeId, std::string>& addresses);
   void read_snapshot(std::size_t n, std::shared_ptr<runtime::SnapshotRead> r);
   void complete_sync(std::size_t n);
   void queue_io(std::size_t n, PendingWrite pw);

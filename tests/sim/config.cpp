@@ -72,7 +72,8 @@ std::vector<std::pair<runtime::PlantedBugs, std::string_view>> all_bugs() {
           {runtime::bug_config_on_unwritten_commit, "config_on_unwritten_commit"},
           {runtime::bug_ack_failed_write, "ack_failed_write"},
           {runtime::bug_drop_on_collision, "drop_on_collision"},
-          {runtime::bug_snapshot_keeps_identity, "snapshot_keeps_identity"}};
+          {runtime::bug_snapshot_keeps_identity, "snapshot_keeps_identity"},
+          {runtime::bug_hear_only_members, "hear_only_members"}};
 }
 
 std::optional<runtime::PlantedBugs> parse_bugs(std::string_view text, std::string* error) {

@@ -62,7 +62,7 @@ void Network::send(const Message& m) {
   if (from >= n_ || to >= n_) return;
   if (m.type == MessageType::snapshot) return streams_->start(m);
   const std::size_t link = from * n_ + to;
-  if (cut_[link] > 0 || (loss_[link] > 0 && w_.rng.chance(loss_[link]))) {
+  if (cut_[link] > 0 || !cluster_->connected(from, to) || (loss_[link] > 0 && w_.rng.chance(loss_[link]))) {
     drop(m, from, to);
     return;
   }
@@ -100,7 +100,7 @@ void Network::send_stream(std::size_t from, std::size_t to,
                           std::variant<transport::SnapshotChunk, transport::SnapshotAck> body) {
   const std::size_t link = from * n_ + to;
   StreamPacket p{from, to, std::move(body)};
-  if (cut_[link] > 0 || (loss_[link] > 0 && w_.rng.chance(loss_[link]))) {
+  if (cut_[link] > 0 || !cluster_->connected(from, to) || (loss_[link] > 0 && w_.rng.chance(loss_[link]))) {
     w_.trace(traced::summarize(p.from, p.to, p.body, true));
     return;
   }

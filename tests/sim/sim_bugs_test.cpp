@@ -167,6 +167,16 @@ TEST_CASE("a late snapshot answer of a previous incarnation taken as the new one
   expect_found({raftkit::core::bug_snapshot_answer_any_incarnation, 3, "reorder,wipe,hold", 4, "liveness"}, 10000);
 }
 
+// Issue 20, hole G: a transport that hears only the nodes its configuration
+// names. A wiped node restarts with its --peers (the bootstrap members) and
+// replays the log from its start, so it knows nothing of a leader that
+// joined later: it refuses the leader that feeds it and never catches up,
+// which the convergence check sees after the final heal (first found at
+// seed 12: "n3 applied only up to 0 of 550 committed ... leader n5").
+TEST_CASE("a transport that hears only its configuration's members is caught", "[sim][bugs][incarnation]") {
+  expect_found({raftkit::runtime::bug_hear_only_members, 3, "all", 4, "convergence"}, 2000);
+}
+
 // Batching (ProtocolOptions::batch_appends) holds a partial append while
 // others to the follower are in flight. If only an acknowledgement released
 // it, a lost append would hold it for ever: the follower gets nothing more
