@@ -214,6 +214,10 @@ class Raft {
   /// incarnation of it: this one came back with an empty log and counts for
   /// nothing until the leader swaps it in.
   bool replacing() const { return is_voter(id_) && !counted(); }
+  /// Leader with lease reads on: a read now is answered from the lease,
+  /// without a heartbeat round (the ticks so far say no other leader can
+  /// have been elected yet).
+  bool lease_valid() const;
   /// Messages from another incarnation of a follower than the one the leader
   /// tracked (since creation): each restarts that follower's progress.
   std::uint64_t incarnation_changes() const { return incarnation_changes_; }
@@ -314,7 +318,6 @@ class Raft {
   /// The incarnation of `id` the configuration names (incoming side first).
   std::uint64_t named_incarnation(NodeId id) const;
   bool quorum_active();
-  bool lease_valid() const;
   bool reachable(const Progress& pr) const;
 
   void reset_randomized_timeout();

@@ -214,11 +214,10 @@ void Driver::advance_clock(TimePoint now) {
   for (std::uint64_t i = 0; i < ticks; ++i) raft_->tick();
 }
 
-void Driver::step(const Message& m) {
+void Driver::step(const Message& m, TimePoint now) {
   if (stopped_ || !raft_) return;
   metrics_.messages_received.add();
-  // Heard from it now, to a tick: the latest time the caller gave (a
-  // message carries no time, and the driver reads no clock).
+  advance_clock(now);
   if (!m.from.is_none() && m.from != options_.id) heard_[m.from] = now_;
   raft_->step(m);
   process();

@@ -130,7 +130,10 @@ class Driver {
   std::error_code start(TimePoint now, std::string& detail);
 
   void tick(TimePoint now);
-  void step(const Message& m);
+  /// A message arrived at `now`. The clock moves first, as for every input
+  /// that carries the time: a ReadIndex that waited behind a busy thread is
+  /// answered from the lease as of now, not as of the last timer.
+  void step(const Message& m, TimePoint now);
   /// Returns where the proposal landed (index 0: completed at once with an
   /// error). `defer`: the caller calls poll() soon (after the other
   /// proposals it has queued), so they replicate in one append per follower.

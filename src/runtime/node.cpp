@@ -124,7 +124,7 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl>, runtime::DriverIo 
         [live](Message m) {
           if (auto self = live())
             asio::dispatch(self->strand, [self, m = std::move(m)] {
-              self->driver.step(m);
+              self->driver.step(m, now());
               self->after_input();
             });
         },

@@ -3,7 +3,10 @@
 // answered exactly once, unless its node crashed (then no answer is owed),
 // and within the request timeout; a proposal reported successful is
 // committed at the index and term it was given, and one reported dropped
-// is not.
+// is not. `dropped` promises that the entry will never commit, which is
+// known only once an entry of another term is committed at its index (Figure
+// 8: a newer entry landing there proves nothing): so by the end of the step
+// that gave the answer, the cluster must have committed such an entry.
 #pragma once
 
 #include <cstdint>
@@ -32,6 +35,9 @@ class Callers {
   }
   /// A completion callback ran.
   void completed(std::uint64_t id, std::error_code ec);
+  /// After a driver's step (and the safety checker's look at it): every
+  /// `dropped` given in the step is justified by a committed entry.
+  void after_step();
   /// Node n crashed in generation gen: its unanswered requests are owed nothing.
   void abandon(std::size_t n, std::uint64_t gen);
   /// At the end of the run: every answer owed came, and no success or drop
@@ -55,6 +61,7 @@ class Callers {
   World& w_;
   const Cluster& cluster_;
   std::vector<Request> requests_;
+  std::vector<std::uint64_t> dropped_in_step_;  // ids answered `dropped` since the last after_step()
 };
 
 }  // namespace raftkit::sim

@@ -140,6 +140,13 @@ void SafetyChecker::on_apply(std::size_t n, const Entry& e, std::uint64_t state_
          n + 1, state_hash, e.index, r.state_hash);
 }
 
+void SafetyChecker::on_lease_read(std::size_t n, const core::Raft& raft) {
+  const Term newest = newest_leader_term();
+  if (newest > raft.term())
+    fail("lease", "n{} answered a read from its lease of term {}, but n{} was elected leader of term {}", n + 1,
+         raft.term(), leader_of_term_[newest.value], newest);
+}
+
 void SafetyChecker::check_match(std::size_t leader_n, const core::Raft& leader, std::size_t follower_n,
                                 const core::Raft& follower) {
   // A follower that lost its disk holds none of what its previous

@@ -69,6 +69,11 @@ class SafetyChecker {
   void on_snapshot_loaded(std::size_t n, Index index, std::uint64_t state_hash);
   /// After any event that touched node `n`.
   void after_step(std::size_t n, const core::Raft& raft);
+  /// Node `n` answered a read (its own, or a follower's ReadIndex) from its
+  /// lease: no leader of a newer term may have been elected by now, which
+  /// is what the lease promises (it is checked the moment a lease is used,
+  /// not by a stale read that a client happens to observe).
+  void on_lease_read(std::size_t n, const core::Raft& raft);
 
   /// `leader` leads the term `follower` is in: the leader's match index for
   /// the follower must name an entry the follower holds (a follower never
@@ -86,6 +91,8 @@ class SafetyChecker {
   /// The term of the entry committed at `i`, if known (not known when every
   /// node that committed it had compacted it before the checker looked).
   std::optional<Term> committed_term(Index i) const;
+  /// The newest term that has had a leader (0: none yet).
+  Term newest_leader_term() const { return Term{leader_of_term_.empty() ? 0 : leader_of_term_.size() - 1}; }
   /// State hash recorded at index i (0 if none).
   std::uint64_t state_hash_at(Index i) const;
 

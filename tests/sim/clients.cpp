@@ -149,6 +149,7 @@ void Clients::arrive(std::size_t n, const Packet& p) {
     }
   } else {
     nd.driver->read(Bytes{static_cast<std::uint8_t>(op.kind)}, std::move(done), now);
+    cluster_.check_lease_read(n);
   }
   cluster_.after_step(n);
 }

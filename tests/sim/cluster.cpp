@@ -166,13 +166,19 @@ void Cluster::on(const ev::Deliver& e) {
   }
   w_.trace(traced::Delivered{traced::summarize(m)});
   if (m.type == MessageType::timeout_now) nemesis_->on_timeout_now_delivered(from);
-  nd.driver->step(m);
+  nd.driver->step(m, driver_now(to));
+  if (m.type == MessageType::read_index) check_lease_read(to);
   after_step(to);
+}
+
+void Cluster::check_lease_read(std::size_t n) {
+  const core::Raft& r = nodes_[n]->raft();
+  if (r.role() == core::Role::leader && r.lease_valid()) w_.checker.on_lease_read(n, r);
 }
 
 void Cluster::receive(std::size_t n, const Message& m) {
   w_.trace(traced::Delivered{traced::summarize(m)});
-  nodes_[n]->driver->step(m);
+  nodes_[n]->driver->step(m, driver_now(n));
   after_step(n);
 }
 
@@ -447,6 +453,7 @@ void Cluster::after_step(std::size_t n) {
     nd.membership = r.membership();
   }
   w_.checker.after_step(n, r);
+  callers_->after_step();
   const std::size_t size = nodes_.size();
   if (r.role() == core::Role::leader) {
     for (std::size_t f = 0; f < size; ++f)

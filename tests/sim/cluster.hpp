@@ -145,6 +145,9 @@ class Cluster {
   void on(const ev::Poll& e);
   void on(const ev::Unreachable& e);
   void on(const ev::StreamDeliver& e);
+  /// After node n was asked for a read: if it answered from its lease, the
+  /// checker sees that no newer leader exists.
+  void check_lease_read(std::size_t n);
   /// A message reaches node n's driver (a snapshot that streamed in whole).
   void receive(std::size_t n, const Message& m);
   /// A node whose thread is stalled handles nothing until the stall ends:

@@ -167,6 +167,28 @@ TEST_CASE("a late snapshot answer of a previous incarnation taken as the new one
   expect_found({raftkit::core::bug_snapshot_answer_any_incarnation, 3, "reorder,wipe,hold", 4, "liveness"}, 10000);
 }
 
+// Issue 20, hole B: a proposal answered `dropped` as soon as a newer one
+// lands at its index, though the older entry may still be committed by a
+// later leader that holds it (Figure 8). The caller checker demands that a
+// `dropped` be justified by the end of the step that gave it: an entry of
+// another term committed at that index. The collision needs a leader deposed
+// with proposals in flight, its log cut back by a newer leader, and elected
+// again while they wait: the seeds with patient callers (8 s) reach it
+// (first found at seed 209: "proposal 729 at n1 was answered dropped while
+// (340, 6) could still commit").
+TEST_CASE("a proposal answered dropped while its entry could still commit is caught", "[sim][bugs][incarnation]") {
+  expect_found({raftkit::runtime::bug_drop_on_collision, 3, "all", 8, "callers"}, 2000);
+}
+
+// Issue 20, hole E: a restarted node grants votes at once, inside a lease
+// it acknowledged before it went down: a newer leader is elected while the
+// old one still answers reads from its lease. The lease check sees it the
+// moment the old leader uses the lease (a stale read needs a client to
+// write at the new leader and read at the old one inside that window too).
+TEST_CASE("a restarted node voting inside a lease it acknowledged is caught", "[sim][bugs][incarnation][lease]") {
+  expect_found({raftkit::core::bug_votes_right_after_start, 3, "all", 4, "lease"}, 10000);
+}
+
 // Issue 20, hole G: a transport that hears only the nodes its configuration
 // names. A wiped node restarts with its --peers (the bootstrap members) and
 // replays the log from its start, so it knows nothing of a leader that

@@ -28,6 +28,15 @@ std::size_t spare_nodes(const SimConfig& c) {
   return 1 + static_cast<std::size_t>(r.below(std::min<std::uint64_t>(2, 7 - voters)));
 }
 std::size_t total_nodes(const SimConfig& c) { return cluster_size(c) + spare_nodes(c); }
+
+// A quarter of the seeds have patient callers: proposals wait 8 s instead of
+// the tuning's 1 s, so a leader deposed with proposals in flight can lead
+// again while they wait, and a new proposal lands at the index an old one
+// holds (issue 20, hole B). Drawn with its own generator, like the size.
+Time proposal_timeout(const SimConfig& c, const Tuning& tuning) {
+  Rng r(c.seed * 0x9E3779B97F4A7C15ULL + 17);
+  return r.chance(0.25) ? 8 * kSeconds : tuning.request_timeout;
+}
 }  // namespace
 
 // What every node of one seed shares.
@@ -93,7 +102,7 @@ std::unique_ptr<SimNode> Simulator::make_node(std::size_t i, const SeedSetup& s)
   known[node->id] = fmt::format("sim:{}", i + 1);
   opt = Options::from_peers(node->id, known);
   opt.tick_interval = std::chrono::milliseconds(tuning.tick / kMillis);
-  opt.request_timeout = std::chrono::milliseconds(tuning.request_timeout / kMillis);
+  opt.request_timeout = std::chrono::milliseconds(proposal_timeout(world_.config, tuning) / kMillis);
   opt.disk_stall_timeout = s.disk_stall;
   opt.snapshot_interval = s.snapshot_interval;
   // A quarter of the interval of log kept behind each snapshot (0..50 entries):
@@ -102,7 +111,7 @@ std::unique_ptr<SimNode> Simulator::make_node(std::size_t i, const SeedSetup& s)
   opt.snapshot_trailing_entries = s.snapshot_interval / 4;
   opt.logger = Logger::discard();  // the trace says what happened
   opt.bootstrap = i < s.initial;   // spares wait to be added; a wiped node restarts without it
-  opt.membership_timeout = opt.request_timeout;
+  opt.membership_timeout = std::chrono::milliseconds(tuning.request_timeout / kMillis);
   ProtocolOptions& o = opt.protocol;
   o.election_ticks = tuning.election_ticks;
   o.heartbeat_ticks = tuning.heartbeat_ticks;

@@ -336,7 +336,7 @@ class MemCluster {
       nodes_.at(m.from).driver->report_snapshot(m.to, !lost);
     if (lost) return;
     if (record) trace.push_back(m);
-    nodes_.at(m.to).driver->step(m);
+    nodes_.at(m.to).driver->step(m, runtime::TimePoint{});  // time moves by tick() alone here
   }
 
   std::uint64_t seed_;

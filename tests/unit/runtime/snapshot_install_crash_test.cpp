@@ -140,7 +140,7 @@ TEST_CASE("snapshot install: a crash at any write or sync leaves the old snapsho
     REQUIRE(!f.open(fs, detail));
     REQUIRE(f.machine.value == 7);
     const std::int64_t before = fs->mutations();
-    f.driver->step(snapshot_from_leader());
+    f.driver->step(snapshot_from_leader(), runtime::TimePoint{});
     f.io.run(*f.driver);
     REQUIRE(!f.driver->stopped());
     REQUIRE(f.driver->snapshot_meta() == kNew);
@@ -157,7 +157,7 @@ TEST_CASE("snapshot install: a crash at any write or sync leaves the old snapsho
       std::string detail;
       REQUIRE(!f.open(base, detail));
       base->die_after(base->mutations() + n);
-      f.driver->step(snapshot_from_leader());
+      f.driver->step(snapshot_from_leader(), runtime::TimePoint{});
       f.io.run(*f.driver);
       acknowledged = !f.driver->stopped() && f.driver->snapshot_meta() == kNew;
     }
