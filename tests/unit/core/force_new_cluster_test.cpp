@@ -246,7 +246,7 @@ TEST_CASE("A new node adopts a generation only from a leader's message, never fr
   vote.to = NodeId{4};
   vote.term = Term{50};
   vote.generation = 7;
-  c.node(4).driver->step(vote);
+  c.node(4).driver->step(vote, runtime::TimePoint{});
   c.stabilize();
   CHECK(c.raft(4).generation() == 0);
   Message beat;
@@ -255,7 +255,7 @@ TEST_CASE("A new node adopts a generation only from a leader's message, never fr
   beat.to = NodeId{4};
   beat.term = Term{50};
   beat.generation = 7;
-  c.node(4).driver->step(beat);
+  c.node(4).driver->step(beat, runtime::TimePoint{});
   c.stabilize();
   CHECK(c.raft(4).generation() == 7);
   c.restart(4);
