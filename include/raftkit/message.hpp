@@ -24,7 +24,9 @@ enum class MessageType : std::uint8_t {
   vote_response,          ///< reject: vote refused
   pre_vote,               ///< as vote, for term+1 without incrementing the term
   pre_vote_response,      ///< as vote_response
-  heartbeat,              ///< commit (capped at the follower's match); context: read-index round
+  heartbeat,              ///< commit (capped at the follower's match), log_term (the term of the
+                          ///< leader's entry there: the follower commits only if it holds it);
+                          ///< context: read-index round
   heartbeat_response,     ///< context echoed
   snapshot,               ///< snapshot: metadata of the snapshot replacing the follower's log
   snapshot_response,      ///< index: snapshot index installed (reject: not installed)

@@ -654,9 +654,11 @@ void Raft::handle_append(const Message& m) {
 }
 
 void Raft::handle_heartbeat(const Message& m) {
-  // The leader caps commit at what it knows we have, so this never commits
-  // an entry we do not hold; the min() keeps a confused peer from aborting us.
-  log_.commit_to(std::min(m.commit, log_.last_index()));
+  // The leader capped the commit at the match of the follower it tracks,
+  // which may be a previous incarnation of this node with another log: we
+  // commit only if we hold the entry the heartbeat names (log matching
+  // then says everything before it is the leader's too).
+  if (m.commit > log_.committed() && log_.matches(m.commit, m.log_term)) log_.commit_to(m.commit);
   Message r;
   r.type = MessageType::heartbeat_response;
   r.to = m.from;
@@ -866,6 +868,7 @@ void Raft::send_heartbeat(NodeId to, std::uint64_t context) {
   m.type = MessageType::heartbeat;
   m.to = to;
   m.commit = std::min(pr->match, log_.committed());
+  m.log_term = log_.term(m.commit).value_or(Term{});  // 0 behind our snapshot: the follower commits nothing
   m.context = context;
   send(std::move(m));
 }

@@ -109,6 +109,7 @@ TEST_CASE("Heartbeats: a follower raises its commit index from a heartbeat, neve
   REQUIRE(n.raft->commit_index() == Index{1});
   Message hb = msg(MessageType::heartbeat, 1, 2, 1);
   hb.commit = Index{3};
+  hb.log_term = Term{1};  // the leader's entry at the commit it names (not in etcd)
   n.step(hb);
   CHECK(n.raft->commit_index() == Index{3});
   hb.commit = Index{2};
@@ -116,6 +117,30 @@ TEST_CASE("Heartbeats: a follower raises its commit index from a heartbeat, neve
   CHECK(n.raft->commit_index() == Index{3});
   const auto r = find(n.sent(), MessageType::heartbeat_response);
   REQUIRE(r);
+}
+
+// Not in etcd, where the leader's cap (min(match, commit)) is trusted. Here a
+// node may come back under its id as a new incarnation with another log, and
+// a leader that has not heard from it yet caps the commit at its previous
+// incarnation's match. The simulator found it: a wiped node took entries
+// 21..30 from a deposed leader of term 1, then a heartbeat of term 2 with
+// commit 38 committed them, where the cluster had committed term 2 entries
+// (state machine safety). A heartbeat names the term of the leader's entry
+// at the commit it carries; a follower that lacks that entry commits nothing.
+TEST_CASE("Heartbeats: a follower commits only up to an entry the heartbeat names and it holds") {
+  Lone n(2);
+  // Entries of a leader of term 1 that lost its term: 2 and 3 never committed.
+  n.step(append_msg(1, 2, 1, 0, 0, {entry(1, 1), entry(1, 2), entry(1, 3)}, 1));
+  REQUIRE(n.raft->commit_index() == Index{1});
+  Message hb = msg(MessageType::heartbeat, 3, 2, 2);  // the leader of term 2 holds term 2 at index 3
+  hb.commit = Index{3};
+  hb.log_term = Term{2};
+  n.step(hb);
+  CHECK(n.raft->commit_index() == Index{1});
+  REQUIRE(find(n.sent(), MessageType::heartbeat_response));
+  hb.log_term = Term{1};  // a leader that holds our entry there
+  n.step(hb);
+  CHECK(n.raft->commit_index() == Index{3});
 }
 
 // etcd: lagging_commit.txt.
@@ -215,6 +240,7 @@ TEST_CASE("Restart: committed entries come in bounded pages, in order, without g
     if (applied == 18) {  // the leader tells it two more entries committed
       Message hb = msg(MessageType::heartbeat, 2, 1, 1);
       hb.commit = Index{20};
+      hb.log_term = Term{1};
       n.step(hb);
     }
   }
