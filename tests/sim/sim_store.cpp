@@ -117,13 +117,19 @@ std::error_code SimStore::append(std::span<const Entry> entries) {
   if (auto ec = check_writable()) return ec;
   if (wal_) {
     if (auto ec = wal_->append(entries)) return refused(ec);
-    if (neighbour_) {
-      if (auto ec = neighbour_->append(shifted(Write{Write::Kind::append, std::vector<Entry>(entries.begin(), entries.end()), {}, {}}).entries)) return refused(ec);
-    }
   }
   if (auto ec = current_->append(entries)) return ec;
-  Write w{Write::Kind::append, std::vector<Entry>(entries.begin(), entries.end()), {}, {}};
-  journal_.push_back(std::move(w));
+  journal_.push_back(Write{Write::Kind::append, std::vector<Entry>(entries.begin(), entries.end()), {}, {}});
+  return to_neighbour(journal_.back());
+}
+
+// The group's write is in the shared log (a crash may keep it) before its
+// copy goes to the neighbour group, so it is journalled first: a copy that
+// fails (an I/O error, say as the log rolls a segment) must not leave a
+// write on disk that the crash check does not know of.
+std::error_code SimStore::to_neighbour(const Write& w) {
+  if (!neighbour_) return {};
+  if (auto ec = apply(*neighbour_, shifted(w))) return refused(ec);
   return {};
 }
 
@@ -131,26 +137,20 @@ std::error_code SimStore::save_hard_state(const HardState& hs) {
   if (auto ec = check_writable()) return ec;
   if (wal_) {
     if (auto ec = wal_->save_hard_state(hs)) return refused(ec);
-    if (neighbour_) {
-      if (auto ec = neighbour_->save_hard_state(shifted(Write{Write::Kind::save_hard_state, {}, hs, {}}).hs)) return refused(ec);
-    }
   }
   if (auto ec = current_->save_hard_state(hs)) return ec;
   journal_.push_back(Write{Write::Kind::save_hard_state, {}, hs, {}});
-  return {};
+  return to_neighbour(journal_.back());
 }
 
 std::error_code SimStore::install_snapshot(const SnapshotMeta& meta) {
   if (auto ec = check_writable()) return ec;
   if (wal_) {
     if (auto ec = wal_->install_snapshot(meta)) return refused(ec);
-    if (neighbour_) {
-      if (auto ec = neighbour_->install_snapshot(shifted(Write{Write::Kind::install_snapshot, {}, {}, meta}).meta)) return refused(ec);
-    }
   }
   if (auto ec = current_->install_snapshot(meta)) return ec;
   journal_.push_back(Write{Write::Kind::install_snapshot, {}, {}, meta});
-  return {};
+  return to_neighbour(journal_.back());
 }
 
 std::error_code SimStore::sync() {

@@ -117,6 +117,8 @@ class SimStore final : public LogStore {
 
   std::error_code check_writable();
   std::error_code refused(std::error_code ec);
+  /// Copies a journalled write into the neighbour group (shared log seeds).
+  std::error_code to_neighbour(const Write& w);
   const LogStore& reader() const { return wal_ ? *wal_ : *current_; }
   std::error_code reopen_wal(std::string& detail);
   void close_wal();
