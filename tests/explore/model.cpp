@@ -619,11 +619,16 @@ State Model::apply(const State& s, const Event& e, std::optional<Violation>& bad
     fp_.budget = static_cast<std::uint8_t>(1 + static_cast<int>(e.kind == EventKind::remove ? EventKind::add : e.kind));
   if (e.kind == EventKind::read) fp_.flags |= Footprint::reads_committed;
   if (e.kind == EventKind::crash || e.kind == EventKind::wipe) fp_.flags |= Footprint::disk_changed;
-  // The last crash, wipe, change or transfer changes what the garbage
-  // collection drops (and the last crash or wipe completes every write in flight).
-  if ((e.kind == EventKind::crash && s.left.crashes == 1) || (e.kind == EventKind::wipe && s.left.wipes == 1) ||
-      ((e.kind == EventKind::add || e.kind == EventKind::remove) && s.left.changes == 1) ||
-      (e.kind == EventKind::transfer && s.left.transfers == 1))
+  // The last crash or wipe completes every write in flight and changes
+  // what the garbage collection drops, as does the last change or transfer
+  // (collect_garbage: nothing while a wipe is left; by the synced term
+  // while a crash is left; a leader's vote answers once neither a change
+  // nor a transfer is left, untimed).
+  const Budgets& b = s.left;
+  const bool gc_on = b.wipes == 0, untimed_gc = gc_on && !config_.timed();
+  if ((e.kind == EventKind::crash && b.crashes == 1 && b.wipes == 0) || (e.kind == EventKind::wipe && b.wipes == 1) ||
+      ((e.kind == EventKind::add || e.kind == EventKind::remove) && b.changes == 1 && b.transfers == 0 && untimed_gc) ||
+      (e.kind == EventKind::transfer && b.transfers == 1 && b.changes == 0 && untimed_gc))
     fp_.flags |= Footprint::global;
   if (e.kind == EventKind::tick && config_.timed()) fp_.flags |= Footprint::global;
   auto find_msg = [&](std::uint64_t h) {

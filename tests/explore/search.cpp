@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <ctime>
-#include <unordered_map>
+#include <span>
 
 #include <fmt/format.h>
 
@@ -96,31 +96,25 @@ bool asleep(const Sleep& z, std::uint64_t id) {
   return std::any_of(z.begin(), z.end(), [&](const Asleep& a) { return a.id == id; });
 }
 
-// Sleep sets as stored with visited states: sorted event ids, interned.
+// Sleep sets as stored with visited states: their event ids in one arena,
+// a count then the ids; a state keeps the offset (0: the empty set).
 class SleepPool {
  public:
-  SleepPool() : sets_(1) {}
+  SleepPool() : words_(1) {}
   std::uint32_t intern(const Sleep& z) {
     if (z.empty()) return 0;
-    std::vector<std::uint64_t> ids;
-    for (const Asleep& a : z) ids.push_back(a.id);
-    std::sort(ids.begin(), ids.end());
-    Hasher h;
-    for (std::uint64_t id : ids) h.add(id);
-    const std::uint64_t key = h.done();
-    auto [it, fresh] = index_.try_emplace(key, static_cast<std::uint32_t>(sets_.size()));
-    if (fresh) sets_.push_back(std::move(ids));
-    else if (sets_[it->second] != ids) {  // a collision of content hashes: keep both
-      sets_.push_back(std::move(ids));
-      return static_cast<std::uint32_t>(sets_.size() - 1);
-    }
-    return it->second;
+    const auto at = static_cast<std::uint32_t>(words_.size());
+    words_.push_back(z.size());
+    for (const Asleep& a : z) words_.push_back(a.id);
+    return at;
   }
-  const std::vector<std::uint64_t>& get(std::uint32_t id) const { return sets_[id]; }
+  std::span<const std::uint64_t> get(std::uint32_t at) const {
+    if (at == 0) return {};
+    return {words_.data() + at + 1, static_cast<std::size_t>(words_[at])};
+  }
 
  private:
-  std::vector<std::vector<std::uint64_t>> sets_;
-  std::unordered_map<std::uint64_t, std::uint32_t> index_;
+  std::vector<std::uint64_t> words_;
 };
 
 // The schedule that led to a state: a shared list from the state back to the root.
@@ -183,14 +177,14 @@ class Expansion {
 };
 
 // The ids of `old` not in `z` (the events asleep before, awake now).
-std::vector<std::uint64_t> woken(const std::vector<std::uint64_t>& old, const Sleep& z) {
+std::vector<std::uint64_t> woken(std::span<const std::uint64_t> old, const Sleep& z) {
   std::vector<std::uint64_t> out;
   for (std::uint64_t id : old)
     if (!asleep(z, id)) out.push_back(id);
   return out;
 }
 
-Sleep intersect(const Sleep& z, const std::vector<std::uint64_t>& ids) {
+Sleep intersect(const Sleep& z, std::span<const std::uint64_t> ids) {
   Sleep out;
   for (const Asleep& a : z)
     if (std::find(ids.begin(), ids.end(), a.id) != ids.end()) out.push_back(a);
@@ -300,7 +294,7 @@ class BreadthFirst {
       return;
     }
     if (d + 1 >= depth || v.sleep == 0) return;  // expanded with nothing asleep, or no room left
-    const std::vector<std::uint64_t>& old = pool_.get(v.sleep);
+    const std::span<const std::uint64_t> old = pool_.get(v.sleep);
     std::vector<std::uint64_t> awake = woken(old, z);
     if (awake.empty()) return;
     v.sleep = pool_.intern(intersect(z, old));
