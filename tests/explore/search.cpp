@@ -152,28 +152,35 @@ class Timer {
   std::uint64_t calls_ = 0;
 };
 
-// What one expansion tried, for its children's sleep sets.
+// What one expansion tried, for its children's sleep sets. The buffers
+// are the searcher's, reused from one expansion to the next.
+struct SleepBuffers {
+  Sleep tried, child;
+};
+
 class Expansion {
  public:
-  Expansion(bool por, const State& s, const Sleep& sleep) : por_(por), s_(s), sleep_(sleep) {}
+  Expansion(bool por, const State& s, const Sleep& sleep, SleepBuffers& b) : por_(por), s_(s), sleep_(sleep), b_(b) {
+    b_.tried.clear();
+  }
   /// The sleep set of the child reached by `e`; `e` joins the events tried.
   const Sleep& child(std::uint64_t id, const Event& e, const Footprint& fp) {
-    child_.clear();
+    b_.child.clear();
     if (por_) {
       for (const Asleep& z : sleep_)
-        if (Model::independent(s_, z.fp, fp)) child_.push_back(z);
-      for (const Asleep& z : tried_)
-        if (Model::independent(s_, z.fp, fp)) child_.push_back(z);
-      tried_.push_back({id, e, fp});
+        if (Model::independent(s_, z.fp, fp)) b_.child.push_back(z);
+      for (const Asleep& z : b_.tried)
+        if (Model::independent(s_, z.fp, fp)) b_.child.push_back(z);
+      b_.tried.push_back({id, e, fp});
     }
-    return child_;
+    return b_.child;
   }
 
  private:
   bool por_;
   const State& s_;
   const Sleep& sleep_;
-  Sleep tried_, child_;
+  SleepBuffers& b_;
 };
 
 // The ids of `old` not in `z` (the events asleep before, awake now).
@@ -245,7 +252,7 @@ class BreadthFirst {
       v.sleep = pool_.intern(item.sleep);
     }
     model_.enabled(item.state, events_);
-    Expansion x(limits_.por, item.state, item.sleep);
+    Expansion x(limits_.por, item.state, item.sleep, buffers_);
     for (const Event& e : events_) {
       const std::uint64_t id = event_id(e);
       if (asleep(item.sleep, id)) continue;
@@ -310,6 +317,7 @@ class BreadthFirst {
   SleepPool pool_;
   std::vector<Item> level_, next_;
   std::vector<Event> events_;
+  SleepBuffers buffers_;
   std::uint64_t reexpanded_ = 0;
 };
 
@@ -331,7 +339,8 @@ class Deepening {
   bool dfs(const State& s, int room, const Sleep& sleep) {
     std::vector<Event> events;
     model_.enabled(s, events);
-    Expansion x(limits_.por, s, sleep);
+    SleepBuffers buffers;
+    Expansion x(limits_.por, s, sleep, buffers);
     for (const Event& e : events) {
       const std::uint64_t id = event_id(e);
       if (asleep(sleep, id)) continue;
