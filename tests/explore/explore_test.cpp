@@ -1,10 +1,10 @@
 // The explorer bites and stays quiet where it should: every planted core bug
 // whose preset fits CI's time is found within the preset's bound by the
 // breadth-first search and its schedule replays, written as text, to the
-// same violation; the bugs beyond that bound have a schedule in traces/
-// that still reaches its violation; and the unbugged standard
-// configurations, cut to a depth CI can afford, are searched exhaustively
-// without a violation. The bugs' cases need a build with planted bugs.
+// same violation; the schedules kept in traces/ (one bug beyond that
+// bound, one found shorter since) still reach their violation; and the
+// unbugged standard configurations, cut to a depth CI can afford, are
+// searched exhaustively without a violation. The bugs' cases need a build with planted bugs.
 #include <fstream>
 
 #include <catch2/catch.hpp>
@@ -54,13 +54,16 @@ TEST_CASE("every planted core bug within CI's bound is found, and its schedule r
     REQUIRE(again.violation);
     CHECK(again.violation->kind == r.violation->kind);
   }
-  CHECK(found >= 5);
+  CHECK(found >= 8);
 }
 
-TEST_CASE("a schedule kept for a bug beyond CI's bound still reaches its violation", "[explore][bugs][traces]") {
+TEST_CASE("a schedule kept by hand for a planted bug still reaches its violation", "[explore][bugs][traces]") {
+  // commit_previous_term is beyond the search's bound; truncate_matched's
+  // longer schedule (two elections, ending in a leader without a committed
+  // entry) was written before the search found a shorter one.
   int replayed = 0;
   for (const Preset& p : presets()) {
-    if (p.config.bugs.empty() || p.beyond.empty()) continue;
+    if (p.config.bugs.empty()) continue;
     const auto lines = read_lines(std::string(RAFTKIT_EXPLORE_TRACES) + "/" + p.name.substr(4) + ".txt");
     if (lines.empty()) continue;
     INFO(p.name);
