@@ -86,7 +86,7 @@ int run(int argc, char** argv) {
       auto again = args;
       app.parse(again);
       if (!preset.empty()) {
-        auto p = find_preset(preset);
+        auto p = find_preset_entry(preset);
         if (!p) {
           fmt::print(stderr, "raftkit-explore: unknown preset '{}' (known: {}){}\n", preset, preset_names(),
                      !raftkit::sim::kPlantedBugs && preset.starts_with("bug-")
@@ -94,7 +94,11 @@ int run(int argc, char** argv) {
                          : std::string{});
           return 2;
         }
-        c = *p;
+        c = p->config;
+        if (p->dfs) {  // the preset's search, unless the command line says otherwise
+          dfs = true;
+          dfs_start = c.depth;
+        }
         app.parse(args);
       }
     } catch (const CLI::ParseError& e) {
