@@ -608,17 +608,14 @@ void Model::collect_garbage(State& s) const {
   });
 }
 
-State Model::apply(const State& s, const Event& e, std::optional<Violation>& bad) {
-  State t = s;
-  fresh_.assign(t.nodes.size(), nullptr);
-  fresh_ghost_ = nullptr;
-  std::vector<int> touched;
-  const int k = e.node;
-  fp_ = Footprint{e.node, 0};
+// What an event touches, as far as the event alone says (apply adds what
+// stepping the node shows: the ghost's committed record, the disks read).
+Footprint Model::first_footprint(const State& s, const Event& e) const {
+  Footprint fp{e.node, 0, 0};
   if (e.kind != EventKind::deliver && e.kind != EventKind::sync)
-    fp_.budget = static_cast<std::uint8_t>(1 + static_cast<int>(e.kind == EventKind::remove ? EventKind::add : e.kind));
-  if (e.kind == EventKind::read) fp_.flags |= Footprint::reads_committed;
-  if (e.kind == EventKind::crash || e.kind == EventKind::wipe) fp_.flags |= Footprint::disk_changed;
+    fp.budget = static_cast<std::uint8_t>(1 + static_cast<int>(e.kind == EventKind::remove ? EventKind::add : e.kind));
+  if (e.kind == EventKind::read) fp.flags |= Footprint::reads_committed;
+  if (e.kind == EventKind::crash || e.kind == EventKind::wipe) fp.flags |= Footprint::disk_changed;
   // The last crash or wipe completes every write in flight and changes
   // what the garbage collection drops, as does the last change or transfer
   // (collect_garbage: nothing while a wipe is left; by the synced term
@@ -629,8 +626,18 @@ State Model::apply(const State& s, const Event& e, std::optional<Violation>& bad
   if ((e.kind == EventKind::crash && b.crashes == 1 && b.wipes == 0) || (e.kind == EventKind::wipe && b.wipes == 1) ||
       ((e.kind == EventKind::add || e.kind == EventKind::remove) && b.changes == 1 && b.transfers == 0 && untimed_gc) ||
       (e.kind == EventKind::transfer && b.transfers == 1 && b.changes == 0 && untimed_gc))
-    fp_.flags |= Footprint::global;
-  if (e.kind == EventKind::tick && config_.timed()) fp_.flags |= Footprint::global;
+    fp.flags |= Footprint::global;
+  if (e.kind == EventKind::tick && config_.timed()) fp.flags |= Footprint::global;
+  return fp;
+}
+
+State Model::apply(const State& s, const Event& e, std::optional<Violation>& bad) {
+  State t = s;
+  fresh_.assign(t.nodes.size(), nullptr);
+  fresh_ghost_ = nullptr;
+  std::vector<int> touched;
+  const int k = e.node;
+  fp_ = first_footprint(s, e);
   auto find_msg = [&](std::uint64_t h) {
     return std::lower_bound(t.msgs.begin(), t.msgs.end(), h, [](const MsgPtr& p, std::uint64_t x) { return p->hash < x; });
   };

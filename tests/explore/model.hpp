@@ -230,6 +230,7 @@ class Model {
   void seal(State& s);
   void collect_garbage(State& s) const;
   std::uint64_t node_hash(const Node& n, int k) const;
+  Footprint first_footprint(const State& s, const Event& e) const;
 
   Config config_;
   std::vector<std::unique_ptr<ProxyStore>> proxies_;
