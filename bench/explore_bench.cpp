@@ -3,7 +3,9 @@
 //
 // BM_ExploreBreadthFirst searches a 3-node configuration (the std3 preset
 // without its membership changes and wipe, a crash, one proposal, two
-// timeouts and two heartbeat ticks) breadth-first to depth 11 and reports
+// timeouts and two heartbeat ticks) breadth-first to depth 11, with the
+// partial-order reduction (argument 1, as raftkit-explore runs) and
+// without it (argument 0, --no-por: every event tried in every state), and reports
 // distinct_states_per_second (the figure the explorer is judged by) and
 // transitions_per_second (events applied, duplicates included: each one
 // copies a node's Raft, steps it and hashes the result). BM_SimulatorEvents
@@ -27,10 +29,12 @@ void BM_ExploreBreadthFirst(benchmark::State& state) {
   c.timeouts = 2;
   c.ticks = 2;
   c.depth = static_cast<int>(state.range(0));
+  SearchLimits limits;
+  limits.por = state.range(1) != 0;
   double distinct = 0, transitions = 0;
   for (auto _ : state) {
     Model model(c);
-    const SearchResult r = search(model, SearchLimits{});
+    const SearchResult r = search(model, limits);
     if (r.violation) state.SkipWithError("violation found; run raftkit-explore with these options");
     distinct += static_cast<double>(r.distinct);
     transitions += static_cast<double>(r.transitions);
@@ -39,7 +43,7 @@ void BM_ExploreBreadthFirst(benchmark::State& state) {
   state.counters["transitions_per_second"] = benchmark::Counter(transitions, benchmark::Counter::kIsRate);
   state.counters["distinct_states"] = distinct / static_cast<double>(state.iterations());
 }
-BENCHMARK(BM_ExploreBreadthFirst)->Arg(11)->Unit(benchmark::kMillisecond)->MinTime(2.0);
+BENCHMARK(BM_ExploreBreadthFirst)->Args({11, 1})->Args({11, 0})->Unit(benchmark::kMillisecond)->MinTime(2.0);
 
 void BM_SimulatorEvents(benchmark::State& state) {
   using namespace raftkit::sim;

@@ -98,8 +98,10 @@ struct RaftInspector {
 
   /// Everything that decides the Raft's future behaviour, except the
   /// random generator's position (see README: the election timeout drawn
-  /// last is hashed, the draws to come are not).
-  static void add_raft(explore::Hasher& h, const Raft& r) {
+  /// last is hashed, the draws to come are not). Untimed (only a leader
+  /// ticks) the drawn timeout decides nothing and is left out too: it only
+  /// told apart states whose nodes had drawn a different number of times.
+  static void add_raft(explore::Hasher& h, const Raft& r, bool timed) {
     static_assert(sizeof(Raft) == 1456, "core::Raft changed: hash the new fields in RaftInspector::add_raft");
     static_assert(sizeof(LogView) == 328, "core::LogView changed: hash the new fields in add_log");
     static_assert(sizeof(ReadOnly) == 160, "core::ReadOnly changed: hash the new fields in add_read_only");
@@ -121,7 +123,7 @@ struct RaftInspector {
     }
     h.add(static_cast<std::uint64_t>(r.election_elapsed_));
     h.add(static_cast<std::uint64_t>(r.heartbeat_elapsed_));
-    h.add(static_cast<std::uint64_t>(r.randomized_timeout_));
+    if (timed) h.add(static_cast<std::uint64_t>(r.randomized_timeout_));
     h.add(r.transferee_.value);
     h.add(r.uncommitted_bytes_);
     h.add(r.config_index_.value);
@@ -185,7 +187,7 @@ std::uint64_t incarnation_now(const core::Raft& node) { return node.incarnation(
 
 bool same_incarnation(const core::Progress& pr, const Message& m) { return pr.incarnation == m.incarnation; }
 
-void add_raft(Hasher& h, const core::Raft& r) { core::RaftInspector::add_raft(h, r); }
+void add_raft(Hasher& h, const core::Raft& r, bool timed) { core::RaftInspector::add_raft(h, r, timed); }
 int election_elapsed(const core::Raft& r) { return core::RaftInspector::election_elapsed(r); }
 
 std::uint64_t message_hash(const Message& m) {

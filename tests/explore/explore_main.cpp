@@ -35,7 +35,7 @@ int run(int argc, char** argv) {
   Config c;
   std::string bugs_text = "none", preset, replay_file, out_file = "explore-trace.txt";
   double budget = 0;
-  bool dfs = false, quiet = false;
+  bool dfs = false, quiet = false, no_por = false, check_por = false;
   std::size_t max_frontier = SearchLimits{}.max_frontier;
   app.add_option("--preset", preset, "a standard configuration: " + preset_names());
   app.add_option("--nodes", c.nodes, "voters of the initial cluster")->check(CLI::Range(1, 5))->capture_default_str();
@@ -68,6 +68,9 @@ int run(int argc, char** argv) {
   app.add_option("--bugs", bugs_text, "planted bugs: none or a comma list (raftkit-sim's names)")->capture_default_str();
   app.add_option("--budget", budget, "wall-clock seconds at most (0: none)")->capture_default_str();
   app.add_flag("--dfs", dfs, "iterative deepening instead of breadth-first");
+  app.add_flag("--check-independence", check_por,
+               "check the partial-order reduction's independence relation on every state to the depth, and stop");
+  app.add_flag("--no-por", no_por, "no partial-order reduction (sleep sets): every event tried in every state");
   int dfs_start = 1;
   app.add_option("--dfs-start", dfs_start, "iterative deepening: the first depth limit (= --depth: plain depth-first)")
       ->capture_default_str();
@@ -83,7 +86,7 @@ int run(int argc, char** argv) {
       auto again = args;
       app.parse(again);
       if (!preset.empty()) {
-        auto p = find_preset(preset);
+        auto p = find_preset_entry(preset);
         if (!p) {
           fmt::print(stderr, "raftkit-explore: unknown preset '{}' (known: {}){}\n", preset, preset_names(),
                      !raftkit::sim::kPlantedBugs && preset.starts_with("bug-")
@@ -91,7 +94,11 @@ int run(int argc, char** argv) {
                          : std::string{});
           return 2;
         }
-        c = *p;
+        c = p->config;
+        if (p->dfs) {  // the preset's search, unless the command line says otherwise
+          dfs = true;
+          dfs_start = c.depth;
+        }
         app.parse(args);
       }
     } catch (const CLI::ParseError& e) {
@@ -153,9 +160,16 @@ int run(int argc, char** argv) {
     return 0;
   }
 
+  if (check_por) {
+    const IndependenceCheck ic = check_independence(model, max_frontier);
+    fmt::print("{} pairs called independent in {} states: {}\n", ic.pairs, ic.states,
+               ic.failure.empty() ? "all commute" : ic.failure);
+    return ic.failure.empty() ? 0 : 1;
+  }
   SearchLimits limits;
   limits.seconds = budget;
   limits.dfs = dfs;
+  limits.por = !no_por;
   limits.dfs_start = dfs_start;
   limits.max_frontier = max_frontier;
   if (!quiet)
@@ -163,7 +177,8 @@ int run(int argc, char** argv) {
       fmt::print(stderr, "  ... {:.0f} s: {} explored, {} distinct, depth {}\n", r.seconds, r.transitions, r.distinct,
                  r.depth);
     };
-  fmt::print("raftkit-explore {} ({})\n", options, dfs ? "iterative deepening" : "breadth-first");
+  fmt::print("raftkit-explore {} ({}{})\n", options, dfs ? "iterative deepening" : "breadth-first",
+             no_por ? ", no partial-order reduction" : ", sleep sets");
   const SearchResult r = search(model, limits);
   auto rate = [](std::uint64_t n, double s) { return s > 0 ? static_cast<double>(n) / s : 0.0; };
   fmt::print(
@@ -173,6 +188,7 @@ int run(int argc, char** argv) {
       r.violation ? "" : (r.complete ? " (exhaustive to the bound)" : " (not exhaustive: cut by time or frontier)"),
       r.seconds, r.cpu_seconds, rate(r.distinct, r.seconds), rate(r.distinct, r.cpu_seconds),
       rate(r.transitions, r.seconds));
+  if (r.reexpanded > 0) fmt::print("{} states expanded again for events a sleep set had hidden\n", r.reexpanded);
   if (!r.violation) {
     fmt::print("no violation\n");
     return 0;

@@ -66,7 +66,7 @@ inline void add_entry(Hasher& h, const Entry& e) {
 
 // Defined in core_access.cpp: the fields the recovery rework changes.
 void add_hard_state(Hasher& h, const HardState& hs);
-void add_raft(Hasher& h, const core::Raft& r);
+void add_raft(Hasher& h, const core::Raft& r, bool timed);
 int election_elapsed(const core::Raft& r);
 std::string describe_identity(const Message& m);
 std::string describe_hard_state(const HardState& hs);

@@ -359,17 +359,22 @@ void Model::check(State& s, int k, std::optional<Violation>& bad) {
                                                             k + 1, i, e.term, c.term)};
         return;
       }
-      if (c.known_in > r.term().value) ghost(s).committed[i.value - 1].known_in = r.term().value;
+      if (c.known_in > r.term().value) {
+        ghost(s).committed[i.value - 1].known_in = r.term().value;
+        fp_.flags |= Footprint::writes_committed;
+      }
       continue;
     }
     auto& c = ghost(s).committed;
     if (c.size() < i.value) c.resize(i.value, Ghost::Committed{0, 0, ~std::uint64_t{0}});
     c[i.value - 1] = {e.term.value, ph, r.term().value};
+    fp_.flags |= Footprint::writes_committed;
   }
   // A leader commits by counting: when its commit index rises, the entry
   // there is on the synced disks of a quorum of the voters its
   // configuration counts (each in the incarnation it names).
   if (r.role() == core::Role::leader && r.commit_index() > n.checked_commit && r.commit_index() > Index{0}) {
+    fp_.flags |= Footprint::reads_disks;
     const Index top = r.commit_index();
     const Term term = *r.log().term(top);
     const Membership& m = r.membership();
@@ -411,6 +416,7 @@ void Model::check(State& s, int k, std::optional<Violation>& bad) {
       auto& l = ghost(s).leaders;
       l.emplace_back(r.term().value, static_cast<std::uint32_t>(k + 1));
       std::sort(l.begin(), l.end());
+      fp_.flags |= Footprint::reads_committed;
       // Leader completeness: it holds every entry committed before its term.
       const auto& committed = s.ghost->committed;
       for (std::size_t i = 0; i < committed.size(); ++i) {
@@ -464,7 +470,7 @@ void Model::check(State& s, int k, std::optional<Violation>& bad) {
 std::uint64_t Model::node_hash(const Node& n, int k) const {
   bind(n, k);
   Hasher h;
-  add_raft(h, *n.raft);
+  add_raft(h, *n.raft, config_.timed());
   // The written image is the synced one plus the outstanding Ready's
   // writes (both hashed), so it is not hashed itself.
   add_image(h, n.disk.synced());
@@ -602,12 +608,36 @@ void Model::collect_garbage(State& s) const {
   });
 }
 
+// What an event touches, as far as the event alone says (apply adds what
+// stepping the node shows: the ghost's committed record, the disks read).
+Footprint Model::first_footprint(const State& s, const Event& e) const {
+  Footprint fp{e.node, 0, 0};
+  if (e.kind != EventKind::deliver && e.kind != EventKind::sync)
+    fp.budget = static_cast<std::uint8_t>(1 + static_cast<int>(e.kind == EventKind::remove ? EventKind::add : e.kind));
+  if (e.kind == EventKind::read) fp.flags |= Footprint::reads_committed;
+  if (e.kind == EventKind::crash || e.kind == EventKind::wipe) fp.flags |= Footprint::disk_changed;
+  // The last crash or wipe completes every write in flight and changes
+  // what the garbage collection drops, as does the last change or transfer
+  // (collect_garbage: nothing while a wipe is left; by the synced term
+  // while a crash is left; a leader's vote answers once neither a change
+  // nor a transfer is left, untimed).
+  const Budgets& b = s.left;
+  const bool gc_on = b.wipes == 0, untimed_gc = gc_on && !config_.timed();
+  if ((e.kind == EventKind::crash && b.crashes == 1 && b.wipes == 0) || (e.kind == EventKind::wipe && b.wipes == 1) ||
+      ((e.kind == EventKind::add || e.kind == EventKind::remove) && b.changes == 1 && b.transfers == 0 && untimed_gc) ||
+      (e.kind == EventKind::transfer && b.transfers == 1 && b.changes == 0 && untimed_gc))
+    fp.flags |= Footprint::global;
+  if (e.kind == EventKind::tick && config_.timed()) fp.flags |= Footprint::global;
+  return fp;
+}
+
 State Model::apply(const State& s, const Event& e, std::optional<Violation>& bad) {
   State t = s;
   fresh_.assign(t.nodes.size(), nullptr);
   fresh_ghost_ = nullptr;
   std::vector<int> touched;
   const int k = e.node;
+  fp_ = first_footprint(s, e);
   auto find_msg = [&](std::uint64_t h) {
     return std::lower_bound(t.msgs.begin(), t.msgs.end(), h, [](const MsgPtr& p, std::uint64_t x) { return p->hash < x; });
   };
@@ -617,6 +647,8 @@ State Model::apply(const State& s, const Event& e, std::optional<Violation>& bad
       const MsgPtr m = *it;
       t.msgs.erase(it);
       const auto to = static_cast<int>(m->m.to.value) - 1;
+      fp_.node = static_cast<std::uint8_t>(to);
+      if (to < 0 || to >= static_cast<int>(t.nodes.size())) fp_.flags |= Footprint::global;
       if (to >= 0 && to < static_cast<int>(t.nodes.size())) {
         own(t, to).raft->step(m->m);
         settle(t, to, bad);
@@ -625,11 +657,13 @@ State Model::apply(const State& s, const Event& e, std::optional<Violation>& bad
       break;
     }
     case EventKind::drop:
+      fp_.node = static_cast<std::uint8_t>((*find_msg(e.msg))->m.to.value - 1);
       t.msgs.erase(find_msg(e.msg));
       --t.left.drops;
       break;
     case EventKind::duplicate: {
       auto it = find_msg(e.msg);
+      fp_.node = static_cast<std::uint8_t>((*it)->m.to.value - 1);
       t.msgs.insert(it, *it);
       --t.left.dups;
       break;
@@ -751,9 +785,50 @@ State Model::apply(const State& s, const Event& e, std::optional<Violation>& bad
     }
   }
   for (int j : touched) check(t, j, bad);
+  if (touched.size() > 1) fp_.flags |= Footprint::global;
+  if (touched.size() == 1 && t.nodes[static_cast<std::size_t>(touched[0])]->disk.synced_image !=
+                                 s.nodes[static_cast<std::size_t>(touched[0])]->disk.synced_image)
+    fp_.flags |= Footprint::disk_changed;
   collect_garbage(t);
   seal(t);
   return t;
+}
+
+// Two events, each confined to its node (its Raft, its disk, the messages
+// it consumes and sends: the network is a multiset, so sends commute; a
+// drop or a copy is confined to the message's receiver), commute unless:
+// they are at one node; they spend one budget (a timeout or a tick with two
+// or more left aside: proposals, reads and changes are numbered or named
+// by their order, and a crash, a wipe, a drop or a copy is rare); one
+// records a committed entry that the other checks a new leader or a new
+// read against; or one is a leader's commit, whose quorum check reads the
+// synced disks of the others, and the other changes its node's synced disk
+// or incarnation. An event's checks read nothing else of the rest but
+// whole-state invariants (log matching), which hold or fail in a state
+// whatever the path to it. The garbage collection of inert messages
+// judges a message by its receiver alone and what it drops stays inert, so
+// it commutes too. `global` events (a global tick, the last crash or wipe
+// that completes every write in flight) depend on everything.
+bool Model::independent(const State& s, const Footprint& a, const Footprint& b) {
+  if (((a.flags | b.flags) & Footprint::global) || a.node == b.node) return false;
+  if (a.budget != 0 && a.budget == b.budget) {
+    const bool counted = a.budget == 1 + static_cast<int>(EventKind::timeout) ||
+                         a.budget == 1 + static_cast<int>(EventKind::tick);
+    const int left = a.budget == 1 + static_cast<int>(EventKind::timeout) ? s.left.timeouts : s.left.ticks;
+    if (!counted || left < 2) return false;
+  }
+  auto reads_what_writes = [](const Footprint& r, const Footprint& w) {
+    return ((r.flags & Footprint::reads_committed) && (w.flags & Footprint::writes_committed)) ||
+           ((r.flags & Footprint::reads_disks) && (w.flags & Footprint::disk_changed));
+  };
+  return !reads_what_writes(a, b) && !reads_what_writes(b, a);
+}
+
+std::uint64_t event_id(const Event& e) {
+  Hasher h;
+  h.add(static_cast<std::uint64_t>(e.kind) << 16 | std::uint64_t{e.node} << 8 | e.target);
+  h.add(e.msg);
+  return h.done();
 }
 
 std::string describe_message(const Message& m) {

@@ -170,6 +170,22 @@ struct Event {
   std::uint64_t msg = 0;    ///< deliver/drop/duplicate: the message's hash
 };
 
+/// What an applied event touched, for the partial-order reduction
+/// (search.cpp): two events with disjoint footprints commute (README,
+/// "Partial-order reduction"). Set by Model::apply for the event it applied.
+struct Footprint {
+  enum : std::uint8_t {
+    global = 1 << 0,            ///< touches more than one node (a global tick, the syncs forced by the last crash)
+    reads_committed = 1 << 1,   ///< checked against the ghost's committed record (a new leader; a read began)
+    writes_committed = 1 << 2,  ///< added to or lowered the ghost's committed record
+    reads_disks = 1 << 3,       ///< a leader's commit rose: other nodes' synced disks were read
+    disk_changed = 1 << 4,      ///< its node's synced image or incarnation changed
+  };
+  std::uint8_t node = 0;    ///< the one node it touched
+  std::uint8_t flags = 0;
+  std::uint8_t budget = 0;  ///< the budget it spent: 1 + the EventKind, or 0
+};
+
 /// A broken invariant: which, and the details.
 struct Violation {
   std::string kind;
@@ -194,6 +210,11 @@ class Model {
   /// One line: who does what, to whom, with which term and index.
   std::string describe(const State& s, const Event& e) const;
   std::string describe_state(const State& s) const;
+  /// What the last apply() touched.
+  const Footprint& footprint() const { return fp_; }
+  /// Whether two events applied at `s` (with these footprints) commute:
+  /// either order leads to one state and one verdict of the checks.
+  static bool independent(const State& s, const Footprint& a, const Footprint& b);
 
  private:
   ProtocolOptions options_for(int k, std::uint32_t life, bool bootstrap) const;
@@ -209,6 +230,7 @@ class Model {
   void seal(State& s);
   void collect_garbage(State& s) const;
   std::uint64_t node_hash(const Node& n, int k) const;
+  Footprint first_footprint(const State& s, const Event& e) const;
 
   Config config_;
   std::vector<std::unique_ptr<ProxyStore>> proxies_;
@@ -216,10 +238,13 @@ class Model {
   std::vector<std::shared_ptr<Node>> fresh_;  // nodes copied by the event being applied
   std::shared_ptr<Ghost> fresh_ghost_;        // the ghost, if the event being applied changed it
   bool sync_events_;
+  Footprint fp_;
 };
 
 std::string_view to_string(EventKind k);
 std::uint64_t message_hash(const Message& m);
 std::string describe_message(const Message& m);
+/// An event's identity (kind, node, target, message) as one word.
+std::uint64_t event_id(const Event& e);
 
 }  // namespace raftkit::explore

@@ -27,6 +27,11 @@ struct SearchLimits {
   std::size_t max_frontier = 400000;  ///< BFS: states kept for the next level
   bool dfs = false;
   int dfs_start = 1;  ///< iterative deepening: the first limit (the depth bound: plain depth-first)
+  /// Partial-order reduction by sleep sets (README): every state within
+  /// the bound is still reached, at its depth; fewer events are applied.
+  bool por = true;
+  /// If set, receives every state reached: (hash, breadth-first level).
+  std::vector<std::pair<std::uint64_t, std::uint8_t>>* visited_out = nullptr;
   /// Called about once a second with the running totals.
   std::function<void(const struct SearchResult&)> progress;
 };
@@ -34,6 +39,7 @@ struct SearchLimits {
 struct SearchResult {
   std::uint64_t transitions = 0;  ///< events applied (states explored)
   std::uint64_t distinct = 0;     ///< distinct states seen
+  std::uint64_t reexpanded = 0;   ///< breadth-first: states expanded again for events a sleep set had hidden
   int depth = 0;                  ///< deepest level reached
   double seconds = 0;
   double cpu_seconds = 0;         ///< CPU time of the process (the machine may be shared)
@@ -44,6 +50,18 @@ struct SearchResult {
 };
 
 SearchResult search(Model& model, const SearchLimits& limits);
+
+/// Checks Model::independent against the model itself: breadth-first to
+/// the configuration's depth (at most `max_states` states), every pair of
+/// events enabled in a state that it calls independent is applied in both
+/// orders, which must both be possible and reach one state with one verdict
+/// of the checks. Returns the pairs checked, and the first that failed.
+struct IndependenceCheck {
+  std::uint64_t pairs = 0;
+  std::uint64_t states = 0;
+  std::string failure;  ///< empty: every pair commuted
+};
+IndependenceCheck check_independence(Model& model, std::size_t max_states);
 
 /// Replays `schedule` from the initial state; returns the lines of the
 /// trace (one per event, then the final state) and the violation, if any.
