@@ -101,17 +101,20 @@ TEST_CASE("a caller never completed after a leader regains its term is caught", 
 
 // Issue 9, bug 2: a late timer counted as one tick. A leader whose thread
 // stalled while the others elected a new leader keeps its lease and answers
-// a stale read; the linearizability checker must be the one to see it.
-TEST_CASE("a lease that ignores missed ticks is caught as a stale read", "[sim][bugs][runtime]") {
-  expect_found({raftkit::runtime::bug_drop_missed_ticks, 3, "all", 4, "linearizability"}, 10000);
+// a read from it. The linearizability checker saw the stale read (seed
+// 1,089); the lease check sees the lease used while a newer leader exists,
+// sooner (seed 19).
+TEST_CASE("a lease that ignores missed ticks is caught", "[sim][bugs][runtime]") {
+  expect_found({raftkit::runtime::bug_drop_missed_ticks, 3, "all", 4, "lease"}, 10000);
 }
 
 // Issue 9, bug 3: after an abandoned leadership transfer the lease comes
 // back although the TimeoutNow may still be in flight; the voter that elects
 // the target acknowledged the old leader's heartbeats, so the old leader can
 // answer a lease read while the new one commits writes.
-TEST_CASE("a lease kept after a TimeoutNow is caught as a stale read", "[sim][bugs][lease]") {
-  expect_found({raftkit::core::bug_lease_after_transfer, 3, "all", 4, "linearizability"}, 10000);
+// (Seen as a stale read at seed 397 before the lease check; by it at 285.)
+TEST_CASE("a lease kept after a TimeoutNow is caught", "[sim][bugs][lease]") {
+  expect_found({raftkit::core::bug_lease_after_transfer, 3, "all", 4, "lease"}, 10000);
 }
 
 // Issue 10: membership. Two changes in flight at once, each moving one
@@ -178,15 +181,6 @@ TEST_CASE("a late snapshot answer of a previous incarnation taken as the new one
 // (340, 6) could still commit").
 TEST_CASE("a proposal answered dropped while its entry could still commit is caught", "[sim][bugs][incarnation]") {
   expect_found({raftkit::runtime::bug_drop_on_collision, 3, "all", 8, "callers"}, 2000);
-}
-
-// Issue 20, hole E: a restarted node grants votes at once, inside a lease
-// it acknowledged before it went down: a newer leader is elected while the
-// old one still answers reads from its lease. The lease check sees it the
-// moment the old leader uses the lease (a stale read needs a client to
-// write at the new leader and read at the old one inside that window too).
-TEST_CASE("a restarted node voting inside a lease it acknowledged is caught", "[sim][bugs][incarnation][lease]") {
-  expect_found({raftkit::core::bug_votes_right_after_start, 3, "all", 4, "lease"}, 10000);
 }
 
 // Issue 20, hole G: a transport that hears only the nodes its configuration
