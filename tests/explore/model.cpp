@@ -313,6 +313,7 @@ void Model::complete(State& s, int k, Node& n, const core::Ready& rd, std::optio
   }
   for (const core::FailedRead& f : rd.failed_reads)
     std::erase_if(ghost(s).reads, [&](const Ghost::Read& g) { return g.context == f.context; });
+  check_commit_quorum(s, k, bad);
   n.raft->advance(rd);
 }
 
@@ -334,6 +335,51 @@ void Model::settle(State& s, int k, std::optional<Violation>& bad) {
     }
     complete(s, k, n, rd, bad);
   }
+}
+
+// A leader commits by counting: when its commit index rises, the entry
+// there is on the synced disks of a quorum of the voters its configuration
+// counts (each in the incarnation it names). The configuration is the one
+// the count used: this runs before every advance (where committed
+// configurations take effect) and after every event.
+void Model::check_commit_quorum(State& s, int k, std::optional<Violation>& bad) {
+  if (bad) return;
+  Node& n = own(s, k);
+  const core::Raft& r = *n.raft;
+  if (r.commit_index() <= n.quorum_checked) return;
+  if (r.role() != core::Role::leader) {  // learned from a leader, not counted here
+    n.quorum_checked = r.commit_index();
+    return;
+  }
+  fp_.flags |= Footprint::reads_disks;
+  const Index top = r.commit_index();
+  const Term term = *r.log().term(top);
+  const Membership& m = r.membership();
+  auto holders = [&](bool outgoing) {
+    const auto& voters = outgoing ? m.voters_outgoing : m.voters;
+    std::size_t held = 0;
+    for (NodeId v : voters) {
+      const std::size_t j = v.value - 1;
+      if (j >= s.nodes.size()) continue;
+      if (counted_in(m, v, outgoing, *s.nodes[j]->raft)) {
+        if (s.nodes[j]->disk.synced().term(top) == term) ++held;
+        continue;
+      }
+      // The incarnation counted is gone (wiped): it holds what it held.
+      for (const Ghost::Dead& d : s.ghost->dead)
+        if (d.node == j && counted_incarnation(m, v, outgoing) == d.incarnation && top.value >= 1 &&
+            top.value <= d.terms.size() && d.terms[top.value - 1] == term.value)
+          ++held;
+    }
+    return voters.empty() || held >= voters.size() / 2 + 1;
+  };
+  if (!holders(false) || !holders(true)) {
+    bad = Violation{"committed on a quorum",
+                    fmt::format("n{} committed {}/term {}, which the synced logs of a quorum of {} do not hold", k + 1,
+                                top, term, core::describe(m))};
+    return;
+  }
+  n.quorum_checked = top;
 }
 
 void Model::check(State& s, int k, std::optional<Violation>& bad) {
@@ -370,39 +416,8 @@ void Model::check(State& s, int k, std::optional<Violation>& bad) {
     c[i.value - 1] = {e.term.value, ph, r.term().value};
     fp_.flags |= Footprint::writes_committed;
   }
-  // A leader commits by counting: when its commit index rises, the entry
-  // there is on the synced disks of a quorum of the voters its
-  // configuration counts (each in the incarnation it names).
-  if (r.role() == core::Role::leader && r.commit_index() > n.checked_commit && r.commit_index() > Index{0}) {
-    fp_.flags |= Footprint::reads_disks;
-    const Index top = r.commit_index();
-    const Term term = *r.log().term(top);
-    const Membership& m = r.membership();
-    auto holders = [&](bool outgoing) {
-      const auto& voters = outgoing ? m.voters_outgoing : m.voters;
-      std::size_t held = 0;
-      for (NodeId v : voters) {
-        const std::size_t j = v.value - 1;
-        if (j >= s.nodes.size()) continue;
-        if (counted_in(m, v, outgoing, *s.nodes[j]->raft)) {
-          if (s.nodes[j]->disk.synced().term(top) == term) ++held;
-          continue;
-        }
-        // The incarnation counted is gone (wiped): it holds what it held.
-        for (const Ghost::Dead& d : s.ghost->dead)
-          if (d.node == j && counted_incarnation(m, v, outgoing) == d.incarnation && top.value >= 1 &&
-              top.value <= d.terms.size() && d.terms[top.value - 1] == term.value)
-            ++held;
-      }
-      return voters.empty() || held >= voters.size() / 2 + 1;
-    };
-    if (!holders(false) || !holders(true)) {
-      bad = Violation{"committed on a quorum",
-                      fmt::format("n{} committed {}/term {}, which the synced logs of a quorum of {} do not hold", k + 1,
-                                  top, term, core::describe(m))};
-      return;
-    }
-  }
+  check_commit_quorum(s, k, bad);
+  if (bad) return;
   n.checked_commit = std::max(n.checked_commit, r.commit_index());
 
   if (r.role() == core::Role::leader) {
@@ -716,6 +731,7 @@ State Model::apply(const State& s, const Event& e, std::optional<Violation>& bad
         ghost(t).durable_commit[static_cast<std::size_t>(k)] = 0;
       }
       n.checked_commit = Index{};
+      n.quorum_checked = Index{};
       if (std::any_of(t.ghost->reads.begin(), t.ghost->reads.end(),
                       [&](const Ghost::Read& r) { return r.node == static_cast<std::uint32_t>(k); }))
         std::erase_if(ghost(t).reads, [&](const Ghost::Read& r) { return r.node == static_cast<std::uint32_t>(k); });

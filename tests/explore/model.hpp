@@ -107,6 +107,8 @@ struct Node {
   /// Commit indexes up to here were checked against the committed record
   /// in this life (bookkeeping of the checks, not hashed).
   Index checked_commit;
+  /// Commit indexes up to here were checked to sit on a quorum (not hashed).
+  Index quorum_checked;
   std::uint64_t hash = 0;        ///< of everything above, set by Model::seal
 };
 using NodePtr = std::shared_ptr<const Node>;
@@ -226,6 +228,7 @@ class Model {
   void complete(State& s, int k, Node& n, const core::Ready& rd, std::optional<Violation>& bad);
   void send(State& s, const Message& m, std::optional<Violation>& bad);
   void check(State& s, int k, std::optional<Violation>& bad);
+  void check_commit_quorum(State& s, int k, std::optional<Violation>& bad);
   void check_apply(State& s, int k, const Entry& e, std::optional<Violation>& bad);
   void seal(State& s);
   void collect_garbage(State& s) const;

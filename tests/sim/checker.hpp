@@ -91,8 +91,6 @@ class SafetyChecker {
   /// The term of the entry committed at `i`, if known (not known when every
   /// node that committed it had compacted it before the checker looked).
   std::optional<Term> committed_term(Index i) const;
-  /// The newest term that has had a leader (0: none yet).
-  Term newest_leader_term() const { return Term{leader_of_term_.empty() ? 0 : leader_of_term_.size() - 1}; }
   /// State hash recorded at index i (0 if none).
   std::uint64_t state_hash_at(Index i) const;
 

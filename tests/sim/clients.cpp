@@ -65,6 +65,18 @@ OpRecord Clients::draw_operation(Client& c) {
   OpRecord op;
   op.client = c.id;
   op.call = w_.now;
+  // On lease seeds the workload now and then only reads, for one to three
+  // seconds: a node cut off from the leader keeps a log as new as anyone's
+  // and can win an election, which is what a lease has to hold against.
+  if (w_.profile.lease_reads && w_.now >= next_read_only_at_) {
+    read_only_until_ = w_.now + w_.rng.range(1 * kSeconds, 3 * kSeconds);
+    next_read_only_at_ = read_only_until_ + w_.rng.range(2 * kSeconds, 8 * kSeconds);
+  }
+  if (w_.now < read_only_until_) {
+    op.kind = w_.rng.chance(0.5) ? OpKind::counter_get : OpKind::reg_read;
+    op.via_log = false;
+    return op;
+  }
   const std::uint64_t roll = w_.rng.below(100);
   if (roll < 30) {
     op.kind = OpKind::counter_add;

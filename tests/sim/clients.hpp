@@ -69,6 +69,8 @@ class Clients {
   std::vector<Client> clients_;
   std::vector<OpRecord> ops_;
   Time stop_at_ = 0;
+  // Lease seeds: spells when every client only reads (see draw_operation).
+  Time read_only_until_ = 0, next_read_only_at_ = 0;
   std::vector<Packet> packet_pool_;
   std::vector<std::uint32_t> packet_free_;
 };

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "raftkit/error.hpp"
+#include "raftkit/tcp_transport.hpp"
 #include "sim/callers.hpp"
 #include "sim/cluster_checks.hpp"
 #include "sim/nemesis.hpp"
@@ -202,7 +203,7 @@ void Cluster::on(const ev::SyncDone& e) {
 }
 
 void Cluster::on(const ev::PowerCut& e) {
-  if (current(*nodes_[e.node], e.gen)) crash(e.node, false);
+  if (current(*nodes_[e.node], e.gen)) crash(e.node, false, e.quick_restart);
 }
 
 void Cluster::on(const ev::Restart& e) {
@@ -254,7 +255,7 @@ void Cluster::queue_io(std::size_t n, PendingWrite pw) {
   nd.writes.push_back(std::move(pw));
   if (nd.power_cut_armed) {
     nd.power_cut_armed = false;  // power lost while the sync is in flight
-    w_.schedule(w_.now, ev::PowerCut{n, nd.gen});
+    w_.schedule(w_.now, ev::PowerCut{static_cast<std::uint32_t>(n), false, nd.gen});
   }
   Time latency = w_.rng.range(w_.tuning.sync_min, w_.tuning.sync_max);
   if (w_.rng.chance(w_.tuning.slow_sync_chance)) latency += w_.rng.range(10 * kMillis, 60 * kMillis);
@@ -291,6 +292,7 @@ void Cluster::complete_sync(std::size_t n) {
 // The disk keeps what was synced and part of the rest; with the WAL its
 // recovery runs here, and must give back everything that was synced.
 void Cluster::cut_power(std::size_t n, std::size_t keep) {
+  links_break(n);
   std::string detail;
   if (nodes_[n]->store.crash(keep, w_.rng.next(), detail))
     w_.fail("wal recovery", fmt::format("n{}: {}", n + 1, detail));
@@ -332,6 +334,7 @@ void Cluster::start(std::size_t n) {
     return;
   }
   nd.up = true;
+  links_redial(n);
   nd.last_role = nd.raft().role();
   nd.last_term = nd.raft().term();
   w_.trace(traced::Restarted{n, nd.raft().term(), nd.raft().last_index(), nd.raft().commit_index()});
@@ -340,7 +343,7 @@ void Cluster::start(std::size_t n) {
   w_.schedule(w_.now + w_.rng.range(1, w_.tuning.tick), ev::Tick{n, nd.gen});
 }
 
-void Cluster::crash(std::size_t n, bool storage_error) {
+void Cluster::crash(std::size_t n, bool storage_error, bool quick_restart) {
   SimNode& nd = *nodes_[n];
   if (!nd.up) return;
   const std::size_t unsynced = nd.store.unsynced_writes();
@@ -358,7 +361,7 @@ void Cluster::crash(std::size_t n, bool storage_error) {
   w_.checker.on_crash(n);
   // On lease seeds half the restarts are quick, well inside an election
   // timeout: a lease the node acknowledged before it crashed still runs.
-  const bool quick = !storage_error && w_.profile.lease_reads && w_.rng.chance(0.5);
+  const bool quick = quick_restart || (!storage_error && w_.profile.lease_reads && w_.rng.chance(0.5));
   const Time down = storage_error ? w_.rng.range(300 * kMillis, 3 * kSeconds)
                     : quick       ? w_.rng.range(5 * kMillis, 100 * kMillis)
                                   : w_.rng.range(10 * kMillis, 3 * kSeconds);
@@ -421,6 +424,34 @@ void Cluster::set_dialled(std::size_t n, const std::map<NodeId, std::string>& ad
   nodes_[n]->dials = dials;
 }
 
+// A process that exits closes its connections; every transport that dialled
+// it sees its link fail and dials again after the TCP transport's backoff
+// (reconnect_initial, doubling per failed dial up to reconnect_max, jittered
+// down to half). Until the first dial after the node is back, what they send
+// it over that link is lost: a restarted node can spend a few hundred
+// milliseconds without hearing its leader, the window hole E needs.
+void Cluster::links_break(std::size_t n) {
+  for (std::size_t p = 0; p < nodes_.size(); ++p)
+    if (p != n && nodes_[p]->lost_since[n] == 0) nodes_[p]->lost_since[n] = std::max<Time>(w_.now, 1);
+}
+
+void Cluster::links_redial(std::size_t n) {
+  static const TcpTransportOptions tcp;
+  const Time initial = tcp.reconnect_initial.count() * kMillis, most = tcp.reconnect_max.count() * kMillis;
+  SimNode& nd = *nodes_[n];
+  nd.up_at.fill(0);  // a new process: its links dial at once, and fail to the nodes that are down
+  for (std::size_t p = 0; p < nodes_.size(); ++p) nd.lost_since[p] = nodes_[p]->up ? 0 : std::max<Time>(w_.now, 1);
+  for (std::size_t p = 0; p < nodes_.size(); ++p) {
+    SimNode& other = *nodes_[p];
+    if (p == n || other.lost_since[n] == 0) continue;
+    Time at = other.lost_since[n];
+    for (Time backoff = initial; at < w_.now; backoff = std::min(2 * backoff, most))
+      at += w_.rng.range(backoff / 2, backoff);
+    other.up_at[n] = at;
+    other.lost_since[n] = 0;
+  }
+}
+
 // A message passes over the connection `from` dials, or over the one `to`
 // dialled in on. The planted hole G is the old rule: a transport heard only
 // the nodes its configuration named and sent only to them, so both ends had
@@ -429,8 +460,9 @@ bool Cluster::connected(std::size_t from, std::size_t to) const {
   const bool out = (nodes_[from]->dials >> to) & 1u;
   const bool in = (nodes_[to]->dials >> from) & 1u;
   if (w_.config.bugs.driver.has(runtime::bug_hear_only_members)) [[unlikely]]
-    return out && in;
-  return out || in;
+    return out && in && w_.now >= nodes_[from]->up_at[to];
+  if (out) return w_.now >= nodes_[from]->up_at[to];
+  return in && w_.now >= nodes_[to]->up_at[from];
 }
 
 // ---------------------------------------------------------------------------

@@ -33,6 +33,7 @@
 // After every step of a driver, after_step() feeds the checkers.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -92,6 +93,9 @@ struct SimNode {
   bool poll_pending = false;           // deferred proposals wait for an ev::Poll
   bool lost_disk = false;              // wiped, and not yet caught up by a leader
   std::uint32_t dials = 0;             // the nodes its transport dials (bit k: node k+1)
+  // Its transport's link to node k: broken since lost_since[k] (> 0: k's
+  // process exited), or down until its next dial succeeds, up_at[k].
+  std::array<Time, 32> lost_since{}, up_at{};
   Membership membership;               // the newest configuration it applied (kept while down)
   Index membership_index;
   core::Role last_role = core::Role::follower;
@@ -114,7 +118,7 @@ class Cluster {
 
   // Lifecycle.
   void start(std::size_t n);
-  void crash(std::size_t n, bool storage_error);
+  void crash(std::size_t n, bool storage_error, bool quick_restart = false);
   void stop(std::size_t n);
   void wipe(std::size_t n);
 
@@ -163,6 +167,8 @@ class Cluster {
   void complete_sync(std::size_t n);
   void queue_io(std::size_t n, PendingWrite pw);
   void cut_power(std::size_t n, std::size_t keep);
+  void links_break(std::size_t n);
+  void links_redial(std::size_t n);
   void schedule_tick(std::size_t n);
   bool current(const SimNode& nd, std::uint64_t gen) const { return nd.up && nd.gen == gen; }
 

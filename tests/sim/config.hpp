@@ -31,7 +31,7 @@ enum class Fault : std::uint8_t {
   loss,       ///< messages dropped on some links
   duplicate,  ///< messages delivered twice
   reorder,    ///< delay spikes on some links, so later messages overtake
-  partition,  ///< symmetric partitions (split, or one node isolated)
+  partition,  ///< symmetric partitions (a node or a minority cut off, or one link both ways)
   oneway,     ///< one-way link cuts (a hears b, b does not hear a)
   crash,      ///< crash and restart, losing what was not synced
   disk,       ///< storage write or sync errors (the node stops), a hanging sync, a full disk for a while

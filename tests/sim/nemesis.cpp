@@ -165,16 +165,38 @@ TraceEvent Nemesis::link_fault(Fault f, std::size_t victim, Time duration) {
   return te;
 }
 
-// One side: the victim alone, or a random minority including it.
+// One side: the victim alone, or a random minority including it. A third
+// of the time the partition is partial: only the link between the victim
+// and one other node fails, both ways, and every other node still hears
+// both. When the victim leads on a lease seed, another voter then reboots
+// one to two election timeouts later, quickly: it forgets the leader it
+// acknowledged, while the node cut off from that leader keeps asking for
+// votes, inside the leader's lease (hole E).
 TraceEvent Nemesis::partition(std::size_t victim, Time duration) {
   const std::size_t n = cluster_.size();
-  std::vector<bool> side(n, false);
-  side[victim] = true;
-  if (n > 3 && w_.rng.chance(0.5)) side[(victim + 1 + w_.rng.below(n - 1)) % n] = true;
   Links links;
-  for (std::size_t a = 0; a < n; ++a)
-    for (std::size_t b = 0; b < n; ++b)
-      if (side[a] != side[b]) links.emplace_back(a, b);
+  if (n > 1 && w_.rng.below(3) == 0) {
+    const std::size_t other = (victim + 1 + w_.rng.below(n - 1)) % n;
+    links = {{victim, other}, {other, victim}};
+    if (w_.profile.lease_reads && cluster_.leader() == victim) {
+      std::vector<std::size_t> others;
+      for (NodeId v : cluster_.node(victim).raft().membership().voters)
+        if (v.value - 1 != victim && v.value - 1 != other) others.push_back(v.value - 1);
+      if (!others.empty()) {
+        const auto third = static_cast<std::uint32_t>(others[w_.rng.below(others.size())]);
+        const Time T = w_.tuning.election_timeout(), reboot = w_.rng.range(T, 2 * T);
+        w_.schedule(w_.now + reboot, ev::PowerCut{third, true, cluster_.gen(third)});
+        duration = std::max(duration, reboot + 2 * T);  // the link stays down through the reboot
+      }
+    }
+  } else {
+    std::vector<bool> side(n, false);
+    side[victim] = true;
+    if (n > 3 && w_.rng.chance(0.5)) side[(victim + 1 + w_.rng.below(n - 1)) % n] = true;
+    for (std::size_t a = 0; a < n; ++a)
+      for (std::size_t b = 0; b < n; ++b)
+        if (side[a] != side[b]) links.emplace_back(a, b);
+  }
   const traced::Partition te{victim, links.size()};
   cut_for(std::move(links), duration);
   return te;

@@ -54,9 +54,9 @@ TEST_CASE("pinned traces: a refactoring changes no event", "[sim]") {
     std::uint64_t hash;
   };
   const Pinned pinned[] = {
-      {1, 3, 0xc69214e8323dcca7}, {1, 5, 0x9f5ca6981f2eeafe}, {2, 3, 0xea056f92f2e1920e},
-      {2, 5, 0x5396fbc08fa483cb}, {3, 3, 0xec8942f1df88c0e8}, {3, 5, 0x6be90450fb86577f},
-      {1234567, 3, 0xb77406e3520eec36}, {1234567, 5, 0xe82b11a4e4e63d42},
+      {1, 3, 0xe1da9ad8586d4704}, {1, 5, 0x2f4174efe0bd72aa}, {2, 3, 0xf2d903cea82faf82},
+      {2, 5, 0xfa628022c1598198}, {3, 3, 0xd93d36943672f5f3}, {3, 5, 0x8ff2821c4d83f697},
+      {1234567, 3, 0xc4de1fc6d4ae36fe}, {1234567, 5, 0x881ad459e1f4264a},
   };
   for (const Pinned& p : pinned) {
     SimConfig c;

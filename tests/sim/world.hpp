@@ -58,7 +58,7 @@ namespace ev {
 struct Tick { std::size_t node; std::uint64_t gen; };
 struct Deliver { std::size_t to; std::uint32_t slot; };  ///< a pooled Message (Network)
 struct SyncDone { std::size_t node; std::uint64_t gen; };
-struct PowerCut { std::size_t node; std::uint64_t gen; };
+struct PowerCut { std::uint32_t node; bool quick_restart; std::uint64_t gen; };
 struct Restart { std::size_t node; std::uint64_t gen; };
 struct Poll { std::size_t node; std::uint64_t gen; };  ///< deferred proposals go out
 struct Unreachable { std::uint32_t node, peer; std::uint64_t gen; };  ///< peer: its NodeId's value
