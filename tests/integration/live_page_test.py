@@ -34,6 +34,7 @@ try:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
+    from selenium.common.exceptions import StaleElementReferenceException
 except ImportError:
     sys.exit("live_page_test: python3-selenium is missing (RAFTKIT_WITH_BROWSER=1 scripts/deps.sh installs it)")
 
@@ -43,10 +44,15 @@ def fail(message):
 
 
 def wait_for(what, predicate, timeout_s, interval_s=0.05):
-    """predicate()'s first truthy value, polled until `timeout_s` passes."""
+    """predicate()'s first truthy value, polled until `timeout_s` passes. The
+    page redraws its lists as state arrives: an element found and then
+    redrawn before it is read is stale, and the poll simply tries again."""
     deadline = time.monotonic() + timeout_s
     while True:
-        value = predicate()
+        try:
+            value = predicate()
+        except StaleElementReferenceException:
+            value = None
         if value:
             return value
         if time.monotonic() >= deadline:
