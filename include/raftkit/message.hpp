@@ -16,9 +16,11 @@
 namespace raftkit {
 
 enum class MessageType : std::uint8_t {
-  append = 1,             ///< index/log_term: the entry before `entries`; commit
+  append = 1,             ///< index/log_term: the entry before `entries`; commit;
+                          ///< context: the leader's run of appends to this follower
   append_response,        ///< index: last matching index, or on reject the rejected index
-                          ///< with reject_hint/hint_term describing the follower's log
+                          ///< with reject_hint/hint_term describing the follower's log;
+                          ///< context echoed
   vote,                   ///< index/log_term: the candidate's last entry;
                           ///< context == kTransferContext: leadership transfer
   vote_response,          ///< reject: vote refused
@@ -51,7 +53,7 @@ struct Message {
   Index reject_hint;  ///< append_response reject: the follower's last index, or the
                       ///< first index of its conflicting term
   Term hint_term;     ///< append_response reject: term at reject_hint (0: log too short)
-  std::uint64_t context = 0;  ///< read-index round / request id
+  std::uint64_t context = 0;  ///< read-index round / request id / run of appends
   std::optional<SnapshotMeta> snapshot;  ///< with type == snapshot
   Bytes snapshot_data;  ///< snapshot bytes, filled and consumed by the runtime, opaque to the core
   /// The sender's incarnation (HardState::incarnation). A vote or an

@@ -58,6 +58,10 @@ enum ProtocolBug : unsigned {
   bug_read_joins_left_round = 1u << 13,  ///< a read joins the last round that carried reads, which left before it arrived
   bug_generations_merge = 1u << 14,      ///< messages of another cluster generation are heard (a recovered
                                          ///< cluster and its old members merge)
+  bug_stale_rejections = 1u << 15,       ///< a rejection of an earlier run of appends restarts the current one
+                                         ///< (late rejections of a reordered window multiply the appends)
+  bug_early_appends_outlive_term = 1u << 16,  ///< a follower keeps an early append of a deposed leader and
+                                              ///< takes it in a later term
 };
 using ProtocolBugs = BugSet<ProtocolBug>;
 

@@ -29,6 +29,7 @@ void Inflights::reset() {
 }
 
 void Progress::become_probe() {
+  ++stream;
   // Coming back from a snapshot, resume after it; otherwise right after match.
   if (state == ProgressState::snapshot) {
     next = std::max(match + 1, pending_snapshot + 1);
@@ -42,6 +43,7 @@ void Progress::become_probe() {
 }
 
 void Progress::become_replicate() {
+  ++stream;
   state = ProgressState::replicate;
   next = match + 1;
   probe_sent = false;
@@ -50,6 +52,7 @@ void Progress::become_replicate() {
 }
 
 void Progress::become_snapshot(Index snapshot_index) {
+  ++stream;
   state = ProgressState::snapshot;
   probe_sent = false;
   pending_snapshot = snapshot_index;

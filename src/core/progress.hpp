@@ -81,6 +81,13 @@ struct Progress {
   bool recent_active = false;  ///< heard from since the last check-quorum
   std::uint64_t heard_at = 0;  ///< leader's tick count when it last heard from the follower
   bool learner = false;
+  /// Which run of appends is current: bumped each time `next` restarts
+  /// (probe, replicate, snapshot). Every append carries it in `context` and
+  /// its answer echoes it, so a rejection of an append sent before the last
+  /// restart (late, or of a window already given up) restarts nothing: the
+  /// Transport may reorder, and a window delivered out of order is rejected
+  /// many times over (see Raft::handle_append_response).
+  std::uint64_t stream = 1;
   /// The incarnation of the follower this progress describes (the one that
   /// spoke last; see Raft::step_leader). Its match counts toward a commit
   /// only where the configuration names this incarnation.

@@ -290,6 +290,9 @@ void Raft::reset(Term term) {
   fail_pending_reads();
   read_only_.reset();
   uncommitted_bytes_ = 0;
+  if (!planted(bug_early_appends_outlive_term)) [[likely]]
+    early_appends_.clear();
+  matched_in_term_ = false;
 
   progress_.map().clear();
   for (NodeId id : members_of(membership_)) {
@@ -623,6 +626,7 @@ void Raft::handle_append(const Message& m) {
   Message r;
   r.type = MessageType::append_response;
   r.to = m.from;
+  r.context = m.context;  // the leader's run of appends (Progress::stream)
   if (m.index < log_.committed()) {
     // Everything up to our commit index already matches the leader's log.
     r.index = log_.committed();
@@ -640,8 +644,17 @@ void Raft::handle_append(const Message& m) {
     last = log_.maybe_append(m.index, m.log_term, m.commit, m.entries);
   }
   if (last) {
-    r.index = *last;
+    matched_in_term_ = true;
+    r.index = take_early_appends(*last);
   } else {
+    if (matched_in_term_ && m.index > log_.last_index() && !m.entries.empty() &&
+        early_appends_.size() < options_.max_inflight_messages) {
+      // A gap: an earlier append is late (the Transport may reorder a
+      // window) or lost. Keep this one for when the log reaches it, and
+      // reject it all the same, so that the leader resends from where the
+      // log ends as soon as it would have without.
+      early_appends_.insert_or_assign(m.index, m);
+    }
     // §5.3 with the optimisation of §3.5: tell the leader where our log
     // could match, skipping the whole conflicting term.
     r.reject = true;
@@ -651,6 +664,20 @@ void Raft::handle_append(const Message& m) {
     r.hint_term = hint_term;
   }
   send(std::move(r));
+}
+
+Index Raft::take_early_appends(Index last) {
+  while (!early_appends_.empty() && early_appends_.begin()->first <= log_.last_index()) {
+    const Message e = std::move(early_appends_.begin()->second);
+    early_appends_.erase(early_appends_.begin());
+    // All of one leader's term (reset clears them), so the log cannot
+    // conflict with them: each either extends the log or is already in it
+    // (a duplicate), and the last index each proves is the leader's too.
+    if (e.term != term_ && !planted(bug_early_appends_outlive_term)) continue;
+    if (const std::optional<Index> l = log_.maybe_append(e.index, e.log_term, e.commit, e.entries))
+      last = std::max(last, *l);
+  }
+  return last;
 }
 
 void Raft::handle_heartbeat(const Message& m) {
@@ -679,6 +706,7 @@ void Raft::handle_snapshot(const Message& m) {
     r.index = snap.index;
   } else {
     log_.restore(snap);
+    early_appends_.clear();
     membership_ = snap.membership;
     config_index_ = snap.index;
     snapshot_data_ = m.snapshot_data;
@@ -736,6 +764,11 @@ void Raft::step_leader(const Message& m) {
 void Raft::handle_append_response(const Message& m, Progress& pr) {
   if (m.index > log_.last_index()) return;  // acknowledges what we never sent
   if (m.reject) {
+    // A rejection of an earlier run of appends (a context of 0 comes from a
+    // node that does not echo it) is stale: the run now in flight may be
+    // accepted, and restarting it for every late rejection of a reordered
+    // window multiplies the appends in flight.
+    if (m.context != 0 && m.context != pr.stream && !planted(bug_stale_rejections)) return;
     Index probe_at = m.reject_hint;
     if (m.hint_term > Term{}) probe_at = log_.find_conflict_by_term(m.reject_hint, m.hint_term).first;
     if (pr.maybe_decrease_to(m.index, probe_at)) {
@@ -890,6 +923,7 @@ void Raft::send_window_probe(NodeId to) {
   m.index = prev;
   m.log_term = *prev_term;
   m.commit = log_.committed();
+  m.context = pr.stream;
   send(std::move(m));
 }
 
@@ -938,6 +972,7 @@ bool Raft::send_append(NodeId to, bool send_if_empty, bool may_hold) {
   m.index = prev;
   m.log_term = *prev_term;
   m.commit = log_.committed();
+  m.context = pr.stream;
   m.entries = std::move(entries);
   if (!m.entries.empty() || pr.state == ProgressState::probe) pr.sent_entries(last, bytes);
   send(std::move(m));

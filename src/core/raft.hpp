@@ -264,6 +264,9 @@ class Raft {
   void step_candidate(const Message& m);
   void step_follower(const Message& m);
   void handle_append(const Message& m);
+  /// Takes the early appends the log now reaches; returns the last index
+  /// they (and `last`, the append just taken) prove to match the leader's.
+  Index take_early_appends(Index last);
   void handle_heartbeat(const Message& m);
   void handle_snapshot(const Message& m);
   void handle_vote_request(const Message& m);
@@ -375,6 +378,18 @@ class Raft {
 
   ReadOnly read_only_;      // ReadIndex rounds, pending reads, lease (read_only.hpp)
   ForwardedReads forwarded_;  // follower: reads on their way to the leader (read_only.hpp)
+  // Follower: appends of this term's leader that arrived beyond the end of
+  // the log (the Transport may reorder; a window of one-entry appends
+  // arrives in any order), keyed by the index they follow. Each was
+  // rejected as usual, and is taken once an append brings the log to it:
+  // the leader's resent window then finds it there. Taking an append late
+  // is no more than a network delay, so nothing about safety changes. At
+  // most max_inflight_messages; cleared with the term (reset) and by a
+  // snapshot. Only once an append of this term has matched: before that a
+  // gap may mean the log is short (a new leader probing it), and what is
+  // kept would be taken on the leader's next probe, whatever it meant.
+  std::map<Index, Message> early_appends_;
+  bool matched_in_term_ = false;  // follower: an append of this term matched the log
   std::uint64_t ticks_ = 0;  // tick() calls since creation: the lease's clock
 
   // output under construction

@@ -49,6 +49,7 @@ struct RaftInspector {
     h.add(static_cast<std::uint64_t>(p.snapshot_ticks));
     h.add(p.heard_at);
     h.add(p.incarnation);
+    h.add(p.stream);
     h.add(p.inflights.sent_.size());
     for (const auto& s : p.inflights.sent_) h.add(s.last.value);
   }
@@ -102,10 +103,10 @@ struct RaftInspector {
   /// ticks) the drawn timeout decides nothing and is left out too: it only
   /// told apart states whose nodes had drawn a different number of times.
   static void add_raft(explore::Hasher& h, const Raft& r, bool timed) {
-    static_assert(sizeof(Raft) == 1456, "core::Raft changed: hash the new fields in RaftInspector::add_raft");
+    static_assert(sizeof(Raft) == 1512, "core::Raft changed: hash the new fields in RaftInspector::add_raft");
     static_assert(sizeof(LogView) == 328, "core::LogView changed: hash the new fields in add_log");
     static_assert(sizeof(ReadOnly) == 160, "core::ReadOnly changed: hash the new fields in add_read_only");
-    static_assert(sizeof(Progress) == 120, "core::Progress changed: hash the new fields in add_progress");
+    static_assert(sizeof(Progress) == 128, "core::Progress changed: hash the new fields in add_progress");
     static_assert(sizeof(ForwardedReads) == 88, "core::ForwardedReads changed: hash the new fields in add_forwarded");
     add_log(h, r.log_);
     add_membership(h, r.membership_);
@@ -139,6 +140,8 @@ struct RaftInspector {
     // so sizeof(Raft) is the same without): the Config's, in every node alike.
     add_read_only(h, r.read_only_);
     add_forwarded(h, r.forwarded_);
+    h.add(r.early_appends_.size() << 1 | std::uint64_t{r.matched_in_term_});
+    for (const auto& [prev, m] : r.early_appends_) h.add(explore::message_hash(m));
     h.add(r.ticks_);
     explore::add_hard_state(h, r.persisted_hs_);
     add_messages(h, r.msgs_);

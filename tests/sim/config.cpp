@@ -67,6 +67,8 @@ std::vector<std::pair<runtime::PlantedBugs, std::string_view>> all_bugs() {
           {core::bug_votes_right_after_start, "votes_right_after_start"},
           {core::bug_snapshot_answer_any_incarnation, "snapshot_answer_any_incarnation"},
           {core::bug_read_joins_left_round, "read_joins_left_round"},
+          {core::bug_stale_rejections, "stale_rejections"},
+          {core::bug_early_appends_outlive_term, "early_appends_outlive_term"},
           {runtime::bug_proposals_by_index_only, "proposals_by_index_only"},
           {runtime::bug_drop_missed_ticks, "drop_missed_ticks"},
           {runtime::bug_config_on_unwritten_commit, "config_on_unwritten_commit"},

@@ -54,9 +54,9 @@ TEST_CASE("pinned traces: a refactoring changes no event", "[sim]") {
     std::uint64_t hash;
   };
   const Pinned pinned[] = {
-      {1, 3, 0xe1da9ad8586d4704}, {1, 5, 0x2f4174efe0bd72aa}, {2, 3, 0xf2d903cea82faf82},
-      {2, 5, 0xfa628022c1598198}, {3, 3, 0xd93d36943672f5f3}, {3, 5, 0x8ff2821c4d83f697},
-      {1234567, 3, 0xc4de1fc6d4ae36fe}, {1234567, 5, 0x881ad459e1f4264a},
+      {1, 3, 0xb92a25d3f284f552}, {1, 5, 0x2f4174efe0bd72aa}, {2, 3, 0x4ee1d61d0b605449},
+      {2, 5, 0x1c2a8e0b5a154834}, {3, 3, 0xc1dd804110bdc869}, {3, 5, 0x47019dd162e600c9},
+      {1234567, 3, 0x7928417034ed214f}, {1234567, 5, 0xe2bd2f1a7808a726},
   };
   for (const Pinned& p : pinned) {
     SimConfig c;

@@ -431,6 +431,111 @@ TEST_CASE("Replication: reordered and duplicated acknowledgements never move mat
   CHECK(n.raft->commit_index() == Index{5});
 }
 
+// No etcd counterpart: etcd's Progress relies on one ordered stream per
+// peer, while a raftkit Transport may reorder. Without this rule, every
+// late rejection of an abandoned window sent the follower back to probe and
+// the next acknowledgement sent the window again: under per-message delays
+// the appends in flight multiplied (raftkit-sim --seeds 2291 --nodes 3
+// --faults wipe,hold, "message storm").
+TEST_CASE("Flow control: rejections of a window the leader has already restarted restart nothing") {
+  const auto one_entry = [](ProtocolOptions& o) {
+    o.max_entries_per_append = 1;
+    o.pre_vote = false;
+    o.check_quorum = false;
+  };
+  Lone l = lone_leader(one_entry);
+  Lone f(2, {NodeId{1}, NodeId{2}, NodeId{3}}, one_entry);
+  const auto to_f = [](const std::vector<Message>& out) {
+    std::vector<Message> v;
+    for (const Message& m : out)
+      if (m.type == MessageType::append && m.to == NodeId{2}) v.push_back(m);
+    return v;
+  };
+  const auto answers = [&](const std::vector<Message>& appends) {
+    for (const Message& m : appends) f.step(m);
+    return f.sent();
+  };
+  for (const Message& a : answers(to_f(l.sent()))) l.step(a);  // the no-op: f replicates at match 1
+  REQUIRE(l.raft->progress().find(NodeId{2})->state == ProgressState::replicate);
+
+  for (int i = 0; i < 5; ++i) REQUIRE(!l.raft->propose(to_bytes("w")));
+  std::vector<Message> window = to_f(l.sent());
+  std::erase_if(window, [](const Message& m) { return m.entries.empty(); });  // the commit of entry 1, lost
+  REQUIRE(window.size() == 5);  // entries 2..6, one an append
+  // f gets the window out of order: entry 3 before 2, entry 5 before 4.
+  // Each early append is rejected (and kept: see the next test).
+  const std::vector<Message> r = answers({window[1], window[0], window[3], window[2], window[4]});
+  REQUIRE(r.size() == 5);
+  REQUIRE((r[0].reject && !r[1].reject && r[2].reject && !r[3].reject && !r[4].reject));
+  CHECK(r[1].index == Index{3});  // entry 2, and the kept entry 3 with it
+
+  l.step(r[0]);  // the first rejection: back to probe from match (entry 2's append again)
+  l.step(r[1]);  // entries 2 and 3 acknowledged: replicate again, the window resent from 4
+  const std::vector<Message> resent = to_f(l.sent());
+  REQUIRE(resent.size() == 4);
+  CHECK(resent[0].index == Index{1});
+  CHECK(resent[1].index == Index{3});
+  // The first window's rejection of entry 5 arrives after the window was
+  // resent: it says nothing about the appends now in flight.
+  l.step(r[2]);
+  CHECK(l.raft->progress().find(NodeId{2})->state == ProgressState::replicate);
+  CHECK(to_f(l.sent()).empty());
+  l.step(r[3]);
+  l.step(r[4]);
+  // The resent window catches f up; no entry is sent again (only the new
+  // commit index, in an empty append).
+  for (const Message& a : answers(resent)) l.step(a);
+  CHECK(l.raft->progress().find(NodeId{2})->match == Index{6});
+  for (const Message& m : to_f(l.sent())) CHECK(m.entries.empty());
+}
+
+// No etcd counterpart (see the test above).
+TEST_CASE("Replication: an append that arrives beyond the log's end is rejected, kept, and taken once the log reaches it") {
+  Lone f(2);
+  // Before an append of the term matched, a gap may mean the log is short
+  // (a new leader probing it): nothing is kept.
+  f.step(append_msg(1, 2, 1, 1, 1, {entry(1, 2)}));
+  std::vector<Message> out = f.sent();
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].reject);
+  f.step(append_msg(1, 2, 1, 0, 0, {entry(1, 1)}));
+  out = f.sent();
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].index == Index{1});
+  // Streaming: entry 3 arrives before entry 2.
+  f.step(append_msg(1, 2, 1, 2, 1, {entry(1, 3)}, 1));
+  out = f.sent();
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].reject);
+  CHECK(out[0].reject_hint == Index{1});
+  f.step(append_msg(1, 2, 1, 1, 1, {entry(1, 2)}, 3));
+  out = f.sent();
+  REQUIRE(out.size() == 1);
+  CHECK(!out[0].reject);
+  CHECK(out[0].index == Index{3});  // the kept entry 3 is acknowledged with entry 2
+  CHECK(f.raft->last_index() == Index{3});
+  CHECK(f.raft->commit_index() == Index{2});  // as far as the append that named commit 3 reached
+}
+
+// The interleaving the term rule stops (the planted bug
+// early_appends_outlive_term): n1 leads term 1 and its append of entry 3
+// reaches n2 before entry 2; n3 is elected in term 2 with entries 1 and 2
+// of term 1 and its own entry 3. n2 takes n3's append of entries 2 and 3,
+// and must not then take n1's kept entry 3 (it follows entry 2 of term 1,
+// which n2 now holds) over n3's: it acknowledged n3's.
+TEST_CASE("Replication: an append kept from an earlier term is never taken") {
+  Lone f(2);
+  f.step(append_msg(1, 2, 1, 0, 0, {entry(1, 1)}));
+  f.step(append_msg(1, 2, 1, 2, 1, {entry(1, 3, "old")}));
+  f.sent();
+  f.step(append_msg(3, 2, 2, 1, 1, {entry(1, 2), entry(2, 3, "new")}));
+  const std::vector<Message> out = f.sent();
+  REQUIRE(out.size() == 1);
+  CHECK(!out[0].reject);
+  CHECK(out[0].index == Index{3});
+  CHECK(f.raft->log().term(Index{3}) == Term{2});
+}
+
 // etcd: TestFastLogRejection (every case of its table), probe_and_replicate.txt.
 TEST_CASE("Fast rejection: the follower's hint and the leader's answer skip whole conflicting terms") {
   struct Case {
