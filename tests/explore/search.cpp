@@ -198,10 +198,24 @@ Sleep intersect(const Sleep& z, std::span<const std::uint64_t> ids) {
   return out;
 }
 
-class BreadthFirst {
- public:
-  BreadthFirst(Model& model, const SearchLimits& limits, SearchResult& r)
+// What both searches keep: the model, the limits and their clock, the
+// result, the states seen and the sleep sets they were expanded with.
+class Search {
+ protected:
+  Search(Model& model, const SearchLimits& limits, SearchResult& r)
       : model_(model), limits_(limits), timer_(limits), r_(r) {}
+
+  Model& model_;
+  const SearchLimits& limits_;
+  Timer timer_;
+  SearchResult& r_;
+  Visited visited_;
+  SleepPool pool_;
+};
+
+class BreadthFirst : Search {
+ public:
+  BreadthFirst(Model& model, const SearchLimits& limits, SearchResult& r) : Search(model, limits, r) {}
 
   void run() {
     level_.push_back({model_.initial(), nullptr, {}, {}, false});
@@ -309,12 +323,6 @@ class BreadthFirst {
     next_.push_back({std::move(child), path(), z, std::move(awake), true});
   }
 
-  Model& model_;
-  const SearchLimits& limits_;
-  Timer timer_;
-  SearchResult& r_;
-  Visited visited_;
-  SleepPool pool_;
   std::vector<Item> level_, next_;
   std::vector<Event> events_;
   SleepBuffers buffers_;
@@ -327,10 +335,9 @@ SearchResult bfs(Model& model, const SearchLimits& limits) {
   return r;
 }
 
-class Deepening {
+class Deepening : Search {
  public:
-  Deepening(Model& model, const SearchLimits& limits, SearchResult& r)
-      : model_(model), limits_(limits), timer_(limits), r_(r) {}
+  Deepening(Model& model, const SearchLimits& limits, SearchResult& r) : Search(model, limits, r) {}
 
   // Explores below `s` (asleep: `sleep`) with `room` more events; false
   // once a violation is found or the time is up. A state is explored again
@@ -391,12 +398,6 @@ class Deepening {
     return true;
   }
 
-  Model& model_;
-  const SearchLimits& limits_;
-  Timer timer_;
-  SearchResult& r_;
-  Visited visited_;
-  SleepPool pool_;
   std::vector<Event> path_;
 };
 
