@@ -673,7 +673,6 @@ Index Raft::take_early_appends(Index last) {
     // All of one leader's term (reset clears them), so the log cannot
     // conflict with them: each either extends the log or is already in it
     // (a duplicate), and the last index each proves is the leader's too.
-    if (e.term != term_ && !planted(bug_early_appends_outlive_term)) continue;
     if (const std::optional<Index> l = log_.maybe_append(e.index, e.log_term, e.commit, e.entries))
       last = std::max(last, *l);
   }

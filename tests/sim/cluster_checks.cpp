@@ -80,11 +80,12 @@ void ClusterChecks::expect_progress() {
   healed_at_ = w_.now;
   for (std::size_t n = 0; n < cluster_.size(); ++n) {
     const SimNode& nd = cluster_.node(n);
-    if (nd.up && !nd.writes.empty()) healed_at_ = std::max(healed_at_, nd.last_sync_at);
+    if (!nd.up) continue;
+    if (!nd.writes.empty()) healed_at_ = std::max(healed_at_, nd.last_sync_at);
     // A stall the heal does not end (the thread is busy, not the network):
     // the node's world resumes only after it; a write it then finds failed
     // stops it, and the clock starts with its restart's wait.
-    if (nd.up) healed_at_ = std::max(healed_at_, nd.stalled_until);
+    healed_at_ = std::max(healed_at_, nd.stalled_until);
   }
   w_.schedule(healed_at_ + liveness_window(), ev::LivenessDeadline{healed_at_});
   w_.schedule(w_.now + w_.tuning.tick, ev::Probe{});
