@@ -29,11 +29,22 @@ std::vector<std::string> split_args(const std::string& line) {
   return out;
 }
 
+bool read_lines(const std::string& path, std::vector<std::string>& out) {
+  std::ifstream in(path);
+  if (!in) {
+    fmt::print(stderr, "raftkit-explore: cannot read {}\n", path);
+    return false;
+  }
+  for (std::string line; std::getline(in, line);) out.push_back(line);
+  return true;
+}
+
 int run(int argc, char** argv) {
   CLI::App app{"raftkit-explore: exhaustive small-scope search of the raftkit core"};
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   Config c;
   std::string bugs_text = "none", preset, replay_file, out_file = "explore-trace.txt";
+  std::vector<std::string> from_lines;  // where the search starts (the preset's, or --from's)
   double budget = 0;
   bool dfs = false, quiet = false, no_por = false, check_por = false;
   std::size_t max_frontier = SearchLimits{}.max_frontier;
@@ -58,6 +69,9 @@ int run(int argc, char** argv) {
   app.add_option("--election-ticks", c.election_ticks, "election timeout base, in ticks")
       ->check(CLI::Range(2, 20))
       ->capture_default_str();
+  app.add_option("--heartbeat-ticks", c.heartbeat_ticks, "a leader's heartbeat interval, in ticks (below the election timeout)")
+      ->check(CLI::Range(1, 19))
+      ->capture_default_str();
   app.add_option("--max-append-entries", c.max_append_entries, "entries per append")->capture_default_str();
   app.add_flag("--pre-vote", c.pre_vote, "pre-vote on");
   app.add_flag("--check-quorum", c.check_quorum, "check-quorum on (global ticks)");
@@ -65,6 +79,10 @@ int run(int argc, char** argv) {
   app.add_flag("--batch", c.batch, "batch appends");
   bool no_sync_events = false;
   app.add_flag("--no-sync-events", no_sync_events, "writes are durable at once (no crash can lose them)");
+  app.add_option("--max-in-flight", c.max_in_flight,
+                 "bound: a state with more messages in flight is not explored further (0: none)")
+      ->capture_default_str();
+  app.add_flag("--tick-runs", c.tick_runs, "timed: time may pass several ticks in one event");
   app.add_option("--bugs", bugs_text, "planted bugs: none or a comma list (raftkit-sim's names)")->capture_default_str();
   app.add_option("--budget", budget, "wall-clock seconds at most (0: none)")->capture_default_str();
   app.add_flag("--dfs", dfs, "iterative deepening instead of breadth-first");
@@ -76,6 +94,10 @@ int run(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--max-frontier", max_frontier, "breadth-first: states kept per level")->capture_default_str();
   app.add_option("--out", out_file, "where a violation's schedule is written")->capture_default_str();
+  std::string from_file;
+  app.add_option("--from", from_file,
+                 "start the search where this schedule leads (a trace as --out writes it; its events spend budgets, "
+                 "not depth)");
   app.add_option("--replay", replay_file, "replay a schedule written by --out (its options come from the file)");
   app.add_flag("--quiet", quiet, "no progress lines");
 
@@ -95,6 +117,7 @@ int run(int argc, char** argv) {
           return 2;
         }
         c = p->config;
+        from_lines = p->from;
         if (p->dfs) {  // the preset's search, unless the command line says otherwise
           dfs = true;
           dfs_start = c.depth;
@@ -109,20 +132,20 @@ int run(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (int rc = parse(args); rc >= 0) return rc;
 
+  if (!from_file.empty()) {
+    from_lines.clear();
+    if (!read_lines(from_file, from_lines)) return 2;
+  }
   std::vector<std::string> trace_lines;
   if (!replay_file.empty()) {
-    std::ifstream in(replay_file);
-    if (!in) {
-      fmt::print(stderr, "raftkit-explore: cannot read {}\n", replay_file);
-      return 2;
-    }
-    for (std::string line; std::getline(in, line);) trace_lines.push_back(line);
+    if (!read_lines(replay_file, trace_lines)) return 2;
     // The file's options first, then the command line's on top.
     std::vector<std::string> file_args;
     for (const std::string& line : trace_lines)
       if (line.starts_with("# options: ")) file_args = split_args(line.substr(11));
     file_args.insert(file_args.end(), args.begin(), args.end());
     c = Config{};
+    from_lines.clear();
     preset.clear();
     bugs_text = "none";
     no_sync_events = false;
@@ -140,7 +163,12 @@ int run(int argc, char** argv) {
                bugs_text);
     return 2;
   }
-  if (!bugs->empty()) c.bugs = bugs->protocol;
+  if (app.count("--bugs") > 0) c.bugs = bugs->protocol;  // "--bugs none" takes a preset's bug away
+  if (c.heartbeat_ticks >= c.election_ticks) {
+    fmt::print(stderr, "raftkit-explore: --heartbeat-ticks {} must be below --election-ticks {}\n", c.heartbeat_ticks,
+               c.election_ticks);
+    return 2;
+  }
   Model model(c);
   const std::string options =
       c.to_args() + (c.bugs.empty() ? "" : " --bugs " + raftkit::sim::format_bugs({c.bugs, {}}));
@@ -172,13 +200,21 @@ int run(int argc, char** argv) {
   limits.por = !no_por;
   limits.dfs_start = dfs_start;
   limits.max_frontier = max_frontier;
+  if (!from_lines.empty()) {
+    limits.from = parse_schedule(model, from_lines, error);
+    if (!error.empty()) {
+      fmt::print(stderr, "raftkit-explore: the schedule to start from: {}\n", error);
+      return 2;
+    }
+  }
   if (!quiet)
     limits.progress = [](const SearchResult& r) {
       fmt::print(stderr, "  ... {:.0f} s: {} explored, {} distinct, depth {}\n", r.seconds, r.transitions, r.distinct,
                  r.depth);
     };
-  fmt::print("raftkit-explore {} ({}{})\n", options, dfs ? "iterative deepening" : "breadth-first",
-             no_por ? ", no partial-order reduction" : ", sleep sets");
+  fmt::print("raftkit-explore {} ({}{}{})\n", options, dfs ? "iterative deepening" : "breadth-first",
+             no_por ? ", no partial-order reduction" : ", sleep sets",
+             limits.from.empty() ? "" : fmt::format(", from the state {} events lead to", limits.from.size()));
   const SearchResult r = search(model, limits);
   auto rate = [](std::uint64_t n, double s) { return s > 0 ? static_cast<double>(n) / s : 0.0; };
   fmt::print(

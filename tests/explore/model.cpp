@@ -151,14 +151,17 @@ std::uint64_t Ghost::hash() const {
 std::string Config::to_args() const {
   std::string s = fmt::format(
       "--nodes {} --spares {} --depth {} --crashes {} --wipes {} --drops {} --dups {} --proposals {} --reads {} "
-      "--changes {} --transfers {} --timeouts {} --ticks {} --election-ticks {} --max-append-entries {}",
+      "--changes {} --transfers {} --timeouts {} --ticks {} --election-ticks {} --heartbeat-ticks {} "
+      "--max-append-entries {}",
       nodes, spares, depth, crashes, wipes, drops, dups, proposals, reads, changes, transfers, timeouts, ticks,
-      election_ticks, max_append_entries);
+      election_ticks, heartbeat_ticks, max_append_entries);
   if (pre_vote) s += " --pre-vote";
   if (check_quorum) s += " --check-quorum";
   if (lease) s += " --lease";
   if (batch) s += " --batch";
   if (!sync_events) s += " --no-sync-events";
+  if (tick_runs) s += " --tick-runs";
+  if (max_in_flight != 0) s += fmt::format(" --max-in-flight {}", max_in_flight);
   return s;
 }
 
@@ -177,7 +180,7 @@ ProtocolOptions Model::options_for(int k, std::uint32_t life, bool bootstrap) co
   o.initial_voters = initial_voters_;
   o.bootstrap = bootstrap;
   o.election_ticks = config_.election_ticks;
-  o.heartbeat_ticks = 1;
+  o.heartbeat_ticks = config_.heartbeat_ticks;
   o.pre_vote = config_.pre_vote;
   o.check_quorum = config_.check_quorum;
   o.lease_reads = config_.lease;
@@ -535,6 +538,7 @@ void Model::seal(State& s) {
 
 void Model::enabled(const State& s, std::vector<Event>& out) const {
   out.clear();
+  if (config_.max_in_flight != 0 && s.msgs.size() > config_.max_in_flight) return;
   const Budgets& b = s.left;
   for (std::size_t i = 0; i < s.msgs.size(); ++i) {
     if (i > 0 && s.msgs[i]->hash == s.msgs[i - 1]->hash) continue;  // the same message again
@@ -543,7 +547,9 @@ void Model::enabled(const State& s, std::vector<Event>& out) const {
     if (b.drops > 0) out.push_back({EventKind::drop, 0, 0, h});
     if (b.dups > 0) out.push_back({EventKind::duplicate, 0, 0, h});
   }
-  if (config_.timed() && b.ticks > 0) out.push_back({EventKind::tick, 0, 0, 0});
+  if (config_.timed())
+    for (int run = 1; run <= (config_.tick_runs ? b.ticks : std::min(b.ticks, 1)); ++run)
+      out.push_back({EventKind::tick, 0, static_cast<std::uint8_t>(run - 1), 0});
   for (int k = 0; k < static_cast<int>(s.nodes.size()); ++k) {
     const Node& n = *s.nodes[static_cast<std::size_t>(k)];
     bind(n, k);
@@ -690,12 +696,14 @@ State Model::apply(const State& s, const Event& e, std::optional<Violation>& bad
       touched.push_back(k);
       break;
     case EventKind::tick:
-      --t.left.ticks;
-      for (int j = 0; j < static_cast<int>(t.nodes.size()); ++j) {
-        if (!config_.timed() && j != k) continue;
-        own(t, j).raft->tick();
-        settle(t, j, bad);
-        touched.push_back(j);
+      for (int run = 0; run <= e.target; ++run) {
+        --t.left.ticks;
+        for (int j = 0; j < static_cast<int>(t.nodes.size()); ++j) {
+          if (!config_.timed() && j != k) continue;
+          own(t, j).raft->tick();
+          settle(t, j, bad);
+          if (run == 0) touched.push_back(j);
+        }
       }
       break;
     case EventKind::sync: {
@@ -913,7 +921,8 @@ std::string Model::describe(const State& s, const Event& e) const {
     case EventKind::duplicate:
       return fmt::format("{} {}", to_string(e.kind), msg());
     case EventKind::tick:
-      return config_.timed() ? std::string("tick") : fmt::format("tick n{}", e.node + 1);
+      if (!config_.timed()) return fmt::format("tick n{}", e.node + 1);
+      return e.target == 0 ? std::string("tick") : fmt::format("{} ticks", e.target + 1);
     case EventKind::add:
     case EventKind::remove:
     case EventKind::transfer:

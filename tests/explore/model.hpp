@@ -56,11 +56,15 @@ struct Config {
   int transfers = 0;
   int timeouts = 3;   ///< election timeouts (campaign events)
   int ticks = 2;      ///< heartbeat ticks of a leader (untimed) or global ticks (timed)
+  /// A bound, not a budget: a state with more messages in flight than this
+  /// is checked but not explored further (0: no bound).
+  std::size_t max_in_flight = 0;
   // protocol
   bool pre_vote = false;
   bool check_quorum = false;
   bool lease = false;  ///< lease reads; implies check_quorum and timed mode
   int election_ticks = 3;
+  int heartbeat_ticks = 1;  ///< a leader's heartbeat interval (below election_ticks)
   std::size_t max_append_entries = 1;  ///< entries per append (1 lets appends travel apart: Figure 8)
   bool batch = false;
   /// A sync is an event of its own (else a write is durable at once). Only
@@ -76,6 +80,11 @@ struct Config {
   /// Global ticks (every node's clock advances together) instead of
   /// leader-only heartbeats: needed wherever leases or check-quorum decide.
   bool timed() const { return lease || check_quorum; }
+  /// Timed: time may also pass several ticks in one event (k ticks with
+  /// nothing between them, 2 <= k <= the ticks left), so that a schedule
+  /// waiting out an election timeout is one event deep instead of k. The
+  /// same states, reached at a smaller depth (README, "Reductions").
+  bool tick_runs = false;
   int total_nodes() const { return nodes + spares; }
   /// The command-line options that give this configuration.
   std::string to_args() const;
@@ -168,7 +177,8 @@ enum class EventKind : std::uint8_t {
 struct Event {
   EventKind kind = EventKind::deliver;
   std::uint8_t node = 0;    ///< index of the node it happens at (0-based)
-  std::uint8_t target = 0;  ///< add/remove/transfer: the other node; crash: writes of the one in flight kept
+  std::uint8_t target = 0;  ///< add/remove/transfer: the other node; crash: writes of the one in flight kept;
+                            ///< a global tick: the ticks it passes beyond the first
   std::uint64_t msg = 0;    ///< deliver/drop/duplicate: the message's hash
 };
 

@@ -24,14 +24,73 @@ struct Preset {
   /// DEPTH) instead of breadth-first: the bug is deeper than breadth-first
   /// gets in CI's time; the schedule found need not be a shortest one.
   bool dfs = false;
+  /// Where the search starts: a schedule, one event a line as a trace
+  /// writes it (--from); empty: the initial state.
+  std::vector<std::string> from;
 };
+
+/// A quiet cluster with a leader, where the timed presets that need one
+/// start (Preset::from): n3 won term 1 after 5 global ticks, every node
+/// holds and has committed the configuration entry, and nothing is in
+/// flight. Its options: quiet_leader_config.
+inline std::vector<std::string> quiet_leader() {
+  return {
+      "5 ticks",
+      "deliver n3->n2 vote term 1 last 0/0",
+      "deliver n2->n3 vote_response term 1 granted",
+      "deliver n3->n2 append term 1 prev 0/0 commit 0 entries 1/1:config(voters {1,2,3})",
+      "deliver n3->n1 append term 1 prev 0/0 commit 0 entries 1/1:config(voters {1,2,3})",
+      "deliver n1->n3 append_response term 1 index 1",
+      "deliver n2->n3 append_response term 1 index 1",
+      "deliver n3->n1 vote term 1 last 0/0",
+      "deliver n1->n3 vote_response term 1 reject",
+      "deliver n3->n1 append term 1 prev 1/1 commit 1",
+      "deliver n1->n3 append_response term 1 index 1",
+  };
+}
+
+/// An untimed cluster of three with a leader (Preset::from): n1 has won
+/// term 1 with n2's vote (an election timeout spent), every node holds the
+/// configuration entry, n1 and n2 know it committed, nothing is in flight.
+inline std::vector<std::string> elected() {
+  return {
+      "timeout n1",
+      "deliver n1->n2 vote term 1 last 0/0",
+      "deliver n2->n1 vote_response term 1 granted",
+      "deliver n1->n3 vote term 1 last 0/0",
+      "deliver n1->n2 append term 1 prev 0/0 commit 0 entries 1/1:config(voters {1,2,3})",
+      "deliver n1->n3 append term 1 prev 0/0 commit 0 entries 1/1:config(voters {1,2,3})",
+      "deliver n2->n1 append_response term 1 index 1",
+      "deliver n3->n1 append_response term 1 index 1",
+      "deliver n1->n2 append term 1 prev 1/1 commit 1",
+      "deliver n2->n1 append_response term 1 index 1",
+  };
+}
+
+/// Three voters with lease reads and check-quorum (election timeout 4
+/// ticks, heartbeats every 2, so a lease lasts 3), time passing in runs of
+/// ticks, a restart keeping every write (no sync events): what
+/// quiet_leader() needs, with `ticks_after` ticks left once it is reached.
+inline void quiet_leader_config(Config& c, int ticks_after) {
+  c.nodes = 3;
+  c.lease = true;
+  c.check_quorum = true;
+  c.election_ticks = 4;
+  c.heartbeat_ticks = 2;
+  c.tick_runs = true;
+  c.sync_events = false;
+  c.proposals = 0;
+  c.timeouts = 0;
+  c.ticks = 5 + ticks_after;
+}
 
 inline std::vector<Preset> presets() {
   std::vector<Preset> out;
   auto add = [&](std::string name, std::string about, auto&& set, std::string beyond = {}) {
     Config c;
     set(c);
-    out.push_back({std::move(name), c, std::move(about), std::move(beyond), false});
+    out.push_back({std::move(name), c, std::move(about), std::move(beyond), false, {}});
+    return &out.back();
   };
   // ---- standard configurations (no bug planted: no violation expected)
   add("std3", "3 voters and a spare: a crash, a wipe, a proposal, the spare added and removed", [](Config& c) {
@@ -58,6 +117,16 @@ inline std::vector<Preset> presets() {
         c.ticks = 6;
         c.depth = 12;
       });
+  add("leader3", "3 voters with lease reads, from a quiet leader: a restart, a transfer, a read, a timeout",
+      [](Config& c) {
+        quiet_leader_config(c, 4);
+        c.crashes = 1;
+        c.reads = 1;
+        c.transfers = 1;
+        c.timeouts = 1;
+        c.depth = 8;
+      })
+      ->from = quiet_leader();
   add("replace4", "4 voters and a spare: a replace (add the spare, remove a voter), a crash", [](Config& c) {
     c.nodes = 4;
     c.spares = 1;
@@ -116,17 +185,12 @@ inline std::vector<Preset> presets() {
   });
   add("bug-lease_after_transfer", "the lease comes back after a TimeoutNow", [](Config& c) {
     c.bugs = core::bug_lease_after_transfer;
-    c.nodes = 3;
-    c.lease = true;
-    c.check_quorum = true;
-    c.proposals = 1;
+    quiet_leader_config(c, 4);
     c.reads = 1;
     c.transfers = 1;
-    c.timeouts = 1;
-    c.ticks = 8;
-    c.depth = 30;
-  },
-      "needs a lease, a transfer abandoned after an election timeout of ticks and a new leader's commit: over 25 events");
+    c.max_in_flight = 6;  // without this bound breadth-first keeps too wide a level to reach depth 10 in CI
+    c.depth = 10;
+  })->from = quiet_leader();
   add("bug-overlapping_changes", "two membership changes in flight, without a joint step", [](Config& c) {
     c.bugs = core::bug_overlapping_changes;
     c.nodes = 4;
@@ -175,18 +239,13 @@ inline std::vector<Preset> presets() {
   add("bug-votes_right_after_start", "hole E: a restarted node grants votes inside the leases it acknowledged",
       [](Config& c) {
         c.bugs = core::bug_votes_right_after_start;
-        c.nodes = 3;
-        c.lease = true;
-        c.check_quorum = true;
+        quiet_leader_config(c, 4);
         c.crashes = 1;
-        c.proposals = 1;
         c.reads = 1;
-        c.timeouts = 2;
-        c.ticks = 6;
-        c.depth = 30;
-      },
-      "needs a quorum-acknowledged lease round, a follower's restart inside the lease, a candidate with the log and "
-      "a new commit: over 25 events, and the election timeout in ticks before the first campaign");
+        c.timeouts = 1;
+        c.depth = 10;
+      })
+      ->from = quiet_leader();
   add("bug-held_until_ack", "an append held back until an acknowledgement that never comes (liveness)",
       [](Config& c) {
         c.bugs = core::bug_held_until_ack;
@@ -199,6 +258,14 @@ inline std::vector<Preset> presets() {
         c.depth = 24;
       },
       "a liveness bug (a follower never converges); the explorer checks safety only");
+  add("bug-early_appends_outlive_term", "appends kept beyond a gap are taken in a later term", [](Config& c) {
+    c.bugs = core::bug_early_appends_outlive_term;
+    c.nodes = 3;
+    c.proposals = 2;
+    c.timeouts = 2;  // one spent by elected()
+    c.ticks = 0;
+    c.depth = 12;
+  })->from = elected();
 #endif
   return out;
 }

@@ -205,6 +205,22 @@ class Search {
   Search(Model& model, const SearchLimits& limits, SearchResult& r)
       : model_(model), limits_(limits), timer_(limits), r_(r) {}
 
+  // Where the search starts: the state limits_.from leads to. False (the
+  // violation and the schedule in r_) if that schedule breaks an invariant.
+  bool start(State& root) {
+    root = model_.initial();
+    for (const Event& e : limits_.from) {
+      std::optional<Violation> bad;
+      root = model_.apply(root, e, bad);
+      if (bad) {
+        r_.violation = std::move(bad);
+        r_.schedule = limits_.from;
+        return false;
+      }
+    }
+    return true;
+  }
+
   Model& model_;
   const SearchLimits& limits_;
   Timer timer_;
@@ -218,7 +234,9 @@ class BreadthFirst : Search {
   BreadthFirst(Model& model, const SearchLimits& limits, SearchResult& r) : Search(model, limits, r) {}
 
   void run() {
-    level_.push_back({model_.initial(), nullptr, {}, {}, false});
+    State root;
+    if (!start(root)) return finish();
+    level_.push_back({std::move(root), nullptr, {}, {}, false});
     bool fresh = false;
     visited_.find(level_.front().state.hash, fresh) = Seen{0, 0, 0, true};
     r_.distinct = 1;
@@ -276,7 +294,9 @@ class BreadthFirst : Search {
       ++r_.transitions;
       if (bad) {
         r_.violation = std::move(bad);
-        r_.schedule = unwind(item.path);
+        r_.schedule = limits_.from;
+        const std::vector<Event> path = unwind(item.path);
+        r_.schedule.insert(r_.schedule.end(), path.begin(), path.end());
         r_.schedule.push_back(e);
         r_.depth = d + 1;
         return false;
@@ -339,6 +359,16 @@ class Deepening : Search {
  public:
   Deepening(Model& model, const SearchLimits& limits, SearchResult& r) : Search(model, limits, r) {}
 
+  // Explores to `limit` events; false once a violation is found or the time is up.
+  bool run(int limit) {
+    State root;
+    return start(root) && dfs(root, limit, {});
+  }
+
+  std::size_t distinct() const { return visited_.size() + 1; }  // the root is not in the table
+  Timer& timer() { return timer_; }
+
+ private:
   // Explores below `s` (asleep: `sleep`) with `room` more events; false
   // once a violation is found or the time is up. A state is explored again
   // when reached with more room, or with a sleep set that is not a
@@ -357,7 +387,8 @@ class Deepening : Search {
       path_.push_back(e);
       if (bad) {
         r_.violation = std::move(bad);
-        r_.schedule = path_;
+        r_.schedule = limits_.from;
+        r_.schedule.insert(r_.schedule.end(), path_.begin(), path_.end());
         return false;
       }
       const Sleep z = x.child(id, e, model_.footprint());
@@ -373,6 +404,7 @@ class Deepening : Search {
         if (!dfs(child, room - 1, z)) return false;
       }
       path_.pop_back();
+      r_.distinct = distinct();  // for the progress lines
       if (timer_.tick(r_)) {
         r_.truncated = true;
         return false;
@@ -380,10 +412,6 @@ class Deepening : Search {
     }
     return true;
   }
-  std::size_t distinct() const { return visited_.size(); }
-  Timer& timer() { return timer_; }
-
- private:
   // Whether a state seen before must be explored again with `left` room
   // and sleep set z; updates what is kept for it.
   bool again(Seen& v, std::uint8_t left, const Sleep& z) {
@@ -403,13 +431,12 @@ class Deepening : Search {
 
 SearchResult deepening(Model& model, const SearchLimits& limits) {
   SearchResult r;
-  const State root = model.initial();
   std::optional<Deepening> last;
   for (int limit = std::clamp(limits.dfs_start, 1, model.config().depth); limit <= model.config().depth; ++limit) {
     last.emplace(model, limits, r);
     r.depth = 0;
-    const bool finished = last->dfs(root, limit, {});
-    r.distinct = last->distinct() + 1;
+    const bool finished = last->run(limit);
+    r.distinct = last->distinct();
     if (!finished) break;
     if (limit == model.config().depth) r.complete = true;
   }
@@ -513,7 +540,7 @@ Replay replay_events(Model& model, const std::vector<Event>& schedule) {
   return out;
 }
 
-Replay replay_lines(Model& model, const std::vector<std::string>& lines) {
+std::vector<Event> parse_schedule(Model& model, const std::vector<std::string>& lines, std::string& error) {
   std::vector<Event> schedule;
   State s = model.initial();
   std::vector<Event> events;
@@ -525,15 +552,25 @@ Replay replay_lines(Model& model, const std::vector<std::string>& lines) {
     for (const Event& e : events)
       if (model.describe(s, e) == raw) found = &e;
     if (!found) {
-      Replay r;
-      r.error = "no enabled event matches: " + raw + "\nenabled here:";
-      for (const Event& e : events) r.error += "\n  " + model.describe(s, e);
-      return r;
+      error = "no enabled event matches: " + raw + "\nenabled here:";
+      for (const Event& e : events) error += "\n  " + model.describe(s, e);
+      return {};
     }
     schedule.push_back(*found);
     std::optional<Violation> bad;
     s = model.apply(s, *found, bad);
     if (bad) break;
+  }
+  return schedule;
+}
+
+Replay replay_lines(Model& model, const std::vector<std::string>& lines) {
+  std::string error;
+  const std::vector<Event> schedule = parse_schedule(model, lines, error);
+  if (!error.empty()) {
+    Replay r;
+    r.error = std::move(error);
+    return r;
   }
   return replay_events(model, schedule);
 }

@@ -32,6 +32,10 @@ struct SearchLimits {
   bool por = true;
   /// If set, receives every state reached: (hash, breadth-first level).
   std::vector<std::pair<std::uint64_t, std::uint8_t>>* visited_out = nullptr;
+  /// The search starts where this schedule leads (its events spend their
+  /// budgets but no depth), not at the initial state: a bound reached by a
+  /// known way into a situation, e.g. a cluster with a leader (README).
+  std::vector<Event> from;
   /// Called about once a second with the running totals.
   std::function<void(const struct SearchResult&)> progress;
 };
@@ -46,7 +50,7 @@ struct SearchResult {
   bool complete = false;          ///< every state within the depth bound was expanded
   bool truncated = false;         ///< a level was cut at max_frontier, or the time budget ran out
   std::optional<Violation> violation;
-  std::vector<Event> schedule;    ///< events from the initial state to the violation
+  std::vector<Event> schedule;    ///< events from the initial state to the violation (`from` included)
 };
 
 SearchResult search(Model& model, const SearchLimits& limits);
@@ -71,8 +75,12 @@ struct Replay {
   std::string error;  ///< an event of the schedule was not enabled
 };
 Replay replay_events(Model& model, const std::vector<Event>& schedule);
-/// Replays a trace written by write_trace: each line's event is the
-/// enabled event whose description matches.
+/// The events of a trace written by raftkit-explore: each line's event is
+/// the enabled event whose description matches (lines starting with '#'
+/// and notes after "  # " are skipped). Stops after an event that breaks an
+/// invariant. Empty, with `error` set, when a line matches no event.
+std::vector<Event> parse_schedule(Model& model, const std::vector<std::string>& lines, std::string& error);
+/// Replays a trace written by raftkit-explore (parse_schedule, then replay_events).
 Replay replay_lines(Model& model, const std::vector<std::string>& lines);
 
 }  // namespace raftkit::explore
