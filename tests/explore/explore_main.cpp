@@ -82,6 +82,7 @@ int run(int argc, char** argv) {
   app.add_option("--max-in-flight", c.max_in_flight,
                  "bound: a state with more messages in flight is not explored further (0: none)")
       ->capture_default_str();
+  app.add_flag("--demotions", c.demotions, "a membership change may also move a voter to learner");
   app.add_flag("--tick-runs", c.tick_runs, "timed: time may pass several ticks in one event");
   app.add_option("--bugs", bugs_text, "planted bugs: none or a comma list (raftkit-sim's names)")->capture_default_str();
   app.add_option("--budget", budget, "wall-clock seconds at most (0: none)")->capture_default_str();

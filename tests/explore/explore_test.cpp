@@ -64,7 +64,7 @@ TEST_CASE("every planted core bug within CI's bound is found, and its schedule r
     REQUIRE(again.violation);
     CHECK(again.violation->kind == r.violation->kind);
   }
-  CHECK(found >= 9);
+  CHECK(found >= 11);
 }
 
 TEST_CASE("a schedule kept by hand for a planted bug still reaches its violation", "[explore][bugs][traces]") {
@@ -195,6 +195,7 @@ TEST_CASE("every pair of events the reduction calls independent commutes", "[exp
   all.dups = 1;
   all.proposals = 2;
   all.changes = 2;
+  all.demotions = true;
   all.transfers = 1;
   configs.push_back(all);
   for (Config c : configs) {

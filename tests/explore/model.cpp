@@ -38,6 +38,8 @@ namespace {
 
 NodeId id_of(int k) { return NodeId{static_cast<std::uint64_t>(k + 1)}; }
 
+bool is_change(EventKind k) { return k == EventKind::add || k == EventKind::remove || k == EventKind::demote; }
+
 void add_image(Hasher& h, const storage::LogImage& im) {
   add_hard_state(h, im.hs);
   h.add(im.snap.index.value);
@@ -114,6 +116,7 @@ std::string_view to_string(EventKind k) {
     case EventKind::read: return "read";
     case EventKind::add: return "add";
     case EventKind::remove: return "remove";
+    case EventKind::demote: return "demote";
     case EventKind::transfer: return "transfer";
   }
   return "?";
@@ -161,6 +164,7 @@ std::string Config::to_args() const {
   if (batch) s += " --batch";
   if (!sync_events) s += " --no-sync-events";
   if (tick_runs) s += " --tick-runs";
+  if (demotions) s += " --demotions";
   if (max_in_flight != 0) s += fmt::format(" --max-in-flight {}", max_in_flight);
   return s;
 }
@@ -581,8 +585,10 @@ void Model::enabled(const State& s, std::vector<Event>& out) const {
       for (int j = 0; j < static_cast<int>(s.nodes.size()); ++j) {
         const NodeId id = id_of(j);
         if (!core::is_member(r.membership(), id)) out.push_back({EventKind::add, node, static_cast<std::uint8_t>(j), 0});
-        else if (core::is_voter(r.membership(), id) && r.membership().voters.size() > 1)
+        else if (core::is_voter(r.membership(), id) && r.membership().voters.size() > 1) {
           out.push_back({EventKind::remove, node, static_cast<std::uint8_t>(j), 0});
+          if (config_.demotions) out.push_back({EventKind::demote, node, static_cast<std::uint8_t>(j), 0});
+        }
       }
     }
     if (leader && b.transfers > 0) {
@@ -634,7 +640,7 @@ void Model::collect_garbage(State& s) const {
 Footprint Model::first_footprint(const State& s, const Event& e) const {
   Footprint fp{e.node, 0, 0};
   if (e.kind != EventKind::deliver && e.kind != EventKind::sync)
-    fp.budget = static_cast<std::uint8_t>(1 + static_cast<int>(e.kind == EventKind::remove ? EventKind::add : e.kind));
+    fp.budget = static_cast<std::uint8_t>(1 + static_cast<int>(is_change(e.kind) ? EventKind::add : e.kind));
   if (e.kind == EventKind::read) fp.flags |= Footprint::reads_committed;
   if (e.kind == EventKind::crash || e.kind == EventKind::wipe) fp.flags |= Footprint::disk_changed;
   // The last crash or wipe completes every write in flight and changes
@@ -645,7 +651,7 @@ Footprint Model::first_footprint(const State& s, const Event& e) const {
   const Budgets& b = s.left;
   const bool gc_on = b.wipes == 0, untimed_gc = gc_on && !config_.timed();
   if ((e.kind == EventKind::crash && b.crashes == 1 && b.wipes == 0) || (e.kind == EventKind::wipe && b.wipes == 1) ||
-      ((e.kind == EventKind::add || e.kind == EventKind::remove) && b.changes == 1 && b.transfers == 0 && untimed_gc) ||
+      (is_change(e.kind) && b.changes == 1 && b.transfers == 0 && untimed_gc) ||
       (e.kind == EventKind::transfer && b.transfers == 1 && b.changes == 0 && untimed_gc))
     fp.flags |= Footprint::global;
   if (e.kind == EventKind::tick && config_.timed()) fp.flags |= Footprint::global;
@@ -773,7 +779,8 @@ State Model::apply(const State& s, const Event& e, std::optional<Violation>& bad
       break;
     }
     case EventKind::add:
-    case EventKind::remove: {
+    case EventKind::remove:
+    case EventKind::demote: {
       --t.left.changes;
       core::Raft& r = *own(t, k).raft;
       Membership target = r.membership();
@@ -782,6 +789,7 @@ State Model::apply(const State& s, const Event& e, std::optional<Violation>& bad
         target.staging.push_back(id);
       } else {
         std::erase(target.voters, id);
+        if (e.kind == EventKind::demote) target.learners.push_back(id);
       }
       (void)r.propose_membership(target);
       settle(t, k, bad);
@@ -925,6 +933,7 @@ std::string Model::describe(const State& s, const Event& e) const {
       return e.target == 0 ? std::string("tick") : fmt::format("{} ticks", e.target + 1);
     case EventKind::add:
     case EventKind::remove:
+    case EventKind::demote:
     case EventKind::transfer:
       return fmt::format("{} n{} (at n{})", to_string(e.kind), e.target + 1, e.node + 1);
     case EventKind::crash:

@@ -53,6 +53,7 @@ struct Config {
   int proposals = 1;
   int reads = 0;
   int changes = 0;    ///< membership changes proposed (add a spare as staging, remove a voter)
+  bool demotions = false;  ///< a membership change may also move a voter to learner (it keeps its incarnation)
   int transfers = 0;
   int timeouts = 3;   ///< election timeouts (campaign events)
   int ticks = 2;      ///< heartbeat ticks of a leader (untimed) or global ticks (timed)
@@ -170,7 +171,7 @@ struct State {
 };
 
 enum class EventKind : std::uint8_t {
-  deliver, drop, duplicate, timeout, tick, sync, crash, wipe, propose, read, add, remove, transfer
+  deliver, drop, duplicate, timeout, tick, sync, crash, wipe, propose, read, add, remove, transfer, demote
 };
 
 /// A transition. Messages are named by hash (stable across runs of one build).

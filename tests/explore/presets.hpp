@@ -203,21 +203,16 @@ inline std::vector<Preset> presets() {
   },
       "two removals, the second proposed while the first is in flight, then two majorities that do not overlap "
       "electing two leaders: over 26 events (7.95 M distinct states in 90 s, nothing found)");
-  add("bug-learner_in_quorum", "a staging server counted toward a commit", [](Config& c) {
+  add("bug-learner_in_quorum", "a learner counted toward a commit", [](Config& c) {
     c.bugs = core::bug_learner_in_quorum;
     c.nodes = 3;
-    c.spares = 2;
-    c.changes = 2;
-    c.proposals = 1;
-    c.timeouts = 2;
+    c.changes = 1;
+    c.demotions = true;  // a learner the configuration names with its incarnation (a staging server has none)
+    c.proposals = 0;
+    c.timeouts = 1;
     c.ticks = 0;
-    c.depth = 30;
-  },
-      "not reachable by this model's changes: an acknowledgement counts only from the incarnation the "
-      "configuration names, and the explorer's only non-voters are staging servers added from the spares, "
-      "whose incarnation is named when they are promoted; the bug bites with a non-voter whose incarnation "
-      "the configuration names (in the simulator's seed 269, learner n4), which the simulator's operators "
-      "reach and this model's changes do not");
+    c.depth = 14;
+  });
   add("bug-votes_by_id", "hole A: votes counted by node id, whatever incarnation cast them", [](Config& c) {
     c.bugs = core::bug_votes_by_id;
     c.nodes = 3;
