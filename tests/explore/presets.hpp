@@ -253,6 +253,15 @@ inline std::vector<Preset> presets() {
         c.depth = 24;
       },
       "a liveness bug (a follower never converges); the explorer checks safety only");
+  add("bug-read_joins_left_round", "a read joins a round that left before it arrived", [](Config& c) {
+    c.bugs = core::bug_read_joins_left_round;
+    c.nodes = 3;
+    c.proposals = 0;
+    c.reads = 2;
+    c.timeouts = 2;  // one spent by elected()
+    c.ticks = 0;
+    c.depth = 10;
+  })->from = elected();
   add("bug-early_appends_outlive_term", "appends kept beyond a gap are taken in a later term", [](Config& c) {
     c.bugs = core::bug_early_appends_outlive_term;
     c.nodes = 3;
