@@ -5,6 +5,7 @@
 // bound, one found shorter since) still reach their violation; and the
 // unbugged standard configurations, cut to a depth CI can afford, are
 // searched exhaustively without a violation. The bugs' cases need a build with planted bugs.
+#include <algorithm>
 #include <fstream>
 
 #include <catch2/catch.hpp>
@@ -114,6 +115,25 @@ TEST_CASE("a commit is judged by the configuration that counted it", "[explore][
   INFO(r.error);
   REQUIRE(r.error.empty());
   CHECK(!r.violation);
+}
+
+TEST_CASE("the start kept for std3's way back (n4 joined) still replays", "[explore][clean]") {
+  // traces/std3_joined.txt: std3's spare added and promoted (README,
+  // "Standard configurations"), the start of a by-hand search of the way
+  // back from four voters to three.
+  const auto lines = read_lines(std::string(RAFTKIT_EXPLORE_TRACES) + "/std3_joined.txt");
+  REQUIRE(lines.size() > 80);
+  Model model(*find_preset("std3"));
+  std::string error;
+  const std::vector<Event> events = parse_schedule(model, lines, error);
+  INFO(error);
+  REQUIRE(error.empty());
+  const Replay r = replay_events(model, events);
+  REQUIRE(!r.violation);
+  CHECK(std::find(r.lines.begin(), r.lines.end(), "#  in flight: 0 message(s)") != r.lines.end());
+  CHECK(std::any_of(r.lines.begin(), r.lines.end(), [](const std::string& l) {
+    return l.starts_with("#  n1: leader term 1") && l.find(" 4/1") != std::string::npos;
+  }));
 }
 
 TEST_CASE("the unbugged standard configurations show no violation to a bound", "[explore][clean]") {
