@@ -25,16 +25,26 @@ void ReadOnly::start_unstarted(std::uint64_t round) {
 }
 
 bool ReadOnly::round_acknowledged(const Membership& membership, std::uint64_t round) const {
-  Ballots acks;
-  for (const auto& [id, acked] : acked_) acks[id] = Ballot{acked.round >= round, acked.incarnation};
-  return quorum_vote(membership, acks) == VoteResult::won;
+  // The round a quorum has acknowledged (by the incarnations the
+  // configuration names), counted as a commit index is: no map built per call.
+  const Index acknowledged = quorum_index(membership, [this](NodeId id, std::uint64_t incarnation) {
+    const auto it = acked_.find(id);
+    return it != acked_.end() && it->second.incarnation == incarnation ? Index{it->second.round} : Index{};
+  });
+  return acknowledged >= Index{round};
 }
 
 std::vector<PendingRead> ReadOnly::take_confirmed(const Membership& membership) {
   std::vector<PendingRead> out;
   // Rounds only grow along the queue (a read started later waits for a
   // later round), so the first unconfirmed read stops the scan.
-  while (!pending_.empty() && pending_.front().round != 0 && round_acknowledged(membership, pending_.front().round)) {
+  std::uint64_t confirmed = 0;  // a round acknowledged confirms every earlier one: one check per round
+  while (!pending_.empty() && pending_.front().round != 0) {
+    const std::uint64_t round = pending_.front().round;
+    if (round > confirmed) {
+      if (!round_acknowledged(membership, round)) break;
+      confirmed = round;
+    }
     out.push_back(pending_.front());
     pending_.pop_front();
   }
