@@ -132,7 +132,7 @@ std::vector<Event> unwind(const PathPtr& p) {
 
 class Timer {
  public:
-  explicit Timer(const SearchLimits& l) : limits_(l), start_(Clock::now()), last_report_(start_) {}
+  Timer(const SearchLimits& l, Clock::time_point start) : limits_(l), start_(start), last_report_(start_) {}
   double elapsed() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
   /// True when the time budget is spent; reports progress once a second.
   bool tick(SearchResult& r) {
@@ -202,8 +202,9 @@ Sleep intersect(const Sleep& z, std::span<const std::uint64_t> ids) {
 // result, the states seen and the sleep sets they were expanded with.
 class Search {
  protected:
-  Search(Model& model, const SearchLimits& limits, SearchResult& r)
-      : model_(model), limits_(limits), timer_(limits), r_(r) {}
+  // `start`: when the search began (iterative deepening's iterations share one budget).
+  Search(Model& model, const SearchLimits& limits, SearchResult& r, Clock::time_point start = Clock::now())
+      : model_(model), limits_(limits), timer_(limits, start), r_(r) {}
 
   // Where the search starts: the state limits_.from leads to. False (the
   // violation and the schedule in r_) if that schedule breaks an invariant.
@@ -357,7 +358,8 @@ SearchResult bfs(Model& model, const SearchLimits& limits) {
 
 class Deepening : Search {
  public:
-  Deepening(Model& model, const SearchLimits& limits, SearchResult& r) : Search(model, limits, r) {}
+  Deepening(Model& model, const SearchLimits& limits, SearchResult& r, Clock::time_point start)
+      : Search(model, limits, r, start) {}
 
   // Explores to `limit` events; false once a violation is found or the time is up.
   bool run(int limit) {
@@ -431,9 +433,10 @@ class Deepening : Search {
 
 SearchResult deepening(Model& model, const SearchLimits& limits) {
   SearchResult r;
+  const Clock::time_point start = Clock::now();
   std::optional<Deepening> last;
   for (int limit = std::clamp(limits.dfs_start, 1, model.config().depth); limit <= model.config().depth; ++limit) {
-    last.emplace(model, limits, r);
+    last.emplace(model, limits, r, start);
     r.depth = 0;
     const bool finished = last->run(limit);
     r.distinct = last->distinct();
