@@ -29,14 +29,11 @@ std::vector<std::string> split_args(const std::string& line) {
   return out;
 }
 
-bool read_lines(const std::string& path, std::vector<std::string>& out) {
-  std::ifstream in(path);
-  if (!in) {
-    fmt::print(stderr, "raftkit-explore: cannot read {}\n", path);
-    return false;
-  }
-  for (std::string line; std::getline(in, line);) out.push_back(line);
-  return true;
+// Reads a schedule file (--from, --replay); false, said on stderr, if it cannot.
+bool read_file(const std::string& path, std::vector<std::string>& out) {
+  if (read_lines(path, out)) return true;
+  fmt::print(stderr, "raftkit-explore: cannot read {}\n", path);
+  return false;
 }
 
 int run(int argc, char** argv) {
@@ -135,11 +132,11 @@ int run(int argc, char** argv) {
 
   if (!from_file.empty()) {
     from_lines.clear();
-    if (!read_lines(from_file, from_lines)) return 2;
+    if (!read_file(from_file, from_lines)) return 2;
   }
   std::vector<std::string> trace_lines;
   if (!replay_file.empty()) {
-    if (!read_lines(replay_file, trace_lines)) return 2;
+    if (!read_file(replay_file, trace_lines)) return 2;
     // The file's options first, then the command line's on top.
     std::vector<std::string> file_args;
     for (const std::string& line : trace_lines)
@@ -165,12 +162,11 @@ int run(int argc, char** argv) {
     return 2;
   }
   if (app.count("--bugs") > 0) c.bugs = bugs->protocol;  // "--bugs none" takes a preset's bug away
-  if (c.heartbeat_ticks >= c.election_ticks) {
-    fmt::print(stderr, "raftkit-explore: --heartbeat-ticks {} must be below --election-ticks {}\n", c.heartbeat_ticks,
-               c.election_ticks);
+  Model model(c);
+  if (const std::string problem = model.options_error(); !problem.empty()) {
+    fmt::print(stderr, "raftkit-explore: {}\n", problem);
     return 2;
   }
-  Model model(c);
   const std::string options =
       c.to_args() + (c.bugs.empty() ? "" : " --bugs " + raftkit::sim::format_bugs({c.bugs, {}}));
 

@@ -6,7 +6,6 @@
 // unbugged standard configurations, cut to a depth CI can afford, are
 // searched exhaustively without a violation. The bugs' cases need a build with planted bugs.
 #include <algorithm>
-#include <fstream>
 
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
@@ -37,10 +36,10 @@ SearchResult run(const Config& c, double seconds, bool dfs = false, const Preset
   return search(model, limits);
 }
 
-std::vector<std::string> read_lines(const std::string& path) {
-  std::ifstream in(path);
+// A trace kept in traces/ (empty if there is none by that name).
+std::vector<std::string> trace(const std::string& name) {
   std::vector<std::string> out;
-  for (std::string line; std::getline(in, line);) out.push_back(line);
+  read_lines(std::string(RAFTKIT_EXPLORE_TRACES) + "/" + name, out);
   return out;
 }
 
@@ -76,7 +75,7 @@ TEST_CASE("a schedule kept by hand for a planted bug still reaches its violation
   int replayed = 0;
   for (const Preset& p : presets()) {
     if (p.config.bugs.empty()) continue;
-    const auto lines = read_lines(std::string(RAFTKIT_EXPLORE_TRACES) + "/" + p.name.substr(4) + ".txt");
+    const auto lines = trace(p.name.substr(4) + ".txt");
     if (lines.empty()) continue;
     INFO(p.name);
     ++replayed;
@@ -104,7 +103,7 @@ TEST_CASE("a schedule kept by hand for a planted bug still reaches its violation
 // wanted it on a majority of {2,3}, where the wiped n2 holds nothing. It
 // now judges by the configuration the leader counted with.
 TEST_CASE("a commit is judged by the configuration that counted it", "[explore][clean]") {
-  const auto lines = read_lines(std::string(RAFTKIT_EXPLORE_TRACES) + "/std3_committed_on_quorum.txt");
+  const auto lines = trace("std3_committed_on_quorum.txt");
   REQUIRE(lines.size() > 14);
   Config c;
   for (const Preset& p : presets())
@@ -121,7 +120,7 @@ TEST_CASE("the start kept for std3's way back (n4 joined) still replays", "[expl
   // traces/std3_joined.txt: std3's spare added and promoted (README,
   // "Standard configurations"), the start of a by-hand search of the way
   // back from four voters to three.
-  const auto lines = read_lines(std::string(RAFTKIT_EXPLORE_TRACES) + "/std3_joined.txt");
+  const auto lines = trace("std3_joined.txt");
   REQUIRE(lines.size() > 80);
   Model model(*find_preset("std3"));
   std::string error;

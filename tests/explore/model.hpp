@@ -215,6 +215,9 @@ class Model {
   Model& operator=(const Model&) = delete;
 
   const Config& config() const { return config_; }
+  /// What ProtocolOptions::validate() says of the options the cores get
+  /// from this configuration (empty: valid).
+  std::string options_error() const { return options_for(0, 0, true).validate(); }
   State initial();
   /// Every event enabled in `s`.
   void enabled(const State& s, std::vector<Event>& out) const;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <fstream>
 #include <span>
 
 #include <fmt/format.h>
@@ -541,6 +542,13 @@ Replay replay_events(Model& model, const std::vector<Event>& schedule) {
     p = nl == std::string::npos ? st.size() : nl + 1;
   }
   return out;
+}
+
+bool read_lines(const std::string& path, std::vector<std::string>& out) {
+  std::ifstream in(path);
+  if (!in) return false;
+  for (std::string line; std::getline(in, line);) out.push_back(line);
+  return true;
 }
 
 std::vector<Event> parse_schedule(Model& model, const std::vector<std::string>& lines, std::string& error) {

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "explore/model.hpp"
@@ -75,6 +76,8 @@ struct Replay {
   std::string error;  ///< an event of the schedule was not enabled
 };
 Replay replay_events(Model& model, const std::vector<Event>& schedule);
+/// Appends the lines of the file at `path` to `out`; false if it cannot be read.
+bool read_lines(const std::string& path, std::vector<std::string>& out);
 /// The events of a trace written by raftkit-explore: each line's event is
 /// the enabled event whose description matches (lines starting with '#'
 /// and notes after "  # " are skipped). Stops after an event that breaks an
