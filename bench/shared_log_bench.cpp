@@ -48,7 +48,7 @@ void BM_SharedLog(benchmark::State& state) {
   storage::SharedLogOptions opt;
   if (storage::open_shared_log(fs, dir, opt, log)) return state.SkipWithError("open");
   std::vector<std::unique_ptr<LogStore>> views;
-  for (std::int64_t g = 0; g < groups; ++g) views.push_back(log->group(static_cast<storage::GroupId>(g + 1)));
+  for (std::int64_t g = 0; g < groups; ++g) views.push_back(log->group(static_cast<GroupId>(g + 1)));
   std::uint64_t index = 0;
   const std::int64_t syncs_before = fs->syncs.load();
   for (auto _ : state) {

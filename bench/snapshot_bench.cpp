@@ -93,7 +93,7 @@ void bench_transfer(const Args& a) {
   Clock::time_point delivered_at{}, acked_at{};
   bool delivered = false, acked = false, acked_ok = false;
   std::size_t delivered_bytes = 0;
-  t1->set_snapshot_status_handler([&](NodeId, bool ok) {
+  t1->set_snapshot_status_handler([&](NodeId, GroupId, bool ok) {
     std::lock_guard l(mu);
     acked = true;
     acked_ok = ok;

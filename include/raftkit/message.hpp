@@ -64,6 +64,10 @@ struct Message {
   /// that has not heard from a leader yet). A node drops every message of
   /// another nonzero generation than its own (core::Raft::step).
   std::uint64_t generation = 0;
+  /// The group the message belongs to (raftkit::Host). The core neither sets
+  /// nor reads it: a host stamps it on the way out and routes by it on the
+  /// way in. 0 for a single Node.
+  GroupId group = 0;
   friend bool operator==(const Message&, const Message&) = default;
 };
 

@@ -46,6 +46,8 @@
 // whole data is there and its checksum matches. A lost connection resumes at
 // the last acknowledged offset when it is dialled again; a new transfer (a
 // new snapshot, or a new leader in a later term) replaces a partial one.
+// Streams are per group (Message::group, raftkit::Host): the groups a
+// process runs stream side by side, each replacing only its own.
 // The outcome (acknowledged complete, or failed: checksum, refusal, stall,
 // unreachable peer) is reported through the snapshot status handler
 // (Transport::set_snapshot_status_handler), which the runtime passes on to
@@ -148,6 +150,11 @@ struct TcpTransportOptions {
   /// memory before it is handed to the node). Default 16 GiB. A chunk stream
   /// announcing more is refused with a logged reason.
   std::uint64_t max_snapshot_bytes = std::uint64_t{16} << 30;
+  /// Groups (raftkit::Host) a node receives snapshots of at once; a stream
+  /// of one more group is refused and its sender retries later. The memory
+  /// held is at most this many times max_snapshot_bytes. A single Node
+  /// has one group. Default 4.
+  std::size_t max_partial_snapshots = 4;
 };
 
 /// The TCP (optionally TLS) transport; make_tcp_transport() creates one.

@@ -104,9 +104,10 @@ class Transport {
   /// This node's id.
   virtual NodeId self() const = 0;
 
-  /// Told whether a snapshot message sent to `peer` arrived whole
-  /// (delivered = true) or is lost (false). Runs on the transport's executor.
-  using SnapshotStatusHandler = std::function<void(NodeId peer, bool delivered)>;
+  /// Told whether the snapshot message of `group` (Message::group; 0 for a
+  /// single node) sent to `peer` arrived whole (delivered = true) or is lost
+  /// (false). Runs on the transport's executor.
+  using SnapshotStatusHandler = std::function<void(NodeId peer, GroupId group, bool delivered)>;
   /// Sets the snapshot status handler; call before start(). Transports that
   /// cannot tell (the default) never call it, and the runtime's fallback
   /// (the core gives up on a snapshot after a while) applies.

@@ -71,6 +71,11 @@ struct NodeId {
   friend constexpr auto operator<=>(NodeId, NodeId) = default;
 };
 
+/// A Raft group among the many one process may run (raftkit::Host). Each
+/// group is a cluster of its own: its log, terms, members and state machine.
+/// A message names its group; a single Node's messages carry group 0.
+using GroupId = std::uint64_t;
+
 /// What an entry carries. Only `normal` entries reach the user's state machine.
 enum class EntryType : std::uint8_t {
   normal = 0,      ///< a user command: payload is the state machine's input

@@ -113,7 +113,7 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl>, runtime::DriverIo 
       auto self = weak.lock();
       return self && self->accepting.load(std::memory_order_acquire) ? self : nullptr;
     };
-    transport->set_snapshot_status_handler([live](NodeId peer, bool delivered) {
+    transport->set_snapshot_status_handler([live](NodeId peer, GroupId, bool delivered) {
       if (auto self = live())
         asio::dispatch(self->strand, [self, peer, delivered] {
           self->driver.report_snapshot(peer, delivered);

@@ -46,8 +46,6 @@
 
 namespace raftkit::storage {
 
-using GroupId = std::uint64_t;
-
 /// Deliberate bugs of the shared log, for the tests that show their checks
 /// find them (as core/planted_bugs.hpp; only with RAFTKIT_PLANTED_BUGS).
 enum SharedLogBug : unsigned {

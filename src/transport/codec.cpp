@@ -101,6 +101,7 @@ struct Encoder {
     b.setContext(m.context);
     b.setIncarnation(m.incarnation);
     b.setGeneration(m.generation);
+    b.setGroup(m.group);
     if (m.snapshot) {
       auto sb = b.getSnapshot().initMeta();
       sb.setIndex(m.snapshot->index.value);
@@ -161,6 +162,7 @@ bool read_message(wire::Message::Reader r, Message& m) {
   m.context = r.getContext();
   m.incarnation = r.getIncarnation();
   m.generation = r.getGeneration();
+  m.group = r.getGroup();
   auto snap = r.getSnapshot();
   switch (snap.which()) {
     case wire::Message::Snapshot::NONE:
@@ -249,7 +251,7 @@ std::error_code decode_aligned(kj::ArrayPtr<const capnp::word> words, FramePaylo
       const auto status = static_cast<std::uint16_t>(a.getStatus());
       if (status > static_cast<std::uint16_t>(SnapshotAck::Status::failed)) return errc::protocol_error;
       out = SnapshotAck{NodeId{a.getFrom()}, NodeId{a.getTo()}, a.getTransfer(), a.getReceived(),
-                        static_cast<SnapshotAck::Status>(status)};
+                        static_cast<SnapshotAck::Status>(status), a.getGroup()};
       return {};
     }
     case wire::Frame::HANDSHAKE_REPLY: {
@@ -334,6 +336,7 @@ std::error_code encode_frame(FramePayload payload, EncodedFrame& out, const Code
       ab.setTransfer(a->transfer);
       ab.setReceived(a->received);
       ab.setStatus(static_cast<wire::SnapshotAckStatus>(static_cast<std::uint16_t>(a->status)));
+      ab.setGroup(a->group);
     } else {
       const auto& r = std::get<HandshakeReply>(state->payload);
       auto rb = root.initHandshakeReply();

@@ -127,6 +127,7 @@ struct SnapshotAck {
   std::uint64_t transfer = 0;
   std::uint64_t received = 0;  ///< bytes held contiguously from offset 0
   Status status = Status::receiving;
+  GroupId group = 0;  ///< the snapshot message's group
   friend bool operator==(const SnapshotAck&, const SnapshotAck&) = default;
 };
 

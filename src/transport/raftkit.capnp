@@ -94,6 +94,7 @@ struct Message {
   snapshotData @14 :Data;
   incarnation @15 :UInt64;
   generation @16 :UInt64;      # the sender's cluster generation (0: a new node no leader reached yet)
+  group @17 :UInt64;           # the Raft group (raftkit::Host); 0: a single node's
 }
 
 # First frame of every TCP connection, sent by the connecting side.
@@ -145,6 +146,7 @@ struct SnapshotAck {
   transfer @2 :UInt64;
   received @3 :UInt64;       # bytes held contiguously from offset 0
   status @4 :SnapshotAckStatus;
+  group @5 :UInt64;          # the group of the snapshot's message
 }
 
 struct Frame {

@@ -83,8 +83,9 @@ void SnapshotTransfer::rewind() {
 SnapshotReceiver::Step SnapshotReceiver::on_chunk(NodeId self, NodeId from, const SnapshotChunk& chunk,
                                                   Clock::time_point now, const SnapshotStreamLimits& limits) {
   using Status = SnapshotAck::Status;
+  const GroupId group = chunk.message.group;
   Step step;
-  step.ack = SnapshotAck{self, from, chunk.transfer, 0, Status::receiving};
+  step.ack = SnapshotAck{self, from, chunk.transfer, 0, Status::receiving, group};
   auto refuse = [&](std::string why) {
     step.refusal = std::move(why);
     step.ack.status = Status::failed;
@@ -93,28 +94,33 @@ SnapshotReceiver::Step SnapshotReceiver::on_chunk(NodeId self, NodeId from, cons
   if (chunk.total > limits.max_snapshot_bytes)
     return refuse(fmt::format("snapshot of {} bytes exceeds max_snapshot_bytes ({})", chunk.total,
                               limits.max_snapshot_bytes));
-  if (!partial_ || partial_->from != from || partial_->transfer != chunk.transfer) {
-    if (partial_ && chunk.message.term < partial_->message.term)
+  auto it = partials_.find(group);
+  if (it == partials_.end() || it->second.from != from || it->second.transfer != chunk.transfer) {
+    if (it != partials_.end() && chunk.message.term < it->second.message.term)
       return refuse(fmt::format("term {} is older than the snapshot being received (term {})", chunk.message.term,
-                                partial_->message.term));
+                                it->second.message.term));
     if (chunk.offset != 0) {
       step.ack.status = Status::gap;  // not the start of a stream we hold: from the beginning, please
       return step;
     }
-    partial_.reset();
-    partial_.emplace();
+    if (it == partials_.end() && partials_.size() >= limits.max_partial_snapshots)
+      return refuse(fmt::format("{} snapshots of other groups are being received (max_partial_snapshots)",
+                                partials_.size()));
+    if (it != partials_.end()) partials_.erase(it);
+    it = partials_.emplace(group, PartialSnapshot{}).first;
     step.started = true;
-    partial_->from = from;
-    partial_->transfer = chunk.transfer;
-    partial_->message = chunk.message;
-    partial_->total = chunk.total;
-    partial_->checksum = chunk.checksum;
-    partial_->data.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(chunk.total, std::uint64_t{64} << 20)));
+    PartialSnapshot& fresh = it->second;
+    fresh.from = from;
+    fresh.transfer = chunk.transfer;
+    fresh.message = chunk.message;
+    fresh.total = chunk.total;
+    fresh.checksum = chunk.checksum;
+    fresh.data.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(chunk.total, std::uint64_t{64} << 20)));
   }
-  PartialSnapshot& in = *partial_;
+  PartialSnapshot& in = it->second;
   in.last_chunk = now;
   if (chunk.total != in.total || chunk.checksum != in.checksum || !(chunk.message == in.message)) {
-    partial_.reset();
+    partials_.erase(it);
     return refuse("the chunk's length, checksum or metadata differ from its transfer's");
   }
   const BytesView bytes = chunk.bytes();
@@ -129,23 +135,30 @@ SnapshotReceiver::Step SnapshotReceiver::on_chunk(NodeId self, NodeId from, cons
   step.ack.received = in.data.size();
   if (in.data.size() < in.total) return step;
   if (in.crc != in.checksum) {
-    partial_.reset();
+    partials_.erase(it);
     return refuse("checksum mismatch over the whole snapshot");
   }
   step.complete = std::move(in.message);
   step.complete->snapshot_data = std::move(in.data);
-  partial_.reset();
+  partials_.erase(it);
   step.ack.status = Status::complete;
   return step;
 }
 
-std::optional<std::string> SnapshotReceiver::expire(Clock::time_point now, Clock::duration limit) {
-  if (!partial_ || now - partial_->last_chunk < limit) return std::nullopt;
-  auto what = fmt::format("a partial snapshot from node {} (transfer {}, {} of {} bytes): no chunk for {} ms",
-                          partial_->from, partial_->transfer, partial_->data.size(), partial_->total,
-                          std::chrono::duration_cast<std::chrono::milliseconds>(limit).count());
-  partial_.reset();
-  return what;
+std::vector<std::string> SnapshotReceiver::expire(Clock::time_point now, Clock::duration limit) {
+  std::vector<std::string> dropped;
+  for (auto it = partials_.begin(); it != partials_.end();) {
+    const PartialSnapshot& p = it->second;
+    if (now - p.last_chunk < limit) {
+      ++it;
+      continue;
+    }
+    dropped.push_back(fmt::format("a partial snapshot of group {} from node {} (transfer {}, {} of {} bytes): no chunk for {} ms",
+                                  it->first, p.from, p.transfer, p.data.size(), p.total,
+                                  std::chrono::duration_cast<std::chrono::milliseconds>(limit).count()));
+    it = partials_.erase(it);
+  }
+  return dropped;
 }
 
 }  // namespace raftkit::transport

@@ -9,7 +9,7 @@
 // receiver hands the message on only once the whole data is there and its
 // CRC-32C matches the one every chunk carries.
 //
-//   sender (SnapshotTransfer, one per follower)      receiver (SnapshotReceiver)
+//   sender (SnapshotTransfer, one per follower and group)      receiver (SnapshotReceiver)
 //   next_chunks() ── chunk(offset, total, crc) ──▶   on_chunk(now)
 //   on_ack()      ◀── ack(received, status) ──────   (complete: the message)
 //   on_stall_check() every stall timeout             expire(now) now and then
@@ -24,6 +24,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -40,6 +41,7 @@ struct SnapshotStreamLimits {
   std::size_t window_chunks = 4;                            ///< chunks ahead of the acknowledgements, > 0
   std::uint64_t max_snapshot_bytes = std::uint64_t{16} << 30;  ///< largest snapshot a receiver accepts
   int stalls_before_failure = 3;                            ///< stall checks without progress, in a row
+  std::size_t max_partial_snapshots = 4;                    ///< groups a receiver takes snapshots of at once
 };
 
 /// Where a transfer stands after an event.
@@ -100,9 +102,10 @@ struct PartialSnapshot {
   Bytes data;
 };
 
-/// The receiving side: one partial snapshot in all (only the newest
-/// leader's counts: a chunk of an older term is refused while a newer
-/// transfer is held).
+/// The receiving side: one partial snapshot per group (Message::group), at
+/// most limits.max_partial_snapshots groups at once. Within a group only the
+/// newest leader's counts: a chunk of an older term is refused while a newer
+/// transfer is held.
 class SnapshotReceiver {
  public:
   using Clock = std::chrono::steady_clock;
@@ -120,15 +123,15 @@ class SnapshotReceiver {
   /// Takes one chunk from `from` to `self` at time `now`.
   Step on_chunk(NodeId self, NodeId from, const SnapshotChunk& chunk, Clock::time_point now,
                 const SnapshotStreamLimits& limits);
-  /// Drops the partial snapshot if no chunk came for `limit` before `now`;
-  /// returns a description of what was dropped, or nothing.
-  std::optional<std::string> expire(Clock::time_point now, Clock::duration limit);
+  /// Drops every partial snapshot that got no chunk for `limit` before
+  /// `now`; returns a description of each dropped.
+  std::vector<std::string> expire(Clock::time_point now, Clock::duration limit);
   /// Whether a partial snapshot is held.
-  bool receiving() const { return partial_.has_value(); }
-  void reset() { partial_.reset(); }
+  bool receiving() const { return !partials_.empty(); }
+  void reset() { partials_.clear(); }
 
  private:
-  std::optional<PartialSnapshot> partial_;
+  std::map<GroupId, PartialSnapshot> partials_;
 };
 
 }  // namespace raftkit::transport

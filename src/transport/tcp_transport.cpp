@@ -70,6 +70,13 @@ struct Inbound {
 };
 
 // A snapshot being streamed to one follower, and its stall timer.
+// A snapshot stream's key on the sending side: the follower and the group.
+struct Stream {
+  NodeId peer;
+  GroupId group = 0;
+  friend auto operator<=>(const Stream&, const Stream&) = default;
+};
+
 struct OutgoingSnapshot {
   OutgoingSnapshot(SnapshotTransfer t, const Strand& strand) : transfer(std::move(t)), timer(strand) {}
   SnapshotTransfer transfer;
@@ -81,6 +88,7 @@ SnapshotStreamLimits stream_limits(const TcpTransportOptions& o) {
   l.chunk_bytes = o.snapshot_chunk_bytes;
   l.window_chunks = o.snapshot_window_chunks;
   l.max_snapshot_bytes = o.max_snapshot_bytes;
+  l.max_partial_snapshots = o.max_partial_snapshots;
   return l;
 }
 
@@ -91,7 +99,7 @@ bool options_valid(const TcpTransportOptions& o) {
       o.max_inbound_connections == 0 || o.max_connections_per_address == 0 || o.idle_timeout.count() <= 0 ||
       o.handshake_timeout.count() <= 0 || o.snapshot_chunk_bytes == 0 ||
       o.snapshot_chunk_bytes + 4096 > o.max_frame_bytes || o.snapshot_window_chunks == 0 ||
-      o.snapshot_stall_timeout.count() <= 0)
+      o.snapshot_stall_timeout.count() <= 0 || o.max_partial_snapshots == 0)
     return false;
   for (const auto& [id, hp] : o.peers)
     if (id.is_none() || !parse_host_port(hp)) return false;
@@ -213,14 +221,15 @@ class Impl : public LinkEvents, public std::enable_shared_from_this<Impl> {
 
   // LinkEvents: a new connection resumes a snapshot at its acknowledged offset.
   void link_up(NodeId peer) override {
-    auto it = outgoing_.find(peer);
-    if (it == outgoing_.end()) return;
-    it->second->transfer.rewind();
-    pump_snapshot(peer);
+    for (const Stream stream : streams_to(peer)) {
+      outgoing_.at(stream)->transfer.rewind();
+      pump_snapshot(stream);
+    }
   }
 
   void link_down(NodeId peer, bool dial_failed) override {
-    if (dial_failed) fail_snapshot(peer);
+    if (dial_failed)
+      for (const Stream stream : streams_to(peer)) end_snapshot(stream, false);
     if (on_unreachable_) on_unreachable_(peer);
   }
 
@@ -347,79 +356,87 @@ class Impl : public LinkEvents, public std::enable_shared_from_this<Impl> {
   }
 
   // ---- snapshot streaming (the I/O around snapshot_stream.hpp) ----------------
-  // The sender keeps one transfer per follower; the receiver one partial
-  // snapshot in all.
+  // The sender keeps one transfer per follower and group; the receiver one
+  // partial snapshot per group.
 
-  void report_snapshot_status(NodeId peer, bool delivered) {
-    if (on_snapshot_status_ && !ctx_->stopping) on_snapshot_status_(peer, delivered);
+  void report_snapshot_status(Stream stream, bool delivered) {
+    if (on_snapshot_status_ && !ctx_->stopping) on_snapshot_status_(stream.peer, stream.group, delivered);
   }
 
   void start_snapshot(Message msg, std::shared_ptr<const Bytes> data, std::uint32_t checksum) {
-    const NodeId to = msg.to;
-    if (ctx_->stopping || !reachable(to)) {
+    const Stream stream{msg.to, msg.group};
+    if (ctx_->stopping || !reachable(stream.peer)) {
       ctx_->counters.count_dropped(1);
-      return report_snapshot_status(to, false);
+      return report_snapshot_status(stream, false);
     }
-    if (auto old = outgoing_.find(to); old != outgoing_.end()) old->second->timer.cancel();
+    if (auto old = outgoing_.find(stream); old != outgoing_.end()) old->second->timer.cancel();
     auto t = std::make_shared<OutgoingSnapshot>(
         SnapshotTransfer(std::move(msg), std::move(data), checksum, next_transfer_++), ctx_->strand);
-    outgoing_[to] = t;
-    arm_stall_timer(to, t);
-    pump_snapshot(to);
+    outgoing_[stream] = t;
+    arm_stall_timer(stream, t);
+    pump_snapshot(stream);
   }
 
   // Queues the chunks the transfer's window allows.
-  void pump_snapshot(NodeId to) {
-    auto it = outgoing_.find(to);
+  void pump_snapshot(Stream stream) {
+    auto it = outgoing_.find(stream);
     if (it == outgoing_.end()) return;
     for (auto& chunk : it->second->transfer.next_chunks(limits_)) {
       EncodedFrame frame;
       if (auto ec = encode_frame(FramePayload{std::move(chunk)}, frame, ctx_->limits)) {
-        ctx_->log("cannot stream a snapshot to node {}: {}", to, ec.message());
-        return fail_snapshot(to);
+        ctx_->log("cannot stream a snapshot of group {} to node {}: {}", stream.group, stream.peer, ec.message());
+        return end_snapshot(stream, false);
       }
-      route(to, std::move(frame));
+      route(stream.peer, std::move(frame));
     }
   }
 
-  void end_snapshot(NodeId to, bool delivered) {
-    auto it = outgoing_.find(to);
+  void end_snapshot(Stream stream, bool delivered) {
+    auto it = outgoing_.find(stream);
     if (it == outgoing_.end()) return;
     it->second->timer.cancel();
     outgoing_.erase(it);
-    report_snapshot_status(to, delivered);
+    report_snapshot_status(stream, delivered);
   }
-  void fail_snapshot(NodeId to) { end_snapshot(to, false); }
 
-  void arm_stall_timer(NodeId to, const std::shared_ptr<OutgoingSnapshot>& t) {
+  // The transfers to `peer`, of every group.
+  std::vector<Stream> streams_to(NodeId peer) const {
+    std::vector<Stream> out;
+    for (auto it = outgoing_.lower_bound(Stream{peer, 0}); it != outgoing_.end() && it->first.peer == peer; ++it)
+      out.push_back(it->first);
+    return out;
+  }
+
+  void arm_stall_timer(Stream stream, const std::shared_ptr<OutgoingSnapshot>& t) {
     t->timer.expires_after(opts_.snapshot_stall_timeout);
-    t->timer.async_wait([weak = weak_from_this(), to, t](boost::system::error_code ec) {
+    t->timer.async_wait([weak = weak_from_this(), stream, t](boost::system::error_code ec) {
       auto self = weak.lock();
       if (ec || !self || self->ctx_->stopping) return;
-      auto it = self->outgoing_.find(to);
+      auto it = self->outgoing_.find(stream);
       if (it == self->outgoing_.end() || it->second != t) return;
       if (t->transfer.on_stall_check(self->limits_) == TransferVerdict::failed) {
-        self->ctx_->log("snapshot to node {} made no progress for {} ms three times; giving up", to,
-                        self->opts_.snapshot_stall_timeout.count());
-        return self->fail_snapshot(to);
+        self->ctx_->log("snapshot of group {} to node {} made no progress for {} ms three times; giving up",
+                        stream.group, stream.peer, self->opts_.snapshot_stall_timeout.count());
+        return self->end_snapshot(stream, false);
       }
-      self->pump_snapshot(to);
-      self->arm_stall_timer(to, t);
+      self->pump_snapshot(stream);
+      self->arm_stall_timer(stream, t);
     });
   }
 
   void on_snapshot_ack(NodeId from, const SnapshotAck& ack) {
-    auto it = outgoing_.find(from);
+    const Stream stream{from, ack.group};
+    auto it = outgoing_.find(stream);
     if (it == outgoing_.end()) return;
     std::string why;
     switch (it->second->transfer.on_ack(ack, why)) {
       case TransferVerdict::delivered:
-        return end_snapshot(from, true);
+        return end_snapshot(stream, true);
       case TransferVerdict::failed:
         ctx_->log("{}", why);
-        return fail_snapshot(from);
+        return end_snapshot(stream, false);
       case TransferVerdict::sending:
-        return pump_snapshot(from);
+        return pump_snapshot(stream);
     }
   }
 
@@ -429,11 +446,11 @@ class Impl : public LinkEvents, public std::enable_shared_from_this<Impl> {
     incoming_timer_.expires_after(opts_.snapshot_stall_timeout * 3);
     incoming_timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
       auto self = weak.lock();
-      if (ec || !self || self->ctx_->stopping || !self->receiver_.receiving()) return;
-      if (auto dropped = self->receiver_.expire(std::chrono::steady_clock::now(),
-                                                self->opts_.snapshot_stall_timeout * 3))
-        return self->ctx_->log("dropping {}", *dropped);
-      self->arm_incoming_timer();
+      if (ec || !self || self->ctx_->stopping) return;
+      for (const auto& dropped :
+           self->receiver_.expire(std::chrono::steady_clock::now(), self->opts_.snapshot_stall_timeout * 3))
+        self->ctx_->log("dropping {}", dropped);
+      if (self->receiver_.receiving()) self->arm_incoming_timer();
     });
   }
 
@@ -609,7 +626,7 @@ class Impl : public LinkEvents, public std::enable_shared_from_this<Impl> {
   Transport::MessageHandler on_message_;
   Transport::UnreachableHandler on_unreachable_;
   Transport::SnapshotStatusHandler on_snapshot_status_;
-  std::map<NodeId, std::shared_ptr<OutgoingSnapshot>> outgoing_;
+  std::map<Stream, std::shared_ptr<OutgoingSnapshot>> outgoing_;
   SnapshotReceiver receiver_;
   std::uint64_t next_transfer_ = (std::uint64_t{std::random_device{}()} << 32) | 1;  // differs per incarnation
   bool running_ = false;

@@ -12,7 +12,7 @@ namespace raftkit::sim {
 
 namespace {
 constexpr const char* kWalDir = "/wal";
-constexpr storage::GroupId kGroup = 3, kNeighbour = 4;
+constexpr GroupId kGroup = 3, kNeighbour = 4;
 constexpr std::uint64_t kNeighbourTermShift = 1000;
 
 // What differs between two stores' contents (hard state, snapshot, the

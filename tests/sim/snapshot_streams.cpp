@@ -98,9 +98,8 @@ void SnapshotStreams::on(const ev::StreamStallCheck& e) {
 void SnapshotStreams::on(const ev::StreamExpire& e) {
   if (!cluster_.node(e.node).up || cluster_.gen(e.node) != e.gen || cluster_.defer_if_stalled(e.node, e)) return;
   Side& s = side(e.node);
-  if (!s.in.receiving()) return;
-  if (s.in.expire(time_point(w_.now), std::chrono::microseconds(3 * stall_timeout()))) return;
-  w_.schedule(w_.now + 3 * stall_timeout(), e);
+  s.in.expire(time_point(w_.now), std::chrono::microseconds(3 * stall_timeout()));
+  if (s.in.receiving()) w_.schedule(w_.now + 3 * stall_timeout(), e);
 }
 
 }  // namespace raftkit::sim

@@ -13,8 +13,6 @@
 
 namespace raftkit::test {
 
-using storage::GroupId;
-
 inline const std::vector<GroupId> kGroups{1, 2, 7};
 
 /// One step: an operation on one group's store, or the host's sync (group 0).

@@ -27,8 +27,9 @@ SnapshotStreamLimits small_limits() {
   return l;
 }
 
-Message metadata(std::uint64_t term = 5) {
+Message metadata(std::uint64_t term = 5, GroupId group = 0) {
   Message m;
+  m.group = group;
   m.type = MessageType::snapshot;
   m.from = kLeader;
   m.to = kFollower;
@@ -43,9 +44,10 @@ std::shared_ptr<const Bytes> data_of(std::size_t n) {
   return std::make_shared<const Bytes>(std::move(b));
 }
 
-SnapshotTransfer transfer_of(std::shared_ptr<const Bytes> data, std::uint64_t id = 11, std::uint64_t term = 5) {
+SnapshotTransfer transfer_of(std::shared_ptr<const Bytes> data, std::uint64_t id = 11, std::uint64_t term = 5,
+                             GroupId group = 0) {
   const auto crc = storage::crc32c(data->data(), data->size());
-  return SnapshotTransfer(metadata(term), std::move(data), crc, id);
+  return SnapshotTransfer(metadata(term, group), std::move(data), crc, id);
 }
 
 // Passes one chunk to the receiver and its acknowledgement back to the sender.
@@ -247,10 +249,60 @@ TEST_CASE("snapshot protocol: a partial snapshot with no chunk for the limit exp
   SnapshotReceiver r;
   const Clock::time_point start{};
   r.on_chunk(kFollower, kLeader, t.next_chunks(limits)[0], start, limits);
-  CHECK(!r.expire(start + std::chrono::seconds(14), std::chrono::seconds(15)));
+  CHECK(r.expire(start + std::chrono::seconds(14), std::chrono::seconds(15)).empty());
   CHECK(r.receiving());
   const auto dropped = r.expire(start + std::chrono::seconds(15), std::chrono::seconds(15));
-  REQUIRE(dropped);
-  CHECK(dropped->find("100 of 500 bytes") != std::string::npos);
+  REQUIRE(dropped.size() == 1);
+  CHECK(dropped[0].find("100 of 500 bytes") != std::string::npos);
   CHECK(!r.receiving());
+}
+
+TEST_CASE("snapshot protocol: groups stream to one receiver side by side; a group past the cap is refused",
+          "[snapshot][protocol]") {
+  auto limits = small_limits();
+  limits.max_partial_snapshots = 2;
+  const auto a_data = data_of(450);
+  const auto b_data = data_of(250);
+  // Group 7 is led by a later term than group 8: terms of different groups do not compare.
+  auto a = transfer_of(a_data, 11, 9, 7);
+  auto b = transfer_of(b_data, 12, 2, 8);
+  auto c = transfer_of(data_of(100), 13, 1, 9);
+  SnapshotReceiver r;
+  std::optional<Message> delivered;
+  auto feed = [&](SnapshotTransfer& t, const SnapshotChunk& chunk) {
+    auto step = r.on_chunk(kFollower, kLeader, chunk, Clock::time_point{}, limits);
+    CHECK(step.ack.group == chunk.message.group);
+    if (step.complete) delivered = std::move(step.complete);
+    std::string why;
+    return t.on_ack(step.ack, why);
+  };
+  // The first chunks of a and b interleave; both partials are held.
+  auto a_first = a.next_chunks(limits);
+  auto b_first = b.next_chunks(limits);
+  for (std::size_t i = 0; i < 3; ++i) {
+    CHECK(feed(a, a_first[i]) == TransferVerdict::sending);
+    CHECK(feed(b, b_first[i]) == (i == 2 ? TransferVerdict::delivered : TransferVerdict::sending));
+  }
+  REQUIRE(delivered);
+  CHECK(delivered->group == 8);
+  CHECK(delivered->snapshot_data == *b_data);
+  delivered.reset();
+  // b is done, so c fits beside a.
+  CHECK(run(c, r, delivered, limits) == TransferVerdict::delivered);
+  REQUIRE(delivered);
+  CHECK(delivered->group == 9);
+  delivered.reset();
+  // A third group while two are held is refused; the held ones go on.
+  auto d = transfer_of(data_of(300), 14, 1, 10);
+  auto e = transfer_of(data_of(300), 15, 1, 11);
+  CHECK(feed(d, d.next_chunks(limits)[0]) == TransferVerdict::sending);
+  std::string why;
+  auto refused = r.on_chunk(kFollower, kLeader, e.next_chunks(limits)[0], Clock::time_point{}, limits);
+  CHECK(refused.ack.status == Status::failed);
+  CHECK(refused.refusal.find("max_partial_snapshots") != std::string::npos);
+  CHECK(e.on_ack(refused.ack, why) == TransferVerdict::failed);
+  CHECK(run(a, r, delivered, limits) == TransferVerdict::delivered);
+  REQUIRE(delivered);
+  CHECK(delivered->group == 7);
+  CHECK(delivered->snapshot_data == *a_data);
 }

@@ -42,7 +42,7 @@ std::unique_ptr<Peer> start_peer(asio::io_context& io, TcpTransportOptions o) {
   auto p = std::make_unique<Peer>();
   p->transport = make_tcp_transport(io.get_executor(), std::move(o));
   auto* raw = p.get();
-  p->transport->set_snapshot_status_handler([raw](NodeId id, bool ok) { raw->statuses.emplace_back(id, ok); });
+  p->transport->set_snapshot_status_handler([raw](NodeId id, GroupId, bool ok) { raw->statuses.emplace_back(id, ok); });
   REQUIRE(!p->transport->start([raw](Message m) { raw->inbox.push_back(std::move(m)); }));
   return p;
 }
@@ -202,7 +202,7 @@ TEST_CASE("snapshot stream codec: chunks and acknowledgements round-trip; a chun
   CHECK(std::get<transport::SnapshotChunk>(back) == c);
   CHECK(std::get<transport::SnapshotChunk>(back).data == Bytes(16, 7));
 
-  const transport::SnapshotAck ack{NodeId{2}, NodeId{1}, 42, 16, transport::SnapshotAck::Status::gap};
+  const transport::SnapshotAck ack{NodeId{2}, NodeId{1}, 42, 16, transport::SnapshotAck::Status::gap, 77};
   REQUIRE(!transport::decode_frame(frame_bytes(ack), back));
   CHECK(std::get<transport::SnapshotAck>(back) == ack);
 

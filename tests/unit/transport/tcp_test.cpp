@@ -206,7 +206,7 @@ TEST_CASE("tcp: a node whose peer list lacks the sender hears it and answers it 
   auto leader = std::make_unique<TestNode>();
   std::vector<std::pair<NodeId, bool>> statuses;
   leader->transport = make_tcp_transport(io.get_executor(), options_for(7));
-  leader->transport->set_snapshot_status_handler([&](NodeId id, bool ok) { statuses.emplace_back(id, ok); });
+  leader->transport->set_snapshot_status_handler([&](NodeId id, GroupId, bool ok) { statuses.emplace_back(id, ok); });
   auto* raw = leader.get();
   REQUIRE(!leader->transport->start([raw](Message m) { raw->inbox.push_back(std::move(m)); }));
   auto follower = start_node(io, options_for(2));

@@ -37,6 +37,8 @@ inline Message full_message(MessageType type) {
   m.hint_term = Term{5};
   m.context = 0xdeadbeefcafef00dULL;
   m.generation = 3;
+  m.incarnation = 0x1234;
+  m.group = 0x4700000000000009ULL;
   m.snapshot = SnapshotMeta{Index{20}, Term{4},
                             Membership{{NodeId{1}, NodeId{2}, NodeId{3}}, {NodeId{4}}, {NodeId{1}, NodeId{5}}, {NodeId{6}},
                                        {{NodeId{1}, "10.0.0.1:7001"}, {NodeId{6}, "[::1]:7006"}},
