@@ -75,7 +75,16 @@
 #include "raftkit/status.hpp"
 #include "raftkit/transport.hpp"
 
+namespace boost::asio {
+class thread_pool;
+}
+
 namespace raftkit {
+
+namespace runtime {
+class DiskLane;
+}
+class Host;
 
 /// What async_propose and async_read complete with, next to the error.
 struct Response {
@@ -269,7 +278,16 @@ class Node {
   }
 
  private:
+  friend class Host;
   struct Impl;
+  /// The threads a node's log writes and snapshots run on: its own (both
+  /// empty), or those its Host shares among its groups.
+  struct Threads {
+    std::shared_ptr<runtime::DiskLane> disk;
+    std::shared_ptr<boost::asio::thread_pool> snapshots;
+  };
+  Node(boost::asio::any_io_executor executor, Options options, std::shared_ptr<StateMachine> state_machine,
+       std::unique_ptr<LogStore> store, std::shared_ptr<Transport> transport, Threads threads);
 
   // Completion handlers are move-only and must run on their associated
   // executor; the implementation works with copyable std::functions.

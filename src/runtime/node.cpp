@@ -23,6 +23,7 @@
 #include <fmt/format.h>
 
 #include "runtime/bootstrap_check.hpp"
+#include "runtime/disk_lane.hpp"
 #include "runtime/driver.hpp"
 #include "runtime/snapshot_store.hpp"
 
@@ -33,7 +34,7 @@ using Clock = std::chrono::steady_clock;
 
 struct Node::Impl : std::enable_shared_from_this<Node::Impl>, runtime::DriverIo {
   Impl(asio::any_io_executor ex, Options opt, std::shared_ptr<StateMachine> machine, std::unique_ptr<LogStore> st,
-       std::shared_ptr<Transport> tr)
+       std::shared_ptr<Transport> tr, Threads threads)
       : executor(ex),
         strand(asio::make_strand(ex)),
         sm(std::move(machine)),
@@ -46,7 +47,11 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl>, runtime::DriverIo 
         logger(opt.logger),
         tick_interval(opt.tick_interval),
         driver(std::move(opt), *sm, *store, *snapshots, *this, random_nonce()),
-        ticker(strand) {}
+        ticker(strand),
+        disk(threads.disk || !store->performs_io()
+                 ? std::move(threads.disk)
+                 : std::make_shared<runtime::DiskLane>([s = store.get()] { return s->sync(); })),
+        snapshotter(threads.snapshots ? std::move(threads.snapshots) : std::make_shared<asio::thread_pool>(1)) {}
 
   asio::any_io_executor executor;
   asio::strand<asio::any_io_executor> strand;
@@ -59,8 +64,13 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl>, runtime::DriverIo 
   std::chrono::milliseconds tick_interval;
   runtime::Driver driver;  // touched only on the strand
   asio::steady_timer ticker;
-  asio::thread_pool disk{1};
-  asio::thread_pool snapshotter{1};  // snapshot serialisation, beside the log writes
+  // The threads below are the node's own, or its host's. Work handed to
+  // them captures the node by a plain pointer and is counted in
+  // `background`, which stop() waits for: the node outlives its work there,
+  // and its last reference is never dropped on one of those threads.
+  std::shared_ptr<runtime::DiskLane> disk;  // none for a store that performs no I/O
+  std::shared_ptr<asio::thread_pool> snapshotter;  // snapshot serialisation, beside the log writes
+  std::shared_ptr<runtime::Outstanding> background = std::make_shared<runtime::Outstanding>();
   bool started = false;
   bool stopped = false;
   bool flush_scheduled = false;
@@ -192,66 +202,60 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl>, runtime::DriverIo 
   // carries the leader hint.
   void on_strand(DoneHandler done, std::function<void(Impl&, runtime::Driver::DoneHandler)> op);
 
-  // A failed sync is no full disk to wait out, whatever it says: after a
-  // failed fsync the kernel may have dropped the dirty pages, and a later
-  // one could "succeed" without them. The node stops (log_store.hpp).
-  static std::error_code sync_failed(std::error_code ec, std::string& what) {
-    what = "syncing the log";
-    return ec == errc::no_space ? std::error_code(errc::io_error) : ec;
-  }
-
-  // The write and its sync run on the disk thread; the strand keeps going
-  // (a store that performs no I/O is written on the strand).
-  // A snapshot's serialisation runs on a thread of its own, beside the log
-  // writes, so a large snapshot never delays an append.
+  // The write and its sync run on the disk lane; the strand keeps going
+  // (a store that performs no I/O is written on the strand). A snapshot's
+  // serialisation runs on the snapshot thread, beside the log writes, so a
+  // large snapshot never delays an append.
   void persist(std::shared_ptr<runtime::DiskWrite> w) override {
     if (w->snapshot_only) {
-      asio::post(snapshotter, [self = shared_from_this(), w = std::move(w)] {
+      return off_strand(*snapshotter, [w](Impl& self) {
         std::string what;
         const std::error_code ec = w->apply(what);
-        asio::dispatch(self->strand, [self, w, ec, what = std::move(what)] {
-          self->driver.write_done(w->id, ec, what);
-          self->after_input();
+        asio::dispatch(self.strand, [s = self.shared_from_this(), w, ec, what = std::move(what)] {
+          s->driver.write_done(w->id, ec, what);
+          s->after_input();
         });
       });
-      return;
     }
     if (!store->performs_io()) {  // nothing can block: write here, report as the next handler
       std::string what;
       std::error_code ec = w->apply(what);
-      if (!ec && (ec = store->sync())) ec = sync_failed(ec, what);
+      if (!ec && (ec = store->sync())) what = "syncing the log", ec = runtime::sync_failure(ec);
       asio::post(strand, [self = shared_from_this(), w = std::move(w), ec, what = std::move(what)] {
         self->driver.write_done(w->id, ec, what);
         self->after_input();
       });
       return;
     }
-    asio::post(disk, [self = shared_from_this(), w = std::move(w)] {
-      std::string what;
-      MetricsRegistry& metrics = self->driver.metrics();  // atomics: safe off the strand
-      const auto started = Clock::now();
-      std::error_code ec = w->apply(what);
-      const auto written = Clock::now();
-      metrics.log_append_us.record(written - started);
-      if (!ec) {
-        if ((ec = self->store->sync())) ec = sync_failed(ec, what);
-        metrics.log_fsync_us.record(Clock::now() - written);
-      }
-      asio::dispatch(self->strand, [self, w, ec, what = std::move(what)] {
-        self->driver.write_done(w->id, ec, what);
-        self->after_input();
-      });
-    });
+    const std::uint64_t id = w->id;
+    disk->submit([w = std::move(w)](std::string& what) { return w->apply(what); },
+                 [self = this, id](std::error_code ec, std::string what) {
+                   asio::dispatch(self->strand, [s = self->shared_from_this(), id, ec, what = std::move(what)] {
+                     s->driver.write_done(id, ec, what);
+                     s->after_input();
+                   });
+                 },
+                 driver.metrics(), background);  // the registry's atomics are safe off the strand
   }
 
   // A snapshot's bytes are read back on the snapshot thread too.
   void read_snapshot(std::shared_ptr<runtime::SnapshotRead> r) override {
-    asio::post(snapshotter, [self = shared_from_this(), r = std::move(r)] {
+    off_strand(*snapshotter, [r](Impl& self) {
       r->run();
-      asio::dispatch(self->strand, [self, r] {
-        self->driver.snapshot_read_done(*r);
-        self->after_input();
+      asio::dispatch(self.strand, [s = self.shared_from_this(), r] {
+        s->driver.snapshot_read_done(*r);
+        s->after_input();
       });
+    });
+  }
+
+  // Runs `job` on `pool`, counted in `background` (see there).
+  void off_strand(asio::thread_pool& pool, std::function<void(Impl&)> job) {
+    background->add();
+    asio::post(pool, [self = this, owner = background, job = std::move(job)]() mutable {
+      job(*self);
+      job = nullptr;
+      owner->done();
     });
   }
 
@@ -296,8 +300,12 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl>, runtime::DriverIo 
 
 Node::Node(asio::any_io_executor executor, Options options, std::shared_ptr<StateMachine> state_machine,
            std::unique_ptr<LogStore> store, std::shared_ptr<Transport> transport)
+    : Node(executor, std::move(options), std::move(state_machine), std::move(store), std::move(transport), Threads{}) {}
+
+Node::Node(asio::any_io_executor executor, Options options, std::shared_ptr<StateMachine> state_machine,
+           std::unique_ptr<LogStore> store, std::shared_ptr<Transport> transport, Threads threads)
     : impl_(std::make_shared<Impl>(executor, std::move(options), std::move(state_machine), std::move(store),
-                                   std::move(transport))) {
+                                   std::move(transport), std::move(threads))) {
   impl_->update_status();
 }
 
@@ -334,8 +342,7 @@ void Node::stop() {
     });
     done.get_future().wait();
   }
-  impl->disk.join();  // an in-flight write completes; its completion is dropped
-  impl->snapshotter.join();
+  impl->background->wait_idle();  // an in-flight write completes; its completion is dropped
 }
 
 NodeStatus Node::status() const {
