@@ -117,7 +117,7 @@ int main(int argc, char** argv) {
   std::map<std::string, std::string> knobs;
   for (const char* k : {"max-entries-per-append", "max-bytes-per-append", "max-inflight-messages", "max-inflight-bytes",
                         "max-uncommitted-bytes", "heartbeat-ticks", "snapshot-interval", "send-queue-frames",
-                        "max-frames-per-write"})
+                        "max-frames-per-write", "groups"})
     eng->add_option(std::string("--") + k, knobs[k], "passed to every node (ProtocolOptions / TcpTransportOptions)");
 
   std::string server_binary = RAFTKIT_COUNTER_SERVER_DEFAULT;

@@ -228,6 +228,7 @@ int run_engine(const Common& c, const EngineOpts& e) {
   if (!rss_line.empty())
     r.detail = fmt::format("follower fault '{}' (slow factor {}) during the window; leader RSS MiB every 0.5 s:{}. ",
                            e.follower_fault, e.slow_factor, rss_line);
+  if (auto syncs = j->number("log_syncs_per_s")) r.detail += fmt::format("shared-log fdatasyncs/s {:.0f}; ", *syncs);
   r.detail += fmt::format("{} log, {}, clients in the leader's process ({}); CPU s per process in the window: {}; first error: {}",
                          e.store, e.inproc ? "one process, in-process transport" : "one process per node, TCP on 127.0.0.1",
                          e.async ? "callback chains on the leader's executor" : e.use_future ? "waiting on use_future" : "waiting on a callback", per, j->string("first_error").value_or(""));

@@ -36,6 +36,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <condition_variable>
 #include <functional>
 #include <string>
@@ -48,6 +49,7 @@
 #include <fmt/format.h>
 
 #include "measure.hpp"
+#include "raftkit/host.hpp"
 #include "raftkit/host_port.hpp"
 #include "raftkit/node.hpp"
 #include "raftkit/tcp_transport.hpp"
@@ -91,6 +93,7 @@ struct Config {
   std::size_t payload = 256;
   bool use_future = false;
   bool async = false;
+  int groups = 0;                    // >0: a raftkit::Host per node with this many groups (--inproc only)
   int read_percent = 0;              // share of operations that are linearizable reads
   std::string read_from = "leader";  // leader, or all (--inproc only): where reads go
 };
@@ -160,9 +163,17 @@ std::unique_ptr<LogStore> open_store(const Config& c, NodeId id, std::string& er
   return store;
 }
 
-// Closed-loop clients on `leader` (reads on `readers[t % size]`); prints
-// window-start, window-end, result.
-void run_load(Node& leader, const std::vector<Node*>& readers, Transport& transport, const Config& c) {
+// What run_load reads before and after its window.
+struct Counters {
+  std::function<TransportStats()> transport;  // the leader's (or the first host's) transport
+  std::function<std::uint64_t()> log_syncs;   // hosts: fdatasyncs of their shared logs; none for a Node
+};
+
+// Closed-loop clients: client t writes through `writers[t % size]` (the
+// leader, or with groups the leader of group t mod N) and reads through
+// `readers[t % size]`; prints window-start, window-end, result.
+void run_load(const std::vector<Node*>& writers, const std::vector<Node*>& readers, const Counters& counters,
+              const Config& c) {
   const Bytes payload(c.payload, 0x42);
   const auto t0 = Clock::now();
   const auto w0 = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(c.warmup));
@@ -186,7 +197,7 @@ void run_load(Node& leader, const std::vector<Node*>& readers, Transport& transp
     if (read) {
       readers[t % readers.size()]->async_read(Bytes{}, [done](boost::system::error_code ec, Response) { done(ec); });
     } else {
-      leader.async_propose(payload, [done](boost::system::error_code ec, Response) { done(ec); });
+      writers[t % writers.size()]->async_propose(payload, [done](boost::system::error_code ec, Response) { done(ec); });
     }
   };
   const auto record = [&](std::size_t t, bool read, boost::system::error_code ec, Clock::time_point start) {
@@ -242,7 +253,7 @@ void run_load(Node& leader, const std::vector<Node*>& readers, Transport& transp
             if (read)
               readers[t % readers.size()]->async_read(Bytes{}, asio::use_future).get();
             else
-              leader.async_propose(payload, asio::use_future).get();
+              writers[t % writers.size()]->async_propose(payload, asio::use_future).get();
           } catch (const boost::system::system_error& e) {
             result = e.code();
           }
@@ -264,10 +275,12 @@ void run_load(Node& leader, const std::vector<Node*>& readers, Transport& transp
     });
   }
   std::this_thread::sleep_until(w0);  // the warm-up is part of the measurement plan, not a readiness wait
-  const auto s0 = transport.stats();
+  const auto s0 = counters.transport();
+  const std::uint64_t syncs0 = counters.log_syncs ? counters.log_syncs() : 0;
   say("window-start");
   std::this_thread::sleep_until(w1);
-  const auto s1 = transport.stats();
+  const auto s1 = counters.transport();
+  const std::uint64_t syncs1 = counters.log_syncs ? counters.log_syncs() : 0;
   say("window-end");
   for (auto& th : threads) th.join();
   {
@@ -309,6 +322,7 @@ void run_load(Node& leader, const std::vector<Node*>& readers, Transport& transp
   // The leader's transport counters over the window (messages, not bytes).
   j.num("leader_msgs_sent", static_cast<double>(s1.sent - s0.sent));
   j.num("leader_msgs_received", static_cast<double>(s1.received - s0.received));
+  if (counters.log_syncs) j.num("log_syncs_per_s", static_cast<double>(syncs1 - syncs0) / c.seconds);
   say("result " + j.dump());
 }
 
@@ -354,6 +368,10 @@ int main(int argc, char** argv) {
   app.add_flag("--async", c.async,
                "clients are callback chains on the node's executor instead of threads (one outstanding "
                "proposal each)");
+  app.add_option("--groups", c.groups,
+                 "run a raftkit::Host per node with this many groups (--inproc only; with --store wal one shared log "
+                 "per host); client t writes to the leader of group t mod N")
+      ->capture_default_str()->check(CLI::Range(0, 100000));
   app.add_option("--read-percent", c.read_percent, "share of operations that are linearizable reads, %")
       ->capture_default_str()->check(CLI::Range(0, 100));
   app.add_option("--read-from", c.read_from, "where reads go: leader, or all (every node; --inproc only)")
@@ -367,6 +385,8 @@ int main(int argc, char** argv) {
   if (c.read_from == "all" && c.inproc == 0)
     return fail("--read-from all needs --inproc (the clients live in one process)");
   if (c.store == "wal" && c.data_dir.empty()) return fail("--store wal needs --data-dir");
+  if (c.groups > 0 && c.inproc == 0) return fail("--groups needs --inproc (the clients live in one process)");
+  if (c.groups > 0 && c.read_from == "all") return fail("--groups reads through each group's leader");
 
   std::map<NodeId, std::string> peers;
   std::vector<NodeId> local_ids;
@@ -387,8 +407,40 @@ int main(int argc, char** argv) {
   auto work = asio::make_work_guard(io);
   std::shared_ptr<InprocNetwork> hub = c.inproc > 0 ? make_inproc_network() : nullptr;
   std::vector<std::unique_ptr<Node>> nodes;
-  std::vector<std::shared_ptr<Transport>> transports;  // transports[i] is nodes[i]'s
-  for (auto id : local_ids) {
+  std::vector<std::shared_ptr<Transport>> transports;  // transports[i] is nodes[i]'s (or hosts[i]'s)
+  std::vector<std::unique_ptr<Host>> hosts;              // --groups: one per node id
+  std::vector<std::vector<std::shared_ptr<Node>>> group_nodes(static_cast<std::size_t>(c.groups));  // [g-1][host]
+  for (auto id : c.groups > 0 ? local_ids : std::vector<NodeId>{}) {
+    HostOptions ho;
+    ho.id = id;
+    if (c.store == "wal") ho.data_dir = (std::filesystem::path(c.data_dir) / fmt::format("host{}", id.value)).string();
+    transports.push_back(hub->make_transport(id, io.get_executor()));
+    hosts.push_back(std::make_unique<Host>(io.get_executor(), ho, transports.back()));
+    std::string detail;
+    if (auto ec = hosts.back()->start(&detail)) return fail(fmt::format("host {} did not start: {}", id.value, detail));
+    for (int g = 1; g <= c.groups; ++g) {
+      Options o = node_options(c, id, peers);
+      o.cluster_id = "raftkit-bench";
+      o.protocol.seed += static_cast<std::uint64_t>(g) * 104729;
+      std::shared_ptr<Node> node;
+      if (auto ec = hosts.back()->start_group(static_cast<GroupId>(g), o, std::make_shared<Sink>(), node))
+        return fail(fmt::format("group {} on host {} did not start: {}", g, id.value, ec.message()));
+      group_nodes[static_cast<std::size_t>(g - 1)].push_back(std::move(node));
+    }
+  }
+  // The leader of every group, or none while one has none.
+  const auto group_leaders = [&]() -> std::optional<std::vector<Node*>> {
+    std::vector<Node*> out;
+    for (auto& members : group_nodes) {
+      Node* lead = nullptr;
+      for (auto& n : members)
+        if (n->status().role == NodeRole::leader) lead = n.get();
+      if (!lead) return std::nullopt;
+      out.push_back(lead);
+    }
+    return out;
+  };
+  for (auto id : c.groups > 0 ? std::vector<NodeId>{} : local_ids) {
     auto store = open_store(c, id, error);
     if (!store) return fail(error);
     std::shared_ptr<Transport> transport;
@@ -431,6 +483,7 @@ int main(int argc, char** argv) {
     while (!g_stop) {
       Node* lead = nullptr;
       std::string line = "role follower";
+      if (c.groups > 0 && group_leaders()) line = fmt::format("role leader groups {}", c.groups);
       for (auto& n : nodes) {
         const auto st = n->status();
         if (st.role == NodeRole::leader) {
@@ -452,7 +505,19 @@ int main(int argc, char** argv) {
   std::thread input([&] {
     std::string line;
     while (std::getline(std::cin, line)) {
-      if (line == "load") {
+      if (line == "load" && c.groups > 0) {
+        const auto leaders = group_leaders();
+        if (!leaders) {
+          say("result {\"error\": \"a group has no leader\"}");
+          continue;
+        }
+        Counters counters{[&] { return transports[0]->stats(); }, [&] {
+                            std::uint64_t n = 0;
+                            for (auto& h : hosts) n += h->stats().log_syncs;
+                            return n;
+                          }};
+        run_load(*leaders, *leaders, counters, c);
+      } else if (line == "load") {
         Node* lead = leader.load();
         if (!lead) {
           say("result {\"error\": \"not the leader\"}");
@@ -465,7 +530,7 @@ int main(int argc, char** argv) {
           readers.clear();
           for (auto& node : nodes) readers.push_back(node.get());
         }
-        run_load(*lead, readers, *transports[i], c);
+        run_load({lead}, readers, Counters{[&, i] { return transports[i]->stats(); }, {}}, c);
       }
     }
     g_stop = true;
@@ -475,6 +540,7 @@ int main(int argc, char** argv) {
   while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   monitor.join();
   for (auto& n : nodes) n->stop();
+  for (auto& h : hosts) h->stop();
   work.reset();
   io.stop();
   for (auto& t : io_threads) t.join();
