@@ -16,7 +16,8 @@
 // and snapshots (in data_dir/groups/<id> unless Options::snapshot_dir says
 // otherwise). start_group() returns the group's Node, so a group is used
 // exactly as a single node is (propose, read, transfer, membership, status,
-// metrics); a single Node on its own is unchanged. Every host of a cluster
+// metrics; a group's bytes_sent/bytes_received are the host transport's, all
+// groups together); a single Node on its own is unchanged. Every host of a cluster
 // has one node id (HostOptions::id), which is its id in every group it runs.
 //
 //   raftkit::Host host(io.get_executor(), {.id = raftkit::NodeId{1}, .data_dir = "data/1"}, transport);
