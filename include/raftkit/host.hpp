@@ -39,6 +39,7 @@
 // Thread safety: every member function may be called from any thread.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -67,6 +68,13 @@ struct HostOptions {
   std::uint64_t segment_bytes = std::uint64_t{64} << 20;
   /// Where the host's own lines go (each group logs through its Options::logger).
   Logger logger;
+  /// Leader balance: every this often, a host that leads more than its
+  /// share of the groups it runs (their count over the hosts that are their
+  /// voters, rounded up) hands one of them, by leadership transfer, to a
+  /// voter that leads fewer than its share and is caught up (a host back
+  /// from a crash gets its share back this way). It sees the groups it runs
+  /// only: the shares are exact when every host runs every group. 0: off.
+  std::chrono::milliseconds balance_interval{0};
 };
 
 /// Counters since start(). Any thread.
@@ -74,6 +82,7 @@ struct HostStats {
   TransportStats transport;    ///< the host's transport, all groups together
   std::uint64_t unrouted = 0;  ///< messages that arrived for a group not running here, dropped
   std::uint64_t log_syncs = 0; ///< fdatasyncs of the shared log (each covers every group's writes of a round)
+  std::uint64_t balance_transfers = 0;  ///< leadership transfers the leader balance started
   std::size_t groups = 0;      ///< groups running
 };
 
@@ -92,7 +101,9 @@ class Host {
   /// io_error, no_space) or the transport's; `detail` says more.
   std::error_code start(std::string* detail = nullptr);
   /// Stops every group (waiting calls complete with shutting_down), then the
-  /// transport. The log stays consistent. Idempotent.
+  /// transport, and closes the shared log: the log stays consistent and its
+  /// directory is free for a host started again (in this process too,
+  /// while handles to the stopped groups remain). Idempotent.
   void stop();
 
   /// The groups whose state the shared log holds, ascending: after a

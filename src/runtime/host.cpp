@@ -7,12 +7,16 @@
 // snapshot thread. The Node's Ready cycle is the one a single node runs.
 #include "raftkit/host.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <map>
 #include <mutex>
 #include <optional>
 
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <fmt/format.h>
 
@@ -157,9 +161,13 @@ class GroupTransport final : public Transport {
 
 }  // namespace
 
-struct Host::Impl {
+struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
   Impl(asio::any_io_executor ex, HostOptions opt, std::shared_ptr<Transport> tr)
-      : executor(ex), options(std::move(opt)), transport(std::move(tr)), router(std::make_shared<Router>(transport)) {}
+      : executor(ex),
+        options(std::move(opt)),
+        transport(std::move(tr)),
+        router(std::make_shared<Router>(transport)),
+        balance_timer(asio::make_strand(ex)) {}
 
   asio::any_io_executor executor;
   HostOptions options;
@@ -173,6 +181,57 @@ struct Host::Impl {
   bool started = false;
   bool stopped = false;
   std::map<GroupId, std::shared_ptr<Node>> nodes;
+
+  asio::steady_timer balance_timer;  // only its own handler touches it after start()
+  std::atomic<std::uint64_t> balance_transfers{0};
+
+  void schedule_balance() {
+    balance_timer.expires_after(options.balance_interval);
+    balance_timer.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+      auto self = weak.lock();
+      if (ec || !self) return;
+      {
+        std::lock_guard lock(self->mu);
+        if (self->stopped) return;
+      }
+      self->balance();
+      self->schedule_balance();
+    });
+  }
+
+  // One round of the leader balance (HostOptions::balance_interval): at
+  // most one transfer, from this host, to the least-loaded caught-up voter
+  // below its share.
+  void balance() {
+    std::vector<std::shared_ptr<Node>> running;
+    {
+      std::lock_guard lock(mu);
+      for (const auto& [g, node] : nodes) running.push_back(node);
+    }
+    std::map<NodeId, std::size_t> led;
+    std::vector<std::pair<std::shared_ptr<Node>, NodeStatus>> leading;
+    for (auto& node : running) {
+      NodeStatus s = node->status();
+      for (NodeId v : s.membership.voters) led[v] += 0;
+      if (!s.leader.is_none()) ++led[s.leader];
+      if (s.role == NodeRole::leader) leading.emplace_back(node, std::move(s));
+    }
+    if (led.empty()) return;
+    const std::size_t share = (running.size() + led.size() - 1) / led.size();
+    if (led[options.id] <= share) return;
+    std::shared_ptr<Node> from;
+    NodeId to;
+    for (const auto& [node, s] : leading)
+      for (const PeerStatus& p : s.peers) {
+        const bool voter = std::find(s.membership.voters.begin(), s.membership.voters.end(), p.id) !=
+                           s.membership.voters.end();
+        if (!voter || !p.active || p.replacing || p.state != "replicate" || led[p.id] >= share) continue;
+        if (to.is_none() || led[p.id] < led[to]) from = node, to = p.id;
+      }
+    if (!from) return;
+    balance_transfers.fetch_add(1, std::memory_order_relaxed);
+    from->async_transfer_leader(to, [](boost::system::error_code, LeaderHint) {});
+  }
 
   std::error_code fail(std::error_code ec, std::string why, std::string* detail) {
     options.logger.error(options.id, Term{}, "host cannot start: {}", why);
@@ -215,6 +274,9 @@ std::error_code Host::start(std::string* detail) {
   if (auto ec = h.transport->start([router](Message m) { router->deliver(std::move(m)); },
                                    [router](NodeId peer) { router->unreachable(peer); }))
     return h.fail(ec, "starting the transport: " + ec.message(), detail);
+  if (h.options.balance_interval.count() > 0) asio::dispatch(h.balance_timer.get_executor(), [impl = impl_] {
+    impl->schedule_balance();
+  });
   return {};
 }
 
@@ -230,6 +292,10 @@ void Host::stop() {
   }
   for (auto& [g, node] : nodes) node->stop();
   h.transport->stop();
+  // Every group has stopped and its disk work is done; the nodes' last
+  // references (in handlers still queued) may go later, and with them the
+  // log's views. The directory is free now, for a host started again.
+  if (h.log) h.log->close();
 }
 
 std::vector<GroupId> Host::stored_groups() const { return impl_->log ? impl_->log->groups() : std::vector<GroupId>{}; }
@@ -292,6 +358,7 @@ HostStats Host::stats() const {
   s.transport = impl_->transport->stats();
   s.unrouted = impl_->router->unrouted();
   s.log_syncs = impl_->disk ? impl_->disk->syncs() : 0;
+  s.balance_transfers = impl_->balance_transfers.load(std::memory_order_relaxed);
   std::lock_guard lock(impl_->mu);
   s.groups = impl_->nodes.size();
   return s;

@@ -154,7 +154,7 @@ std::error_code SegmentLog::extend_locked(std::uint64_t need) {
 }
 
 std::error_code SegmentLog::flush_locked() {
-  if (staged_.empty()) return failed_;
+  if (failed_ || staged_.empty()) return failed_;
   std::error_code ec = extend_locked(open_size_ + staged_.size());
   if (!ec && (ec = file_->write_at(open_size_, staged_))) {
     // Cut back to the last whole record: the next write starts there, so
@@ -276,6 +276,14 @@ std::size_t SegmentLog::drop_before_locked(std::uint64_t seq) {
     if (auto ec = fs_->sync_dir(dir_)) poison_locked(fmt::format("fsync of directory {} failed: {}", dir_, ec.message()));
   }
   return n;
+}
+
+void SegmentLog::close() {
+  std::unique_lock lock(mu_);
+  sync_cv_.wait(lock, [&] { return !syncing_; });
+  if (!failed_) failed_ = errc::shutting_down;
+  staged_.clear();
+  file_.reset();
 }
 
 void SegmentLog::poison_locked(const std::string& why) {

@@ -101,6 +101,10 @@ class SegmentLog {
   /// first, then fsyncs the directory. Returns the number deleted.
   std::size_t drop_before_locked(std::uint64_t seq);
   void poison_locked(const std::string& why);
+  /// Closes the open segment once no fdatasync is in flight; every later
+  /// write returns failed() (shutting_down, unless it had failed before).
+  /// What was staged and not written is dropped.
+  void close();
 
   // ---- what is on disk ----------------------------------------------------------
 

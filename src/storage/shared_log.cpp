@@ -106,6 +106,11 @@ class Core {
 
   SegmentLog& segments() { return seg_; }
   void hold(std::unique_ptr<FileLock> lock) { lock_ = std::move(lock); }
+  void close() {
+    seg_.close();
+    std::lock_guard lock(seg_.mutex());
+    lock_.reset();
+  }
 
   Group& group(GroupId g) {
     std::lock_guard lock(seg_.mutex());
@@ -494,6 +499,7 @@ class SharedLogImpl final : public SharedLog {
   std::unique_ptr<LogStore> group(GroupId g) override { return std::make_unique<GroupStore>(core_, core_->group(g)); }
   std::vector<GroupId> groups() const override { return core_->groups(); }
   std::error_code sync(std::vector<GroupId>* durable) override { return core_->sync(durable); }
+  void close() override { core_->close(); }
   std::optional<CleanupHolder> cleanup_holder() const override { return core_->cleanup_holder(); }
   std::size_t segment_count() const override { return core_->segment_count(); }
   std::uint64_t disk_bytes() const override { return core_->disk_bytes(); }

@@ -84,6 +84,13 @@ class SharedLog {
   /// `durable` (if given) receives, ascending, the groups with writes since
   /// the previous sync that this call made durable.
   virtual std::error_code sync(std::vector<GroupId>* durable = nullptr) = 0;
+  /// Closes the log's files and releases its directory lock, so the
+  /// directory can be opened again while views of it still exist (a host
+  /// that stopped every group, whose nodes' last references go later).
+  /// Reads of the views still work; every write returns
+  /// errc::shutting_down. Staged records never synced are dropped (none was
+  /// acknowledged).
+  virtual void close() = 0;
   /// The group whose entries keep the oldest segment, if a group does (none
   /// when only the open segment is left).
   virtual std::optional<CleanupHolder> cleanup_holder() const = 0;

@@ -97,6 +97,7 @@ struct Hosts {
     ho.data_dir = dir(i);
     ho.segment_bytes = 64 << 10;  // several segments, so compaction deletes some
     ho.logger = Logger::discard();
+    ho.balance_interval = balance_interval;
     std::shared_ptr<Transport> t;
     if (net_ == Net::inproc) {
       t = hub_->make_transport(NodeId{i}, io_.get_executor());
@@ -142,6 +143,17 @@ struct Hosts {
       if (auto n = h->group(g); n && n->status().role == NodeRole::leader) return n;
     return nullptr;
   }
+  // How many groups each host leads.
+  std::map<std::uint64_t, std::size_t> leaders_per_host() {
+    std::map<std::uint64_t, std::size_t> led;
+    for (auto& [i, h] : hosts_) {
+      led[i] += 0;
+      for (GroupId g : h->groups())
+        if (auto n = h->group(g); n && n->status().role == NodeRole::leader) ++led[i];
+    }
+    return led;
+  }
+
   std::shared_ptr<Node> wait_for_leader(GroupId g) {
     std::shared_ptr<Node> l;
     wait_until([&] { return (l = leader_of(g)) != nullptr; });
@@ -176,6 +188,7 @@ struct Hosts {
   Net net_;
   std::string root_;
   std::uint64_t snapshot_interval = 0;
+  std::chrono::milliseconds balance_interval{0};
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(io_);
   std::shared_ptr<InprocNetwork> hub_;
@@ -322,4 +335,31 @@ TEST_CASE("Host: over TCP, a host that joins late gets every group's snapshot, s
                               [p](boost::system::error_code ec, Response r) { p->set_value({ec, to_string(r.value)}); });
     CHECK(wait(std::move(f)).second == std::to_string(25 * g));
   }
+}
+
+TEST_CASE("Host: leader balance spreads the leaders evenly and gives a restarted host its share back") {
+  // Rule: with balance_interval set, a host leading more than its share
+  // (groups over hosts, rounded up) transfers one group at a time to a
+  // caught-up voter below its share; a voter that is down is never chosen.
+  constexpr GroupId kGroups = 12;
+  Hosts c(Hosts::Net::inproc, temp_root("balance"));
+  c.balance_interval = 50ms;
+  for (std::uint64_t i = 1; i <= 3; ++i) c.start_host(i);
+  for (std::uint64_t i = 1; i <= 3; ++i)
+    for (GroupId g = 1; g <= kGroups; ++g) c.start_group(i, g);
+  const std::map<std::uint64_t, std::size_t> even{{1, 4}, {2, 4}, {3, 4}};
+  CHECK(wait_until([&] { return c.leaders_per_host() == even; }));
+  // Host 3 goes away: its groups elect leaders on hosts 1 and 2, which keep
+  // them (host 3, the only one below its share, is not reachable).
+  c.stop_host(3);
+  CHECK(wait_until([&] {
+    auto led = c.leaders_per_host();
+    return led[1] + led[2] == kGroups;
+  }));
+  // Back with its log, it is caught up and handed its share again.
+  Host& back = c.start_host(3);
+  for (GroupId g : back.stored_groups()) c.start_group(3, g, /*bootstrap=*/false);
+  CHECK(wait_until([&] { return c.leaders_per_host() == even; }));
+  CHECK(c.hosts_.at(1)->stats().balance_transfers + c.hosts_.at(2)->stats().balance_transfers >= 4);
+  for (GroupId g = 1; g <= kGroups; ++g) REQUIRE(!c.propose_to_group(g, 1).first);
 }

@@ -191,3 +191,25 @@ TEST_CASE("shared log: a missing segment is corruption, named", "[storage][share
   CHECK(open_views(fs, v, 0, &detail) == errc::corrupted);
   CHECK(detail.find("slog-0000000000000002.log is missing") != std::string::npos);
 }
+
+TEST_CASE("shared log: close releases the directory while views live on; their writes are refused",
+          "[storage][shared_log]") {
+  // Rule: a host closes its log once every group has stopped; the nodes'
+  // last references (and their views) may go later, and the host may start
+  // again on the same directory meanwhile.
+  auto fs = std::make_shared<FaultFs>();
+  Views v;
+  REQUIRE(!open_views(fs, v));
+  REQUIRE(!v.g[1]->append(make_entries(1, 3, 1, 40, 1)));
+  REQUIRE(!v.log->sync());
+  std::unique_ptr<storage::SharedLog> again;
+  CHECK(storage::open_shared_log(fs, "/data", shared_options(0), again) == errc::locked);
+  v.log->close();
+  CHECK(v.g[1]->last_index() == Index{3});  // reads still answer
+  CHECK(v.g[1]->append(make_entries(4, 1, 1, 40, 1)) == errc::shutting_down);
+  CHECK(v.log->sync() == errc::shutting_down);
+  std::string detail;
+  REQUIRE(!storage::open_shared_log(fs, "/data", shared_options(0), again, &detail));
+  auto view = again->group(1);
+  CHECK(view->last_index() == Index{3});
+}
