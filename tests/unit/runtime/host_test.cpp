@@ -103,7 +103,7 @@ struct Hosts {
       t = hub_->make_transport(NodeId{i}, io_.get_executor());
     } else {
       Options o = Options::from_peers(NodeId{i}, peers_);
-      o.logger = std::getenv("HOSTLOG") ? Logger{} : Logger::discard();
+      o.logger = Logger::discard();
       TcpTransportOptions to = TcpTransportOptions::from(o);
       to.snapshot_chunk_bytes = 64;  // the sums' snapshots are small: several chunks anyway
       t = make_tcp_transport(io_.get_executor(), to);
@@ -126,7 +126,7 @@ struct Hosts {
     o.request_timeout = 10s;
     o.snapshot_interval = snapshot_interval;
     o.snapshot_trailing_entries = 0;
-    o.logger = std::getenv("HOSTLOG") ? Logger{} : Logger::discard();
+    o.logger = Logger::discard();
     return o;
   }
 
