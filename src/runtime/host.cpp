@@ -268,11 +268,18 @@ std::error_code Host::start(std::string* detail) {
       return h.fail(ec, why, detail);
     h.disk = std::make_shared<runtime::DiskLane>([log = h.log.get()] { return log->sync(); });
   }
-  auto router = h.router;
-  h.transport->set_snapshot_status_handler(
-      [router](NodeId peer, GroupId g, bool delivered) { router->snapshot_status(peer, g, delivered); });
-  if (auto ec = h.transport->start([router](Message m) { router->deliver(std::move(m)); },
-                                   [router](NodeId peer) { router->unreachable(peer); }))
+  // The router holds the transport: the transport's handlers hold the router weakly.
+  std::weak_ptr<Router> router = h.router;
+  h.transport->set_snapshot_status_handler([router](NodeId peer, GroupId g, bool delivered) {
+    if (auto r = router.lock()) r->snapshot_status(peer, g, delivered);
+  });
+  if (auto ec = h.transport->start(
+          [router](Message m) {
+            if (auto r = router.lock()) r->deliver(std::move(m));
+          },
+          [router](NodeId peer) {
+            if (auto r = router.lock()) r->unreachable(peer);
+          }))
     return h.fail(ec, "starting the transport: " + ec.message(), detail);
   if (h.options.balance_interval.count() > 0) asio::dispatch(h.balance_timer.get_executor(), [impl = impl_] {
     impl->schedule_balance();
