@@ -9,6 +9,11 @@ namespace raftkit::runtime {
 
 DiskLane::DiskLane(std::function<std::error_code()> sync) : sync_(std::move(sync)), thread_([this] { run(); }) {}
 
+#ifdef RAFTKIT_PLANTED_BUGS
+DiskLane::DiskLane(std::function<std::error_code()> sync, bool bug_report_before_sync)
+    : sync_(std::move(sync)), bug_report_before_sync_(bug_report_before_sync), thread_([this] { run(); }) {}
+#endif
+
 DiskLane::~DiskLane() {
   {
     std::lock_guard lock(mu_);
@@ -57,6 +62,10 @@ void DiskLane::run() {
       round[i].metrics->log_append_us.record(Clock::now() - started);
       wrote = wrote || !outcome[i].first;
     }
+#ifdef RAFTKIT_PLANTED_BUGS
+    if (bug_report_before_sync_) [[unlikely]]
+      report(round, outcome);
+#endif
     if (wrote) {
       const auto started = Clock::now();
       std::error_code ec = sync_();
@@ -72,14 +81,18 @@ void DiskLane::run() {
         if (ec) outcome[i] = {ec, "syncing the log"};
       }
     }
-    for (std::size_t i = 0; i < round.size(); ++i) {
-      std::shared_ptr<Outstanding> owner = std::move(round[i].owner);
-      round[i].done(outcome[i].first, std::move(outcome[i].second));
-      round[i] = Job{};  // what the job captured goes before its owner hears it is done
-      owner->done();
-    }
-    round.clear();
+    report(round, outcome);
   }
+}
+
+void DiskLane::report(std::vector<Job>& round, std::vector<std::pair<std::error_code, std::string>>& outcome) {
+  for (std::size_t i = 0; i < round.size(); ++i) {
+    std::shared_ptr<Outstanding> owner = std::move(round[i].owner);
+    round[i].done(outcome[i].first, std::move(outcome[i].second));
+    round[i] = Job{};  // what the job captured goes before its owner hears it is done
+    owner->done();
+  }
+  round.clear();
 }
 
 }  // namespace raftkit::runtime

@@ -23,6 +23,8 @@
 #include <string>
 #include <system_error>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "raftkit/metrics.hpp"
 
@@ -66,6 +68,11 @@ class DiskLane {
 
   /// `sync` makes every write performed before it durable.
   explicit DiskLane(std::function<std::error_code()> sync);
+#ifdef RAFTKIT_PLANTED_BUGS
+  /// A deliberate bug, for the test that shows its check finds it: a round's
+  /// writes are reported as soon as they are written, before their sync.
+  DiskLane(std::function<std::error_code()> sync, bool bug_report_before_sync);
+#endif
   /// Finishes what was submitted, then joins the thread.
   ~DiskLane();
   DiskLane(const DiskLane&) = delete;
@@ -87,6 +94,8 @@ class DiskLane {
     std::shared_ptr<Outstanding> owner;
   };
   void run();
+  // Reports every job of `round`, then empties it.
+  void report(std::vector<Job>& round, std::vector<std::pair<std::error_code, std::string>>& outcome);
 
   std::function<std::error_code()> sync_;
   mutable std::mutex mu_;
@@ -94,6 +103,9 @@ class DiskLane {
   std::deque<Job> queue_;
   bool closing_ = false;
   std::uint64_t syncs_ = 0;
+#ifdef RAFTKIT_PLANTED_BUGS
+  bool bug_report_before_sync_ = false;
+#endif
   std::thread thread_;
 };
 
