@@ -113,7 +113,7 @@ struct MetricsSnapshot {
   std::uint64_t incarnation_changes = 0;
 
   // Storage.
-  HistogramSnapshot log_append_us;  ///< histogram: one log write (Ready persisted), µs, fsync included
+  HistogramSnapshot log_append_us;  ///< histogram: one log write (Ready persisted), µs, without its fsync (log_fsync_us)
   HistogramSnapshot log_fsync_us;   ///< histogram: one fsync/fdatasync of the log, µs
   /// gauge: 1 while the disk is full (a log write was refused with
   /// no_space and no retry has succeeded yet), else 0

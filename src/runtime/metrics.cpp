@@ -195,7 +195,7 @@ std::string to_prometheus(const MetricsSnapshot& s, NodeId node) {
   e.counter("raftkit_leader_changes_total", "Times the leader known to this node changed.", s.leader_changes);
   e.counter("raftkit_incarnation_changes_total",
             "Messages from another incarnation of a follower than the one the leader tracked.", s.incarnation_changes);
-  e.histogram("raftkit_log_append_seconds", "Duration of one log write, fsync included.", s.log_append_us, 1e-6);
+  e.histogram("raftkit_log_append_seconds", "Duration of one log write, without its fsync (raftkit_log_fsync_seconds).", s.log_append_us, 1e-6);
   e.histogram("raftkit_log_fsync_seconds", "Duration of one fsync of the log.", s.log_fsync_us, 1e-6);
   e.gauge("raftkit_disk_full", "1 while a log write is refused for want of disk space, else 0.", s.disk_full);
   e.counter("raftkit_no_space_writes_total", "Writes (log and snapshot) the disk refused for want of space.",
