@@ -20,6 +20,7 @@
 #include <boost/asio/use_future.hpp>
 #include <fmt/format.h>
 
+#include "bench_stats.hpp"
 #include "raftkit/node.hpp"
 
 namespace {
@@ -27,6 +28,8 @@ namespace {
 using namespace raftkit;
 using namespace std::chrono_literals;
 namespace asio = boost::asio;
+using raftkit::bench::ms;
+using raftkit::bench::percentile;
 using Clock = std::chrono::steady_clock;
 
 class Register final : public StateMachine {
@@ -110,12 +113,6 @@ bool one_round(std::uint64_t seed, std::chrono::milliseconds tick, Round& out) {
   io.stop();
   runner.join();
   return ok;
-}
-
-double percentile(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  const auto k = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
-  return v[std::min(k, v.size() - 1)];
 }
 
 }  // namespace

@@ -28,6 +28,7 @@
 #include <boost/asio/io_context.hpp>
 #include <fmt/format.h>
 
+#include "bench_stats.hpp"
 #include "raftkit/host.hpp"
 
 namespace {
@@ -35,6 +36,8 @@ namespace {
 using namespace raftkit;
 using namespace std::chrono_literals;
 namespace asio = boost::asio;
+using raftkit::bench::ms;
+using raftkit::bench::percentile;
 using Clock = std::chrono::steady_clock;
 
 class Empty final : public StateMachine {
@@ -64,15 +67,6 @@ double rss_mib() {
     in.ignore(4096, '\n');
   }
   return 0;
-}
-
-double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
-
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const auto i = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
-  return v[std::min(i, v.size() - 1)];
 }
 
 }  // namespace

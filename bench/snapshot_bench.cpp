@@ -39,6 +39,7 @@
 #include <boost/asio/io_context.hpp>
 #include <fmt/format.h>
 
+#include "bench_stats.hpp"
 #include "raftkit/node.hpp"
 #include "raftkit/tcp_transport.hpp"
 #include "raftkit/wal_store.hpp"
@@ -48,6 +49,8 @@ namespace {
 using namespace raftkit;
 using namespace std::chrono_literals;
 namespace asio = boost::asio;
+using raftkit::bench::ms;
+using raftkit::bench::percentile;
 using Clock = std::chrono::steady_clock;
 
 struct Args {
@@ -62,15 +65,6 @@ struct Args {
   std::uint64_t interval = 20000;
   std::string dir = std::filesystem::temp_directory_path().string();
 };
-
-double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
-
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const auto i = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
-  return v[std::min(i, v.size() - 1)];
-}
 
 // ---- transfer ---------------------------------------------------------------
 

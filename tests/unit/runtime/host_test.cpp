@@ -17,34 +17,14 @@
 #include "raftkit/host.hpp"
 #include "raftkit/tcp_transport.hpp"
 #include "support/catch_printers.hpp"
+#include "unit/runtime/counter_machine.hpp"
 
 using namespace raftkit;
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
+using raftkit::test::Counter;
 
 namespace {
-
-// "<n>" adds n; a query returns the sum. Snapshots hold the sum.
-class Sum final : public StateMachine {
- public:
-  Bytes apply(const Entry& e) override {
-    value_ += std::stoll(to_string(e.payload));
-    return to_bytes(std::to_string(value_));
-  }
-  Bytes query(BytesView) const override { return to_bytes(std::to_string(value_)); }
-  std::unique_ptr<SnapshotCapture> capture_snapshot() const override {
-    return std::make_unique<CopiedSnapshot>(to_bytes(std::to_string(value_)));
-  }
-  std::error_code restore_snapshot(SnapshotReader& in) override {
-    Bytes b;
-    if (auto ec = read_all(in, b)) return ec;
-    value_ = b.empty() ? 0 : std::stoll(to_string(b));
-    return {};
-  }
-
- private:
-  std::int64_t value_ = 0;
-};
 
 using Result = std::pair<std::error_code, std::string>;
 
@@ -132,7 +112,7 @@ struct Hosts {
 
   std::shared_ptr<Node> start_group(std::uint64_t i, GroupId g, bool bootstrap = true) {
     std::shared_ptr<Node> node;
-    const auto ec = hosts_.at(i)->start_group(g, group_options(i, bootstrap), std::make_shared<Sum>(), node);
+    const auto ec = hosts_.at(i)->start_group(g, group_options(i, bootstrap), std::make_shared<Counter>(), node);
     REQUIRE(!ec);
     REQUIRE(node);
     return node;
@@ -287,17 +267,17 @@ TEST_CASE("Host: start and start_group refuse what they cannot run") {
   std::shared_ptr<Node> node;
   Options o = Options::from_peers(NodeId{1}, {{NodeId{1}, "inproc:1"}});
   o.logger = Logger::discard();
-  CHECK(h.start_group(1, o, std::make_shared<Sum>(), node) == errc::invalid_argument);  // not started
+  CHECK(h.start_group(1, o, std::make_shared<Counter>(), node) == errc::invalid_argument);  // not started
   REQUIRE(!h.start());
   CHECK(h.start() == errc::invalid_argument);
   Options other = Options::from_peers(NodeId{2}, {{NodeId{2}, "inproc:2"}});
   other.logger = Logger::discard();
-  CHECK(h.start_group(1, other, std::make_shared<Sum>(), node) == errc::invalid_argument);  // another id
-  REQUIRE(!h.start_group(1, o, std::make_shared<Sum>(), node));
-  CHECK(h.start_group(1, o, std::make_shared<Sum>(), node) == errc::invalid_argument);  // runs already
+  CHECK(h.start_group(1, other, std::make_shared<Counter>(), node) == errc::invalid_argument);  // another id
+  REQUIRE(!h.start_group(1, o, std::make_shared<Counter>(), node));
+  CHECK(h.start_group(1, o, std::make_shared<Counter>(), node) == errc::invalid_argument);  // runs already
   h.stop();
   CHECK(node->status().role == NodeRole::stopped);
-  CHECK(h.start_group(2, o, std::make_shared<Sum>(), node) == errc::invalid_argument);  // stopped
+  CHECK(h.start_group(2, o, std::make_shared<Counter>(), node) == errc::invalid_argument);  // stopped
   work.reset();
   runner.join();
 }

@@ -24,35 +24,15 @@
 #include "raftkit/wal_store.hpp"
 #include "storage/wal_store_fs.hpp"
 #include "support/catch_printers.hpp"
+#include "unit/runtime/counter_machine.hpp"
 #include "unit/storage/fault_fs.hpp"
 
 using namespace raftkit;
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
+using raftkit::test::Counter;
 
 namespace {
-
-// add:<n> adds n and returns the new value; query returns the value.
-class Counter final : public StateMachine {
- public:
-  Bytes apply(const Entry& e) override {
-    value_ += std::stoll(to_string(e.payload));
-    return to_bytes(std::to_string(value_));
-  }
-  Bytes query(BytesView) const override { return to_bytes(std::to_string(value_)); }
-  std::unique_ptr<SnapshotCapture> capture_snapshot() const override {
-    return std::make_unique<CopiedSnapshot>(to_bytes(std::to_string(value_)));
-  }
-  std::error_code restore_snapshot(SnapshotReader& in) override {
-    Bytes b;
-    if (auto ec = read_all(in, b)) return ec;
-    value_ = b.empty() ? 0 : std::stoll(to_string(b));
-    return {};
-  }
-
- private:
-  std::int64_t value_ = 0;
-};
 
 // A memory store whose writes can be made to fail, as a dying disk does.
 class FailingStore final : public LogStore {
